@@ -1,0 +1,1 @@
+"""Pure domain: events, commands, decisions, schedule maths; no I/O."""

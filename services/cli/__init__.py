@@ -1,0 +1,1 @@
+"""The ordinaut command line."""

@@ -1,0 +1,1 @@
+"""The Postgres event store: append, read, tail."""
