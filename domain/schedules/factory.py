@@ -1,0 +1,34 @@
+"""compile_schedule: validate a task's schedule fields and build its Schedule."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.schedules.base import Schedule
+from domain.schedules.cron import CronSchedule
+from domain.schedules.errors import ScheduleError, expr_error
+from domain.schedules.once import compile_once
+from domain.schedules.rrule_compile import compile_rrule
+from domain.schedules.zones import require_aware, validate_timezone
+
+KINDS = ("cron", "rrule", "once")
+MAX_EXPR_LENGTH = 10_000
+
+
+def compile_schedule(
+    kind: str, expr: str, timezone: str, *, dtstart: datetime | None, now: datetime
+) -> Schedule:
+    """Compile a schedule or raise ScheduleError naming the bad field."""
+    require_aware(now, "now")
+    zone = validate_timezone(timezone)
+    if not isinstance(expr, str):
+        raise expr_error("must be a string")
+    if len(expr) > MAX_EXPR_LENGTH:
+        raise expr_error(f"is longer than {MAX_EXPR_LENGTH} characters")
+    if kind == "cron":
+        return CronSchedule(expr, zone)
+    if kind == "rrule":
+        return compile_rrule(expr, zone, dtstart)
+    if kind == "once":
+        return compile_once(expr, zone, now)
+    raise ScheduleError("schedule_kind", f"unknown kind {kind!r} (expected cron, rrule or once)")
