@@ -1,0 +1,69 @@
+"""Stored events with their position, metadata and the codec that reads them back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from domain.events import Event, event_type
+
+
+class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who caused an event and in answer to what; stored beside every event."""
+
+    actor: str
+    correlation_id: str
+    causation_id: str | None = None
+    idempotency_key: str | None = None
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as stored: ``position`` is its place in the global order."""
+
+    position: int
+    stream: str
+    version: int
+    event: Event
+    meta: EventMeta
+    recorded_at: datetime
+
+    @property
+    def type(self) -> str:
+        """The event's type tag."""
+        return event_type(self.event)
+
+
+class EventDecodeError(ValueError):
+    """A stored or received event could not be read: unknown type or malformed data."""
+
+
+_event_decoder: msgspec.json.Decoder[Event] = msgspec.json.Decoder(Event)
+_meta_decoder = msgspec.json.Decoder(EventMeta)
+_encoder = msgspec.json.Encoder()
+
+
+def encode_event(event: Event) -> str:
+    """JSON text of an event, including its ``type`` tag."""
+    return _encoder.encode(event).decode()
+
+
+def encode_meta(meta: EventMeta) -> str:
+    """JSON text of an event's metadata."""
+    return _encoder.encode(meta).decode()
+
+
+def decode_event(data: str | bytes, *, where: str = "event") -> Event:
+    """Read an event from JSON; an unknown type or bad payload raises EventDecodeError."""
+    try:
+        return _event_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise EventDecodeError(f"{where}: {exc}") from exc
+
+
+def decode_meta(data: str | bytes, *, where: str = "event") -> EventMeta:
+    """Read event metadata from JSON."""
+    try:
+        return _meta_decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise EventDecodeError(f"{where} meta: {exc}") from exc

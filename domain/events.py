@@ -1,0 +1,136 @@
+"""Every fact Ordinaut records, as frozen msgspec structs in one tagged union."""
+
+from __future__ import annotations
+
+import typing
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
+BackoffStrategy = Literal["exponential_jitter", "exponential", "linear", "fixed"]
+MisfirePolicy = Literal["run_once", "skip", "run_all"]
+
+
+class _Event(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_unknown_fields=False
+):
+    """Base of all events; the tag is the event type, e.g. ``task.created``.
+
+    Unknown fields are tolerated on decode so that an older reader can still read events that a
+    newer writer extended with optional fields.
+    """
+
+
+class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The user-controlled part of a task, as validated by the command layer."""
+
+    title: str
+    schedule_kind: ScheduleKind
+    schedule_expr: str
+    timezone: str = "UTC"
+    description: str | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    priority: int = 5
+    dedupe_key: str | None = None
+    dedupe_window_seconds: int | None = None
+    max_retries: int = 3
+    backoff_strategy: BackoffStrategy = "exponential_jitter"
+    concurrency_key: str | None = None
+    key: str | None = None
+    dtstart: datetime | None = None
+    misfire_policy: MisfirePolicy = "run_once"
+    misfire_grace_seconds: int | None = None
+    jitter_seconds: int = 0
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class TaskCreated(_Event, frozen=True, tag="task.created"):
+    """A task was defined; ``next_run_at`` is decided once, here, so replay never needs a clock."""
+
+    task_id: str
+    definition: TaskDefinition
+    next_run_at: datetime | None = None
+
+
+class TaskUpdated(_Event, frozen=True, tag="task.updated"):
+    """Some fields of a task changed; ``definition`` is the whole new definition."""
+
+    task_id: str
+    definition: TaskDefinition
+    changed: tuple[str, ...]
+    next_run_at: datetime | None = None
+
+
+class TaskPaused(_Event, frozen=True, tag="task.paused"):
+    """The task stops firing until resumed."""
+
+    task_id: str
+
+
+class TaskResumed(_Event, frozen=True, tag="task.resumed"):
+    """The task fires again from ``next_run_at``."""
+
+    task_id: str
+    next_run_at: datetime | None = None
+    catch_up: bool = False
+
+
+class TaskSnoozed(_Event, frozen=True, tag="task.snoozed"):
+    """Only the next occurrence moved to ``until``."""
+
+    task_id: str
+    until: datetime
+
+
+class TaskCanceled(_Event, frozen=True, tag="task.canceled"):
+    """The task will never fire again (terminal)."""
+
+    task_id: str
+
+
+class TaskCompleted(_Event, frozen=True, tag="task.completed"):
+    """The schedule has no further occurrence (terminal)."""
+
+    task_id: str
+
+
+class TaskDeleted(_Event, frozen=True, tag="task.deleted"):
+    """The task is hidden from reads; its events stay for audit."""
+
+    task_id: str
+
+
+class EventReceived(_Event, frozen=True, tag="event.received"):
+    """An external event was published to Ordinaut (HTTP or the ingest stream)."""
+
+    event_id: str
+    topic: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None = None
+    source: str = "api"
+
+
+Event = (
+    TaskCreated
+    | TaskUpdated
+    | TaskPaused
+    | TaskResumed
+    | TaskSnoozed
+    | TaskCanceled
+    | TaskCompleted
+    | TaskDeleted
+    | EventReceived
+)
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    str(cls.__struct_config__.tag): cls for cls in typing.get_args(Event)
+}
+
+
+def event_type(event: Event) -> str:
+    """The tag under which ``event`` is stored, e.g. ``task.created``."""
+    tag = event.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag

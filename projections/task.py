@@ -1,0 +1,107 @@
+"""The `task` read model: each task's current definition, status and next run."""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+from domain.envelope import Envelope
+from domain.events import (
+    TaskCanceled,
+    TaskCompleted,
+    TaskCreated,
+    TaskDeleted,
+    TaskPaused,
+    TaskResumed,
+    TaskSnoozed,
+    TaskUpdated,
+)
+
+_INSERT = """
+INSERT INTO task (id, key, title, schedule_kind, schedule_expr, timezone, priority, definition,
+                  status, next_run_at, created_by, created_at, updated_at, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, 'active', $9, $10, $11, $11, $12)
+"""
+
+_UPDATE_DEFINITION = """
+UPDATE task SET key = $2, title = $3, schedule_kind = $4, schedule_expr = $5, timezone = $6,
+                priority = $7, definition = $8::jsonb, next_run_at = $9, updated_at = $10,
+                version = $11
+WHERE id = $1
+"""
+
+# Each state change sets status and/or next_run_at, and always the version and updated_at.
+_SET_STATE = """
+UPDATE task SET status = coalesce($2, status), next_run_at = $3, deleted = deleted OR $4,
+                updated_at = $5, version = $6
+WHERE id = $1
+"""
+
+
+class TaskProjection:
+    """Maintains the `task` table."""
+
+    name: str = "task"
+    tables: tuple[str, ...] = ("task",)
+    handles: frozenset[str] = frozenset(
+        {
+            "task.created",
+            "task.updated",
+            "task.paused",
+            "task.resumed",
+            "task.snoozed",
+            "task.canceled",
+            "task.completed",
+            "task.deleted",
+        }
+    )
+
+    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+        """Change the task row for one event."""
+        event = envelope.event
+        at, version = envelope.recorded_at, envelope.version
+        match event:
+            case TaskCreated(task_id=task_id, definition=d, next_run_at=next_run_at):
+                await conn.execute(
+                    _INSERT, task_id, d.key, d.title, d.schedule_kind, d.schedule_expr,
+                    d.timezone, d.priority, msgspec.json.encode(d).decode(), next_run_at,
+                    envelope.meta.actor, at, version,
+                )  # fmt: skip
+            case TaskUpdated(task_id=task_id, definition=d, next_run_at=next_run_at):
+                await conn.execute(
+                    _UPDATE_DEFINITION, task_id, d.key, d.title, d.schedule_kind,
+                    d.schedule_expr, d.timezone, d.priority, msgspec.json.encode(d).decode(),
+                    next_run_at, at, version,
+                )  # fmt: skip
+            case TaskSnoozed(task_id=task_id, until=until):
+                await self._set(conn, task_id, None, until, envelope)
+            case TaskResumed(task_id=task_id, next_run_at=next_run_at):
+                await self._set(conn, task_id, "active", next_run_at, envelope)
+            case TaskPaused(task_id=task_id):
+                await self._set(conn, task_id, "paused", None, envelope)
+            case TaskCanceled(task_id=task_id):
+                await self._set(conn, task_id, "canceled", None, envelope)
+            case TaskCompleted(task_id=task_id):
+                await self._set(conn, task_id, "completed", None, envelope)
+            case TaskDeleted(task_id=task_id):
+                await self._set(conn, task_id, None, None, envelope, deleted=True)
+
+    async def _set(
+        self,
+        conn: asyncpg.Connection,
+        task_id: str,
+        status: str | None,
+        next_run_at: object,
+        envelope: Envelope,
+        *,
+        deleted: bool = False,
+    ) -> None:
+        await conn.execute(
+            _SET_STATE,
+            task_id,
+            status,
+            next_run_at,
+            deleted,
+            envelope.recorded_at,
+            envelope.version,
+        )

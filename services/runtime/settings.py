@@ -1,0 +1,94 @@
+"""Every setting Ordinaut reads from the environment, validated in one place."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings.
+
+    database_url: ORDINAUT_DATABASE_URL, a postgresql:// URL; unset = embedded PostgreSQL.
+    redis_url: ORDINAUT_REDIS_URL, a redis:// URL; unset = embedded Valkey.
+    data_dir: ORDINAUT_DATA_DIR, where embedded servers and the admin token live (./.ordinaut).
+    admin_token: ORDINAUT_ADMIN_TOKEN; unset = a random one kept in <data_dir>/admin-token.
+    log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
+    log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.
+    host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens (127.0.0.1:8080).
+    """
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".ordinaut")
+    admin_token: str | None = None
+    log_format: str = "json"
+    log_level: str = "info"
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read and validate ORDINAUT_* variables; raises SettingsError on the first bad one."""
+        default_format = "console" if sys.stderr.isatty() else "json"
+        settings = cls(
+            database_url=env.get("ORDINAUT_DATABASE_URL") or None,
+            redis_url=env.get("ORDINAUT_REDIS_URL") or None,
+            data_dir=Path(env.get("ORDINAUT_DATA_DIR") or ".ordinaut"),
+            admin_token=env.get("ORDINAUT_ADMIN_TOKEN") or None,
+            log_format=env.get("ORDINAUT_LOG_FORMAT", default_format).lower(),
+            log_level=env.get("ORDINAUT_LOG_LEVEL", "info").lower(),
+            host=env.get("ORDINAUT_HOST", "127.0.0.1"),
+            port=_port(env.get("ORDINAUT_PORT", "8080"), "ORDINAUT_PORT"),
+        )
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with command-line overrides applied (None means keep), validated."""
+        updated = replace(self, **{k: v for k, v in changes.items() if v is not None})
+        updated.validate()
+        return updated
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first invalid setting."""
+        _check_url(self.database_url, ("postgres", "postgresql"), "ORDINAUT_DATABASE_URL")
+        _check_url(self.redis_url, ("redis", "rediss", "unix", "valkey"), "ORDINAUT_REDIS_URL")
+        if self.log_format not in ("json", "console"):
+            raise SettingsError(
+                f"ORDINAUT_LOG_FORMAT must be json or console, not {self.log_format!r}"
+            )
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise SettingsError(
+                f"ORDINAUT_LOG_LEVEL must be debug, info, warning or error, not {self.log_level!r}"
+            )
+        if self.admin_token is not None and len(self.admin_token) < 16:
+            raise SettingsError("ORDINAUT_ADMIN_TOKEN must be at least 16 characters long")
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"ORDINAUT_PORT must be between 1 and 65535, not {self.port}")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise SettingsError(f"ORDINAUT_DATA_DIR {str(self.data_dir)!r} is not a directory")
+
+
+def _port(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a port number, not {raw!r}") from None
+
+
+def _check_url(url: str | None, schemes: tuple[str, ...], name: str) -> None:
+    if url is None:
+        return
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise SettingsError(f"{name} must start with one of {allowed} (got {url.split(':')[0]!r})")

@@ -1,0 +1,25 @@
+"""Errors the event store raises to its callers."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of event store errors."""
+
+
+class VersionConflict(StoreError):
+    """The stream moved on since the caller read it; re-read and retry the command."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"stream {stream!r} is at version {actual}, expected {expected}")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(StoreError):
+    """The same idempotency key was sent with a different command."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key

@@ -1,0 +1,243 @@
+"""The event store: append with optimistic concurrency and idempotency, read, and notify.
+
+Gap-safe order: every append takes one transaction-scoped advisory lock right before it inserts,
+so positions are handed out in commit order and a tailer reading `position > last_seen` can never
+miss an event that commits later with a smaller position. Batching keeps this fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from domain.envelope import (
+    Envelope,
+    EventMeta,
+    decode_event,
+    decode_meta,
+    encode_event,
+    encode_meta,
+)
+from domain.events import Event, event_type
+from projections.base import ProjectionSet
+from services.store.errors import IdempotencyKeyReused, VersionConflict
+
+APPEND_LOCK = 0x6F72_6469_6170_7064  # any fixed number; only appenders (and rebuilds) take it
+NOTIFY_CHANNEL = "ordinaut_events"
+ANY_VERSION: int | None = None  # append whatever version the stream is at
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """Events for one stream, valid only if the stream is at ``expected_version`` (0 = new)."""
+
+    stream: str
+    events: Sequence[Event]
+    expected_version: int | None = ANY_VERSION
+
+
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a command's events landed; ``replayed`` means an idempotent repeat appended nothing."""
+
+    first_position: int
+    last_position: int
+    versions: dict[str, int]
+    replayed: bool = False
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event row exactly as stored, for readers that pass it on without decoding."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    data: msgspec.Raw
+    meta: msgspec.Raw
+    recorded_at: datetime
+
+
+_result_decoder = msgspec.json.Decoder(AppendResult)
+
+_INSERT = """
+INSERT INTO events (stream, version, type, data, meta)
+SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[])
+RETURNING position, stream, version, recorded_at
+"""
+
+
+async def claim_idempotency_key(
+    conn: asyncpg.Connection, meta: EventMeta, fingerprint: str
+) -> AppendResult | None:
+    """Reserve the command's key, or return the original result if it was applied before.
+
+    A concurrent first attempt holds the row lock until it commits, so the repeat waits here
+    and then reads its result instead of appending twice.
+    """
+    assert meta.idempotency_key is not None
+    inserted = await conn.fetchval(
+        "INSERT INTO command_log (actor, idempotency_key, fingerprint, result)"
+        " VALUES ($1, $2, $3, 'null') ON CONFLICT DO NOTHING RETURNING true",
+        meta.actor,
+        meta.idempotency_key,
+        fingerprint,
+    )
+    if inserted:
+        return None
+    row = await conn.fetchrow(
+        "SELECT fingerprint, result::text AS result FROM command_log"
+        " WHERE actor = $1 AND idempotency_key = $2",
+        meta.actor,
+        meta.idempotency_key,
+    )
+    assert row is not None
+    if row["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused(meta.idempotency_key)
+    original = _result_decoder.decode(row["result"])
+    return msgspec.structs.replace(original, replayed=True)
+
+
+async def append_in_transaction(
+    conn: asyncpg.Connection,
+    appends: Sequence[StreamAppend],
+    meta: EventMeta,
+    projections: ProjectionSet,
+    *,
+    fingerprint: str = "",
+) -> AppendResult:
+    """Append one command's events inside the caller's transaction and project them inline."""
+    if meta.idempotency_key is not None:
+        replay = await claim_idempotency_key(conn, meta, fingerprint)
+        if replay is not None:
+            return replay
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    envelopes = await _insert(conn, appends, meta)
+    await projections.apply(conn, envelopes)
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(envelopes[-1].position))
+    result = AppendResult(
+        first_position=envelopes[0].position,
+        last_position=envelopes[-1].position,
+        versions={e.stream: e.version for e in envelopes},
+    )
+    if meta.idempotency_key is not None:
+        await conn.execute(
+            "UPDATE command_log SET result = $3::jsonb WHERE actor = $1 AND idempotency_key = $2",
+            meta.actor,
+            meta.idempotency_key,
+            msgspec.json.encode(result).decode(),
+        )
+    return result
+
+
+async def _current_versions(conn: asyncpg.Connection, streams: list[str]) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT s.stream, (SELECT max(version) FROM events e WHERE e.stream = s.stream) AS version"
+        " FROM unnest($1::text[]) AS s(stream)",
+        streams,
+    )
+    return {row["stream"]: row["version"] or 0 for row in rows}
+
+
+def _number(
+    appends: Sequence[StreamAppend], current: dict[str, int]
+) -> list[tuple[str, int, Event]]:
+    """Give each event its stream version, refusing a stale ``expected_version``."""
+    numbered: list[tuple[str, int, Event]] = []
+    for append in appends:
+        version = current[append.stream]
+        if append.expected_version is not None and append.expected_version != version:
+            raise VersionConflict(append.stream, append.expected_version, version)
+        for event in append.events:
+            version += 1
+            numbered.append((append.stream, version, event))
+        current[append.stream] = version
+    if not numbered:
+        raise ValueError("a command must append at least one event")
+    return numbered
+
+
+async def _insert(
+    conn: asyncpg.Connection, appends: Sequence[StreamAppend], meta: EventMeta
+) -> list[Envelope]:
+    """Check versions and insert; runs under the append lock, so the versions cannot move."""
+    numbered = _number(appends, await _current_versions(conn, [a.stream for a in appends]))
+    meta_json = encode_meta(meta)
+    try:
+        rows = await conn.fetch(
+            _INSERT,
+            [stream for stream, _, _ in numbered],
+            [version for _, version, _ in numbered],
+            [event_type(event) for _, _, event in numbered],
+            [encode_event(event) for _, _, event in numbered],
+            [meta_json] * len(numbered),
+        )
+    except asyncpg.UniqueViolationError as exc:  # only if someone appended without the lock
+        raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc
+    by_key = {(stream, version): event for stream, version, event in numbered}
+    return [
+        Envelope(
+            position=row["position"],
+            stream=row["stream"],
+            version=row["version"],
+            event=by_key[(row["stream"], row["version"])],
+            meta=meta,
+            recorded_at=row["recorded_at"],
+        )
+        for row in sorted(rows, key=lambda r: r["position"])
+    ]
+
+
+_SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
+
+
+def _envelope(row: asyncpg.Record) -> Envelope:
+    where = f"event at position {row['position']}"
+    return Envelope(
+        position=row["position"],
+        stream=row["stream"],
+        version=row["version"],
+        event=decode_event(row["data"], where=where),
+        meta=decode_meta(row["meta"], where=where),
+        recorded_at=row["recorded_at"],
+    )
+
+
+async def read_stream(
+    conn: asyncpg.Connection, stream: str, *, after_version: int = 0
+) -> list[Envelope]:
+    """One stream's events in version order."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE stream = $1 AND version > $2 ORDER BY version", stream, after_version
+    )
+    return [_envelope(row) for row in rows]
+
+
+async def read_all(conn: asyncpg.Connection, *, after: int, limit: int) -> list[Envelope]:
+    """Events of every stream with ``position > after``, in position order."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
+    )
+    return [_envelope(row) for row in rows]
+
+
+async def read_stored(conn: asyncpg.Connection, *, after: int, limit: int) -> list[StoredEvent]:
+    """Like read_all, but without decoding: for readers that only pass events on."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
+    )
+    return [
+        StoredEvent(
+            position=row["position"],
+            stream=row["stream"],
+            version=row["version"],
+            type=row["type"],
+            data=msgspec.Raw(row["data"].encode()),
+            meta=msgspec.Raw(row["meta"].encode()),
+            recorded_at=row["recorded_at"],
+        )
+        for row in rows
+    ]

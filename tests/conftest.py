@@ -1,0 +1,87 @@
+"""Real servers for tests: the ones named by ORDINAUT_TEST_* variables, or embedded ones.
+
+Every test that touches Postgres gets its own database, cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from services.runtime.embedded import (
+    EmbeddedPostgres,
+    EmbeddedValkey,
+    ensure_database,
+    with_database,
+)
+from services.store.migrate import migrate
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A server URL (any database on it); the test suite creates its own databases."""
+    configured = os.environ.get("ORDINAUT_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-postgres"))
+    url = await asyncio.to_thread(server.start)
+    await ensure_database(url)
+    yield url
+    await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture(scope="session")
+async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A Redis-compatible server URL."""
+    configured = os.environ.get("ORDINAUT_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedValkey(tmp_path_factory.mktemp("embedded-valkey"))
+    url = await asyncio.to_thread(server.start)
+    yield url
+    await asyncio.to_thread(server.stop)
+
+
+async def _admin(postgres_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(with_database(postgres_url, "postgres"))
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    """A migrated database that each test's database is cloned from."""
+    name = f"ordinaut_template_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(postgres_url, name))
+    await migrate(conn)
+    await conn.close()
+    yield name
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """URL of a fresh, migrated database for one test; dropped afterwards."""
+    name = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A connection pool on the test's own database."""
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=24) as created:
+        yield created
