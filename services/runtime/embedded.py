@@ -121,8 +121,13 @@ class Servers:
         self.embedded.clear()
 
 
-async def start_servers(database_url: str | None, redis_url: str | None, data_dir: Path) -> Servers:
-    """Use the configured servers, or start embedded ones for whichever URL is unset."""
+async def start_servers(
+    database_url: str | None, redis_url: str | None, data_dir: Path, *, with_redis: bool = True
+) -> Servers:
+    """Use the configured servers, or start embedded ones for whichever URL is unset.
+
+    ``with_redis=False`` is for commands that only need the database (migrate, rebuild).
+    """
     embedded: list[EmbeddedPostgres | EmbeddedValkey] = []
     servers = Servers(database_url or "", redis_url or "", embedded)
     try:
@@ -131,7 +136,7 @@ async def start_servers(database_url: str | None, redis_url: str | None, data_di
             embedded.append(postgres)
             servers.database_url = await asyncio.to_thread(postgres.start)
             await ensure_database(servers.database_url)
-        if redis_url is None:
+        if redis_url is None and with_redis:
             valkey = EmbeddedValkey(data_dir)
             embedded.append(valkey)
             servers.redis_url = await asyncio.to_thread(valkey.start)

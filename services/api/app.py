@@ -1,0 +1,75 @@
+"""The Litestar application factory: routes, errors, OpenAPI, and connections in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import redis.asyncio as redis
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from projections.registry import inline_projections
+from services.api.middleware import correlation_middleware
+from services.api.problems import EXCEPTION_HANDLERS
+from services.api.routes import events, health
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """What the API needs from the composition root."""
+
+    database_url: str
+    redis_url: str
+    admin_token_hash: bytes
+    pool_size: int = 10
+
+
+def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
+    """Build the app; connections open in its lifespan, never at import time."""
+
+    @contextlib.asynccontextmanager
+    async def connections(app: Litestar) -> AsyncIterator[None]:
+        async with asyncpg.create_pool(
+            config.database_url, min_size=1, max_size=config.pool_size
+        ) as pool:
+            client = redis.Redis.from_url(config.redis_url, socket_timeout=2.0)
+            app.state.pool, app.state.redis = pool, client
+            try:
+                yield
+            finally:
+                await client.aclose()
+
+    return Litestar(
+        route_handlers=[
+            health.live,
+            health.ready,
+            events.list_events,
+            events.publish_event,
+            *extra_routes,
+        ],
+        lifespan=[connections],
+        state=_initial_state(config),
+        middleware=[correlation_middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Ordinaut",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(path="/")],
+        ),
+        debug=False,
+    )
+
+
+def _initial_state(config: ApiConfig) -> Any:
+    from litestar.datastructures import State
+
+    return State({"admin_token_hash": config.admin_token_hash, "projections": inline_projections()})

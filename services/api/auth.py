@@ -1,0 +1,65 @@
+"""Bearer-token authentication and scope checks, applied as route guards."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from services.runtime.admin_token import token_hash
+
+ADMIN_SCOPE = "admin"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ordinaut"'}
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: the actor recorded on every event they cause, and what they may do."""
+
+    actor: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        """True if the scope was granted (admin holds every scope)."""
+        return ADMIN_SCOPE in self.scopes or scope in self.scopes
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException("a bearer token is required", headers=_CHALLENGE)
+    return token.strip()
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller's principal; a missing or unknown token is a 401."""
+    digest = token_hash(_bearer(connection))
+    admin_hash: bytes = connection.app.state.admin_token_hash
+    if hmac.compare_digest(digest, admin_hash):
+        return Principal("admin", frozenset({ADMIN_SCOPE}))
+    raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
+
+
+def requires(scope: str) -> Guard:
+    """A guard admitting callers whose token holds ``scope`` (403 otherwise)."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = await authenticate(connection)
+        if not principal.allows(scope):
+            raise PermissionDeniedException(f"this needs the {scope!r} scope")
+        connection.scope["state"]["principal"] = principal
+
+    return guard
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The principal a guard admitted for this request."""
+    principal: Principal = connection.scope["state"]["principal"]
+    return principal

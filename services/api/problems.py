@@ -1,0 +1,158 @@
+"""RFC 9457 problem+json responses for every error the API can give."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from services.store.errors import IdempotencyKeyReused, VersionConflict
+
+PROBLEM_JSON = "application/problem+json"
+_log = structlog.get_logger("ordinaut.api")
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One invalid input: where it is and why it was refused."""
+
+    field: str
+    reason: str
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    correlation_id: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ApiError(Exception):
+    """A domain-level refusal the API turns into a problem (e.g. 404, 409, 422)."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, errors: list[FieldError] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.errors = status, title, detail, errors
+
+
+def problem_response(
+    request: Request[Any, Any, Any],
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    """A problem+json response for ``request``."""
+    problem = Problem(
+        type=f"urn:ordinaut:problem:{title.lower().replace(' ', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        correlation_id=request.scope.get("state", {}).get("correlation_id"),
+        errors=errors,
+    )
+    return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def _field_name(key: str, message: str) -> tuple[str, str]:
+    """The most precise field name msgspec's message allows, and the message without its path."""
+    path = _AT_PATH.search(message)
+    prefix = path.group(1) if path else ("" if key in ("data", "body") else key)
+    reason = _AT_PATH.sub("", message)
+    named = _NAMED_FIELD.search(reason)
+    parts = [p for p in (prefix, named.group(1) if named else "") if p]
+    return ".".join(parts) or key or "body", reason
+
+
+def _field_errors(exc: ValidationException) -> list[FieldError]:
+    found: list[FieldError] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            key = str(item.get("key") or item.get("source") or "body")
+            found.append(FieldError(*_field_name(key, str(item.get("message", "is invalid")))))
+    return found
+
+
+def validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Malformed JSON is a 400; a well-formed body or query that breaks the schema is a 422."""
+    errors = _field_errors(exc)
+    malformed = any("malformed" in e.reason.lower() or "invalid json" in e.reason.lower()
+                    for e in errors) or "malformed" in str(exc.detail).lower()  # fmt: skip
+    if malformed:
+        return problem_response(request, 400, "Malformed request", "the body is not valid JSON")
+    if not errors:
+        errors = [FieldError("body", str(exc.detail))]
+    detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
+    return problem_response(request, 422, "Invalid request", detail, errors=errors)
+
+
+def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Litestar's own HTTP errors (401, 404, 405, 413 ...) as problems."""
+    title = _TITLES.get(exc.status_code, "Request refused")
+    headers = dict(exc.headers or {})
+    return problem_response(request, exc.status_code, title, str(exc.detail), headers=headers)
+
+
+def api_problem(request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    """Refusals raised by our own handlers."""
+    return problem_response(request, exc.status, exc.title, exc.detail, errors=exc.errors)
+
+
+def conflict_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A stale version or a reused idempotency key."""
+    title = "Version conflict" if isinstance(exc, VersionConflict) else "Idempotency key reused"
+    status = 409 if isinstance(exc, VersionConflict) else 422
+    return problem_response(request, status, title, str(exc))
+
+
+def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Anything unexpected: logged in full with the correlation id, answered without internals."""
+    _log.exception(
+        "unhandled error",
+        path=request.url.path,
+        method=request.method,
+        correlation_id=request.scope.get("state", {}).get("correlation_id"),
+    )
+    return problem_response(
+        request, 500, "Internal error", "an unexpected error occurred; quote the correlation id"
+    )
+
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ValidationException: validation_problem,
+    HTTPException: http_problem,
+    ApiError: api_problem,
+    VersionConflict: conflict_problem,
+    IdempotencyKeyReused: conflict_problem,
+    Exception: internal_problem,
+}

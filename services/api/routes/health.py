@@ -1,0 +1,58 @@
+"""Liveness and readiness probes (no authentication)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+
+from services.store.migrate import pending_migrations
+
+_CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    """Whether this process can serve, and each dependency's state."""
+
+    status: str
+    checks: dict[str, str]
+
+
+@get("/health/live", tags=["health"], summary="The process is up")
+async def live() -> dict[str, str]:
+    """Always 200 while the process runs."""
+    return {"status": "ok"}
+
+
+async def _check(name: str, probe: Any) -> tuple[str, str]:
+    try:
+        result = await asyncio.wait_for(probe, _CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure means "not ready", reported by name
+        return name, f"failing: {type(exc).__name__}"
+    return name, result or "ok"
+
+
+async def _postgres(state: State) -> str | None:
+    async with state.pool.acquire() as conn:
+        pending = await pending_migrations(conn)
+    return f"failing: {len(pending)} migrations pending" if pending else None
+
+
+async def _redis(state: State) -> str | None:
+    await state.redis.ping()
+    return None
+
+
+@get("/health/ready", tags=["health"], summary="Postgres and Redis reachable, schema current")
+async def ready(state: State) -> Response[Readiness]:
+    """200 when every dependency answers; 503 (with the failing ones named) otherwise."""
+    results = await asyncio.gather(
+        _check("postgres", _postgres(state)), _check("redis", _redis(state))
+    )
+    checks = dict(results)
+    ok = all(value == "ok" for value in checks.values())
+    body = Readiness("ready" if ok else "not_ready", checks)
+    return Response(body, status_code=200 if ok else 503)

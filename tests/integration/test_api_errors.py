@@ -1,0 +1,170 @@
+"""Every error the API gives is problem+json naming the problem, and writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import get
+from litestar.testing import AsyncTestClient
+from structlog.testing import capture_logs
+
+from services.api.app import ApiConfig, create_app
+from services.runtime.admin_token import token_hash
+
+ADMIN = "admin-token-for-tests-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+
+
+@get("/test/raise")
+async def raising_route() -> None:
+    raise RuntimeError("database password is hunter2")
+
+
+@pytest.fixture
+async def client(database_url: str, redis_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    app = create_app(
+        ApiConfig(database_url, redis_url, token_hash(ADMIN)), extra_routes=[raising_route]
+    )
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+async def event_count(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM events"))
+
+
+BAD_BODIES = [
+    pytest.param(b"{not json", 400, None, id="malformed-json"),
+    pytest.param(b'{"topic": "a", "payload": [1]}', 422, "payload", id="wrong-type"),
+    pytest.param(b'{"topic": 5, "payload": {}}', 422, "topic", id="wrong-type-topic"),
+    pytest.param(b'{"topic": "a", "payload": {}, "topc": 1}', 422, "topc", id="unknown-field"),
+    pytest.param(b'{"payload": {}}', 422, "topic", id="missing-field"),
+    pytest.param(b'{"topic": "has space", "payload": {}}', 422, "topic", id="bad-pattern"),
+    pytest.param(b"[]", 422, None, id="array-body"),
+    pytest.param(
+        b'{"topic": "a", "payload": {"x": "' + b"a" * (2 * 1024 * 1024) + b'"}}',
+        413,
+        None,
+        id="oversize",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "field"), BAD_BODIES)
+async def test_bad_bodies_get_problem_json_and_write_nothing(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, body: bytes, status: int, field: str | None
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await client.post("/events", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["detail"]
+    if field is not None:
+        assert problem["errors"][0]["field"] == field
+        assert problem["detail"].startswith(f"{field}: ")
+    assert await event_count(pool) == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="missing"),
+        pytest.param({"Authorization": "Bearer wrong-token"}, id="wrong"),
+        pytest.param({"Authorization": f"Basic {ADMIN}"}, id="wrong-scheme"),
+        pytest.param({"Authorization": "Bearer "}, id="empty"),
+    ],
+)
+@pytest.mark.parametrize(("method", "path"), [("GET", "/events"), ("POST", "/events")])
+async def test_a_missing_or_wrong_token_is_401(
+    client: AsyncTestClient[Any],
+    pool: asyncpg.Pool,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+) -> None:
+    body = {"topic": "a", "payload": {}}
+    response = await client.request(method, path, headers=headers, json=body)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert await event_count(pool) == 0
+
+
+async def test_an_unexpected_exception_is_a_500_without_internals_and_is_logged(
+    client: AsyncTestClient[Any],
+) -> None:
+    with capture_logs() as logs:
+        response = await client.get("/test/raise", headers={"X-Correlation-ID": "trace-42"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "hunter2" not in response.text
+    assert "Traceback" not in response.text
+    assert response.json()["correlation_id"] == "trace-42"
+    assert response.headers["x-correlation-id"] == "trace-42"
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert errors
+    assert errors[0]["correlation_id"] == "trace-42"
+    assert errors[0]["exc_info"]
+
+
+async def test_unknown_routes_and_methods_are_problems(client: AsyncTestClient[Any]) -> None:
+    missing = await client.get("/no/such/route", headers=AUTH)
+    wrong_method = await client.delete("/events", headers=AUTH)
+    assert (missing.status_code, wrong_method.status_code) == (404, 405)
+    for response in (missing, wrong_method):
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"), [("after=-1", "after"), ("limit=0", "limit"), ("limit=5000", "limit"),
+                         ("after=abc", "after")]
+)  # fmt: skip
+async def test_bad_query_parameters_name_the_parameter(
+    client: AsyncTestClient[Any], query: str, field: str
+) -> None:
+    response = await client.get(f"/events?{query}", headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == field
+
+
+async def test_published_events_read_back_in_order_with_the_actor(
+    client: AsyncTestClient[Any],
+) -> None:
+    for n in range(3):
+        response = await client.post(
+            "/events", headers=AUTH, json={"topic": "sensor.reading", "payload": {"n": n}}
+        )
+        assert response.status_code == 202, response.text
+    page = (await client.get("/events?after=0&limit=2", headers=AUTH)).json()
+    assert [item["data"]["payload"]["n"] for item in page["items"]] == [0, 1]
+    assert page["next"] == page["items"][-1]["position"]
+    rest = (await client.get(f"/events?after={page['next']}", headers=AUTH)).json()
+    assert [item["data"]["payload"]["n"] for item in rest["items"]] == [2]
+    assert rest["next"] is None
+    assert {item["meta"]["actor"] for item in page["items"] + rest["items"]} == {"admin"}
+
+
+async def test_a_repeated_idempotency_key_returns_the_first_answer(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    body = {"topic": "order.placed", "payload": {"id": 7}}
+    headers = {**AUTH, "Idempotency-Key": "order-7"}
+    first = await client.post("/events", headers=headers, json=body)
+    again = await client.post("/events", headers=headers, json=body)
+    assert first.json() == again.json()
+    assert await event_count(pool) == 1
+    other = await client.post("/events", headers=headers, json={**body, "payload": {"id": 8}})
+    assert other.status_code == 422
+    assert await event_count(pool) == 1
+
+
+async def test_readiness_reports_each_dependency(client: AsyncTestClient[Any]) -> None:
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
