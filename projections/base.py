@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from domain.envelope import Envelope
+
+# A connection of its own or one lent by a pool: every query function accepts either.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 class Projection(Protocol):
@@ -17,7 +21,7 @@ class Projection(Protocol):
     handles: frozenset[str]
     tables: tuple[str, ...]
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Change the read model for one event; runs inside the append transaction."""
 
 
@@ -36,7 +40,7 @@ class ProjectionSet:
         known = {p.name: p for p in self.projections}
         return ProjectionSet(known[name] for name in names)
 
-    async def apply(self, conn: asyncpg.Connection, envelopes: Sequence[Envelope]) -> None:
+    async def apply(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in order and move every checkpoint to the last position."""
         if not envelopes:
             return

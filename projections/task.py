@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 
 from domain.envelope import Envelope
 from domain.events import (
+    ScheduleMissed,
     TaskCanceled,
     TaskCompleted,
     TaskCreated,
     TaskDeleted,
+    TaskDue,
     TaskPaused,
     TaskResumed,
     TaskSnoozed,
     TaskUpdated,
 )
+from projections.base import Connection
 
 _INSERT = """
 INSERT INTO task (id, key, title, schedule_kind, schedule_expr, timezone, priority, definition,
@@ -38,6 +40,10 @@ WHERE id = $1
 """
 
 
+TIMER_CHANNEL = "ordinaut_timer"
+_RESCHEDULING = frozenset({"task.created", "task.updated", "task.resumed", "task.snoozed"})
+
+
 class TaskProjection:
     """Maintains the `task` table."""
 
@@ -53,11 +59,19 @@ class TaskProjection:
             "task.canceled",
             "task.completed",
             "task.deleted",
+            "task.due",
+            "schedule.missed",
         }
     )
 
-    async def apply(self, conn: asyncpg.Connection, envelope: Envelope) -> None:
+    async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Change the task row for one event."""
+        await self._apply(conn, envelope)
+        if envelope.type in _RESCHEDULING:
+            # Wakes a sleeping timer at commit: the earliest next_run_at may have moved earlier.
+            await conn.execute("SELECT pg_notify($1, '')", TIMER_CHANNEL)
+
+    async def _apply(self, conn: Connection, envelope: Envelope) -> None:
         event = envelope.event
         at, version = envelope.recorded_at, envelope.version
         match event:
@@ -73,6 +87,10 @@ class TaskProjection:
                     d.schedule_expr, d.timezone, d.priority, msgspec.json.encode(d).decode(),
                     next_run_at, at, version,
                 )  # fmt: skip
+            case TaskDue(task_id=task_id, next_run_at=next_run_at):
+                await self._set(conn, task_id, None, next_run_at, envelope)
+            case ScheduleMissed(task_id=task_id, next_run_at=next_run_at):
+                await self._set(conn, task_id, None, next_run_at, envelope)
             case TaskSnoozed(task_id=task_id, until=until):
                 await self._set(conn, task_id, None, until, envelope)
             case TaskResumed(task_id=task_id, next_run_at=next_run_at):
@@ -88,7 +106,7 @@ class TaskProjection:
 
     async def _set(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         task_id: str,
         status: str | None,
         next_run_at: object,

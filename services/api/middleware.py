@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -27,11 +28,12 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
     """Give each request a correlation id (the caller's if well-formed) and log it."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
+        method = scope["method"]
         correlation_id = _incoming_id(scope) or str(uuid.uuid4())
-        scope.setdefault("state", {})["correlation_id"] = correlation_id  # type: ignore[typeddict-item]
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
         status: dict[str, Any] = {"code": 500}
         started = time.perf_counter()
 
@@ -49,7 +51,7 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
             finally:
                 _log.info(
                     "request",
-                    method=scope["method"],
+                    method=method,
                     path=scope["path"],
                     status=status["code"],
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),

@@ -10,7 +10,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from services.store.errors import IdempotencyKeyReused, VersionConflict
+from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger("ordinaut.api")
@@ -122,6 +122,11 @@ def conflict_problem(request: Request[Any, Any, Any], exc: Exception) -> Respons
     return problem_response(request, status, title, str(exc))
 
 
+def unstorable_problem(request: Request[Any, Any, Any], exc: UnstorableText) -> Response[Any]:
+    """Input PostgreSQL refuses to store (a NUL character)."""
+    return problem_response(request, 422, "Invalid request", str(exc))
+
+
 def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged in full with the correlation id, answered without internals."""
     _log.exception(
@@ -154,5 +159,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ApiError: api_problem,
     VersionConflict: conflict_problem,
     IdempotencyKeyReused: conflict_problem,
+    UnstorableText: unstorable_problem,
     Exception: internal_problem,
 }

@@ -23,3 +23,10 @@ class IdempotencyKeyReused(StoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"idempotency key {key!r} was already used for a different request")
         self.key = key
+
+
+class UnstorableText(StoreError):
+    """Text with a NUL character (\\u0000), which PostgreSQL cannot store."""
+
+    def __init__(self) -> None:
+        super().__init__("text may not contain the NUL character (\\u0000)")

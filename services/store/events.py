@@ -23,8 +23,8 @@ from domain.envelope import (
     encode_meta,
 )
 from domain.events import Event, event_type
-from projections.base import ProjectionSet
-from services.store.errors import IdempotencyKeyReused, VersionConflict
+from projections.base import Connection, ProjectionSet
+from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 APPEND_LOCK = 0x6F72_6469_6170_7064  # any fixed number; only appenders (and rebuilds) take it
 NOTIFY_CHANNEL = "ordinaut_events"
@@ -71,7 +71,7 @@ RETURNING position, stream, version, recorded_at
 
 
 async def claim_idempotency_key(
-    conn: asyncpg.Connection, meta: EventMeta, fingerprint: str
+    conn: Connection, meta: EventMeta, fingerprint: str
 ) -> AppendResult | None:
     """Reserve the command's key, or return the original result if it was applied before.
 
@@ -102,7 +102,7 @@ async def claim_idempotency_key(
 
 
 async def append_in_transaction(
-    conn: asyncpg.Connection,
+    conn: Connection,
     appends: Sequence[StreamAppend],
     meta: EventMeta,
     projections: ProjectionSet,
@@ -133,7 +133,7 @@ async def append_in_transaction(
     return result
 
 
-async def _current_versions(conn: asyncpg.Connection, streams: list[str]) -> dict[str, int]:
+async def _current_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT s.stream, (SELECT max(version) FROM events e WHERE e.stream = s.stream) AS version"
         " FROM unnest($1::text[]) AS s(stream)",
@@ -161,23 +161,32 @@ def _number(
 
 
 async def _insert(
-    conn: asyncpg.Connection, appends: Sequence[StreamAppend], meta: EventMeta
+    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta
 ) -> list[Envelope]:
     """Check versions and insert; runs under the append lock, so the versions cannot move."""
     numbered = _number(appends, await _current_versions(conn, [a.stream for a in appends]))
     meta_json = encode_meta(meta)
+    encoded = [encode_event(event) for _, _, event in numbered]
     try:
         rows = await conn.fetch(
             _INSERT,
             [stream for stream, _, _ in numbered],
             [version for _, version, _ in numbered],
             [event_type(event) for _, _, event in numbered],
-            [encode_event(event) for _, _, event in numbered],
+            encoded,
             [meta_json] * len(numbered),
         )
     except asyncpg.UniqueViolationError as exc:  # only if someone appended without the lock
         raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc
-    by_key = {(stream, version): event for stream, version, event in numbered}
+    except asyncpg.UntranslatableCharacterError as exc:
+        raise UnstorableText() from exc
+    # Projections see the event exactly as stored (e.g. offsets rounded to the minute), so a
+    # rebuild from the log always reproduces the inline-built read models.
+    stored = [decode_event(text) for text in encoded]
+    by_key = {
+        (stream, version): event
+        for (stream, version, _), event in zip(numbered, stored, strict=True)
+    }
     return [
         Envelope(
             position=row["position"],
@@ -206,9 +215,7 @@ def _envelope(row: asyncpg.Record) -> Envelope:
     )
 
 
-async def read_stream(
-    conn: asyncpg.Connection, stream: str, *, after_version: int = 0
-) -> list[Envelope]:
+async def read_stream(conn: Connection, stream: str, *, after_version: int = 0) -> list[Envelope]:
     """One stream's events in version order."""
     rows = await conn.fetch(
         f"{_SELECT} WHERE stream = $1 AND version > $2 ORDER BY version", stream, after_version
@@ -216,7 +223,7 @@ async def read_stream(
     return [_envelope(row) for row in rows]
 
 
-async def read_all(conn: asyncpg.Connection, *, after: int, limit: int) -> list[Envelope]:
+async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope]:
     """Events of every stream with ``position > after``, in position order."""
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
@@ -224,7 +231,7 @@ async def read_all(conn: asyncpg.Connection, *, after: int, limit: int) -> list[
     return [_envelope(row) for row in rows]
 
 
-async def read_stored(conn: asyncpg.Connection, *, after: int, limit: int) -> list[StoredEvent]:
+async def read_stored(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
     """Like read_all, but without decoding: for readers that only pass events on."""
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
-
 import domain
+from projections.base import Connection
 
 # Installed wheels carry migrations/ beside the packages; an editable checkout has it at the root.
 MIGRATIONS_DIR = Path(domain.__file__).resolve().parent.parent / "migrations"
@@ -36,7 +35,7 @@ def available_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [Migration(path.stem, path.read_text()) for path in files]
 
 
-async def applied_migrations(conn: asyncpg.Connection) -> set[str]:
+async def applied_migrations(conn: Connection) -> set[str]:
     """Names of the migrations already applied (empty on a new database)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
@@ -44,13 +43,13 @@ async def applied_migrations(conn: asyncpg.Connection) -> set[str]:
     return {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
 
 
-async def pending_migrations(conn: asyncpg.Connection) -> list[Migration]:
+async def pending_migrations(conn: Connection) -> list[Migration]:
     """Migrations not applied yet; empty means the schema is what this code expects."""
     done = await applied_migrations(conn)
     return [m for m in available_migrations() if m.name not in done]
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Apply what is pending, each file in its own transaction; returns the names applied.
 
     The session-level advisory lock makes a second migrator wait and then find nothing to do.

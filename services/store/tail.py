@@ -6,9 +6,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
-import asyncpg
-
 from domain.envelope import Envelope
+from projections.base import Connection
 from services.store.events import NOTIFY_CHANNEL, read_all
 
 # NOTIFY wakes the tailer at once; this is only a safety net should a notification be lost
@@ -18,7 +17,7 @@ _IDLE_RECHECK_SECONDS = 5.0
 
 @contextlib.asynccontextmanager
 async def tail(
-    conn: asyncpg.Connection, *, after: int = 0, batch: int = 500
+    conn: Connection, *, after: int = 0, batch: int = 500
 ) -> AsyncIterator[AsyncIterator[Envelope]]:
     """Follow the log: ``async with tail(conn) as events: async for e in events: ...``.
 
@@ -29,7 +28,7 @@ async def tail(
         yield events
 
 
-async def _follow(conn: asyncpg.Connection, after: int, batch: int) -> AsyncGenerator[Envelope]:
+async def _follow(conn: Connection, after: int, batch: int) -> AsyncGenerator[Envelope]:
     woken = asyncio.Event()
 
     def wake(*_: object) -> None:
