@@ -102,6 +102,34 @@ class TaskDeleted(_Event, frozen=True, tag="task.deleted"):
     task_id: str
 
 
+class TaskDue(_Event, frozen=True, tag="task.due"):
+    """An occurrence fired: run ``run_id`` becomes due work at ``run_at``.
+
+    ``next_run_at`` is the task's following occurrence (None once the schedule is exhausted);
+    priority and concurrency key are copied as they were when the occurrence fired.
+    """
+
+    task_id: str
+    run_id: str
+    scheduled_for: datetime
+    fired_at: datetime
+    run_at: datetime
+    next_run_at: datetime | None
+    priority: int = 5
+    concurrency_key: str | None = None
+    catch_up: bool = False
+
+
+class ScheduleMissed(_Event, frozen=True, tag="schedule.missed"):
+    """Occurrences that passed while no timer ran and that the misfire policy chose not to run."""
+
+    task_id: str
+    occurrences: tuple[datetime, ...]
+    policy: MisfirePolicy
+    more: bool = False
+    next_run_at: datetime | None = None
+
+
 class EventReceived(_Event, frozen=True, tag="event.received"):
     """An external event was published to Ordinaut (HTTP or the ingest stream)."""
 
@@ -121,12 +149,19 @@ Event = (
     | TaskCanceled
     | TaskCompleted
     | TaskDeleted
+    | TaskDue
+    | ScheduleMissed
     | EventReceived
 )
 
 EVENT_TYPES: dict[str, type[_Event]] = {
     str(cls.__struct_config__.tag): cls for cls in typing.get_args(Event)
 }
+
+
+def task_stream(task_id: str) -> str:
+    """The stream holding one task's events."""
+    return f"task-{task_id}"
 
 
 def event_type(event: Event) -> str:

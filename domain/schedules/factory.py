@@ -16,10 +16,15 @@ MAX_EXPR_LENGTH = 10_000
 
 
 def compile_schedule(
-    kind: str, expr: str, timezone: str, *, dtstart: datetime | None, now: datetime
+    kind: str, expr: str, timezone: str, *, dtstart: datetime | None, now: datetime | None
 ) -> Schedule:
-    """Compile a schedule or raise ScheduleError naming the bad field."""
-    require_aware(now, "now")
+    """Compile a schedule or raise ScheduleError naming the bad field.
+
+    ``now`` is None when loading a stored schedule: a one-shot time is then not refused for
+    being in the past (it was checked when the task was created).
+    """
+    if now is not None:
+        require_aware(now, "now")
     zone = validate_timezone(timezone)
     if not isinstance(expr, str):
         raise expr_error("must be a string")

@@ -25,8 +25,11 @@ class OnceSchedule:
         return self.at if self.at > require_aware(after, "after") else None
 
 
-def compile_once(expr: str, zone: ZoneInfo, now: datetime) -> OnceSchedule:
-    """Parse the instant; a time without offset is wall time in ``zone`` (gap: offset before)."""
+def compile_once(expr: str, zone: ZoneInfo, now: datetime | None) -> OnceSchedule:
+    """Parse the instant; a time without offset is wall time in ``zone`` (gap: offset before).
+
+    ``now`` is None for a stored schedule, which was checked against the past when created.
+    """
     text = expr.strip()
     if _DATE_ONLY.fullmatch(text):
         raise expr_error(f"{text!r} needs a time of day, e.g. {text}T09:00:00")
@@ -38,6 +41,6 @@ def compile_once(expr: str, zone: ZoneInfo, now: datetime) -> OnceSchedule:
         instant = wall_to_instant(parsed.replace(tzinfo=None, fold=0), zone)
     else:
         instant = parsed.astimezone(UTC)
-    if instant < require_aware(now, "now") - GRACE:
+    if now is not None and instant < require_aware(now, "now") - GRACE:
         raise expr_error(f"{text} is in the past")
     return OnceSchedule(instant.astimezone(zone))

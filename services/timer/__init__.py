@@ -1,0 +1,1 @@
+"""The timer: turns schedules into due events."""

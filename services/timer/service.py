@@ -1,0 +1,141 @@
+"""The timer process: claims tasks whose next run is due and appends what the domain decides."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from domain.envelope import EventMeta
+from domain.events import TaskDefinition, TaskDue, task_stream
+from domain.schedules import Schedule, compile_schedule
+from domain.timer import DueTask, decide_due
+from projections.base import ProjectionSet
+from projections.task import TIMER_CHANNEL
+from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+
+_definition = msgspec.json.Decoder(TaskDefinition)
+
+# Lock order matters: every command takes the append lock and then (in its projection) task
+# rows. The timer does the same, append lock first, so the two can never deadlock; holding it
+# also means a second timer simply waits its turn rather than racing for the same rows.
+_CLAIM = """
+SELECT id, version, definition::text AS definition, next_run_at, clock_timestamp() AS now
+FROM task
+WHERE status = 'active' AND NOT deleted AND next_run_at <= clock_timestamp()
+ORDER BY next_run_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+_EARLIEST = """
+SELECT extract(epoch FROM min(next_run_at) - clock_timestamp())
+FROM task WHERE status = 'active' AND NOT deleted
+"""
+MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
+
+
+@functools.lru_cache(maxsize=200_000)
+def load_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | None) -> Schedule:
+    """A stored task's compiled schedule, cached: compiling an RRULE costs more than using it."""
+    return compile_schedule(kind, expr, timezone, dtstart=dtstart, now=None)
+
+
+LagObserver = Callable[[TaskDue], None]
+
+
+class Timer:
+    """Fires due occurrences in batches until told to stop."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projections: ProjectionSet,
+        *,
+        batch: int = 500,
+        on_fired: LagObserver | None = None,
+    ) -> None:
+        self.pool, self.projections, self.batch = pool, projections, batch
+        self.on_fired = on_fired
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fire what is due, sleep until the next occurrence or a wake-up, repeat."""
+        woken = asyncio.Event()
+
+        def wake(*_: object) -> None:
+            woken.set()
+
+        async with self.pool.acquire() as listener:
+            await listener.add_listener(TIMER_CHANNEL, wake)
+            try:
+                while not stop.is_set():
+                    woken.clear()
+                    if await self.fire_due() == self.batch:
+                        continue  # more may be due right now
+                    await _sleep(await self._seconds_to_next(), woken, stop)
+            finally:
+                await listener.remove_listener(TIMER_CHANNEL, wake)
+
+    async def fire_due(self) -> int:
+        """Fire one batch of due tasks in one transaction; returns how many tasks it claimed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            rows = await conn.fetch(_CLAIM, self.batch)
+            if not rows:
+                return 0
+            appends = [self._decide(row, rows[0]["now"]) for row in rows]
+            meta = EventMeta(actor="timer", correlation_id=str(uuid.uuid4()))
+            await append_in_transaction(conn, appends, meta, self.projections)
+        self._observe(appends)
+        return len(rows)
+
+    def _decide(self, row: asyncpg.Record, now: datetime) -> StreamAppend:
+        definition = _definition.decode(row["definition"])
+        schedule = load_schedule(
+            definition.schedule_kind,
+            definition.schedule_expr,
+            definition.timezone,
+            definition.dtstart,
+        )
+        task = DueTask(row["id"], definition, row["next_run_at"])
+        events = decide_due(task, schedule, now, lambda: str(uuid.uuid4()))
+        return StreamAppend(task_stream(row["id"]), events, expected_version=row["version"])
+
+    def _observe(self, appends: list[StreamAppend]) -> None:
+        if self.on_fired is None:
+            return
+        for append in appends:
+            for event in append.events:
+                if isinstance(event, TaskDue):
+                    self.on_fired(event)
+
+    async def _seconds_to_next(self) -> float:
+        seconds = await self.pool.fetchval(_EARLIEST)
+        return MAX_SLEEP_SECONDS if seconds is None else min(float(seconds), MAX_SLEEP_SECONDS)
+
+
+async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> None:
+    """Wait ``seconds`` or until woken or stopped, whichever comes first."""
+    if seconds <= 0:
+        return
+    waits = [asyncio.create_task(woken.wait()), asyncio.create_task(stop.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await wait
+
+
+async def run_timer(database_url: str, stop: asyncio.Event) -> None:
+    """The timer as a supervised component with its own small pool."""
+    from projections.registry import inline_projections
+
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=3) as pool:
+        await Timer(pool, inline_projections()).run(stop)

@@ -1,0 +1,93 @@
+"""The timer against real Postgres: fires on time, never twice, honours misfire policies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from domain.events import TaskDefinition
+from services.timer.service import Timer
+from tests.support import PROJECTIONS, create_tasks, db_now, every_second, fired
+
+
+@asynccontextmanager
+async def running(*timers: Timer) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(t.run(stop)) for t in timers]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+@pytest.mark.timeout(120)
+async def test_two_timers_in_one_process_fire_every_occurrence_once(
+    pool: asyncpg.Pool,
+) -> None:
+    start = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=2)
+    ids = await create_tasks(pool, [every_second() for _ in range(200)], start)
+    async with running(Timer(pool, PROJECTIONS), Timer(pool, PROJECTIONS)):
+        await asyncio.sleep((start - await db_now(pool)).total_seconds() + 3.5)
+    by_task = await fired(pool)
+    assert set(by_task) == set(ids)
+    last = max(max(times) for times in by_task.values())
+    expected_seconds = int((last - start).total_seconds()) + 1
+    assert expected_seconds >= 3
+    for times in by_task.values():
+        # Consecutive seconds from the start: nothing twice, nothing skipped.
+        assert len(times) == len(set(times))
+        assert sorted(times)[: expected_seconds - 1] == [
+            start + timedelta(seconds=n) for n in range(expected_seconds - 1)
+        ]
+    due_work = await pool.fetchval("SELECT count(*) FROM due_work")
+    assert due_work == sum(len(t) for t in by_task.values())
+
+
+async def test_a_sleeping_timer_wakes_for_a_new_task_at_once(pool: asyncpg.Pool) -> None:
+    async with running(Timer(pool, PROJECTIONS)):
+        await asyncio.sleep(0.5)  # the timer is asleep now, with nothing scheduled
+        soon = await db_now(pool) + timedelta(seconds=1)
+        once = TaskDefinition(title="once", schedule_kind="once", schedule_expr=soon.isoformat())
+        (task_id,) = await create_tasks(pool, [once], soon)
+        await asyncio.sleep(2.0)
+    assert [t for t in (await fired(pool))[task_id]] == [soon]
+    status = await pool.fetchval("SELECT status FROM task WHERE id = $1", task_id)
+    assert status == "completed"
+
+
+@pytest.mark.parametrize("policy", ["run_once", "skip", "run_all"])
+async def test_after_downtime_each_misfire_policy_does_what_it_says(
+    pool: asyncpg.Pool, policy: str
+) -> None:
+    # The timer was down: five per-minute occurrences are due and long past their grace.
+    now = await db_now(pool)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=5)
+    definition = TaskDefinition(
+        title="report", schedule_kind="cron", schedule_expr="* * * * *",
+        misfire_policy=policy, misfire_grace_seconds=1,  # type: ignore[arg-type]
+    )  # fmt: skip
+    (task_id,) = await create_tasks(pool, [definition], first)
+    assert await Timer(pool, PROJECTIONS).fire_due() == 1
+    fired_at = await pool.fetchval("SELECT max(recorded_at) FROM events")
+    late = sum(
+        1 for n in range(7) if fired_at - (first + timedelta(minutes=n)) > timedelta(seconds=1)
+    )
+    assert late >= 5
+    runs, missed = {"run_once": (1, late - 1), "skip": (0, late), "run_all": (late, 0)}[policy]
+
+    dues = await pool.fetch("SELECT data FROM events WHERE type = 'task.due'")
+    misses = await pool.fetch("SELECT data FROM events WHERE type = 'schedule.missed'")
+    recorded = [o for row in misses for o in json.loads(row["data"])["occurrences"]]
+    assert len(dues) == runs
+    assert len(recorded) == missed
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == runs
+    next_run_at = await pool.fetchval("SELECT next_run_at FROM task WHERE id = $1", task_id)
+    assert next_run_at > now
+    assert await Timer(pool, PROJECTIONS).fire_due() == 0  # nothing more is due
