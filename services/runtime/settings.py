@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -52,7 +53,7 @@ class Settings:
         settings.validate()
         return settings
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with command-line overrides applied (None means keep), validated."""
         updated = replace(self, **{k: v for k, v in changes.items() if v is not None})
         updated.validate()

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from litestar import Litestar
@@ -42,42 +43,48 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 @dataclass
 class Component:
-    """A long-running coroutine (timer, workers, relay) supervised beside the API."""
+    """A long-running part of the service (API, timer, workers) returning once ``stop`` is set."""
 
     name: str
-    run: Callable[[asyncio.Event], Awaitable[None]]
+    run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-async def serve(
-    app: Litestar,
-    sock: socket.socket,
-    components: list[Component],
-    on_ready: Callable[[], None],
-) -> None:
-    """Serve ``app`` on ``sock`` plus ``components`` until a stop signal or a component dies."""
+def api_component(app: Litestar, sock: socket.socket, on_ready: Callable[[], None]) -> Component:
+    """Serve ``app`` on ``sock`` until stopped; ``on_ready`` runs once it accepts requests."""
+
+    async def run(stop: asyncio.Event) -> None:
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        server = _SupervisedUvicorn(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has only a flag
+            await asyncio.sleep(0.02)
+        if server.started:
+            on_ready()
+        await asyncio.wait(
+            [serving, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED"
+        )
+        server.should_exit = True
+        await serving
+
+    return Component("api", run)
+
+
+async def supervise(components: list[Component]) -> None:
+    """Run every component until SIGTERM/SIGINT or until one of them fails, then stop them all."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    server = _SupervisedUvicorn(config)
-    tasks = [asyncio.create_task(server.serve(sockets=[sock]), name="api")]
-    tasks += [asyncio.create_task(c.run(stop), name=c.name) for c in components]
-    ready = asyncio.create_task(_announce_when_started(server, on_ready))
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-    stop.set()
-    server.should_exit = True
-    ready.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
+    try:
+        tasks = [asyncio.create_task(c.run(stop), name=c.name) for c in components]
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await stopper
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         raise failures[0]
-
-
-async def _announce_when_started(server: uvicorn.Server, on_ready: Callable[[], None]) -> None:
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only this flag
-        await asyncio.sleep(0.02)
-    on_ready()

@@ -44,6 +44,7 @@ BAD_BODIES = [
     pytest.param(b'{"payload": {}}', 422, "topic", id="missing-field"),
     pytest.param(b'{"topic": "has space", "payload": {}}', 422, "topic", id="bad-pattern"),
     pytest.param(b"[]", 422, None, id="array-body"),
+    pytest.param(b'{"topic": "a", "payload": {"x": "nul\\u0000"}}', 422, None, id="nul-char"),
     pytest.param(
         b'{"topic": "a", "payload": {"x": "' + b"a" * (2 * 1024 * 1024) + b'"}}',
         413,
@@ -168,3 +169,31 @@ async def test_readiness_reports_each_dependency(client: AsyncTestClient[Any]) -
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+async def test_schedule_preview_over_http(client: AsyncTestClient[Any]) -> None:
+    body = {"kind": "cron", "expr": "30 8 * * 1-5", "timezone": "Europe/Chisinau",
+            "after": "2026-11-20T12:00:00+02:00", "count": 2}  # fmt: skip
+    response = await client.post("/schedules/preview", headers=AUTH, json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "occurrences": ["2026-11-23T08:30:00+02:00", "2026-11-24T08:30:00+02:00"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "cron", "expr": "* * * * 8"}, "schedule_expr"),
+        ({"kind": "cron", "expr": "* * * * *", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"kind": "rrule", "expr": "FREQ=SOMETIMES"}, "schedule_expr"),
+        ({"kind": "weekly", "expr": "x"}, "kind"),
+        ({"kind": "cron", "expr": "* * * * *", "count": 0}, "count"),
+    ],
+)
+async def test_schedule_preview_names_the_bad_field(
+    client: AsyncTestClient[Any], body: dict[str, object], field: str
+) -> None:
+    response = await client.post("/schedules/preview", headers=AUTH, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field

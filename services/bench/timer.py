@@ -1,0 +1,111 @@
+"""Timer fire lag (due instant -> task.due recorded) and timer RSS with N schedules a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timedelta
+from typing import TextIO
+
+import asyncpg
+import psutil
+
+from domain.envelope import EventMeta
+from domain.events import TaskCreated, TaskDefinition, task_stream
+from projections.registry import inline_projections
+from services.bench.report import percentile, print_table
+from services.store.events import StreamAppend, append_in_transaction
+
+_BATCH = 1000
+
+
+def _definition(n: int, firing: bool) -> TaskDefinition:
+    # Firing schedules are spread over the minute by the seconds field, as real ones are;
+    # the others are registered but due only once a year.
+    expr = f"{n % 60} * * * * *" if firing else f"{n % 60} {n % 24} 1 1 *"
+    return TaskDefinition(title=f"bench {n}", schedule_kind="cron", schedule_expr=expr)
+
+
+async def _register(pool: asyncpg.Pool, schedules: int, total: int, first_due: datetime) -> None:
+    projections = inline_projections()
+    for start in range(0, total, _BATCH):
+        appends = []
+        for n in range(start, min(start + _BATCH, total)):
+            task_id = str(uuid.uuid4())
+            firing = n < schedules
+            due = first_due + timedelta(seconds=(n % 60 - first_due.second) % 60)
+            if not firing:
+                due = due.replace(year=due.year + 1)
+            created = TaskCreated(
+                task_id=task_id, definition=_definition(n, firing), next_run_at=due
+            )
+            appends.append(StreamAppend(task_stream(task_id), [created], 0))
+        async with pool.acquire() as conn, conn.transaction():
+            meta = EventMeta(actor="bench", correlation_id=str(uuid.uuid4()))
+            await append_in_transaction(conn, appends, meta, projections)
+
+
+def _start_timer(database_url: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_LOG_LEVEL": "warning"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli.main", "timer"], env=env, stdout=subprocess.DEVNULL
+    )
+
+
+async def _watch_rss(pid: int, stop: asyncio.Event) -> float:
+    """Peak resident memory of ``pid`` in MiB, sampled every 200 ms."""
+    process, peak = psutil.Process(pid), 0
+    while not stop.is_set():
+        peak = max(peak, process.memory_info().rss)
+        await asyncio.sleep(0.2)
+    return peak / 2**20
+
+
+async def _lags_ms(pool: asyncpg.Pool) -> list[float]:
+    rows = await pool.fetch(
+        "SELECT extract(epoch FROM recorded_at - (data->>'scheduled_for')::timestamptz) * 1000"
+        " AS lag FROM events WHERE type = 'task.due'"
+    )
+    return [float(row["lag"]) for row in rows]
+
+
+async def bench_timer(
+    database_url: str,
+    *,
+    schedules: int,
+    registered: int,
+    seconds: int,
+    out: TextIO = sys.stdout,
+) -> dict[str, float]:
+    """Register schedules (``schedules`` of them firing each minute), run one timer process,
+    and report fire lag and the timer's peak RSS."""
+    total = max(registered, schedules)
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool:
+        now: datetime = await pool.fetchval("SELECT clock_timestamp()")
+        print(f"registering {total:,} schedules, {schedules:,} firing each minute ...", file=out)
+        first_due = now.replace(microsecond=0) + timedelta(seconds=5)
+        await _register(pool, schedules, total, first_due)
+        timer, stop = _start_timer(database_url), asyncio.Event()
+        watcher = asyncio.create_task(_watch_rss(timer.pid, stop))
+        print(f"running one timer for {seconds} s ...", file=out, flush=True)
+        await asyncio.sleep(seconds)
+        stop.set()
+        timer.send_signal(signal.SIGTERM)
+        timer.wait(30)
+        peak_mib = await watcher
+        lags = await _lags_ms(pool)
+    figures: dict[str, float] = {
+        "registered": float(total),
+        "per_minute": float(schedules),
+        "fired": float(len(lags)),
+        "lag_p50_ms": percentile(lags, 50),
+        "lag_p99_ms": percentile(lags, 99),
+        "lag_max_ms": max(lags, default=float("nan")),
+        "timer_peak_rss_mib": peak_mib,
+    }
+    print_table([dict(figures)], out)
+    return figures

@@ -1,0 +1,158 @@
+"""The CLI's commands, each an async function of (arguments, settings) returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+
+from projections.rebuild import rebuild
+from projections.registry import inline_projections
+from services.bench.scratch import scratch_database
+from services.cli.progress import ProgressBar
+from services.cli.up import migrate_database, run_timer_alone, run_up
+from services.runtime.embedded import start_servers
+from services.runtime.settings import Settings
+from services.store.events import APPEND_LOCK, read_stored
+from services.store.tail import tail
+
+
+class CommandError(Exception):
+    """A command could not do what was asked; the message is shown as one line."""
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[str]:
+    """The configured database, or the embedded one in the data dir (started if needed)."""
+    servers = await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir, with_redis=False
+    )
+    try:
+        yield servers.database_url
+    finally:
+        await servers.stop()
+
+
+async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    await run_up(settings)
+    return 0
+
+
+async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
+    await run_timer_alone(settings)
+    return 0
+
+
+async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async with database(settings) as url:
+        applied = await migrate_database(url)
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
+    wanted = set(args.types or ())
+    async with database(settings) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            async with tail(conn, after=args.after) as events:
+                async for envelope in events:
+                    if not wanted or envelope.type in wanted:
+                        (stored,) = await read_stored(conn, after=envelope.position - 1, limit=1)
+                        sys.stdout.write(msgspec.json.encode(stored).decode() + "\n")
+                        sys.stdout.flush()
+        finally:
+            await conn.close()
+    return 0
+
+
+async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    projections = inline_projections()
+    try:
+        chosen = projections.named(args.names) if args.names else projections
+    except KeyError as exc:
+        known = ", ".join(p.name for p in projections.projections)
+        raise CommandError(f"unknown projection {exc.args[0]!r} (known: {known})") from None
+    async with database(settings) as url:
+        conn = await asyncpg.connect(url)
+        try:
+            bar = ProgressBar("rebuilding " + ", ".join(p.name for p in chosen.projections))
+            count = await rebuild(conn, chosen, append_lock=APPEND_LOCK, progress=bar.update)
+            bar.finish()
+        finally:
+            await conn.close()
+    print(f"replayed {count} events")
+    return 0
+
+
+async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.schedules import preview_request
+
+    now = datetime.now(UTC)
+    if args.jsonl:
+        for line in sys.stdin:
+            if line.strip():
+                try:
+                    request: object = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    answer: dict[str, object] = {"error": f"not JSON: {exc.msg}"}
+                else:
+                    answer = preview_request(request, now)
+                sys.stdout.write(json.dumps(answer) + "\n")
+        return 0
+    if not args.kind or args.expr is None:
+        raise CommandError("schedule preview needs --kind and --expr (or --jsonl)")
+    request = {"kind": args.kind, "expr": args.expr, "tz": args.tz, "count": args.count}
+    if args.after:
+        request["after"] = args.after
+    answer = preview_request(request, now)
+    if "error" in answer:
+        raise CommandError(str(answer["error"]))
+    print(json.dumps(answer["occurrences"], indent=2))
+    return 0
+
+
+async def cmd_bench_append(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.append import bench_append
+
+    async with database(settings) as server, scratch_database(server) as url:
+        await bench_append(
+            url, events=args.events, batch_size=args.batch, concurrency=args.concurrency
+        )
+    return 0
+
+
+async def cmd_bench_timer(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.timer import bench_timer
+
+    async with database(settings) as server, scratch_database(server) as url:
+        await bench_timer(
+            url, schedules=args.schedules, registered=args.registered, seconds=args.seconds
+        )
+    return 0
+
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+_COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("up", None): cmd_up,
+    ("migrate", None): cmd_migrate,
+    ("timer", None): cmd_timer,
+    ("events", "tail"): cmd_events_tail,
+    ("projections", "rebuild"): cmd_projections_rebuild,
+    ("schedule", "preview"): cmd_schedule_preview,
+    ("bench", "append"): cmd_bench_append,
+    ("bench", "timer"): cmd_bench_timer,
+}
+
+
+async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the command the arguments name."""
+    sub = getattr(args, f"{args.command}_command", None)
+    return await _COMMANDS[(args.command, sub)](args, settings)

@@ -1,0 +1,89 @@
+"""The `ordinaut` command: parse arguments, load settings, run one command, exit cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+from services.cli import commands
+from services.runtime.logging import configure_logging
+from services.runtime.settings import Settings, SettingsError
+from services.runtime.supervisor import StartupError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ordinaut", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ordinaut {version('ordinaut')}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="migrate and run every service in one process")
+    up.add_argument("--host", help="listen address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="API port (default 8080)")
+    up.add_argument("--data-dir", type=Path, help="data directory (default ./.ordinaut)")
+
+    sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("timer", help="run only the timer (any number may run at once)")
+
+    events = sub.add_parser("events", help="read the event log").add_subparsers(
+        dest="events_command", required=True, metavar="SUBCOMMAND"
+    )
+    tail = events.add_parser("tail", help="print events as JSON lines, then follow live")
+    tail.add_argument("--after", type=int, default=0, help="start after this position")
+    tail.add_argument("--type", action="append", dest="types", help="only this event type")
+
+    projections = sub.add_parser("projections", help="manage read models").add_subparsers(
+        dest="projections_command", required=True, metavar="SUBCOMMAND"
+    )
+    rebuild = projections.add_parser("rebuild", help="truncate and replay read models")
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections (default: all)")
+
+    schedule = sub.add_parser("schedule", help="schedule tools").add_subparsers(
+        dest="schedule_command", required=True, metavar="SUBCOMMAND"
+    )
+    preview = schedule.add_parser("preview", help="print the next occurrences of a rule")
+    preview.add_argument("--kind", choices=["cron", "rrule", "once"])
+    preview.add_argument("--expr")
+    preview.add_argument("--tz", default="UTC")
+    preview.add_argument("--after", help="ISO-8601 instant (default now)")
+    preview.add_argument("--count", type=int, default=10)
+    preview.add_argument("--jsonl", action="store_true", help="read requests as JSON lines")
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+        dest="bench_command", required=True, metavar="BENCHMARK"
+    )
+    append = bench.add_parser("append", help="event store append throughput")
+    append.add_argument("--events", type=int, default=20000)
+    append.add_argument("--batch", type=int, default=500)
+    append.add_argument("--concurrency", type=int, default=4)
+    timer = bench.add_parser("timer", help="timer fire lag and memory")
+    timer.add_argument("--schedules", type=int, default=10000, help="schedules firing each minute")
+    timer.add_argument("--registered", type=int, default=0, help="total registered (default: same)")
+    timer.add_argument("--seconds", type=int, default=70, help="how long the timer runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+        if args.command == "up":
+            settings = settings.with_overrides(
+                host=args.host, port=args.port, data_dir=args.data_dir
+            )
+        configure_logging(settings.log_format, settings.log_level)
+        return asyncio.run(commands.dispatch(args, settings))
+    except (SettingsError, StartupError, commands.CommandError) as exc:
+        print(f"ordinaut: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""`ordinaut up`: migrate, then run every component in one process (embedded servers by default)."""
+
+from __future__ import annotations
+
+import sys
+
+import asyncpg
+
+from services.api.app import ApiConfig, create_app
+from services.runtime.admin_token import load_admin_token
+from services.runtime.embedded import Servers, start_servers
+from services.runtime.settings import Settings
+from services.runtime.supervisor import (
+    Component,
+    StartupError,
+    api_component,
+    bind_socket,
+    supervise,
+)
+from services.store.migrate import migrate, pending_migrations
+from services.timer.service import run_timer
+
+
+def _timer(database_url: str) -> Component:
+    return Component("timer", lambda stop: run_timer(database_url, stop))
+
+
+def _background(servers: Servers) -> list[Component]:
+    """Everything `up` runs beside the API."""
+    return [_timer(servers.database_url)]
+
+
+async def require_current_schema(database_url: str) -> None:
+    """Standalone processes never migrate; they refuse to run on an older schema."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        pending = await pending_migrations(conn)
+    finally:
+        await conn.close()
+    if pending:
+        raise StartupError(
+            f"the database schema is behind ({len(pending)} migrations pending);"
+            " run `ordinaut migrate`"
+        )
+
+
+async def run_timer_alone(settings: Settings) -> None:
+    """`ordinaut timer`: only the timer, until SIGTERM/SIGINT."""
+    servers = await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir, with_redis=False
+    )
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_timer(servers.database_url)])
+    finally:
+        await servers.stop()
+
+
+async def migrate_database(database_url: str) -> list[str]:
+    """Apply pending migrations; returns their names."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
+
+
+async def open_servers(settings: Settings) -> Servers:
+    """The configured servers, or embedded ones kept under the data dir."""
+    return await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+
+
+def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str:
+    base = f"http://{settings.host}:{settings.port}"
+    token = f"in {token_path}" if token_path else "from ORDINAUT_ADMIN_TOKEN"
+    where = "embedded" if servers.embedded else "configured"
+    return (
+        f"Ordinaut is up.\n  API:          {base}\n  API docs:     {base}/schema\n"
+        f"  Admin token:  {token}\n  Servers:      {where} PostgreSQL and Redis\n"
+        "  Stop with Ctrl-C.\n"
+    )
+
+
+async def run_up(settings: Settings) -> None:
+    """Start everything and block until SIGTERM/SIGINT; embedded servers stop on the way out."""
+    sock = bind_socket(settings.host, settings.port)
+    servers = await open_servers(settings)
+    try:
+        await migrate_database(servers.database_url)
+        token = load_admin_token(settings.admin_token, settings.data_dir)
+        app = create_app(ApiConfig(servers.database_url, servers.redis_url, token.sha256))
+        banner = _banner(settings, servers, str(token.path) if token.path else None)
+        announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
+        await supervise([api_component(app, sock, announce), *_background(servers)])
+    finally:
+        sock.close()
+        await servers.stop()

@@ -1,0 +1,101 @@
+"""The command line: clear one-line errors, version, schedule preview, migrate."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        env=environment, input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("ordinaut ")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"ORDINAUT_DATABASE_URL": "mysql://x/y"}, "ORDINAUT_DATABASE_URL"),
+        ({"ORDINAUT_REDIS_URL": "http://localhost"}, "ORDINAUT_REDIS_URL"),
+        ({"ORDINAUT_LOG_FORMAT": "xml"}, "ORDINAUT_LOG_FORMAT"),
+        ({"ORDINAUT_PORT": "eighty"}, "ORDINAUT_PORT"),
+        ({"ORDINAUT_PORT": "70000"}, "ORDINAUT_PORT"),
+        ({"ORDINAUT_ADMIN_TOKEN": "short"}, "ORDINAUT_ADMIN_TOKEN"),
+    ],
+)
+def test_invalid_settings_fail_with_one_clear_line(env: dict[str, str], named: str) -> None:
+    result = run("migrate", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path: object) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("up", "--port", str(port), "--data-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_schedule_preview_prints_occurrences_with_offsets() -> None:
+    result = run(
+        "schedule", "preview", "--kind", "cron", "--expr", "30 8 * * 1-5",
+        "--tz", "Europe/Chisinau", "--after", "2026-11-20T12:00:00+02:00", "--count", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "2026-11-23T08:30:00+02:00",
+        "2026-11-24T08:30:00+02:00",
+        "2026-11-25T08:30:00+02:00",
+    ]
+
+
+def test_schedule_preview_rejects_a_bad_rule_with_the_field() -> None:
+    result = run("schedule", "preview", "--kind", "cron", "--expr", "61 * * * *")
+    assert result.returncode == 2
+    assert "minute" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_schedule_preview_jsonl_answers_every_line() -> None:
+    lines = [
+        {"kind": "rrule", "expr": "FREQ=DAILY;COUNT=2", "tz": "UTC",
+         "after": "2026-01-01T00:00:00Z", "count": 5, "dtstart": "2026-01-01T09:00:00"},
+        {"kind": "cron", "expr": "* * 31 2 *", "tz": "UTC"},
+        "not an object",
+    ]  # fmt: skip
+    stdin = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"
+    result = run("schedule", "preview", "--jsonl", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert answers[0] == {"occurrences": ["2026-01-01T09:00:00+00:00", "2026-01-02T09:00:00+00:00"]}
+    assert [("error" in a) for a in answers[1:]] == [True, True, True]
+
+
+def test_migrate_on_a_configured_database_is_idempotent(database_url: str) -> None:
+    env = {"ORDINAUT_DATABASE_URL": database_url}
+    first = run("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "applied 0 migration(s)" in first.stdout  # the test database is already migrated
