@@ -120,6 +120,16 @@ class TaskDue(_Event, frozen=True, tag="task.due"):
     catch_up: bool = False
 
 
+class TaskRunRequested(_Event, frozen=True, tag="task.run_requested"):
+    """Someone asked for a run now; the schedule is not disturbed."""
+
+    task_id: str
+    run_id: str
+    run_at: datetime
+    priority: int = 5
+    concurrency_key: str | None = None
+
+
 class ScheduleMissed(_Event, frozen=True, tag="schedule.missed"):
     """Occurrences that passed while no timer ran and that the misfire policy chose not to run."""
 
@@ -128,6 +138,31 @@ class ScheduleMissed(_Event, frozen=True, tag="schedule.missed"):
     policy: MisfirePolicy
     more: bool = False
     next_run_at: datetime | None = None
+
+
+class AgentCreated(_Event, frozen=True, tag="agent.created"):
+    """An identity that holds tokens and scopes; every event it causes names it as actor."""
+
+    agent_id: str
+    name: str
+    scopes: tuple[str, ...]
+    webhook_url: str | None = None
+
+
+class AgentTokenIssued(_Event, frozen=True, tag="agent.token_issued"):
+    """A bearer token for an agent; only its SHA-256 is recorded, never the token."""
+
+    agent_id: str
+    token_id: str
+    token_sha256: str
+    label: str | None = None
+
+
+class AgentTokenRevoked(_Event, frozen=True, tag="agent.token_revoked"):
+    """The token stops working at once."""
+
+    agent_id: str
+    token_id: str
 
 
 class EventReceived(_Event, frozen=True, tag="event.received"):
@@ -150,7 +185,11 @@ Event = (
     | TaskCompleted
     | TaskDeleted
     | TaskDue
+    | TaskRunRequested
     | ScheduleMissed
+    | AgentCreated
+    | AgentTokenIssued
+    | AgentTokenRevoked
     | EventReceived
 )
 
@@ -162,6 +201,11 @@ EVENT_TYPES: dict[str, type[_Event]] = {
 def task_stream(task_id: str) -> str:
     """The stream holding one task's events."""
     return f"task-{task_id}"
+
+
+def agent_stream(agent_id: str) -> str:
+    """The stream holding one agent's events."""
+    return f"agent-{agent_id}"
 
 
 def event_type(event: Event) -> str:

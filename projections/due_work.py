@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.envelope import Envelope
-from domain.events import TaskDue
+from domain.events import TaskDue, TaskRunRequested
 from projections.base import Connection
 
 _INSERT = """
@@ -17,7 +17,7 @@ class DueWorkProjection:
 
     name: str = "due_work"
     tables: tuple[str, ...] = ("due_work",)
-    handles: frozenset[str] = frozenset({"task.due"})
+    handles: frozenset[str] = frozenset({"task.due", "task.run_requested"})
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Add the work a fired occurrence creates."""
@@ -25,5 +25,10 @@ class DueWorkProjection:
         if isinstance(event, TaskDue):
             await conn.execute(
                 _INSERT, event.run_id, event.task_id, event.scheduled_for, event.run_at,
+                event.priority, event.concurrency_key, envelope.recorded_at,
+            )  # fmt: skip
+        elif isinstance(event, TaskRunRequested):
+            await conn.execute(
+                _INSERT, event.run_id, event.task_id, event.run_at, event.run_at,
                 event.priority, event.concurrency_key, envelope.recorded_at,
             )  # fmt: skip

@@ -14,6 +14,7 @@ from domain.events import (
     TaskDue,
     TaskPaused,
     TaskResumed,
+    TaskRunRequested,
     TaskSnoozed,
     TaskUpdated,
 )
@@ -39,6 +40,10 @@ UPDATE task SET status = coalesce($2, status), next_run_at = $3, deleted = delet
 WHERE id = $1
 """
 
+# Pausing keeps next_run_at: a resume with catch_up starts from the run that was due.
+_PAUSE = "UPDATE task SET status = 'paused', updated_at = $2, version = $3 WHERE id = $1"
+_TOUCH = "UPDATE task SET updated_at = $2, version = $3 WHERE id = $1"
+
 
 TIMER_CHANNEL = "ordinaut_timer"
 _RESCHEDULING = frozenset({"task.created", "task.updated", "task.resumed", "task.snoozed"})
@@ -60,6 +65,7 @@ class TaskProjection:
             "task.completed",
             "task.deleted",
             "task.due",
+            "task.run_requested",
             "schedule.missed",
         }
     )
@@ -96,7 +102,9 @@ class TaskProjection:
             case TaskResumed(task_id=task_id, next_run_at=next_run_at):
                 await self._set(conn, task_id, "active", next_run_at, envelope)
             case TaskPaused(task_id=task_id):
-                await self._set(conn, task_id, "paused", None, envelope)
+                await conn.execute(_PAUSE, task_id, at, version)
+            case TaskRunRequested(task_id=task_id):
+                await conn.execute(_TOUCH, task_id, at, version)
             case TaskCanceled(task_id=task_id):
                 await self._set(conn, task_id, "canceled", None, envelope)
             case TaskCompleted(task_id=task_id):

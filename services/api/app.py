@@ -16,7 +16,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
-from services.api.routes import events, health, schedules
+from services.api.routes import agents, events, health, schedules, tasks
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -53,6 +53,8 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             events.list_events,
             events.publish_event,
             schedules.preview_schedule,
+            *agents.ROUTES,
+            *tasks.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],

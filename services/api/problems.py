@@ -10,6 +10,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from domain.tasks import TaskRejected
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 PROBLEM_JSON = "application/problem+json"
@@ -127,6 +128,13 @@ def unstorable_problem(request: Request[Any, Any, Any], exc: UnstorableText) -> 
     return problem_response(request, 422, "Invalid request", str(exc))
 
 
+def rejected_problem(request: Request[Any, Any, Any], exc: TaskRejected) -> Response[Any]:
+    """A command the task's rules refuse (422 bad input, 409 wrong state)."""
+    title = "Conflict" if exc.status == 409 else "Invalid request"
+    errors = [FieldError(exc.field, exc.reason)]
+    return problem_response(request, exc.status, title, str(exc), errors=errors)
+
+
 def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged in full with the correlation id, answered without internals."""
     _log.exception(
@@ -160,5 +168,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     VersionConflict: conflict_problem,
     IdempotencyKeyReused: conflict_problem,
     UnstorableText: unstorable_problem,
+    TaskRejected: rejected_problem,
     Exception: internal_problem,
 }

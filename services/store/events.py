@@ -231,20 +231,27 @@ async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope
     return [_envelope(row) for row in rows]
 
 
+def _stored(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(
+        position=row["position"],
+        stream=row["stream"],
+        version=row["version"],
+        type=row["type"],
+        data=msgspec.Raw(row["data"].encode()),
+        meta=msgspec.Raw(row["meta"].encode()),
+        recorded_at=row["recorded_at"],
+    )
+
+
 async def read_stored(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
     """Like read_all, but without decoding: for readers that only pass events on."""
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
     )
-    return [
-        StoredEvent(
-            position=row["position"],
-            stream=row["stream"],
-            version=row["version"],
-            type=row["type"],
-            data=msgspec.Raw(row["data"].encode()),
-            meta=msgspec.Raw(row["meta"].encode()),
-            recorded_at=row["recorded_at"],
-        )
-        for row in rows
-    ]
+    return [_stored(row) for row in rows]
+
+
+async def read_stream_stored(conn: Connection, stream: str) -> list[StoredEvent]:
+    """One stream's events as stored, in version order."""
+    rows = await conn.fetch(f"{_SELECT} WHERE stream = $1 ORDER BY version", stream)
+    return [_stored(row) for row in rows]

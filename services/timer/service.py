@@ -25,10 +25,12 @@ _definition = msgspec.json.Decoder(TaskDefinition)
 # Lock order matters: every command takes the append lock and then (in its projection) task
 # rows. The timer does the same, append lock first, so the two can never deadlock; holding it
 # also means a second timer simply waits its turn rather than racing for the same rows.
+# statement_timestamp(), not clock_timestamp(): a stable value can bound the index scan, where
+# a volatile one turns into a filter over every registered task.
 _CLAIM = """
-SELECT id, version, definition::text AS definition, next_run_at, clock_timestamp() AS now
+SELECT id, version, definition::text AS definition, next_run_at, statement_timestamp() AS now
 FROM task
-WHERE status = 'active' AND NOT deleted AND next_run_at <= clock_timestamp()
+WHERE status = 'active' AND NOT deleted AND next_run_at <= statement_timestamp()
 ORDER BY next_run_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
+import uuid
 
+import asyncpg
 import pytest
+
+from domain.envelope import EventMeta
+from domain.events import EventReceived
+from projections.registry import inline_projections
+from services.store.events import StreamAppend, append_in_transaction
 
 
 def run(
@@ -99,3 +107,32 @@ def test_migrate_on_a_configured_database_is_idempotent(database_url: str) -> No
     first = run("migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert "applied 0 migration(s)" in first.stdout  # the test database is already migrated
+
+
+async def test_events_tail_prints_the_log_then_follows_it(database_url: str) -> None:
+    async def publish(pool: asyncpg.Pool, n: int) -> None:
+        event = EventReceived(event_id=str(uuid.uuid4()), topic="t", payload={"n": n})
+        async with pool.acquire() as conn, conn.transaction():
+            meta = EventMeta(actor="tester", correlation_id="c")
+            await append_in_transaction(
+                conn, [StreamAppend("s", [event])], meta, inline_projections()
+            )
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    environment["ORDINAUT_DATABASE_URL"] = database_url
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as pool:
+        await publish(pool, 0)
+        tail = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli.main", "events", "tail", "--type", "event.received",
+            env=environment, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert tail.stdout is not None
+        try:
+            first = json.loads(await asyncio.wait_for(tail.stdout.readline(), 30))
+            await publish(pool, 1)  # arrives live, after the catch-up
+            second = json.loads(await asyncio.wait_for(tail.stdout.readline(), 30))
+        finally:
+            tail.terminate()
+            await tail.wait()
+    assert [first["data"]["payload"]["n"], second["data"]["payload"]["n"]] == [0, 1]
+    assert second["position"] > first["position"]

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from domain.envelope import EventMeta
 from domain.events import EventReceived
@@ -47,8 +47,10 @@ class Published(msgspec.Struct, frozen=True):
 @get("/events", guards=[requires("events:read")], tags=["events"], summary="Read the log forward")
 async def list_events(
     state: State,
-    after: Annotated[int, Parameter(ge=0, description="Return events after this position")] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=1000, description="At most this many")] = 100,
+    after: Annotated[
+        int, QueryParameter(ge=0, description="Return events after this position")
+    ] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many")] = 100,
 ) -> EventPage:
     """Events with ``position > after`` in position order."""
     async with state.pool.acquire() as conn:

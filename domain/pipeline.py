@@ -1,0 +1,153 @@
+"""Validation of a task's pipeline: step structure and templates that reference earlier steps."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+STEP_KEYS = frozenset(
+    {"id", "uses", "with", "save_as", "if", "timeout_seconds", "on_error", "idempotency_key"}
+)
+PAYLOAD_KEYS = frozenset({"pipeline", "params"})
+FOREACH = "pipeline.foreach"
+_TEMPLATE = re.compile(r"\$\{([^}]*)\}")
+_NOW = re.compile(r"^\s*now\s*(?:[+-]\s*\d+\s*[smhdw])?\s*$")
+_STEP_REF = re.compile(r"(?<![A-Za-z0-9_.])steps\.([A-Za-z_][A-Za-z0-9_-]*)")
+_LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class PipelineError(ValueError):
+    """A pipeline problem at a dotted field path, e.g. ``payload.pipeline[2].with.text``."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+def validate_payload(payload: object) -> None:
+    """Raise PipelineError for the first structural or template problem in ``payload``."""
+    if not isinstance(payload, Mapping):
+        raise PipelineError("payload", "must be an object")
+    unknown = sorted(set(payload) - PAYLOAD_KEYS)
+    if unknown:
+        raise PipelineError(f"payload.{unknown[0]}", "unknown field (expected pipeline, params)")
+    if not isinstance(payload.get("params", {}), Mapping):
+        raise PipelineError("payload.params", "must be an object")
+    _validate_steps(payload.get("pipeline", []), "payload.pipeline", known=set(), in_loop=False)
+
+
+def _validate_steps(steps: object, path: str, known: set[str], in_loop: bool) -> None:
+    if not isinstance(steps, Sequence) or isinstance(steps, str):
+        raise PipelineError(path, "must be a list of steps")
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        where = f"{path}[{index}]"
+        if not isinstance(step, Mapping):
+            raise PipelineError(where, "a step must be an object")
+        _validate_step(step, where, known, seen, in_loop)
+
+
+def _validate_step(
+    step: Mapping[str, object], where: str, known: set[str], seen: set[str], in_loop: bool
+) -> None:
+    unknown = sorted(set(step) - STEP_KEYS)
+    if unknown:
+        raise PipelineError(f"{where}.{unknown[0]}", "unknown step field")
+    step_id = _name(step.get("id"), f"{where}.id")
+    if step_id in seen:
+        raise PipelineError(f"{where}.id", f"duplicate step id {step_id!r}")
+    uses = step.get("uses")
+    if not isinstance(uses, str) or not uses.strip():
+        raise PipelineError(f"{where}.uses", "must name a tool, e.g. debug.echo")
+    _check_options(step, where)
+    for field, text in _strings(step.get("with", {}), f"{where}.with"):
+        _check_templates(text, field, known, in_loop)
+    if "if" in step:
+        _check_condition(step["if"], f"{where}.if", known, in_loop)
+    if uses == FOREACH:
+        _validate_foreach(step, where, known)
+    seen.add(step_id)
+    known.add(step_id)
+    save_as = step.get("save_as")
+    if isinstance(save_as, str):
+        known.add(save_as)
+
+
+def _validate_foreach(step: Mapping[str, object], where: str, known: set[str]) -> None:
+    options = step.get("with")
+    if not isinstance(options, Mapping) or not isinstance(options.get("items_path"), str):
+        raise PipelineError(f"{where}.with.items_path", "pipeline.foreach needs a JMESPath string")
+    _check_expression(options["items_path"], f"{where}.with.items_path", known, in_loop=False)
+    _validate_steps(options.get("body"), f"{where}.with.body", known=set(known), in_loop=True)
+
+
+def _check_options(step: Mapping[str, object], where: str) -> None:
+    if "save_as" in step:
+        _name(step["save_as"], f"{where}.save_as")
+    if "with" in step and not isinstance(step["with"], Mapping):
+        raise PipelineError(f"{where}.with", "must be an object")
+    timeout = step.get("timeout_seconds", 1)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= 86400
+    ):
+        raise PipelineError(f"{where}.timeout_seconds", "must be a number of seconds in (0, 86400]")
+    if step.get("on_error", "fail") not in ("fail", "continue"):
+        raise PipelineError(f"{where}.on_error", "must be fail or continue")
+    if "idempotency_key" in step and not isinstance(step["idempotency_key"], str):
+        raise PipelineError(f"{where}.idempotency_key", "must be a string")
+
+
+def _name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise PipelineError(field, "must be a name of letters, digits, _ or - (max 64)")
+    return value
+
+
+def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
+    """Every string inside ``value`` with its dotted path (bodies of foreach excluded)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if key != "body":
+                yield from _strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def _check_templates(text: str, field: str, known: set[str], in_loop: bool) -> None:
+    for expression in _TEMPLATE.findall(text):
+        _check_expression(expression, field, known, in_loop)
+
+
+def _check_condition(condition: object, field: str, known: set[str], in_loop: bool) -> None:
+    if not isinstance(condition, str) or not condition.strip():
+        raise PipelineError(field, "must be a JMESPath boolean expression")
+    match = _TEMPLATE.fullmatch(condition.strip())
+    _check_expression(match.group(1) if match else condition, field, known, in_loop)
+
+
+def _check_expression(expression: str, field: str, known: set[str], in_loop: bool) -> None:
+    if _NOW.match(expression):
+        return
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise PipelineError(field, f"invalid template ${{{expression}}}: {exc}") from None
+    for name in _STEP_REF.findall(expression):
+        if name not in known:
+            raise PipelineError(field, f"${{{expression}}} refers to step {name!r}, which does "
+                                       "not run before this one")  # fmt: skip
+    if not in_loop and _LOOP_REF.search(expression.split(".")[0]):
+        raise PipelineError(field, f"${{{expression}}} uses item/index outside pipeline.foreach")

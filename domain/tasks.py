@@ -1,0 +1,193 @@
+"""Task commands decided purely: validate, then return the events (``now`` is an argument)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from domain.events import (
+    Event,
+    TaskCanceled,
+    TaskCreated,
+    TaskDefinition,
+    TaskDeleted,
+    TaskPaused,
+    TaskResumed,
+    TaskRunRequested,
+    TaskSnoozed,
+    TaskUpdated,
+)
+from domain.pipeline import PipelineError, validate_payload
+from domain.schedules import ScheduleError, anchor_dtstart, compile_schedule, validate_timezone
+from domain.schedules.once import GRACE
+
+TIMED_KINDS = frozenset({"cron", "rrule", "once"})
+_TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\-]{1,200}$")
+_BARE_RRULE = re.compile(r"^\s*(RRULE:)?FREQ=", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TaskRejected(ValueError):
+    """A command the task's rules refuse: ``status`` 422 for bad input, 409 for its state."""
+
+    field: str
+    reason: str
+    status: int = 422
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a decision needs to know about an existing task."""
+
+    task_id: str
+    definition: TaskDefinition
+    status: str
+    next_run_at: datetime | None
+
+
+def prepare_definition(definition: TaskDefinition, now: datetime) -> TaskDefinition:
+    """Validate everything and fix a bare RRULE's anchor once, so its phase never drifts."""
+    try:
+        validate_payload(definition.payload)
+    except PipelineError as error:
+        raise TaskRejected(error.field, error.reason) from None
+    zone = _zone(definition.timezone)
+    if definition.schedule_kind in ("event", "condition"):
+        if definition.schedule_kind == "condition":
+            raise TaskRejected("schedule_kind", "condition tasks are not supported yet")
+        if not _TOPIC_PATTERN.match(definition.schedule_expr):
+            raise TaskRejected("schedule_expr", "must be a topic or glob such as calendar.*")
+        return definition
+    bare_rrule = definition.schedule_kind == "rrule" and _BARE_RRULE.match(definition.schedule_expr)
+    if bare_rrule and definition.dtstart is None:
+        definition = msgspec.structs.replace(definition, dtstart=anchor_dtstart(now, zone))
+    first_run(definition, now)  # compiles, so an invalid rule is refused here
+    return definition
+
+
+def first_run(definition: TaskDefinition, now: datetime) -> datetime | None:
+    """The first occurrence after ``now`` (a one-shot time within the grace period counts)."""
+    if definition.schedule_kind not in TIMED_KINDS:
+        return None
+    try:
+        schedule = compile_schedule(
+            definition.schedule_kind,
+            definition.schedule_expr,
+            definition.timezone,
+            dtstart=definition.dtstart,
+            now=now,
+        )
+    except ScheduleError as error:
+        raise TaskRejected(error.field, error.reason) from None
+    after = now - GRACE if definition.schedule_kind == "once" else now
+    following = schedule.next_after(after)
+    if following is None:
+        raise TaskRejected("schedule_expr", "has no occurrence after now")
+    return following
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return validate_timezone(name)
+    except ScheduleError as error:
+        raise TaskRejected(error.field, error.reason) from None
+
+
+def decide_create(task_id: str, definition: TaskDefinition, now: datetime) -> list[Event]:
+    """A new task: validated, anchored, with its first run decided."""
+    prepared = prepare_definition(definition, now)
+    return [TaskCreated(task_id=task_id, definition=prepared, next_run_at=first_run(prepared, now))]
+
+
+SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone", "dtstart"})
+
+
+def decide_update(state: TaskState, changes: dict[str, object], now: datetime) -> list[Event]:
+    """Apply changed fields; a schedule change recomputes the next run."""
+    _require_open(state)
+    current = msgspec.to_builtins(state.definition)
+    merged = {**current, **changes}
+    new_kind = merged.get("schedule_kind") != "rrule" or state.definition.schedule_kind != "rrule"
+    if (
+        changes.keys() & {"schedule_kind", "schedule_expr"}
+        and "dtstart" not in changes
+        and new_kind
+    ):
+        merged.pop("dtstart", None)  # a new kind of rule gets a new anchor
+    try:
+        definition = msgspec.convert(merged, TaskDefinition)
+    except msgspec.ValidationError as exc:
+        raise TaskRejected("body", str(exc)) from None
+    prepared = prepare_definition(definition, now)
+    changed = tuple(sorted(k for k in changes if current.get(k) != changes[k]))
+    if not changed:
+        return []
+    rescheduled = (
+        bool(SCHEDULE_FIELDS & set(changed)) or prepared.dtstart != state.definition.dtstart
+    )
+    next_run_at = first_run(prepared, now) if rescheduled else state.next_run_at
+    return [TaskUpdated(task_id=state.task_id, definition=prepared, changed=changed,
+                        next_run_at=next_run_at)]  # fmt: skip
+
+
+def decide_pause(state: TaskState) -> list[Event]:
+    """Stop firing; pausing a paused task changes nothing."""
+    _require_open(state)
+    return [] if state.status == "paused" else [TaskPaused(task_id=state.task_id)]
+
+
+def decide_resume(state: TaskState, now: datetime, catch_up: bool) -> list[Event]:
+    """Fire again: from now on, or (catch_up) from the run that was due when paused."""
+    _require_open(state)
+    if state.status == "active":
+        return []
+    following = state.next_run_at if catch_up else first_run(state.definition, now)
+    return [TaskResumed(task_id=state.task_id, next_run_at=following, catch_up=catch_up)]
+
+
+def decide_snooze(
+    state: TaskState, now: datetime, *, seconds: int | None, until: datetime | None
+) -> list[Event]:
+    """Move only the next occurrence: by ``seconds`` from when it was due, or to ``until``."""
+    _require_open(state)
+    if state.next_run_at is None:
+        raise TaskRejected("task", "has no next occurrence to snooze", 409)
+    if (seconds is None) == (until is None):
+        raise TaskRejected("body", "give exactly one of seconds or until")
+    target = until if until is not None else state.next_run_at + timedelta(seconds=seconds or 0)
+    if target <= now:
+        raise TaskRejected("until" if until is not None else "seconds", "must be in the future")
+    return [TaskSnoozed(task_id=state.task_id, until=target)]
+
+
+def decide_run_now(state: TaskState, now: datetime, run_id: str) -> list[Event]:
+    """A run now, beside the schedule (also for a paused task)."""
+    _require_open(state)
+    d = state.definition
+    return [TaskRunRequested(task_id=state.task_id, run_id=run_id, run_at=now,
+                             priority=d.priority, concurrency_key=d.concurrency_key)]  # fmt: skip
+
+
+def decide_cancel(state: TaskState) -> list[Event]:
+    """Never fire again (terminal); cancelling twice changes nothing."""
+    if state.status == "canceled":
+        return []
+    _require_open(state)
+    return [TaskCanceled(task_id=state.task_id)]
+
+
+def decide_delete(state: TaskState) -> list[Event]:
+    """Hide the task from reads; its events stay for audit."""
+    return [TaskDeleted(task_id=state.task_id)]
+
+
+def _require_open(state: TaskState) -> None:
+    if state.status in ("canceled", "completed"):
+        raise TaskRejected("task", f"is {state.status}", 409)

@@ -1,0 +1,136 @@
+"""Reads of the task model and the idempotent-command bookkeeping the task routes use."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from domain.events import TaskDefinition
+from domain.tasks import TaskState
+from projections.base import Connection
+from services.api.auth import Principal
+from services.api.problems import ApiError, FieldError
+from services.api.task_bodies import TaskView
+from services.store.errors import IdempotencyKeyReused
+
+_definition = msgspec.json.Decoder(TaskDefinition)
+_COLUMNS = (
+    "id, status, version, next_run_at, created_by, created_at, updated_at,"
+    " definition::text AS definition"
+)
+
+
+def _view(row: Any) -> TaskView:
+    return TaskView(
+        id=row["id"],
+        status=row["status"],
+        version=row["version"],
+        next_run_at=row["next_run_at"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        definition=msgspec.Raw(row["definition"].encode()),
+    )
+
+
+def _owner_clause(principal: Principal, first_param: int) -> tuple[str, list[Any]]:
+    """Agents see their own tasks; admin sees every task."""
+    if principal.allows("admin"):
+        return "", []
+    return f" AND created_by = ${first_param}", [principal.actor]
+
+
+async def load_task(
+    conn: Connection, principal: Principal, task_id: str
+) -> tuple[TaskView, TaskState]:
+    """The live task, or a 404 (also for another agent's task, so ids reveal nothing)."""
+    owner, args = _owner_clause(principal, 2)
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM task WHERE id = $1 AND NOT deleted{owner}",  # noqa: S608 - fixed SQL, values are parameters
+        task_id,
+        *args,
+    )
+    if row is None:
+        raise ApiError(404, "Not found", f"no task {task_id!r}")
+    state = TaskState(
+        row["id"], _definition.decode(row["definition"]), row["status"], row["next_run_at"]
+    )
+    return _view(row), state
+
+
+async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:
+    """The caller's live task with this key, if any."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT id FROM task WHERE created_by = $1 AND key = $2 AND NOT deleted", actor, key
+    )
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(created_at, id) from an opaque cursor; a forged one is a 422 naming `cursor`."""
+    try:
+        created_at, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created_at), task_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        reason = "is not a cursor this API returned"
+        raise ApiError(
+            422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)]
+        ) from None
+
+
+def encode_cursor(view: TaskView) -> str:
+    """The opaque cursor after ``view``."""
+    return base64.urlsafe_b64encode(f"{view.created_at.isoformat()}|{view.id}".encode()).decode()
+
+
+async def list_tasks(
+    conn: Connection, principal: Principal, filters: dict[str, Any], limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[TaskView]:  # fmt: skip
+    """Live tasks matching ``filters``, oldest first, stable across pages."""
+    clauses, args = ["NOT deleted"], []
+    for column, value in filters.items():
+        if value is not None:
+            args.append(f"%{value}%" if column == "title" else value)
+            op = "ILIKE" if column == "title" else "="
+            clauses.append(f"{column} {op} ${len(args)}")
+    if after is not None:
+        args += list(after)
+        clauses.append(f"(created_at, id) > (${len(args) - 1}, ${len(args)})")
+    owner, owner_args = _owner_clause(principal, len(args) + 1)
+    args += [*owner_args, limit]
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM task WHERE {' AND '.join(clauses)}{owner}"  # noqa: S608 - fixed columns
+        f" ORDER BY created_at, id LIMIT ${len(args)}",
+        *args,
+    )
+    return [_view(row) for row in rows]
+
+
+async def replay(
+    conn: Connection, actor: str, key: str, fingerprint: str
+) -> tuple[int, msgspec.Raw] | None:
+    """The stored answer to an earlier command with this key, if it finished."""
+    row = await conn.fetchrow(
+        "SELECT fingerprint, response_status, response::text AS response FROM command_log"
+        " WHERE actor = $1 AND idempotency_key = $2",
+        actor,
+        key,
+    )
+    if row is None or row["response"] is None:
+        return None
+    if row["fingerprint"] != fingerprint:
+        raise IdempotencyKeyReused(key)
+    return row["response_status"], msgspec.Raw(row["response"].encode())
+
+
+async def remember(conn: Connection, actor: str, key: str, status: int, body: object) -> None:
+    """Keep the answer so a repeat of the command gets it verbatim."""
+    await conn.execute(
+        "UPDATE command_log SET response_status = $3, response = $4::jsonb"
+        " WHERE actor = $1 AND idempotency_key = $2",
+        actor, key, status, msgspec.json.encode(body).decode(),
+    )  # fmt: skip

@@ -1,0 +1,176 @@
+"""The task API over HTTP against real Postgres: commands, reads, versions, idempotency."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from services.api.app import ApiConfig, create_app
+from services.runtime.admin_token import token_hash
+
+ADMIN = "admin-token-for-tests-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
+CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
+        "timezone": "Europe/Chisinau"}  # fmt: skip
+
+
+@pytest.fixture
+async def client(database_url: str, redis_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+async def create(client: AsyncTestClient[Any], body: dict[str, Any], **headers: str) -> Any:
+    response = await client.post("/tasks", json=body, headers={**AUTH, **headers})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def count(pool: asyncpg.Pool, event_type: str | None = None) -> int:
+    if event_type is None:
+        return int(await pool.fetchval("SELECT count(*) FROM events"))
+    return int(await pool.fetchval("SELECT count(*) FROM events WHERE type = $1", event_type))
+
+
+@pytest.mark.parametrize("example", ["morning_briefing", "morning_briefing_full",
+                                     "email_followup_approval", "email_followup_foreach"])  # fmt: skip
+async def test_the_original_examples_are_accepted_unchanged(
+    client: AsyncTestClient[Any], example: str
+) -> None:
+    body = json.loads((EXAMPLES / f"{example}.json").read_text())
+    task = await create(client, body)
+    assert task["definition"]["payload"] == body["payload"]
+    assert task["next_run_at"] is not None
+
+
+async def test_lifecycle_of_a_task(client: AsyncTestClient[Any], pool: asyncpg.Pool) -> None:
+    task = await create(client, CRON)
+    task_id, url = task["id"], f"/tasks/{task['id']}"
+    assert (task["status"], task["version"], task["created_by"]) == ("active", 1, "admin")
+    assert task["next_run_at"].endswith("08:30:00+02:00") or "T06:30:00" in task["next_run_at"]
+
+    occurrences = (await client.get(f"{url}/occurrences?count=3", headers=AUTH)).json()
+    assert len(occurrences["occurrences"]) == 3
+
+    patched = (await client.patch(url, json={"schedule_expr": "0 9 * * *"}, headers=AUTH)).json()
+    assert patched["definition"]["schedule_expr"] == "0 9 * * *"
+    assert patched["next_run_at"] != task["next_run_at"]
+
+    paused = (await client.post(f"{url}/pause", headers=AUTH)).json()
+    assert paused["status"] == "paused"
+    resumed = (await client.post(f"{url}/resume", headers=AUTH)).json()
+    assert resumed["status"] == "active"
+
+    snoozed = (await client.post(f"{url}/snooze", json={"seconds": 3600}, headers=AUTH)).json()
+    assert snoozed["next_run_at"] != resumed["next_run_at"]
+
+    run = await client.post(f"{url}/run_now", headers=AUTH)
+    assert run.status_code == 202
+    run_id = run.json()["run_id"]
+    assert await pool.fetchval("SELECT task_id FROM due_work WHERE run_id = $1", run_id) == task_id
+    assert (await client.get(url, headers=AUTH)).json()["next_run_at"] == snoozed["next_run_at"]
+
+    canceled = (await client.post(f"{url}/cancel", headers=AUTH)).json()
+    assert canceled["status"] == "canceled"
+    refused = await client.post(f"{url}/pause", headers=AUTH)
+    assert refused.status_code == 409
+
+    assert (await client.delete(url, headers=AUTH)).status_code == 204
+    assert (await client.get(url, headers=AUTH)).status_code == 404
+    types = [e["type"] for e in (await pool.fetch("SELECT type FROM events ORDER BY position"))]
+    assert types == ["task.created", "task.updated", "task.paused", "task.resumed",
+                     "task.snoozed", "task.run_requested", "task.canceled", "task.deleted"]  # fmt: skip
+    actors = {json.loads(r["meta"])["actor"] for r in await pool.fetch("SELECT meta FROM events")}
+    assert actors == {"admin"}
+
+
+async def test_a_stale_if_match_is_a_conflict(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    task = await create(client, CRON)
+    url = f"/tasks/{task['id']}"
+    fresh = await client.patch(url, json={"title": "A"}, headers={**AUTH, "If-Match": '"1"'})
+    assert fresh.status_code == 200
+    stale = await client.patch(url, json={"title": "B"}, headers={**AUTH, "If-Match": '"1"'})
+    assert stale.status_code == 409
+    assert stale.headers["content-type"] == "application/problem+json"
+    assert (await client.get(url, headers=AUTH)).json()["definition"]["title"] == "A"
+
+
+async def test_a_repeated_idempotency_key_replays_the_first_response(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    first = await create(client, CRON, **{"Idempotency-Key": "create-standup"})
+    again = await client.post(
+        "/tasks", json=CRON, headers={**AUTH, "Idempotency-Key": "create-standup"}
+    )
+    assert again.status_code == 201
+    assert again.json() == first
+    assert await count(pool, "task.created") == 1
+
+
+async def test_create_with_a_key_updates_the_same_task(client: AsyncTestClient[Any]) -> None:
+    first = await create(client, {**CRON, "key": "standup"})
+    again = await client.post(
+        "/tasks", json={**CRON, "key": "standup", "priority": 2}, headers=AUTH
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == first["id"]
+    assert again.json()["definition"]["priority"] == 2
+
+
+async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -> None:
+    ids = [(await create(client, {**CRON, "title": f"Task {n}"}))["id"] for n in range(5)]
+    await client.post(f"/tasks/{ids[0]}/pause", headers=AUTH)
+    page = (await client.get("/tasks?limit=2", headers=AUTH)).json()
+    seen = [t["id"] for t in page["items"]]
+    while page["next_cursor"]:
+        page = (
+            await client.get(f"/tasks?limit=2&cursor={page['next_cursor']}", headers=AUTH)
+        ).json()
+        seen += [t["id"] for t in page["items"]]
+    assert seen == ids
+    paused = (await client.get("/tasks?status=paused", headers=AUTH)).json()
+    assert [t["id"] for t in paused["items"]] == [ids[0]]
+    titled = (await client.get("/tasks?q=task 3", headers=AUTH)).json()
+    assert [t["id"] for t in titled["items"]] == [ids[3]]
+
+
+BAD = [
+    ({**CRON, "schedule_expr": "61 * * * *"}, "schedule_expr"),
+    ({**CRON, "schedule_expr": "* * * * 8"}, "schedule_expr"),
+    ({**CRON, "timezone": "Europe/Atlantis"}, "timezone"),
+    ({**CRON, "schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;INTERVAL=0"}, "schedule_expr"),
+    ({**CRON, "schedule_kind": "once", "schedule_expr": "2001-01-01T00:00:00Z"}, "schedule_expr"),
+    ({**CRON, "schedule_kind": "hourly"}, "schedule_kind"),
+    ({**CRON, "schedule_exp": "x"}, "schedule_exp"),
+    ({**CRON, "priority": 0}, "priority"),
+    ({**CRON, "priority": 10}, "priority"),
+    ({**CRON, "max_retries": 101}, "max_retries"),
+    ({**CRON, "jitter_seconds": -1}, "jitter_seconds"),
+    ({**CRON, "title": ""}, "title"),
+    ({**CRON, "title": 5}, "title"),
+    ({**CRON, "payload": []}, "payload"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "with": {"t": "${steps.b.v}"}},
+                                       {"id": "b", "uses": "y"}]}}, "payload.pipeline[0].with.t"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a"}]}}, "payload.pipeline[0].uses"),
+    ({**CRON, "payload": {"pipelines": []}}, "payload.pipelines"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "field"), BAD)
+async def test_bad_tasks_are_refused_naming_the_field(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, body: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/tasks", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert await count(pool) == 0
