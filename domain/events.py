@@ -165,6 +165,26 @@ class AgentTokenRevoked(_Event, frozen=True, tag="agent.token_revoked"):
     token_id: str
 
 
+class ToolRegistered(_Event, frozen=True, tag="tool.registered"):
+    """A tool joined the catalog (or its registration was replaced)."""
+
+    address: str
+    transport: Literal["builtin", "http", "mcp"]
+    description: str | None = None
+    endpoint: str | None = None
+    command: tuple[str, ...] | None = None
+    input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
+    timeout_seconds: float = 30.0
+    scopes: tuple[str, ...] = ()
+
+
+class ToolRemoved(_Event, frozen=True, tag="tool.removed"):
+    """A tool left the catalog; tasks using it are refused from now on."""
+
+    address: str
+
+
 class EventReceived(_Event, frozen=True, tag="event.received"):
     """An external event was published to Ordinaut (HTTP or the ingest stream)."""
 
@@ -190,6 +210,8 @@ Event = (
     | AgentCreated
     | AgentTokenIssued
     | AgentTokenRevoked
+    | ToolRegistered
+    | ToolRemoved
     | EventReceived
 )
 
@@ -201,6 +223,11 @@ EVENT_TYPES: dict[str, type[_Event]] = {
 def task_stream(task_id: str) -> str:
     """The stream holding one task's events."""
     return f"task-{task_id}"
+
+
+def tool_stream(address: str) -> str:
+    """The stream holding one catalog entry's events."""
+    return f"tool-{address}"
 
 
 def agent_stream(agent_id: str) -> str:

@@ -1,0 +1,7 @@
+"""The tool catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROUTES: list[Any] = []
