@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -94,6 +95,8 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
 def validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Malformed JSON is a 400; a well-formed body or query that breaks the schema is a 422."""
     errors = _field_errors(exc)
+    if any(e.reason == "'data'" for e in errors):  # Litestar's way of saying "no body at all"
+        return problem_response(request, 400, "Malformed request", "a JSON body is required")
     malformed = any("malformed" in e.reason.lower() or "invalid json" in e.reason.lower()
                     for e in errors) or "malformed" in str(exc.detail).lower()  # fmt: skip
     if malformed:
@@ -135,6 +138,11 @@ def rejected_problem(request: Request[Any, Any, Any], exc: TaskRejected) -> Resp
     return problem_response(request, exc.status, title, str(exc), errors=errors)
 
 
+def data_problem(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Any]:
+    """PostgreSQL refused a value: every value in our SQL is a parameter, so it came from input."""
+    return problem_response(request, 422, "Invalid request", "a value in the request is not valid")
+
+
 def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged in full with the correlation id, answered without internals."""
     _log.exception(
@@ -169,5 +177,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     IdempotencyKeyReused: conflict_problem,
     UnstorableText: unstorable_problem,
     TaskRejected: rejected_problem,
+    asyncpg.DataError: data_problem,
     Exception: internal_problem,
 }

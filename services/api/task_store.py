@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,14 @@ def _view(row: Any) -> TaskView:
     )
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _owner_clause(principal: Principal, first_param: int) -> tuple[str, list[Any]]:
     """Agents see their own tasks; admin sees every task."""
     if principal.allows("admin"):
@@ -48,6 +57,8 @@ async def load_task(
     conn: Connection, principal: Principal, task_id: str
 ) -> tuple[TaskView, TaskState]:
     """The live task, or a 404 (also for another agent's task, so ids reveal nothing)."""
+    if not _is_uuid(task_id):
+        raise ApiError(404, "Not found", "no such task")
     owner, args = _owner_clause(principal, 2)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM task WHERE id = $1 AND NOT deleted{owner}",  # noqa: S608 - fixed SQL, values are parameters

@@ -19,6 +19,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
 CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
         "timezone": "Europe/Chisinau"}  # fmt: skip
+RRULE = {**CRON, "schedule_kind": "rrule"}
 
 
 @pytest.fixture
@@ -40,8 +41,15 @@ async def count(pool: asyncpg.Pool, event_type: str | None = None) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM events WHERE type = $1", event_type))
 
 
-@pytest.mark.parametrize("example", ["morning_briefing", "morning_briefing_full",
-                                     "email_followup_approval", "email_followup_foreach"])  # fmt: skip
+EXAMPLE_TASKS = [
+    "morning_briefing",
+    "morning_briefing_full",
+    "email_followup_approval",
+    "email_followup_foreach",
+]
+
+
+@pytest.mark.parametrize("example", EXAMPLE_TASKS)
 async def test_the_original_examples_are_accepted_unchanged(
     client: AsyncTestClient[Any], example: str
 ) -> None:
@@ -86,8 +94,10 @@ async def test_lifecycle_of_a_task(client: AsyncTestClient[Any], pool: asyncpg.P
     assert (await client.delete(url, headers=AUTH)).status_code == 204
     assert (await client.get(url, headers=AUTH)).status_code == 404
     types = [e["type"] for e in (await pool.fetch("SELECT type FROM events ORDER BY position"))]
-    assert types == ["task.created", "task.updated", "task.paused", "task.resumed",
-                     "task.snoozed", "task.run_requested", "task.canceled", "task.deleted"]  # fmt: skip
+    assert types == [
+        "task.created", "task.updated", "task.paused", "task.resumed",
+        "task.snoozed", "task.run_requested", "task.canceled", "task.deleted",
+    ]  # fmt: skip
     actors = {json.loads(r["meta"])["actor"] for r in await pool.fetch("SELECT meta FROM events")}
     assert actors == {"admin"}
 
@@ -148,7 +158,7 @@ BAD = [
     ({**CRON, "schedule_expr": "61 * * * *"}, "schedule_expr"),
     ({**CRON, "schedule_expr": "* * * * 8"}, "schedule_expr"),
     ({**CRON, "timezone": "Europe/Atlantis"}, "timezone"),
-    ({**CRON, "schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;INTERVAL=0"}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=DAILY;INTERVAL=0"}, "schedule_expr"),
     ({**CRON, "schedule_kind": "once", "schedule_expr": "2001-01-01T00:00:00Z"}, "schedule_expr"),
     ({**CRON, "schedule_kind": "hourly"}, "schedule_kind"),
     ({**CRON, "schedule_exp": "x"}, "schedule_exp"),
@@ -163,7 +173,73 @@ BAD = [
                                        {"id": "b", "uses": "y"}]}}, "payload.pipeline[0].with.t"),
     ({**CRON, "payload": {"pipeline": [{"id": "a"}]}}, "payload.pipeline[0].uses"),
     ({**CRON, "payload": {"pipelines": []}}, "payload.pipelines"),
+    ({**CRON, "schedule_expr": "@reboot"}, "schedule_expr"),
+    ({**CRON, "schedule_expr": "* * 31 2 *"}, "schedule_expr"),
+    ({**CRON, "schedule_expr": "garbage"}, "schedule_expr"),
+    ({**CRON, "schedule_expr": "*/0 * * * *"}, "schedule_expr"),
+    ({**CRON, "schedule_expr": ""}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=SOMETIMES"}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=DAILY;COUNT=3;UNTIL=20300101T000000Z"}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=YEARLY;BYMONTH=13"}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=WEEKLY;BYDAY=1MO"}, "schedule_expr"),
+    ({**RRULE, "schedule_expr": "FREQ=DAILY;BYDAY=XX"}, "schedule_expr"),
+    ({**CRON, "schedule_kind": "once", "schedule_expr": "tomorrow at nine"}, "schedule_expr"),
+    ({**CRON, "schedule_kind": "once", "schedule_expr": "2030-01-01"}, "schedule_expr"),
+    ({**CRON, "schedule_kind": "event", "schedule_expr": "has spaces"}, "schedule_expr"),
+    ({**CRON, "timezone": "EST5EDT_nope"}, "timezone"),
+    ({**CRON, "timezone": ""}, "timezone"),
+    ({**CRON, "timezone": 3}, "timezone"),
+    ({**CRON, "priority": "high"}, "priority"),
+    ({**CRON, "priority": 1.5}, "priority"),
+    ({**CRON, "max_retries": -1}, "max_retries"),
+    ({**CRON, "dedupe_window_seconds": 10**12}, "dedupe_window_seconds"),
+    ({**CRON, "backoff_strategy": "random"}, "backoff_strategy"),
+    ({**CRON, "misfire_policy": "sometimes"}, "misfire_policy"),
+    ({**CRON, "metadata": {"k": 5}}, "metadata[...]"),  # msgspec's path for a mapping value
+    ({**CRON, "dtstart": "not a date"}, "dtstart"),
+    ({**CRON, "title": "x" * 201}, "title"),
+    ({k: v for k, v in CRON.items() if k != "title"}, "title"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "timeout_seconds": -1}]}},
+     "payload.pipeline[0].timeout_seconds"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "on_error": "explode"}]}},
+     "payload.pipeline[0].on_error"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "with": {"v": "${nope.[}"}}]}},
+     "payload.pipeline[0].with.v"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a b", "uses": "x"}]}}, "payload.pipeline[0].id"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "if": "${steps.z.ok}"}]}},
+     "payload.pipeline[0].if"),
+    ({**CRON, "payload": {"params": []}}, "payload.params"),
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [(b"{not json", 400), (b'{"title": "x"', 400), (b"", 400),
+     (b'{"title": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413)],
+)  # fmt: skip
+async def test_malformed_and_oversize_bodies_are_refused(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, content: bytes, status: int
+) -> None:
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = await client.post("/tasks", content=content, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await count(pool) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/tasks/no-such-task"), ("PATCH", "/tasks/00000000-0000-0000-0000-000000000000"),
+     ("POST", "/tasks/%00/pause"), ("DELETE", "/tasks/x"), ("GET", "/tasks/x/occurrences"),
+     ("POST", "/tasks/x/run_now")],
+)  # fmt: skip
+async def test_bad_or_unknown_ids_are_404(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, method: str, path: str
+) -> None:
+    body = {"title": "x"} if method == "PATCH" else None
+    response = await client.request(method, path, headers=AUTH, json=body)
+    assert response.status_code == 404, response.text
+    assert await count(pool) == 0
 
 
 @pytest.mark.parametrize(("body", "field"), BAD)
