@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 import asyncpg
@@ -11,6 +13,7 @@ import asyncpg
 from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
 from projections.registry import inline_projections
+from services.runtime.embedded import with_database
 from services.store.events import StreamAppend, append_in_transaction
 
 PROJECTIONS = inline_projections()
@@ -54,3 +57,22 @@ async def fired(pool: asyncpg.Pool) -> dict[str, list[datetime]]:
     for row in rows:
         by_task[row["task_id"]].append(row["at"])
     return by_task
+
+
+@asynccontextmanager
+async def fresh_database(postgres_url: str, template: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a new migrated database, dropped on exit (the log refuses DELETE)."""
+    name = f"ordinaut_rebuild_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(with_database(postgres_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        try:
+            conn = await asyncpg.connect(with_database(postgres_url, name))
+            try:
+                yield conn
+            finally:
+                await conn.close()
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

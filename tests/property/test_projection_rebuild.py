@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -37,8 +35,8 @@ from domain.events import (
 from projections.base import Connection
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.runtime.embedded import with_database
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from tests.support import fresh_database
 
 PROJECTIONS = inline_projections()
 TABLES = tuple(dict.fromkeys(t for p in PROJECTIONS.projections for t in p.tables))
@@ -211,25 +209,6 @@ def histories(draw: st.DrawFn) -> tuple[list[Command], Model]:
 
 
 # --- database -----------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def fresh_database(postgres_url: str, template: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a new migrated database, dropped on exit (the log refuses DELETE)."""
-    name = f"ordinaut_rebuild_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(with_database(postgres_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        try:
-            conn = await asyncpg.connect(with_database(postgres_url, name))
-            try:
-                yield conn
-            finally:
-                await conn.close()
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def append_all(conn: Connection, commands: list[Command]) -> None:
