@@ -63,11 +63,35 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 _result_decoder = msgspec.json.Decoder(AppendResult)
 
+# meta is one parameter: the same for every event of a command, so it is parsed once.
 _INSERT = """
 INSERT INTO events (stream, version, type, data, meta)
-SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[])
+SELECT stream, version, type, data, $5::jsonb
+FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[]) AS e(stream, version, type, data)
 RETURNING position, stream, version, recorded_at
 """
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A command's events as JSON, and as projections will see them (decoded from that JSON).
+
+    Made before taking the append lock, so no other appender waits while we encode.
+    """
+
+    types: list[str]
+    data: list[str]
+    stored: list[Event]
+    meta: str
+
+
+def _encode(appends: Sequence[StreamAppend], meta: EventMeta) -> _Encoded:
+    events = [event for append in appends for event in append.events]
+    data = [encode_event(event) for event in events]
+    # Projections see the event exactly as stored (e.g. offsets rounded to the minute), so a
+    # rebuild from the log always reproduces the inline-built read models.
+    stored = [decode_event(text) for text in data]
+    return _Encoded([event_type(e) for e in events], data, stored, encode_meta(meta))
 
 
 async def claim_idempotency_key(
@@ -114,8 +138,9 @@ async def append_in_transaction(
         replay = await claim_idempotency_key(conn, meta, fingerprint)
         if replay is not None:
             return replay
+    encoded = _encode(appends, meta)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-    envelopes = await _insert(conn, appends, meta)
+    envelopes = await _insert(conn, appends, meta, encoded)
     await projections.apply(conn, envelopes)
     await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(envelopes[-1].position))
     result = AppendResult(
@@ -161,31 +186,26 @@ def _number(
 
 
 async def _insert(
-    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta
+    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
 ) -> list[Envelope]:
     """Check versions and insert; runs under the append lock, so the versions cannot move."""
     numbered = _number(appends, await _current_versions(conn, [a.stream for a in appends]))
-    meta_json = encode_meta(meta)
-    encoded = [encode_event(event) for _, _, event in numbered]
     try:
         rows = await conn.fetch(
             _INSERT,
             [stream for stream, _, _ in numbered],
             [version for _, version, _ in numbered],
-            [event_type(event) for _, _, event in numbered],
-            encoded,
-            [meta_json] * len(numbered),
+            encoded.types,
+            encoded.data,
+            encoded.meta,
         )
     except asyncpg.UniqueViolationError as exc:  # only if someone appended without the lock
         raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc
     except asyncpg.UntranslatableCharacterError as exc:
         raise UnstorableText() from exc
-    # Projections see the event exactly as stored (e.g. offsets rounded to the minute), so a
-    # rebuild from the log always reproduces the inline-built read models.
-    stored = [decode_event(text) for text in encoded]
     by_key = {
         (stream, version): event
-        for (stream, version, _), event in zip(numbered, stored, strict=True)
+        for (stream, version, _), event in zip(numbered, encoded.stored, strict=True)
     }
     return [
         Envelope(
