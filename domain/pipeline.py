@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -32,8 +33,11 @@ class PipelineError(ValueError):
         return f"{self.field}: {self.reason}"
 
 
-def validate_payload(payload: object) -> None:
-    """Raise PipelineError for the first structural or template problem in ``payload``."""
+def validate_payload(payload: object, tools: frozenset[str] | None = None) -> None:
+    """Raise PipelineError for the first structural or template problem in ``payload``.
+
+    ``tools`` is the catalog (every address a step may use); None skips that check.
+    """
     if not isinstance(payload, Mapping):
         raise PipelineError("payload", "must be an object")
     unknown = sorted(set(payload) - PAYLOAD_KEYS)
@@ -41,7 +45,20 @@ def validate_payload(payload: object) -> None:
         raise PipelineError(f"payload.{unknown[0]}", "unknown field (expected pipeline, params)")
     if not isinstance(payload.get("params", {}), Mapping):
         raise PipelineError("payload.params", "must be an object")
-    _validate_steps(payload.get("pipeline", []), "payload.pipeline", known=set(), in_loop=False)
+    steps = payload.get("pipeline", [])
+    _validate_steps(steps, "payload.pipeline", known=set(), in_loop=False)
+    if tools is not None:
+        _check_tools(steps, "payload.pipeline", tools)
+
+
+def _check_tools(steps: Sequence[Mapping[str, Any]], path: str, tools: frozenset[str]) -> None:
+    """Every step (foreach bodies included) uses a tool in the catalog."""
+    for index, step in enumerate(steps):
+        if step["uses"] not in tools:
+            reason = f"unknown tool {step['uses']!r} (register it with POST /tools)"
+            raise PipelineError(f"{path}[{index}].uses", reason)
+        if step["uses"] == FOREACH:
+            _check_tools(step["with"]["body"], f"{path}[{index}].with.body", tools)
 
 
 def _validate_steps(steps: object, path: str, known: set[str], in_loop: bool) -> None:

@@ -52,10 +52,15 @@ class TaskState:
     next_run_at: datetime | None
 
 
-def prepare_definition(definition: TaskDefinition, now: datetime) -> TaskDefinition:
-    """Validate everything and fix a bare RRULE's anchor once, so its phase never drifts."""
+def prepare_definition(
+    definition: TaskDefinition, now: datetime, tools: frozenset[str] | None = None
+) -> TaskDefinition:
+    """Validate everything and fix a bare RRULE's anchor once, so its phase never drifts.
+
+    ``tools`` is the catalog the pipeline's steps must come from (None: not checked).
+    """
     try:
-        validate_payload(definition.payload)
+        validate_payload(definition.payload, tools)
     except PipelineError as error:
         raise TaskRejected(error.field, error.reason) from None
     zone = _zone(definition.timezone)
@@ -100,16 +105,23 @@ def _zone(name: str) -> ZoneInfo:
         raise TaskRejected(error.field, error.reason) from None
 
 
-def decide_create(task_id: str, definition: TaskDefinition, now: datetime) -> list[Event]:
+def decide_create(
+    task_id: str, definition: TaskDefinition, now: datetime, tools: frozenset[str] | None = None
+) -> list[Event]:
     """A new task: validated, anchored, with its first run decided."""
-    prepared = prepare_definition(definition, now)
+    prepared = prepare_definition(definition, now, tools)
     return [TaskCreated(task_id=task_id, definition=prepared, next_run_at=first_run(prepared, now))]
 
 
 SCHEDULE_FIELDS = frozenset({"schedule_kind", "schedule_expr", "timezone", "dtstart"})
 
 
-def decide_update(state: TaskState, changes: dict[str, object], now: datetime) -> list[Event]:
+def decide_update(
+    state: TaskState,
+    changes: dict[str, object],
+    now: datetime,
+    tools: frozenset[str] | None = None,
+) -> list[Event]:
     """Apply changed fields; a schedule change recomputes the next run."""
     _require_open(state)
     current = msgspec.to_builtins(state.definition)
@@ -125,7 +137,7 @@ def decide_update(state: TaskState, changes: dict[str, object], now: datetime) -
         definition = msgspec.convert(merged, TaskDefinition)
     except msgspec.ValidationError as exc:
         raise TaskRejected("body", str(exc)) from None
-    prepared = prepare_definition(definition, now)
+    prepared = prepare_definition(definition, now, tools)
     changed = tuple(sorted(k for k in changes if current.get(k) != changes[k]))
     if not changed:
         return []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from projections.agent import AgentProjection
 from projections.base import ProjectionSet
 from projections.due_work import DueWorkProjection
 from projections.task import TaskProjection
+from projections.tool import ToolProjection
 
 
 def inline_projections() -> ProjectionSet:
     """Every projection that runs inside the append transaction."""
-    return ProjectionSet([TaskProjection(), DueWorkProjection()])
+    return ProjectionSet(
+        [TaskProjection(), DueWorkProjection(), AgentProjection(), ToolProjection()]
+    )

@@ -35,12 +35,25 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token.strip()
 
 
+# One indexed lookup per request and no cache, so a revocation holds from the next request on.
+# Looking up a hash is not a timing leak: its value says nothing about any token an attacker
+# could guess from it.
+_AGENT_BY_DIGEST = """
+SELECT a.id, a.scopes FROM agent_token t JOIN agent a ON a.id = t.agent_id
+WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
+"""
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's principal; a missing or unknown token is a 401."""
+    """The caller's principal: the admin, or the agent holding a live token; otherwise a 401."""
     digest = token_hash(_bearer(connection))
     admin_hash: bytes = connection.app.state.admin_token_hash
     if hmac.compare_digest(digest, admin_hash):
         return Principal("admin", frozenset({ADMIN_SCOPE}))
+    row = await connection.app.state.pool.fetchrow(_AGENT_BY_DIGEST, digest.hex())
+    if row is not None:
+        return Principal(row["id"], frozenset(row["scopes"]))
+    # The same answer for an unknown and a revoked token: never say which it was.
     raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
 
 
@@ -56,7 +69,17 @@ def requires(scope: str) -> Guard:
             raise PermissionDeniedException(f"this needs the {scope!r} scope")
         connection.scope["state"]["principal"] = principal
 
+    guard.scope = scope  # type: ignore[attr-defined]  # lets tests list what each route needs
     return guard
+
+
+def required_scope(handler: BaseRouteHandler) -> str | None:
+    """The scope a route's guard demands (None for open routes such as health)."""
+    for guard in handler.guards or ():
+        scope = getattr(guard, "scope", None)
+        if isinstance(scope, str):
+            return scope
+    return None
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

@@ -143,6 +143,11 @@ def data_problem(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Res
     return problem_response(request, 422, "Invalid request", "a value in the request is not valid")
 
 
+def nesting_problem(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """A body nested so deeply that decoding it exhausted the stack."""
+    return problem_response(request, 400, "Malformed request", "the body is nested too deeply")
+
+
 def internal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Anything unexpected: logged in full with the correlation id, answered without internals."""
     _log.exception(
@@ -178,5 +183,6 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     UnstorableText: unstorable_problem,
     TaskRejected: rejected_problem,
     asyncpg.DataError: data_problem,
+    RecursionError: nesting_problem,
     Exception: internal_problem,
 }

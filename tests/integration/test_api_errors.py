@@ -44,6 +44,12 @@ BAD_BODIES = [
     pytest.param(b'{"payload": {}}', 422, "topic", id="missing-field"),
     pytest.param(b'{"topic": "has space", "payload": {}}', 422, "topic", id="bad-pattern"),
     pytest.param(b"[]", 422, None, id="array-body"),
+    pytest.param(
+        b'{"topic": "a", "payload": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        400,
+        None,
+        id="deeply-nested",
+    ),
     pytest.param(b'{"topic": "a", "payload": {"x": "nul\\u0000"}}', 422, None, id="nul-char"),
     pytest.param(
         b'{"topic": "a", "payload": {"x": "' + b"a" * (2 * 1024 * 1024) + b'"}}',

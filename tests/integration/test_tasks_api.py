@@ -49,11 +49,32 @@ EXAMPLE_TASKS = [
 ]
 
 
+def tools_used(steps: list[dict[str, Any]]) -> set[str]:
+    used = set()
+    for step in steps:
+        used.add(step["uses"])
+        used |= tools_used(step.get("with", {}).get("body", []))
+    return used
+
+
 @pytest.mark.parametrize("example", EXAMPLE_TASKS)
-async def test_the_original_examples_are_accepted_unchanged(
+async def test_the_original_examples_are_accepted_unchanged_once_their_tools_are_registered(
     client: AsyncTestClient[Any], example: str
 ) -> None:
     body = json.loads((EXAMPLES / f"{example}.json").read_text())
+    builtins = {t["address"] for t in (await client.get("/tools", headers=AUTH)).json()["items"]}
+    missing = sorted(tools_used(body["payload"]["pipeline"]) - builtins)
+    refused = await client.post("/tasks", json=body, headers=AUTH)
+    assert refused.status_code == 422
+    reason = refused.json()["errors"][0]["reason"]
+    assert any(reason.startswith(f"unknown tool {address!r}") for address in missing), reason
+    for address in missing:
+        tool = {
+            "address": address,
+            "transport": "http",
+            "endpoint": f"http://127.0.0.1:9/{address}",
+        }
+        assert (await client.post("/tools", json=tool, headers=AUTH)).status_code == 201
     task = await create(client, body)
     assert task["definition"]["payload"] == body["payload"]
     assert task["next_run_at"] is not None

@@ -50,6 +50,7 @@ from services.api.task_store import (
     replay,
     task_id_by_key,
 )
+from services.api.tool_store import known_tool_addresses
 from services.store.events import (
     StoredEvent,
     StreamAppend,
@@ -151,11 +152,14 @@ async def create_task(
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
     async with state.pool.acquire() as conn:
         existing = data.key and await task_id_by_key(conn, command.principal.actor, data.key)
+        tools = await known_tool_addresses(conn)
     if existing:
         changes = msgspec.to_builtins(data)
-        return await command.on_task(existing, lambda t, now: decide_update(t, changes, now), _view)
+        return await command.on_task(
+            existing, lambda t, now: decide_update(t, changes, now, tools), _view
+        )
     task_id = str(uuid.uuid4())
-    events = decide_create(task_id, definition, datetime.now(UTC))
+    events = decide_create(task_id, definition, datetime.now(UTC), tools)
     async with state.pool.acquire() as conn, conn.transaction():
         if (prior := await command.replayed(conn)) is not None:
             return prior
@@ -175,7 +179,11 @@ async def update_task(
     """Change the given fields only; a schedule change recomputes the next run."""
     changes = patch_changes(data)
     command = _Command(request, state, await request.body())
-    return await command.on_task(task_id, lambda t, now: decide_update(t, changes, now), _view)
+    async with state.pool.acquire() as conn:
+        tools = await known_tool_addresses(conn)
+    return await command.on_task(
+        task_id, lambda t, now: decide_update(t, changes, now, tools), _view
+    )
 
 
 @post(
