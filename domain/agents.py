@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from domain.errors import RuleViolation
 from domain.events import AgentCreated, AgentTokenIssued, AgentTokenRevoked
 
 SCOPES: frozenset[str] = frozenset(
@@ -26,16 +27,8 @@ LABEL_MAX = 100
 WEBHOOK_URL_MAX = 2000
 
 
-class AgentRuleError(ValueError):
-    """An agent command breaks a rule; ``field`` names the input and ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[AgentRuleError], tuple[str, str]]:
-        return (type(self), (self.field, self.reason))
+class AgentRuleError(RuleViolation):
+    """An agent command breaks a rule."""
 
 
 def _has_control(text: str) -> bool:

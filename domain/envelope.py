@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -67,3 +69,16 @@ def decode_meta(data: str | bytes, *, where: str = "event") -> EventMeta:
         return _meta_decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise EventDecodeError(f"{where} meta: {exc}") from exc
+
+
+def envelope_from_row(row: Mapping[str, Any]) -> Envelope:
+    """An event row (data and meta as JSON text) read back into an Envelope."""
+    where = f"event at position {row['position']}"
+    return Envelope(
+        position=row["position"],
+        stream=row["stream"],
+        version=row["version"],
+        event=decode_event(row["data"], where=where),
+        meta=decode_meta(row["meta"], where=where),
+        recorded_at=row["recorded_at"],
+    )

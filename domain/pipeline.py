@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
+
+from domain.errors import RuleViolation
 
 STEP_KEYS = frozenset(
     {"id", "uses", "with", "save_as", "if", "timeout_seconds", "on_error", "idempotency_key"}
@@ -22,15 +23,8 @@ _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
-@dataclass(frozen=True)
-class PipelineError(ValueError):
+class PipelineError(RuleViolation):
     """A pipeline problem at a dotted field path, e.g. ``payload.pipeline[2].with.text``."""
-
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
 
 
 def validate_payload(payload: object, tools: frozenset[str] | None = None) -> None:

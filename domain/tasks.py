@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import msgspec
 
+from domain.errors import RuleViolation
 from domain.events import (
     Event,
     TaskCanceled,
@@ -21,8 +21,8 @@ from domain.events import (
     TaskSnoozed,
     TaskUpdated,
 )
-from domain.pipeline import PipelineError, validate_payload
-from domain.schedules import ScheduleError, anchor_dtstart, compile_schedule, validate_timezone
+from domain.pipeline import validate_payload
+from domain.schedules import anchor_dtstart, compile_schedule, validate_timezone
 from domain.schedules.once import GRACE
 
 TIMED_KINDS = frozenset({"cron", "rrule", "once"})
@@ -30,16 +30,8 @@ _TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\-]{1,200}$")
 _BARE_RRULE = re.compile(r"^\s*(RRULE:)?FREQ=", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class TaskRejected(ValueError):
-    """A command the task's rules refuse: ``status`` 422 for bad input, 409 for its state."""
-
-    field: str
-    reason: str
-    status: int = 422
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
+class TaskRejected(RuleViolation):
+    """A task command refused: 422 for bad input, 409 for the task's state."""
 
 
 @dataclass(frozen=True)
@@ -59,11 +51,8 @@ def prepare_definition(
 
     ``tools`` is the catalog the pipeline's steps must come from (None: not checked).
     """
-    try:
-        validate_payload(definition.payload, tools)
-    except PipelineError as error:
-        raise TaskRejected(error.field, error.reason) from None
-    zone = _zone(definition.timezone)
+    validate_payload(definition.payload, tools)
+    zone = validate_timezone(definition.timezone)
     if definition.schedule_kind in ("event", "condition"):
         if definition.schedule_kind == "condition":
             raise TaskRejected("schedule_kind", "condition tasks are not supported yet")
@@ -81,28 +70,18 @@ def first_run(definition: TaskDefinition, now: datetime) -> datetime | None:
     """The first occurrence after ``now`` (a one-shot time within the grace period counts)."""
     if definition.schedule_kind not in TIMED_KINDS:
         return None
-    try:
-        schedule = compile_schedule(
-            definition.schedule_kind,
-            definition.schedule_expr,
-            definition.timezone,
-            dtstart=definition.dtstart,
-            now=now,
-        )
-    except ScheduleError as error:
-        raise TaskRejected(error.field, error.reason) from None
+    schedule = compile_schedule(
+        definition.schedule_kind,
+        definition.schedule_expr,
+        definition.timezone,
+        dtstart=definition.dtstart,
+        now=now,
+    )
     after = now - GRACE if definition.schedule_kind == "once" else now
     following = schedule.next_after(after)
     if following is None:
         raise TaskRejected("schedule_expr", "has no occurrence after now")
     return following
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return validate_timezone(name)
-    except ScheduleError as error:
-        raise TaskRejected(error.field, error.reason) from None
 
 
 def decide_create(

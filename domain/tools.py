@@ -13,6 +13,7 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from domain.errors import RuleViolation
 from domain.events import ToolRegistered
 
 ADDRESS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
@@ -28,16 +29,8 @@ SCHEMA_DEPTH_MAX = 64
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
-class ToolRuleError(ValueError):
-    """A registration breaks a rule; ``field`` names the input and ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[ToolRuleError], tuple[str, str]]:
-        return (type(self), (self.field, self.reason))
+class ToolRuleError(RuleViolation):
+    """A tool registration breaks a rule."""
 
 
 def _builtin(

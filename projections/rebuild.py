@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import asyncpg
-
-from domain.envelope import Envelope, decode_event, decode_meta
+from domain.envelope import Envelope, envelope_from_row
 from projections.base import Connection, ProjectionSet
 
 Progress = Callable[[int, int], None]
@@ -80,19 +78,7 @@ async def _replay(
 
 async def _read(conn: Connection, *, after: int, limit: int) -> list[Envelope]:
     rows = await conn.fetch(_SELECT, after, limit)
-    return [_envelope(row) for row in rows]
-
-
-def _envelope(row: asyncpg.Record) -> Envelope:
-    where = f"event at position {row['position']}"
-    return Envelope(
-        position=row["position"],
-        stream=row["stream"],
-        version=row["version"],
-        event=decode_event(row["data"], where=where),
-        meta=decode_meta(row["meta"], where=where),
-        recorded_at=row["recorded_at"],
-    )
+    return [envelope_from_row(row) for row in rows]
 
 
 def _quote(identifier: str) -> str:

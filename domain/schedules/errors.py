@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+from domain.errors import RuleViolation
 
-class ScheduleError(ValueError):
-    """A schedule field is invalid; ``field`` names it and ``reason`` says why."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[ScheduleError], tuple[str, str]]:
-        # Exception pickling replays ``args`` (the joined message), which would not fit __init__.
-        return (type(self), (self.field, self.reason))
+class ScheduleError(RuleViolation):
+    """A schedule field is invalid (``schedule_expr``, ``timezone``, ``dtstart`` ...)."""
 
 
 def expr_error(reason: str) -> ScheduleError:

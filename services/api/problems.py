@@ -11,7 +11,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from domain.tasks import TaskRejected
+from domain.errors import RuleViolation
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 PROBLEM_JSON = "application/problem+json"
@@ -131,8 +131,8 @@ def unstorable_problem(request: Request[Any, Any, Any], exc: UnstorableText) -> 
     return problem_response(request, 422, "Invalid request", str(exc))
 
 
-def rejected_problem(request: Request[Any, Any, Any], exc: TaskRejected) -> Response[Any]:
-    """A command the task's rules refuse (422 bad input, 409 wrong state)."""
+def rule_problem(request: Request[Any, Any, Any], exc: RuleViolation) -> Response[Any]:
+    """Input a domain rule refuses (422), or a command the entity's state refuses (409)."""
     title = "Conflict" if exc.status == 409 else "Invalid request"
     errors = [FieldError(exc.field, exc.reason)]
     return problem_response(request, exc.status, title, str(exc), errors=errors)
@@ -181,7 +181,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     VersionConflict: conflict_problem,
     IdempotencyKeyReused: conflict_problem,
     UnstorableText: unstorable_problem,
-    TaskRejected: rejected_problem,
+    RuleViolation: rule_problem,
     asyncpg.DataError: data_problem,
     RecursionError: nesting_problem,
     Exception: internal_problem,

@@ -18,9 +18,9 @@ from domain.envelope import (
     Envelope,
     EventMeta,
     decode_event,
-    decode_meta,
     encode_event,
     encode_meta,
+    envelope_from_row,
 )
 from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
@@ -223,24 +223,12 @@ async def _insert(
 _SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
 
 
-def _envelope(row: asyncpg.Record) -> Envelope:
-    where = f"event at position {row['position']}"
-    return Envelope(
-        position=row["position"],
-        stream=row["stream"],
-        version=row["version"],
-        event=decode_event(row["data"], where=where),
-        meta=decode_meta(row["meta"], where=where),
-        recorded_at=row["recorded_at"],
-    )
-
-
 async def read_stream(conn: Connection, stream: str, *, after_version: int = 0) -> list[Envelope]:
     """One stream's events in version order."""
     rows = await conn.fetch(
         f"{_SELECT} WHERE stream = $1 AND version > $2 ORDER BY version", stream, after_version
     )
-    return [_envelope(row) for row in rows]
+    return [envelope_from_row(row) for row in rows]
 
 
 async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope]:
@@ -248,7 +236,7 @@ async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
     )
-    return [_envelope(row) for row in rows]
+    return [envelope_from_row(row) for row in rows]
 
 
 def _stored(row: asyncpg.Record) -> StoredEvent:

@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain import agents
-from domain.agents import AgentRuleError, TokenState
+from domain.agents import TokenState
 from domain.envelope import EventMeta
 from domain.events import Event, agent_stream
 from projections.base import Connection
@@ -115,10 +115,6 @@ def _no_agent(agent_id: str) -> ApiError:
     return ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
 
 
-def _invalid(error: AgentRuleError) -> ApiError:
-    return ApiError(422, "Invalid request", str(error), [FieldError(error.field, error.reason)])
-
-
 def _name_taken(name: str) -> ApiError:
     reason = f"an agent named {name!r} already exists (names are unique regardless of case)"
     return ApiError(409, "Conflict", f"name: {reason}", [FieldError("name", reason)])
@@ -158,10 +154,7 @@ async def create_agent(
 ) -> AgentView:
     """Record ``agent.created``; a name already taken (ignoring case) is a 409."""
     agent_id = str(uuid.uuid4())
-    try:
-        event = agents.create_agent(agent_id, data.name, data.scopes, data.webhook_url)
-    except AgentRuleError as error:
-        raise _invalid(error) from None
+    event = agents.create_agent(agent_id, data.name, data.scopes, data.webhook_url)
     async with state.pool.acquire() as conn, conn.transaction():
         key = agents.name_key(event.name)
         if await conn.fetchval("SELECT true FROM agent WHERE name_key = $1", key):
@@ -205,11 +198,8 @@ async def issue_token(
     """
     agent_id, token_id = _canonical_id(agent_id), str(uuid.uuid4())
     token = secrets.token_urlsafe(32)
-    try:
-        label = data.label if data is not None else None
-        event = agents.issue_token(agent_id, token_id, token_hash(token).hex(), label)
-    except AgentRuleError as error:
-        raise _invalid(error) from None
+    label = data.label if data is not None else None
+    event = agents.issue_token(agent_id, token_id, token_hash(token).hex(), label)
     async with state.pool.acquire() as conn, conn.transaction():
         await _append(conn, request, agent_id, [event], await _locked_version(conn, agent_id))
         created_at = await conn.fetchval(

@@ -10,14 +10,12 @@ from litestar import post
 from litestar.params import JSONBody
 
 from domain.schedules import (
-    ScheduleError,
     anchor_dtstart,
     compile_schedule,
     next_occurrences,
     validate_timezone,
 )
 from services.api.auth import requires
-from services.api.problems import ApiError, FieldError
 
 
 class SchedulePreview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -37,11 +35,6 @@ class Occurrences(msgspec.Struct, frozen=True):
     occurrences: list[str]
 
 
-def invalid_schedule(error: ScheduleError) -> ApiError:
-    """A ScheduleError as a 422 naming the field."""
-    return ApiError(422, "Invalid request", str(error), [FieldError(error.field, error.reason)])
-
-
 @post(
     "/schedules/preview",
     guards=[requires("tasks:read")],
@@ -52,16 +45,13 @@ def invalid_schedule(error: ScheduleError) -> ApiError:
 async def preview_schedule(data: JSONBody[SchedulePreview]) -> Occurrences:
     """The next ``count`` occurrences strictly after ``after`` (default now)."""
     now = datetime.now(UTC)
-    try:
-        zone = validate_timezone(data.timezone)
-        schedule = compile_schedule(
-            data.kind,
-            data.expr,
-            data.timezone,
-            dtstart=data.dtstart or anchor_dtstart(now, zone),
-            now=now,
-        )
-        found = next_occurrences(schedule, data.after or now, data.count)
-    except ScheduleError as error:
-        raise invalid_schedule(error) from None
+    zone = validate_timezone(data.timezone)
+    schedule = compile_schedule(
+        data.kind,
+        data.expr,
+        data.timezone,
+        dtstart=data.dtstart or anchor_dtstart(now, zone),
+        now=now,
+    )
+    found = next_occurrences(schedule, data.after or now, data.count)
     return Occurrences([instant.isoformat() for instant in found])

@@ -11,10 +11,10 @@ from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
 from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
-from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
+from domain.tools import BUILTIN_TOOLS, validate_registration
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
-from services.api.problems import ApiError, FieldError
+from services.api.problems import ApiError
 from services.api.tool_store import (
     ToolList,
     ToolView,
@@ -45,25 +45,20 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def _registration(body: ToolBody) -> ToolRegistered:
-    """The validated event for ``body``; a broken rule is a 422 naming the field."""
-    try:
-        return validate_registration(
-            ToolRegistered(
-                address=body.address,
-                transport=body.transport,
-                description=body.description,
-                endpoint=body.endpoint,
-                command=None if body.command is None else tuple(body.command),
-                input_schema=body.input_schema,
-                output_schema=body.output_schema,
-                timeout_seconds=body.timeout_seconds,
-                scopes=tuple(body.scopes),
-            )
+    """The validated event for ``body`` (a broken rule raises ToolRuleError: a 422)."""
+    return validate_registration(
+        ToolRegistered(
+            address=body.address,
+            transport=body.transport,
+            description=body.description,
+            endpoint=body.endpoint,
+            command=None if body.command is None else tuple(body.command),
+            input_schema=body.input_schema,
+            output_schema=body.output_schema,
+            timeout_seconds=body.timeout_seconds,
+            scopes=tuple(body.scopes),
         )
-    except ToolRuleError as error:
-        raise ApiError(
-            422, "Invalid request", str(error), [FieldError(error.field, error.reason)]
-        ) from None
+    )
 
 
 def _no_tool(address: str) -> ApiError:
