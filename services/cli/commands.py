@@ -138,6 +138,18 @@ async def cmd_bench_timer(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_api(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.api import bench_api
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_api(url, servers.redis_url, rate=args.rate, seconds=args.seconds)
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
@@ -149,6 +161,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("schedule", "preview"): cmd_schedule_preview,
     ("bench", "append"): cmd_bench_append,
     ("bench", "timer"): cmd_bench_timer,
+    ("bench", "api"): cmd_bench_api,
 }
 
 

@@ -16,6 +16,17 @@ from services.runtime.settings import Settings, SettingsError
 from services.runtime.supervisor import StartupError
 
 
+def _positive(raw: str) -> int:
+    """An argparse type: a whole number of at least 1 (benchmarks of nothing mean nothing)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw} must be at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordinaut", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ordinaut {version('ordinaut')}")
@@ -57,13 +68,18 @@ def _parser() -> argparse.ArgumentParser:
         dest="bench_command", required=True, metavar="BENCHMARK"
     )
     append = bench.add_parser("append", help="event store append throughput")
-    append.add_argument("--events", type=int, default=20000)
-    append.add_argument("--batch", type=int, default=500)
-    append.add_argument("--concurrency", type=int, default=4)
+    append.add_argument("--events", type=_positive, default=20000)
+    append.add_argument("--batch", type=_positive, default=500)
+    append.add_argument("--concurrency", type=_positive, default=4)
     timer = bench.add_parser("timer", help="timer fire lag and memory")
-    timer.add_argument("--schedules", type=int, default=10000, help="schedules firing each minute")
+    timer.add_argument(
+        "--schedules", type=_positive, default=10000, help="schedules firing each minute"
+    )
     timer.add_argument("--registered", type=int, default=0, help="total registered (default: same)")
-    timer.add_argument("--seconds", type=int, default=70, help="how long the timer runs")
+    timer.add_argument("--seconds", type=_positive, default=70, help="how long the timer runs")
+    api = bench.add_parser("api", help="API latency at a fixed request rate")
+    api.add_argument("--rate", type=_positive, default=200, help="requests per second, per route")
+    api.add_argument("--seconds", type=_positive, default=20, help="how long the load runs")
     return parser
 
 

@@ -29,7 +29,9 @@ class _SupervisedUvicorn(uvicorn.Server):
 def bind_socket(host: str, port: int) -> socket.socket:
     """Listen on host:port, or fail with a one-line reason (e.g. the port is taken)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # An explicit IPPROTO_TCP: asyncio only sets TCP_NODELAY on sockets whose protocol says
+    # TCP, and without it every keep-alive response waits ~40 ms on Nagle + delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,0 +1,290 @@
+"""API latency at a fixed request rate: `ordinaut up` in its own process, driven open-loop.
+
+Requests go out on a schedule (request n of a route at start + n / rate) whether or not
+earlier ones have been answered, and each latency runs from the request's scheduled instant.
+A server that stalls therefore shows every request it kept waiting, instead of slowing the
+load down and hiding them (coordinated omission). A rate the server cannot sustain shows as
+latencies that grow for the whole run and an achieved rate below the one asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import psutil
+
+from services.bench.report import percentile, print_table
+
+# Due once a year, so no task falls due while the timer runs beside the API.
+TASK_BODY = {
+    "title": "Bench standup",
+    "schedule_kind": "cron",
+    "schedule_expr": "30 8 1 1 *",
+    "timezone": "Europe/Chisinau",
+    "payload": {"params": {"team": "platform", "channel": "#standup"}},
+}
+WARMUP_TASKS = 256
+READY_WITHIN_SECONDS = 60.0
+REQUEST_TIMEOUT_SECONDS = 10.0
+# Per route: CLIENTS clients of CONNECTIONS_PER_CLIENT connections each (see _Clients).
+CLIENTS = 8
+CONNECTIONS_PER_CLIENT = 4
+
+
+@dataclass
+class RouteResults:
+    """What one route's requests came to."""
+
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    # How late the load generator itself started each request: when this is high, the
+    # generator (not the API) was short of CPU, and latencies overstate the API's.
+    send_lags_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    sent: int = 0
+    last_done: float = 0.0
+
+    def row(self, started: float) -> dict[str, object]:
+        done = len(self.latencies_ms)
+        elapsed = self.last_done - started
+        return {
+            "route": self.name,
+            "requests": self.sent,
+            "errors": self.errors,
+            "achieved_rps": done / elapsed if done and elapsed > 0 else 0.0,
+            "p50_ms": percentile(self.latencies_ms, 50),
+            "p99_ms": percentile(self.latencies_ms, 99),
+            "max_ms": max(self.latencies_ms, default=float("nan")),
+            "send_lag_p99_ms": percentile(self.send_lags_ms, 99),
+        }
+
+
+class _Clients:
+    """Several small httpx clients, used in turn.
+
+    httpx's pool examines every connection it holds whenever it hands one out or takes one
+    back, so one large pool costs more per request the more connections it has, and under
+    an open-loop load the load generator rather than the server becomes the bottleneck.
+    Small pools used round-robin keep its cost per request flat. A request that finds its
+    client's connections busy waits for one, and that wait counts (latency runs from the
+    scheduled instant).
+    """
+
+    def __init__(self, base_url: str, token: str) -> None:
+        limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT,
+                              max_keepalive_connections=CONNECTIONS_PER_CLIENT)  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"}
+        self._all = [
+            httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits,
+                              timeout=REQUEST_TIMEOUT_SECONDS)
+            for _ in range(CLIENTS)
+        ]  # fmt: skip
+        self._turn = itertools.cycle(self._all)
+
+    def next(self) -> httpx.AsyncClient:
+        return next(self._turn)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(client.aclose() for client in self._all))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_api(
+    database_url: str, redis_url: str, token: str, port: int, data_dir: Path
+) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env.update(
+        ORDINAUT_DATABASE_URL=database_url,
+        ORDINAUT_REDIS_URL=redis_url,
+        ORDINAUT_ADMIN_TOKEN=token,
+        ORDINAUT_LOG_FORMAT="json",
+    )
+    with (data_dir / "ordinaut-up.log").open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own argv; only the port and temp dir vary
+            [sys.executable, "-m", "services.cli.main", "up", "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", str(data_dir)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_WITHIN_SECONDS
+    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+        while loop.time() < deadline:
+            if process.poll() is not None:
+                output = await asyncio.to_thread(log.read_text, errors="replace")
+                raise RuntimeError(f"ordinaut up exited:\n{output}")
+            try:
+                if (await client.get("/health/ready")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"ordinaut up was not ready within {READY_WITHIN_SECONDS:.0f} s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+Request = Callable[[], Awaitable[httpx.Response]]
+
+
+async def _timed(
+    results: RouteResults, request: Request, scheduled: float, expected: int
+) -> httpx.Response | None:
+    """Send, and record the latency from ``scheduled``; a wrong status or no answer is an error."""
+    results.sent += 1
+    results.send_lags_ms.append((asyncio.get_running_loop().time() - scheduled) * 1000)
+    try:
+        response: httpx.Response | None = await request()
+    except httpx.HTTPError:
+        response = None
+    done = asyncio.get_running_loop().time()
+    results.last_done = max(results.last_done, done)
+    if response is None or response.status_code != expected:
+        results.errors += 1
+        return None
+    results.latencies_ms.append((done - scheduled) * 1000)
+    return response
+
+
+async def _drive(
+    start: float, rate: int, count: int, fire: Callable[[float], Coroutine[Any, Any, None]]
+) -> list[asyncio.Task[None]]:
+    """Start ``fire(scheduled)`` at start + n / rate for n < count, never waiting for answers."""
+    loop = asyncio.get_running_loop()
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(count):
+        scheduled = start + n / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(scheduled)))
+    return tasks
+
+
+async def _warm_up(creators: _Clients, readers: _Clients, task_ids: list[str]) -> None:
+    """Before measuring: open every connection, with enough requests at once that the API's
+    database pool grows to its full size too (it starts with one connection), and take
+    every first-use path."""
+
+    async def create_and_read() -> None:
+        created = await creators.next().post("/tasks", json=TASK_BODY)
+        if created.status_code != 201:
+            raise RuntimeError(f"POST /tasks answered {created.status_code}: {created.text}")
+        task_ids.append(created.json()["id"])
+        (await readers.next().get(f"/tasks/{task_ids[-1]}")).raise_for_status()
+
+    at_once = CLIENTS * CONNECTIONS_PER_CLIENT
+    for _ in range(WARMUP_TASKS // at_once):
+        await asyncio.gather(*(create_and_read() for _ in range(at_once)))
+
+
+async def _load(
+    creators: _Clients, readers: _Clients, task_ids: list[str], rate: int, seconds: int
+) -> tuple[RouteResults, RouteResults, float]:
+    create, read = RouteResults("POST /tasks"), RouteResults("GET /tasks/{id}")
+    rng = random.Random(7)
+    count = rate * seconds
+
+    async def fire_create(scheduled: float) -> None:
+        client = creators.next()
+        request = lambda: client.post("/tasks", json=TASK_BODY)  # noqa: E731
+        if (response := await _timed(create, request, scheduled, 201)) is not None:
+            task_ids.append(response.json()["id"])
+
+    async def fire_read(scheduled: float) -> None:
+        client, task_id = readers.next(), rng.choice(task_ids)
+        await _timed(read, lambda: client.get(f"/tasks/{task_id}"), scheduled, 200)
+
+    start = asyncio.get_running_loop().time() + 0.05
+    # The reads are offset by half an interval, so the two routes' requests interleave.
+    drivers = await asyncio.gather(
+        _drive(start, rate, count, fire_create),
+        _drive(start + 0.5 / rate, rate, count, fire_read),
+    )
+    await asyncio.gather(*(task for tasks in drivers for task in tasks))
+    return create, read, start
+
+
+async def bench_api(
+    database_url: str,
+    redis_url: str,
+    *,
+    rate: int = 200,
+    seconds: int = 20,
+    out: TextIO = sys.stdout,
+) -> dict[str, float]:
+    """Run `ordinaut up` on ``database_url`` (a scratch database), send ``rate`` creates and
+    ``rate`` reads a second for ``seconds``, and report latency per route."""
+    if rate < 1 or seconds < 1:
+        raise ValueError("rate and seconds must be positive")
+    token, port = secrets.token_urlsafe(24), _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="ordinaut-bench-api-") as tmp:
+        data_dir = Path(tmp)
+        print(f"starting ordinaut up on {base_url} ...", file=out, flush=True)
+        process = _start_api(database_url, redis_url, token, port, data_dir)
+        try:
+            await _wait_ready(process, base_url, data_dir / "ordinaut-up.log")
+            server = psutil.Process(process.pid)
+            creators, readers = _Clients(base_url, token), _Clients(base_url, token)
+            try:
+                task_ids: list[str] = []
+                await _warm_up(creators, readers, task_ids)
+                print(f"sending {rate} creates/s and {rate} reads/s for {seconds} s ...",
+                      file=out, flush=True)  # fmt: skip
+                server_before, own_before = server.cpu_times(), time.process_time()
+                create, read, started = await _load(creators, readers, task_ids, rate, seconds)
+                server_after, own_after = server.cpu_times(), time.process_time()
+            finally:
+                await asyncio.gather(creators.aclose(), readers.aclose())
+        finally:
+            _stop(process)
+    elapsed = max(create.last_done, read.last_done) - started
+    server_cpu = sum(server_after[:2]) - sum(server_before[:2])
+    figures: dict[str, float] = {
+        "rate": float(rate),
+        "seconds": float(seconds),
+        "api_cpu_percent": 100 * server_cpu / elapsed,
+        "load_generator_cpu_percent": 100 * (own_after - own_before) / elapsed,
+    }
+    rows = [create.row(started), read.row(started)]
+    print_table(rows, out)
+    print(f"CPU in % of one core: API process {figures['api_cpu_percent']:.0f},"
+          f" load generator {figures['load_generator_cpu_percent']:.0f}", file=out)  # fmt: skip
+    for prefix, row in (("create", rows[0]), ("read", rows[1])):
+        for key in ("requests", "errors", "achieved_rps", "p50_ms", "p99_ms", "max_ms",
+                    "send_lag_p99_ms"):  # fmt: skip
+            value = row[key]
+            assert isinstance(value, int | float)
+            figures[f"{prefix}_{key}"] = float(value)
+    return figures

@@ -1,0 +1,181 @@
+"""Schemathesis against the OpenAPI document: never a server error, every 4xx a problem.
+
+Each API operation is one test: schemathesis's coverage phase (boundary and invalid values
+from the schema) and then MAX_EXAMPLES fuzzed requests, derandomized so that CI sends the
+same requests on every run. The app is built as in test_tasks_api.py and served by a real
+uvicorn on 127.0.0.1 in a thread of this process, so its lifespan (asyncpg pool, Redis
+client) runs as in production and a server error's traceback is in the captured output.
+
+The fuzzed document is the one served at /schema/openapi.json (a test below proves it). It
+is built from the app at import time because schemathesis's pytest plugin wants the schema
+when it collects the tests; its lazy loader (schemathesis.pytest.from_fixture) fails on
+pytest 9 (schemathesis 4.32.5 sets ``node._nodeid``, which pytest 9 no longer has). On
+pytest 9 every operation's test also gets the same node id (pytest builds ids from the
+original name), so the summary line does not name the operation: the failure's header and
+its curl reproduction do.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import schemathesis
+import uvicorn
+from schemathesis.checks import not_a_server_error
+
+from services.api.app import ApiConfig, create_app
+from services.runtime.admin_token import token_hash
+
+ADMIN = "admin-token-for-schemathesis-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN}"}
+CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
+        "timezone": "Europe/Chisinau"}  # fmt: skip
+PROBLEM_JSON = "application/problem+json"
+MAX_EXAMPLES = 30  # fuzzed requests per operation, on top of the coverage phase's
+SEED = 20_251_122
+
+pytestmark = pytest.mark.slow
+
+
+def _document() -> dict[str, Any]:
+    """The app's OpenAPI document (create_app opens no connection before its lifespan)."""
+    config = ApiConfig("postgresql://unused@127.0.0.1/unused", "redis://127.0.0.1",
+                       token_hash(ADMIN))  # fmt: skip
+    schema = create_app(config).openapi_schema.to_schema()
+    document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(schema))
+    return document
+
+
+DOCUMENT = _document()
+schema = schemathesis.openapi.from_dict(
+    DOCUMENT,
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            # Health checks judge how hard data is to generate, which varies with the
+            # machine's load; they say nothing about the server, so they only add flakiness.
+            "suppress-health-check": ["all"],
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
+            "request-timeout": 10,
+        }
+    ),
+)
+
+
+@dataclass
+class LiveApi:
+    """The served app, and a client to make resources its handlers can find."""
+
+    base_url: str
+    client: httpx.Client
+
+    def _created(self, path: str, body: dict[str, Any]) -> str:
+        response = self.client.post(path, json=body)
+        assert response.status_code == 201, response.text
+        made: str = response.json()["id"]
+        return made
+
+    def fresh_task(self) -> str:
+        return self._created("/tasks", CRON)
+
+    def fresh_agent(self) -> str:
+        return self._created(
+            "/agents", {"name": f"fuzz-{uuid.uuid4().hex}", "scopes": ["tasks:read"]}
+        )
+
+    def fresh_token(self, agent_id: str) -> str:
+        return self._created(f"/agents/{agent_id}/tokens", {"label": "fuzz"})
+
+
+def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """uvicorn on a free 127.0.0.1 port, in a thread; returns once it accepts requests."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            raise AssertionError("uvicorn did not start (its log is in the captured output)")
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def live_api(database_url: str, redis_url: str) -> Iterator[LiveApi]:
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    server, thread, base_url = _serve(app)
+    try:
+        with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
+            yield LiveApi(base_url, client)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), "uvicorn did not stop within 30 s"
+
+
+def problem_json_for_client_errors(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
+) -> None:
+    """Every 4xx is an RFC 9457 problem document that states its own status."""
+    if not 400 <= response.status_code < 500:
+        return
+    media_type = response.headers.get("content-type", [""])[0].split(";")[0].strip()
+    assert media_type == PROBLEM_JSON, f"a {response.status_code} answered as {media_type!r}"
+    problem = response.json()
+    assert isinstance(problem, dict), "a problem is a JSON object"
+    assert problem.get("status") == response.status_code, "the problem's status differs"
+    assert problem.get("type"), "a problem has a type"
+    assert problem.get("title"), "a problem has a title"
+
+
+def _use_real_ids(case: schemathesis.Case[Any], api: LiveApi) -> None:
+    """Point two cases in three at freshly made resources, so handlers get past the 404.
+
+    Which ones is derived from the generated ids, so the choice is as deterministic as they
+    are. A fresh resource per case keeps cases independent: a DELETE or a cancel cannot
+    starve the cases after it.
+    """
+    params = case.path_parameters
+    if not params or zlib.crc32(repr(sorted(params.items())).encode()) % 3 == 0:
+        return
+    if "task_id" in params:
+        params["task_id"] = api.fresh_task()
+    if "agent_id" in params:
+        params["agent_id"] = api.fresh_agent()
+        if "token_id" in params:
+            params["token_id"] = api.fresh_token(params["agent_id"])
+
+
+@schema.parametrize()
+def test_no_server_errors_and_problems_for_client_errors(
+    case: schemathesis.Case[Any], live_api: LiveApi
+) -> None:
+    _use_real_ids(case, live_api)
+    case.call_and_validate(
+        base_url=live_api.base_url,
+        headers=AUTH,
+        checks=[not_a_server_error, problem_json_for_client_errors],
+    )
+
+
+def test_the_fuzzed_document_is_the_served_one(live_api: LiveApi) -> None:
+    served = live_api.client.get("/schema/openapi.json")
+    assert served.status_code == 200
+    assert served.json() == DOCUMENT
