@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 from domain.envelope import Envelope
@@ -46,7 +48,19 @@ _TOUCH = "UPDATE task SET updated_at = $2, version = $3 WHERE id = $1"
 
 
 TIMER_CHANNEL = "ordinaut_timer"
-_RESCHEDULING = frozenset({"task.created", "task.updated", "task.resumed", "task.snoozed"})
+
+
+def _new_next_run(envelope: Envelope) -> datetime | None:
+    """The next run a command just gave its task, if it gave one."""
+    match envelope.event:
+        case (
+            TaskCreated(next_run_at=at) | TaskUpdated(next_run_at=at) | TaskResumed(next_run_at=at)
+        ):
+            return at
+        case TaskSnoozed(until=until):
+            return until
+        case _:
+            return None
 
 
 class TaskProjection:
@@ -73,9 +87,11 @@ class TaskProjection:
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Change the task row for one event."""
         await self._apply(conn, envelope)
-        if envelope.type in _RESCHEDULING:
-            # Wakes a sleeping timer at commit: the earliest next_run_at may have moved earlier.
-            await conn.execute("SELECT pg_notify($1, '')", TIMER_CHANNEL)
+        wake_at = _new_next_run(envelope)
+        if wake_at is not None:
+            # Wakes a sleeping timer at commit if this run is earlier than the one it waits
+            # for; only these events can move the earliest run earlier.
+            await conn.execute("SELECT pg_notify($1, $2)", TIMER_CHANNEL, str(wake_at.timestamp()))
 
     async def _apply(self, conn: Connection, envelope: Envelope) -> None:
         event = envelope.event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -35,9 +36,14 @@ ORDER BY next_run_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
+_ANY_DUE = """
+SELECT EXISTS (SELECT FROM task
+               WHERE status = 'active' AND NOT deleted AND next_run_at <= statement_timestamp())
+"""
 _EARLIEST = """
-SELECT extract(epoch FROM min(next_run_at) - clock_timestamp())
-FROM task WHERE status = 'active' AND NOT deleted
+SELECT extract(epoch FROM clock_timestamp()) AS now,
+       extract(epoch FROM (SELECT min(next_run_at) FROM task
+                           WHERE status = 'active' AND NOT deleted)) AS earliest
 """
 MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
 
@@ -68,23 +74,33 @@ class Timer:
     async def run(self, stop: asyncio.Event) -> None:
         """Fire what is due, sleep until the next occurrence or a wake-up, repeat."""
         woken = asyncio.Event()
+        # The epoch of the run the timer sleeps until; infinite while it is awake, so that
+        # any notification during a firing round makes the next sleep start with a recheck.
+        waiting_for = math.inf
 
-        def wake(*_: object) -> None:
-            woken.set()
+        def wake(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            if float(payload) < waiting_for:
+                woken.set()
 
         async with self.pool.acquire() as listener:
             await listener.add_listener(TIMER_CHANNEL, wake)
             try:
                 while not stop.is_set():
+                    waiting_for = math.inf
                     woken.clear()
                     if await self.fire_due() == self.batch:
                         continue  # more may be due right now
-                    await _sleep(await self._seconds_to_next(), woken, stop)
+                    seconds, waiting_for = await self._next_run()
+                    await _sleep(seconds, woken, stop)
             finally:
                 await listener.remove_listener(TIMER_CHANNEL, wake)
 
     async def fire_due(self) -> int:
         """Fire one batch of due tasks in one transaction; returns how many tasks it claimed."""
+        # Checked before taking the append lock, which every command needs too: most wake-ups
+        # (a task created for later, say) find nothing due and then cost commands nothing.
+        if not await self.pool.fetchval(_ANY_DUE):
+            return 0
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
             rows = await conn.fetch(_CLAIM, self.batch)
@@ -116,9 +132,15 @@ class Timer:
                 if isinstance(event, TaskDue):
                     self.on_fired(event)
 
-    async def _seconds_to_next(self) -> float:
-        seconds = await self.pool.fetchval(_EARLIEST)
-        return MAX_SLEEP_SECONDS if seconds is None else min(float(seconds), MAX_SLEEP_SECONDS)
+    async def _next_run(self) -> tuple[float, float]:
+        """How long to sleep, and the epoch (on the database's clock) the sleep lasts until."""
+        row = await self.pool.fetchrow(_EARLIEST)
+        assert row is not None
+        now = float(row["now"])
+        until = now + MAX_SLEEP_SECONDS
+        if row["earliest"] is not None:
+            until = min(until, float(row["earliest"]))
+        return until - now, until
 
 
 async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> None:
