@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
@@ -17,6 +16,7 @@ from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
 from services.api.routes import agents, events, health, schedules, tasks, tools
+from services.store.pool import open_pool
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -36,9 +36,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
 
     @contextlib.asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
-        async with asyncpg.create_pool(
-            config.database_url, min_size=1, max_size=config.pool_size
-        ) as pool:
+        async with open_pool(config.database_url, size=config.pool_size) as pool:
             client = redis.Redis.from_url(config.redis_url, socket_timeout=2.0)
             app.state.pool, app.state.redis = pool, client
             try:

@@ -64,11 +64,17 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
 _result_decoder = msgspec.json.Decoder(AppendResult)
 
 # meta is one parameter: the same for every event of a command, so it is parsed once.
+# Notifies tailers in the same statement, saving a round trip while the append lock is held.
 _INSERT = """
-INSERT INTO events (stream, version, type, data, meta)
-SELECT stream, version, type, data, $5::jsonb
-FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[]) AS e(stream, version, type, data)
-RETURNING position, stream, version, recorded_at
+WITH inserted AS (
+    INSERT INTO events (stream, version, type, data, meta)
+    SELECT stream, version, type, data, $5::jsonb
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[]) AS e(stream, version, type, data)
+    RETURNING position, stream, version, recorded_at
+), notified AS (
+    SELECT pg_notify($6, max(position)::text) FROM inserted
+)
+SELECT inserted.* FROM inserted, notified
 """
 
 
@@ -142,7 +148,6 @@ async def append_in_transaction(
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     envelopes = await _insert(conn, appends, meta, encoded)
     await projections.apply(conn, envelopes)
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(envelopes[-1].position))
     result = AppendResult(
         first_position=envelopes[0].position,
         last_position=envelopes[-1].position,
@@ -198,6 +203,7 @@ async def _insert(
             encoded.types,
             encoded.data,
             encoded.meta,
+            NOTIFY_CHANNEL,
         )
     except asyncpg.UniqueViolationError as exc:  # only if someone appended without the lock
         raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc

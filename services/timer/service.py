@@ -20,6 +20,7 @@ from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.pool import open_pool
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -161,5 +162,5 @@ async def run_timer(database_url: str, stop: asyncio.Event) -> None:
     """The timer as a supervised component with its own small pool."""
     from projections.registry import inline_projections
 
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=3) as pool:
+    async with open_pool(database_url, size=3) as pool:
         await Timer(pool, inline_projections()).run(stop)
