@@ -37,7 +37,10 @@ class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     dedupe_window_seconds: int | None = None
     max_retries: int = 3
     backoff_strategy: BackoffStrategy = "exponential_jitter"
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 3_600.0
     concurrency_key: str | None = None
+    max_concurrency: int = 1
     key: str | None = None
     dtstart: datetime | None = None
     misfire_policy: MisfirePolicy = "run_once"
@@ -195,6 +198,155 @@ class EventReceived(_Event, frozen=True, tag="event.received"):
     source: str = "api"
 
 
+RunTrigger = Literal["schedule", "run_now", "event", "retry"]
+
+
+class RunQueued(_Event, frozen=True, tag="run.queued"):
+    """A run (or a new attempt of it) waits for a worker from ``run_at``.
+
+    Flow control is copied from the task when the run is queued, so a later edit of the task
+    changes future runs only, and a worker needs nothing else to decide when this one may go.
+    """
+
+    run_id: str
+    task_id: str
+    owner: str
+    scheduled_for: datetime
+    run_at: datetime
+    attempt: int = 1
+    trigger: RunTrigger = "schedule"
+    priority: int = 5
+    concurrency_key: str | None = None
+    max_concurrency: int = 1
+    dedupe_key: str | None = None
+    dedupe_window_seconds: int | None = None
+    event: dict[str, Any] | None = None
+
+
+class RunStarted(_Event, frozen=True, tag="run.started"):
+    """A worker leased the run until ``lease_until``; ``resumed`` if an earlier lease lapsed."""
+
+    run_id: str
+    attempt: int
+    worker: str
+    lease_until: datetime
+    resumed: bool = False
+
+
+class RunStepSucceeded(_Event, frozen=True, tag="run.step_succeeded"):
+    """A step's tool returned ``output`` for the rendered ``input``.
+
+    ``step_id`` is a path: ``notify``, or ``each[2].send`` for a step of a foreach body.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int
+    tool: str
+    input: Any = None
+    output: Any = None
+    duration_ms: float = 0.0
+
+
+class RunStepFailed(_Event, frozen=True, tag="run.step_failed"):
+    """A step failed; with ``continued`` the run went on (``on_error: continue``)."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    tool: str
+    error: str
+    input: Any = None
+    duration_ms: float = 0.0
+    retryable: bool = True
+    continued: bool = False
+
+
+class RunStepSkipped(_Event, frozen=True, tag="run.step_skipped"):
+    """A step's ``if`` was false."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    condition: str
+
+
+class RunSucceeded(_Event, frozen=True, tag="run.succeeded"):
+    """Every step succeeded, was skipped, or failed with ``on_error: continue``."""
+
+    run_id: str
+    attempt: int
+
+
+class RunAttemptFailed(_Event, frozen=True, tag="run.attempt_failed"):
+    """An attempt failed; the next one is due at ``retry_at``."""
+
+    run_id: str
+    attempt: int
+    error: str
+    retry_at: datetime
+
+
+class RunDead(_Event, frozen=True, tag="run.dead"):
+    """The run failed for good (retries exhausted, or an error retrying cannot fix)."""
+
+    run_id: str
+    attempt: int
+    error: str
+
+
+class RunCancelRequested(_Event, frozen=True, tag="run.cancel_requested"):
+    """Someone asked a running run to stop at its next step boundary."""
+
+    run_id: str
+    reason: str | None = None
+
+
+class RunCanceled(_Event, frozen=True, tag="run.canceled"):
+    """The run stopped for good before finishing."""
+
+    run_id: str
+    reason: str | None = None
+
+
+class RunDeduplicated(_Event, frozen=True, tag="run.deduplicated"):
+    """Not run: ``duplicate_of`` with the same dedupe key ran (or runs) within the window."""
+
+    run_id: str
+    dedupe_key: str
+    duplicate_of: str
+
+
+class ApprovalRequested(_Event, frozen=True, tag="approval.requested"):
+    """The run is parked at ``step_id`` until someone approves or rejects it."""
+
+    run_id: str
+    step_id: str
+    message: str
+    data: Any = None
+    expires_at: datetime | None = None
+    on_timeout: Literal["reject", "approve"] = "reject"
+
+
+class ApprovalGranted(_Event, frozen=True, tag="approval.granted"):
+    """The parked step was approved (perhaps only some of its items); the run resumes."""
+
+    run_id: str
+    step_id: str
+    comment: str | None = None
+    approved_items: Any = None
+    expired: bool = False
+
+
+class ApprovalRejected(_Event, frozen=True, tag="approval.rejected"):
+    """The parked step was rejected (or timed out); the run resumes and sees the rejection."""
+
+    run_id: str
+    step_id: str
+    comment: str | None = None
+    expired: bool = False
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -213,6 +365,20 @@ Event = (
     | ToolRegistered
     | ToolRemoved
     | EventReceived
+    | RunQueued
+    | RunStarted
+    | RunStepSucceeded
+    | RunStepFailed
+    | RunStepSkipped
+    | RunSucceeded
+    | RunAttemptFailed
+    | RunDead
+    | RunCancelRequested
+    | RunCanceled
+    | RunDeduplicated
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalRejected
 )
 
 EVENT_TYPES: dict[str, type[_Event]] = {
@@ -223,6 +389,11 @@ EVENT_TYPES: dict[str, type[_Event]] = {
 def task_stream(task_id: str) -> str:
     """The stream holding one task's events."""
     return f"task-{task_id}"
+
+
+def run_stream(run_id: str) -> str:
+    """The stream holding one run's events."""
+    return f"run-{run_id}"
 
 
 def tool_stream(address: str) -> str:

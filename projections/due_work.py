@@ -1,15 +1,51 @@
-"""The `due_work` read model: occurrences that fired and wait for a worker."""
+"""The `due_work` read model: runs waiting for a worker, with their flow control.
+
+Leases are set here from ``run.started`` (so a rebuild restores them) and extended by the
+lease holder's heartbeats, which are operational state rather than facts worth an event.
+"""
 
 from __future__ import annotations
 
 from domain.envelope import Envelope
-from domain.events import TaskDue, TaskRunRequested
+from domain.events import (
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalRequested,
+    RunAttemptFailed,
+    RunQueued,
+    RunStarted,
+)
 from projections.base import Connection
 
-_INSERT = """
-INSERT INTO due_work (run_id, task_id, scheduled_for, run_at, priority, concurrency_key, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+_QUEUE = """
+INSERT INTO due_work (run_id, task_id, scheduled_for, run_at, priority, concurrency_key,
+                      max_concurrency, dedupe_key, dedupe_window_seconds, attempt, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (run_id) DO UPDATE SET run_at = EXCLUDED.run_at, attempt = EXCLUDED.attempt,
+    locked_by = NULL, locked_until = NULL, parked = false
 """
+_LEASE = "UPDATE due_work SET locked_by = $2, locked_until = $3, attempt = $4 WHERE run_id = $1"
+_RETRY = """
+UPDATE due_work SET run_at = $2, attempt = $3, locked_by = NULL, locked_until = NULL
+WHERE run_id = $1
+"""
+_DONE = "DELETE FROM due_work WHERE run_id = $1"
+# Parked until decided; a deadline keeps the row, due then to apply the timeout.
+_PARK = """
+UPDATE due_work SET parked = true, run_at = $2, locked_by = NULL, locked_until = NULL
+WHERE run_id = $1
+"""
+# Decided: due again now (re-created from the run if it was parked without a deadline).
+_UNPARK = """
+INSERT INTO due_work (run_id, task_id, scheduled_for, run_at, priority, concurrency_key,
+                      max_concurrency, dedupe_key, dedupe_window_seconds, attempt, created_at)
+SELECT run_id, task_id, scheduled_for, $2, priority, concurrency_key,
+       coalesce((queued->>'max_concurrency')::int, 1), NULL, NULL, attempt, $2
+FROM runs WHERE run_id = $1
+ON CONFLICT (run_id) DO UPDATE SET run_at = EXCLUDED.run_at, parked = false,
+    locked_by = NULL, locked_until = NULL
+"""
+_FINISHING = frozenset({"run.succeeded", "run.dead", "run.canceled", "run.deduplicated"})
 
 
 class DueWorkProjection:
@@ -17,18 +53,40 @@ class DueWorkProjection:
 
     name: str = "due_work"
     tables: tuple[str, ...] = ("due_work",)
-    handles: frozenset[str] = frozenset({"task.due", "task.run_requested"})
+    handles: frozenset[str] = frozenset(
+        {
+            "run.queued",
+            "run.started",
+            "run.attempt_failed",
+            "approval.requested",
+            "approval.granted",
+            "approval.rejected",
+            *_FINISHING,
+        }
+    )
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
-        """Add the work a fired occurrence creates."""
+        """Add, lease, reschedule, park or remove one run's work."""
         event = envelope.event
-        if isinstance(event, TaskDue):
-            await conn.execute(
-                _INSERT, event.run_id, event.task_id, event.scheduled_for, event.run_at,
-                event.priority, event.concurrency_key, envelope.recorded_at,
-            )  # fmt: skip
-        elif isinstance(event, TaskRunRequested):
-            await conn.execute(
-                _INSERT, event.run_id, event.task_id, event.run_at, event.run_at,
-                event.priority, event.concurrency_key, envelope.recorded_at,
-            )  # fmt: skip
+        match event:
+            case RunQueued():
+                await conn.execute(
+                    _QUEUE, event.run_id, event.task_id, event.scheduled_for, event.run_at,
+                    event.priority, event.concurrency_key, event.max_concurrency,
+                    event.dedupe_key, event.dedupe_window_seconds, event.attempt,
+                    envelope.recorded_at,
+                )  # fmt: skip
+            case RunStarted():
+                await conn.execute(
+                    _LEASE, event.run_id, event.worker, event.lease_until, event.attempt
+                )
+            case RunAttemptFailed():
+                await conn.execute(_RETRY, event.run_id, event.retry_at, event.attempt + 1)
+            case ApprovalRequested(expires_at=None):
+                await conn.execute(_DONE, event.run_id)
+            case ApprovalRequested(expires_at=deadline):
+                await conn.execute(_PARK, event.run_id, deadline)
+            case ApprovalGranted() | ApprovalRejected():
+                await conn.execute(_UNPARK, event.run_id, envelope.recorded_at)
+            case _ if envelope.type in _FINISHING:
+                await conn.execute(_DONE, envelope.event.run_id)  # type: ignore[union-attr]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.agent import AgentProjection
 from projections.base import ProjectionSet
 from projections.due_work import DueWorkProjection
+from projections.runs import RunsProjection
 from projections.task import TaskProjection
 from projections.tool import ToolProjection
 
@@ -12,5 +13,11 @@ from projections.tool import ToolProjection
 def inline_projections() -> ProjectionSet:
     """Every projection that runs inside the append transaction."""
     return ProjectionSet(
-        [TaskProjection(), DueWorkProjection(), AgentProjection(), ToolProjection()]
+        [
+            TaskProjection(),
+            RunsProjection(),
+            DueWorkProjection(),
+            AgentProjection(),
+            ToolProjection(),
+        ]
     )

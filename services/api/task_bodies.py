@@ -27,7 +27,10 @@ class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     backoff_strategy: Literal["exponential_jitter", "exponential", "linear", "fixed"] = (
         "exponential_jitter"
     )
+    backoff_base_seconds: Annotated[float, msgspec.Meta(ge=0.1, le=86_400)] = 2.0
+    backoff_max_seconds: Annotated[float, msgspec.Meta(ge=0.1, le=604_800)] = 3_600.0
     concurrency_key: Text | None = None
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 1
     key: Text | None = None
     dtstart: datetime | None = None
     misfire_policy: Literal["run_once", "skip", "run_all"] = "run_once"

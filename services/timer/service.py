@@ -14,7 +14,8 @@ import asyncpg
 import msgspec
 
 from domain.envelope import EventMeta
-from domain.events import TaskDefinition, TaskDue, task_stream
+from domain.events import TaskDefinition, TaskDue, run_stream, task_stream
+from domain.runs import queue_runs
 from domain.schedules import Schedule, compile_schedule
 from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
@@ -30,7 +31,8 @@ _definition = msgspec.json.Decoder(TaskDefinition)
 # statement_timestamp(), not clock_timestamp(): a stable value can bound the index scan, where
 # a volatile one turns into a filter over every registered task.
 _CLAIM = """
-SELECT id, version, definition::text AS definition, next_run_at, statement_timestamp() AS now
+SELECT id, version, created_by, definition::text AS definition, next_run_at,
+       statement_timestamp() AS now
 FROM task
 WHERE status = 'active' AND NOT deleted AND next_run_at <= statement_timestamp()
 ORDER BY next_run_at
@@ -107,13 +109,13 @@ class Timer:
             rows = await conn.fetch(_CLAIM, self.batch)
             if not rows:
                 return 0
-            appends = [self._decide(row, rows[0]["now"]) for row in rows]
+            appends = [a for row in rows for a in self._decide(row, rows[0]["now"])]
             meta = EventMeta(actor="timer", correlation_id=str(uuid.uuid4()))
             await append_in_transaction(conn, appends, meta, self.projections)
         self._observe(appends)
         return len(rows)
 
-    def _decide(self, row: asyncpg.Record, now: datetime) -> StreamAppend:
+    def _decide(self, row: asyncpg.Record, now: datetime) -> list[StreamAppend]:
         definition = _definition.decode(row["definition"])
         schedule = load_schedule(
             definition.schedule_kind,
@@ -123,7 +125,13 @@ class Timer:
         )
         task = DueTask(row["id"], definition, row["next_run_at"])
         events = decide_due(task, schedule, now, lambda: str(uuid.uuid4()))
-        return StreamAppend(task_stream(row["id"]), events, expected_version=row["version"])
+        return [
+            StreamAppend(task_stream(row["id"]), events, expected_version=row["version"]),
+            *(
+                StreamAppend(run_stream(run.run_id), [run], expected_version=0)
+                for run in queue_runs(events, definition, row["created_by"])
+            ),
+        ]
 
     def _observe(self, appends: list[StreamAppend]) -> None:
         if self.on_fired is None:

@@ -79,7 +79,8 @@ async def test_an_agent_schedules_and_steers_its_tasks(
         mine = [e for e in log["items"] if e["meta"]["actor"] == agent["id"]]
         assert [e["type"] for e in mine] == [
             "task.created", "task.created", "task.created", "task.created", "task.paused",
-            "task.resumed", "task.snoozed", "task.updated", "task.run_requested", "task.canceled",
+            "task.resumed", "task.snoozed", "task.updated", "task.run_requested", "run.queued",
+            "task.canceled",
             "task.deleted",
         ]  # fmt: skip
     assert service.stop() == 0

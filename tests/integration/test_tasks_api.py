@@ -117,7 +117,7 @@ async def test_lifecycle_of_a_task(client: AsyncTestClient[Any], pool: asyncpg.P
     types = [e["type"] for e in (await pool.fetch("SELECT type FROM events ORDER BY position"))]
     assert types == [
         "task.created", "task.updated", "task.paused", "task.resumed",
-        "task.snoozed", "task.run_requested", "task.canceled", "task.deleted",
+        "task.snoozed", "task.run_requested", "run.queued", "task.canceled", "task.deleted",
     ]  # fmt: skip
     actors = {json.loads(r["meta"])["actor"] for r in await pool.fetch("SELECT meta FROM events")}
     assert actors == {"admin"}

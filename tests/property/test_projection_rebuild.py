@@ -16,8 +16,22 @@ from hypothesis import strategies as st
 
 from domain.envelope import EventMeta
 from domain.events import (
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalRequested,
     Event,
     EventReceived,
+    RunAttemptFailed,
+    RunCanceled,
+    RunCancelRequested,
+    RunDead,
+    RunDeduplicated,
+    RunQueued,
+    RunStarted,
+    RunStepFailed,
+    RunStepSkipped,
+    RunStepSucceeded,
+    RunSucceeded,
     ScheduleKind,
     ScheduleMissed,
     TaskCanceled,
@@ -30,6 +44,7 @@ from domain.events import (
     TaskResumed,
     TaskSnoozed,
     TaskUpdated,
+    run_stream,
     task_stream,
 )
 from projections.base import Connection
@@ -88,6 +103,13 @@ class Model:
     states: dict[str, str] = field(default_factory=dict)
     definitions: dict[str, TaskDefinition] = field(default_factory=dict)
     fired: dict[str, int] = field(default_factory=dict)
+    # run id -> (state, attempt, the run.queued that started it)
+    runs: dict[str, tuple[str, int, RunQueued]] = field(default_factory=dict)
+
+    def due_work(self) -> int:
+        """Runs that hold a due_work row: waiting, running, or parked with a deadline."""
+        return sum(state in ("queued", "running", "parked_deadline") for state, _, _ in
+                   self.runs.values())  # fmt: skip
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -182,17 +204,142 @@ def _event(draw: st.DrawFn, model: Model, task_id: str, command: str) -> Event:
     return TaskDeleted(task_id=task_id)
 
 
-def _step(draw: st.DrawFn, model: Model) -> tuple[str, Event]:
-    """One event that makes sense now: a task command, or sometimes an unrelated event."""
+def _queued(draw: st.DrawFn, model: Model, due: TaskDue) -> RunQueued:
+    queued = RunQueued(
+        run_id=due.run_id,
+        task_id=due.task_id,
+        owner=draw(st.sampled_from(ACTORS)),
+        scheduled_for=due.scheduled_for,
+        run_at=due.run_at,
+        priority=due.priority,
+        concurrency_key=due.concurrency_key,
+        max_concurrency=draw(st.integers(1, 3)),
+        dedupe_key=draw(st.sampled_from([None, "daily"])),
+        dedupe_window_seconds=draw(st.sampled_from([None, 3600])),
+        event=draw(st.none() | st.dictionaries(texts, scalars, max_size=2)),
+    )
+    model.runs[due.run_id] = ("queued", 1, queued)
+    return queued
+
+
+# Which run events make sense in each run state, and the state each leaves the run in.
+RUN_MOVES: dict[str, tuple[str, ...]] = {
+    "queued": ("start", "cancel", "dedupe"),
+    "running": ("step_ok", "step_failed", "step_skipped", "succeed", "fail_attempt", "die",
+                "cancel_request", "cancel", "park", "park_deadline"),
+    "parked": ("approve", "reject", "cancel"),
+    "parked_deadline": ("approve", "reject", "cancel"),
+    "dead": ("retry",),
+    "succeeded": (),
+    "canceled": (),
+    "deduplicated": (),
+}  # fmt: skip
+
+
+def _run_event(draw: st.DrawFn, model: Model, run_id: str, move: str) -> Event:
+    state, attempt, queued = model.runs[run_id]
+    step = draw(st.sampled_from(["fetch", "notify", "each[0].send"]))
+    after, event = state, None
+    match move:
+        case "start":
+            after = "running"
+            event = RunStarted(
+                run_id=run_id,
+                attempt=attempt,
+                worker="w-1",
+                lease_until=draw(instants),
+                resumed=draw(st.booleans()),
+            )
+        case "step_ok":
+            event = RunStepSucceeded(
+                run_id=run_id,
+                step_id=step,
+                attempt=attempt,
+                tool="debug.echo",
+                input=draw(scalars),
+                output=draw(scalars),
+                duration_ms=1.5,
+            )
+        case "step_failed":
+            event = RunStepFailed(
+                run_id=run_id,
+                step_id=step,
+                attempt=attempt,
+                tool="http.request",
+                error=draw(texts),
+                continued=draw(st.booleans()),
+            )
+        case "step_skipped":
+            event = RunStepSkipped(run_id=run_id, step_id=step, attempt=attempt, condition="x")
+        case "succeed":
+            after, event = "succeeded", RunSucceeded(run_id=run_id, attempt=attempt)
+        case "fail_attempt":
+            after, attempt = "queued", attempt + 1
+            event = RunAttemptFailed(
+                run_id=run_id, attempt=attempt - 1, error=draw(texts), retry_at=draw(instants)
+            )
+        case "die":
+            after, event = "dead", RunDead(run_id=run_id, attempt=attempt, error=draw(texts))
+        case "cancel_request":
+            event = RunCancelRequested(run_id=run_id, reason=draw(st.none() | texts))
+        case "cancel":
+            after, event = "canceled", RunCanceled(run_id=run_id, reason=draw(st.none() | texts))
+        case "dedupe":
+            event = RunDeduplicated(run_id=run_id, dedupe_key="daily", duplicate_of="run-x")
+            after = "deduplicated"
+        case "park" | "park_deadline":
+            deadline = draw(instants) if move == "park_deadline" else None
+            after = "parked_deadline" if deadline else "parked"
+            event = ApprovalRequested(
+                run_id=run_id,
+                step_id=step,
+                message=draw(texts),
+                data=draw(scalars),
+                expires_at=deadline,
+            )
+        case "approve":
+            after = "queued"
+            event = ApprovalGranted(
+                run_id=run_id,
+                step_id=step,
+                comment=draw(st.none() | texts),
+                approved_items=draw(st.lists(scalars, max_size=2)),
+            )
+        case "reject":
+            after = "queued"
+            event = ApprovalRejected(run_id=run_id, step_id=step, expired=draw(st.booleans()))
+        case _:  # retry
+            after, attempt = "queued", attempt + 1
+            event = msgspec.structs.replace(
+                queued, attempt=attempt, trigger="retry", run_at=draw(instants)
+            )
+    model.runs[run_id] = (after, attempt, queued)
+    assert event is not None
+    return event
+
+
+def _step(draw: st.DrawFn, model: Model) -> list[tuple[str, Event]]:
+    """Events that make sense now: a task command, a run moving on, or an unrelated event."""
     task_id = draw(st.sampled_from(TASK_IDS))
-    command = draw(st.sampled_from((*ALLOWED[model.states.get(task_id)], "publish")))
+    movable = sorted(run for run, (state, _, _) in model.runs.items() if RUN_MOVES[state])
+    extra = ("publish", "run") if movable else ("publish",)
+    command = draw(st.sampled_from((*ALLOWED[model.states.get(task_id)], *extra)))
     if command == "publish":
         topic = draw(st.sampled_from(["orders.new", "build.done"]))
-        return "inbox", EventReceived(event_id=str(uuid.uuid4()), topic=topic, payload={})
+        return [("inbox", EventReceived(event_id=str(uuid.uuid4()), topic=topic, payload={}))]
+    if command == "run":
+        run_id = draw(st.sampled_from(movable))
+        move = draw(st.sampled_from(RUN_MOVES[model.runs[run_id][0]]))
+        return [(run_stream(run_id), _run_event(draw, model, run_id, move))]
     event = _event(draw, model, task_id, command)
     if command in STATE_AFTER:
         model.states[task_id] = STATE_AFTER[command]
-    return task_stream(task_id), event
+    if isinstance(event, TaskDue):
+        return [
+            (task_stream(task_id), event),
+            (run_stream(event.run_id), _queued(draw, model, event)),
+        ]
+    return [(task_stream(task_id), event)]
 
 
 @st.composite
@@ -202,7 +349,7 @@ def histories(draw: st.DrawFn) -> tuple[list[Command], Model]:
     commands = []
     for index in range(draw(st.integers(1, 14))):
         size = draw(st.sampled_from([1, 1, 1, 2, 3]))
-        events = tuple(_step(draw, model) for _ in range(size))
+        events = tuple(e for _ in range(size) for e in _step(draw, model))
         key = draw(st.sampled_from([None, f"cmd-{index}"]))
         commands.append(Command(draw(st.sampled_from(ACTORS)), events, key))
     return commands, model
@@ -286,7 +433,13 @@ async def test_rebuild_yields_the_inline_built_tables(
     for task_id, (deleted, state) in expected.items():
         assert tasks[task_id]["deleted"] == deleted
         assert deleted or tasks[task_id]["status"] == state
-    assert len(tables["due_work"]) == sum(model.fired.values())
+    assert len(tables["due_work"]) == model.due_work()
+    runs = {r["run_id"]: r["status"] for r in tables["runs"]}
+    expected_runs = {run: state for run, (state, _, _) in model.runs.items()}
+    assert runs == {
+        run: "awaiting_approval" if state.startswith("parked") else state
+        for run, state in expected_runs.items()
+    }
     total = sum(len(c.events) for c in commands)
     assert {c["position"] for c in tables["projection_checkpoints"]} == {total}
 
@@ -317,7 +470,16 @@ FIXED_HISTORY = [
             ("task-b", TaskCreated(task_id="b", definition=definition("B"))),
         ),
     ),
-    Command("scheduler", (("task-a", DUE),)),
+    Command(
+        "scheduler",
+        (
+            ("task-a", DUE),
+            (
+                "run-run-1",
+                RunQueued(run_id="run-1", task_id="a", owner="alice", scheduled_for=AT, run_at=AT),
+            ),
+        ),
+    ),
     Command("bob", (("task-a", TaskPaused(task_id="a")),), idempotency_key="pause-a"),
     Command("bob", (("task-a", TaskResumed(task_id="a", next_run_at=AT + timedelta(days=2))),)),
     Command("scheduler", (("task-a", TaskSnoozed(task_id="a", until=AT + timedelta(days=3))),)),
@@ -353,7 +515,7 @@ async def test_rebuild_of_a_fixed_history(pool: asyncpg.Pool) -> None:
     assert (rows["b"]["status"], rows["b"]["title"], rows["b"]["priority"]) == ("canceled", "B2", 9)
     assert (rows["c"]["status"], rows["c"]["deleted"]) == ("completed", True)
     assert [(w["run_id"], w["task_id"]) for w in tables["due_work"]] == [("run-1", "a")]
-    assert {c["position"] for c in tables["projection_checkpoints"]} == {12}
+    assert {c["position"] for c in tables["projection_checkpoints"]} == {13}
 
 
 async def test_a_sub_minute_utc_offset_survives_a_rebuild(pool: asyncpg.Pool) -> None:

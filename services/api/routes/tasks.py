@@ -15,7 +15,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from domain.envelope import EventMeta
-from domain.events import Event, TaskDefinition, TaskRunRequested, task_stream
+from domain.events import Event, TaskDefinition, TaskRunRequested, run_stream, task_stream
+from domain.runs import queue_runs
 from domain.schedules import next_occurrences
 from domain.tasks import (
     TaskState,
@@ -103,12 +104,22 @@ class _Command:
         return None if prior is None else Response(prior[1], status_code=prior[0])
 
     async def append(
-        self, conn: Connection, task_id: str, events: list[Event], expected: int
+        self,
+        conn: Connection,
+        task_id: str,
+        events: list[Event],
+        expected: int,
+        definition: TaskDefinition,
+        owner: str,
     ) -> bool:
         """Append; False if a concurrent repeat of this idempotent command got there first."""
-        append = StreamAppend(task_stream(task_id), events, expected)
+        appends = [StreamAppend(task_stream(task_id), events, expected)]
+        appends += [
+            StreamAppend(run_stream(run.run_id), [run], expected_version=0)
+            for run in queue_runs(events, definition, owner)
+        ]
         result = await append_in_transaction(
-            conn, [append], self.meta(), self.state.projections, fingerprint=self.fingerprint
+            conn, appends, self.meta(), self.state.projections, fingerprint=self.fingerprint
         )
         return not result.replayed
 
@@ -128,7 +139,9 @@ class _Command:
             events = decide(task, datetime.now(UTC))
             if not events:
                 return Response(respond(view, events), status_code=status)
-            if not await self.append(conn, task_id, events, view.version):
+            if not await self.append(
+                conn, task_id, events, view.version, task.definition, view.created_by
+            ):
                 return await self.replayed(conn) or Response(None, status_code=status)
             after = None if status == 204 else (await load_task(conn, self.principal, task_id))[0]
             body = respond(after, events)
@@ -163,7 +176,7 @@ async def create_task(
     async with state.pool.acquire() as conn, conn.transaction():
         if (prior := await command.replayed(conn)) is not None:
             return prior
-        if not await command.append(conn, task_id, events, 0):
+        if not await command.append(conn, task_id, events, 0, definition, command.principal.actor):
             return await command.replayed(conn) or Response(None, status_code=201)
         view, _ = await load_task(conn, command.principal, task_id)
         return await command.answer(conn, 201, view)

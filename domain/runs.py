@@ -1,0 +1,159 @@
+"""A run's rules: how fired occurrences become runs, and what a failed attempt leads to."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from domain.events import (
+    BackoffStrategy,
+    Event,
+    RunAttemptFailed,
+    RunDead,
+    RunQueued,
+    TaskDefinition,
+    TaskDue,
+    TaskRunRequested,
+)
+
+RunStatus = Literal[
+    "queued",
+    "running",
+    "awaiting_approval",
+    "succeeded",
+    "dead",
+    "canceled",
+    "deduplicated",
+]
+FINISHED: frozenset[str] = frozenset({"succeeded", "dead", "canceled", "deduplicated"})
+
+
+def queue_runs(
+    task_events: Sequence[Event], definition: TaskDefinition, owner: str
+) -> list[RunQueued]:
+    """A ``run.queued`` for every run the task's events fired (by schedule or run_now)."""
+    runs: list[RunQueued] = []
+    for event in task_events:
+        if isinstance(event, TaskDue):
+            runs.append(_queued(definition, owner, event.task_id, event.run_id,
+                                event.scheduled_for, event.run_at, "schedule"))  # fmt: skip
+        elif isinstance(event, TaskRunRequested):
+            runs.append(_queued(definition, owner, event.task_id, event.run_id,
+                                event.run_at, event.run_at, "run_now"))  # fmt: skip
+    return runs
+
+
+def _queued(
+    d: TaskDefinition,
+    owner: str,
+    task_id: str,
+    run_id: str,
+    scheduled_for: datetime,
+    run_at: datetime,
+    trigger: Literal["schedule", "run_now"],
+) -> RunQueued:
+    return RunQueued(
+        run_id=run_id,
+        task_id=task_id,
+        owner=owner,
+        scheduled_for=scheduled_for,
+        run_at=run_at,
+        trigger=trigger,
+        priority=d.priority,
+        concurrency_key=d.concurrency_key,
+        max_concurrency=d.max_concurrency,
+        dedupe_key=d.dedupe_key,
+        dedupe_window_seconds=d.dedupe_window_seconds,
+    )
+
+
+def backoff_seconds(
+    strategy: BackoffStrategy,
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    rng: random.Random | None = None,
+) -> float:
+    """The wait after failed attempt number ``attempt`` (1 = the first attempt failed).
+
+    ``exponential_jitter`` is "full jitter": uniform between 0 and the capped exponential,
+    which spreads a herd of failing runs instead of retrying them in lock step.
+    """
+    exponential = min(cap, base * 2.0 ** min(attempt - 1, 62))
+    match strategy:
+        case "exponential_jitter":
+            return (rng or random.Random()).uniform(0.0, exponential)  # noqa: S311 - not crypto
+        case "exponential":
+            return exponential
+        case "linear":
+            return min(cap, base * attempt)
+        case "fixed":
+            return min(cap, base)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What went wrong in an attempt, and whether trying again could help."""
+
+    error: str
+    retryable: bool = True
+
+
+def decide_failure(
+    run_id: str,
+    attempt: int,
+    failure: Failure,
+    definition: TaskDefinition,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> RunAttemptFailed | RunDead:
+    """Retry later (new due work at now + backoff), or dead-letter once retries are spent.
+
+    ``max_retries`` counts retries, so a run is attempted at most max_retries + 1 times.
+    """
+    if not failure.retryable or attempt > definition.max_retries:
+        return RunDead(run_id=run_id, attempt=attempt, error=failure.error)
+    delay = backoff_seconds(
+        definition.backoff_strategy,
+        attempt,
+        base=definition.backoff_base_seconds,
+        cap=definition.backoff_max_seconds,
+        rng=rng,
+    )
+    return RunAttemptFailed(
+        run_id=run_id,
+        attempt=attempt,
+        error=failure.error,
+        retry_at=now + timedelta(seconds=delay),
+    )
+
+
+def retry_dead(queued: RunQueued, attempt: int, now: datetime) -> RunQueued:
+    """An operator's retry of a dead run: one more attempt, due now."""
+    return RunQueued(
+        run_id=queued.run_id,
+        task_id=queued.task_id,
+        owner=queued.owner,
+        scheduled_for=queued.scheduled_for,
+        run_at=now,
+        attempt=attempt + 1,
+        trigger="retry",
+        priority=queued.priority,
+        concurrency_key=queued.concurrency_key,
+        max_concurrency=queued.max_concurrency,
+        event=queued.event,
+    )
+
+
+def step_idempotency_key(run_id: str, step_path: str, declared: Any) -> str:
+    """The key a tool sees for a step: the step's own (rendered) key, else run and step.
+
+    Stable across attempts and workers, so a tool that honours it acts once per step.
+    """
+    if isinstance(declared, str) and declared:
+        return declared
+    return f"{run_id}:{step_path}"
