@@ -6,18 +6,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from domain.errors import RuleViolation
+from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
 
 STEP_KEYS = frozenset(
     {"id", "uses", "with", "save_as", "if", "timeout_seconds", "on_error", "idempotency_key"}
 )
 PAYLOAD_KEYS = frozenset({"pipeline", "params"})
 FOREACH = "pipeline.foreach"
-_TEMPLATE = re.compile(r"\$\{([^}]*)\}")
-_NOW = re.compile(r"^\s*now\s*(?:[+-]\s*\d+\s*[smhdw])?\s*$")
 _STEP_REF = re.compile(r"(?<![A-Za-z0-9_.])steps\.([A-Za-z_][A-Za-z0-9_-]*)")
 _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -96,7 +92,8 @@ def _validate_foreach(step: Mapping[str, object], where: str, known: set[str]) -
     options = step.get("with")
     if not isinstance(options, Mapping) or not isinstance(options.get("items_path"), str):
         raise PipelineError(f"{where}.with.items_path", "pipeline.foreach needs a JMESPath string")
-    _check_expression(options["items_path"], f"{where}.with.items_path", known, in_loop=False)
+    field = f"{where}.with.items_path"
+    _check_expression(_bare(options["items_path"], field), field, known, in_loop=False)
     _validate_steps(options.get("body"), f"{where}.with.body", known=set(known), in_loop=True)
 
 
@@ -138,24 +135,33 @@ def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _check_templates(text: str, field: str, known: set[str], in_loop: bool) -> None:
-    for expression in _TEMPLATE.findall(text):
+    try:
+        expressions = template_expressions(text)
+    except TemplateError as exc:
+        raise PipelineError(field, exc.reason) from None
+    for expression in expressions:
         _check_expression(expression, field, known, in_loop)
 
 
 def _check_condition(condition: object, field: str, known: set[str], in_loop: bool) -> None:
     if not isinstance(condition, str) or not condition.strip():
         raise PipelineError(field, "must be a JMESPath boolean expression")
-    match = _TEMPLATE.fullmatch(condition.strip())
-    _check_expression(match.group(1) if match else condition, field, known, in_loop)
+    _check_expression(_bare(condition, field), field, known, in_loop)
+
+
+def _bare(text: str, field: str) -> str:
+    """The JMESPath of an ``if`` or ``items_path``, which may be written inside ``${}``."""
+    try:
+        return bare_expression(text, field)
+    except TemplateError as exc:
+        raise PipelineError(field, exc.reason) from None
 
 
 def _check_expression(expression: str, field: str, known: set[str], in_loop: bool) -> None:
-    if _NOW.match(expression):
-        return
     try:
-        jmespath.compile(expression)
-    except JMESPathError as exc:
-        raise PipelineError(field, f"invalid template ${{{expression}}}: {exc}") from None
+        check_expression(expression, field)
+    except TemplateError as exc:
+        raise PipelineError(field, exc.reason) from None
     for name in _STEP_REF.findall(expression):
         if name not in known:
             raise PipelineError(field, f"${{{expression}}} refers to step {name!r}, which does "
