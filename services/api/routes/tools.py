@@ -1,7 +1,9 @@
-"""The tool catalog: register, replace and remove tools (admin); list and read them."""
+"""The tool catalog: register, replace and remove tools, import MCP servers (admin); read them."""
 
 from __future__ import annotations
 
+import re
+import shutil
 from typing import Any, Literal
 
 import msgspec
@@ -11,10 +13,10 @@ from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
 from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
-from domain.tools import BUILTIN_TOOLS, validate_registration
+from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
-from services.api.problems import ApiError
+from services.api.problems import ApiError, FieldError
 from services.api.tool_store import (
     ToolList,
     ToolView,
@@ -24,6 +26,10 @@ from services.api.tool_store import (
     tool_view,
 )
 from services.store.events import StreamAppend, append_in_transaction
+from services.tools.errors import ToolCallError
+from services.tools.mcp import list_server_tools, mcp_tool_name
+
+SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def _object_schema() -> dict[str, Any]:
@@ -65,14 +71,17 @@ def _no_tool(address: str) -> ApiError:
     return ApiError(404, "Not found", f"no tool has the address {address!r}")
 
 
+def _meta(request: Request[Any, Any, Any]) -> EventMeta:
+    return EventMeta(
+        actor=principal_of(request).actor, correlation_id=request.scope["state"]["correlation_id"]
+    )
+
+
 async def _append(
     conn: Connection, request: Request[Any, Any, Any], event: Event, address: str, at: int
 ) -> None:
-    meta = EventMeta(
-        actor=principal_of(request).actor, correlation_id=request.scope["state"]["correlation_id"]
-    )
     append = StreamAppend(tool_stream(address), [event], expected_version=at)
-    await append_in_transaction(conn, [append], meta, request.app.state.projections)
+    await append_in_transaction(conn, [append], _meta(request), request.app.state.projections)
 
 
 @post("/tools", guards=[requires(ADMIN_SCOPE)], tags=["tools"], summary="Register a tool")
@@ -130,4 +139,114 @@ async def remove_tool(
         await _append(conn, request, ToolRemoved(address=address), address, current.version)
 
 
-ROUTES: list[Any] = [register_tool, get_tools, get_tool, remove_tool]
+class McpServerBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An MCP server to import: each tool it lists is registered at ``<name>.<tool name>``.
+
+    Give its ``endpoint`` (streamable HTTP) or the ``command`` that starts it (stdio).
+    ``timeout_seconds`` and ``scopes`` apply to every imported tool.
+    """
+
+    name: str
+    endpoint: str | None = None
+    command: list[str] | None = None
+    timeout_seconds: float = 30.0
+    scopes: list[str] = msgspec.field(default_factory=list)
+
+
+class SkippedTool(msgspec.Struct, frozen=True):
+    """A tool the server lists that could not be registered, and why."""
+
+    name: str
+    reason: str
+
+
+class McpImport(msgspec.Struct, frozen=True):
+    """The server's tools as registered, and those that could not be."""
+
+    items: list[ToolView]
+    skipped: list[SkippedTool]
+
+
+def _server_probe(body: McpServerBody) -> ToolBody:
+    """A registration of one tool of the server: it checks the target, timeout and scopes."""
+    if not SERVER_NAME.match(body.name):
+        raise ToolRuleError("name", "must be 1 to 64 letters, digits, _ or - (no dots)")
+    return ToolBody(address=f"{body.name}.tool", transport="mcp", endpoint=body.endpoint,
+                    command=body.command, timeout_seconds=body.timeout_seconds,
+                    scopes=body.scopes)  # fmt: skip
+
+
+def _importable(
+    listed: list[ToolRegistered], probe: ToolRegistered
+) -> tuple[list[ToolRegistered], list[SkippedTool]]:
+    """The listed tools that make valid registrations (one per address), and the others."""
+    accepted: dict[str, ToolRegistered] = {}
+    skipped: list[SkippedTool] = []
+    for tool in listed:
+        name = mcp_tool_name(tool.address)
+        candidate = msgspec.structs.replace(
+            tool, timeout_seconds=probe.timeout_seconds, scopes=probe.scopes
+        )
+        try:
+            registration = validate_registration(candidate)
+        except ToolRuleError as exc:
+            skipped.append(SkippedTool(name, f"{exc.field}: {exc.reason}"))
+            continue
+        if registration.address in accepted:
+            skipped.append(SkippedTool(name, "the server lists this name more than once"))
+        else:
+            accepted[registration.address] = registration
+    return sorted(accepted.values(), key=lambda t: t.address), skipped
+
+
+@post("/tools/mcp_servers", guards=[requires(ADMIN_SCOPE)], tags=["tools"],
+      summary="Import an MCP server's tools")  # fmt: skip
+async def import_mcp_server(
+    request: Request[Any, Any, Any], state: State, data: JSONBody[McpServerBody]
+) -> Response[McpImport]:
+    """Register every tool the server lists (``tools/list``) as ``<name>.<tool name>``.
+
+    One ``tool.registered`` per new or changed tool, all or none; 201 if any was recorded,
+    200 if all were registered already. Tools whose names cannot form an address (or that
+    break another catalog rule) are listed under ``skipped``. 502 if the server cannot be
+    reached or refuses; 422 if the command names no program or the server lists no tool
+    that can be registered.
+    """
+    probe = _registration(_server_probe(data))
+    if probe.command is not None and shutil.which(probe.command[0]) is None:
+        reason = f"no program {probe.command[0]!r} was found (give its path, or a name on PATH)"
+        raise ToolRuleError("command", reason)
+    try:
+        listed = await list_server_tools(data.name, endpoint=probe.endpoint, command=probe.command)
+    except ToolCallError as exc:
+        raise ApiError(502, "Bad gateway", exc.message) from None
+    tools, skipped = _importable(listed, probe)
+    if not tools:
+        errors = [FieldError(f"tools.{s.name}", s.reason) for s in skipped] or None
+        detail = f"the MCP server lists no tool that can be registered ({len(listed)} listed)"
+        raise ApiError(422, "Invalid request", detail, errors=errors)
+    async with state.pool.acquire() as conn, conn.transaction():
+        appends = []
+        for tool in tools:
+            change = await _change(conn, tool)
+            if change is not None:
+                appends.append(change)
+        if appends:
+            await append_in_transaction(conn, appends, _meta(request), state.projections)
+    body = McpImport([tool_view(tool) for tool in tools], skipped)
+    return Response(body, status_code=201 if appends else 200)
+
+
+async def _change(conn: Connection, tool: ToolRegistered) -> StreamAppend | None:
+    """The append that registers ``tool``, or None if it is registered exactly so already.
+
+    Rows are locked in address order (the tools come sorted), so two imports cannot deadlock.
+    """
+    current = await load_tool(conn, tool.address, lock=True)
+    if current is not None and current.registration == tool:
+        return None
+    at = current.version if current else await stream_version(conn, tool_stream(tool.address))
+    return StreamAppend(tool_stream(tool.address), [tool], expected_version=at)
+
+
+ROUTES: list[Any] = [register_tool, get_tools, get_tool, remove_tool, import_mcp_server]

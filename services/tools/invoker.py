@@ -1,0 +1,87 @@
+"""Calling one tool: check its input, send it by its transport, bound the time, check its output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from domain.events import ToolRegistered
+from domain.tool_schemas import SchemaViolation, check_input, check_output
+from services.tools.errors import ToolCallError
+from services.tools.http import HttpTools
+from services.tools.mcp import McpSessions
+
+# httpx's own timeout is only a backstop: asyncio.timeout bounds the whole call (connecting,
+# sending, reading, redirects), so httpx gets a little longer and the message is always ours.
+_HTTPX_GRACE = 1.0
+
+
+class ToolInvoker:
+    """Calls tools over http and mcp, and the builtins ``debug.echo`` and ``http.request``.
+
+    The other builtins (``orchestrator.*``, ``pipeline.foreach``) act on Ordinaut itself and
+    are run by the pipeline runner; asking the invoker for one is refused.
+    """
+
+    def __init__(self, *, http: HttpTools | None = None, mcp: McpSessions | None = None) -> None:
+        self._http = http if http is not None else HttpTools()
+        self._mcp = mcp if mcp is not None else McpSessions()
+
+    async def call(
+        self,
+        tool: ToolRegistered,
+        arguments: dict[str, Any],
+        *,
+        idempotency_key: str,
+        timeout: float,  # noqa: ASYNC109 - each step has its own; enforced with asyncio.timeout
+    ) -> Any:
+        """The tool's output for ``arguments``; ToolCallError if the call fails.
+
+        Input and output are checked against the tool's schemas (a violation is not
+        retryable); going over ``timeout`` seconds is (a retryable "timed out").
+        """
+        _checked(check_input, tool, arguments)
+        try:
+            async with asyncio.timeout(timeout):
+                output = await self._dispatch(tool, arguments, idempotency_key, timeout)
+        except TimeoutError:
+            raise ToolCallError(
+                f"{tool.address} timed out after {timeout:g} s", retryable=True
+            ) from None
+        _checked(check_output, tool, output)
+        return output
+
+    async def _dispatch(
+        self, tool: ToolRegistered, arguments: dict[str, Any], key: str, seconds: float
+    ) -> Any:
+        backstop = seconds + _HTTPX_GRACE
+        if tool.transport == "http":
+            if tool.endpoint is None:
+                raise ToolCallError(f"{tool.address} has no endpoint", retryable=False)
+            return await self._http.post(
+                tool.endpoint, arguments, idempotency_key=key, timeout_seconds=backstop
+            )
+        if tool.transport == "mcp":
+            return await self._mcp.call(tool, arguments, idempotency_key=key)
+        if tool.address == "debug.echo":
+            return arguments
+        if tool.address == "http.request":
+            return await self._http.request(arguments, timeout_seconds=backstop)
+        raise ToolCallError(
+            f"{tool.address} is run by the pipeline runner, not by the tool invoker",
+            retryable=False,
+        )
+
+    async def aclose(self) -> None:
+        """Close the shared HTTP client and every MCP session."""
+        await asyncio.gather(self._http.aclose(), self._mcp.aclose())
+
+
+def _checked(
+    check: Callable[[ToolRegistered, object], None], tool: ToolRegistered, value: object
+) -> None:
+    try:
+        check(tool, value)
+    except SchemaViolation as exc:
+        raise ToolCallError(f"{tool.address}: {exc.field}: {exc.reason}", retryable=False) from exc
