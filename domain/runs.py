@@ -8,10 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from domain.errors import RuleViolation
 from domain.events import (
+    ApprovalGranted,
+    ApprovalRejected,
     BackoffStrategy,
     Event,
     RunAttemptFailed,
+    RunCanceled,
+    RunCancelRequested,
     RunDead,
     RunQueued,
     TaskDefinition,
@@ -157,3 +162,46 @@ def step_idempotency_key(run_id: str, step_path: str, declared: Any) -> str:
     if isinstance(declared, str) and declared:
         return declared
     return f"{run_id}:{step_path}"
+
+
+class RunConflict(RuleViolation):
+    """A run command that does not fit the run's state (HTTP 409)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("status", reason, 409)
+
+
+def decide_cancel(run_id: str, status: str, cancel_requested: bool) -> list[Event]:
+    """Queued or parked: canceled now. Running: stop at the next step boundary."""
+    if status in FINISHED:
+        raise RunConflict(f"the run is already {status}")
+    if status == "running":
+        return [] if cancel_requested else [RunCancelRequested(run_id=run_id)]
+    return [RunCanceled(run_id=run_id, reason="canceled on request")]
+
+
+def decide_retry(status: str, queued: RunQueued, attempt: int, now: datetime) -> list[Event]:
+    """Revive a dead run: one more attempt, due now, skipping the steps that succeeded."""
+    if status != "dead":
+        raise RunConflict(f"only a dead run can be retried; this one is {status}")
+    return [retry_dead(queued, attempt, now)]
+
+
+def decide_approval(
+    run_id: str,
+    status: str,
+    approval: dict[str, Any] | None,
+    *,
+    approve: bool,
+    comment: str | None,
+    approved_items: Any = None,
+) -> list[Event]:
+    """Approve (all items unless some are named) or reject the step the run is parked at."""
+    if status != "awaiting_approval" or approval is None:
+        raise RunConflict(f"the run is not waiting for an approval; it is {status}")
+    step_id = str(approval.get("step_id", ""))
+    if not approve:
+        return [ApprovalRejected(run_id=run_id, step_id=step_id, comment=comment)]
+    items = approval.get("data") if approved_items is None else approved_items
+    return [ApprovalGranted(run_id=run_id, step_id=step_id, comment=comment,
+                            approved_items=items)]  # fmt: skip

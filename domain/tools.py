@@ -96,20 +96,23 @@ _PUBLISH_OUTPUT: dict[str, Any] = {
 _APPROVAL_INPUT: dict[str, Any] = {
     "type": "object",
     "required": ["message"],
+    "additionalProperties": False,
     "properties": {
         "message": {"type": "string", "minLength": 1},
         "data": {},
-        "expires_in_seconds": {"type": "integer", "minimum": 1},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 31_536_000},
+        "on_timeout": {"enum": ["reject", "approve"], "default": "reject"},
     },
 }
 _APPROVAL_OUTPUT: dict[str, Any] = {
     "type": "object",
-    "required": ["status"],
+    "required": ["status", "approved_items"],
     "properties": {
-        "status": {"enum": ["approved", "rejected", "expired"]},
+        "status": {"enum": ["approved", "rejected"]},
         "approved_items": {},
-        "decided_by": {"type": ["string", "null"]},
         "comment": {"type": ["string", "null"]},
+        "by": {"type": ["string", "null"]},
+        "expired": {"type": "boolean"},
     },
 }
 _FOREACH_INPUT: dict[str, Any] = {

@@ -30,10 +30,14 @@ CREATE TABLE runs (
 CREATE INDEX runs_task ON runs (task_id, queued_at DESC);
 CREATE INDEX runs_status ON runs (status, queued_at DESC);
 CREATE INDEX runs_queued ON runs (queued_at DESC, run_id);
+-- The timer's promise, now kept on runs: an occurrence of a task becomes a run at most once.
+CREATE UNIQUE INDEX runs_occurrence ON runs (task_id, scheduled_for) WHERE trigger = 'schedule';
 -- Dedupe looks for a recent run with the same key.
 CREATE INDEX runs_dedupe ON runs (dedupe_key, started_at) WHERE dedupe_key IS NOT NULL;
 
 -- due_work now follows run events: flow control rides along so leasing needs no join.
+-- Runs asked for at the same instant (run_now, events) are distinct work.
+ALTER TABLE due_work DROP CONSTRAINT due_work_occurrence;
 ALTER TABLE due_work
     ADD COLUMN max_concurrency       INTEGER NOT NULL DEFAULT 1,
     ADD COLUMN dedupe_key            TEXT,

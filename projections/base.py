@@ -25,6 +25,40 @@ class Projection(Protocol):
         """Change the read model for one event; runs inside the append transaction."""
 
 
+Statement: TypeAlias = tuple[str, tuple[Any, ...]]
+
+
+class PlannedProjection(Projection, Protocol):
+    """A projection that can say which statements an event needs instead of running them,
+    so that a batch of events costs one round trip per kind of statement, not per event."""
+
+    def plan(self, envelope: Envelope) -> list[Statement]:
+        """The parameterised statements that apply ``envelope``, in order."""
+
+
+async def run_plan(conn: Connection, statements: list[Statement]) -> None:
+    """Execute a single event's plan (the unbatched path)."""
+    for sql, args in statements:
+        await conn.execute(sql, *args)
+
+
+def _waves(envelopes: Sequence[Envelope]) -> list[list[Envelope]]:
+    """Split a batch so that each wave holds at most one event per stream, in stream order.
+
+    Events of different streams change different rows, so within a wave their order does
+    not matter and equal statements can be sent together; waves keep each stream's order.
+    """
+    waves: list[list[Envelope]] = []
+    seen: dict[str, int] = {}
+    for envelope in envelopes:
+        index = seen.get(envelope.stream, 0)
+        seen[envelope.stream] = index + 1
+        if index == len(waves):
+            waves.append([])
+        waves[index].append(envelope)
+    return waves
+
+
 class ProjectionSet:
     """The inline projections, indexed by the event types they handle."""
 
@@ -40,13 +74,33 @@ class ProjectionSet:
         known = {p.name: p for p in self.projections}
         return ProjectionSet(known[name] for name in names)
 
+    async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
+        """Each projection in turn; a planned one sends each kind of statement once."""
+        for projection in self.projections:
+            mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
+            if not mine:
+                continue
+            plan = getattr(projection, "plan", None)
+            if plan is None:
+                for envelope in mine:
+                    await projection.apply(conn, envelope)
+                continue
+            grouped: dict[str, list[tuple[Any, ...]]] = {}
+            for envelope in mine:
+                for sql, args in plan(envelope):
+                    grouped.setdefault(sql, []).append(args)
+            for sql, rows in grouped.items():
+                if len(rows) == 1:
+                    await conn.execute(sql, *rows[0])
+                else:
+                    await conn.executemany(sql, rows)
+
     async def apply(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in order and move every checkpoint to the last position."""
         if not envelopes:
             return
-        for envelope in envelopes:
-            for projection in self._by_type.get(envelope.type, ()):
-                await projection.apply(conn, envelope)
+        for wave in _waves(envelopes):
+            await self._apply_wave(conn, wave)
         await conn.execute(
             "UPDATE projection_checkpoints SET position = $1 WHERE name = ANY($2::text[])",
             envelopes[-1].position,

@@ -15,7 +15,7 @@ from domain.events import (
     RunQueued,
     RunStarted,
 )
-from projections.base import Connection
+from projections.base import Connection, Statement, run_plan
 
 _QUEUE = """
 INSERT INTO due_work (run_id, task_id, scheduled_for, run_at, priority, concurrency_key,
@@ -67,26 +67,29 @@ class DueWorkProjection:
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Add, lease, reschedule, park or remove one run's work."""
+        await run_plan(conn, self.plan(envelope))
+
+    def plan(self, envelope: Envelope) -> list[Statement]:
+        """The statements for one event (batched with others' by the projection set)."""
         event = envelope.event
         match event:
             case RunQueued():
-                await conn.execute(
-                    _QUEUE, event.run_id, event.task_id, event.scheduled_for, event.run_at,
+                return [(_QUEUE, (
+                    event.run_id, event.task_id, event.scheduled_for, event.run_at,
                     event.priority, event.concurrency_key, event.max_concurrency,
                     event.dedupe_key, event.dedupe_window_seconds, event.attempt,
                     envelope.recorded_at,
-                )  # fmt: skip
+                ))]  # fmt: skip
             case RunStarted():
-                await conn.execute(
-                    _LEASE, event.run_id, event.worker, event.lease_until, event.attempt
-                )
+                return [(_LEASE, (event.run_id, event.worker, event.lease_until, event.attempt))]
             case RunAttemptFailed():
-                await conn.execute(_RETRY, event.run_id, event.retry_at, event.attempt + 1)
+                return [(_RETRY, (event.run_id, event.retry_at, event.attempt + 1))]
             case ApprovalRequested(expires_at=None):
-                await conn.execute(_DONE, event.run_id)
+                return [(_DONE, (event.run_id,))]
             case ApprovalRequested(expires_at=deadline):
-                await conn.execute(_PARK, event.run_id, deadline)
+                return [(_PARK, (event.run_id, deadline))]
             case ApprovalGranted() | ApprovalRejected():
-                await conn.execute(_UNPARK, event.run_id, envelope.recorded_at)
+                return [(_UNPARK, (event.run_id, envelope.recorded_at))]
             case _ if envelope.type in _FINISHING:
-                await conn.execute(_DONE, envelope.event.run_id)  # type: ignore[union-attr]
+                return [(_DONE, (envelope.event.run_id,))]  # type: ignore[union-attr]
+        return []

@@ -23,7 +23,7 @@ from domain.events import (
     RunStepSucceeded,
     RunSucceeded,
 )
-from projections.base import Connection
+from projections.base import Connection, Statement, run_plan
 
 _QUEUE = """
 INSERT INTO runs (run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for,
@@ -95,65 +95,67 @@ class RunsProjection:
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Change one run's row for one event."""
+        await run_plan(conn, self.plan(envelope))
+
+    def plan(self, envelope: Envelope) -> list[Statement]:
+        """The statements for one event (batched with others' by the projection set)."""
         at, version = envelope.recorded_at, envelope.version
         match envelope.event:
             case RunQueued() as e:
-                await conn.execute(
-                    _QUEUE, e.run_id, e.task_id, e.owner, e.trigger, e.attempt, e.priority,
+                return [(_QUEUE, (
+                    e.run_id, e.task_id, e.owner, e.trigger, e.attempt, e.priority,
                     e.scheduled_for, e.run_at, at, e.dedupe_key, e.concurrency_key,
                     _json(e), version,
-                )  # fmt: skip
+                ))]  # fmt: skip
             case RunStarted() as e:
-                await conn.execute(_START, e.run_id, e.attempt, e.worker, at, version)
+                return [(_START, (e.run_id, e.attempt, e.worker, at, version))]
             case RunStepSucceeded() as e:
                 step = {"status": "succeeded", "tool": e.tool, "input": e.input,
                         "output": e.output, "duration_ms": e.duration_ms,
                         "attempt": e.attempt, "at": at}  # fmt: skip
-                await conn.execute(_STEP, e.run_id, e.step_id, _json(step), version)
+                return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepFailed() as e:
                 step = {"status": "failed", "tool": e.tool, "input": e.input, "error": e.error,
                         "duration_ms": e.duration_ms, "attempt": e.attempt,
                         "continued": e.continued, "at": at}  # fmt: skip
-                await conn.execute(_STEP, e.run_id, e.step_id, _json(step), version)
+                return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepSkipped() as e:
                 step = {"status": "skipped", "condition": e.condition, "attempt": e.attempt,
                         "at": at}  # fmt: skip
-                await conn.execute(_STEP, e.run_id, e.step_id, _json(step), version)
+                return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunSucceeded() as e:
-                await conn.execute(_FINISH, e.run_id, "succeeded", None, at, version)
+                return [(_FINISH, (e.run_id, "succeeded", None, at, version))]
             case RunAttemptFailed() as e:
-                await conn.execute(_RETRY, e.run_id, e.attempt + 1, e.error, e.retry_at, version)
+                return [(_RETRY, (e.run_id, e.attempt + 1, e.error, e.retry_at, version))]
             case RunDead() as e:
-                await conn.execute(_FINISH, e.run_id, "dead", e.error, at, version)
+                return [(_FINISH, (e.run_id, "dead", e.error, at, version))]
             case RunCancelRequested() as e:
-                await conn.execute(_CANCEL_REQUESTED, e.run_id, version)
+                return [(_CANCEL_REQUESTED, (e.run_id, version))]
             case RunCanceled() as e:
-                await conn.execute(_FINISH, e.run_id, "canceled", e.reason, at, version)
+                return [(_FINISH, (e.run_id, "canceled", e.reason, at, version))]
             case RunDeduplicated() as e:
                 reason = f"duplicate of run {e.duplicate_of} (dedupe key {e.dedupe_key!r})"
-                await conn.execute(_FINISH, e.run_id, "deduplicated", reason, at, version)
+                return [(_FINISH, (e.run_id, "deduplicated", reason, at, version))]
             case ApprovalRequested() as e:
                 approval = {"step_id": e.step_id, "message": e.message, "data": e.data,
                             "expires_at": e.expires_at, "on_timeout": e.on_timeout,
                             "status": "pending", "requested_at": at}  # fmt: skip
-                await conn.execute(_APPROVAL_REQUESTED, e.run_id, _json(approval), version)
+                return [(_APPROVAL_REQUESTED, (e.run_id, _json(approval), version))]
             case ApprovalGranted() | ApprovalRejected() as e:
-                await self._decided(conn, envelope, e)
+                return [_decided(envelope, e)]
+        return []
 
-    async def _decided(
-        self, conn: Connection, envelope: Envelope, e: ApprovalGranted | ApprovalRejected
-    ) -> None:
-        approved = isinstance(e, ApprovalGranted)
-        items = e.approved_items if isinstance(e, ApprovalGranted) else []
-        by = envelope.meta.actor
-        output = {"status": "approved" if approved else "rejected", "approved_items": items,
-                  "comment": e.comment, "by": by, "expired": e.expired}  # fmt: skip
-        decision = {"status": output["status"], "comment": e.comment, "by": by,
-                    "approved_items": items, "decided_at": envelope.recorded_at,
-                    "expired": e.expired}  # fmt: skip
-        step = {"status": "succeeded", "tool": "orchestrator.request_approval",
-                "output": output, "at": envelope.recorded_at}  # fmt: skip
-        await conn.execute(
-            _APPROVAL_DECIDED, e.run_id, _json(decision), _json(step), envelope.version,
-            envelope.recorded_at,
-        )  # fmt: skip
+
+def _decided(envelope: Envelope, e: ApprovalGranted | ApprovalRejected) -> Statement:
+    approved = isinstance(e, ApprovalGranted)
+    items = e.approved_items if isinstance(e, ApprovalGranted) else []
+    by = envelope.meta.actor
+    output = {"status": "approved" if approved else "rejected", "approved_items": items,
+              "comment": e.comment, "by": by, "expired": e.expired}  # fmt: skip
+    decision = {"status": output["status"], "comment": e.comment, "by": by,
+                "approved_items": items, "decided_at": envelope.recorded_at,
+                "expired": e.expired}  # fmt: skip
+    step = {"status": "succeeded", "tool": "orchestrator.request_approval",
+            "output": output, "at": envelope.recorded_at}  # fmt: skip
+    return (_APPROVAL_DECIDED, (e.run_id, _json(decision), _json(step), envelope.version,
+                                envelope.recorded_at))  # fmt: skip

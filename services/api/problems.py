@@ -143,6 +143,22 @@ def data_problem(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Res
     return problem_response(request, 422, "Invalid request", "a value in the request is not valid")
 
 
+# Unique indexes that a command can run into when another one changed data meanwhile.
+_UNIQUE_FIELDS = {"task_owner_key": ("key", "another of your tasks already has this key")}
+
+
+def unique_problem(
+    request: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError
+) -> Response[Any]:
+    """A value that must be unique is taken: a 409 naming the field, if we know which."""
+    known = _UNIQUE_FIELDS.get(exc.constraint_name or "")
+    if known is None:
+        return internal_problem(request, exc)
+    field, reason = known
+    return problem_response(request, 409, "Conflict", f"{field}: {reason}",
+                            errors=[FieldError(field, reason)])  # fmt: skip
+
+
 def nesting_problem(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
     """A body nested so deeply that decoding it exhausted the stack."""
     return problem_response(request, 400, "Malformed request", "the body is nested too deeply")
@@ -183,6 +199,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     UnstorableText: unstorable_problem,
     RuleViolation: rule_problem,
     asyncpg.DataError: data_problem,
+    asyncpg.UniqueViolationError: unique_problem,
     RecursionError: nesting_problem,
     Exception: internal_problem,
 }

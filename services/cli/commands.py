@@ -16,7 +16,7 @@ from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
-from services.cli.up import migrate_database, run_timer_alone, run_up
+from services.cli.up import migrate_database, run_timer_alone, run_up, run_worker_alone
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
@@ -46,6 +46,11 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
     await run_timer_alone(settings)
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    await run_worker_alone(settings, args.concurrency)
     return 0
 
 
@@ -150,18 +155,33 @@ async def cmd_bench_api(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.runs import bench_runs
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_runs(url, servers.redis_url, count=args.count,
+                             processes=args.workers, concurrency=args.concurrency)  # fmt: skip
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
+    ("worker", None): cmd_worker,
     ("events", "tail"): cmd_events_tail,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("bench", "append"): cmd_bench_append,
     ("bench", "timer"): cmd_bench_timer,
     ("bench", "api"): cmd_bench_api,
+    ("bench", "runs"): cmd_bench_runs,
 }
 
 

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
+    worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
+    worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"
@@ -80,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     api = bench.add_parser("api", help="API latency at a fixed request rate")
     api.add_argument("--rate", type=_positive, default=200, help="requests per second, per route")
     api.add_argument("--seconds", type=_positive, default=20, help="how long the load runs")
+    runs = bench.add_parser("runs", help="end-to-end run throughput (due -> succeeded)")
+    runs.add_argument("--count", type=_positive, default=20000, help="runs to execute")
+    runs.add_argument("--workers", type=_positive, default=2, help="worker processes")
+    runs.add_argument("--concurrency", type=_positive, default=64, help="runs per worker")
     return parser
 
 

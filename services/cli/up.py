@@ -19,15 +19,27 @@ from services.runtime.supervisor import (
 )
 from services.store.migrate import migrate, pending_migrations
 from services.timer.service import run_timer
+from services.worker.service import WorkerConfig, run_worker
 
 
-def _timer(database_url: str) -> Component:
-    return Component("timer", lambda stop: run_timer(database_url, stop))
+def _timer(servers: Servers) -> Component:
+    return Component("timer", lambda stop: run_timer(servers.database_url, stop, servers.redis_url))
 
 
-def _background(servers: Servers) -> list[Component]:
+def _worker(servers: Servers, settings: Settings, concurrency: int | None = None) -> Component:
+    config = WorkerConfig(
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=settings.worker_lease_seconds,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+    return Component(
+        "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
+    )
+
+
+def _background(servers: Servers, settings: Settings) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers.database_url)]
+    return [_timer(servers), _worker(servers, settings)]
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -51,7 +63,17 @@ async def run_timer_alone(settings: Settings) -> None:
     )
     try:
         await require_current_schema(servers.database_url)
-        await supervise([_timer(servers.database_url)])
+        await supervise([_timer(servers)])
+    finally:
+        await servers.stop()
+
+
+async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
+    """`ordinaut worker`: only a worker, until SIGTERM/SIGINT (then it drains and exits 0)."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_worker(servers, settings, concurrency)])
     finally:
         await servers.stop()
 
@@ -91,7 +113,7 @@ async def run_up(settings: Settings) -> None:
         app = create_app(ApiConfig(servers.database_url, servers.redis_url, token.sha256))
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-        await supervise([api_component(app, sock, announce), *_background(servers)])
+        await supervise([api_component(app, sock, announce), *_background(servers, settings)])
     finally:
         sock.close()
         await servers.stop()

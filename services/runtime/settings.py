@@ -25,6 +25,11 @@ class Settings:
     log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
     log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.
     host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens (127.0.0.1:8080).
+    worker_concurrency: ORDINAUT_WORKER_CONCURRENCY, runs one worker executes at once (16).
+    worker_lease_seconds: ORDINAUT_WORKER_LEASE_SECONDS, how long a lease lasts between
+        heartbeats; a crashed worker's runs restart after at most this long (30).
+    worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
+        wake-up arrives through Redis (1).
     """
 
     database_url: str | None = None
@@ -35,6 +40,9 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8080
+    worker_concurrency: int = 16
+    worker_lease_seconds: float = 30.0
+    worker_poll_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -49,6 +57,9 @@ class Settings:
             log_level=env.get("ORDINAUT_LOG_LEVEL", "info").lower(),
             host=env.get("ORDINAUT_HOST", "127.0.0.1"),
             port=_port(env.get("ORDINAUT_PORT", "8080"), "ORDINAUT_PORT"),
+            worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
+            worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
+            worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
         )
         settings.validate()
         return settings
@@ -77,6 +88,19 @@ class Settings:
             raise SettingsError(f"ORDINAUT_PORT must be between 1 and 65535, not {self.port}")
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise SettingsError(f"ORDINAUT_DATA_DIR {str(self.data_dir)!r} is not a directory")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
+    return value
 
 
 def _port(raw: str, name: str) -> int:

@@ -12,9 +12,10 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
+import redis.asyncio as redis
 
 from domain.envelope import EventMeta
-from domain.events import TaskDefinition, TaskDue, run_stream, task_stream
+from domain.events import RunQueued, TaskDefinition, TaskDue, run_stream, task_stream
 from domain.runs import queue_runs
 from domain.schedules import Schedule, compile_schedule
 from domain.timer import DueTask, decide_due
@@ -22,6 +23,7 @@ from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 from services.store.pool import open_pool
+from services.worker.dispatch import Announcer
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -70,9 +72,10 @@ class Timer:
         *,
         batch: int = 500,
         on_fired: LagObserver | None = None,
+        announcer: Announcer | None = None,
     ) -> None:
         self.pool, self.projections, self.batch = pool, projections, batch
-        self.on_fired = on_fired
+        self.on_fired, self.announcer = on_fired, announcer
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire what is due, sleep until the next occurrence or a wake-up, repeat."""
@@ -113,6 +116,10 @@ class Timer:
             meta = EventMeta(actor="timer", correlation_id=str(uuid.uuid4()))
             await append_in_transaction(conn, appends, meta, self.projections)
         self._observe(appends)
+        if self.announcer is not None:
+            await self.announcer.announce(
+                e.run_id for a in appends for e in a.events if isinstance(e, RunQueued)
+            )
         return len(rows)
 
     def _decide(self, row: asyncpg.Record, now: datetime) -> list[StreamAppend]:
@@ -166,9 +173,15 @@ async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> N
                 await wait
 
 
-async def run_timer(database_url: str, stop: asyncio.Event) -> None:
+async def run_timer(database_url: str, stop: asyncio.Event, redis_url: str | None = None) -> None:
     """The timer as a supervised component with its own small pool."""
     from projections.registry import inline_projections
 
-    async with open_pool(database_url, size=3) as pool:
-        await Timer(pool, inline_projections()).run(stop)
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0) if redis_url else None
+    try:
+        async with open_pool(database_url, size=3) as pool:
+            announcer = Announcer(client) if client is not None else None
+            await Timer(pool, inline_projections(), announcer=announcer).run(stop)
+    finally:
+        if client is not None:
+            await client.aclose()

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from domain.envelope import EventDecodeError, EventMeta
-from domain.events import Event, TaskCreated, TaskDefinition, TaskDue, TaskPaused
+from domain.events import Event, RunQueued, TaskCreated, TaskDefinition, TaskDue, TaskPaused
 from projections.base import Connection
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
@@ -35,11 +35,16 @@ def due(task_id: str) -> TaskDue:
     )  # fmt: skip
 
 
-async def append(conn: Connection, task_id: str, *events: Event) -> None:
+def queued(task_id: str) -> RunQueued:
+    return RunQueued(run_id=f"run-{task_id}", task_id=task_id, owner="tester",
+                     scheduled_for=AT, run_at=AT)  # fmt: skip
+
+
+async def append(conn: Connection, task_id: str, *events: Event, stream: str = "") -> None:
     meta = EventMeta(actor="tester", correlation_id=str(uuid.uuid4()))
     async with conn.transaction():
         await append_in_transaction(
-            conn, [StreamAppend(f"task-{task_id}", events)], meta, PROJECTIONS
+            conn, [StreamAppend(stream or f"task-{task_id}", events)], meta, PROJECTIONS
         )
 
 
@@ -103,13 +108,14 @@ async def test_an_undecodable_event_rolls_the_whole_rebuild_back(pool: asyncpg.P
 async def test_rebuilding_one_projection_leaves_the_others_alone(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await append(conn, "a", created("a"), due("a"))
+        await append(conn, "a", queued("a"), stream="run-run-a")
         await conn.execute("UPDATE due_work SET locked_by = 'worker-1'")
         await conn.execute("UPDATE projection_checkpoints SET position = 0 WHERE name = 'task'")
         only_task = PROJECTIONS.named(["task"])
-        assert await rebuild(conn, only_task, append_lock=APPEND_LOCK) == 2
+        assert await rebuild(conn, only_task, append_lock=APPEND_LOCK) == 3
         assert await conn.fetchval("SELECT locked_by FROM due_work") == "worker-1"
         # Every inline projection's checkpoint moved with the appends; the rebuild kept them all.
-        assert await checkpoints(conn) == {p.name: 2 for p in PROJECTIONS.projections}
+        assert await checkpoints(conn) == {p.name: 3 for p in PROJECTIONS.projections}
 
 
 async def test_a_rebuild_refuses_a_snapshot_that_would_predate_its_lock(

@@ -158,6 +158,18 @@ async def test_create_with_a_key_updates_the_same_task(client: AsyncTestClient[A
     assert again.json()["definition"]["priority"] == 2
 
 
+async def test_patching_a_key_that_another_task_holds_is_a_conflict(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    await create(client, {**CRON, "key": "standup"})
+    other = await create(client, CRON)
+    events = await pool.fetchval("SELECT count(*) FROM events")
+    response = await client.patch(f"/tasks/{other['id']}", json={"key": "standup"}, headers=AUTH)
+    assert response.status_code == 409, response.text
+    assert response.json()["errors"][0]["field"] == "key"
+    assert await pool.fetchval("SELECT count(*) FROM events") == events
+
+
 async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -> None:
     ids = [(await create(client, {**CRON, "title": f"Task {n}"}))["id"] for n in range(5)]
     await client.post(f"/tasks/{ids[0]}/pause", headers=AUTH)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,9 +11,9 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from domain.envelope import EventMeta
-from domain.events import EventReceived
 from services.api.auth import principal_of, requires
-from services.store.events import StoredEvent, StreamAppend, append_in_transaction, read_stored
+from services.store.events import StoredEvent, read_stored
+from services.store.publish import publish_external
 
 
 class EventPage(msgspec.Struct, frozen=True):
@@ -75,21 +73,8 @@ async def publish_event(
         correlation_id=request.scope["state"]["correlation_id"],
         idempotency_key=key,
     )
-    event = EventReceived(
-        event_id=str(uuid.uuid4()),
-        topic=data.topic,
-        payload=data.payload,
-        occurred_at=data.occurred_at,
-    )
-    fingerprint = hashlib.sha256(msgspec.json.encode(data)).hexdigest()
     async with state.pool.acquire() as conn, conn.transaction():
-        result = await append_in_transaction(
-            conn, [StreamAppend(f"topic-{data.topic}", [event])], meta, state.projections,
-            fingerprint=fingerprint,
-        )  # fmt: skip
-        event_id = event.event_id
-        if result.replayed:
-            event_id = await conn.fetchval(
-                "SELECT data->>'event_id' FROM events WHERE position = $1", result.first_position
-            )
-    return Published(event_id, result.first_position, [])
+        event_id, position = await publish_external(
+            conn, state.projections, meta, data.topic, data.payload, data.occurred_at
+        )
+    return Published(event_id, position, [])

@@ -59,6 +59,7 @@ from services.store.events import (
     read_stream_stored,
 )
 from services.timer.service import load_schedule
+from services.worker.dispatch import Announcer
 
 Decide = Callable[[TaskState, datetime], list[Event]]
 Respond = Callable[[TaskView | None, list[Event]], object]
@@ -255,9 +256,11 @@ async def run_task_now(
     """Queue a run now without disturbing the schedule (202 with its run id)."""
     run_id = str(uuid.uuid4())
     command = _Command(request, state, await request.body())
-    return await command.on_task(
+    response = await command.on_task(
         task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, 202
     )
+    await Announcer(state.redis).announce([run_id])
+    return response
 
 
 @post(

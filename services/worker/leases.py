@@ -1,0 +1,265 @@
+"""Leasing due work: who runs what is decided here, in Postgres, one batch per transaction.
+
+Every lease transaction takes the append lock first, exactly as commands do, for two
+reasons. Commands take the append lock and then touch due_work rows in their projections;
+taking the same locks in the same order means the two can never deadlock. And it makes
+leasing serial across all workers, so the concurrency-key count and the dedupe lookup each
+statement makes see every lease committed before it (READ COMMITTED takes a fresh snapshot
+per statement, after the lock was granted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from domain.envelope import EventMeta
+from domain.events import (
+    ApprovalGranted,
+    ApprovalRejected,
+    Event,
+    RunCanceled,
+    RunDeduplicated,
+    RunQueued,
+    RunStarted,
+    TaskDefinition,
+    run_stream,
+)
+from projections.base import Connection, ProjectionSet
+from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+
+# Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
+_CANDIDATES = """
+SELECT d.run_id, d.attempt, d.parked, d.locked_by, d.concurrency_key, d.max_concurrency,
+       d.dedupe_key, d.dedupe_window_seconds, statement_timestamp() AS now
+FROM due_work d
+WHERE d.run_at <= statement_timestamp()
+  AND (d.locked_until IS NULL OR d.locked_until < statement_timestamp())
+  AND (d.concurrency_key IS NULL OR d.parked OR d.max_concurrency > (
+        SELECT count(*) FROM due_work h
+        WHERE h.concurrency_key = d.concurrency_key AND h.locked_until >= statement_timestamp()))
+ORDER BY d.priority, d.run_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+_HOLDERS = """
+SELECT concurrency_key, count(*) AS held FROM due_work
+WHERE concurrency_key = ANY($1::text[]) AND locked_until >= statement_timestamp()
+GROUP BY concurrency_key
+"""
+_RECENT_DUPLICATE = """
+SELECT run_id FROM runs
+WHERE dedupe_key = $1 AND run_id <> $2 AND started_at >= $3
+  AND status NOT IN ('deduplicated', 'canceled')
+LIMIT 1
+"""
+_DETAILS = """
+SELECT r.run_id, r.task_id, r.attempt, r.trigger, r.scheduled_for, r.started_at,
+       r.cancel_requested, r.steps::text AS steps, r.queued::text AS queued,
+       r.approval::text AS approval,
+       t.definition::text AS definition, t.title, t.status AS task_status, t.deleted
+FROM runs r JOIN task t ON t.id = r.task_id
+WHERE r.run_id = ANY($1::text[])
+"""
+_EARLIEST = """
+SELECT extract(epoch FROM min(run_at) - clock_timestamp()) FROM due_work
+WHERE locked_until IS NULL OR locked_until < clock_timestamp()
+"""
+
+_definition = msgspec.json.Decoder(TaskDefinition)
+_queued = msgspec.json.Decoder(RunQueued)
+_json = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True)
+class LeasedRun:
+    """A run this worker holds, with everything executing it needs."""
+
+    run_id: str
+    task_id: str
+    task_title: str
+    attempt: int
+    trigger: str
+    scheduled_for: datetime
+    definition: TaskDefinition
+    queued: RunQueued
+    # step path -> the recorded step (status, output, ...), from earlier attempts or workers
+    steps: dict[str, Any]
+    lease_until: datetime
+
+
+@dataclass
+class _Candidate:
+    run_id: str
+    attempt: int
+    parked: bool
+    resumed: bool
+    concurrency_key: str | None
+    max_concurrency: int
+    dedupe_key: str | None
+    dedupe_window_seconds: int | None
+
+
+async def lease(
+    conn: Connection,
+    projections: ProjectionSet,
+    worker: str,
+    *,
+    limit: int,
+    lease_seconds: float,
+) -> tuple[list[LeasedRun], list[str]]:
+    """Lease up to ``limit`` runs (appending ``run.started`` for each), in one transaction.
+
+    Also settles what needs no worker: duplicates inside their window, runs of canceled or
+    deleted tasks, and approvals whose deadline passed. Returns the leased runs and the ids
+    of runs those settlements made ready again (to announce).
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        rows = await conn.fetch(_CANDIDATES, limit)
+        if not rows:
+            return [], []
+        now: datetime = rows[0]["now"]
+        candidates = [
+            _Candidate(
+                r["run_id"],
+                r["attempt"],
+                r["parked"],
+                r["locked_by"] is not None,
+                r["concurrency_key"],
+                r["max_concurrency"],
+                r["dedupe_key"],
+                r["dedupe_window_seconds"],
+            )
+            for r in rows
+        ]
+        details = {
+            r["run_id"]: r for r in await conn.fetch(_DETAILS, [c.run_id for c in candidates])
+        }
+        appends: list[StreamAppend] = []
+        leased: list[LeasedRun] = []
+        readied: list[str] = []
+        admitted = await _admit(conn, candidates, now)
+        lease_until = now + timedelta(seconds=lease_seconds)
+        starting: dict[str, str] = {}  # dedupe key -> run leased in this batch
+        for candidate in candidates:
+            row = details.get(candidate.run_id)
+            if row is None:
+                continue
+            settled = await _settle(conn, candidate, row, now, starting)
+            if settled is not None:
+                appends.append(StreamAppend(run_stream(candidate.run_id), [settled]))
+                if isinstance(settled, ApprovalGranted | ApprovalRejected):
+                    readied.append(candidate.run_id)
+                continue
+            if candidate.run_id not in admitted:
+                continue
+            started = RunStarted(
+                run_id=candidate.run_id,
+                attempt=candidate.attempt,
+                worker=worker,
+                lease_until=lease_until,
+                resumed=candidate.resumed,
+            )
+            appends.append(StreamAppend(run_stream(candidate.run_id), [started]))
+            leased.append(_leased(row, candidate.attempt, lease_until))
+            if candidate.dedupe_key:
+                starting.setdefault(candidate.dedupe_key, candidate.run_id)
+        if appends:
+            await append_in_transaction(
+                conn, appends, EventMeta(actor=worker, correlation_id=worker), projections
+            )
+    return leased, readied
+
+
+async def _admit(conn: Connection, candidates: list[_Candidate], now: datetime) -> set[str]:
+    """The candidates a concurrency key lets start now (a key's slots fill in lease order)."""
+    keys = sorted({c.concurrency_key for c in candidates if c.concurrency_key and not c.parked})
+    held = (
+        {r["concurrency_key"]: r["held"] for r in await conn.fetch(_HOLDERS, keys)} if keys else {}
+    )
+    admitted: set[str] = set()
+    for c in candidates:
+        if c.parked:
+            continue
+        if c.concurrency_key is not None:
+            if held.get(c.concurrency_key, 0) >= c.max_concurrency:
+                continue
+            held[c.concurrency_key] = held.get(c.concurrency_key, 0) + 1
+        admitted.add(c.run_id)
+    return admitted
+
+
+async def _settle(
+    conn: Connection, candidate: _Candidate, row: Any, now: datetime, starting: dict[str, str]
+) -> Event | None:
+    """The event that settles a candidate without running it, if one does."""
+    if candidate.parked:
+        return _approval_timeout(row)
+    if row["task_status"] == "canceled" or row["deleted"]:
+        reason = "the task was deleted" if row["deleted"] else "the task was canceled"
+        return RunCanceled(run_id=candidate.run_id, reason=reason)
+    if row["cancel_requested"]:
+        return RunCanceled(run_id=candidate.run_id, reason="canceled on request")
+    if candidate.dedupe_key and row["started_at"] is None and candidate.dedupe_window_seconds:
+        since = now - timedelta(seconds=candidate.dedupe_window_seconds)
+        duplicate = starting.get(candidate.dedupe_key) or await conn.fetchval(
+            _RECENT_DUPLICATE, candidate.dedupe_key, candidate.run_id, since
+        )
+        if duplicate is not None:
+            return RunDeduplicated(
+                run_id=candidate.run_id, dedupe_key=candidate.dedupe_key, duplicate_of=duplicate
+            )
+    return None
+
+
+def _approval_timeout(row: Any) -> Event:
+    approval = _json.decode(row["approval"]) if row["approval"] else {}
+    step_id = approval.get("step_id", "")
+    if approval.get("on_timeout") == "approve":
+        return ApprovalGranted(
+            run_id=row["run_id"], step_id=step_id, approved_items=approval.get("data"), expired=True
+        )
+    return ApprovalRejected(run_id=row["run_id"], step_id=step_id, expired=True)
+
+
+def _leased(row: Any, attempt: int, lease_until: datetime) -> LeasedRun:
+    return LeasedRun(
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        task_title=row["title"],
+        attempt=attempt,
+        trigger=row["trigger"],
+        scheduled_for=row["scheduled_for"],
+        definition=_definition.decode(row["definition"]),
+        queued=_queued.decode(row["queued"]),
+        steps=_json.decode(row["steps"]),
+        lease_until=lease_until,
+    )
+
+
+async def seconds_until_ready(conn: Connection) -> float | None:
+    """How long until the earliest unleased work is due (None: there is none)."""
+    seconds = await conn.fetchval(_EARLIEST)
+    return None if seconds is None else float(seconds)
+
+
+async def extend(conn: Connection, worker: str, run_ids: list[str], lease_seconds: float) -> None:
+    """Heartbeat: push out the leases this worker still holds."""
+    await conn.execute(
+        "UPDATE due_work SET locked_until = clock_timestamp() + $3::float8 * interval '1 second'"
+        " WHERE run_id = ANY($1::text[]) AND locked_by = $2",
+        run_ids,
+        worker,
+        lease_seconds,
+    )
+
+
+async def release(conn: Connection, worker: str) -> None:
+    """Give back every lease this worker holds (shutdown), so others can start at once."""
+    await conn.execute(
+        "UPDATE due_work SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1", worker
+    )

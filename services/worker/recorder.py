@@ -1,0 +1,112 @@
+"""Records what running pipelines did, many runs per transaction (group commit).
+
+Every record is fenced by the lease: events are appended only for runs this worker still
+holds, checked under the append lock (which every lease takeover also takes). A worker that
+lost a run (its lease lapsed and another worker took over) learns so here and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from enum import Enum
+
+import asyncpg
+import structlog
+
+from domain.envelope import EventMeta
+from domain.events import Event, run_stream
+from projections.base import ProjectionSet
+from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+
+_HELD = """
+SELECT d.run_id, r.cancel_requested FROM due_work d JOIN runs r USING (run_id)
+WHERE d.run_id = ANY($1::text[]) AND d.locked_by = $2
+"""
+# Enough to amortise a transaction over many runs, small enough to keep the lock short.
+MAX_BATCH = 500
+
+log = structlog.get_logger(__name__)
+
+
+class Outcome(Enum):
+    """What became of a record."""
+
+    RECORDED = "recorded"
+    CANCEL_REQUESTED = "cancel_requested"  # recorded; someone asked the run to stop
+    LOST = "lost"  # not recorded: the lease is no longer this worker's
+
+
+@dataclass
+class _Pending:
+    run_id: str
+    events: list[Event]
+    done: asyncio.Future[Outcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Recorder:
+    """Collects run events from many concurrent runs and appends them in few transactions."""
+
+    def __init__(self, pool: asyncpg.Pool, projections: ProjectionSet, worker: str) -> None:
+        self.pool, self.projections, self.worker = pool, projections, worker
+        self._queue: list[_Pending] = []
+        self._ready = asyncio.Event()
+
+    async def record(self, run_id: str, events: list[Event]) -> Outcome:
+        """Append ``events`` to the run's stream once they are committed (or not, if fenced)."""
+        pending = _Pending(run_id, events)
+        self._queue.append(pending)
+        self._ready.set()
+        return await pending.done
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush whatever is queued, one transaction at a time, until stopped and drained."""
+        while True:
+            if not self._queue:
+                if stop.is_set():
+                    return
+                self._ready.clear()
+                waiting = asyncio.create_task(self._ready.wait())
+                stopping = asyncio.create_task(stop.wait())
+                await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (waiting, stopping):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                continue
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                outcomes = await self._flush(batch)
+            except Exception as exc:  # a failed flush fails its records; the runs retry later
+                log.exception("recording run events failed", error=str(exc))
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
+                await asyncio.sleep(0.1)
+                continue
+            for pending, outcome in zip(batch, outcomes, strict=True):
+                if not pending.done.done():
+                    pending.done.set_result(outcome)
+
+    async def _flush(self, batch: list[_Pending]) -> list[Outcome]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            rows = await conn.fetch(_HELD, [p.run_id for p in batch], self.worker)
+            held = {r["run_id"]: r["cancel_requested"] for r in rows}
+            appends = [
+                StreamAppend(run_stream(p.run_id), p.events) for p in batch if p.run_id in held
+            ]
+            if appends:
+                meta = EventMeta(actor=self.worker, correlation_id=self.worker)
+                await append_in_transaction(conn, appends, meta, self.projections)
+        return [
+            Outcome.LOST
+            if p.run_id not in held
+            else Outcome.CANCEL_REQUESTED
+            if held[p.run_id]
+            else Outcome.RECORDED
+            for p in batch
+        ]

@@ -1,0 +1,345 @@
+"""Runs one leased run's pipeline, step by step, recording each step as it ends.
+
+Steps that succeeded before (in an earlier attempt, or under a worker that died) are not
+run again: their recorded output is reused, and a tool always sees the same idempotency key
+for the same step. Rules (templates, conditions, retry decisions) come from `domain`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from domain.errors import RuleViolation
+from domain.events import (
+    ApprovalRequested,
+    Event,
+    RunCanceled,
+    RunStepFailed,
+    RunStepSkipped,
+    RunStepSucceeded,
+    RunSucceeded,
+    ToolRegistered,
+)
+from domain.pipeline import FOREACH
+from domain.runs import Failure, decide_failure, step_idempotency_key
+from domain.templates import condition_holds, render, select_items
+from services.tools.errors import ToolCallError
+from services.worker.leases import LeasedRun
+from services.worker.recorder import Outcome
+
+APPROVAL = "orchestrator.request_approval"
+PUBLISH = "orchestrator.publish_event"
+
+log = structlog.get_logger(__name__)
+
+Record = Callable[[str, list[Event]], Awaitable[Outcome]]
+FindTool = Callable[[str], Awaitable[ToolRegistered | None]]
+CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]]
+Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
+
+
+class _Stop(Exception):
+    """The run stops here: parked, canceled, lost, or this attempt failed."""
+
+
+@dataclass
+class _Context:
+    run: LeasedRun
+    zone: ZoneInfo
+    steps: dict[str, Any] = field(default_factory=dict)
+
+    def data(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        run = self.run
+        data: dict[str, Any] = {
+            "params": run.definition.payload.get("params", {}),
+            "steps": self.steps,
+            "event": run.queued.event,
+            "task": {
+                "id": run.task_id,
+                "title": run.task_title,
+                "timezone": run.definition.timezone,
+                "metadata": run.definition.metadata,
+            },
+            "run": {
+                "id": run.run_id,
+                "attempt": run.attempt,
+                "trigger": run.trigger,
+                "scheduled_for": run.scheduled_for.isoformat(),
+            },
+        }
+        if extra:
+            data.update(extra)
+        return data
+
+    def now(self) -> datetime:
+        return datetime.now(self.zone)
+
+
+@dataclass
+class Runner:
+    """Executes pipelines; the adapters it calls are given, so tests can watch them."""
+
+    record: Record
+    find_tool: FindTool
+    call_tool: CallTool
+    publish: Publish
+
+    async def execute(self, run: LeasedRun) -> None:
+        """Run the pipeline to its end, a park, a cancel or a failed attempt; record each."""
+        context = _Context(run, ZoneInfo(run.definition.timezone))
+        try:
+            await self._steps(context, run.definition.payload.get("pipeline", []), "", {})
+            await self._record(run, [RunSucceeded(run_id=run.run_id, attempt=run.attempt)])
+        except _Stop:
+            return
+
+    async def _steps(
+        self,
+        context: _Context,
+        steps: Sequence[Mapping[str, Any]],
+        prefix: str,
+        extra: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Run ``steps`` in order; the outputs by name (for a foreach body, one item's)."""
+        outputs: dict[str, Any] = {}
+        for step in steps:
+            path = f"{prefix}{step['id']}"
+            name = step.get("save_as") or step["id"]
+            output = await self._step(context, step, path, extra)
+            outputs[name] = output
+            if not prefix:
+                context.steps[name] = output
+            else:
+                extra["steps"][name] = output
+        return outputs
+
+    async def _step(
+        self, context: _Context, step: Mapping[str, Any], path: str, extra: dict[str, Any]
+    ) -> Any:
+        run = context.run
+        done = run.steps.get(path)
+        if done is not None and done.get("status") == "succeeded":
+            return done.get("output")
+        if done is not None and done.get("status") == "skipped":
+            return None
+        data = context.data(extra)
+        if "if" in step:
+            holds = await self._guard(
+                context,
+                path,
+                lambda: condition_holds(step["if"], data, now=context.now(), field=f"{path}.if"),
+            )
+            if not holds:
+                await self._record(
+                    run,
+                    [
+                        RunStepSkipped(
+                            run_id=run.run_id,
+                            step_id=path,
+                            attempt=run.attempt,
+                            condition=str(step["if"]),
+                        )
+                    ],
+                )
+                return None
+        if step["uses"] == FOREACH:
+            return await self._foreach(context, step, path, data, extra)
+        if step["uses"] == APPROVAL:
+            await self._park(context, step, path, data)
+        return await self._call(context, step, path, data)
+
+    async def _foreach(
+        self,
+        context: _Context,
+        step: Mapping[str, Any],
+        path: str,
+        data: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> Any:
+        options = step.get("with", {})
+        items = await self._guard(
+            context,
+            path,
+            lambda: select_items(
+                options["items_path"], data, now=context.now(), field=f"{path}.with.items_path"
+            ),
+        )
+        results = []
+        for index, item in enumerate(items):
+            scope = {"item": item, "index": index, "steps": dict(data["steps"])}
+            results.append(await self._steps(context, options["body"], f"{path}[{index}].", scope))
+        output = {"items": results, "count": len(results)}
+        await self._record(
+            context.run,
+            [
+                RunStepSucceeded(
+                    run_id=context.run.run_id,
+                    step_id=path,
+                    attempt=context.run.attempt,
+                    tool=FOREACH,
+                    input={"items_path": options["items_path"], "count": len(items)},
+                    output=output,
+                )
+            ],
+        )
+        return output
+
+    async def _park(
+        self, context: _Context, step: Mapping[str, Any], path: str, data: dict[str, Any]
+    ) -> None:
+        """Ask for approval and stop; the decision comes back as this step's recorded output."""
+        run = context.run
+        rendered = await self._guard(
+            context,
+            path,
+            lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
+        )
+        timeout = rendered.get("timeout_seconds")
+        expires = (
+            datetime.now(UTC) + timedelta(seconds=float(timeout))
+            if isinstance(timeout, int | float) and not isinstance(timeout, bool)
+            else None
+        )
+        requested = ApprovalRequested(
+            run_id=run.run_id,
+            step_id=path,
+            message=str(rendered.get("message", "")),
+            data=rendered.get("data"),
+            expires_at=expires,
+            on_timeout="approve" if rendered.get("on_timeout") == "approve" else "reject",
+        )
+        await self._record(run, [requested])
+        raise _Stop
+
+    async def _call(
+        self, context: _Context, step: Mapping[str, Any], path: str, data: dict[str, Any]
+    ) -> Any:
+        run = context.run
+        tool = await self.find_tool(step["uses"])
+        if tool is None:
+            await self._fail(
+                context,
+                step,
+                path,
+                None,
+                0.0,
+                Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
+            )
+        assert tool is not None
+        rendered = await self._guard(
+            context,
+            path,
+            lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
+        )
+        key = step_idempotency_key(
+            run.run_id,
+            path,
+            await self._guard(
+                context,
+                path,
+                lambda: render(
+                    step.get("idempotency_key"),
+                    data,
+                    now=context.now(),
+                    field=f"{path}.idempotency_key",
+                ),
+            ),
+        )
+        timeout = float(step.get("timeout_seconds") or tool.timeout_seconds)
+        started = time.perf_counter()
+        try:
+            if tool.address == PUBLISH:
+                output = await self.publish(run, rendered, key)
+            else:
+                output = await self.call_tool(tool, rendered, key, timeout)
+        except ToolCallError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            return await self._fail(
+                context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
+            )
+        elapsed = (time.perf_counter() - started) * 1000
+        await self._record(
+            run,
+            [
+                RunStepSucceeded(
+                    run_id=run.run_id,
+                    step_id=path,
+                    attempt=run.attempt,
+                    tool=tool.address,
+                    input=rendered,
+                    output=output,
+                    duration_ms=round(elapsed, 3),
+                )
+            ],
+        )
+        return output
+
+    async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
+        """Evaluate a template or condition; a broken one fails the run (retrying can't help)."""
+        try:
+            return evaluate()
+        except RuleViolation as exc:
+            failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
+            await self._end_attempt(context, path, failure, [])
+            raise _Stop from None
+
+    async def _fail(
+        self,
+        context: _Context,
+        step: Mapping[str, Any],
+        path: str,
+        rendered: Any,
+        elapsed_ms: float,
+        failure: Failure,
+    ) -> Any:
+        run = context.run
+        continued = step.get("on_error", "fail") == "continue"
+        failed = RunStepFailed(
+            run_id=run.run_id,
+            step_id=path,
+            attempt=run.attempt,
+            tool=step["uses"],
+            error=failure.error,
+            input=rendered,
+            duration_ms=round(elapsed_ms, 3),
+            retryable=failure.retryable,
+            continued=continued,
+        )
+        if continued:
+            await self._record(run, [failed])
+            return {"error": failure.error}
+        await self._end_attempt(context, path, failure, [failed])
+        raise _Stop
+
+    async def _end_attempt(
+        self, context: _Context, path: str, failure: Failure, events: list[Event]
+    ) -> None:
+        run = context.run
+        ending = decide_failure(run.run_id, run.attempt, failure, run.definition, datetime.now(UTC))
+        log.info(
+            "run attempt failed",
+            run_id=run.run_id,
+            step=path,
+            error=failure.error,
+            outcome=ending.__struct_config__.tag,
+        )
+        await self.record(run.run_id, [*events, ending])
+
+    async def _record(self, run: LeasedRun, events: list[Event]) -> None:
+        """Record; stop if the lease is gone, or stop at this boundary if canceled."""
+        outcome = await self.record(run.run_id, events)
+        if outcome is Outcome.LOST:
+            log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
+            raise _Stop
+        if outcome is Outcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
+            await self.record(
+                run.run_id, [RunCanceled(run_id=run.run_id, reason="canceled on request")]
+            )
+            raise _Stop

@@ -1,0 +1,271 @@
+"""The worker process: lease due work, run it, heartbeat, and shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+import redis.asyncio as redis
+import structlog
+
+from domain.envelope import EventMeta
+from domain.events import ToolRegistered
+from domain.tools import BUILTIN_TOOLS
+from projections.base import ProjectionSet
+from services.store.pool import open_pool
+from services.store.publish import publish_external
+from services.tools.invoker import ToolInvoker
+from services.worker import leases
+from services.worker.dispatch import Announcer, WakeListener
+from services.worker.leases import LeasedRun
+from services.worker.recorder import Recorder
+from services.worker.runner import Runner
+
+log = structlog.get_logger(__name__)
+_tool = msgspec.json.Decoder(ToolRegistered)
+# The catalog changes rarely; a short cache spares a query per step.
+TOOL_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker process behaves."""
+
+    concurrency: int = 16
+    lease_seconds: float = 30.0
+    # The longest due work waits when no wake-up arrives (Redis away or an entry lost).
+    poll_seconds: float = 1.0
+    # On SIGTERM, how long in-flight runs may take to reach their end before being released.
+    grace_seconds: float = 20.0
+
+
+class ToolCatalog:
+    """Looks up tools by address: builtins from code, the rest from the `tool` table."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._cache: dict[str, tuple[float, ToolRegistered | None]] = {}
+
+    async def find(self, address: str) -> ToolRegistered | None:
+        if address in BUILTIN_TOOLS:
+            return BUILTIN_TOOLS[address]
+        cached = self._cache.get(address)
+        if cached is not None and time.monotonic() - cached[0] < TOOL_CACHE_SECONDS:
+            return cached[1]
+        text = await self.pool.fetchval(
+            "SELECT definition::text FROM tool WHERE address = $1", address
+        )
+        tool = None if text is None else _tool.decode(text)
+        self._cache[address] = (time.monotonic(), tool)
+        return tool
+
+
+def worker_name() -> str:
+    """Unique per process (consumer names must be), and readable in run histories."""
+    return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Leases as many runs as it has free slots, runs them, and records their events."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projections: ProjectionSet,
+        config: WorkerConfig,
+        *,
+        redis_client: redis.Redis | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.pool, self.projections, self.config = pool, projections, config
+        self.name = name or worker_name()
+        self.recorder = Recorder(pool, projections, self.name)
+        self.invoker = ToolInvoker()
+        self.catalog = ToolCatalog(pool)
+        self.runner = Runner(
+            record=self.recorder.record,
+            find_tool=self.catalog.find,
+            call_tool=self._call_tool,
+            publish=self._publish,
+        )
+        self.redis = redis_client
+        self.announcer = Announcer(redis_client) if redis_client is not None else None
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop``; then finish or release what is held, within the grace period."""
+        recorder_stop = asyncio.Event()
+        background = [
+            asyncio.create_task(self.recorder.run(recorder_stop)),
+            asyncio.create_task(self._heartbeat(stop)),
+        ]
+        if self.redis is not None:
+            listener = WakeListener(self.redis, self.name, self._wake.set)
+            background.append(asyncio.create_task(listener.run(stop)))
+        log.info("worker started", worker=self.name, concurrency=self.config.concurrency)
+        try:
+            await self._lease_loop(stop)
+            await self._drain()
+        finally:
+            recorder_stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            async with self.pool.acquire() as conn:
+                await leases.release(conn, self.name)
+            await self.invoker.aclose()
+            log.info("worker stopped", worker=self.name)
+
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            free = self.config.concurrency - len(self._active)
+            leased: list[LeasedRun] = []
+            if free > 0:
+                try:
+                    leased = await self._lease(free)
+                except (asyncpg.PostgresError, OSError) as exc:
+                    log.warning("leasing failed; retrying", error=str(exc))
+                    await _wait(stop, self._wake, self.config.poll_seconds)
+                    continue
+                for run in leased:
+                    self._start(run)
+            if free > 0 and len(leased) == free:
+                continue  # there may be more ready right now
+            await _wait(stop, self._wake, await self._idle_seconds(free))
+
+    async def _lease(self, free: int) -> list[LeasedRun]:
+        async with self.pool.acquire() as conn:
+            leased, readied = await leases.lease(
+                conn,
+                self.projections,
+                self.name,
+                limit=free,
+                lease_seconds=self.config.lease_seconds,
+            )
+        if readied and self.announcer is not None:
+            await self.announcer.announce(readied)
+        return leased
+
+    async def _idle_seconds(self, free: int) -> float:
+        """Until the earliest future work, at most the poll interval (a lost wake-up costs
+        no more than that); with every slot busy, until a run ends or the poll interval."""
+        if free <= 0:
+            return self.config.poll_seconds
+        async with self.pool.acquire() as conn:
+            seconds = await leases.seconds_until_ready(conn)
+        if seconds is None or seconds <= 0:
+            # Nothing is coming, or what is ready could not be leased (its concurrency key
+            # is busy, another worker holds it): wait for a wake-up rather than spin.
+            return self.config.poll_seconds
+        return min(seconds, self.config.poll_seconds)
+
+    def _start(self, run: LeasedRun) -> None:
+        task = asyncio.create_task(self._execute(run))
+        self._active[run.run_id] = task
+
+    async def _execute(self, run: LeasedRun) -> None:
+        structlog.contextvars.bind_contextvars(run_id=run.run_id)
+        try:
+            await self.runner.execute(run)
+        except Exception:  # the lease lapses and another attempt picks the run up
+            log.exception("run crashed the runner", run_id=run.run_id)
+        finally:
+            self._active.pop(run.run_id, None)
+            # Lease in batches: one lease transaction per freed slot would cost more than
+            # the runs. The poll interval bounds how long a partly free worker waits.
+            free = self.config.concurrency - len(self._active)
+            if not self._active or free >= max(1, self.config.concurrency // 4):
+                self._wake.set()
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Extend held leases well before they lapse."""
+        interval = self.config.lease_seconds / 3
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set() and not self._active:
+                return
+            if not self._active:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    await leases.extend(
+                        conn, self.name, list(self._active), self.config.lease_seconds
+                    )
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("heartbeat failed", error=str(exc))
+
+    async def _drain(self) -> None:
+        """Let in-flight runs finish within the grace period; cancel the rest (released)."""
+        if not self._active:
+            return
+        log.info("draining", worker=self.name, runs=len(self._active))
+        _, late = await asyncio.wait(list(self._active.values()), timeout=self.config.grace_seconds)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    async def _call_tool(
+        self, tool: ToolRegistered, arguments: dict[str, Any], key: str, timeout_seconds: float
+    ) -> Any:
+        return await self.invoker.call(
+            tool, arguments, idempotency_key=key, timeout=timeout_seconds
+        )
+
+    async def _publish(self, run: LeasedRun, arguments: dict[str, Any], key: str) -> dict[str, Any]:
+        meta = EventMeta(
+            actor=self.name,
+            correlation_id=run.run_id,
+            idempotency_key=arguments.get("idempotency_key") or key,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            event_id, position = await publish_external(
+                conn,
+                self.projections,
+                meta,
+                arguments["topic"],
+                arguments.get("payload", {}),
+                source=f"run:{run.run_id}",
+            )
+        return {"event_id": event_id, "position": position}
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until woken or stopped."""
+    if seconds <= 0:
+        return
+    waits = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def run_worker(
+    database_url: str, redis_url: str | None, config: WorkerConfig, stop: asyncio.Event
+) -> None:
+    """A worker as a supervised component, with its own pool and Redis client."""
+    from projections.registry import inline_projections
+
+    client = (
+        redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+        if redis_url
+        else None
+    )
+    try:
+        async with open_pool(database_url, size=min(config.concurrency, 8) + 3, warm=2) as pool:
+            await Worker(pool, inline_projections(), config, redis_client=client).run(stop)
+    finally:
+        if client is not None:
+            await client.aclose()
