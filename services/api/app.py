@@ -15,7 +15,16 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
-from services.api.routes import agents, events, health, runs, schedules, tasks, tools
+from services.api.routes import (
+    agents,
+    dry_runs,
+    events,
+    health,
+    runs,
+    schedules,
+    tasks,
+    tools,
+)
 from services.store.pool import open_pool
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -52,6 +61,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             events.publish_event,
             schedules.preview_schedule,
             *agents.ROUTES,
+            *dry_runs.ROUTES,
             *tasks.ROUTES,
             *runs.ROUTES,
             *tools.ROUTES,

@@ -90,6 +90,8 @@ class Runner:
     find_tool: FindTool
     call_tool: CallTool
     publish: Publish
+    # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
+    park_for_approval: bool = True
 
     async def execute(self, run: LeasedRun) -> None:
         """Run the pipeline to its end, a park, a cancel or a failed attempt; record each."""
@@ -151,7 +153,7 @@ class Runner:
                 return None
         if step["uses"] == FOREACH:
             return await self._foreach(context, step, path, data, extra)
-        if step["uses"] == APPROVAL:
+        if step["uses"] == APPROVAL and self.park_for_approval:
             await self._park(context, step, path, data)
         return await self._call(context, step, path, data)
 

@@ -1,0 +1,164 @@
+"""Dry runs: a pipeline rendered and checked step by step with fake tool outputs.
+
+The real runner executes the pipeline, so templates, conditions, foreach and schema checks
+behave exactly as they will for real; only the adapters are fakes. Each tool "returns" an
+example of its output schema (after its input was checked against its input schema),
+approvals are taken as granted for every item, `debug.echo` echoes, and nothing is
+recorded or called.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from domain.errors import RuleViolation
+from domain.events import (
+    Event,
+    RunAttemptFailed,
+    RunDead,
+    RunQueued,
+    RunStepFailed,
+    RunStepSkipped,
+    RunStepSucceeded,
+    RunSucceeded,
+    TaskDefinition,
+    ToolRegistered,
+)
+from domain.tool_schemas import check_input, check_output, example_output
+from services.tools.errors import ToolCallError
+from services.worker.leases import LeasedRun
+from services.worker.recorder import Outcome
+from services.worker.runner import APPROVAL, FindTool, Runner
+
+ECHO = "debug.echo"  # calls nothing anyway, so the dry run shows its real output
+
+
+class DryRunStep(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What one step would do: its rendered input, the fake output, or why it fails."""
+
+    id: str
+    status: str
+    tool: str | None = None
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+
+
+class DryRun(msgspec.Struct, frozen=True, kw_only=True):
+    """``ok`` when every step rendered and validated; ``error`` names the first problem."""
+
+    ok: bool
+    error: str | None
+    steps: list[DryRunStep]
+
+
+async def _fake_call(
+    tool: ToolRegistered, arguments: dict[str, Any], _key: str, _timeout: float
+) -> Any:
+    try:
+        check_input(tool, arguments)
+    except RuleViolation as exc:
+        raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
+    if tool.address == APPROVAL:
+        return {
+            "status": "approved",
+            "approved_items": arguments.get("data"),
+            "comment": None,
+            "by": "dry-run",
+            "expired": False,
+        }
+    if tool.address == ECHO:
+        return arguments
+    output = example_output(tool.output_schema)
+    check_output(tool, output)
+    return output
+
+
+async def _fake_publish(_run: LeasedRun, _arguments: dict[str, Any], _key: str) -> Any:
+    return {"event_id": "dry-run", "position": 0}
+
+
+async def dry_run(
+    task_id: str,
+    title: str,
+    definition: TaskDefinition,
+    owner: str,
+    find_tool: FindTool,
+    event: dict[str, Any] | None = None,
+) -> DryRun:
+    """Run ``definition``'s pipeline against fakes and report each step."""
+    recorded: list[Event] = []
+
+    async def record(_run_id: str, events: list[Event]) -> Outcome:
+        recorded.extend(events)
+        return Outcome.RECORDED
+
+    now = datetime.now(UTC)
+    run_id = f"dry-run-{uuid.uuid4()}"
+    queued = RunQueued(
+        run_id=run_id,
+        task_id=task_id,
+        owner=owner,
+        scheduled_for=now,
+        run_at=now,
+        trigger="run_now",
+        event=event,
+    )
+    run = LeasedRun(
+        run_id=run_id,
+        task_id=task_id,
+        task_title=title,
+        attempt=1,
+        trigger="dry_run",
+        scheduled_for=now,
+        definition=definition,
+        queued=queued,
+        steps={},
+        lease_until=now + timedelta(minutes=1),
+    )
+    runner = Runner(
+        record=record,
+        find_tool=find_tool,
+        call_tool=_fake_call,
+        publish=_fake_publish,
+        park_for_approval=False,
+    )
+    await runner.execute(run)
+    return _report(recorded)
+
+
+def _report(events: list[Event]) -> DryRun:
+    steps: list[DryRunStep] = []
+    error = None
+    for event in events:
+        match event:
+            case RunStepSucceeded():
+                steps.append(
+                    DryRunStep(
+                        id=event.step_id,
+                        status="succeeded",
+                        tool=event.tool,
+                        input=event.input,
+                        output=event.output,
+                    )
+                )
+            case RunStepFailed():
+                steps.append(
+                    DryRunStep(
+                        id=event.step_id,
+                        status="failed",
+                        tool=event.tool,
+                        input=event.input,
+                        error=event.error,
+                    )
+                )
+            case RunStepSkipped():
+                steps.append(DryRunStep(id=event.step_id, status="skipped"))
+            case RunAttemptFailed() | RunDead():
+                error = event.error
+    ok = error is None and any(isinstance(e, RunSucceeded) for e in events)
+    return DryRun(ok=ok, error=error, steps=steps)
