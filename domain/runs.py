@@ -202,6 +202,14 @@ def decide_approval(
     step_id = str(approval.get("step_id", ""))
     if not approve:
         return [ApprovalRejected(run_id=run_id, step_id=step_id, comment=comment)]
-    items = approval.get("data") if approved_items is None else approved_items
+    proposed = approval.get("data")
+    if approved_items is None:
+        items = proposed
+    elif isinstance(proposed, list) and any(item not in proposed for item in approved_items):
+        # An approver picks among what the run proposed; approving something else would let
+        # whoever holds runs:approve make the run act on data it never produced.
+        raise RuleViolation("approved_items", "must be items of the approval's data")
+    else:
+        items = approved_items
     return [ApprovalGranted(run_id=run_id, step_id=step_id, comment=comment,
                             approved_items=items)]  # fmt: skip

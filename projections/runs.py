@@ -53,13 +53,16 @@ WHERE run_id = $1
 """
 _CANCEL_REQUESTED = "UPDATE runs SET cancel_requested = true, version = $2 WHERE run_id = $1"
 _APPROVAL_REQUESTED = """
-UPDATE runs SET status = 'awaiting_approval', approval = $2::jsonb, worker = NULL, version = $3
+UPDATE runs SET status = 'awaiting_approval', approval = $2::jsonb, worker = NULL, version = $3,
+    steps = steps || jsonb_build_object($4::text, $5::jsonb)
 WHERE run_id = $1
 """
 _APPROVAL_DECIDED = """
 UPDATE runs SET status = 'queued', run_at = $5,
     approval = approval || $2::jsonb,
-    steps = steps || jsonb_build_object(approval->>'step_id', $3::jsonb), version = $4
+    steps = steps || jsonb_build_object(approval->>'step_id',
+        coalesce(steps->(approval->>'step_id'), '{}'::jsonb) || $3::jsonb),
+    version = $4
 WHERE run_id = $1
 """
 _encode = msgspec.json.Encoder()
@@ -140,7 +143,10 @@ class RunsProjection:
                 approval = {"step_id": e.step_id, "message": e.message, "data": e.data,
                             "expires_at": e.expires_at, "on_timeout": e.on_timeout,
                             "status": "pending", "requested_at": at}  # fmt: skip
-                return [(_APPROVAL_REQUESTED, (e.run_id, _json(approval), version))]
+                step = {"status": "waiting", "tool": "orchestrator.request_approval",
+                        "input": {"message": e.message, "data": e.data}, "at": at}  # fmt: skip
+                return [(_APPROVAL_REQUESTED, (e.run_id, _json(approval), version, e.step_id,
+                                               _json(step)))]  # fmt: skip
             case ApprovalGranted() | ApprovalRejected() as e:
                 return [_decided(envelope, e)]
         return []

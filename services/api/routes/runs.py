@@ -47,6 +47,8 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     duration_ms: float | None = None
     attempt: int | None = None
     at: str | None = None
+    condition: str | None = None  # why a skipped step was skipped
+    continued: bool | None = None  # a failed step with on_error: continue
 
 
 class RunView(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,86 @@
+"""The pure rules of runs: backoff, failure decisions, and commands on a run's state."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.errors import RuleViolation
+from domain.events import ApprovalGranted, RunAttemptFailed, RunDead, TaskDefinition
+from domain.runs import Failure, backoff_seconds, decide_approval, decide_cancel, decide_failure
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+TASK = TaskDefinition(
+    title="t",
+    schedule_kind="cron",
+    schedule_expr="* * * * *",
+    max_retries=2,
+    backoff_strategy="exponential",
+    backoff_base_seconds=1.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("exponential", [1, 2, 4, 8, 10]), ("linear", [1, 2, 3, 4, 5]), ("fixed", [1, 1, 1, 1, 1])],
+)
+def test_backoff_grows_as_its_strategy_says_and_stays_under_the_cap(
+    strategy: str, expected: list[float]
+) -> None:
+    got = [backoff_seconds(strategy, n, base=1.0, cap=10.0) for n in range(1, 6)]  # type: ignore[arg-type]
+    assert got == expected
+
+
+def test_full_jitter_stays_between_zero_and_the_exponential() -> None:
+    rng = random.Random(3)
+    for attempt in range(1, 30):
+        delay = backoff_seconds("exponential_jitter", attempt, base=2.0, cap=60.0, rng=rng)
+        assert 0 <= delay <= min(60.0, 2.0 * 2 ** (attempt - 1))
+
+
+def test_a_retryable_failure_is_retried_until_retries_are_spent() -> None:
+    first = decide_failure("r", 1, Failure("boom"), TASK, NOW)
+    assert isinstance(first, RunAttemptFailed)
+    assert (first.retry_at - NOW).total_seconds() == 1
+    assert isinstance(decide_failure("r", 2, Failure("boom"), TASK, NOW), RunAttemptFailed)
+    assert isinstance(decide_failure("r", 3, Failure("boom"), TASK, NOW), RunDead)
+
+
+def test_a_failure_retrying_cannot_fix_is_dead_at_once() -> None:
+    assert isinstance(
+        decide_failure("r", 1, Failure("bad input", retryable=False), TASK, NOW), RunDead
+    )
+
+
+def test_cancel_refuses_a_finished_run() -> None:
+    with pytest.raises(RuleViolation) as refused:
+        decide_cancel("r", "succeeded", cancel_requested=False)
+    assert refused.value.status == 409
+
+
+def test_an_approver_may_pick_only_among_the_proposed_items() -> None:
+    approval = {"step_id": "ok", "data": [{"to": "a"}, {"to": "b"}]}
+    (granted,) = decide_approval(
+        "r", "awaiting_approval", approval, approve=True, comment=None, approved_items=[{"to": "b"}]
+    )
+    assert isinstance(granted, ApprovalGranted)
+    assert granted.approved_items == [{"to": "b"}]
+    with pytest.raises(RuleViolation) as refused:
+        decide_approval(
+            "r",
+            "awaiting_approval",
+            approval,
+            approve=True,
+            comment=None,
+            approved_items=[{"to": "mallory"}],
+        )
+    assert refused.value.field == "approved_items"
+
+
+def test_approving_without_items_approves_everything_proposed() -> None:
+    approval = {"step_id": "ok", "data": [1, 2, 3]}
+    (granted,) = decide_approval("r", "awaiting_approval", approval, approve=True, comment="ok")
+    assert isinstance(granted, ApprovalGranted)
+    assert granted.approved_items == [1, 2, 3]
