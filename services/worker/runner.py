@@ -54,6 +54,9 @@ class _Context:
     run: LeasedRun
     zone: ZoneInfo
     steps: dict[str, Any] = field(default_factory=dict)
+    # The last top-level step's success goes out with run.succeeded, in one record.
+    last_step: str | None = None
+    deferred: list[Event] = field(default_factory=list)
 
     def data(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         run = self.run
@@ -95,10 +98,13 @@ class Runner:
 
     async def execute(self, run: LeasedRun) -> None:
         """Run the pipeline to its end, a park, a cancel or a failed attempt; record each."""
+        pipeline = run.definition.payload.get("pipeline", [])
         context = _Context(run, ZoneInfo(run.definition.timezone))
+        context.last_step = pipeline[-1]["id"] if pipeline else None
         try:
-            await self._steps(context, run.definition.payload.get("pipeline", []), "", {})
-            await self._record(run, [RunSucceeded(run_id=run.run_id, attempt=run.attempt)])
+            await self._steps(context, pipeline, "", {})
+            succeeded = RunSucceeded(run_id=run.run_id, attempt=run.attempt)
+            await self._record(run, [*context.deferred, succeeded])
         except _Stop:
             return
 
@@ -267,20 +273,19 @@ class Runner:
                 context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
             )
         elapsed = (time.perf_counter() - started) * 1000
-        await self._record(
-            run,
-            [
-                RunStepSucceeded(
-                    run_id=run.run_id,
-                    step_id=path,
-                    attempt=run.attempt,
-                    tool=tool.address,
-                    input=rendered,
-                    output=output,
-                    duration_ms=round(elapsed, 3),
-                )
-            ],
+        succeeded = RunStepSucceeded(
+            run_id=run.run_id,
+            step_id=path,
+            attempt=run.attempt,
+            tool=tool.address,
+            input=rendered,
+            output=output,
+            duration_ms=round(elapsed, 3),
         )
+        if path == context.last_step:
+            context.deferred.append(succeeded)
+        else:
+            await self._record(run, [succeeded])
         return output
 
     async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
