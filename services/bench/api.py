@@ -10,7 +10,7 @@ latencies that grow for the whole run and an achieved rate below the one asked f
 from __future__ import annotations
 
 import asyncio
-import itertools
+import json
 import os
 import random
 import secrets
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
+import msgspec
 import psutil
 
+from services.bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
 from services.bench.report import percentile, print_table
 
 # Due once a year, so no task falls due while the timer runs beside the API.
@@ -41,9 +42,8 @@ TASK_BODY = {
 WARMUP_TASKS = 256
 READY_WITHIN_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 10.0
-# Per route: CLIENTS clients of CONNECTIONS_PER_CLIENT connections each (see _Clients).
-CLIENTS = 8
-CONNECTIONS_PER_CLIENT = 4
+# Keep-alive connections per route; a request that finds them all busy waits for one.
+CONNECTIONS = 32
 
 
 @dataclass
@@ -74,33 +74,31 @@ class RouteResults:
         }
 
 
-class _Clients:
-    """Several small httpx clients, used in turn.
+class _Created(msgspec.Struct):
+    id: str
 
-    httpx's pool examines every connection it holds whenever it hands one out or takes one
-    back, so one large pool costs more per request the more connections it has, and under
-    an open-loop load the load generator rather than the server becomes the bottleneck.
-    Small pools used round-robin keep its cost per request flat. A request that finds its
-    client's connections busy waits for one, and that wait counts (latency runs from the
-    scheduled instant).
-    """
 
-    def __init__(self, base_url: str, token: str) -> None:
-        limits = httpx.Limits(max_connections=CONNECTIONS_PER_CLIENT,
-                              max_keepalive_connections=CONNECTIONS_PER_CLIENT)  # fmt: skip
-        headers = {"Authorization": f"Bearer {token}"}
-        self._all = [
-            httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits,
-                              timeout=REQUEST_TIMEOUT_SECONDS)
-            for _ in range(CLIENTS)
-        ]  # fmt: skip
-        self._turn = itertools.cycle(self._all)
+class _Api:
+    """The two routes' connection pools and their requests, encoded once (see http_client)."""
 
-    def next(self) -> httpx.AsyncClient:
-        return next(self._turn)
+    def __init__(self, port: int, token: str) -> None:
+        host, auth = f"127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+        body = json.dumps(TASK_BODY, separators=(",", ":")).encode()
+        self.creators = ConnectionPool("127.0.0.1", port, CONNECTIONS, REQUEST_TIMEOUT_SECONDS)
+        self.readers = ConnectionPool("127.0.0.1", port, CONNECTIONS, REQUEST_TIMEOUT_SECONDS)
+        self._create = RequestBytes(
+            "POST", "/tasks", host, {**auth, "Content-Type": "application/json"}, body
+        ).encode()
+        self._read = RequestBytes("GET", "/tasks/", host, auth)  # fmt: skip
+
+    def create(self) -> Awaitable[Response]:
+        return self.creators.request(self._create)
+
+    def read(self, task_id: str) -> Awaitable[Response]:
+        return self.readers.request(self._read.encode(task_id))
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(client.aclose() for client in self._all))
+        await asyncio.gather(self.creators.close(), self.readers.close())
 
 
 def _free_port() -> int:
@@ -127,20 +125,24 @@ def _start_api(
         )  # fmt: skip
 
 
-async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + READY_WITHIN_SECONDS
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as client:
+    probe = ConnectionPool("127.0.0.1", port, 1, timeout=2)
+    request = RequestBytes("GET", "/health/ready", f"127.0.0.1:{port}").encode()
+    try:
         while loop.time() < deadline:
             if process.poll() is not None:
                 output = await asyncio.to_thread(log.read_text, errors="replace")
                 raise RuntimeError(f"ordinaut up exited:\n{output}")
             try:
-                if (await client.get("/health/ready")).status_code == 200:
+                if (await probe.request(request)).status == 200:
                     return
-            except httpx.TransportError:
+            except HttpError:
                 pass
             await asyncio.sleep(0.1)
+    finally:
+        await probe.close()
     raise RuntimeError(f"ordinaut up was not ready within {READY_WITHIN_SECONDS:.0f} s")
 
 
@@ -154,22 +156,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-Request = Callable[[], Awaitable[httpx.Response]]
-
-
 async def _timed(
-    results: RouteResults, request: Request, scheduled: float, expected: int
-) -> httpx.Response | None:
+    results: RouteResults, request: Awaitable[Response], scheduled: float, expected: int
+) -> Response | None:
     """Send, and record the latency from ``scheduled``; a wrong status or no answer is an error."""
     results.sent += 1
     results.send_lags_ms.append((asyncio.get_running_loop().time() - scheduled) * 1000)
     try:
-        response: httpx.Response | None = await request()
-    except httpx.HTTPError:
+        response: Response | None = await request
+    except HttpError:
         response = None
     done = asyncio.get_running_loop().time()
     results.last_done = max(results.last_done, done)
-    if response is None or response.status_code != expected:
+    if response is None or response.status != expected:
         results.errors += 1
         return None
     results.latencies_ms.append((done - scheduled) * 1000)
@@ -191,39 +190,37 @@ async def _drive(
     return tasks
 
 
-async def _warm_up(creators: _Clients, readers: _Clients, task_ids: list[str]) -> None:
+async def _warm_up(api: _Api, task_ids: list[str]) -> None:
     """Before measuring: open every connection, with enough requests at once that the API's
     database pool grows to its full size too (it starts with one connection), and take
     every first-use path."""
 
     async def create_and_read() -> None:
-        created = await creators.next().post("/tasks", json=TASK_BODY)
-        if created.status_code != 201:
-            raise RuntimeError(f"POST /tasks answered {created.status_code}: {created.text}")
-        task_ids.append(created.json()["id"])
-        (await readers.next().get(f"/tasks/{task_ids[-1]}")).raise_for_status()
+        created = await api.create()
+        if created.status != 201:
+            raise RuntimeError(f"POST /tasks answered {created.status}: {created.body!r}")
+        task_ids.append(msgspec.json.decode(created.body, type=_Created).id)
+        if (read := await api.read(task_ids[-1])).status != 200:
+            raise RuntimeError(f"GET /tasks/{{id}} answered {read.status}: {read.body!r}")
 
-    at_once = CLIENTS * CONNECTIONS_PER_CLIENT
+    at_once = CONNECTIONS
     for _ in range(WARMUP_TASKS // at_once):
         await asyncio.gather(*(create_and_read() for _ in range(at_once)))
 
 
 async def _load(
-    creators: _Clients, readers: _Clients, task_ids: list[str], rate: int, seconds: int
+    api: _Api, task_ids: list[str], rate: int, seconds: int
 ) -> tuple[RouteResults, RouteResults, float]:
     create, read = RouteResults("POST /tasks"), RouteResults("GET /tasks/{id}")
     rng = random.Random(7)
     count = rate * seconds
 
     async def fire_create(scheduled: float) -> None:
-        client = creators.next()
-        request = lambda: client.post("/tasks", json=TASK_BODY)  # noqa: E731
-        if (response := await _timed(create, request, scheduled, 201)) is not None:
-            task_ids.append(response.json()["id"])
+        if (response := await _timed(create, api.create(), scheduled, 201)) is not None:
+            task_ids.append(msgspec.json.decode(response.body, type=_Created).id)
 
     async def fire_read(scheduled: float) -> None:
-        client, task_id = readers.next(), rng.choice(task_ids)
-        await _timed(read, lambda: client.get(f"/tasks/{task_id}"), scheduled, 200)
+        await _timed(read, api.read(rng.choice(task_ids)), scheduled, 200)
 
     start = asyncio.get_running_loop().time() + 0.05
     # The reads are offset by half an interval, so the two routes' requests interleave.
@@ -254,19 +251,19 @@ async def bench_api(
         print(f"starting ordinaut up on {base_url} ...", file=out, flush=True)
         process = _start_api(database_url, redis_url, token, port, data_dir)
         try:
-            await _wait_ready(process, base_url, data_dir / "ordinaut-up.log")
+            await _wait_ready(process, port, data_dir / "ordinaut-up.log")
             server = psutil.Process(process.pid)
-            creators, readers = _Clients(base_url, token), _Clients(base_url, token)
+            api = _Api(port, token)
             try:
                 task_ids: list[str] = []
-                await _warm_up(creators, readers, task_ids)
+                await _warm_up(api, task_ids)
                 print(f"sending {rate} creates/s and {rate} reads/s for {seconds} s ...",
                       file=out, flush=True)  # fmt: skip
                 server_before, own_before = server.cpu_times(), time.process_time()
-                create, read, started = await _load(creators, readers, task_ids, rate, seconds)
+                create, read, started = await _load(api, task_ids, rate, seconds)
                 server_after, own_after = server.cpu_times(), time.process_time()
             finally:
-                await asyncio.gather(creators.aclose(), readers.aclose())
+                await api.aclose()
         finally:
             _stop(process)
     elapsed = max(create.last_done, read.last_done) - started
