@@ -46,6 +46,11 @@ _FINISH = """
 UPDATE runs SET status = $2, error = coalesce($3, error), finished_at = $4, version = $5
 WHERE run_id = $1
 """
+# The error of an earlier attempt no longer describes a run that went on to succeed.
+_SUCCEED = """
+UPDATE runs SET status = 'succeeded', error = NULL, finished_at = $2, version = $3
+WHERE run_id = $1
+"""
 _RETRY = """
 UPDATE runs SET status = 'queued', attempt = $2, error = $3, run_at = $4, worker = NULL,
     version = $5
@@ -127,7 +132,7 @@ class RunsProjection:
                         "at": at}  # fmt: skip
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunSucceeded() as e:
-                return [(_FINISH, (e.run_id, "succeeded", None, at, version))]
+                return [(_SUCCEED, (e.run_id, at, version))]
             case RunAttemptFailed() as e:
                 return [(_RETRY, (e.run_id, e.attempt + 1, e.error, e.retry_at, version))]
             case RunDead() as e:

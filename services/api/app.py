@@ -26,6 +26,7 @@ from services.api.routes import (
     tools,
 )
 from services.store.pool import open_pool
+from services.worker.dispatch import Announcer
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -48,6 +49,8 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         async with open_pool(config.database_url, size=config.pool_size) as pool:
             client = redis.Redis.from_url(config.redis_url, socket_timeout=2.0)
             app.state.pool, app.state.redis = pool, client
+            # One for the app, so a Redis that hangs costs one timeout, then a quiet spell.
+            app.state.announcer = Announcer(client)
             try:
                 yield
             finally:

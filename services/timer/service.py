@@ -84,8 +84,8 @@ class Timer:
         # any notification during a firing round makes the next sleep start with a recheck.
         waiting_for = math.inf
 
-        def wake(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            if float(payload) < waiting_for:
+        def wake(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+            if float(str(payload)) < waiting_for:
                 woken.set()
 
         async with self.pool.acquire() as listener:

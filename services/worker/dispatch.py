@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import redis.asyncio as redis
 import structlog
@@ -97,7 +98,7 @@ class WakeListener:
             if time.monotonic() - last_claim > RECLAIM_IDLE_MS / 1000:
                 await self._reclaim()
                 last_claim = time.monotonic()
-            answer = await self.client.xreadgroup(
+            answer: Any = await self.client.xreadgroup(  # redis-py types the reply loosely
                 WORK_GROUP, self.consumer, {WORK_STREAM: ">"}, count=100, block=1000
             )
             for _, entries in answer or ():

@@ -104,10 +104,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop``; then finish or release what is held, within the grace period."""
         recorder_stop = asyncio.Event()
-        background = [
-            asyncio.create_task(self.recorder.run(recorder_stop)),
-            asyncio.create_task(self._heartbeat(stop)),
-        ]
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        background = [asyncio.create_task(self.recorder.run(recorder_stop)), heartbeat]
         if self.redis is not None:
             listener = WakeListener(self.redis, self.name, self._wake.set)
             background.append(asyncio.create_task(listener.run(stop)))
@@ -117,6 +115,7 @@ class Worker:
             await self._drain()
         finally:
             recorder_stop.set()
+            heartbeat.cancel()  # nothing left to extend; it may be asleep for lease_seconds / 3
             await asyncio.gather(*background, return_exceptions=True)
             async with self.pool.acquire() as conn:
                 await leases.release(conn, self.name)
@@ -189,8 +188,11 @@ class Worker:
         """Extend held leases well before they lapse."""
         interval = self.config.lease_seconds / 3
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():  # draining: stop.wait() returns at once, so sleep instead
+                await asyncio.sleep(interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
             if stop.is_set() and not self._active:
                 return
             if not self._active:

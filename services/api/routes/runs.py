@@ -21,7 +21,6 @@ from projections.base import Connection
 from services.api.auth import Principal, principal_of, requires
 from services.api.problems import ApiError, FieldError
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
-from services.worker.dispatch import Announcer
 
 RunStatusFilter = Literal[
     "queued", "running", "awaiting_approval", "succeeded", "dead", "canceled", "deduplicated"
@@ -165,7 +164,8 @@ async def list_runs(
     cursor: FromQuery[str | None] = None,
 ) -> RunPage:
     """The caller's runs (admin: all), newest first, filtered by status and task."""
-    clauses, args = ["true"], []
+    clauses: list[str] = ["true"]
+    args: list[Any] = []
     for column, value in (("status", status), ("task_id", task_id)):
         if value is not None:
             args.append(value)
@@ -220,7 +220,7 @@ async def _command(
             )
         view = _view(await _load(conn, principal, run_id))
     if view.status == "queued":
-        await Announcer(state.redis).announce([run_id])
+        await state.announcer.announce([run_id])
     return view
 
 

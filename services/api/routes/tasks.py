@@ -59,7 +59,6 @@ from services.store.events import (
     read_stream_stored,
 )
 from services.timer.service import load_schedule
-from services.worker.dispatch import Announcer
 
 Decide = Callable[[TaskState, datetime], list[Event]]
 Respond = Callable[[TaskView | None, list[Event]], object]
@@ -259,7 +258,7 @@ async def run_task_now(
     response = await command.on_task(
         task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, 202
     )
-    await Announcer(state.redis).announce([run_id])
+    await state.announcer.announce([run_id])
     return response
 
 
