@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 import asyncpg
 import httpx
 import msgspec
 import redis.asyncio as redis
-import uvicorn
 
 from projections.registry import inline_projections
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
 from services.store.pool import open_pool
 from services.worker.service import Worker, WorkerConfig
+from tests.tools_servers.http_tool_server import serve
 
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -28,32 +25,9 @@ FAST = WorkerConfig(concurrency=8, lease_seconds=2.0, poll_seconds=0.2, grace_se
 FINISHED = ("succeeded", "dead", "canceled", "deduplicated")
 
 
-@contextlib.contextmanager
-def serve_in_thread(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL.
-
-    The socket says IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted connections;
-    without it every answer waits ~40 ms (Nagle and delayed ACK).
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan=lifespan)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive(), "uvicorn did not start (its log is in the captured output)"
-            assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop within 30 s"
+def serve_in_thread(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") -> Any:
+    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a thread; yields its URL."""
+    return serve(app, lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager

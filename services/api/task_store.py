@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Any
@@ -14,7 +12,8 @@ from domain.events import TaskDefinition
 from domain.tasks import TaskState
 from projections.base import Connection
 from services.api.auth import Principal
-from services.api.problems import ApiError, FieldError
+from services.api.cursors import decode_position, encode_position
+from services.api.problems import ApiError
 from services.api.task_bodies import TaskView
 from services.store.errors import IdempotencyKeyReused
 
@@ -82,19 +81,12 @@ async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """(created_at, id) from an opaque cursor; a forged one is a 422 naming `cursor`."""
-    try:
-        created_at, _, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created_at), task_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        reason = "is not a cursor this API returned"
-        raise ApiError(
-            422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)]
-        ) from None
+    return decode_position(cursor)
 
 
 def encode_cursor(view: TaskView) -> str:
     """The opaque cursor after ``view``."""
-    return base64.urlsafe_b64encode(f"{view.created_at.isoformat()}|{view.id}".encode()).decode()
+    return encode_position(view.created_at, view.id)
 
 
 async def list_tasks(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,7 +17,8 @@ from domain.events import Event, RunQueued, run_stream
 from domain.runs import decide_approval, decide_cancel, decide_retry
 from projections.base import Connection
 from services.api.auth import Principal, principal_of, requires
-from services.api.problems import ApiError, FieldError
+from services.api.cursors import decode_position, encode_position
+from services.api.problems import ApiError
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 
 RunStatusFilter = Literal[
@@ -140,18 +139,7 @@ async def _load(conn: Connection, principal: Principal, run_id: str, *, lock: bo
 
 
 def _cursor(view: RunView) -> str:
-    return base64.urlsafe_b64encode(f"{view.queued_at.isoformat()}|{view.id}".encode()).decode()
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        queued_at, _, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(queued_at), run_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        reason = "is not a cursor this API returned"
-        raise ApiError(
-            422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)]
-        ) from None
+    return encode_position(view.queued_at, view.id)
 
 
 @get("/runs", guards=[requires("runs:read")], tags=["runs"], summary="List runs")
@@ -171,7 +159,7 @@ async def list_runs(
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
     if cursor is not None:
-        args += list(_after(cursor))
+        args += list(decode_position(cursor))
         clauses.append(f"(queued_at, run_id) < (${len(args) - 1}, ${len(args)})")
     owner, owner_args = _owner(principal_of(request), len(args) + 1)
     args += [*owner_args, limit]
