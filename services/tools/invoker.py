@@ -17,6 +17,16 @@ from services.tools.mcp import McpSessions
 _HTTPX_GRACE = 1.0
 
 
+def cancellable(tool: ToolRegistered) -> bool:
+    """Whether abandoning a call of ``tool`` really stops it on the other side.
+
+    MCP has cancellation in the protocol (the SDK sends `notifications/cancelled`, or aborts
+    the request's POST on streamable HTTP). An HTTP tool's POST cannot be taken back: cutting
+    the connection would only hide whether its side effect happened, so it runs to its end.
+    """
+    return tool.transport == "mcp"
+
+
 class ToolInvoker:
     """Calls tools over http and mcp, and the builtins ``debug.echo`` and ``http.request``.
 
