@@ -30,6 +30,8 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long (30).
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis (1).
+    worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
+        runs go on before releasing them to other workers (20).
     """
 
     database_url: str | None = None
@@ -43,6 +45,7 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    worker_grace_seconds: float = 20.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -60,6 +63,7 @@ class Settings:
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
+            worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
         )
         settings.validate()
         return settings

@@ -51,7 +51,7 @@ class ToolInvoker:
         Input and output are checked against the tool's schemas (a violation is not
         retryable); going over ``timeout`` seconds is (a retryable "timed out").
         """
-        _checked(check_input, tool, arguments)
+        check_arguments(tool, arguments)
         try:
             async with asyncio.timeout(timeout):
                 output = await self._dispatch(tool, arguments, idempotency_key, timeout)
@@ -86,6 +86,11 @@ class ToolInvoker:
     async def aclose(self) -> None:
         """Close the shared HTTP client and every MCP session."""
         await asyncio.gather(self._http.aclose(), self._mcp.aclose())
+
+
+def check_arguments(tool: ToolRegistered, arguments: object) -> None:
+    """ToolCallError (not retryable) if ``arguments`` break the tool's input schema."""
+    _checked(check_input, tool, arguments)
 
 
 def _checked(

@@ -31,8 +31,9 @@ from domain.events import (
 from domain.pipeline import FOREACH
 from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.templates import condition_holds, render, select_items
+from domain.tools import BUILTIN_TOOLS
 from services.tools.errors import ToolCallError
-from services.tools.invoker import cancellable
+from services.tools.invoker import cancellable, check_arguments
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
 
@@ -227,6 +228,10 @@ class Runner:
             path,
             lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
         )
+        try:
+            check_arguments(BUILTIN_TOOLS[APPROVAL], rendered)
+        except ToolCallError as exc:
+            await self._fail(context, step, path, rendered, 0.0, Failure(exc.message, False))
         timeout = rendered.get("timeout_seconds")
         expires = (
             datetime.now(UTC) + timedelta(seconds=float(timeout))
@@ -282,6 +287,7 @@ class Runner:
         started = time.perf_counter()
         try:
             if tool.address == PUBLISH:
+                check_arguments(tool, rendered)  # the invoker checks every other tool's input
                 output = await self.publish(run, rendered, key)
             else:
                 output = await self._call_tool(run, tool, rendered, key, timeout)

@@ -254,3 +254,34 @@ async def test_on_error_continue_and_a_false_if_let_the_run_go_on(
     assert (steps["never"]["status"], steps["never"]["condition"]) == ("skipped", "params.n > `5`")
     assert "HTTP 500" in steps["last"]["output"]["seen"]
     assert server.count(f"{run['id']}:try") == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        (
+            {
+                "id": "bad",
+                "uses": "orchestrator.publish_event",
+                "with": {"topic": "${params.who} x"},
+            },
+            "input.topic",
+        ),
+        ({"id": "bad", "uses": "orchestrator.request_approval", "with": {"data": [1]}}, "message"),
+    ],
+)
+async def test_builtin_steps_check_their_rendered_input_before_acting(
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pool: asyncpg.Pool,
+    step: dict[str, Any],
+    reason: str,
+) -> None:
+    task = await create_task(client, [step], max_retries=0)
+    async with running_workers(database_url, redis_url):
+        run = await run_to_end(client, await run_now(client, task["id"]))
+    assert run["status"] == "dead", run
+    assert reason in steps_of(run)["bad"]["error"]
+    published = "SELECT count(*) FROM events WHERE type IN ('event.received', 'approval.requested')"
+    assert await pool.fetchval(published) == 0
