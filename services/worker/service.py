@@ -18,10 +18,12 @@ import structlog
 
 from domain.envelope import EventMeta
 from domain.events import ToolRegistered
+from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
 from services.store.pool import open_pool
 from services.store.publish import publish_external
+from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
@@ -45,6 +47,8 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     # On SIGTERM, how long in-flight runs may take to reach their end before being released.
     grace_seconds: float = 20.0
+    # Networks http tools may reach although not public (None: loopback only).
+    outbound_allow: tuple[Network, ...] | None = None
 
 
 class ToolCatalog:
@@ -88,7 +92,7 @@ class Worker:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
-        self.invoker = ToolInvoker()
+        self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
         self.catalog = ToolCatalog(pool)
         self.runner = Runner(
             record=self.recorder.record,

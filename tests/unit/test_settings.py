@@ -22,8 +22,14 @@ def test_worker_settings_default_and_parse() -> None:
         ("ORDINAUT_WORKER_GRACE_SECONDS", "soon"),
         ("ORDINAUT_WORKER_POLL_SECONDS", "0"),
         ("ORDINAUT_PORT", "70000"),
+        ("ORDINAUT_OUTBOUND_ALLOW", "10.0.0.0/8,intranet"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_outbound_allow_list_defaults_to_loopback_and_may_be_emptied() -> None:
+    assert [str(n) for n in Settings.from_env({}).outbound_allow] == ["127.0.0.0/8", "::1/128"]
+    assert Settings.from_env({"ORDINAUT_OUTBOUND_ALLOW": ""}).outbound_allow == ()
