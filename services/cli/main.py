@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
 
+    relay = sub.add_parser("relay", help="run only the relay (events -> Redis stream)")
+    relay.add_argument("--stream", default="ordinaut:events", help="target stream key")
+
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"
     )

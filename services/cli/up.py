@@ -7,6 +7,8 @@ import sys
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.relay.publisher import EVENTS_STREAM
+from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
 from services.runtime.settings import Settings
@@ -37,9 +39,25 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
     )
 
 
+def relay_config(settings: Settings, stream: str = EVENTS_STREAM) -> RelayConfig:
+    """The relay's settings (0 in a setting means no limit)."""
+    return RelayConfig(
+        stream=stream,
+        maxlen=settings.relay_maxlen or None,
+        max_age_seconds=settings.relay_max_age_seconds or None,
+    )
+
+
+def _relay(servers: Servers, settings: Settings, stream: str = EVENTS_STREAM) -> Component:
+    config = relay_config(settings, stream)
+    return Component(
+        "relay", lambda stop: run_relay(servers.database_url, servers.redis_url, stop, config)
+    )
+
+
 def _background(servers: Servers, settings: Settings) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers), _worker(servers, settings)]
+    return [_timer(servers), _worker(servers, settings), _relay(servers, settings)]
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -74,6 +92,16 @@ async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
     try:
         await require_current_schema(servers.database_url)
         await supervise([_worker(servers, settings, concurrency)])
+    finally:
+        await servers.stop()
+
+
+async def run_relay_alone(settings: Settings, stream: str) -> None:
+    """`ordinaut relay`: only the relay, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_relay(servers, settings, stream)])
     finally:
         await servers.stop()
 

@@ -30,6 +30,10 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long (30).
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis (1).
+    relay_maxlen: ORDINAUT_RELAY_MAXLEN, about how many entries the events stream keeps
+        (approximate trimming, MAXLEN ~); 0 = no length limit (1000000).
+    relay_max_age_seconds: ORDINAUT_RELAY_MAX_AGE_SECONDS, drop stream entries of events
+        older than this (approximate, MINID ~); 0 = no age limit (0).
     """
 
     database_url: str | None = None
@@ -43,6 +47,8 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    relay_maxlen: int = 1_000_000
+    relay_max_age_seconds: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -60,6 +66,8 @@ class Settings:
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
+            relay_maxlen=int(_number(env, "ORDINAUT_RELAY_MAXLEN", 1_000_000, 0, 10**10)),
+            relay_max_age_seconds=_number(env, "ORDINAUT_RELAY_MAX_AGE_SECONDS", 0, 0, 10**9),
         )
         settings.validate()
         return settings
