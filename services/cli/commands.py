@@ -73,7 +73,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
-    wanted = set(args.types or ())
+    wanted = {t.strip() for value in args.types or () for t in value.split(",") if t.strip()}
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
@@ -85,6 +85,19 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
                         sys.stdout.flush()
         finally:
             await conn.close()
+    return 0
+
+
+async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.replay import BoundError, run_replay
+    from services.relay.replay import ReplayError
+
+    try:
+        count = await run_replay(args, settings)
+    except (BoundError, ReplayError) as exc:
+        raise CommandError(str(exc)) from None
+    where = f"to stream {args.to_redis}" if args.to_redis else f"to {args.jsonl}"
+    print(f"replayed {count} events {where}", file=sys.stderr)
     return 0
 
 
@@ -188,6 +201,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("worker", None): cmd_worker,
     ("relay", None): cmd_relay,
     ("events", "tail"): cmd_events_tail,
+    ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("bench", "append"): cmd_bench_append,
