@@ -39,6 +39,8 @@ class ApiConfig:
     redis_url: str
     admin_token_hash: bytes
     pool_size: int = 10
+    # The key agents' webhook secrets derive from; None = secrets are not shown.
+    webhook_key: bytes | None = None
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -88,4 +90,10 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
 def _initial_state(config: ApiConfig) -> Any:
     from litestar.datastructures import State
 
-    return State({"admin_token_hash": config.admin_token_hash, "projections": inline_projections()})
+    return State(
+        {
+            "admin_token_hash": config.admin_token_hash,
+            "projections": inline_projections(),
+            "webhook_key": config.webhook_key,
+        }
+    )

@@ -18,6 +18,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    run_notifier_alone,
     run_relay_alone,
     run_timer_alone,
     run_up,
@@ -62,6 +63,11 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
     await run_relay_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
+    await run_notifier_alone(settings, args.stream)
     return 0
 
 
@@ -200,6 +206,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
     ("relay", None): cmd_relay,
+    ("notifier", None): cmd_notifier,
     ("events", "tail"): cmd_events_tail,
     ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,

@@ -43,7 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
 
     relay = sub.add_parser("relay", help="run only the relay (events -> Redis stream)")
-    relay.add_argument("--stream", default="ordinaut:events", help="target stream key")
+    relay.add_argument("--stream", help="target stream (default ORDINAUT_EVENTS_STREAM)")
+
+    notifier = sub.add_parser("notifier", help="run only the notifier (events -> webhooks)")
+    notifier.add_argument("--stream", help="stream to read (default ORDINAUT_EVENTS_STREAM)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"

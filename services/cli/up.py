@@ -7,7 +7,7 @@ import sys
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
-from services.relay.publisher import EVENTS_STREAM
+from services.notify.service import NotifierConfig, run_notifier
 from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
@@ -19,6 +19,7 @@ from services.runtime.supervisor import (
     bind_socket,
     supervise,
 )
+from services.runtime.webhook_key import load_webhook_key
 from services.store.migrate import migrate, pending_migrations
 from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
@@ -39,25 +40,44 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
     )
 
 
-def relay_config(settings: Settings, stream: str = EVENTS_STREAM) -> RelayConfig:
+def relay_config(settings: Settings, stream: str | None = None) -> RelayConfig:
     """The relay's settings (0 in a setting means no limit)."""
     return RelayConfig(
-        stream=stream,
+        stream=stream or settings.events_stream,
         maxlen=settings.relay_maxlen or None,
         max_age_seconds=settings.relay_max_age_seconds or None,
     )
 
 
-def _relay(servers: Servers, settings: Settings, stream: str = EVENTS_STREAM) -> Component:
+def _relay(servers: Servers, settings: Settings, stream: str | None = None) -> Component:
     config = relay_config(settings, stream)
     return Component(
         "relay", lambda stop: run_relay(servers.database_url, servers.redis_url, stop, config)
     )
 
 
-def _background(servers: Servers, settings: Settings) -> list[Component]:
+def _notifier(
+    servers: Servers, settings: Settings, key: bytes, stream: str | None = None
+) -> Component:
+    config = NotifierConfig(
+        stream=stream or settings.events_stream,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    return Component(
+        "notifier",
+        lambda stop: run_notifier(servers.database_url, servers.redis_url, key, stop, config),
+    )
+
+
+def _background(servers: Servers, settings: Settings, key: bytes) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers), _worker(servers, settings), _relay(servers, settings)]
+    return [
+        _timer(servers),
+        _worker(servers, settings),
+        _relay(servers, settings),
+        _notifier(servers, settings, key),
+    ]
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -96,12 +116,23 @@ async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
         await servers.stop()
 
 
-async def run_relay_alone(settings: Settings, stream: str) -> None:
+async def run_relay_alone(settings: Settings, stream: str | None) -> None:
     """`ordinaut relay`: only the relay, until SIGTERM/SIGINT."""
     servers = await open_servers(settings)
     try:
         await require_current_schema(servers.database_url)
         await supervise([_relay(servers, settings, stream)])
+    finally:
+        await servers.stop()
+
+
+async def run_notifier_alone(settings: Settings, stream: str | None) -> None:
+    """`ordinaut notifier`: only the notifier, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        key = load_webhook_key(settings.webhook_key, settings.data_dir)
+        await supervise([_notifier(servers, settings, key, stream)])
     finally:
         await servers.stop()
 
@@ -138,10 +169,13 @@ async def run_up(settings: Settings) -> None:
     try:
         await migrate_database(servers.database_url)
         token = load_admin_token(settings.admin_token, settings.data_dir)
-        app = create_app(ApiConfig(servers.database_url, servers.redis_url, token.sha256))
+        key = load_webhook_key(settings.webhook_key, settings.data_dir)
+        app = create_app(
+            ApiConfig(servers.database_url, servers.redis_url, token.sha256, webhook_key=key)
+        )
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-        await supervise([api_component(app, sock, announce), *_background(servers, settings)])
+        await supervise([api_component(app, sock, announce), *_background(servers, settings, key)])
     finally:
         sock.close()
         await servers.stop()

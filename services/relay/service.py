@@ -57,6 +57,14 @@ class _Resync(Exception):
     """The stream's top is not what this relay last wrote: start again from the real top."""
 
 
+class ForeignStream(Exception):
+    """The stream holds positions this log does not have: it was filled from another database.
+
+    Nothing is published (that would mix two logs); the relay keeps checking, so deleting the
+    stream (or pointing the relay at another one) lets it start.
+    """
+
+
 class Relay:
     """Publishes every stored event to ``config.stream`` until stopped."""
 
@@ -74,8 +82,8 @@ class Relay:
                 await _until_stopped(self._session(), stop)
             except _Resync:
                 continue
-            except _FAILURES as exc:
-                if self.connected:
+            except (*_FAILURES, ForeignStream) as exc:
+                if self.connected or isinstance(exc, ForeignStream):
                     reason = str(exc) or type(exc).__name__
                     log.warning("relay interrupted; retrying", reason=reason)
                 self.connected = False
@@ -113,7 +121,7 @@ class Relay:
                         stream=self.config.stream, stream_top=top, checkpoint=saved)  # fmt: skip
         last = await conn.fetchval(_LAST)
         if top > last:
-            raise RuntimeError(
+            raise ForeignStream(
                 f"stream {self.config.stream!r} holds position {top} but the log ends at {last}:"
                 " it was filled from another database; delete it or relay to another stream"
             )

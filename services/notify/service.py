@@ -1,0 +1,325 @@
+"""The notifier process: read the events stream in its own consumer group and deliver the
+chosen events to agents' webhooks, each delivery on its own schedule.
+
+An entry is acknowledged only once its delivery is over (delivered, failed, or not wanted),
+so a notifier that dies leaves it pending, and another notifier reclaims it (XAUTOCLAIM)
+once it has been idle for ``reclaim_idle_seconds``; a live notifier keeps its own pending
+entries fresh so they are not taken while it is still retrying them. Every delivery is a task
+of its own: a receiver that is slow or down only ever holds its own slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import httpx
+import redis.asyncio as redis
+import structlog
+from redis.exceptions import RedisError, ResponseError
+
+from domain.events import event_type as tag_of
+from domain.webhooks import (
+    DEFAULT_NOTIFY_EVENTS,
+    AttemptResult,
+    record_attempt,
+    retry_delay,
+    wants,
+)
+from projections.base import ProjectionSet
+from services.notify.deliveries import delivery_state, record
+from services.notify.recipients import Recipient, recipient_of
+from services.notify.sender import WebhookSender, notification_body
+from services.relay.publisher import EVENTS_STREAM
+
+log = structlog.get_logger(__name__)
+NOTIFIER_GROUP = "ordinaut:notifier"
+
+# Which event types any agent wants; cached briefly so most entries cost no query at all.
+_WANTED_TYPES = """
+SELECT DISTINCT unnest(coalesce(notify_events, $1::text[])) AS type
+FROM agent WHERE webhook_url IS NOT NULL
+"""
+WANTED_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """How the notifier reads and delivers."""
+
+    stream: str = EVENTS_STREAM
+    group: str = NOTIFIER_GROUP
+    # Where a new group starts: "$" = only events published from now on.
+    start_id: str = "$"
+    max_attempts: int = 8
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 300.0
+    timeout_seconds: float = 10.0
+    per_destination: int = 4  # requests at once to one host
+    max_requests: int = 64  # requests at once in all
+    max_in_flight: int = 1000  # deliveries (entries) held at once before reading pauses
+    reclaim_idle_seconds: float = 60.0
+    block_ms: int = 1000
+
+
+def consumer_name() -> str:
+    """Unique per process, as consumer names must be."""
+    return f"notifier-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Notifier:
+    """Delivers chosen events to webhooks until stopped."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: redis.Redis,
+        key: bytes,
+        projections: ProjectionSet,
+        config: NotifierConfig,
+    ) -> None:
+        self.pool, self.client, self.key = pool, client, key
+        self.projections, self.config = projections, config
+        self.consumer = consumer_name()
+        self.in_flight: dict[bytes, asyncio.Task[None]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._requests = asyncio.Semaphore(config.max_requests)
+        self._room = asyncio.Event()
+        self._wanted: tuple[float, frozenset[str]] = (0.0, frozenset())
+        self._group_start = config.start_id
+        self._sender: WebhookSender | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read and deliver until stopped, reconnecting with capped backoff while Redis is away;
+        deliveries still running at the end are left pending for a later notifier."""
+        timeout = httpx.Timeout(self.config.timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            self._sender = WebhookSender(http, self.key)
+            try:
+                await self._read_until(stop)
+            finally:
+                tasks = list(self.in_flight.values())
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read_until(self, stop: asyncio.Event) -> None:
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                await self._ensure_group()
+                delay = 0.1
+                await self._listen(stop)
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # The stream was lost and refilled: read it all; records stop duplicates.
+                    self._group_start = "0"
+                log.warning("events stream unavailable; retrying", reason=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(
+                self.config.stream, self.config.group, id=self._group_start, mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        last_reclaim = 0.0
+        while not stop.is_set():
+            if time.monotonic() - last_reclaim > self.config.reclaim_idle_seconds / 3:
+                await self._keep_mine()
+                await self._reclaim()
+                last_reclaim = time.monotonic()
+            room = self.config.max_in_flight - len(self.in_flight)
+            if room <= 0:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room.wait(), self.config.block_ms / 1000)
+                continue
+            reply: Any = await self.client.xreadgroup(  # redis-py types the reply loosely
+                self.config.group, self.consumer, {self.config.stream: ">"},
+                count=min(room, 100), block=self.config.block_ms,
+            )  # fmt: skip
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    await self._accept(entry_id, fields)
+
+    async def _keep_mine(self) -> None:
+        """Reset the idle time of entries this notifier still works on, so no one reclaims
+        them while a retry waits."""
+        ids: list[Any] = list(self.in_flight)
+        for start in range(0, len(ids), 500):
+            await self.client.xclaim(
+                self.config.stream, self.config.group, self.consumer, min_idle_time=0,
+                message_ids=ids[start : start + 500], justid=True,
+            )  # fmt: skip
+
+    async def _reclaim(self) -> None:
+        """Take over entries that dead notifiers read and never acknowledged."""
+        idle_ms = int(self.config.reclaim_idle_seconds * 1000)
+        start: Any = "0-0"
+        while True:
+            reply: Any = await self.client.xautoclaim(
+                self.config.stream, self.config.group, self.consumer, idle_ms,
+                start_id=start, count=100,
+            )  # fmt: skip
+            start, claimed = reply[0], reply[1]
+            for entry_id, fields in claimed:
+                await self._accept(entry_id, fields)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _accept(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> None:
+        """Start delivering an entry, or acknowledge it at once if no one wants it."""
+        if entry_id in self.in_flight:
+            return
+        recipient = await self._recipient(fields) if fields else None
+        if recipient is None or fields is None:
+            await self._ack(entry_id)
+            return
+        task = asyncio.create_task(self._deliver(entry_id, recipient, fields))
+        self.in_flight[entry_id] = task
+        task.add_done_callback(lambda _: self._finished(entry_id))
+
+    def _finished(self, entry_id: bytes) -> None:
+        self.in_flight.pop(entry_id, None)
+        self._room.set()
+
+    async def _recipient(self, fields: dict[bytes, bytes]) -> Recipient | None:
+        event_type = fields.get(b"type", b"").decode()
+        if event_type not in await self._wanted_types():
+            return None
+        data = json.loads(fields[b"data"])
+        if not isinstance(data, dict):
+            return None
+        async with self.pool.acquire() as conn:
+            recipient = await recipient_of(conn, data)
+        if recipient is None or not wants(event_type, recipient.notify_events):
+            return None
+        return recipient
+
+    async def _wanted_types(self) -> frozenset[str]:
+        at, types = self._wanted
+        if time.monotonic() - at > WANTED_CACHE_SECONDS:
+            rows = await self.pool.fetch(_WANTED_TYPES, sorted(DEFAULT_NOTIFY_EVENTS))
+            types = frozenset(row["type"] for row in rows)
+            self._wanted = (time.monotonic(), types)
+        return types
+
+    async def _deliver(
+        self, entry_id: bytes, recipient: Recipient, fields: dict[bytes, bytes]
+    ) -> None:
+        """Attempt until delivered or out of attempts, then acknowledge the entry."""
+        try:
+            position, event_type, body = notification_body(recipient.agent_id, fields)
+            correlation = json.loads(fields[b"meta"]).get("correlation_id")
+            delivery = _Delivery(recipient, position, event_type, body, correlation)
+            while not await self._attempt(delivery):
+                pass
+            await self._ack(entry_id)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # Left pending: reclaimed and resumed from the records once it has been idle.
+            log.warning("webhook delivery interrupted", agent_id=recipient.agent_id,
+                        reason=str(exc))  # fmt: skip
+
+    async def _attempt(self, d: _Delivery) -> bool:
+        """One attempt unless the delivery is over; True once it is over."""
+        agent_id = d.recipient.agent_id
+        state, version = await delivery_state(self.pool, agent_id, d.position)
+        if state.finished:
+            return True
+        attempt = state.attempts + 1
+        result = await self._send(d.recipient, d.body, d.event_type, attempt)
+        events = record_attempt(
+            agent_id, d.position, d.event_type, attempt, result, self.config.max_attempts
+        )
+        recorded = await record(
+            self.pool, self.projections, agent_id, d.position, events,
+            expected_version=version, correlation_id=d.correlation_id,
+        )  # fmt: skip
+        if not recorded:
+            return False  # another notifier recorded an attempt meanwhile: look again
+        if len(events) > 1:
+            _log_outcome(agent_id, d.position, tag_of(events[-1]), result.error)
+            return True
+        delay = retry_delay(
+            attempt, self.config.backoff_base_seconds, self.config.backoff_max_seconds
+        )
+        await asyncio.sleep(delay)  # only this delivery waits; its slot is already free
+        return False
+
+    async def _send(
+        self, recipient: Recipient, body: bytes, event_type: str, attempt: int
+    ) -> AttemptResult:
+        assert self._sender is not None
+        destination = urlsplit(recipient.url).netloc
+        slot = self._slots.setdefault(destination, asyncio.Semaphore(self.config.per_destination))
+        async with slot, self._requests:
+            return await self._sender.send(
+                recipient.agent_id, recipient.url, body, event_type, attempt
+            )
+
+    def _log_outcome(
+        self, recipient: Recipient, position: int, tag: Any, error: str | None
+    ) -> None:
+        if tag == "webhook.failed":
+            log.warning("webhook failed for good", agent_id=recipient.agent_id,
+                        position=position, error=error)  # fmt: skip
+        else:
+            log.info("webhook delivered", agent_id=recipient.agent_id, position=position)
+
+    async def _ack(self, entry_id: bytes) -> None:
+        # If Redis is away the entry stays pending; whoever reclaims it finds the record.
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.xack(self.config.stream, self.config.group, entry_id)
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """One event on its way to one agent."""
+
+    recipient: Recipient
+    position: int
+    event_type: str
+    body: bytes
+    correlation_id: str | None
+
+
+def _log_outcome(agent_id: str, position: int, outcome: str, error: str | None) -> None:
+    if outcome == "webhook.failed":
+        log.warning("webhook failed for good", agent_id=agent_id, position=position, error=error)
+    else:
+        log.info("webhook delivered", agent_id=agent_id, position=position)
+
+
+async def run_notifier(
+    database_url: str,
+    redis_url: str,
+    key: bytes,
+    stop: asyncio.Event,
+    config: NotifierConfig | None = None,
+) -> None:
+    """The notifier as a supervised component with its own small pool."""
+    from projections.registry import inline_projections
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    try:
+        async with asyncpg.create_pool(database_url, min_size=1, max_size=6) as pool:
+            notifier = Notifier(pool, client, key, inline_projections(), config or NotifierConfig())
+            await notifier.run(stop)
+    finally:
+        await client.aclose()

@@ -1,0 +1,188 @@
+"""Webhooks: signed, delivered once despite failures, and a bad receiver delays no one else."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+import redis.asyncio as redis
+
+from services.notify.service import NotifierConfig
+from services.notify.signing import SIGNATURE_HEADER, verify, webhook_secret
+from services.relay.service import RelayConfig
+from tests.notify_support import (
+    KEY,
+    create_agent,
+    delivery_records,
+    finish_run,
+    notifying,
+    queue_run,
+)
+from tests.relay_support import relaying, unique_stream
+from tests.tools_servers.http_tool_server import serve
+from tests.webhook_receiver import WebhookReceiver
+from tests.workers import eventually
+
+
+@pytest.fixture
+async def stream(redis_url: str) -> AsyncIterator[str]:
+    name = unique_stream()
+    yield name
+    async with redis.Redis.from_url(redis_url) as client:
+        await client.delete(name)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[WebhookReceiver, str]]:
+    app = WebhookReceiver()
+    with serve(app, lifespan="off") as base_url:
+        yield app, base_url
+
+
+@pytest.fixture
+async def relayed(database_url: str, redis_url: str, stream: str) -> AsyncIterator[None]:
+    async with relaying(database_url, redis_url, RelayConfig(stream=stream, idle_seconds=0.5)):
+        yield
+
+
+def fast(stream: str, **changes: object) -> NotifierConfig:
+    config = NotifierConfig(
+        stream=stream, start_id="0", max_attempts=5, timeout_seconds=0.5,
+        backoff_base_seconds=0.1, backoff_max_seconds=0.4, block_ms=200,
+    )  # fmt: skip
+    return replace(config, **changes)  # type: ignore[arg-type]
+
+
+async def agent_at(pool: asyncpg.Pool, receiver: WebhookReceiver, url: str, **kw: object) -> str:
+    agent_id = await create_agent(pool, url, **kw)  # type: ignore[arg-type]
+    receiver.secrets[agent_id] = webhook_secret(KEY, agent_id)
+    return agent_id
+
+
+async def finished(pool: asyncpg.Pool, agent_id: str, position: int) -> list[str] | None:
+    types = [t for t, _, _ in await delivery_records(pool, agent_id, position)]
+    return types if types and types[-1] in ("webhook.delivered", "webhook.failed") else None
+
+
+async def test_a_receiver_verifies_the_signature_of_the_one_delivery_it_gets(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/ok")
+    run_id = await queue_run(pool, agent)
+    position = await finish_run(pool, run_id)
+    async with notifying(pool, redis_url, fast(stream)):
+        await eventually(lambda: finished(pool, agent, position))
+        await asyncio.sleep(0.5)  # time for a (wrong) second delivery or a run.queued one
+
+    (delivery,) = app.received
+    assert delivery.verified
+    assert delivery.body["type"] == "run.succeeded"
+    assert delivery.body["position"] == position
+    assert delivery.body["data"]["run_id"] == run_id
+    assert delivery.headers["ordinaut-event-type"] == "run.succeeded"
+    raw = delivery.headers[SIGNATURE_HEADER.lower()]
+    assert raw.startswith("t=")
+    assert verify(webhook_secret(KEY, agent), raw, delivery.raw, now=time.time())
+    assert not verify(webhook_secret(KEY, "someone else"), raw, delivery.raw, now=time.time())
+    assert not verify(webhook_secret(KEY, agent), raw, delivery.raw + b" ", now=time.time())
+    records = await delivery_records(pool, agent, position)
+    assert [t for t, _, _ in records] == ["webhook.attempted", "webhook.delivered"]
+    assert records[0][1].status == 200
+
+
+async def test_a_receiver_failing_three_times_gets_the_event_once(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/flaky/3")
+    position = await finish_run(pool, await queue_run(pool, agent), dead=True)
+    async with notifying(pool, redis_url, fast(stream)):
+        await eventually(lambda: finished(pool, agent, position))
+        await asyncio.sleep(0.5)
+    # Another group reading the whole stream finds the record and sends nothing again.
+    async with notifying(pool, redis_url, fast(stream, group=f"{stream}:second")):
+        await asyncio.sleep(1.0)
+
+    assert app.per_delivery("/flaky/3") == {f"{agent}-{position}": 4}
+    assert all(d.verified for d in app.received)
+    records = await delivery_records(pool, agent, position)
+    assert [t for t, _, _ in records] == ["webhook.attempted"] * 4 + ["webhook.delivered"]
+    assert [e.status for t, e, _ in records[:4]] == [500, 500, 500, 200]
+
+
+async def test_a_failing_receiver_is_recorded_as_failed_and_delays_no_one_else(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    hanging = await agent_at(pool, app, f"{base}/hang")
+    down = await agent_at(pool, app, f"{base}/down")
+    healthy = await agent_at(pool, app, f"{base}/ok")
+    bad = [await finish_run(pool, await queue_run(pool, agent)) for agent in (hanging, down)]
+    bad += [await finish_run(pool, await queue_run(pool, hanging)) for _ in range(6)]
+    good = await finish_run(pool, await queue_run(pool, healthy))
+    async with notifying(pool, redis_url, fast(stream, max_attempts=3)):
+        await eventually(lambda: finished(pool, healthy, good))
+        pending = [p for p in bad[:2] if not await finished(pool, hanging, p)]
+        assert pending, "the good delivery waited for the failing ones"
+        owners = [hanging, down] + [hanging] * 6
+        for agent, position in zip(owners, bad, strict=True):
+            await eventually(lambda a=agent, p=position: finished(pool, a, p), within=30)
+
+    for agent, position in zip(owners, bad, strict=True):
+        records = await delivery_records(pool, agent, position)
+        assert [t for t, _, _ in records] == ["webhook.attempted"] * 3 + ["webhook.failed"]
+        assert records[-1][1].attempts == 3
+    good_records = await delivery_records(pool, healthy, good)
+    failures = [await delivery_records(pool, a, p) for a, p in zip(owners, bad, strict=True)]
+    first_failure = min(records[-1][2] for records in failures)
+    assert good_records[-1][2] < first_failure
+    assert app.per_delivery("/ok") == {f"{healthy}-{good}": 1}
+    assert set(app.per_delivery("/down").values()) == {3}
+
+
+async def test_entries_a_dead_notifier_held_are_reclaimed_and_delivered(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/ok")
+    position = await finish_run(pool, await queue_run(pool, agent))
+    config = fast(stream, reclaim_idle_seconds=0.6)
+    async with redis.Redis.from_url(redis_url) as client:
+        await eventually(lambda: _holds(client, stream, position))
+        await client.xgroup_create(stream, config.group, id="0")
+        # A notifier that read everything and died before acknowledging any of it.
+        await client.xreadgroup(config.group, "dead-notifier", {stream: ">"})
+        async with notifying(pool, redis_url, config):
+            await eventually(lambda: finished(pool, agent, position))
+        pending = await client.xpending(stream, config.group)
+    assert app.per_delivery("/ok") == {f"{agent}-{position}": 1}
+    assert pending["pending"] == 0
+
+
+async def _holds(client: redis.Redis, stream: str, position: int) -> bool:
+    return bool(await client.xrange(stream, min=f"{position}-0", max=f"{position}-0"))
+
+
+async def test_an_agent_chooses_its_event_types(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/ok", notify_events=("run.queued",))
+    run_id = await queue_run(pool, agent)
+    queued = await pool.fetchval("SELECT max(position) FROM events")
+    succeeded = await finish_run(pool, run_id)
+    async with notifying(pool, redis_url, fast(stream)):
+        await eventually(lambda: finished(pool, agent, queued))
+        await asyncio.sleep(0.5)
+    assert [d.body["type"] for d in app.received] == ["run.queued"]
+    assert await delivery_records(pool, agent, succeeded) == []
