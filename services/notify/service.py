@@ -17,9 +17,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -27,22 +25,18 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from domain.events import event_type as tag_of
 from domain.webhooks import (
     DEFAULT_NOTIFY_EVENTS,
-    AttemptResult,
-    record_attempt,
-    retry_delay,
     wants,
 )
 from projections.base import ProjectionSet
-from services.notify.deliveries import delivery_state, record
+from services.notify.config import NOTIFIER_GROUP, NotifierConfig
+from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
-from services.notify.sender import WebhookSender, notification_body
-from services.relay.publisher import EVENTS_STREAM
+from services.notify.sender import WebhookSender
 
 log = structlog.get_logger(__name__)
-NOTIFIER_GROUP = "ordinaut:notifier"
+__all__ = ["NOTIFIER_GROUP", "Notifier", "NotifierConfig", "run_notifier"]
 
 # Which event types any agent wants; cached briefly so most entries cost no query at all.
 _WANTED_TYPES = """
@@ -50,25 +44,6 @@ SELECT DISTINCT unnest(coalesce(notify_events, $1::text[])) AS type
 FROM agent WHERE webhook_url IS NOT NULL
 """
 WANTED_CACHE_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class NotifierConfig:
-    """How the notifier reads and delivers."""
-
-    stream: str = EVENTS_STREAM
-    group: str = NOTIFIER_GROUP
-    # Where a new group starts: "$" = only events published from now on.
-    start_id: str = "$"
-    max_attempts: int = 8
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 300.0
-    timeout_seconds: float = 10.0
-    per_destination: int = 4  # requests at once to one host
-    max_requests: int = 64  # requests at once in all
-    max_in_flight: int = 1000  # deliveries (entries) held at once before reading pauses
-    reclaim_idle_seconds: float = 60.0
-    block_ms: int = 1000
 
 
 def consumer_name() -> str:
@@ -91,19 +66,19 @@ class Notifier:
         self.projections, self.config = projections, config
         self.consumer = consumer_name()
         self.in_flight: dict[bytes, asyncio.Task[None]] = {}
-        self._slots: dict[str, asyncio.Semaphore] = {}
-        self._requests = asyncio.Semaphore(config.max_requests)
         self._room = asyncio.Event()
         self._wanted: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._group_start = config.start_id
-        self._sender: WebhookSender | None = None
+        self.deliverer: Deliverer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Read and deliver until stopped, reconnecting with capped backoff while Redis is away;
         deliveries still running at the end are left pending for a later notifier."""
         timeout = httpx.Timeout(self.config.timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-            self._sender = WebhookSender(http, self.key)
+            sender = WebhookSender(http, self.key)
+            self.deliverer = Deliverer(pool=self.pool, projections=self.projections,
+                                       sender=sender, config=self.config)  # fmt: skip
             try:
                 await self._read_until(stop)
             finally:
@@ -223,87 +198,20 @@ class Notifier:
     async def _deliver(
         self, entry_id: bytes, recipient: Recipient, fields: dict[bytes, bytes]
     ) -> None:
-        """Attempt until delivered or out of attempts, then acknowledge the entry."""
+        """Deliver, then acknowledge; an interrupted delivery stays pending for reclaiming."""
         try:
-            position, event_type, body = notification_body(recipient.agent_id, fields)
-            correlation = json.loads(fields[b"meta"]).get("correlation_id")
-            delivery = _Delivery(recipient, position, event_type, body, correlation)
-            while not await self._attempt(delivery):
-                pass
-            await self._ack(entry_id)
+            assert self.deliverer is not None
+            await self.deliverer.deliver(recipient, fields)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            # Left pending: reclaimed and resumed from the records once it has been idle.
             log.warning("webhook delivery interrupted", agent_id=recipient.agent_id,
                         reason=str(exc))  # fmt: skip
-
-    async def _attempt(self, d: _Delivery) -> bool:
-        """One attempt unless the delivery is over; True once it is over."""
-        agent_id = d.recipient.agent_id
-        state, version = await delivery_state(self.pool, agent_id, d.position)
-        if state.finished:
-            return True
-        attempt = state.attempts + 1
-        result = await self._send(d.recipient, d.body, d.event_type, attempt)
-        events = record_attempt(
-            agent_id, d.position, d.event_type, attempt, result, self.config.max_attempts
-        )
-        recorded = await record(
-            self.pool, self.projections, agent_id, d.position, events,
-            expected_version=version, correlation_id=d.correlation_id,
-        )  # fmt: skip
-        if not recorded:
-            return False  # another notifier recorded an attempt meanwhile: look again
-        if len(events) > 1:
-            _log_outcome(agent_id, d.position, tag_of(events[-1]), result.error)
-            return True
-        delay = retry_delay(
-            attempt, self.config.backoff_base_seconds, self.config.backoff_max_seconds
-        )
-        await asyncio.sleep(delay)  # only this delivery waits; its slot is already free
-        return False
-
-    async def _send(
-        self, recipient: Recipient, body: bytes, event_type: str, attempt: int
-    ) -> AttemptResult:
-        assert self._sender is not None
-        destination = urlsplit(recipient.url).netloc
-        slot = self._slots.setdefault(destination, asyncio.Semaphore(self.config.per_destination))
-        async with slot, self._requests:
-            return await self._sender.send(
-                recipient.agent_id, recipient.url, body, event_type, attempt
-            )
-
-    def _log_outcome(
-        self, recipient: Recipient, position: int, tag: Any, error: str | None
-    ) -> None:
-        if tag == "webhook.failed":
-            log.warning("webhook failed for good", agent_id=recipient.agent_id,
-                        position=position, error=error)  # fmt: skip
-        else:
-            log.info("webhook delivered", agent_id=recipient.agent_id, position=position)
+            return
+        await self._ack(entry_id)
 
     async def _ack(self, entry_id: bytes) -> None:
         # If Redis is away the entry stays pending; whoever reclaims it finds the record.
         with contextlib.suppress(RedisError, OSError):
             await self.client.xack(self.config.stream, self.config.group, entry_id)
-
-
-@dataclass(frozen=True)
-class _Delivery:
-    """One event on its way to one agent."""
-
-    recipient: Recipient
-    position: int
-    event_type: str
-    body: bytes
-    correlation_id: str | None
-
-
-def _log_outcome(agent_id: str, position: int, outcome: str, error: str | None) -> None:
-    if outcome == "webhook.failed":
-        log.warning("webhook failed for good", agent_id=agent_id, position=position, error=error)
-    else:
-        log.info("webhook delivered", agent_id=agent_id, position=position)
 
 
 async def run_notifier(
