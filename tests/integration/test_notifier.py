@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from services.notify.service import NotifierConfig
+from services.notify.service import NOTIFIER_GROUP, NotifierConfig
 from services.notify.signing import SIGNATURE_HEADER, verify, webhook_secret
 from services.relay.service import RelayConfig
 from tests.notify_support import (
@@ -186,3 +191,34 @@ async def test_an_agent_chooses_its_event_types(
         await asyncio.sleep(0.5)
     assert [d.body["type"] for d in app.received] == ["run.queued"]
     assert await delivery_records(pool, agent, succeeded) == []
+
+
+async def test_ordinaut_notifier_runs_alone_and_stops_cleanly(
+    database_url: str, redis_url: str, stream: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env |= {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
+            "ORDINAUT_WEBHOOK_KEY": KEY.decode(), "ORDINAUT_DATA_DIR": str(tmp_path)}  # fmt: skip
+    with (tmp_path / "notifier.log").open("wb") as log:
+        process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; readiness is polled
+            [sys.executable, "-m", "services.cli.main", "notifier", "--stream", stream],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        async with redis.Redis.from_url(redis_url) as client:
+            await eventually(lambda: _has_group(client, stream), within=30)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Traceback" not in (tmp_path / "notifier.log").read_text()
+
+
+async def _has_group(client: redis.Redis, stream: str) -> bool:
+    try:
+        groups = await client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return False
+    return any(g["name"] == NOTIFIER_GROUP.encode() for g in groups)
