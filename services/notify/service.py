@@ -33,7 +33,8 @@ from projections.base import ProjectionSet
 from services.notify.config import NOTIFIER_GROUP, NotifierConfig
 from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
-from services.notify.sender import WebhookSender
+from services.notify.sender import WebhookSender, notification_body
+from services.relay.publisher import StreamWriter, position_of
 
 log = structlog.get_logger(__name__)
 __all__ = ["NOTIFIER_GROUP", "Notifier", "NotifierConfig", "run_notifier"]
@@ -68,7 +69,7 @@ class Notifier:
         self.in_flight: dict[bytes, asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._wanted: tuple[float, frozenset[str]] = (0.0, frozenset())
-        self._group_start = config.start_id
+        self._last_read = 0  # the newest position read, to resume after a Redis reset
         self.deliverer: Deliverer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -94,23 +95,30 @@ class Notifier:
                 await self._ensure_group()
                 delay = 0.1
                 await self._listen(stop)
-            except (RedisError, OSError) as exc:
-                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                    # The stream was lost and refilled: read it all; records stop duplicates.
-                    self._group_start = "0"
-                log.warning("events stream unavailable; retrying", reason=str(exc))
+            except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("notifier interrupted; retrying", reason=str(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, 5.0)
 
     async def _ensure_group(self) -> None:
+        """Create the group if it is missing: at first where the config says ("$" pinned to
+        the stream's current top), later (Redis lost the stream and the relay refills it)
+        right after the last entry read, so nothing read is read again and nothing older
+        than the notifier's start is announced."""
+        created_at = self._last_read
+        if not created_at and self.config.start_id == "$":
+            created_at = await StreamWriter(self.client, self.config.stream).top()
+        start = f"{created_at}-0" if created_at else self.config.start_id
         try:
             await self.client.xgroup_create(
-                self.config.stream, self.config.group, id=self._group_start, mkstream=True
+                self.config.stream, self.config.group, id=start, mkstream=True
             )
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return
+        self._last_read = max(self._last_read, created_at)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         last_reclaim = 0.0
@@ -162,7 +170,8 @@ class Notifier:
         """Start delivering an entry, or acknowledge it at once if no one wants it."""
         if entry_id in self.in_flight:
             return
-        recipient = await self._recipient(fields) if fields else None
+        self._last_read = max(self._last_read, position_of(entry_id))
+        recipient = await self._recipient(entry_id, fields) if fields else None
         if recipient is None or fields is None:
             await self._ack(entry_id)
             return
@@ -174,12 +183,17 @@ class Notifier:
         self.in_flight.pop(entry_id, None)
         self._room.set()
 
-    async def _recipient(self, fields: dict[bytes, bytes]) -> Recipient | None:
-        event_type = fields.get(b"type", b"").decode()
+    async def _recipient(self, entry_id: bytes, fields: dict[bytes, bytes]) -> Recipient | None:
+        event_type = fields.get(b"type", b"").decode(errors="replace")
         if event_type not in await self._wanted_types():
             return None
-        data = json.loads(fields[b"data"])
-        if not isinstance(data, dict):
+        try:
+            data, meta = json.loads(fields[b"data"]), json.loads(fields[b"meta"])
+            notification_body("-", fields)  # every field a delivery needs is there
+        except (KeyError, ValueError) as exc:
+            log.warning("malformed entry skipped", entry_id=entry_id.decode(), reason=repr(exc))
+            return None
+        if not isinstance(data, dict) or not isinstance(meta, dict):
             return None
         async with self.pool.acquire() as conn:
             recipient = await recipient_of(conn, data)
@@ -205,6 +219,9 @@ class Notifier:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             log.warning("webhook delivery interrupted", agent_id=recipient.agent_id,
                         reason=str(exc))  # fmt: skip
+            return
+        except Exception:
+            log.exception("webhook delivery failed unexpectedly", agent_id=recipient.agent_id)
             return
         await self._ack(entry_id)
 

@@ -222,3 +222,24 @@ async def _has_group(client: redis.Redis, stream: str) -> bool:
     except redis.ResponseError:
         return False
     return any(g["name"] == NOTIFIER_GROUP.encode() for g in groups)
+
+
+async def test_after_redis_loses_the_stream_delivery_goes_on_without_repeats(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/ok")
+    async with redis.Redis.from_url(redis_url) as client:
+        old = await finish_run(pool, await queue_run(pool, agent))  # before the notifier began
+        await eventually(lambda: _holds(client, stream, old))
+        async with notifying(pool, redis_url, fast(stream, start_id="$")):
+            await eventually(lambda: _has_group(client, stream))
+            before = await finish_run(pool, await queue_run(pool, agent))
+            await eventually(lambda: finished(pool, agent, before))
+            await client.delete(stream)  # a flush: the group goes too; the relay refills
+            await eventually(lambda: _holds(client, stream, before), within=20)
+            after = await finish_run(pool, await queue_run(pool, agent))
+            await eventually(lambda: finished(pool, agent, after), within=20)
+            await asyncio.sleep(0.5)
+    assert app.per_delivery("/ok") == {f"{agent}-{before}": 1, f"{agent}-{after}": 1}
