@@ -33,9 +33,11 @@ ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now(
 """
 # recorded_at follows position order (appends are serialised), so the first event recorded
 # after the cut-off is also the first position to keep.
-_FIRST_SINCE = "SELECT position FROM events WHERE recorded_at >= $1 ORDER BY position LIMIT 1"
+_FIRST_SINCE = """
+SELECT position FROM events WHERE recorded_at >= clock_timestamp() - $1::interval
+ORDER BY position LIMIT 1
+"""
 _LAST = "SELECT coalesce(max(position), 0) FROM events"
-TRIM_EVERY_SECONDS = 60.0
 _FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -51,6 +53,8 @@ class RelayConfig:
     # With nothing new for this long the relay re-checks the stream (a flush is noticed).
     idle_seconds: float = 5.0
     backoff_max_seconds: float = 5.0
+    # Trimming by age costs a query, so it runs at most this often.
+    trim_every_seconds: float = 60.0
 
 
 class _Resync(Exception):
@@ -151,10 +155,10 @@ class Relay:
     async def _trim_by_age(self, conn: asyncpg.Connection, top: int) -> None:
         """Entry ids are positions, not times: find the first position young enough to keep."""
         age = self.config.max_age_seconds
-        if age is None or time.monotonic() - self._trimmed_at < TRIM_EVERY_SECONDS:
+        if age is None or time.monotonic() - self._trimmed_at < self.config.trim_every_seconds:
             return
         self._trimmed_at = time.monotonic()
-        first = await conn.fetchval(_FIRST_SINCE, datetime.now(UTC) - timedelta(seconds=age))
+        first = await conn.fetchval(_FIRST_SINCE, timedelta(seconds=age))
         await self.writer.trim_before(first if first is not None else top + 1)
 
 

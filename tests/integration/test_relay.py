@@ -198,3 +198,35 @@ async def test_the_stream_is_trimmed_to_about_maxlen(
     positions = await stream_positions(client, stream)
     assert 200 <= len(positions) < 1000
     assert positions == (await stored_positions(pool))[-len(positions) :]
+
+
+async def test_entries_older_than_the_max_age_are_trimmed(
+    database_url: str, pool: asyncpg.Pool, redis_url: str, client: redis.Redis, stream: str
+) -> None:
+    config = RelayConfig(stream=stream, max_age_seconds=1.0, trim_every_seconds=0.0)
+    async with relaying(database_url, redis_url, config):
+        await append_received(pool, 600, per_command=50)
+        await eventually(lambda: _caught_up(client, stream, pool))
+        await asyncio.sleep(1.5)
+        cut = await pool.fetchval("SELECT max(position) FROM events")
+        await append_received(pool, 30, per_command=10)
+        await eventually(lambda: _caught_up(client, stream, pool))
+    positions = await stream_positions(client, stream)
+    assert positions[0] > 100  # whole old nodes went (MINID ~ keeps a partial one)
+    assert positions[-30:] == (await stored_positions(pool))[-30:]
+    assert positions[0] <= cut + 1
+
+
+async def test_a_stream_filled_from_another_log_is_left_alone_until_deleted(
+    database_url: str, pool: asyncpg.Pool, redis_url: str, client: redis.Redis, stream: str
+) -> None:
+    await client.xadd(stream, {"position": "999999"}, id="999999-0")
+    await append_received(pool, 20)
+    async with relaying(
+        database_url, redis_url, RelayConfig(stream=stream, backoff_max_seconds=0.2)
+    ):
+        await asyncio.sleep(1.0)
+        assert await stream_positions(client, stream) == [999999]
+        await client.delete(stream)
+        await eventually(lambda: _caught_up(client, stream, pool))
+    assert await stream_positions(client, stream) == await stored_positions(pool)
