@@ -6,6 +6,7 @@ from projections.agent import AgentProjection
 from projections.base import ProjectionSet
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
+from projections.secret import SecretProjection
 from projections.task import TaskProjection
 from projections.tool import ToolProjection
 
@@ -19,5 +20,6 @@ def inline_projections() -> ProjectionSet:
             DueWorkProjection(),
             AgentProjection(),
             ToolProjection(),
+            SecretProjection(),
         ]
     )

@@ -22,9 +22,11 @@ from services.api.routes import (
     health,
     runs,
     schedules,
+    secrets,
     tasks,
     tools,
 )
+from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
@@ -41,6 +43,8 @@ class ApiConfig:
     pool_size: int = 10
     # The key agents' webhook secrets derive from; None = secrets are not shown.
     webhook_key: bytes | None = None
+    # Seals stored secrets (None: POST /secrets answers 503).
+    secret_key: bytes | None = None
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -70,6 +74,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *tasks.ROUTES,
             *runs.ROUTES,
             *tools.ROUTES,
+            *secrets.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],
@@ -90,10 +95,12 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
 def _initial_state(config: ApiConfig) -> Any:
     from litestar.datastructures import State
 
+    box = SecretBox(config.secret_key) if config.secret_key is not None else None
     return State(
         {
             "admin_token_hash": config.admin_token_hash,
             "projections": inline_projections(),
             "webhook_key": config.webhook_key,
+            "secret_box": box,
         }
     )

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+from services.secrets.box import SecretKeyError, parse_key
+
 
 class SettingsError(ValueError):
     """A setting is invalid; the message is one line naming the variable."""
@@ -41,6 +44,12 @@ class Settings:
     webhook_max_attempts: ORDINAUT_WEBHOOK_MAX_ATTEMPTS, tries per notification before it
         is recorded as failed (8).
     webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
+    worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
+        runs go on before releasing them to other workers (20).
+    secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
+        one generated once into <data_dir>/secret-key (every process must use the same key).
+    outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
+        reach although they are not public (default loopback only; "" refuses loopback too).
     """
 
     database_url: str | None = None
@@ -60,6 +69,9 @@ class Settings:
     webhook_key: str | None = None
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
+    worker_grace_seconds: float = 20.0
+    outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -83,6 +95,9 @@ class Settings:
             webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or None,
             webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
             webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
+            worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
+            outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
+            secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
         )
         settings.validate()
         return settings
@@ -105,6 +120,11 @@ class Settings:
             raise SettingsError(
                 f"ORDINAUT_LOG_LEVEL must be debug, info, warning or error, not {self.log_level!r}"
             )
+        if self.secret_key is not None:
+            try:
+                parse_key(self.secret_key)
+            except SecretKeyError as exc:
+                raise SettingsError(f"ORDINAUT_SECRET_KEY {exc}") from None
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise SettingsError("ORDINAUT_ADMIN_TOKEN must be at least 16 characters long")
         if self.webhook_key is not None and len(self.webhook_key) < 16:
@@ -126,6 +146,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:
+    try:
+        return parse_allow_list(env.get(name, default))
+    except OutboundRuleError as exc:
+        raise SettingsError(f"{name}: {exc.reason}") from None
 
 
 def _port(raw: str, name: str) -> int:
