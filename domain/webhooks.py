@@ -42,11 +42,13 @@ def evolve(state: DeliveryState, event: Event) -> DeliveryState:
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What one HTTP request gave: a status, or an error without one."""
+    """What one HTTP request gave: a status, or an error without one. ``final``: trying
+    again cannot help (the address is refused), so this attempt is the last."""
 
     status: int | None
     error: str | None
     duration_ms: float
+    final: bool = False
 
     @property
     def ok(self) -> bool:
@@ -62,7 +64,7 @@ def record_attempt(
     max_attempts: int,
 ) -> list[Event]:
     """The events an attempt records: always ``webhook.attempted``, then ``delivered`` on a
-    2xx or ``failed`` once ``max_attempts`` are spent."""
+    2xx or ``failed`` once ``max_attempts`` are spent (or the failure is final)."""
     error = result.error
     if error is None and not result.ok:
         error = f"HTTP {result.status}"
@@ -74,7 +76,7 @@ def record_attempt(
     ]  # fmt: skip
     if result.ok:
         events.append(WebhookDelivered(agent_id=agent_id, position=position, attempt=attempt))
-    elif attempt >= max_attempts:
+    elif attempt >= max_attempts or result.final:
         events.append(
             WebhookFailed(
                 agent_id=agent_id, position=position, attempts=attempt, error=error or "failed"

@@ -67,6 +67,7 @@ def _notifier(
         stream=stream or settings.events_stream,
         max_attempts=settings.webhook_max_attempts,
         timeout_seconds=settings.webhook_timeout_seconds,
+        outbound_allow=settings.outbound_allow,
     )
     return Component(
         "notifier",

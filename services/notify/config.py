@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
 from services.relay.publisher import EVENTS_STREAM
 
 NOTIFIER_GROUP = "ordinaut:notifier"
@@ -26,3 +27,5 @@ class NotifierConfig:
     max_in_flight: int = 1000  # deliveries (entries) held at once before reading pauses
     reclaim_idle_seconds: float = 60.0
     block_ms: int = 1000
+    # Where webhooks may go besides public addresses (ORDINAUT_OUTBOUND_ALLOW).
+    outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)

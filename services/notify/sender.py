@@ -8,8 +8,10 @@ from collections.abc import Callable
 import httpx
 import msgspec
 
+from domain.outbound import Network
 from domain.webhooks import AttemptResult
 from services.notify.signing import SIGNATURE_HEADER, sign, webhook_secret
+from services.tools.outbound import OutboundRefused, guarded_transport
 
 MAX_ERROR_CHARS = 500
 
@@ -45,6 +47,18 @@ def notification_body(agent_id: str, fields: dict[bytes, bytes]) -> tuple[int, s
     return position, body.type, msgspec.json.encode(body)
 
 
+def webhook_client(timeout_seconds: float, allowed: tuple[Network, ...]) -> httpx.AsyncClient:
+    """The notifier's HTTP client: it reaches only what the outbound rule allows (the same
+    rule as http tools: public addresses plus ORDINAUT_OUTBOUND_ALLOW), follows no redirect."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+    return httpx.AsyncClient(
+        transport=guarded_transport(allowed, limits),
+        timeout=httpx.Timeout(timeout_seconds),
+        follow_redirects=False,
+        headers={"User-Agent": "ordinaut-webhooks/0.1"},
+    )
+
+
 class WebhookSender:
     """Signs with the agent's secret and reports what happened, never raising for HTTP trouble."""
 
@@ -71,6 +85,8 @@ class WebhookSender:
         except httpx.HTTPError as exc:
             reason = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
             return AttemptResult(None, reason, _ms(started))
+        except OutboundRefused as exc:  # the address is the problem: retrying cannot help
+            return AttemptResult(None, str(exc)[:MAX_ERROR_CHARS], _ms(started), final=True)
         return AttemptResult(response.status_code, None, _ms(started))
 
 

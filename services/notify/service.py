@@ -20,7 +20,6 @@ import uuid
 from typing import Any
 
 import asyncpg
-import httpx
 import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError, ResponseError
@@ -33,7 +32,7 @@ from projections.base import ProjectionSet
 from services.notify.config import NOTIFIER_GROUP, NotifierConfig
 from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
-from services.notify.sender import WebhookSender, notification_body
+from services.notify.sender import WebhookSender, notification_body, webhook_client
 from services.relay.publisher import StreamWriter, position_of
 
 log = structlog.get_logger(__name__)
@@ -75,8 +74,8 @@ class Notifier:
     async def run(self, stop: asyncio.Event) -> None:
         """Read and deliver until stopped, reconnecting with capped backoff while Redis is away;
         deliveries still running at the end are left pending for a later notifier."""
-        timeout = httpx.Timeout(self.config.timeout_seconds)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        client = webhook_client(self.config.timeout_seconds, self.config.outbound_allow)
+        async with client as http:
             sender = WebhookSender(http, self.key)
             self.deliverer = Deliverer(pool=self.pool, projections=self.projections,
                                        sender=sender, config=self.config)  # fmt: skip

@@ -243,3 +243,16 @@ async def test_after_redis_loses_the_stream_delivery_goes_on_without_repeats(
             await eventually(lambda: finished(pool, agent, after), within=20)
             await asyncio.sleep(0.5)
     assert app.per_delivery("/ok") == {f"{agent}-{before}": 1, f"{agent}-{after}": 1}
+
+
+async def test_a_webhook_to_a_refused_address_fails_at_once_without_connecting(
+    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None
+) -> None:
+    agent = await create_agent(pool, "http://169.254.169.254/latest/meta-data")
+    position = await finish_run(pool, await queue_run(pool, agent))
+    async with notifying(pool, redis_url, fast(stream)):
+        await eventually(lambda: finished(pool, agent, position))
+    records = await delivery_records(pool, agent, position)
+    assert [t for t, _, _ in records] == ["webhook.attempted", "webhook.failed"]
+    assert "refused to connect" in records[0][1].error
+    assert records[0][1].status is None
