@@ -27,6 +27,7 @@ from tests.notify_support import (
     notifying,
     queue_run,
 )
+from tests.redis_server import RedisServer
 from tests.relay_support import relaying, unique_stream
 from tests.tools_servers.http_tool_server import serve
 from tests.webhook_receiver import WebhookReceiver
@@ -256,3 +257,26 @@ async def test_a_webhook_to_a_refused_address_fails_at_once_without_connecting(
     assert [t for t, _, _ in records] == ["webhook.attempted", "webhook.failed"]
     assert "refused to connect" in records[0][1].error
     assert records[0][1].status is None
+
+
+async def test_notifications_go_on_after_a_redis_outage_without_repeats(
+    database_url: str, pool: asyncpg.Pool, own_redis: RedisServer,
+    receiver: tuple[WebhookReceiver, str],
+) -> None:  # fmt: skip
+    app, base = receiver
+    agent = await agent_at(pool, app, f"{base}/ok")
+    stream = unique_stream()  # on the test's own server, which is thrown away
+    relay = RelayConfig(stream=stream, idle_seconds=0.3, backoff_max_seconds=0.5)
+    async with (
+        relaying(database_url, own_redis.url, relay),
+        notifying(pool, own_redis.url, fast(stream)),
+    ):
+        before = await finish_run(pool, await queue_run(pool, agent))
+        await eventually(lambda: finished(pool, agent, before))
+        own_redis.stop()
+        during = await finish_run(pool, await queue_run(pool, agent))  # recorded, not relayed
+        await asyncio.sleep(1.0)
+        await own_redis.start()  # empty: the relay refills, the notifier rejoins
+        await eventually(lambda: finished(pool, agent, during), within=30)
+        await asyncio.sleep(0.5)
+    assert app.per_delivery("/ok") == {f"{agent}-{before}": 1, f"{agent}-{during}": 1}
