@@ -38,6 +38,8 @@ SELECT position FROM events WHERE recorded_at >= clock_timestamp() - $1::interva
 ORDER BY position LIMIT 1
 """
 _LAST = "SELECT coalesce(max(position), 0) FROM events"
+# Session-level: held while this relay's connection lives. The first key is any fixed number.
+_LEAD = "SELECT pg_advisory_lock(1919250540, hashtext($1))"
 _FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -84,8 +86,6 @@ class Relay:
         while not stop.is_set():
             try:
                 await _until_stopped(self._session(), stop)
-            except _Resync:
-                continue
             except (*_FAILURES, ForeignStream) as exc:
                 if self.connected or isinstance(exc, ForeignStream):
                     reason = str(exc) or type(exc).__name__
@@ -100,19 +100,29 @@ class Relay:
     async def _session(self) -> None:
         conn = await asyncpg.connect(self.database_url)
         try:
-            top = await self._resume_point(conn)
-            self.connected = True
-            batches = follow_stored(
-                conn, after=top, batch=self.config.batch, idle_seconds=self.config.idle_seconds
-            )
-            async with contextlib.aclosing(batches):
-                async for events in batches:
-                    if events:
-                        top = await self._publish(conn, events, top)
-                    else:
-                        await self._housekeeping(conn, top)
+            # One relay per stream publishes; others wait here as standbys and take over when
+            # its connection ends (the lock goes with it). The Lua check stays the guard.
+            await conn.execute(_LEAD, self.config.stream)
+            while True:
+                top = await self._resume_point(conn)
+                self.connected = True
+                try:
+                    await self._follow(conn, top)
+                except _Resync:
+                    continue
         finally:
             await conn.close()
+
+    async def _follow(self, conn: asyncpg.Connection, top: int) -> None:
+        batches = follow_stored(
+            conn, after=top, batch=self.config.batch, idle_seconds=self.config.idle_seconds
+        )
+        async with contextlib.aclosing(batches):
+            async for events in batches:
+                if events:
+                    top = await self._publish(conn, events, top)
+                else:
+                    await self._housekeeping(conn, top)
 
     async def _resume_point(self, conn: asyncpg.Connection) -> int:
         """Where the stream really is; a stream behind the checkpoint lost data in Redis."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -178,13 +179,22 @@ async def test_a_stream_that_lost_its_entries_is_published_again(
     assert await stream_positions(client, stream) == await stored_positions(pool)
 
 
-async def test_two_relays_on_one_stream_still_publish_each_event_once(
+async def test_a_standby_relay_takes_over_and_the_stream_stays_exactly_once(
     database_url: str, pool: asyncpg.Pool, redis_url: str, client: redis.Redis, stream: str
 ) -> None:
     config = RelayConfig(stream=stream, batch=50, idle_seconds=0.2)
-    async with relaying(database_url, redis_url, config), relaying(database_url, redis_url, config):
-        await asyncio.gather(*(append_received(pool, 500, per_command=n) for n in (1, 4)))
+    async with contextlib.AsyncExitStack() as first, contextlib.AsyncExitStack() as second:
+        await first.enter_async_context(relaying(database_url, redis_url, config))
+        await append_received(pool, 100, per_command=5)
+        await eventually(lambda: _caught_up(client, stream, pool))
+        standby = await second.enter_async_context(relaying(database_url, redis_url, config))
+        appending = asyncio.gather(*(append_received(pool, 500, per_command=n) for n in (1, 4)))
+        await asyncio.sleep(0.3)
+        assert not standby.connected  # waiting for the lead
+        await first.aclose()  # the leader stops mid-stream; the standby takes over
+        await appending
         await eventually(lambda: _caught_up(client, stream, pool), within=30)
+        assert standby.connected
     assert await stream_positions(client, stream) == await stored_positions(pool)
 
 
