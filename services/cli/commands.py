@@ -16,7 +16,13 @@ from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
-from services.cli.up import migrate_database, run_timer_alone, run_up, run_worker_alone
+from services.cli.up import (
+    migrate_database,
+    run_ingest_alone,
+    run_timer_alone,
+    run_up,
+    run_worker_alone,
+)
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
@@ -51,6 +57,11 @@ async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     await run_worker_alone(settings, args.concurrency)
+    return 0
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    await run_ingest_alone(settings)
     return 0
 
 
@@ -175,6 +186,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
+    ("ingest", None): cmd_ingest,
     ("events", "tail"): cmd_events_tail,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,

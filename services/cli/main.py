@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
+    sub.add_parser("ingest", help="run only the ingest consumer (any number may run at once)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"

@@ -7,6 +7,8 @@ import sys
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.ingest.consumer import IngestConfig
+from services.ingest.service import run_ingest
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
 from services.runtime.settings import Settings
@@ -37,9 +39,20 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
     )
 
 
+def _ingest(servers: Servers, settings: Settings) -> Component:
+    config = IngestConfig(
+        batch=settings.ingest_batch,
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        max_deliveries=settings.ingest_max_deliveries,
+    )
+    return Component(
+        "ingest", lambda stop: run_ingest(servers.database_url, servers.redis_url, config, stop)
+    )
+
+
 def _background(servers: Servers, settings: Settings) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers), _worker(servers, settings)]
+    return [_timer(servers), _worker(servers, settings), _ingest(servers, settings)]
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -74,6 +87,16 @@ async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
     try:
         await require_current_schema(servers.database_url)
         await supervise([_worker(servers, settings, concurrency)])
+    finally:
+        await servers.stop()
+
+
+async def run_ingest_alone(settings: Settings) -> None:
+    """`ordinaut ingest`: only the ingest consumer, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_ingest(servers, settings)])
     finally:
         await servers.stop()
 

@@ -30,6 +30,12 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long (30).
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis (1).
+    ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
+        transaction (1000).
+    ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
+        dead-lettered (262144).
+    ingest_max_deliveries: ORDINAUT_INGEST_MAX_DELIVERIES, an entry delivered more often than
+        this without being acknowledged is dead-lettered (5).
     """
 
     database_url: str | None = None
@@ -43,6 +49,9 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    ingest_batch: int = 1000
+    ingest_max_payload_bytes: int = 256 * 1024
+    ingest_max_deliveries: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -60,6 +69,11 @@ class Settings:
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
+            ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
+            ingest_max_payload_bytes=int(
+                _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
+            ),
+            ingest_max_deliveries=int(_number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", 5, 1, 1000)),
         )
         settings.validate()
         return settings

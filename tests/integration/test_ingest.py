@@ -1,0 +1,187 @@
+"""The ingest consumer against real Postgres and Redis: entries become events exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from domain.events import TaskDefinition
+from projections.registry import inline_projections
+from services.ingest.consumer import IngestConfig, IngestConsumer
+from tests.support import create_tasks, db_now
+from tests.workers import eventually
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    await connection.aclose()
+
+
+@pytest.fixture
+async def config(client: redis.Redis) -> AsyncIterator[IngestConfig]:
+    """Streams of this test alone (the Redis server is shared), deleted afterwards."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    yield IngestConfig(
+        stream=f"{prefix}:ingest",
+        group=f"{prefix}:ingestors",
+        dead_stream=f"{prefix}:dead",
+        batch=500,
+        block_ms=100,
+        max_payload_bytes=4096,
+        reclaim_idle_ms=200,
+    )
+    await client.delete(f"{prefix}:ingest", f"{prefix}:dead", "ordinaut:work")
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, name: str | None = None
+) -> AsyncIterator[IngestConsumer]:
+    consumer = IngestConsumer(pool, client, inline_projections(), config, name=name)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        yield consumer
+    finally:
+        stop.set()
+        await task
+
+
+async def add(client: redis.Redis, stream: str, entries: list[dict[str, Any]]) -> list[str]:
+    async with client.pipeline(transaction=False) as pipe:
+        for fields in entries:
+            pipe.xadd(stream, fields)
+        return [i.decode() for i in await pipe.execute()]
+
+
+def good(n: int, **extra: Any) -> dict[str, Any]:
+    return {"topic": "order.placed", "payload": json.dumps({"n": n}), **extra}
+
+
+async def count(pool: asyncpg.Pool, kind: str) -> int:
+    return int(await pool.fetchval("SELECT count(*) FROM events WHERE type = $1", kind))
+
+
+async def test_good_entries_become_events_and_fire_event_tasks_exactly_once(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    definition = TaskDefinition(title="orders", schedule_kind="event", schedule_expr="order.*")
+    (task_id,) = await create_tasks(pool, [definition], await db_now(pool))
+    await add(client, config.stream, [good(1, idempotency_key="k1", source="shop"),
+                                      good(2, idempotency_key="k2"), good(3),
+                                      good(1, idempotency_key="k1", source="shop")])  # fmt: skip
+    async with consuming(pool, client, config):
+        await eventually(lambda: _at_least(pool, "event.received", 3))
+        await add(client, config.stream, [good(2, idempotency_key="k2")])  # re-sent later
+        await eventually(lambda: _pending_is_empty(client, config))
+    assert await count(pool, "event.received") == 3
+    runs = await pool.fetch(
+        "SELECT queued FROM runs WHERE task_id = $1 ORDER BY queued_at", task_id
+    )
+    assert [json.loads(r["queued"])["event"]["payload"]["n"] for r in runs] == [1, 2, 3]
+    actors = await pool.fetch("SELECT DISTINCT meta->>'actor' AS a FROM events"
+                              " WHERE type = 'event.received' ORDER BY 1")  # fmt: skip
+    assert [r["a"] for r in actors] == ["ingest:shop", "ingest:stream"]
+    assert await client.xlen(config.dead_stream) == 0
+
+
+async def _at_least(pool: asyncpg.Pool, kind: str, n: int) -> bool:
+    return await count(pool, kind) >= n
+
+
+async def _pending_is_empty(client: redis.Redis, config: IngestConfig) -> bool:
+    try:
+        summary = await client.xpending(config.stream, config.group)
+    except ResponseError:  # the consumer has not created its group yet
+        return False
+    return int(summary["pending"]) == 0 and await _all_read(client, config)
+
+
+async def _all_read(client: redis.Redis, config: IngestConfig) -> bool:
+    groups = await client.xinfo_groups(config.stream)
+    return all(g["lag"] == 0 for g in groups if g["name"].decode() == config.group)
+
+
+MALFORMED = [
+    ({"topic": "a.b", "payload": "{not json"}, "payload: not valid JSON"),
+    ({"payload": "{}"}, "topic: missing field"),
+    ({"topic": "has space", "payload": "{}"}, "topic: must be"),
+    ({"topic": "a.b", "payload": "[1, 2]"}, "payload: must be a JSON object"),
+    (
+        {"topic": "a.b", "payload": json.dumps({"x": "y" * 5000})},
+        "payload: 5009 bytes, over the limit of 4096",
+    ),
+    ({"topic": "a.b"}, "payload: missing field"),
+    ({"topic": "a.b", "payload": '{"x": "nul\\u0000"}'}, "payload: contains \\u0000"),
+    ({"topic": "a.b", "payload": "{}", "occurred_at": "yesterday"}, "occurred_at: not an ISO"),
+    ({"topic": b"\xff\xfe", "payload": "{}"}, "topic: not UTF-8"),
+    ({"topic": "a.b", "payload": "{}", "idempotency_key": "k" * 201}, "idempotency_key: must"),
+]
+
+
+async def test_malformed_entries_are_dead_lettered_while_good_ones_flow(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    entries: list[dict[str, Any]] = []
+    expected: dict[int, str] = {}
+    for n in range(10_000):
+        entries.append(good(n))
+        if n % 100 == 50:
+            fields, reason = MALFORMED[len(expected) % len(MALFORMED)]
+            expected[len(entries)] = reason
+            entries.append(fields)
+    ids = await add(client, config.stream, entries)
+    async with consuming(pool, client, config):
+        await eventually(lambda: _pending_is_empty(client, config), within=120)
+    assert await count(pool, "event.received") == 10_000
+    dead = await client.xrange(config.dead_stream)
+    assert len(dead) == 100
+    by_source = {fields[b"source_id"].decode(): fields for _, fields in dead}
+    for index, reason in expected.items():
+        fields = by_source[ids[index]]
+        assert fields[b"reason"].decode().startswith(reason), fields[b"reason"]
+        assert fields[b"source_stream"].decode() == config.stream
+        original = entries[index]
+        for key in original:
+            assert key.encode() in fields
+
+
+async def test_a_dead_consumers_pending_entries_are_reclaimed_by_another(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    await client.xgroup_create(config.stream, config.group, id="0", mkstream=True)
+    await add(client, config.stream, [good(n) for n in range(5)])
+    # consumer A reads them and dies before recording or acknowledging any
+    taken = await client.xreadgroup(config.group, "A", {config.stream: ">"}, count=10)
+    assert len(taken[0][1]) == 5
+    async with consuming(pool, client, config, name="B"):
+        await eventually(lambda: _at_least(pool, "event.received", 5))
+        await eventually(lambda: _pending_is_empty(client, config))
+    assert await count(pool, "event.received") == 5
+
+
+async def test_an_entry_delivered_too_often_is_dead_lettered(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    await client.xgroup_create(config.stream, config.group, id="0", mkstream=True)
+    (poison,) = await add(client, config.stream, [good(1)])
+    await client.xreadgroup(config.group, "A", {config.stream: ">"}, count=10)
+    # as if five consumers in turn took it and died
+    await client.xclaim(config.stream, config.group, "A", 0, [poison], retrycount=5)
+    async with consuming(pool, client, config, name="B"):
+        await eventually(lambda: _pending_is_empty(client, config))
+    ((_, fields),) = await client.xrange(config.dead_stream)
+    assert fields[b"reason"] == b"delivered more than 5 times without being acknowledged"
+    assert fields[b"source_id"].decode() == poison
+    assert await count(pool, "event.received") == 0
