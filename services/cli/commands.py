@@ -179,6 +179,19 @@ async def cmd_bench_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.ingest import bench_ingest
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_ingest(url, servers.redis_url, events=args.events,
+                               consumers=args.consumers, batch=args.batch)  # fmt: skip
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
@@ -194,6 +207,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("bench", "timer"): cmd_bench_timer,
     ("bench", "api"): cmd_bench_api,
     ("bench", "runs"): cmd_bench_runs,
+    ("bench", "ingest"): cmd_bench_ingest,
 }
 
 

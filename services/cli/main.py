@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--count", type=_positive, default=20000, help="runs to execute")
     runs.add_argument("--workers", type=_positive, default=2, help="worker processes")
     runs.add_argument("--concurrency", type=_positive, default=64, help="runs per worker")
+    ingest = bench.add_parser("ingest", help="ingest throughput (stream entry -> stored event)")
+    ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
+    ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
+    ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
     return parser
 
 

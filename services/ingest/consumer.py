@@ -206,7 +206,8 @@ class IngestConsumer:
 
     async def _record_all(self, batch: _Batch, items: list[tuple[Entry, Publication]]) -> list[str]:
         async with self.pool.acquire() as conn, conn.transaction():
-            outcomes = await publish_many(conn, self.projections, [p for _, p in items])
+            publications = [p for _, p in items]
+            outcomes = await publish_many(conn, self.projections, publications, remember=False)
         run_ids: list[str] = []
         for (entry, _), outcome in zip(items, outcomes, strict=True):
             if isinstance(outcome, IdempotencyKeyReused):

@@ -111,11 +111,15 @@ async def publish_many(
     projections: ProjectionSet,
     publications: Sequence[Publication],
     now: datetime | None = None,
+    *,
+    remember: bool = True,
 ) -> list[Outcome]:
     """Record the events (in the caller's transaction); one outcome per publication.
 
     A publication whose key was used before (or earlier in the batch) gets the first result,
     marked ``replayed``; one whose key was used for something else gets IdempotencyKeyReused.
+    Without ``remember`` only the keys are kept, not the results (a repeat then learns only
+    that it is one): ingest needs no answer, and saves a write per event.
     """
     outcomes: list[Outcome | None] = [None] * len(publications)
     first_of = await _claim_keys(conn, publications, outcomes)
@@ -125,7 +129,8 @@ async def publish_many(
                                 now or datetime.now(UTC))  # fmt: skip
         for index, result in zip(fresh, results, strict=True):
             outcomes[index] = result
-        await _remember(conn, [publications[i] for i in fresh], results)
+        if remember:
+            await _remember(conn, [publications[i] for i in fresh], results)
     for index, first in enumerate(first_of):
         if outcomes[index] is None:  # a repeat of an earlier publication in this batch
             prior = outcomes[first]
@@ -186,6 +191,8 @@ async def _claim_keys(
 async def _replay(conn: Connection, p: Publication, fingerprint: str, result: str) -> Outcome:
     if fingerprint != p.fingerprint():
         return IdempotencyKeyReused(str(p.meta.idempotency_key))
+    if result == "null":  # recorded without its result (see remember)
+        return PublishResult(first_position=0, replayed=True)
     original = _result.decode(result)
     if original.event_id is None:  # recorded before results named their event
         event_id = await conn.fetchval(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from domain.events import TaskDefinition
 from projections.registry import inline_projections
+from services.bench.ingest import bench_ingest
 from services.ingest.consumer import IngestConfig, IngestConsumer
 from tests.support import create_tasks, db_now
 from tests.workers import eventually
@@ -185,3 +187,16 @@ async def test_an_entry_delivered_too_often_is_dead_lettered(
     assert fields[b"reason"] == b"delivered more than 5 times without being acknowledged"
     assert fields[b"source_id"].decode() == poison
     assert await count(pool, "event.received") == 0
+
+
+async def test_bench_ingest_reports_throughput_and_leaves_no_streams(
+    database_url: str, redis_url: str, client: redis.Redis
+) -> None:
+    out = io.StringIO()
+    figures = await bench_ingest(database_url, redis_url, events=2000, batch=500, out=out)
+    assert figures["events"] == 2000
+    assert figures["events_per_second"] > 0
+    assert "events_per_second" in out.getvalue()
+    stream = out.getvalue().split(" to ", 1)[1].split()[0]
+    assert stream.startswith("bench-")
+    assert await client.exists(stream) == 0
