@@ -69,7 +69,8 @@ def holds(expression: str | None, context: Mapping[str, Any], now: datetime) -> 
         return True
     try:
         return condition_holds(expression, context, now=now, field="filter")
-    except RuleViolation:
+    except (RuleViolation, ValueError, TypeError, RecursionError):
+        # A user's expression that fails on one event must never stop it being recorded.
         return None
 
 

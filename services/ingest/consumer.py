@@ -38,6 +38,16 @@ INGEST_GROUP = "ordinaut:ingestors"
 DEAD_STREAM = "ordinaut:dead"
 
 log = structlog.get_logger(__name__)
+# Errors that say a server is away (or going away), not that an entry is bad.
+_UNAVAILABLE = (
+    RedisError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.TransactionRollbackError,
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +110,10 @@ class IngestConsumer:
                     log.info("ingest resumed", consumer=self.name)
                 failing, delay = False, 0.1
                 await self._consume(stop)
-            except (RedisError, OSError, asyncpg.PostgresConnectionError,
-                    asyncpg.InterfaceError) as exc:  # fmt: skip
-                if not failing:
+            except Exception as exc:  # never take `ordinaut up` down: retry
+                if not isinstance(exc, _UNAVAILABLE):
+                    log.exception("ingest failed unexpectedly; retrying", consumer=self.name)
+                elif not failing:
                     log.warning("ingest paused; retrying", reason=str(exc), consumer=self.name)
                 failing = True
                 with contextlib.suppress(TimeoutError):
@@ -195,8 +206,12 @@ class IngestConsumer:
             return []
         try:
             return await self._record_all(batch, items)
-        except (asyncpg.DataError, StoreError) as exc:
+        except _UNAVAILABLE:
+            raise  # nothing wrong with the entries: run() retries them once it can
+        except Exception as exc:  # whatever one entry does, the others go on
             if len(items) == 1:  # an entry the checks let through, e.g. text Postgres refuses
+                if not isinstance(exc, asyncpg.DataError | StoreError):
+                    log.exception("ingest entry could not be recorded", entry=items[0][0].id)
                 batch.dead.append((items[0][0], f"refused by the store: {exc}"))
                 return []
         run_ids: list[str] = []

@@ -8,6 +8,8 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -19,7 +21,9 @@ from domain.events import TaskDefinition
 from projections.registry import inline_projections
 from services.bench.ingest import bench_ingest
 from services.ingest.consumer import IngestConfig, IngestConsumer
+from tests.integration.test_worker_redis_outage import RedisServer
 from tests.support import create_tasks, db_now
+from tests.tools_servers.http_tool_server import closed_port
 from tests.workers import eventually
 
 
@@ -200,3 +204,31 @@ async def test_bench_ingest_reports_throughput_and_leaves_no_streams(
     stream = out.getvalue().split(" to ", 1)[1].split()[0]
     assert stream.startswith("bench-")
     assert await client.exists(stream) == 0
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(tmp_path, closed_port())
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_the_consumer_waits_out_a_redis_restart_and_carries_on(
+    pool: asyncpg.Pool, own_redis: RedisServer, config: IngestConfig
+) -> None:
+    own = redis.Redis.from_url(own_redis.url, socket_timeout=2)
+    try:
+        async with consuming(pool, own, replace(config, max_backoff_seconds=0.5)):
+            await add(own, config.stream, [good(n) for n in range(3)])
+            await eventually(lambda: _at_least(pool, "event.received", 3))
+            own_redis.stop()  # without persistence: it comes back empty
+            await asyncio.sleep(1.0)
+            await own_redis.start()
+            await add(own, config.stream, [good(n) for n in range(3, 6)])
+            await eventually(lambda: _at_least(pool, "event.received", 6), within=20)
+    finally:
+        await own.aclose()
+    assert await count(pool, "event.received") == 6
