@@ -83,6 +83,19 @@ class RunStarted(msgspec.Struct, frozen=True):
     run_id: str
 
 
+class LastRun(msgspec.Struct, frozen=True, kw_only=True):
+    """The task's most recently queued run, in brief (GET /runs/{run_id} has the rest)."""
+
+    run_id: str
+    status: str
+    trigger: str
+    attempt: int
+    scheduled_for: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
 class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     """A task as read back: its definition plus state."""
 
@@ -94,6 +107,7 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     definition: msgspec.Raw
+    last_run: LastRun | None = None
 
 
 class TaskPage(msgspec.Struct, frozen=True):

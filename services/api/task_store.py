@@ -14,14 +14,21 @@ from projections.base import Connection
 from services.api.auth import Principal
 from services.api.cursors import decode_position, encode_position
 from services.api.problems import ApiError
-from services.api.task_bodies import TaskView
+from services.api.task_bodies import LastRun, TaskView
 from services.store.errors import IdempotencyKeyReused
 
 _definition = msgspec.json.Decoder(TaskDefinition)
-_COLUMNS = (
-    "id, status, version, next_run_at, created_by, created_at, updated_at,"
-    " definition::text AS definition"
-)
+_last_run = msgspec.json.Decoder(LastRun)
+# The latest run rides along as one JSON column: one index probe on runs_task per task.
+_COLUMNS = """
+id, status, version, next_run_at, created_by, created_at, updated_at,
+definition::text AS definition,
+(SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'trigger', r.trigger,
+                          'attempt', r.attempt, 'scheduled_for', r.scheduled_for,
+                          'started_at', r.started_at, 'finished_at', r.finished_at,
+                          'error', r.error)::text
+ FROM runs r WHERE r.task_id = task.id ORDER BY r.queued_at DESC LIMIT 1) AS last_run
+"""
 
 
 def _view(row: Any) -> TaskView:
@@ -34,6 +41,7 @@ def _view(row: Any) -> TaskView:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         definition=msgspec.Raw(row["definition"].encode()),
+        last_run=_last_run.decode(row["last_run"]) if row["last_run"] else None,
     )
 
 

@@ -33,6 +33,8 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         concurrency=concurrency or settings.worker_concurrency,
         lease_seconds=settings.worker_lease_seconds,
         poll_seconds=settings.worker_poll_seconds,
+        grace_seconds=settings.worker_grace_seconds,
+        outbound_allow=settings.outbound_allow,
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+
 
 class SettingsError(ValueError):
     """A setting is invalid; the message is one line naming the variable."""
@@ -30,6 +32,10 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long (30).
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis (1).
+    worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
+        runs go on before releasing them to other workers (20).
+    outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
+        reach although they are not public (default loopback only; "" refuses loopback too).
     ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
         transaction (1000).
     ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
@@ -49,6 +55,8 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    worker_grace_seconds: float = 20.0
+    outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     ingest_batch: int = 1000
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_deliveries: int = 5
@@ -69,6 +77,8 @@ class Settings:
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
+            worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
+            outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
             ingest_max_payload_bytes=int(
                 _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
@@ -115,6 +125,13 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:
+    try:
+        return parse_allow_list(env.get(name, default))
+    except OutboundRuleError as exc:
+        raise SettingsError(f"{name}: {exc.reason}") from None
 
 
 def _port(raw: str, name: str) -> int:

@@ -17,6 +17,16 @@ from services.tools.mcp import McpSessions
 _HTTPX_GRACE = 1.0
 
 
+def cancellable(tool: ToolRegistered) -> bool:
+    """Whether abandoning a call of ``tool`` really stops it on the other side.
+
+    MCP has cancellation in the protocol (the SDK sends `notifications/cancelled`, or aborts
+    the request's POST on streamable HTTP). An HTTP tool's POST cannot be taken back: cutting
+    the connection would only hide whether its side effect happened, so it runs to its end.
+    """
+    return tool.transport == "mcp"
+
+
 class ToolInvoker:
     """Calls tools over http and mcp, and the builtins ``debug.echo`` and ``http.request``.
 
@@ -41,7 +51,7 @@ class ToolInvoker:
         Input and output are checked against the tool's schemas (a violation is not
         retryable); going over ``timeout`` seconds is (a retryable "timed out").
         """
-        _checked(check_input, tool, arguments)
+        check_arguments(tool, arguments)
         try:
             async with asyncio.timeout(timeout):
                 output = await self._dispatch(tool, arguments, idempotency_key, timeout)
@@ -76,6 +86,11 @@ class ToolInvoker:
     async def aclose(self) -> None:
         """Close the shared HTTP client and every MCP session."""
         await asyncio.gather(self._http.aclose(), self._mcp.aclose())
+
+
+def check_arguments(tool: ToolRegistered, arguments: object) -> None:
+    """ToolCallError (not retryable) if ``arguments`` break the tool's input schema."""
+    _checked(check_input, tool, arguments)
 
 
 def _checked(

@@ -26,6 +26,8 @@ WORK_GROUP = "workers"
 STREAM_MAXLEN = 10_000
 # A consumer that has not acknowledged an entry for this long is presumed dead.
 RECLAIM_IDLE_MS = 30_000
+# A consumer idle this long with nothing pending is gone (live ones block-read every second).
+DEAD_CONSUMER_IDLE_MS = 600_000
 # After Redis fails, announcers stay quiet this long instead of waiting on it per command.
 QUIET_AFTER_FAILURE_SECONDS = 2.0
 
@@ -61,11 +63,21 @@ class WakeListener:
 
     Entries are acknowledged as soon as they are read: the hint has done its job once a
     worker woke up, and the lease (not the entry) guards the work. Entries a dead consumer
-    read and never acknowledged are reclaimed and treated the same way.
+    read and never acknowledged are reclaimed and treated the same way, and dead consumers
+    are removed from the group so it does not collect one per worker that ever ran.
     """
 
-    def __init__(self, client: redis.Redis, consumer: str, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        consumer: str,
+        wake: Callable[[], None],
+        *,
+        stream: str = WORK_STREAM,
+        dead_after_ms: int = DEAD_CONSUMER_IDLE_MS,
+    ) -> None:
         self.client, self.consumer, self.wake = client, consumer, wake
+        self.stream, self.dead_after_ms = stream, dead_after_ms
         self.connected = False
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -77,6 +89,7 @@ class WakeListener:
                 self.connected = True
                 delay = 0.2
                 await self._listen(stop)
+                await self._leave()
             except (RedisError, OSError) as exc:
                 if self.connected:
                     log.warning("work stream unavailable; polling due_work", reason=str(exc))
@@ -87,7 +100,7 @@ class WakeListener:
 
     async def _ensure_group(self) -> None:
         try:
-            await self.client.xgroup_create(WORK_STREAM, WORK_GROUP, id="$", mkstream=True)
+            await self.client.xgroup_create(self.stream, WORK_GROUP, id="$", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -97,27 +110,44 @@ class WakeListener:
         while not stop.is_set():
             if time.monotonic() - last_claim > RECLAIM_IDLE_MS / 1000:
                 await self._reclaim()
+                await self._forget_dead_consumers()
                 last_claim = time.monotonic()
             answer: Any = await self.client.xreadgroup(  # redis-py types the reply loosely
-                WORK_GROUP, self.consumer, {WORK_STREAM: ">"}, count=100, block=1000
+                WORK_GROUP, self.consumer, {self.stream: ">"}, count=100, block=1000
             )
             for _, entries in answer or ():
                 ids = [entry_id for entry_id, _ in entries]
                 if ids:
-                    await self.client.xack(WORK_STREAM, WORK_GROUP, *ids)
+                    await self.client.xack(self.stream, WORK_GROUP, *ids)
                     self.wake()
+
+    async def _leave(self) -> None:
+        """On a clean stop: everything read was acknowledged, so the consumer can go."""
+        await self.client.xgroup_delconsumer(self.stream, WORK_GROUP, self.consumer)
+
+    async def _forget_dead_consumers(self) -> None:
+        consumers: Any = await self.client.xinfo_consumers(self.stream, WORK_GROUP)
+        for consumer in consumers:
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            if (
+                name != self.consumer
+                and consumer["pending"] == 0
+                and consumer["idle"] >= self.dead_after_ms
+            ):
+                await self.client.xgroup_delconsumer(self.stream, WORK_GROUP, name)
 
     async def _reclaim(self) -> None:
         """Take over entries that dead consumers read but never acknowledged."""
         start = "0-0"
         while True:
             reply = await self.client.xautoclaim(
-                WORK_STREAM, WORK_GROUP, self.consumer, RECLAIM_IDLE_MS, start_id=start, count=100
+                self.stream, WORK_GROUP, self.consumer, RECLAIM_IDLE_MS, start_id=start, count=100
             )
             start, claimed = reply[0], reply[1]
             ids = [entry_id for entry_id, _ in claimed]
             if ids:
-                await self.client.xack(WORK_STREAM, WORK_GROUP, *ids)
+                await self.client.xack(self.stream, WORK_GROUP, *ids)
                 self.wake()
             if start in (b"0-0", "0-0"):
                 return

@@ -258,6 +258,14 @@ async def extend(conn: Connection, worker: str, run_ids: list[str], lease_second
     )
 
 
+async def cancel_requested(conn: Connection, run_ids: list[str]) -> list[str]:
+    """Which of these runs someone asked to cancel."""
+    rows = await conn.fetch(
+        "SELECT run_id FROM runs WHERE run_id = ANY($1::text[]) AND cancel_requested", run_ids
+    )
+    return [row["run_id"] for row in rows]
+
+
 async def release(conn: Connection, worker: str) -> None:
     """Give back every lease this worker holds (shutdown), so others can start at once."""
     await conn.execute(

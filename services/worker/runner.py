@@ -7,6 +7,7 @@ for the same step. Rules (templates, conditions, retry decisions) come from `dom
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,9 @@ from domain.events import (
 from domain.pipeline import FOREACH
 from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.templates import condition_holds, render, select_items
+from domain.tools import BUILTIN_TOOLS
 from services.tools.errors import ToolCallError
+from services.tools.invoker import cancellable, check_arguments
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
 
@@ -47,6 +50,10 @@ Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
 
 class _Stop(Exception):
     """The run stops here: parked, canceled, lost, or this attempt failed."""
+
+
+class _Aborted(Exception):
+    """The tool call in flight was abandoned because the run was canceled."""
 
 
 @dataclass
@@ -95,6 +102,18 @@ class Runner:
     publish: Publish
     # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
     park_for_approval: bool = True
+    # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
+    _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
+
+    def abortable_runs(self) -> list[str]:
+        """Runs whose current tool call could be abandoned right now."""
+        return list(self._in_flight)
+
+    def abort(self, run_id: str) -> None:
+        """Abandon the run's tool call in flight (its run was canceled); no-op without one."""
+        call = self._in_flight.get(run_id)
+        if call is not None:
+            call.cancel()
 
     async def execute(self, run: LeasedRun) -> None:
         """Run the pipeline to its end, a park, a cancel or a failed attempt; record each."""
@@ -209,6 +228,10 @@ class Runner:
             path,
             lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
         )
+        try:
+            check_arguments(BUILTIN_TOOLS[APPROVAL], rendered)
+        except ToolCallError as exc:
+            await self._fail(context, step, path, rendered, 0.0, Failure(exc.message, False))
         timeout = rendered.get("timeout_seconds")
         expires = (
             datetime.now(UTC) + timedelta(seconds=float(timeout))
@@ -264,9 +287,14 @@ class Runner:
         started = time.perf_counter()
         try:
             if tool.address == PUBLISH:
+                check_arguments(tool, rendered)  # the invoker checks every other tool's input
                 output = await self.publish(run, rendered, key)
             else:
-                output = await self.call_tool(tool, rendered, key, timeout)
+                output = await self._call_tool(run, tool, rendered, key, timeout)
+        except _Aborted:
+            elapsed = (time.perf_counter() - started) * 1000
+            await self._abandoned(run, step, path, rendered, elapsed)
+            raise _Stop from None
         except ToolCallError as exc:
             elapsed = (time.perf_counter() - started) * 1000
             return await self._fail(
@@ -287,6 +315,39 @@ class Runner:
         else:
             await self._record(run, [succeeded])
         return output
+
+    async def _call_tool(
+        self, run: LeasedRun, tool: ToolRegistered, rendered: Any, key: str, seconds: float
+    ) -> Any:
+        if not cancellable(tool):
+            return await self.call_tool(tool, rendered, key, seconds)
+        call = asyncio.ensure_future(self.call_tool(tool, rendered, key, seconds))
+        self._in_flight[run.run_id] = call
+        try:
+            return await call
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the run itself is being stopped (shutdown), not just this call
+            raise _Aborted from None
+        finally:
+            self._in_flight.pop(run.run_id, None)
+
+    async def _abandoned(
+        self, run: LeasedRun, step: Mapping[str, Any], path: str, rendered: Any, elapsed: float
+    ) -> None:
+        failed = RunStepFailed(
+            run_id=run.run_id,
+            step_id=path,
+            attempt=run.attempt,
+            tool=step["uses"],
+            error="canceled on request while the tool call was in flight",
+            input=rendered,
+            duration_ms=round(elapsed, 3),
+            retryable=False,
+        )
+        canceled = RunCanceled(run_id=run.run_id, reason="canceled on request")
+        await self.record(run.run_id, [failed, canceled])
 
     async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
         """Evaluate a template or condition; a broken one fails the run (retrying can't help)."""

@@ -18,10 +18,12 @@ import structlog
 
 from domain.envelope import EventMeta
 from domain.events import ToolRegistered
+from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
 from services.store.pool import open_pool
 from services.store.publish import Publication, publish_external
+from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
@@ -45,6 +47,8 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     # On SIGTERM, how long in-flight runs may take to reach their end before being released.
     grace_seconds: float = 20.0
+    # Networks http tools may reach although not public (None: loopback only).
+    outbound_allow: tuple[Network, ...] | None = None
 
 
 class ToolCatalog:
@@ -88,7 +92,7 @@ class Worker:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
-        self.invoker = ToolInvoker()
+        self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
         self.catalog = ToolCatalog(pool)
         self.runner = Runner(
             record=self.recorder.record,
@@ -105,7 +109,11 @@ class Worker:
         """Work until ``stop``; then finish or release what is held, within the grace period."""
         recorder_stop = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(stop))
-        background = [asyncio.create_task(self.recorder.run(recorder_stop)), heartbeat]
+        background = [
+            asyncio.create_task(self.recorder.run(recorder_stop)),
+            heartbeat,
+            asyncio.create_task(self._watch_cancels(stop)),
+        ]
         if self.redis is not None:
             listener = WakeListener(self.redis, self.name, self._wake.set)
             background.append(asyncio.create_task(listener.run(stop)))
@@ -204,6 +212,27 @@ class Worker:
                     )
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("heartbeat failed", error=str(exc))
+
+    async def _watch_cancels(self, stop: asyncio.Event) -> None:
+        """Abandon tool calls in flight whose run was canceled, within a poll interval.
+
+        Only calls that can really be stopped are watched (see `cancellable`); the others end
+        and the run stops at its next step boundary.
+        """
+        while not stop.is_set():
+            await _wait(stop, asyncio.Event(), self.config.poll_seconds)
+            run_ids = self.runner.abortable_runs()
+            if not run_ids:
+                continue
+            try:
+                async with self.pool.acquire() as conn:
+                    canceled = await leases.cancel_requested(conn, run_ids)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("checking for canceled runs failed", error=str(exc))
+                continue
+            for run_id in canceled:
+                log.info("abandoning the tool call of a canceled run", run_id=run_id)
+                self.runner.abort(run_id)
 
     async def _drain(self) -> None:
         """Let in-flight runs finish within the grace period; cancel the rest (released)."""

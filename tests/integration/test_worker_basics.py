@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.workers import api_client, create_task, run_now, run_to_end, running_workers
+from tests.workers import AUTH, api_client, create_task, run_now, run_to_end, running_workers
 
 
 @pytest.fixture
@@ -56,3 +56,8 @@ async def test_a_run_succeeds_and_records_each_step_with_types(
         "run.succeeded",
     ]
     assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
+    last_run = (await client.get(f"/tasks/{task['id']}", headers=AUTH)).json()["last_run"]
+    assert last_run["run_id"] == run["id"]
+    assert last_run["status"] == "succeeded"
+    assert last_run["trigger"] == "run_now"
+    assert last_run["finished_at"] is not None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +26,8 @@ from tests.workers import (
     run_to_end,
     running_workers,
 )
+
+MCP_SCRIPT = Path(__file__).parent.parent / "tools_servers" / "mcp_echo_server.py"
 
 ECHO_AFTER_APPROVAL = [
     {
@@ -108,6 +114,46 @@ async def test_canceling_a_running_run_stops_it_at_the_next_step_boundary(
     assert server.count(f"{run_id}:next") == 0
     types = [e["type"] for e in await run_events(pool, run_id)]
     assert types[-3:] == ["run.cancel_requested", "run.step_succeeded", "run.canceled"]
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
+
+
+async def test_canceling_a_run_abandons_its_mcp_tool_call_in_flight(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    # MCP can cancel a call (the SDK tells the server); an HTTP POST can't be taken back.
+    body = {
+        "address": "echo.slow",
+        "transport": "mcp",
+        "command": [sys.executable, str(MCP_SCRIPT)],
+        "timeout_seconds": 60,
+    }
+    registered = await client.post("/tools", json=body, headers=AUTH)
+    assert registered.status_code == 201, registered.text
+    task = await create_task(
+        client,
+        [
+            {"id": "slow", "uses": "echo.slow", "with": {"seconds": 30}},
+            {"id": "next", "uses": "debug.echo", "with": {}},
+        ],
+    )
+    async with running_workers(database_url, redis_url):
+        run_id = await run_now(client, task["id"])
+        await run_in(client, run_id, ("running",))
+        await asyncio.sleep(1.0)  # the MCP server starts and gets the call
+        asked = time.monotonic()
+        response = await client.post(f"/runs/{run_id}/cancel", headers=AUTH)
+        assert response.status_code == 200, response.text
+        run = await run_to_end(client, run_id, within=20.0)
+        # well before the 30 s the tool would have taken
+        assert time.monotonic() - asked < 10
+
+    assert run["status"] == "canceled", run
+    slow = steps_of(run)["slow"]
+    assert slow["status"] == "failed"
+    assert "canceled on request" in slow["error"]
+    assert "next" not in steps_of(run)
+    types = [e["type"] for e in await run_events(pool, run_id)]
+    assert types[-3:] == ["run.cancel_requested", "run.step_failed", "run.canceled"]
     assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
 
 
@@ -208,3 +254,34 @@ async def test_on_error_continue_and_a_false_if_let_the_run_go_on(
     assert (steps["never"]["status"], steps["never"]["condition"]) == ("skipped", "params.n > `5`")
     assert "HTTP 500" in steps["last"]["output"]["seen"]
     assert server.count(f"{run['id']}:try") == 1
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        (
+            {
+                "id": "bad",
+                "uses": "orchestrator.publish_event",
+                "with": {"topic": "${params.who} x"},
+            },
+            "input.topic",
+        ),
+        ({"id": "bad", "uses": "orchestrator.request_approval", "with": {"data": [1]}}, "message"),
+    ],
+)
+async def test_builtin_steps_check_their_rendered_input_before_acting(
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pool: asyncpg.Pool,
+    step: dict[str, Any],
+    reason: str,
+) -> None:
+    task = await create_task(client, [step], max_retries=0)
+    async with running_workers(database_url, redis_url):
+        run = await run_to_end(client, await run_now(client, task["id"]))
+    assert run["status"] == "dead", run
+    assert reason in steps_of(run)["bad"]["error"]
+    published = "SELECT count(*) FROM events WHERE type IN ('event.received', 'approval.requested')"
+    assert await pool.fetchval(published) == 0
