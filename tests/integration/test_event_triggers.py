@@ -113,6 +113,20 @@ async def test_a_condition_task_fires_only_when_its_condition_turns_true(
     assert before[0]["value"] is True
 
 
+async def test_a_changed_condition_starts_again_from_unknown(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    hot = await task(client, "sensor.*", "condition", condition="event.payload.t > `30`")
+    assert (await publish(client, "sensor.temp", t=35))["triggered_tasks"] == [hot]
+    patched = await client.patch(
+        f"/tasks/{hot}", json={"condition": "event.payload.t > `20`"}, headers=AUTH
+    )
+    assert patched.status_code == 200, patched.text
+    assert await pool.fetchval("SELECT count(*) FROM condition_state") == 0
+    assert (await publish(client, "sensor.temp", t=36))["triggered_tasks"] == [hot]
+    assert (await publish(client, "sensor.temp", t=37))["triggered_tasks"] == []
+
+
 async def test_bad_event_and_condition_tasks_are_refused_with_422(
     client: httpx.AsyncClient,
 ) -> None:

@@ -123,6 +123,10 @@ def test_a_condition_sees_the_state_its_last_change_left() -> None:
             "condition_cron",
         ),
         ({"schedule_kind": "event", "schedule_expr": "has space"}, "schedule_expr"),
+        (
+            {"schedule_kind": "event", "schedule_expr": "a", "filter": "(" * 990 + "a" + ")" * 990},
+            "filter",
+        ),
     ],
 )  # fmt: skip
 def test_bad_event_and_condition_tasks_are_refused_naming_the_field(
