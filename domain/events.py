@@ -194,6 +194,22 @@ class ToolRemoved(_Event, frozen=True, tag="tool.removed"):
     address: str
 
 
+class SecretStored(_Event, frozen=True, tag="secret.stored"):
+    """A named secret was stored or replaced; only its ciphertext is ever recorded."""
+
+    name: str
+    # AES-GCM under the deployment's secret key, bound to the name (see services/secrets)
+    ciphertext: str
+    allowed_tools: tuple[str, ...]
+    description: str | None = None
+
+
+class SecretDeleted(_Event, frozen=True, tag="secret.deleted"):
+    """A secret was deleted; steps referring to it fail from now on."""
+
+    name: str
+
+
 class EventReceived(_Event, frozen=True, tag="event.received"):
     """An external event was published to Ordinaut (HTTP or the ingest stream)."""
 
@@ -403,6 +419,8 @@ Event = (
     | ApprovalRequested
     | ApprovalGranted
     | ApprovalRejected
+    | SecretStored
+    | SecretDeleted
 )
 
 EVENT_TYPES: dict[str, type[_Event]] = {
@@ -428,6 +446,11 @@ def condition_stream(task_id: str) -> str:
 def tool_stream(address: str) -> str:
     """The stream holding one catalog entry's events."""
     return f"tool-{address}"
+
+
+def secret_stream(name: str) -> str:
+    """The stream holding one secret's events."""
+    return f"secret-{name}"
 
 
 def agent_stream(agent_id: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from domain.errors import RuleViolation
+from domain.secrets import mentions_secrets
 from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
 
 STEP_KEYS = frozenset(
@@ -14,6 +15,10 @@ STEP_KEYS = frozenset(
 )
 PAYLOAD_KEYS = frozenset({"pipeline", "params"})
 FOREACH = "pipeline.foreach"
+# Builtins whose input becomes an event or drives the run itself: no place for a secret.
+RECORDING_BUILTINS = frozenset(
+    {FOREACH, "orchestrator.publish_event", "orchestrator.request_approval"}
+)
 _STEP_REF = re.compile(r"(?<![A-Za-z0-9_.])steps\.([A-Za-z_][A-Za-z0-9_-]*)")
 _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -77,6 +82,12 @@ def _validate_step(
     _check_options(step, where)
     for field, text in _strings(step.get("with", {}), f"{where}.with"):
         _check_templates(text, field, known, in_loop)
+        if uses in RECORDING_BUILTINS and mentions_secrets(text):
+            raise PipelineError(field, f"{uses} records its input as an event, so it cannot "
+                                       "take a secret")  # fmt: skip
+    for option in ("if", "idempotency_key"):
+        if isinstance(step.get(option), str) and mentions_secrets(str(step[option])):
+            raise PipelineError(f"{where}.{option}", "secrets may only be used in a step's with")
     if "if" in step:
         _check_condition(step["if"], f"{where}.if", known, in_loop)
     if uses == FOREACH:

@@ -7,6 +7,7 @@ from projections.base import ProjectionSet
 from projections.condition import ConditionProjection
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
+from projections.secret import SecretProjection
 from projections.task import TaskProjection
 from projections.tool import ToolProjection
 
@@ -20,6 +21,7 @@ def inline_projections() -> ProjectionSet:
             DueWorkProjection(),
             AgentProjection(),
             ToolProjection(),
+            SecretProjection(),
             ConditionProjection(),
         ]
     )

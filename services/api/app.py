@@ -22,9 +22,11 @@ from services.api.routes import (
     health,
     runs,
     schedules,
+    secrets,
     tasks,
     tools,
 )
+from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
@@ -39,6 +41,8 @@ class ApiConfig:
     redis_url: str
     admin_token_hash: bytes
     pool_size: int = 10
+    # Seals stored secrets (None: POST /secrets answers 503).
+    secret_key: bytes | None = None
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -68,6 +72,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *tasks.ROUTES,
             *runs.ROUTES,
             *tools.ROUTES,
+            *secrets.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],
@@ -88,4 +93,11 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
 def _initial_state(config: ApiConfig) -> Any:
     from litestar.datastructures import State
 
-    return State({"admin_token_hash": config.admin_token_hash, "projections": inline_projections()})
+    box = SecretBox(config.secret_key) if config.secret_key is not None else None
+    return State(
+        {
+            "admin_token_hash": config.admin_token_hash,
+            "projections": inline_projections(),
+            "secret_box": box,
+        }
+    )

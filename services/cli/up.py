@@ -19,6 +19,7 @@ from services.runtime.supervisor import (
     bind_socket,
     supervise,
 )
+from services.secrets.box import load_secret_key
 from services.store.migrate import migrate, pending_migrations
 from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
@@ -35,6 +36,7 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         poll_seconds=settings.worker_poll_seconds,
         grace_seconds=settings.worker_grace_seconds,
         outbound_allow=settings.outbound_allow,
+        secret_key=load_secret_key(settings.secret_key, settings.data_dir),
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
@@ -135,7 +137,10 @@ async def run_up(settings: Settings) -> None:
     try:
         await migrate_database(servers.database_url)
         token = load_admin_token(settings.admin_token, settings.data_dir)
-        app = create_app(ApiConfig(servers.database_url, servers.redis_url, token.sha256))
+        secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+        config = ApiConfig(servers.database_url, servers.redis_url, token.sha256,
+                           secret_key=secret_key)  # fmt: skip
+        app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
         await supervise([api_component(app, sock, announce), *_background(servers, settings)])

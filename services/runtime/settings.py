@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+from services.secrets.box import SecretKeyError, parse_key
 
 
 class SettingsError(ValueError):
@@ -34,6 +35,8 @@ class Settings:
         wake-up arrives through Redis (1).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
+    secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
+        one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
         reach although they are not public (default loopback only; "" refuses loopback too).
     ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
@@ -57,6 +60,7 @@ class Settings:
     worker_poll_seconds: float = 1.0
     worker_grace_seconds: float = 20.0
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
+    secret_key: str | None = None
     ingest_batch: int = 1000
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_deliveries: int = 5
@@ -79,6 +83,7 @@ class Settings:
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
+            secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
             ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
             ingest_max_payload_bytes=int(
                 _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
@@ -106,6 +111,11 @@ class Settings:
             raise SettingsError(
                 f"ORDINAUT_LOG_LEVEL must be debug, info, warning or error, not {self.log_level!r}"
             )
+        if self.secret_key is not None:
+            try:
+                parse_key(self.secret_key)
+            except SecretKeyError as exc:
+                raise SettingsError(f"ORDINAUT_SECRET_KEY {exc}") from None
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise SettingsError("ORDINAUT_ADMIN_TOKEN must be at least 16 characters long")
         if not 1 <= self.port <= 65535:

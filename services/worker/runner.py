@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import structlog
 
 from domain.errors import RuleViolation
@@ -30,8 +31,11 @@ from domain.events import (
 )
 from domain.pipeline import FOREACH
 from domain.runs import Failure, decide_failure, step_idempotency_key
+from domain.secrets import redact, references
 from domain.templates import condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from services.runtime.redaction import remember_secrets
+from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError
 from services.tools.invoker import cancellable, check_arguments
 from services.worker.leases import LeasedRun
@@ -46,6 +50,8 @@ Record = Callable[[str, list[Event]], Awaitable[Outcome]]
 FindTool = Callable[[str], Awaitable[ToolRegistered | None]]
 CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]]
 Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
+# (tool address, secret names) -> name -> value; raises SecretUnavailable
+LoadSecrets = Callable[[str, set[str]], Awaitable[dict[str, str]]]
 
 
 class _Stop(Exception):
@@ -102,8 +108,11 @@ class Runner:
     publish: Publish
     # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
     park_for_approval: bool = True
+    load_secrets: LoadSecrets | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
+    # run id -> the secrets its steps received: redacted from everything the run records
+    _secrets: dict[str, dict[str, str]] = field(default_factory=dict, init=False)
 
     def abortable_runs(self) -> list[str]:
         """Runs whose current tool call could be abandoned right now."""
@@ -126,6 +135,8 @@ class Runner:
             await self._record(run, [*context.deferred, succeeded])
         except _Stop:
             return
+        finally:
+            self._secrets.pop(run.run_id, None)
 
     async def _steps(
         self,
@@ -264,10 +275,15 @@ class Runner:
                 Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
             )
         assert tool is not None
+        try:
+            secrets = await self._step_secrets(context.run, step, tool)
+        except SecretUnavailable as exc:
+            return await self._fail(context, step, path, None, 0.0, Failure(str(exc), False))
+        scope = {**data, "secrets": secrets} if secrets else data
         rendered = await self._guard(
             context,
             path,
-            lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
+            lambda: render(step.get("with", {}), scope, now=context.now(), field=f"{path}.with"),
         )
         key = step_idempotency_key(
             run.run_id,
@@ -301,6 +317,8 @@ class Runner:
                 context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
             )
         elapsed = (time.perf_counter() - started) * 1000
+        # later steps see the output as recorded: a secret echoed back goes no further
+        output = redact(output, self._secrets.get(run.run_id, {}))
         succeeded = RunStepSucceeded(
             run_id=run.run_id,
             step_id=path,
@@ -315,6 +333,21 @@ class Runner:
         else:
             await self._record(run, [succeeded])
         return output
+
+    async def _step_secrets(
+        self, run: LeasedRun, step: Mapping[str, Any], tool: ToolRegistered
+    ) -> dict[str, str]:
+        """The secrets the step's ``with`` refers to; SecretUnavailable unless its tool may
+        have every one."""
+        names = references(step.get("with", {}))
+        if not names:
+            return {}
+        if self.load_secrets is None:
+            raise SecretUnavailable("secrets are not available to this runner")
+        secrets = await self.load_secrets(tool.address, names)
+        remember_secrets(secrets)
+        self._secrets.setdefault(run.run_id, {}).update(secrets)
+        return secrets
 
     async def _call_tool(
         self, run: LeasedRun, tool: ToolRegistered, rendered: Any, key: str, seconds: float
@@ -347,7 +380,7 @@ class Runner:
             retryable=False,
         )
         canceled = RunCanceled(run_id=run.run_id, reason="canceled on request")
-        await self.record(run.run_id, [failed, canceled])
+        await self._emit(run, [failed, canceled])
 
     async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
         """Evaluate a template or condition; a broken one fails the run (retrying can't help)."""
@@ -395,19 +428,30 @@ class Runner:
             "run attempt failed",
             run_id=run.run_id,
             step=path,
-            error=failure.error,
+            error=redact(failure.error, self._secrets.get(run.run_id, {})),
             outcome=ending.__struct_config__.tag,
         )
-        await self.record(run.run_id, [*events, ending])
+        await self._emit(run, [*events, ending])
+
+    async def _emit(self, run: LeasedRun, events: list[Event]) -> Outcome:
+        """Record ``events``, with the secrets the run received blanked out of them."""
+        secrets = self._secrets.get(run.run_id)
+        if secrets:
+            events = [_redacted(event, secrets) for event in events]
+        return await self.record(run.run_id, events)
 
     async def _record(self, run: LeasedRun, events: list[Event]) -> None:
         """Record; stop if the lease is gone, or stop at this boundary if canceled."""
-        outcome = await self.record(run.run_id, events)
+        outcome = await self._emit(run, events)
         if outcome is Outcome.LOST:
             log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
             raise _Stop
         if outcome is Outcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
-            await self.record(
-                run.run_id, [RunCanceled(run_id=run.run_id, reason="canceled on request")]
-            )
+            await self._emit(run, [RunCanceled(run_id=run.run_id, reason="canceled on request")])
             raise _Stop
+
+
+def _redacted(event: Event, secrets: dict[str, str]) -> Event:
+    """The event with every secret value in its fields replaced by a marker."""
+    fields = redact(msgspec.to_builtins(event), secrets)
+    return msgspec.convert(fields, type(event))

@@ -21,6 +21,8 @@ from domain.events import ToolRegistered
 from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
+from services.secrets.box import SecretBox
+from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
 from services.store.publish import Publication, publish_external
 from services.tools.http import HttpTools
@@ -49,6 +51,8 @@ class WorkerConfig:
     grace_seconds: float = 20.0
     # Networks http tools may reach although not public (None: loopback only).
     outbound_allow: tuple[Network, ...] | None = None
+    # The key stored secrets are sealed with (None: steps using secrets fail, saying why).
+    secret_key: bytes | None = None
 
 
 class ToolCatalog:
@@ -94,11 +98,13 @@ class Worker:
         self.recorder = Recorder(pool, projections, self.name)
         self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
         self.catalog = ToolCatalog(pool)
+        box = SecretBox(config.secret_key) if config.secret_key is not None else None
         self.runner = Runner(
             record=self.recorder.record,
             find_tool=self.catalog.find,
             call_tool=self._call_tool,
             publish=self._publish,
+            load_secrets=SecretVault(pool, box).for_tool,
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None
