@@ -171,6 +171,10 @@ async def _claim_keys(
              and publications[i].meta.idempotency_key is not None]  # fmt: skip
     if not keyed:
         return first_of
+    # Claimed in one order by everyone, so two batches sharing keys wait, never deadlock.
+    keyed.sort(
+        key=lambda i: (publications[i].meta.actor, str(publications[i].meta.idempotency_key))
+    )
     actors = [publications[i].meta.actor for i in keyed]
     keys = [str(publications[i].meta.idempotency_key) for i in keyed]
     fingerprints = [publications[i].fingerprint() for i in keyed]

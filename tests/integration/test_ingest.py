@@ -232,3 +232,16 @@ async def test_the_consumer_waits_out_a_redis_restart_and_carries_on(
     finally:
         await own.aclose()
     assert await count(pool, "event.received") == 6
+
+
+async def test_two_consumers_record_each_key_once(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    small = replace(config, batch=50)
+    # every key twice, far apart, so the two copies usually go to different consumers
+    await add(client, config.stream, [good(n % 1000, idempotency_key=f"k{n % 1000}")
+                                      for n in range(2000)])  # fmt: skip
+    async with consuming(pool, client, small, name="A"), consuming(pool, client, small, name="B"):
+        await eventually(lambda: _pending_is_empty(client, config), within=60)
+    assert await count(pool, "event.received") == 1000
+    assert await client.xlen(config.dead_stream) == 0
