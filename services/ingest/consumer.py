@@ -101,6 +101,7 @@ class IngestConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until stopped, retrying with capped backoff while Redis or Postgres is away."""
         delay, failing = 0.1, False
+        log.info("ingest started", consumer=self.name, stream=self.config.stream)
         while not stop.is_set():
             try:
                 await self._ensure_group()
@@ -119,6 +120,7 @@ class IngestConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 delay = min(delay * 2, self.config.max_backoff_seconds)
+        log.info("ingest stopped", consumer=self.name, recorded=self.recorded, dead=self.dead)
 
     async def _ensure_group(self) -> None:
         try:
