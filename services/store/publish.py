@@ -180,15 +180,16 @@ async def _claim_keys(
     fingerprints = [publications[i].fingerprint() for i in keyed]
     claimed = {(r["actor"], r["idempotency_key"])
                for r in await conn.fetch(_CLAIM, actors, keys, fingerprints)}  # fmt: skip
-    taken = [i for i, a, k in zip(keyed, actors, keys, strict=True) if (a, k) not in claimed]
+    taken = [(i, a, k) for i, a, k in zip(keyed, actors, keys, strict=True)
+             if (a, k) not in claimed]  # fmt: skip
     if taken:
-        rows = await conn.fetch(_PRIOR, [actors[keyed.index(i)] for i in taken],
-                                [keys[keyed.index(i)] for i in taken])  # fmt: skip
+        rows = await conn.fetch(_PRIOR, [a for _, a, _ in taken], [k for _, _, k in taken])
         prior = {(r["actor"], r["idempotency_key"]): r for r in rows}
-        for index in taken:
-            p = publications[index]
-            row = prior[(p.meta.actor, str(p.meta.idempotency_key))]
-            outcomes[index] = await _replay(conn, p, row["fingerprint"], row["result"])
+        for index, actor, key in taken:
+            row = prior[(actor, key)]
+            outcomes[index] = await _replay(
+                conn, publications[index], row["fingerprint"], row["result"]
+            )
     return first_of
 
 

@@ -245,3 +245,16 @@ async def test_two_consumers_record_each_key_once(
         await eventually(lambda: _pending_is_empty(client, config), within=60)
     assert await count(pool, "event.received") == 1000
     assert await client.xlen(config.dead_stream) == 0
+
+
+async def test_a_key_reused_with_other_content_is_dead_lettered(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
+) -> None:
+    ids = await add(client, config.stream, [good(1, idempotency_key="k"),
+                                            good(2, idempotency_key="k")])  # fmt: skip
+    async with consuming(pool, client, config):
+        await eventually(lambda: _pending_is_empty(client, config))
+    assert await count(pool, "event.received") == 1
+    ((_, fields),) = await client.xrange(config.dead_stream)
+    assert fields[b"source_id"].decode() == ids[1]
+    assert fields[b"reason"].startswith(b"idempotency_key: idempotency key 'k' was already used")
