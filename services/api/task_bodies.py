@@ -11,6 +11,13 @@ Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
 
 
+class QuietHours(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A local-time window (``HH:MM`` or ``HH:MM:SS``) in which notifying steps wait."""
+
+    start: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
+    end: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
+
+
 class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A task as an agent writes it (POST /tasks)."""
 
@@ -38,6 +45,10 @@ class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jitter_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] = 0
     metadata: dict[Text, Annotated[str, msgspec.Meta(max_length=1_000)]] = msgspec.field(
         default_factory=dict
+    )
+    budget_per_day: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+    quiet_hours: Annotated[list[QuietHours], msgspec.Meta(max_length=20)] = msgspec.field(
+        default_factory=list
     )
 
 
