@@ -92,3 +92,20 @@ def route_group(method: str, path: str) -> str | None:
     if path.rstrip("/") == "/events":
         return "events"
     return "commands"
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The API's limit per route group for each agent (None: that group is not limited).
+
+    Generous by default: they stop a runaway agent, not a busy one.
+    """
+
+    commands: RateLimit | None = RateLimit(500.0, 1000)
+    reads: RateLimit | None = RateLimit(1000.0, 2000)
+    events: RateLimit | None = RateLimit(1000.0, 2000)
+
+    def for_group(self, group: str) -> RateLimit | None:
+        """The limit of ``group`` (one of ROUTE_GROUPS)."""
+        limit: RateLimit | None = getattr(self, group)
+        return limit

@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from services.api.rate_limit import enforce as enforce_rate_limit
 from services.runtime.admin_token import token_hash
 
 ADMIN_SCOPE = "admin"
@@ -65,6 +66,8 @@ def requires(scope: str) -> Guard:
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = await authenticate(connection)
+        # Counted before the scope check, so refused requests spend the caller's budget too.
+        await enforce_rate_limit(connection, principal.actor)
         if not principal.allows(scope):
             raise PermissionDeniedException(f"this needs the {scope!r} scope")
         connection.scope["state"]["principal"] = principal

@@ -111,7 +111,14 @@ async def run_up(settings: Settings) -> None:
     try:
         await migrate_database(servers.database_url)
         token = load_admin_token(settings.admin_token, settings.data_dir)
-        app = create_app(ApiConfig(servers.database_url, servers.redis_url, token.sha256))
+        app = create_app(
+            ApiConfig(
+                servers.database_url,
+                servers.redis_url,
+                token.sha256,
+                rate_limits=settings.rate_limits,
+            )
+        )
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
         await supervise([api_component(app, sock, announce), *_background(servers, settings)])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from domain.errors import RuleViolation
+from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
 
 
 class SettingsError(ValueError):
@@ -32,6 +35,9 @@ class Settings:
         wake-up arrives through Redis (1).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
+    rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
+        route group as "N/s burst B" (or /min, /hour), or "off"
+        (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
     """
 
     database_url: str | None = None
@@ -46,6 +52,7 @@ class Settings:
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
     worker_grace_seconds: float = 20.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -64,6 +71,7 @@ class Settings:
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
+            rate_limits=_rate_limits(env),
         )
         settings.validate()
         return settings
@@ -105,6 +113,24 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimits:
+    defaults = RateLimits()
+    limits: dict[str, RateLimit | None] = {}
+    for group in ROUTE_GROUPS:
+        name = f"ORDINAUT_RATE_LIMIT_{group.upper()}"
+        raw = env.get(name, "").strip()
+        if not raw:
+            limits[group] = defaults.for_group(group)
+        elif raw.lower() == "off":
+            limits[group] = None
+        else:
+            try:
+                limits[group] = parse_rate_limit(raw, name)
+            except RuleViolation as exc:
+                raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
+    return RateLimits(**limits)
 
 
 def _port(raw: str, name: str) -> int:
