@@ -23,7 +23,7 @@ class _Event(
     """
 
 
-class QuietWindow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class QuietWindow(msgspec.Struct, frozen=True, kw_only=True):
     """Local wall times ``HH:MM[:SS]``; a window whose end is before its start crosses midnight."""
 
     start: str
@@ -194,7 +194,7 @@ class AgentTokenRevoked(_Event, frozen=True, tag="agent.token_revoked"):
     token_id: str
 
 
-class ToolRateLimit(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ToolRateLimit(msgspec.Struct, frozen=True, kw_only=True):
     """At most ``calls`` calls of a tool in any window of ``per_seconds`` seconds."""
 
     calls: int
@@ -283,8 +283,10 @@ class RunStepSucceeded(_Event, frozen=True, tag="run.step_succeeded"):
     input: Any = None
     output: Any = None
     duration_ms: float = 0.0
-    # What the call cost against budgets (the tool's cost_per_call, or the _cost it reported).
+    # What the call cost against budgets (the tool's cost_per_call, or the _cost it reported),
+    # and the day it counts for in the task's zone (agents' budgets count UTC days).
     cost: float = 0.0
+    cost_day: str | None = None
 
 
 class RunStepFailed(_Event, frozen=True, tag="run.step_failed"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from projections.agent import AgentProjection
+from projections.agent_limits import AgentLimitsProjection
 from projections.base import ProjectionSet
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
+from projections.spend import SpendProjection
 from projections.task import TaskProjection
 from projections.tool import ToolProjection
 
@@ -19,5 +21,8 @@ def inline_projections() -> ProjectionSet:
             DueWorkProjection(),
             AgentProjection(),
             ToolProjection(),
+            # After runs: a step's cost is booked to the task and owner its run row names.
+            SpendProjection(),
+            AgentLimitsProjection(),
         ]
     )

@@ -18,6 +18,7 @@ from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
 from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
 from services.api.routes import (
+    agent_limits,
     agents,
     dry_runs,
     events,
@@ -77,6 +78,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             events.publish_event,
             schedules.preview_schedule,
             *agents.ROUTES,
+            *agent_limits.ROUTES,
             *dry_runs.ROUTES,
             *tasks.ROUTES,
             *runs.ROUTES,

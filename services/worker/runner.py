@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from domain.budgets import Overrun, step_cost
 from domain.errors import RuleViolation
 from domain.events import (
     ApprovalRequested,
@@ -34,6 +35,7 @@ from domain.templates import condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
 from services.tools.errors import ToolCallError
 from services.tools.invoker import cancellable, check_arguments
+from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
 
@@ -102,6 +104,8 @@ class Runner:
     publish: Publish
     # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
     park_for_approval: bool = True
+    # Quiet hours and budgets (a dry run has none: nothing is called, nothing waits).
+    governor: Governor | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
 
@@ -264,6 +268,10 @@ class Runner:
                 Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
             )
         assert tool is not None
+        if self.governor is not None:
+            verdict = await self.governor.admit(run, tool)
+            if verdict is not None:
+                await self._governed(run, path, tool, verdict)
         rendered = await self._guard(
             context,
             path,
@@ -301,6 +309,7 @@ class Runner:
                 context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
             )
         elapsed = (time.perf_counter() - started) * 1000
+        cost = 0.0 if tool.transport == "builtin" else step_cost(tool.cost_per_call, output)
         succeeded = RunStepSucceeded(
             run_id=run.run_id,
             step_id=path,
@@ -309,12 +318,22 @@ class Runner:
             input=rendered,
             output=output,
             duration_ms=round(elapsed, 3),
+            cost=cost,
+            cost_day=self.governor.cost_day(run) if cost and self.governor else None,
         )
         if path == context.last_step:
             context.deferred.append(succeeded)
         else:
             await self._record(run, [succeeded])
         return output
+
+    async def _governed(
+        self, run: LeasedRun, path: str, tool: ToolRegistered, verdict: Defer | Overrun
+    ) -> None:
+        """Stop here: until quiet hours end (the run is due again then), or for good."""
+        assert self.governor is not None
+        await self.record(run.run_id, self.governor.stopping(run, path, tool, verdict))
+        raise _Stop
 
     async def _call_tool(
         self, run: LeasedRun, tool: ToolRegistered, rendered: Any, key: str, seconds: float

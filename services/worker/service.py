@@ -25,9 +25,11 @@ from services.store.publish import publish_external
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
+from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Recorder
 from services.worker.runner import Runner
+from services.worker.throttle import ToolThrottle
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
@@ -84,17 +86,20 @@ class Worker:
         *,
         redis_client: redis.Redis | None = None,
         name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
         self.invoker = ToolInvoker()
         self.catalog = ToolCatalog(pool)
+        self.throttle = ToolThrottle(pool)
         self.runner = Runner(
             record=self.recorder.record,
             find_tool=self.catalog.find,
             call_tool=self._call_tool,
             publish=self._publish,
+            governor=Governor(pool, clock) if clock is not None else Governor(pool),
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None
@@ -243,6 +248,8 @@ class Worker:
     async def _call_tool(
         self, tool: ToolRegistered, arguments: dict[str, Any], key: str, timeout_seconds: float
     ) -> Any:
+        if tool.rate_limit is not None:
+            await self.throttle.wait_turn(tool.address, tool.rate_limit)
         return await self.invoker.call(
             tool, arguments, idempotency_key=key, timeout=timeout_seconds
         )

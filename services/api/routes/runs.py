@@ -22,7 +22,14 @@ from services.api.problems import ApiError
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 
 RunStatusFilter = Literal[
-    "queued", "running", "awaiting_approval", "succeeded", "dead", "canceled", "deduplicated"
+    "queued",
+    "running",
+    "awaiting_approval",
+    "deferred",
+    "succeeded",
+    "dead",
+    "canceled",
+    "deduplicated",
 ]
 _COLUMNS = (
     "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
-from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
+from domain.events import Event, ToolRateLimit, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
@@ -36,6 +36,13 @@ def _object_schema() -> dict[str, Any]:
     return {"type": "object"}
 
 
+class RateLimitBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """At most ``calls`` calls in any ``per_seconds`` seconds; more calls wait their turn."""
+
+    calls: int
+    per_seconds: float
+
+
 class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tool to register: where it runs, the JSON Schemas of its input and output, its limits."""
 
@@ -48,6 +55,8 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     timeout_seconds: float = 30.0
     scopes: list[str] = msgspec.field(default_factory=list)
+    rate_limit: RateLimitBody | None = None
+    cost_per_call: float | None = None
 
 
 def _registration(body: ToolBody) -> ToolRegistered:
@@ -63,6 +72,12 @@ def _registration(body: ToolBody) -> ToolRegistered:
             output_schema=body.output_schema,
             timeout_seconds=body.timeout_seconds,
             scopes=tuple(body.scopes),
+            rate_limit=None
+            if body.rate_limit is None
+            else ToolRateLimit(
+                calls=body.rate_limit.calls, per_seconds=body.rate_limit.per_seconds
+            ),
+            cost_per_call=body.cost_per_call,
         )
     )
 
