@@ -9,6 +9,7 @@ warning is logged, at most once per quiet spell.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -17,7 +18,13 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
 from redis.exceptions import RedisError
 
-from domain.rate_limits import RateLimit, RateLimits, retry_after_header, route_group
+from domain.rate_limits import (
+    RateLimit,
+    RateLimits,
+    parse_rate_limit,
+    retry_after_header,
+    route_group,
+)
 
 # The maths of domain.rate_limits.take, in one atomic step. Keys expire once full again.
 _TAKE = """
@@ -68,13 +75,20 @@ class RateLimiter:
         return None if int(allowed) == 1 else float(wait)
 
 
-async def enforce(connection: ASGIConnection[Any, Any, Any, Any], agent: str) -> None:
-    """Raise a 429 (with Retry-After) if ``agent`` is over its limit for this route's group."""
+async def enforce(
+    connection: ASGIConnection[Any, Any, Any, Any], agent: str, overrides: Mapping[str, str]
+) -> None:
+    """Raise a 429 (with Retry-After) if ``agent`` is over its limit for this route's group.
+
+    ``overrides`` are the agent's own limits by group (validated when they were set).
+    """
     limiter: RateLimiter | None = connection.app.state.get("rate_limiter")
     group = route_group(str(connection.scope.get("method", "GET")), connection.scope["path"])
     if limiter is None or group is None:
         return
-    wait = await limiter.wait_needed(agent, group)
+    text = overrides.get(group)
+    override = parse_rate_limit(text, f"rate_limits.{group}") if text else None
+    wait = await limiter.wait_needed(agent, group, override)
     if wait is not None:
         raise TooManyRequestsException(
             f"too many {group} requests; try again in {retry_after_header(wait)} s",

@@ -91,3 +91,24 @@ async def test_requests_go_through_when_redis_is_down(
             created = [await client.post("/tasks", json=body, headers=AUTH) for _ in range(5)]
     assert statuses == [200] * 8
     assert [r.status_code for r in created] == [201] * 5
+
+
+async def test_an_agent_s_own_limit_replaces_the_default(
+    database_url: str, redis_url: str, prefix: str
+) -> None:
+    with api_process(database_url, redis_url, RateLimits(), prefix) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            agent = await _agent_headers(client)
+            agent_id = (await client.get("/agents", headers=AUTH)).json()["items"][0]["id"]
+            body = {"rate_limits": {"reads": "3/hour burst 2"}}
+            response = await client.put(f"/agents/{agent_id}/limits", json=body, headers=AUTH)
+            assert response.status_code == 200, response.text
+            assert response.json()["rate_limits"] == {"reads": "3/hour burst 2"}
+            statuses = [(await client.get("/tasks", headers=agent)).status_code for _ in range(3)]
+            admin = [(await client.get("/tasks", headers=AUTH)).status_code for _ in range(3)]
+            wrong = {"rate_limits": {"reads": "fast"}}
+            bad = await client.put(f"/agents/{agent_id}/limits", json=wrong, headers=AUTH)
+    assert statuses == [200, 200, 429]
+    assert admin == [200] * 3
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "rate_limits.reads"
