@@ -10,6 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
+from projections.rebuild import rebuild
+from projections.registry import inline_projections
+from services.store.events import APPEND_LOCK
 from tests.tools_servers.step_tool import StepTool, serving
 from tests.workers import (
     AUTH,
@@ -116,11 +119,15 @@ async def test_a_step_over_the_task_budget_kills_the_run_and_tells_the_owner(
     assert (exceeded["owner"], exceeded["scope"], exceeded["budget"]) == (agent_id, "task", 1.0)
     assert (exceeded["spent"], exceeded["cost"], exceeded["step_id"]) == (0.8, 0.4, "first")
     assert of_type(events, "run.dead")[0]["reason"] == "budget_exceeded"
-    spent = await pool.fetch("SELECT scope, subject, amount FROM spend ORDER BY scope")
+    spent_sql = "SELECT scope, subject, day, amount FROM spend ORDER BY scope"
+    spent = await pool.fetch(spent_sql)
     assert [(r["scope"], r["subject"], r["amount"]) for r in spent] == [
         ("agent", agent_id, pytest.approx(0.8)),
         ("task", task_id, pytest.approx(0.8)),
     ]
+    async with pool.acquire() as conn:  # the spend is the log's: a replay gives it back
+        await rebuild(conn, inline_projections().named(["spend"]), append_lock=APPEND_LOCK)
+    assert [tuple(r) for r in await pool.fetch(spent_sql)] == [tuple(r) for r in spent]
 
 
 async def test_a_cost_the_tool_reports_counts_and_an_agent_budget_stops_its_tasks(
@@ -191,3 +198,32 @@ async def test_a_notify_step_in_quiet_hours_resumes_when_they_end_and_not_before
     # The step before the window ran once: the resumed run reused its recorded output.
     assert [e["step_id"] for e in of_type(events, "run.step_succeeded")].count("prepare") == 1
     assert [e["type"] for e in events].count("run.started") == 2
+
+
+async def test_an_agent_s_quiet_hours_hold_back_its_tasks_and_a_deferred_run_can_be_canceled(
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pool: asyncpg.Pool,
+    tool: tuple[StepTool, str],
+) -> None:
+    step_tool, base_url = tool
+    await register(client, "chat.notify", f"{base_url}/ok", scopes=["notify"])
+    agent_id, headers = await _agent_client(client)
+    now = datetime.now(UTC)
+    window = {"start": _clock(now - timedelta(minutes=5)), "end": _clock(now + timedelta(hours=1))}
+    body = {"quiet_hours": [window], "timezone": "UTC"}
+    limits = await client.put(f"/agents/{agent_id}/limits", json=body, headers=AUTH)
+    assert limits.status_code == 200, limits.text
+    task_id = await _agent_task(client, headers, [{"id": "tell", "uses": "chat.notify"}])
+    async with running_workers(database_url, redis_url):
+        run_id = await run_now(client, task_id)
+        deferred = await run_in(client, run_id, ("deferred",))
+        canceled = await client.post(f"/runs/{run_id}/cancel", headers=AUTH)
+        assert canceled.status_code == 200, canceled.text
+        run = await run_to_end(client, run_id)
+
+    assert datetime.fromisoformat(deferred["run_at"]) > now + timedelta(minutes=59)
+    assert run["status"] == "canceled"
+    assert not step_tool.calls
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
