@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.errors import RuleViolation
@@ -109,3 +110,16 @@ class RateLimits:
         """The limit of ``group`` (one of ROUTE_GROUPS)."""
         limit: RateLimit | None = getattr(self, group)
         return limit
+
+
+def next_slot(slots: Sequence[float], now: float, calls: int, per_seconds: float) -> float:
+    """When the next call of a tool limited to ``calls`` per ``per_seconds`` may start.
+
+    ``slots`` are the start times already handed out (ascending; those older than one window
+    may be left out). The answer is the earliest time, not before ``now``, at which the call
+    is at most the ``calls``-th in any window: now, or one window after the call ``calls``
+    back. Handed out in order, slots never go back in time, so waiting callers keep theirs.
+    """
+    if len(slots) < calls:
+        return now
+    return max(now, slots[-calls] + per_seconds)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from domain.events import QuietWindow
 from domain.quiet_hours import covers_whole_day, parse_clock, quiet_until
-from domain.rate_limits import Bucket, RateLimit, take
+from domain.rate_limits import Bucket, RateLimit, next_slot, take
 from domain.schedules import validate_timezone
 
 SETTINGS = settings(
@@ -120,3 +120,29 @@ def test_quiet_hours_end_at_the_first_instant_outside_every_window(
     for step in range(1, 40):
         assert _quiet(now + span * step / 40, ws, zone), now + span * step / 40
     assert _quiet(until - timedelta(milliseconds=1), ws, zone)
+
+
+@SETTINGS
+@given(
+    st.integers(min_value=1, max_value=5),
+    st.floats(min_value=0.1, max_value=10, allow_nan=False),
+    st.lists(st.floats(min_value=0, max_value=3, allow_nan=False), min_size=1, max_size=60),
+)
+def test_tool_call_slots_never_put_more_than_calls_in_a_window(
+    calls: int, per: float, arrivals_gaps: list[float]
+) -> None:
+    slots: list[float] = []
+    now = 0.0
+    for gap in arrivals_gaps:
+        now += gap
+        # Callers may forget slots older than a window: the answer must not change.
+        kept = [s for s in slots if s >= now - per]
+        slot = next_slot(kept, now, calls, per)
+        assert slot == next_slot(slots, now, calls, per)
+        assert slot >= now
+        assert not slots or slot >= slots[-1]
+        # As early as allowed: now, or exactly one window after the call `calls` back.
+        assert slot == now or slot == slots[-calls] + per
+        slots.append(slot)
+    for earlier, later in zip(slots, slots[calls:], strict=False):
+        assert later - earlier >= per - 1e-9
