@@ -171,7 +171,7 @@ async def test_a_notify_step_in_quiet_hours_resumes_when_they_end_and_not_before
     await register(client, "chat.notify", f"{base_url}/ok", scopes=["notify"])
     offset = timedelta(hours=5, minutes=30)  # Asia/Kolkata, all year
     zone_now = datetime.now(UTC) + offset
-    end = (zone_now + timedelta(seconds=3)).replace(microsecond=0)
+    end = (zone_now + timedelta(seconds=5)).replace(microsecond=0)
     window = {"start": _clock(zone_now - timedelta(minutes=5)), "end": _clock(end)}
     pipeline = [
         {"id": "prepare", "uses": "debug.echo", "with": {"text": "hello"}},
