@@ -178,6 +178,13 @@ class AgentLimitsSet(_Event, frozen=True, tag="agent.limits_set"):
     rate_limits: dict[str, str] = msgspec.field(default_factory=dict)
 
 
+class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
+    """An admin changed an agent; fields left None did not change."""
+
+    agent_id: str
+    scopes: tuple[str, ...] | None = None
+
+
 class AgentTokenIssued(_Event, frozen=True, tag="agent.token_issued"):
     """A bearer token for an agent; only its SHA-256 is recorded, never the token."""
 
@@ -223,6 +230,22 @@ class ToolRemoved(_Event, frozen=True, tag="tool.removed"):
     """A tool left the catalog; tasks using it are refused from now on."""
 
     address: str
+
+
+class SecretStored(_Event, frozen=True, tag="secret.stored"):
+    """A named secret was stored or replaced; only its ciphertext is ever recorded."""
+
+    name: str
+    # AES-GCM under the deployment's secret key, bound to the name (see services/secrets)
+    ciphertext: str
+    allowed_tools: tuple[str, ...]
+    description: str | None = None
+
+
+class SecretDeleted(_Event, frozen=True, tag="secret.deleted"):
+    """A secret was deleted; steps referring to it fail from now on."""
+
+    name: str
 
 
 class EventReceived(_Event, frozen=True, tag="event.received"):
@@ -434,6 +457,7 @@ Event = (
     | TaskRunRequested
     | ScheduleMissed
     | AgentCreated
+    | AgentUpdated
     | AgentTokenIssued
     | AgentLimitsSet
     | AgentTokenRevoked
@@ -456,6 +480,8 @@ Event = (
     | ApprovalRequested
     | ApprovalGranted
     | ApprovalRejected
+    | SecretStored
+    | SecretDeleted
 )
 
 EVENT_TYPES: dict[str, type[_Event]] = {
@@ -476,6 +502,11 @@ def run_stream(run_id: str) -> str:
 def tool_stream(address: str) -> str:
     """The stream holding one catalog entry's events."""
     return f"tool-{address}"
+
+
+def secret_stream(name: str) -> str:
+    """The stream holding one secret's events."""
+    return f"secret-{name}"
 
 
 def agent_stream(agent_id: str) -> str:

@@ -7,6 +7,7 @@ from projections.agent_limits import AgentLimitsProjection
 from projections.base import ProjectionSet
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
+from projections.secret import SecretProjection
 from projections.spend import SpendProjection
 from projections.task import TaskProjection
 from projections.tool import ToolProjection
@@ -24,5 +25,6 @@ def inline_projections() -> ProjectionSet:
             # After runs: a step's cost is booked to the task and owner its run row names.
             SpendProjection(),
             AgentLimitsProjection(),
+            SecretProjection(),
         ]
     )

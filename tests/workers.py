@@ -31,14 +31,16 @@ def serve_in_thread(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") 
 
 
 @contextlib.asynccontextmanager
-async def api_client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    database_url: str, redis_url: str, *, secret_key: bytes | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API, served by uvicorn in a thread, as admin.
 
     Not litestar's AsyncTestClient: it runs each request to completion while blocking this
     event loop, so a command waiting for the append lock held by a worker in this loop would
     wait forever.
     """
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=secret_key))
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             yield client

@@ -25,9 +25,11 @@ from services.api.routes import (
     health,
     runs,
     schedules,
+    secrets,
     tasks,
     tools,
 )
+from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
@@ -45,6 +47,8 @@ class ApiConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Where the buckets live in Redis (tests give each its own prefix).
     rate_limit_prefix: str = DEFAULT_PREFIX
+    # Seals stored secrets (None: POST /secrets answers 503).
+    secret_key: bytes | None = None
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -83,6 +87,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *tasks.ROUTES,
             *runs.ROUTES,
             *tools.ROUTES,
+            *secrets.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],
@@ -103,4 +108,11 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
 def _initial_state(config: ApiConfig) -> Any:
     from litestar.datastructures import State
 
-    return State({"admin_token_hash": config.admin_token_hash, "projections": inline_projections()})
+    box = SecretBox(config.secret_key) if config.secret_key is not None else None
+    return State(
+        {
+            "admin_token_hash": config.admin_token_hash,
+            "projections": inline_projections(),
+            "secret_box": box,
+        }
+    )

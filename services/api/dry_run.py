@@ -32,7 +32,7 @@ from domain.tool_schemas import check_input, check_output, example_output
 from services.tools.errors import ToolCallError
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
-from services.worker.runner import APPROVAL, FindTool, Runner
+from services.worker.runner import APPROVAL, FindTool, LoadSecrets, Runner
 
 ECHO = "debug.echo"  # calls nothing anyway, so the dry run shows its real output
 
@@ -89,8 +89,12 @@ async def dry_run(
     owner: str,
     find_tool: FindTool,
     event: dict[str, Any] | None = None,
+    load_secrets: LoadSecrets | None = None,
 ) -> DryRun:
-    """Run ``definition``'s pipeline against fakes and report each step."""
+    """Run ``definition``'s pipeline against fakes and report each step.
+
+    ``load_secrets`` should check secrets without revealing them (placeholders stand in).
+    """
     recorded: list[Event] = []
 
     async def record(_run_id: str, events: list[Event]) -> Outcome:
@@ -126,6 +130,7 @@ async def dry_run(
         call_tool=_fake_call,
         publish=_fake_publish,
         park_for_approval=False,
+        load_secrets=load_secrets,
     )
     await runner.execute(run)
     return _report(recorded)

@@ -17,6 +17,7 @@ from services.runtime.supervisor import (
     bind_socket,
     supervise,
 )
+from services.secrets.box import load_secret_key
 from services.store.migrate import migrate, pending_migrations
 from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
@@ -32,6 +33,8 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         lease_seconds=settings.worker_lease_seconds,
         poll_seconds=settings.worker_poll_seconds,
         grace_seconds=settings.worker_grace_seconds,
+        outbound_allow=settings.outbound_allow,
+        secret_key=load_secret_key(settings.secret_key, settings.data_dir),
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
@@ -111,14 +114,15 @@ async def run_up(settings: Settings) -> None:
     try:
         await migrate_database(servers.database_url)
         token = load_admin_token(settings.admin_token, settings.data_dir)
-        app = create_app(
-            ApiConfig(
-                servers.database_url,
-                servers.redis_url,
-                token.sha256,
-                rate_limits=settings.rate_limits,
-            )
+        secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+        config = ApiConfig(
+            servers.database_url,
+            servers.redis_url,
+            token.sha256,
+            secret_key=secret_key,
+            rate_limits=settings.rate_limits,
         )
+        app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
         await supervise([api_component(app, sock, announce), *_background(servers, settings)])

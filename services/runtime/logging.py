@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from services.runtime.redaction import redact_secrets
+
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
 
@@ -30,14 +32,17 @@ def configure_logging(log_format: str, level: str = "info") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        # Redaction after exception info is formatted, so a traceback's text is covered too.
+        processors=[*shared, structlog.processors.format_exc_info, redact_secrets, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processor=renderer)
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, redact_secrets], processor=renderer
+        )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

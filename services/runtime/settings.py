@@ -10,7 +10,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domain.errors import RuleViolation
+from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
 from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
+from services.secrets.box import SecretKeyError, parse_key
 
 
 class SettingsError(ValueError):
@@ -38,6 +40,10 @@ class Settings:
     rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
         route group as "N/s burst B" (or /min, /hour), or "off"
         (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
+    secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
+        one generated once into <data_dir>/secret-key (every process must use the same key).
+    outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
+        reach although they are not public (default loopback only; "" refuses loopback too).
     """
 
     database_url: str | None = None
@@ -53,6 +59,8 @@ class Settings:
     worker_poll_seconds: float = 1.0
     worker_grace_seconds: float = 20.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -72,6 +80,8 @@ class Settings:
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             rate_limits=_rate_limits(env),
+            outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
+            secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
         )
         settings.validate()
         return settings
@@ -94,6 +104,11 @@ class Settings:
             raise SettingsError(
                 f"ORDINAUT_LOG_LEVEL must be debug, info, warning or error, not {self.log_level!r}"
             )
+        if self.secret_key is not None:
+            try:
+                parse_key(self.secret_key)
+            except SecretKeyError as exc:
+                raise SettingsError(f"ORDINAUT_SECRET_KEY {exc}") from None
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise SettingsError("ORDINAUT_ADMIN_TOKEN must be at least 16 characters long")
         if not 1 <= self.port <= 65535:
@@ -131,6 +146,13 @@ def _rate_limits(env: Mapping[str, str]) -> RateLimits:
             except RuleViolation as exc:
                 raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
     return RateLimits(**limits)
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:
+    try:
+        return parse_allow_list(env.get(name, default))
+    except OutboundRuleError as exc:
+        raise SettingsError(f"{name}: {exc.reason}") from None
 
 
 def _port(raw: str, name: str) -> int:

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import msgspec
 
+from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
 from services.tools.errors import ToolCallError, excerpt
+from services.tools.outbound import OutboundRefused, guarded_transport
 
 MAX_BODY_BYTES = 1024 * 1024  # as large as a request the API accepts
 MAX_REDIRECTS = 5
@@ -25,14 +27,18 @@ _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemotePro
                      httpx.ProxyError)  # fmt: skip
 
 
-def create_client() -> httpx.AsyncClient:
+def create_client(allowed: tuple[Network, ...] | None = None) -> httpx.AsyncClient:
     """The client that every http tool call shares: pooled connections, no cookies kept.
 
     Every tool shares it, so a cookie one response sets must never ride along on another
-    tool's request: the jar's policy accepts none.
+    tool's request: the jar's policy accepts none. Its connections only reach addresses the
+    outbound rule allows (``allowed``: the admin's allow-list; default: loopback only).
     """
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30)
+    if allowed is None:
+        allowed = parse_allow_list(DEFAULT_ALLOW)
     return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=30),
+        transport=guarded_transport(allowed, limits),
         follow_redirects=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         headers={"User-Agent": USER_AGENT},
@@ -48,9 +54,13 @@ class HttpTools:
     """The ``http`` transport and the ``http.request`` builtin, on one shared client."""
 
     def __init__(
-        self, client: httpx.AsyncClient | None = None, *, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        allowed: tuple[Network, ...] | None = None,
     ) -> None:
-        self._client = client if client is not None else create_client()
+        self._client = client if client is not None else create_client(allowed)
         self._owned = client is None
         self._max_body = max_body_bytes
 
@@ -140,6 +150,8 @@ class HttpTools:
                 await response.aclose()
         except httpx.HTTPError as exc:
             raise _transport_error(exc, request.url) from exc
+        except OutboundRefused as exc:  # retrying can't help: the address is the problem
+            raise ToolCallError(str(exc), retryable=False) from None
 
     async def _read(self, response: httpx.Response, url: httpx.URL) -> bytes:
         body = bytearray()

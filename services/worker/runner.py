@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import structlog
 
 from domain.budgets import Overrun, step_cost
@@ -31,8 +32,11 @@ from domain.events import (
 )
 from domain.pipeline import FOREACH
 from domain.runs import Failure, decide_failure, step_idempotency_key
+from domain.secrets import redact, references
 from domain.templates import condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from services.runtime.redaction import remember_secrets
+from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError
 from services.tools.invoker import cancellable, check_arguments
 from services.worker.governance import Defer, Governor
@@ -48,6 +52,10 @@ Record = Callable[[str, list[Event]], Awaitable[Outcome]]
 FindTool = Callable[[str], Awaitable[ToolRegistered | None]]
 CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]]
 Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
+# (run owner, tool) -> why the owner may not use the tool now, or None
+CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
+# (tool address, secret names) -> name -> value; raises SecretUnavailable
+LoadSecrets = Callable[[str, set[str]], Awaitable[dict[str, str]]]
 
 
 class _Stop(Exception):
@@ -106,8 +114,12 @@ class Runner:
     park_for_approval: bool = True
     # Quiet hours and budgets (a dry run has none: nothing is called, nothing waits).
     governor: Governor | None = None
+    load_secrets: LoadSecrets | None = None
+    check_access: CheckAccess | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
+    # run id -> the secrets its steps received: redacted from everything the run records
+    _secrets: dict[str, dict[str, str]] = field(default_factory=dict, init=False)
 
     def abortable_runs(self) -> list[str]:
         """Runs whose current tool call could be abandoned right now."""
@@ -130,6 +142,8 @@ class Runner:
             await self._record(run, [*context.deferred, succeeded])
         except _Stop:
             return
+        finally:
+            self._secrets.pop(run.run_id, None)
 
     async def _steps(
         self,
@@ -268,14 +282,23 @@ class Runner:
                 Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
             )
         assert tool is not None
+        if self.check_access is not None:
+            refused = await self.check_access(run.queued.owner, tool)
+            if refused is not None:
+                return await self._fail(context, step, path, None, 0.0, Failure(refused, False))
         if self.governor is not None:
             verdict = await self.governor.admit(run, tool)
             if verdict is not None:
                 await self._governed(run, path, tool, verdict)
+        try:
+            secrets = await self._step_secrets(context.run, step, tool)
+        except SecretUnavailable as exc:
+            return await self._fail(context, step, path, None, 0.0, Failure(str(exc), False))
+        scope = {**data, "secrets": secrets} if secrets else data
         rendered = await self._guard(
             context,
             path,
-            lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
+            lambda: render(step.get("with", {}), scope, now=context.now(), field=f"{path}.with"),
         )
         key = step_idempotency_key(
             run.run_id,
@@ -309,6 +332,8 @@ class Runner:
                 context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
             )
         elapsed = (time.perf_counter() - started) * 1000
+        # later steps see the output as recorded: a secret echoed back goes no further
+        output = redact(output, self._secrets.get(run.run_id, {}))
         cost = 0.0 if tool.transport == "builtin" else step_cost(tool.cost_per_call, output)
         succeeded = RunStepSucceeded(
             run_id=run.run_id,
@@ -332,8 +357,23 @@ class Runner:
     ) -> None:
         """Stop here: until quiet hours end (the run is due again then), or for good."""
         assert self.governor is not None
-        await self.record(run.run_id, self.governor.stopping(run, path, tool, verdict))
+        await self._emit(run, self.governor.stopping(run, path, tool, verdict))
         raise _Stop
+
+    async def _step_secrets(
+        self, run: LeasedRun, step: Mapping[str, Any], tool: ToolRegistered
+    ) -> dict[str, str]:
+        """The secrets the step's ``with`` refers to; SecretUnavailable unless its tool may
+        have every one."""
+        names = references(step.get("with", {}))
+        if not names:
+            return {}
+        if self.load_secrets is None:
+            raise SecretUnavailable("secrets are not available to this runner")
+        secrets = await self.load_secrets(tool.address, names)
+        remember_secrets(secrets)
+        self._secrets.setdefault(run.run_id, {}).update(secrets)
+        return secrets
 
     async def _call_tool(
         self, run: LeasedRun, tool: ToolRegistered, rendered: Any, key: str, seconds: float
@@ -366,7 +406,7 @@ class Runner:
             retryable=False,
         )
         canceled = RunCanceled(run_id=run.run_id, reason="canceled on request")
-        await self.record(run.run_id, [failed, canceled])
+        await self._emit(run, [failed, canceled])
 
     async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
         """Evaluate a template or condition; a broken one fails the run (retrying can't help)."""
@@ -414,19 +454,30 @@ class Runner:
             "run attempt failed",
             run_id=run.run_id,
             step=path,
-            error=failure.error,
+            error=redact(failure.error, self._secrets.get(run.run_id, {})),
             outcome=ending.__struct_config__.tag,
         )
-        await self.record(run.run_id, [*events, ending])
+        await self._emit(run, [*events, ending])
+
+    async def _emit(self, run: LeasedRun, events: list[Event]) -> Outcome:
+        """Record ``events``, with the secrets the run received blanked out of them."""
+        secrets = self._secrets.get(run.run_id)
+        if secrets:
+            events = [_redacted(event, secrets) for event in events]
+        return await self.record(run.run_id, events)
 
     async def _record(self, run: LeasedRun, events: list[Event]) -> None:
         """Record; stop if the lease is gone, or stop at this boundary if canceled."""
-        outcome = await self.record(run.run_id, events)
+        outcome = await self._emit(run, events)
         if outcome is Outcome.LOST:
             log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
             raise _Stop
         if outcome is Outcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
-            await self.record(
-                run.run_id, [RunCanceled(run_id=run.run_id, reason="canceled on request")]
-            )
+            await self._emit(run, [RunCanceled(run_id=run.run_id, reason="canceled on request")])
             raise _Stop
+
+
+def _redacted(event: Event, secrets: dict[str, str]) -> Event:
+    """The event with every secret value in its fields replaced by a marker."""
+    fields = redact(msgspec.to_builtins(event), secrets)
+    return msgspec.convert(fields, type(event))

@@ -18,10 +18,14 @@ import structlog
 
 from domain.envelope import EventMeta
 from domain.events import ToolRegistered
+from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
+from services.secrets.box import SecretBox
+from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
 from services.store.publish import publish_external
+from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
@@ -33,7 +37,7 @@ from services.worker.throttle import ToolThrottle
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
-# The catalog changes rarely; a short cache spares a query per step.
+# The catalog and agents' scopes change rarely; a short cache spares a query per step.
 TOOL_CACHE_SECONDS = 2.0
 
 
@@ -47,6 +51,10 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     # On SIGTERM, how long in-flight runs may take to reach their end before being released.
     grace_seconds: float = 20.0
+    # Networks http tools may reach although not public (None: loopback only).
+    outbound_allow: tuple[Network, ...] | None = None
+    # The key stored secrets are sealed with (None: steps using secrets fail, saying why).
+    secret_key: bytes | None = None
 
 
 class ToolCatalog:
@@ -70,6 +78,36 @@ class ToolCatalog:
         return tool
 
 
+class OwnerScopes:
+    """Whether a run's owner may still use a tool: scopes can be revoked while tasks live."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+
+    async def refusal(self, owner: str, tool: ToolRegistered) -> str | None:
+        if not tool.scopes or owner == "admin":
+            return None
+        granted = await self._scopes(owner)
+        if granted is None:
+            return f"the task's owner {owner!r} no longer exists"
+        if "admin" in granted:
+            return None
+        missing = sorted(set(tool.scopes) - granted)
+        if missing:
+            return f"tool {tool.address!r} needs scope {missing[0]!r}, which the task's owner lacks"
+        return None
+
+    async def _scopes(self, owner: str) -> frozenset[str] | None:
+        cached = self._cache.get(owner)
+        if cached is not None and time.monotonic() - cached[0] < TOOL_CACHE_SECONDS:
+            return cached[1]
+        scopes = await self.pool.fetchval("SELECT scopes FROM agent WHERE id = $1", owner)
+        granted = None if scopes is None else frozenset(scopes)
+        self._cache[owner] = (time.monotonic(), granted)
+        return granted
+
+
 def worker_name() -> str:
     """Unique per process (consumer names must be), and readable in run histories."""
     return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -91,15 +129,18 @@ class Worker:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
-        self.invoker = ToolInvoker()
+        self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
         self.catalog = ToolCatalog(pool)
         self.throttle = ToolThrottle(pool)
+        box = SecretBox(config.secret_key) if config.secret_key is not None else None
         self.runner = Runner(
             record=self.recorder.record,
             find_tool=self.catalog.find,
             call_tool=self._call_tool,
             publish=self._publish,
             governor=Governor(pool, clock) if clock is not None else Governor(pool),
+            load_secrets=SecretVault(pool, box).for_tool,
+            check_access=OwnerScopes(pool).refusal,
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None

@@ -71,7 +71,7 @@ async def test_a_rate_limited_tool_spreads_its_calls_over_runs_and_workers(
 
 
 async def _agent_client(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
-    body = {"name": "spender", "scopes": ["tasks:read", "tasks:write", "runs:read"]}
+    body = {"name": "spender", "scopes": ["tasks:read", "tasks:write", "runs:read", "notify"]}
     agent = (await client.post("/agents", json=body, headers=AUTH)).json()
     token = (await client.post(f"/agents/{agent['id']}/tokens", json={}, headers=AUTH)).json()
     return agent["id"], {"Authorization": f"Bearer {token['token']}"}

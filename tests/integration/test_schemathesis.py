@@ -119,7 +119,7 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
 
 @pytest.fixture
 def live_api(database_url: str, redis_url: str) -> Iterator[LiveApi]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=b"k" * 32))
     server, thread, base_url = _serve(app)
     try:
         with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:

@@ -25,6 +25,7 @@ def test_worker_settings_default_and_parse() -> None:
         ("ORDINAUT_PORT", "70000"),
         ("ORDINAUT_RATE_LIMIT_COMMANDS", "lots"),
         ("ORDINAUT_RATE_LIMIT_READS", "0/s"),
+        ("ORDINAUT_OUTBOUND_ALLOW", "10.0.0.0/8,intranet"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
@@ -40,3 +41,8 @@ def test_rate_limit_settings_parse_and_can_be_off() -> None:
     assert limits.commands == RateLimit(5.0, 10)
     assert limits.events is None
     assert limits.reads == RateLimits().reads
+
+
+def test_the_outbound_allow_list_defaults_to_loopback_and_may_be_emptied() -> None:
+    assert [str(n) for n in Settings.from_env({}).outbound_allow] == ["127.0.0.0/8", "::1/128"]
+    assert Settings.from_env({"ORDINAUT_OUTBOUND_ALLOW": ""}).outbound_allow == ()

@@ -17,6 +17,7 @@ from services.api.dry_run import DryRun, dry_run
 from services.api.task_bodies import TaskBody
 from services.api.task_store import load_task
 from services.api.tool_store import known_tool_addresses
+from services.secrets.vault import SecretVault
 from services.worker.service import ToolCatalog
 
 
@@ -59,6 +60,7 @@ async def dry_run_task(
         view.created_by,
         ToolCatalog(state.pool).find,
         options.event,
+        SecretVault(state.pool, None, reveal=False).for_tool,
     )
 
 
@@ -91,6 +93,7 @@ async def dry_run_new_task(
         principal_of(request).actor,
         ToolCatalog(state.pool).find,
         data.event,
+        SecretVault(state.pool, None, reveal=False).for_tool,
     )
 
 
