@@ -25,6 +25,7 @@ from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
 from services.store.publish import publish_external
+from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
@@ -290,7 +291,13 @@ class Worker:
         self, tool: ToolRegistered, arguments: dict[str, Any], key: str, timeout_seconds: float
     ) -> Any:
         if tool.rate_limit is not None:
-            await self.throttle.wait_turn(tool.address, tool.rate_limit)
+            try:
+                await self.throttle.wait_turn(tool.address, tool.rate_limit)
+            except (asyncpg.PostgresError, OSError) as exc:
+                # Without a slot the limit cannot be kept: not called now, the attempt retries.
+                raise ToolCallError(
+                    f"{tool.address}: no call slot could be taken ({exc})", retryable=True
+                ) from exc
         return await self.invoker.call(
             tool, arguments, idempotency_key=key, timeout=timeout_seconds
         )
