@@ -64,10 +64,10 @@ async def test_a_rate_limited_tool_spreads_its_calls_over_runs_and_workers(
     assert [run["status"] for run in runs] == ["succeeded"] * 4
     started = sorted(call.started for call in step_tool.calls)
     assert len(started) == 8
-    # Never more than 2 calls in any second (a little slack for the request's own trip).
+    # Never more than 2 calls in any second (slack for the requests' own trips, which vary).
     gaps = [later - earlier for earlier, later in zip(started, started[2:], strict=False)]
-    assert min(gaps) >= 0.9, gaps
-    assert started[-1] - started[0] >= 2.7
+    assert min(gaps) >= 0.8, gaps
+    assert started[-1] - started[0] >= 2.5
 
 
 async def _agent_client(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
