@@ -10,6 +10,8 @@ from litestar.testing import AsyncTestClient
 
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
+from tests.tools_servers.http_tool_server import serve
+from tests.tools_servers.mcp_echo_server import build_server
 
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -104,3 +106,17 @@ async def test_agent_limits_are_checked_and_read_back(client: AsyncTestClient[An
     assert response.json()["budget_per_day"] == 10
     missing = await client.put("/agents/nobody/limits", json={}, headers=AUTH)
     assert missing.status_code == 404
+
+
+async def test_an_mcp_import_gives_every_tool_the_rate_limit_and_cost(
+    client: AsyncTestClient[Any],
+) -> None:
+    server, _ = build_server()
+    with serve(server.streamable_http_app()) as base_url:
+        body = {"name": "echo", "endpoint": f"{base_url}/mcp", "cost_per_call": 0.1,
+                "rate_limit": {"calls": 3, "per_seconds": 10}}  # fmt: skip
+        response = await client.post("/tools/mcp_servers", json=body, headers=AUTH)
+    assert response.status_code == 201, response.text
+    items = response.json()["items"]
+    assert items
+    assert {(t["cost_per_call"], t["rate_limit"]["calls"]) for t in items} == {(0.1, 3)}

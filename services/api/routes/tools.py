@@ -158,7 +158,8 @@ class McpServerBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """An MCP server to import: each tool it lists is registered at ``<name>.<tool name>``.
 
     Give its ``endpoint`` (streamable HTTP) or the ``command`` that starts it (stdio).
-    ``timeout_seconds`` and ``scopes`` apply to every imported tool.
+    ``timeout_seconds``, ``scopes``, ``rate_limit`` and ``cost_per_call`` apply to every
+    imported tool (a rate limit counts each tool's calls on their own).
     """
 
     name: str
@@ -166,6 +167,8 @@ class McpServerBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     command: list[str] | None = None
     timeout_seconds: float = 30.0
     scopes: list[str] = msgspec.field(default_factory=list)
+    rate_limit: RateLimitBody | None = None
+    cost_per_call: float | None = None
 
 
 class SkippedTool(msgspec.Struct, frozen=True):
@@ -188,7 +191,8 @@ def _server_probe(body: McpServerBody) -> ToolBody:
         raise ToolRuleError("name", "must be 1 to 64 letters, digits, _ or - (no dots)")
     return ToolBody(address=f"{body.name}.tool", transport="mcp", endpoint=body.endpoint,
                     command=body.command, timeout_seconds=body.timeout_seconds,
-                    scopes=body.scopes)  # fmt: skip
+                    scopes=body.scopes, rate_limit=body.rate_limit,
+                    cost_per_call=body.cost_per_call)  # fmt: skip
 
 
 def _importable(
@@ -200,7 +204,11 @@ def _importable(
     for tool in listed:
         name = mcp_tool_name(tool.address)
         candidate = msgspec.structs.replace(
-            tool, timeout_seconds=probe.timeout_seconds, scopes=probe.scopes
+            tool,
+            timeout_seconds=probe.timeout_seconds,
+            scopes=probe.scopes,
+            rate_limit=probe.rate_limit,
+            cost_per_call=probe.cost_per_call,
         )
         try:
             registration = validate_registration(candidate)
