@@ -128,6 +128,8 @@ class RunsProjection:
                 step = {"status": "succeeded", "tool": e.tool, "input": e.input,
                         "output": e.output, "duration_ms": e.duration_ms,
                         "attempt": e.attempt, "at": at}  # fmt: skip
+                if e.cost:
+                    step["cost"] = e.cost
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepFailed() as e:
                 step = {"status": "failed", "tool": e.tool, "input": e.input, "error": e.error,

@@ -151,6 +151,9 @@ async def test_a_cost_the_tool_reports_counts_and_an_agent_budget_stops_its_task
     # 1.5, then 3.0 (the second call could not know its cost before), then refused.
     assert [run["status"] for run in runs] == ["succeeded", "succeeded", "dead"]
     assert runs[1]["steps"][0]["output"]["_cost"] == 1.5
+    assert runs[1]["steps"][0]["cost"] == 1.5
+    shown = (await client.get(f"/agents/{agent_id}/limits", headers=AUTH)).json()
+    assert (shown["budget_per_day"], shown["spent_today"]) == (2.5, 3.0)
     assert len(step_tool.calls) == 2
     exceeded = of_type(await run_events(pool, runs[2]["id"]), "budget.exceeded")[0]
     assert (exceeded["scope"], exceeded["spent"], exceeded["owner"]) == ("agent", 3.0, agent_id)

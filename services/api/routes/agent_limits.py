@@ -48,6 +48,8 @@ class LimitsView(msgspec.Struct, frozen=True, kw_only=True):
     timezone: str
     rate_limits: dict[str, str]
     updated_at: datetime | None
+    # What the tool calls of the agent's tasks cost so far today (UTC).
+    spent_today: float = 0.0
 
 
 _SELECT = """
@@ -55,15 +57,22 @@ SELECT budget_per_day, quiet_hours::text AS quiet_hours, timezone, rate_limits::
        updated_at
 FROM agent_limits WHERE agent_id = $1
 """
+_SPENT_TODAY = """
+SELECT coalesce(sum(amount), 0) FROM spend
+WHERE scope = 'agent' AND subject = $1 AND day = (now() AT TIME ZONE 'UTC')::date
+"""
 _json = msgspec.json.Decoder()
 
 
 async def _view(conn: Connection, agent_id: str) -> LimitsView:
     row = await conn.fetchrow(_SELECT, agent_id)
+    spent = float(await conn.fetchval(_SPENT_TODAY, agent_id))
     if row is None:
         return LimitsView(agent_id=agent_id, budget_per_day=None, quiet_hours=[],
-                          timezone="UTC", rate_limits={}, updated_at=None)  # fmt: skip
+                          timezone="UTC", rate_limits={}, updated_at=None,
+                          spent_today=spent)  # fmt: skip
     return LimitsView(
+        spent_today=spent,
         agent_id=agent_id,
         budget_per_day=row["budget_per_day"],
         quiet_hours=msgspec.convert(_json.decode(row["quiet_hours"]), list[QuietHours]),

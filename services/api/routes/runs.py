@@ -54,6 +54,7 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     at: str | None = None
     condition: str | None = None  # why a skipped step was skipped
     continued: bool | None = None  # a failed step with on_error: continue
+    cost: float | None = None  # what the call cost against budgets (when it cost anything)
 
 
 class RunView(msgspec.Struct, frozen=True, kw_only=True):
