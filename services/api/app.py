@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
@@ -12,10 +12,13 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
+from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
+from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
 from services.api.routes import (
+    agent_limits,
     agents,
     dry_runs,
     events,
@@ -43,6 +46,9 @@ class ApiConfig:
     pool_size: int = 10
     # The key agents' webhook secrets derive from; None = secrets are not shown.
     webhook_key: bytes | None = None
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    # Where the buckets live in Redis (tests give each its own prefix).
+    rate_limit_prefix: str = DEFAULT_PREFIX
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
 
@@ -57,10 +63,18 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             app.state.pool, app.state.redis = pool, client
             # One for the app, so a Redis that hangs costs one timeout, then a quiet spell.
             app.state.announcer = Announcer(client)
+            # Its own client with short timeouts: a hanging Redis must not slow every request.
+            limits = redis.Redis.from_url(
+                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            app.state.rate_limiter = RateLimiter(
+                limits, config.rate_limits, prefix=config.rate_limit_prefix
+            )
             try:
                 yield
             finally:
                 await client.aclose()
+                await limits.aclose()
 
     return Litestar(
         route_handlers=[
@@ -70,6 +84,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             events.publish_event,
             schedules.preview_schedule,
             *agents.ROUTES,
+            *agent_limits.ROUTES,
             *dry_runs.ROUTES,
             *tasks.ROUTES,
             *runs.ROUTES,

@@ -200,8 +200,14 @@ async def run_up(settings: Settings) -> None:
         token = load_admin_token(settings.admin_token, settings.data_dir)
         secret_key = load_secret_key(settings.secret_key, settings.data_dir)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
-        config = ApiConfig(servers.database_url, servers.redis_url, token.sha256,
-                           secret_key=secret_key, webhook_key=key)  # fmt: skip
+        config = ApiConfig(
+            servers.database_url,
+            servers.redis_url,
+            token.sha256,
+            secret_key=secret_key,
+            webhook_key=key,
+            rate_limits=settings.rate_limits,
+        )
         app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731

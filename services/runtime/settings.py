@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.errors import RuleViolation
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
 from services.secrets.box import SecretKeyError, parse_key
 
 
@@ -46,6 +48,9 @@ class Settings:
     webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
+    rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
+        route group as "N/s burst B" (or /min, /hour), or "off"
+        (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
     secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
@@ -76,6 +81,7 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
     worker_grace_seconds: float = 20.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
     ingest_batch: int = 1000
@@ -105,6 +111,7 @@ class Settings:
             webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
             webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
+            rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
             ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
@@ -160,6 +167,24 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimits:
+    defaults = RateLimits()
+    limits: dict[str, RateLimit | None] = {}
+    for group in ROUTE_GROUPS:
+        name = f"ORDINAUT_RATE_LIMIT_{group.upper()}"
+        raw = env.get(name, "").strip()
+        if not raw:
+            limits[group] = defaults.for_group(group)
+        elif raw.lower() == "off":
+            limits[group] = None
+        else:
+            try:
+                limits[group] = parse_rate_limit(raw, name)
+            except RuleViolation as exc:
+                raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
+    return RateLimits(**limits)
 
 
 def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:

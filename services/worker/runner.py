@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import structlog
 
+from domain.budgets import Overrun, step_cost
 from domain.errors import RuleViolation
 from domain.events import (
     ApprovalRequested,
@@ -38,6 +39,7 @@ from services.runtime.redaction import remember_secrets
 from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError
 from services.tools.invoker import cancellable, check_arguments
+from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
 
@@ -110,6 +112,8 @@ class Runner:
     publish: Publish
     # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
     park_for_approval: bool = True
+    # Quiet hours and budgets (a dry run has none: nothing is called, nothing waits).
+    governor: Governor | None = None
     load_secrets: LoadSecrets | None = None
     check_access: CheckAccess | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
@@ -282,6 +286,10 @@ class Runner:
             refused = await self.check_access(run.queued.owner, tool)
             if refused is not None:
                 return await self._fail(context, step, path, None, 0.0, Failure(refused, False))
+        if self.governor is not None:
+            verdict = await self.governor.admit(run, tool)
+            if verdict is not None:
+                await self._governed(run, path, tool, verdict)
         try:
             secrets = await self._step_secrets(context.run, step, tool)
         except SecretUnavailable as exc:
@@ -326,6 +334,7 @@ class Runner:
         elapsed = (time.perf_counter() - started) * 1000
         # later steps see the output as recorded: a secret echoed back goes no further
         output = redact(output, self._secrets.get(run.run_id, {}))
+        cost = 0.0 if tool.transport == "builtin" else step_cost(tool.cost_per_call, output)
         succeeded = RunStepSucceeded(
             run_id=run.run_id,
             step_id=path,
@@ -334,12 +343,22 @@ class Runner:
             input=rendered,
             output=output,
             duration_ms=round(elapsed, 3),
+            cost=cost,
+            cost_day=self.governor.cost_day(run) if cost and self.governor else None,
         )
         if path == context.last_step:
             context.deferred.append(succeeded)
         else:
             await self._record(run, [succeeded])
         return output
+
+    async def _governed(
+        self, run: LeasedRun, path: str, tool: ToolRegistered, verdict: Defer | Overrun
+    ) -> None:
+        """Stop here: until quiet hours end (the run is due again then), or for good."""
+        assert self.governor is not None
+        await self._emit(run, self.governor.stopping(run, path, tool, verdict))
+        raise _Stop
 
     async def _step_secrets(
         self, run: LeasedRun, step: Mapping[str, Any], tool: ToolRegistered

@@ -25,13 +25,16 @@ from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
 from services.store.publish import Publication, publish_external
+from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
+from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Recorder
 from services.worker.runner import Runner
+from services.worker.throttle import ToolThrottle
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
@@ -122,18 +125,21 @@ class Worker:
         *,
         redis_client: redis.Redis | None = None,
         name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
         self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
         self.catalog = ToolCatalog(pool)
+        self.throttle = ToolThrottle(pool)
         box = SecretBox(config.secret_key) if config.secret_key is not None else None
         self.runner = Runner(
             record=self.recorder.record,
             find_tool=self.catalog.find,
             call_tool=self._call_tool,
             publish=self._publish,
+            governor=Governor(pool, clock) if clock is not None else Governor(pool),
             load_secrets=SecretVault(pool, box).for_tool,
             check_access=OwnerScopes(pool).refusal,
         )
@@ -284,6 +290,14 @@ class Worker:
     async def _call_tool(
         self, tool: ToolRegistered, arguments: dict[str, Any], key: str, timeout_seconds: float
     ) -> Any:
+        if tool.rate_limit is not None:
+            try:
+                await self.throttle.wait_turn(tool.address, tool.rate_limit)
+            except (asyncpg.PostgresError, OSError) as exc:
+                # Without a slot the limit cannot be kept: not called now, the attempt retries.
+                raise ToolCallError(
+                    f"{tool.address}: no call slot could be taken ({exc})", retryable=True
+                ) from exc
         return await self.invoker.call(
             tool, arguments, idempotency_key=key, timeout=timeout_seconds
         )
