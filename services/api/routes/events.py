@@ -11,12 +11,13 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
-from domain.envelope import EventMeta
-from services.api.auth import principal_of, requires
+from services.api.auth import requires
+from services.api.calls import backend_of, caller_of
+from services.api.operations import events as ops
+from services.api.operations.events import Published, PublishEvent
 from services.api.problems import ApiError, FieldError
 from services.store.audit import EventFilter, read_filtered
 from services.store.events import StoredEvent
-from services.store.publish import Publication, publish_external
 
 
 class EventPage(msgspec.Struct, frozen=True):
@@ -24,25 +25,6 @@ class EventPage(msgspec.Struct, frozen=True):
 
     items: list[StoredEvent]
     next: int | None
-
-
-class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An external event to record."""
-
-    topic: Annotated[
-        str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
-    ]
-    payload: dict[str, Any]
-    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    occurred_at: datetime | None = None
-
-
-class Published(msgspec.Struct, frozen=True):
-    """Where a published event landed, and the tasks it fired (a run each)."""
-
-    id: str
-    position: int
-    triggered_tasks: list[str]
 
 
 _TYPE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
@@ -125,15 +107,4 @@ async def publish_event(
     """Record an ``event.received`` and queue a run of every event task it matches (and of
     every condition task whose condition it turns true); a repeated idempotency key returns
     the first answer and fires nothing."""
-    key = data.idempotency_key or request.headers.get("idempotency-key")
-    meta = EventMeta(
-        actor=principal_of(request).actor,
-        correlation_id=request.scope["state"]["correlation_id"],
-        idempotency_key=key,
-    )
-    publication = Publication(data.topic, data.payload, meta, data.occurred_at)
-    async with state.pool.acquire() as conn, conn.transaction():
-        result = await publish_external(conn, state.projections, publication)
-    if not result.replayed:
-        await state.announcer.announce(result.run_ids)
-    return Published(str(result.event_id), result.position, result.triggered_tasks)
+    return await ops.publish_event(caller_of(request), backend_of(state), data)

@@ -1,159 +1,29 @@
-"""Runs: read them (every step's input and output), and steer them (cancel, retry, approve)."""
+"""Run routes: thin HTTP adapters over the run operations (services/api/operations/runs)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+import dataclasses
+from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from domain.envelope import EventMeta
-from domain.events import Event, RunQueued, run_stream
-from domain.runs import decide_approval, decide_cancel, decide_retry
-from projections.base import Connection
-from services.api.auth import Principal, principal_of, requires
-from services.api.cursors import decode_position, encode_position
-from services.api.problems import ApiError
-from services.store.events import (
-    APPEND_LOCK,
-    StoredEvent,
-    StreamAppend,
-    append_in_transaction,
-    read_stream_stored,
-)
+from services.api.auth import requires
+from services.api.calls import backend_of, caller_of
+from services.api.operations import runs as ops
+from services.api.operations.context import Caller
+from services.api.operations.runs import Decision, RunPage, RunStatusFilter, RunView
+from services.store.events import StoredEvent
 
-RunStatusFilter = Literal[
-    "queued",
-    "running",
-    "awaiting_approval",
-    "deferred",
-    "succeeded",
-    "dead",
-    "canceled",
-    "deduplicated",
-]
-_COLUMNS = (
-    "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"
-    " queued_at, started_at, finished_at, worker, error, cancel_requested,"
-    " steps::text AS steps, approval::text AS approval, queued::text AS queued"
-)
-_json = msgspec.json.Decoder()
-_queued = msgspec.json.Decoder(RunQueued)
+__all__ = ["ROUTES", "Decision", "RunPage", "RunView"]
 
 
-class StepView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One step as recorded: its rendered input and output keep their JSON types."""
-
-    id: str
-    status: str
-    tool: str | None = None
-    input: Any = None
-    output: Any = None
-    error: str | None = None
-    duration_ms: float | None = None
-    attempt: int | None = None
-    at: str | None = None
-    condition: str | None = None  # why a skipped step was skipped
-    continued: bool | None = None  # a failed step with on_error: continue
-    cost: float | None = None  # what the call cost against budgets (when it cost anything)
-
-
-class RunView(msgspec.Struct, frozen=True, kw_only=True):
-    """A run and its steps, in the order they ended."""
-
-    id: str
-    task_id: str
-    status: str
-    trigger: str
-    attempt: int
-    priority: int
-    scheduled_for: datetime
-    run_at: datetime
-    queued_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    worker: str | None
-    error: str | None
-    cancel_requested: bool
-    approval: dict[str, Any] | None
-    event: dict[str, Any] | None
-    steps: list[StepView]
-
-
-class RunPage(msgspec.Struct, frozen=True):
-    """A page of runs, newest first; pass ``next`` as ``cursor`` for the next page."""
-
-    items: list[RunView]
-    next: str | None
-
-
-class Decision(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An approver's answer; ``approved_items`` approves only those (default: everything)."""
-
-    comment: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
-    approved_items: list[Any] | None = None
-
-
-def _view(row: Any) -> RunView:
-    steps = _json.decode(row["steps"])
-    ordered = sorted(steps.items(), key=lambda item: (str(item[1].get("at", "")), item[0]))
-    return RunView(
-        id=row["run_id"],
-        task_id=row["task_id"],
-        status=row["status"],
-        trigger=row["trigger"],
-        attempt=row["attempt"],
-        priority=row["priority"],
-        scheduled_for=row["scheduled_for"],
-        run_at=row["run_at"],
-        queued_at=row["queued_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        worker=row["worker"],
-        error=row["error"],
-        cancel_requested=row["cancel_requested"],
-        approval=_json.decode(row["approval"]) if row["approval"] else None,
-        event=_json.decode(row["queued"]).get("event"),
-        steps=[msgspec.convert({"id": step_id, **step}, StepView) for step_id, step in ordered],
+def _steering(request: Request[Any, Any, Any]) -> Caller:
+    # A repeated key replays the first decision on this run, whatever the body said.
+    return dataclasses.replace(
+        caller_of(request), fingerprint=f"{request.method} {request.url.path}"
     )
-
-
-def _owner(principal: Principal, first: int) -> tuple[str, list[Any]]:
-    """Agents see the runs of their own tasks; admin sees every run."""
-    if principal.allows("admin"):
-        return "", []
-    return f" AND owner = ${first}", [principal.actor]
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-async def _load(conn: Connection, principal: Principal, run_id: str, *, lock: bool = False) -> Any:
-    if not _is_uuid(run_id):
-        raise ApiError(404, "Not found", "no such run")
-    owner, args = _owner(principal, 2)
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM runs WHERE run_id = $1{owner}{' FOR UPDATE' if lock else ''}",  # noqa: S608 - fixed SQL
-        run_id,
-        *args,
-    )
-    if row is None:
-        raise ApiError(404, "Not found", f"no run {run_id!r}")
-    return row
-
-
-def _cursor(view: RunView) -> str:
-    return encode_position(view.queued_at, view.id)
 
 
 @get("/runs", guards=[requires("runs:read")], tags=["runs"], summary="List runs")
@@ -166,32 +36,15 @@ async def list_runs(
     cursor: FromQuery[str | None] = None,
 ) -> RunPage:
     """The caller's runs (admin: all), newest first, filtered by status and task."""
-    clauses: list[str] = ["true"]
-    args: list[Any] = []
-    for column, value in (("status", status), ("task_id", task_id)):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    if cursor is not None:
-        args += list(decode_position(cursor))
-        clauses.append(f"(queued_at, run_id) < (${len(args) - 1}, ${len(args)})")
-    owner, owner_args = _owner(principal_of(request), len(args) + 1)
-    args += [*owner_args, limit]
-    async with state.pool.acquire() as conn:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM runs WHERE {' AND '.join(clauses)}{owner}"  # noqa: S608 - fixed columns
-            f" ORDER BY queued_at DESC, run_id DESC LIMIT ${len(args)}",
-            *args,
-        )
-    items = [_view(row) for row in rows]
-    return RunPage(items, _cursor(items[-1]) if len(items) == limit else None)
+    return await ops.find_runs(
+        caller_of(request), backend_of(state), status, task_id, limit, cursor
+    )
 
 
 @get("/runs/{run_id:str}", guards=[requires("runs:read")], tags=["runs"], summary="Read a run")
 async def get_run(request: Request[Any, Any, Any], state: State, run_id: FromPath[str]) -> RunView:
     """One run with every step's rendered input, output or error, and duration."""
-    async with state.pool.acquire() as conn:
-        return _view(await _load(conn, principal_of(request), run_id))
+    return await ops.read_run(caller_of(request), backend_of(state), run_id)
 
 
 @get(
@@ -204,42 +57,7 @@ async def get_run_history(
     request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
 ) -> dict[str, list[StoredEvent]]:
     """The run's events (stream ``run-<id>``) in order: attempts, steps, approvals, outcome."""
-    async with state.pool.acquire() as conn:
-        await _load(conn, principal_of(request), run_id)
-        items = await read_stream_stored(conn, run_stream(run_id))
-    return {"items": items}
-
-
-Decide = Callable[[Any, datetime], list[Event]]
-
-
-async def _command(
-    request: Request[Any, Any, Any], state: State, run_id: str, decide: Decide
-) -> RunView:
-    """Decide on the run's current state and append, serialised with workers' appends."""
-    principal = principal_of(request)
-    meta = EventMeta(
-        actor=principal.actor,
-        correlation_id=request.scope["state"]["correlation_id"],
-        idempotency_key=request.headers.get("idempotency-key"),
-    )
-    async with state.pool.acquire() as conn, conn.transaction():
-        # Taken before reading, so no worker records anything between decision and append.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
-        row = await _load(conn, principal, run_id)
-        events = decide(row, datetime.now(UTC))
-        if events:
-            await append_in_transaction(
-                conn,
-                [StreamAppend(run_stream(run_id), events)],
-                meta,
-                state.projections,
-                fingerprint=f"{request.method} {request.url.path}",
-            )
-        view = _view(await _load(conn, principal, run_id))
-    if view.status == "queued":
-        await state.announcer.announce([run_id])
-    return view
+    return {"items": await ops.run_history(caller_of(request), backend_of(state), run_id)}
 
 
 @post("/runs/{run_id:str}/cancel", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
@@ -247,12 +65,7 @@ async def cancel_run(
     request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
 ) -> RunView:
     """Cancel a queued or parked run now; a running one stops at its next step boundary."""
-    return await _command(
-        request,
-        state,
-        run_id,
-        lambda row, _: decide_cancel(run_id, row["status"], row["cancel_requested"]),
-    )
+    return await ops.cancel_run(_steering(request), backend_of(state), run_id)
 
 
 @post("/runs/{run_id:str}/retry", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
@@ -260,26 +73,7 @@ async def retry_run(
     request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
 ) -> RunView:
     """Give a dead run one more attempt now; steps that succeeded are not run again."""
-    return await _command(
-        request,
-        state,
-        run_id,
-        lambda row, now: decide_retry(
-            row["status"], _queued.decode(row["queued"]), row["attempt"], now
-        ),
-    )
-
-
-def _decision(approve: bool, data: Decision | None) -> Decide:
-    body = data or Decision()
-    return lambda row, _: decide_approval(
-        row["run_id"],
-        row["status"],
-        _json.decode(row["approval"]) if row["approval"] else None,
-        approve=approve,
-        comment=body.comment,
-        approved_items=body.approved_items,
-    )
+    return await ops.retry_run(_steering(request), backend_of(state), run_id)
 
 
 @post(
@@ -292,7 +86,7 @@ async def approve_run(
     data: JSONBody[Decision | None] = None,
 ) -> RunView:
     """Approve the step the run waits at (optionally only ``approved_items``); it resumes."""
-    return await _command(request, state, run_id, _decision(True, data))
+    return await ops.decide_run(_steering(request), backend_of(state), run_id, True, data)
 
 
 @post(
@@ -305,7 +99,7 @@ async def reject_run(
     data: JSONBody[Decision | None] = None,
 ) -> RunView:
     """Reject the step the run waits at; it resumes and sees ``status: rejected``."""
-    return await _command(request, state, run_id, _decision(False, data))
+    return await ops.decide_run(_steering(request), backend_of(state), run_id, False, data)
 
 
 ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run]

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
-
-import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
-from domain.schedules import (
-    anchor_dtstart,
-    compile_schedule,
-    next_occurrences,
-    validate_timezone,
-)
 from services.api.auth import requires
+from services.api.operations import schedules as ops
+from services.api.operations.schedules import Occurrences, SchedulePreview
 
-
-class SchedulePreview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A rule to preview; a bare RRULE is anchored at ``dtstart`` (default: now, seconds zeroed)."""
-
-    kind: Literal["cron", "rrule", "once"]
-    expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
-    timezone: str = "UTC"
-    after: datetime | None = None
-    count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
-    dtstart: datetime | None = None
-
-
-class Occurrences(msgspec.Struct, frozen=True):
-    """Instants with their UTC offsets, in the rule's zone."""
-
-    occurrences: list[str]
+__all__ = ["Occurrences", "SchedulePreview", "preview_schedule"]
 
 
 @post(
@@ -44,14 +21,4 @@ class Occurrences(msgspec.Struct, frozen=True):
 )
 async def preview_schedule(data: JSONBody[SchedulePreview]) -> Occurrences:
     """The next ``count`` occurrences strictly after ``after`` (default now)."""
-    now = datetime.now(UTC)
-    zone = validate_timezone(data.timezone)
-    schedule = compile_schedule(
-        data.kind,
-        data.expr,
-        data.timezone,
-        dtstart=data.dtstart or anchor_dtstart(now, zone),
-        now=now,
-    )
-    found = next_occurrences(schedule, data.after or now, data.count)
-    return Occurrences([instant.isoformat() for instant in found])
+    return ops.preview_schedule(data)

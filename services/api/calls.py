@@ -1,0 +1,34 @@
+"""HTTP requests as operation calls: the caller, the backend, and the answer as a response."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import State
+
+from services.api.auth import principal_of
+from services.api.operations.context import Backend, Caller, Outcome
+
+
+def backend_of(state: State) -> Backend:
+    """The store and announcer the app opened in its lifespan."""
+    return Backend(state.pool, state.projections, state.get("announcer"))
+
+
+def caller_of(request: Request[Any, Any, Any], body: bytes = b"") -> Caller:
+    """The request as an operation's caller (its key, precondition and content fingerprint)."""
+    fingerprint = f"{request.method} {request.url.path}\n".encode() + body
+    return Caller(
+        principal=principal_of(request),
+        correlation_id=request.scope["state"]["correlation_id"],
+        idempotency_key=request.headers.get("idempotency-key"),
+        fingerprint=hashlib.sha256(fingerprint).hexdigest(),
+        if_match=request.headers.get("if-match"),
+    )
+
+
+def respond(outcome: Outcome) -> Response[Any]:
+    """The operation's answer as an HTTP response."""
+    return Response(outcome.body, status_code=outcome.status)

@@ -1,0 +1,71 @@
+"""Who calls an operation and what it runs against, whichever interface the call came in by."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from domain.envelope import EventMeta
+from projections.base import ProjectionSet
+from services.api.auth import Principal
+from services.api.problems import ApiError, FieldError
+from services.worker.dispatch import Announcer
+
+_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The store an operation reads and appends to, and the announcer that wakes workers."""
+
+    pool: Any
+    projections: ProjectionSet
+    announcer: Announcer | None = None
+
+    async def announce(self, run_ids: list[str]) -> None:
+        """Wake workers for these runs (best effort: they poll anyway)."""
+        if self.announcer is not None and run_ids:
+            await self.announcer.announce(run_ids)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One call: its principal, correlation id, optional idempotency key and precondition.
+
+    ``fingerprint`` identifies the request's content, so an idempotency key reused for a
+    different request is refused; ``if_match`` is the task version the caller expects.
+    """
+
+    principal: Principal
+    correlation_id: str
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+    if_match: str | None = None
+
+    def meta(self) -> EventMeta:
+        """The metadata of every event this call appends."""
+        return EventMeta(
+            actor=self.principal.actor,
+            correlation_id=self.correlation_id,
+            idempotency_key=self.idempotency_key,
+        )
+
+    def check_version(self, version: int) -> None:
+        """Refuse (409) if the caller expected another version; 422 if it named none."""
+        if self.if_match is None or self.if_match.strip() == "*":
+            return
+        match = _VERSION.match(self.if_match)
+        if match is None:
+            raise ApiError(422, "Invalid request", "If-Match: must be the task's version",
+                           [FieldError("If-Match", "must be the task's version")])  # fmt: skip
+        if int(match.group(1)) != version:
+            raise ApiError(409, "Version conflict", f"the task is at version {version}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An operation's answer: the status the API gives it, and its body."""
+
+    status: int
+    body: Any

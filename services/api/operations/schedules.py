@@ -1,0 +1,42 @@
+"""Previewing a schedule's next occurrences before creating a task with it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from domain.schedules import anchor_dtstart, compile_schedule, next_occurrences, validate_timezone
+
+
+class SchedulePreview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A rule to preview; a bare RRULE is anchored at ``dtstart`` (default: now, seconds zeroed)."""
+
+    kind: Literal["cron", "rrule", "once"]
+    expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    timezone: str = "UTC"
+    after: datetime | None = None
+    count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    dtstart: datetime | None = None
+
+
+class Occurrences(msgspec.Struct, frozen=True):
+    """Instants with their UTC offsets, in the rule's zone."""
+
+    occurrences: list[str]
+
+
+def preview_schedule(data: SchedulePreview) -> Occurrences:
+    """The next ``count`` occurrences strictly after ``after`` (default now)."""
+    now = datetime.now(UTC)
+    zone = validate_timezone(data.timezone)
+    schedule = compile_schedule(
+        data.kind,
+        data.expr,
+        data.timezone,
+        dtstart=data.dtstart or anchor_dtstart(now, zone),
+        now=now,
+    )
+    found = next_occurrences(schedule, data.after or now, data.count)
+    return Occurrences([instant.isoformat() for instant in found])

@@ -1,0 +1,266 @@
+"""Task commands (each appends events) and reads (each from the task read model)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from domain.events import (
+    Event,
+    TaskCreated,
+    TaskDefinition,
+    TaskRunRequested,
+    TaskUpdated,
+    run_stream,
+    task_stream,
+)
+from domain.pipeline import check_tool_scopes
+from domain.runs import queue_runs
+from domain.schedules import next_occurrences
+from domain.tasks import (
+    TaskState,
+    decide_cancel,
+    decide_create,
+    decide_delete,
+    decide_pause,
+    decide_resume,
+    decide_run_now,
+    decide_snooze,
+    decide_update,
+)
+from projections.base import Connection
+from services.api.operations.context import Backend, Caller, Outcome
+from services.api.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
+from services.api.task_store import (
+    decode_cursor,
+    encode_cursor,
+    list_tasks,
+    load_task,
+    remember,
+    replay,
+    task_id_by_key,
+)
+from services.api.tool_store import tool_scopes
+from services.store.events import (
+    StoredEvent,
+    StreamAppend,
+    append_in_transaction,
+    read_stream_stored,
+)
+from services.timer.service import load_schedule
+
+Decide = Callable[[TaskState, datetime], list[Event]]
+Respond = Callable[[TaskView | None, list[Event]], object]
+
+
+class TaskCommand:
+    """One idempotent command on one task, in one transaction."""
+
+    def __init__(self, caller: Caller, backend: Backend) -> None:
+        self.caller, self.backend = caller, backend
+        self.principal = caller.principal
+        self.key = caller.idempotency_key
+
+    async def replayed(self, conn: Connection) -> Outcome | None:
+        """The stored answer to an earlier call with this idempotency key, if any."""
+        if self.key is None:
+            return None
+        prior = await replay(conn, self.principal.actor, self.key, self.caller.fingerprint)
+        return None if prior is None else Outcome(prior[0], prior[1])
+
+    async def append(
+        self,
+        conn: Connection,
+        task_id: str,
+        events: list[Event],
+        expected: int,
+        definition: TaskDefinition,
+        owner: str,
+    ) -> bool:
+        """Append; False if a concurrent repeat of this idempotent command got there first."""
+        appends = [StreamAppend(task_stream(task_id), events, expected)]
+        appends += [
+            StreamAppend(run_stream(run.run_id), [run], expected_version=0)
+            for run in queue_runs(events, definition, owner)
+        ]
+        result = await append_in_transaction(
+            conn,
+            appends,
+            self.caller.meta(),
+            self.backend.projections,
+            fingerprint=self.caller.fingerprint,
+        )
+        return not result.replayed
+
+    async def answer(self, conn: Connection, status: int, body: object) -> Outcome:
+        """The answer, remembered for repeats of an idempotent call."""
+        if self.key is not None:
+            await remember(conn, self.principal.actor, self.key, status, body)
+        return Outcome(status, body)
+
+    async def on_task(
+        self, task_id: str, decide: Decide, respond: Respond, status: int = 200
+    ) -> Outcome:
+        """Decide on the task's current state, append, and answer with ``respond``."""
+        async with self.backend.pool.acquire() as conn, conn.transaction():
+            if (prior := await self.replayed(conn)) is not None:
+                return prior
+            view, task = await load_task(conn, self.principal, task_id)
+            self.caller.check_version(view.version)
+            events = decide(task, datetime.now(UTC))
+            if not events:
+                return Outcome(status, respond(view, events))
+            if not await self.append(
+                conn, task_id, events, view.version, task.definition, view.created_by
+            ):
+                return await self.replayed(conn) or Outcome(status, None)
+            after = None if status == 204 else (await load_task(conn, self.principal, task_id))[0]
+            body = respond(after, events)
+            return (
+                await self.answer(conn, status, body) if body is not None else Outcome(status, None)
+            )
+
+
+def _permitted(
+    events: list[Event], scopes: Mapping[str, tuple[str, ...]], granted: frozenset[str]
+) -> list[Event]:
+    """The events, if the pipeline they set uses only tools within the caller's scopes."""
+    for event in events:
+        if isinstance(event, TaskCreated | TaskUpdated):
+            check_tool_scopes(event.definition.payload, scopes, granted)
+    return events
+
+
+def _view(view: TaskView | None, _: list[Event]) -> object:
+    return view
+
+
+async def _updating(command: TaskCommand, task_id: str, changes: dict[str, Any]) -> Outcome:
+    async with command.backend.pool.acquire() as conn:
+        scopes = await tool_scopes(conn)
+    tools, granted = frozenset(scopes), command.principal.scopes
+    return await command.on_task(
+        task_id,
+        lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+        _view,
+    )
+
+
+async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outcome:
+    """Create a task (201), or update the caller's task with the same ``key`` (200)."""
+    command = TaskCommand(caller, backend)
+    definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
+    async with backend.pool.acquire() as conn:
+        existing = data.key and await task_id_by_key(conn, caller.principal.actor, data.key)
+        scopes = await tool_scopes(conn)
+    if existing:
+        return await _updating(command, existing, msgspec.to_builtins(data))
+    task_id = str(uuid.uuid4())
+    events = _permitted(
+        decide_create(task_id, definition, datetime.now(UTC), frozenset(scopes)),
+        scopes,
+        caller.principal.scopes,
+    )
+    async with backend.pool.acquire() as conn, conn.transaction():
+        if (prior := await command.replayed(conn)) is not None:
+            return prior
+        if not await command.append(conn, task_id, events, 0, definition, caller.principal.actor):
+            return await command.replayed(conn) or Outcome(201, None)
+        view, _ = await load_task(conn, caller.principal, task_id)
+        return await command.answer(conn, 201, view)
+
+
+async def update_task(
+    caller: Caller, backend: Backend, task_id: str, changes: dict[str, Any]
+) -> Outcome:
+    """Change the given fields only; a schedule change recomputes the next run."""
+    return await _updating(TaskCommand(caller, backend), task_id, changes)
+
+
+async def pause_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+    """Stop firing until resumed."""
+    return await TaskCommand(caller, backend).on_task(task_id, lambda t, _: decide_pause(t), _view)
+
+
+async def resume_task(caller: Caller, backend: Backend, task_id: str, catch_up: bool) -> Outcome:
+    """Fire again from now on (no catch-up storm unless ``catch_up``)."""
+    return await TaskCommand(caller, backend).on_task(
+        task_id, lambda t, now: decide_resume(t, now, catch_up), _view
+    )
+
+
+async def snooze_task(
+    caller: Caller, backend: Backend, task_id: str, seconds: int | None, until: datetime | None
+) -> Outcome:
+    """Move only the next occurrence, by ``seconds`` from its due time or to ``until``."""
+    return await TaskCommand(caller, backend).on_task(
+        task_id, lambda t, now: decide_snooze(t, now, seconds=seconds, until=until), _view
+    )
+
+
+def _run_started(_: TaskView | None, events: list[Event]) -> object:
+    (requested,) = [e for e in events if isinstance(e, TaskRunRequested)]
+    return RunStarted(requested.run_id)
+
+
+async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+    """Queue a run now without disturbing the schedule (202 with its run id)."""
+    run_id = str(uuid.uuid4())
+    outcome = await TaskCommand(caller, backend).on_task(
+        task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, 202
+    )
+    await backend.announce([run_id])
+    return outcome
+
+
+async def cancel_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+    """Never fire again (terminal)."""
+    return await TaskCommand(caller, backend).on_task(task_id, lambda t, _: decide_cancel(t), _view)
+
+
+async def delete_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+    """Hide the task from reads; its events stay for audit."""
+    return await TaskCommand(caller, backend).on_task(
+        task_id, lambda t, _: decide_delete(t), lambda *_: None, 204
+    )
+
+
+async def find_tasks(
+    caller: Caller, backend: Backend, filters: dict[str, Any], limit: int, cursor: str | None
+) -> TaskPage:
+    """The caller's tasks (admin: everyone's) matching ``filters``, oldest first."""
+    after = decode_cursor(cursor) if cursor else None
+    async with backend.pool.acquire() as conn:
+        items = await list_tasks(conn, caller.principal, filters, limit, after)
+    return TaskPage(items, encode_cursor(items[-1]) if len(items) == limit else None)
+
+
+async def read_task(caller: Caller, backend: Backend, task_id: str) -> TaskView:
+    """One live task of the caller's (admin: anyone's); 404 otherwise."""
+    async with backend.pool.acquire() as conn:
+        view, _ = await load_task(conn, caller.principal, task_id)
+    return view
+
+
+async def task_occurrences(caller: Caller, backend: Backend, task_id: str, count: int) -> list[str]:
+    """The next ``count`` occurrences, starting with the next run."""
+    async with backend.pool.acquire() as conn:
+        _, task = await load_task(conn, caller.principal, task_id)
+    d = task.definition
+    if task.next_run_at is None or d.schedule_kind not in ("cron", "rrule", "once"):
+        return []
+    schedule = load_schedule(d.schedule_kind, d.schedule_expr, d.timezone, d.dtstart)
+    rest = next_occurrences(schedule, task.next_run_at, count - 1)
+    first = task.next_run_at.astimezone(rest[0].tzinfo if rest else UTC)
+    return [instant.isoformat() for instant in [first, *rest]]
+
+
+async def task_history(caller: Caller, backend: Backend, task_id: str) -> list[StoredEvent]:
+    """Every event of the task, in order (deleted tasks included, for audit)."""
+    async with backend.pool.acquire() as conn:
+        await load_task(conn, caller.principal, task_id)
+        return await read_stream_stored(conn, task_stream(task_id))
