@@ -29,6 +29,7 @@ from services.api.routes import (
     tasks,
     tools,
 )
+from services.mcp.http import McpMount
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
@@ -51,6 +52,8 @@ class ApiConfig:
     rate_limit_prefix: str = DEFAULT_PREFIX
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
+    # Host headers /mcp accepts besides loopback ones (e.g. "api.example.com", "10.0.0.5:*").
+    mcp_allowed_hosts: tuple[str, ...] = ()
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -76,8 +79,10 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
                 await client.aclose()
                 await limits.aclose()
 
+    mcp = McpMount(config.mcp_allowed_hosts)
     return Litestar(
         route_handlers=[
+            mcp.route,
             health.live,
             health.ready,
             events.list_events,
@@ -92,7 +97,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *secrets.ROUTES,
             *extra_routes,
         ],
-        lifespan=[connections],
+        lifespan=[connections, mcp.lifespan],
         state=_initial_state(config),
         middleware=[correlation_middleware],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -31,7 +31,8 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        method = scope["method"]
+        # Read now: a mounted app (/mcp) sees its path rewritten to what follows the mount.
+        method, path = scope["method"], scope["path"]
         correlation_id = _incoming_id(scope) or str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status: dict[str, Any] = {"code": 500}
@@ -52,7 +53,7 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
                 _log.info(
                     "request",
                     method=method,
-                    path=scope["path"],
+                    path=path,
                     status=status["code"],
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )

@@ -73,7 +73,7 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
-def _field_name(key: str, message: str) -> tuple[str, str]:
+def field_name(key: str, message: str) -> tuple[str, str]:
     """The most precise field name msgspec's message allows, and the message without its path."""
     path = _AT_PATH.search(message)
     prefix = path.group(1) if path else ("" if key in ("data", "body") else key)
@@ -88,7 +88,7 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "body")
-            found.append(FieldError(*_field_name(key, str(item.get("message", "is invalid")))))
+            found.append(FieldError(*field_name(key, str(item.get("message", "is invalid")))))
     return found
 
 
