@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -33,3 +35,81 @@ async def refused(client: Client, tool: str, **arguments: Any) -> dict[str, Any]
     assert result.is_error, (tool, result.structured_content)
     assert result.structured_content is not None
     return result.structured_content
+
+
+ECHO_AFTER_APPROVAL = [
+    {
+        "id": "ask",
+        "uses": "orchestrator.request_approval",
+        "with": {"message": "Send to ${params.who}?", "data": ["a", "b", "c"]},
+    },
+    {
+        "id": "send",
+        "uses": "debug.echo",
+        "if": "steps.ask.status == 'approved'",
+        "with": {"items": "${steps.ask.approved_items}"},
+    },
+]
+BRIEFING = {
+    "title": "Morning briefing",
+    "key": "morning-briefing",
+    "schedule_kind": "rrule",
+    "schedule_expr": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=30",
+    "timezone": "Europe/Chisinau",
+    "payload": {"pipeline": ECHO_AFTER_APPROVAL, "params": {"who": "Ana"}},
+}
+TOOL_NAMES = {
+    "create_task", "update_task", "list_tasks", "get_task", "preview_schedule", "run_task_now",
+    "pause_task", "resume_task", "snooze_task", "cancel_task", "delete_task", "list_runs",
+    "get_run", "approve_run", "reject_run", "publish_event", "list_tools", "dry_run_pipeline",
+    "get_history",
+}  # fmt: skip
+
+
+async def run_reaching(client: Client, run_id: str, status: str, within: float = 20.0) -> Any:
+    """get_run over MCP until the run has ``status``."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        run = await ok(client, "get_run", run_id=run_id)
+        if run["status"] == status:
+            return run
+        assert run["status"] not in ("dead", "canceled"), run
+        assert asyncio.get_running_loop().time() < deadline, run
+        await asyncio.sleep(0.1)
+
+
+async def schedule_run_and_approve(client: Client, http: httpx.AsyncClient) -> None:
+    """The story every transport must tell: list tools, create, preview, run now, approve,
+    read history; each result equals what the HTTP API answers."""
+    auth = {"Authorization": http.headers["Authorization"]}
+    assert {tool.name for tool in (await client.list_tools()).tools} == TOOL_NAMES
+    created = await client.call_tool("create_task", BRIEFING)
+    assert not created.is_error, created.content
+    task = created.structured_content
+    assert task is not None
+    assert created.content[0].text.startswith("Scheduled 'Morning briefing' (active); next run ")  # type: ignore[union-attr]
+    assert created.content[0].text.endswith(("EET", "EEST"))  # type: ignore[union-attr]
+    assert task == (await http.get(f"/tasks/{task['id']}", headers=auth)).json()
+
+    preview = await ok(client, "preview_schedule", task_id=task["id"], count=5)
+    over_http = await http.get(f"/tasks/{task['id']}/occurrences?count=5", headers=auth)
+    assert preview == over_http.json()
+    rule = await ok(client, "preview_schedule", kind="cron", expr="30 8 * * 1-5",
+                    timezone="Europe/Chisinau", count=5)  # fmt: skip
+    assert rule == preview
+
+    run_id = (await ok(client, "run_task_now", task_id=task["id"]))["run_id"]
+    await run_reaching(client, run_id, "awaiting_approval")
+    approved = await ok(client, "approve_run", run_id=run_id, approved_items=["a", "b"])
+    assert approved["approval"] is not None
+    run = await run_reaching(client, run_id, "succeeded")
+    assert {s["id"]: s.get("output") for s in run["steps"]}["send"] == {"items": ["a", "b"]}
+    assert run == (await http.get(f"/runs/{run_id}", headers=auth)).json()
+
+    history = await ok(client, "get_history", task_id=task["id"])
+    assert history == (await http.get(f"/tasks/{task['id']}/history", headers=auth)).json()
+    run_history = await ok(client, "get_history", run_id=run_id)
+    assert run_history == (await http.get(f"/runs/{run_id}/history", headers=auth)).json()
+    types = [event["type"] for event in run_history["items"]]
+    assert "approval.requested" in types, types
+    assert types[-1] == "run.succeeded", types

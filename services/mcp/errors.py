@@ -23,9 +23,10 @@ def _problem(
     return Problem(type=kind, title=title, status=status, detail=detail, errors=errors)
 
 
-def invalid_input(exc: msgspec.ValidationError | ValueError, root: str = "arguments") -> Problem:
+def invalid_input(exc: msgspec.ValidationError | ValueError) -> Problem:
     """Arguments that break the tool's schema: a 422 naming the field, as the API does."""
-    field, reason = field_name(root, str(exc))
+    field, reason = field_name("body", str(exc))
+    field = "arguments" if field == "body" else field
     return _problem(422, "Invalid request", f"{field}: {reason}", [FieldError(field, reason)])
 
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from domain.errors import RuleViolation
 from services.api.operations import dry_runs, events, runs, schedules, tasks
 from services.api.operations.context import Backend, Caller, Outcome
 from services.api.operations.dry_runs import DryRunBody, DryRunOptions
@@ -97,6 +98,9 @@ async def _get_task(caller: Caller, backend: Backend, args: a.TaskRef) -> Result
     return view, task_line("Task", view)
 
 
+_PREVIEW_FIELDS = {"schedule_kind": "kind", "schedule_expr": "expr"}
+
+
 async def _preview(caller: Caller, backend: Backend, args: a.PreviewSchedule) -> Result:
     if args.task_id is not None:
         found = await tasks.task_occurrences(caller, backend, args.task_id, args.count)
@@ -108,7 +112,11 @@ async def _preview(caller: Caller, backend: Backend, args: a.PreviewSchedule) ->
             expr=_require(args.expr, "expr", "give kind and expr, or task_id"),
             timezone=args.timezone, after=args.after, count=args.count, dtstart=args.dtstart,
         )  # fmt: skip
-        found, tz = schedules.preview_schedule(preview).occurrences, args.timezone
+        try:
+            found, tz = schedules.preview_schedule(preview).occurrences, args.timezone
+        except RuleViolation as exc:  # the domain names a task's fields; name this tool's
+            field = _PREVIEW_FIELDS.get(exc.field, exc.field)
+            raise RuleViolation(field, exc.reason, exc.status) from None
     shown = ", ".join(_when(instant, tz) for instant in found[:5])
     return {"occurrences": found}, f"{len(found)} occurrence(s): {shown or 'none'}"
 

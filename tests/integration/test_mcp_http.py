@@ -1,0 +1,170 @@
+"""MCP over streamable HTTP at /mcp, with the SDK's own client against the served API."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from services.api.app import ApiConfig, create_app
+from services.mcp.server import listed_tools
+from services.runtime.admin_token import token_hash
+from tests.mcp_support import BRIEFING, mcp_http, ok, refused, schedule_run_and_approve
+from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
+
+SNAPSHOT = Path(__file__).parent.parent / "data" / "mcp_tools.json"
+
+
+@pytest.fixture
+async def served(database_url: str, redis_url: str) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The API served by uvicorn in a thread: its URL and an admin HTTP client."""
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    with serve_in_thread(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
+            yield base_url, http
+
+
+async def agent_token(http: httpx.AsyncClient, scopes: list[str]) -> tuple[str, str, str]:
+    """(agent id, token id, token) of a new agent with ``scopes``."""
+    name = f"bot {' '.join(scopes)}"
+    agent = (await http.post("/agents", json={"name": name, "scopes": scopes})).json()
+    token = (await http.post(f"/agents/{agent['id']}/tokens", json={})).json()
+    return agent["id"], token["id"], token["token"]
+
+
+async def test_an_agent_schedules_runs_and_approves_over_mcp_as_over_http(
+    served: tuple[str, httpx.AsyncClient], database_url: str, redis_url: str
+) -> None:
+    base_url, http = served
+    async with running_workers(database_url, redis_url), mcp_http(base_url, ADMIN) as client:
+        await schedule_run_and_approve(client, http)
+
+
+async def test_an_agent_token_works_within_its_scopes_and_no_further(
+    served: tuple[str, httpx.AsyncClient], pool: asyncpg.Pool
+) -> None:
+    base_url, http = served
+    mine = (await http.post("/tasks", json=BRIEFING)).json()
+    _, _, reader = await agent_token(http, ["tasks:read", "runs:read"])
+    before = await pool.fetchval("SELECT count(*) FROM events")
+    async with mcp_http(base_url, reader) as client:
+        assert (await ok(client, "list_tasks"))["items"] == []  # agents see their own tasks
+        problem = await refused(client, "create_task", **BRIEFING)
+        assert (problem["status"], problem["title"]) == (403, "Forbidden")
+        assert "tasks:write" in problem["detail"]
+        for tool in ("pause_task", "cancel_task", "delete_task", "run_task_now"):
+            assert (await refused(client, tool, task_id=mine["id"]))["status"] == 403, tool
+        changes = {"task_id": mine["id"], "changes": {"title": "mine now"}}
+        assert (await refused(client, "update_task", **changes))["status"] == 403
+        assert (await refused(client, "approve_run", run_id=mine["id"]))["status"] == 403
+    assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+    _, _, writer = await agent_token(http, ["tasks:read", "tasks:write"])
+    async with mcp_http(base_url, writer) as client:
+        created = await ok(client, "create_task", **BRIEFING)
+        assert created["created_by"] != "admin"
+        assert (await refused(client, "get_task", task_id=mine["id"]))["status"] == 404
+
+
+async def test_mcp_refuses_missing_wrong_and_revoked_tokens_at_connection(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    base_url, http = served
+    agent_id, token_id, revoked = await agent_token(http, ["tasks:read"])
+    await http.delete(f"/agents/{agent_id}/tokens/{token_id}")
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    for headers in ({}, {"Authorization": "Bearer not-a-token"},
+                    {"Authorization": f"Bearer {revoked}"}):  # fmt: skip
+        async with httpx.AsyncClient(base_url=base_url) as anonymous:
+            response = await anonymous.post("/mcp", json=hello, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    with pytest.raises(BaseExceptionGroup) as raised:  # the SDK's task groups wrap the refusal
+        async with mcp_http(base_url, "not-a-token") as client:
+            await client.list_tools()
+    # The SDK reports the 401 asserted above only as "Server returned an error response".
+    assert any(isinstance(leaf, MCPError) for leaf in leaves(raised.value)), raised.value
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The errors inside the exception groups the SDK's task groups raise."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
+    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "61 * * * *"},
+     "schedule_expr"),
+    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "* * * * *",
+                     "priority": 10}, "priority"),
+    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "* * * * *",
+                     "timezone": "Mars/Olympus"}, "timezone"),
+    ("create_task", {"schedule_kind": "cron", "schedule_expr": "* * * * *"}, "title"),
+    ("create_task", {"title": "x", "schedule_kind": "weekly", "schedule_expr": "x"},
+     "schedule_kind"),
+    ("update_task", {"task_id": "{task}", "changes": {"priority": 0}}, "changes.priority"),
+    ("update_task", {"task_id": "{task}", "changes": {"schedule_expr": "nope"}},
+     "schedule_expr"),
+    ("update_task", {"task_id": "{task}", "changes": {}, "expected_version": 99},
+     ""),
+    ("list_tasks", {"limit": 0}, "limit"),
+    ("list_tasks", {"status": "sleeping"}, "status"),
+    ("list_tasks", {"cursor": "forged"}, "cursor"),
+    ("get_task", {}, "task_id"),
+    ("preview_schedule", {"kind": "cron", "expr": "bad"}, "expr"),
+    ("preview_schedule", {"kind": "cron", "expr": "* * * * *", "count": 0}, "count"),
+    ("preview_schedule", {"expr": "* * * * *"}, "kind"),
+    ("run_task_now", {"task_id": 5}, "task_id"),
+    ("pause_task", {"task_id": ""}, "task_id"),
+    ("resume_task", {"task_id": "{task}", "catch_up": "yes"}, "catch_up"),
+    ("snooze_task", {"task_id": "{task}", "seconds": 0}, "seconds"),
+    ("cancel_task", {}, "task_id"),
+    ("delete_task", {"task_id": "{task}", "force": True}, "force"),
+    ("list_runs", {"status": "done"}, "status"),
+    ("get_run", {"run_id": None}, "run_id"),
+    ("approve_run", {"run_id": "{task}", "approved_items": "all"}, "approved_items"),
+    ("reject_run", {"run_id": "{task}", "comment": 5}, "comment"),
+    ("publish_event", {"topic": "bad topic!", "payload": {}}, "topic"),
+    ("publish_event", {"topic": "calendar.changed"}, "payload"),
+    ("list_tools", {"verbose": True}, "verbose"),
+    ("dry_run_pipeline", {}, "task_id"),
+    ("dry_run_pipeline", {"task": {"title": "x", "schedule_kind": "cron",
+                                   "schedule_expr": "* * * * *", "priority": 0}},
+     "task.priority"),
+    ("get_history", {}, "task_id"),
+]  # fmt: skip
+
+
+async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    base_url, http = served
+    task = (await http.post("/tasks", json=BRIEFING)).json()
+    async with mcp_http(base_url, ADMIN) as client:
+        for tool, arguments, field in BAD_INPUT:
+            filled = json.loads(json.dumps(arguments).replace("{task}", task["id"]))
+            problem = await refused(client, tool, **filled)
+            assert problem["status"] in (409, 422), (tool, problem)
+            if field:
+                assert [e["field"] for e in problem["errors"]] == [field], (tool, problem)
+        assert {t for t, _, _ in BAD_INPUT} == {t.name for t in listed_tools()}
+        assert (await ok(client, "get_task", task_id=task["id"]))["version"] == task["version"]
+
+
+def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:
+    """A change to what models read about the tools must be deliberate: regenerate with
+    ORDINAUT_UPDATE_SNAPSHOTS=1 and review the diff."""
+    current = [tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+               for tool in listed_tools()]  # fmt: skip
+    if os.environ.get("ORDINAUT_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
+    assert json.loads(SNAPSHOT.read_text()) == current
