@@ -50,18 +50,26 @@ WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
 """
 
 
-async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller's principal: the admin, or the agent holding a live token; otherwise a 401."""
-    digest = token_hash(_bearer(connection))
-    admin_hash: bytes = connection.app.state.admin_token_hash
+async def principal_for(token: str, admin_hash: bytes, pool: Any) -> Principal | None:
+    """The admin, or the agent holding this live token; None for an unknown or revoked one."""
+    digest = token_hash(token)
     if hmac.compare_digest(digest, admin_hash):
         return Principal("admin", frozenset({ADMIN_SCOPE}))
-    row = await connection.app.state.pool.fetchrow(_AGENT_BY_DIGEST, digest.hex())
-    if row is not None:
-        limits = _limits.decode(row["rate_limits"]) if row["rate_limits"] else {}
-        return Principal(row["id"], frozenset(row["scopes"]), limits)
-    # The same answer for an unknown and a revoked token: never say which it was.
-    raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
+    row = await pool.fetchrow(_AGENT_BY_DIGEST, digest.hex())
+    if row is None:
+        return None
+    limits = _limits.decode(row["rate_limits"]) if row["rate_limits"] else {}
+    return Principal(row["id"], frozenset(row["scopes"]), limits)
+
+
+async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The caller's principal: the admin, or the agent holding a live token; otherwise a 401."""
+    state = connection.app.state
+    principal = await principal_for(_bearer(connection), state.admin_token_hash, state.pool)
+    if principal is None:
+        # The same answer for an unknown and a revoked token: never say which it was.
+        raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
+    return principal
 
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]

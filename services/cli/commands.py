@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,8 @@ from services.cli.up import (
     run_up,
     run_worker_alone,
 )
+from services.mcp import stdio as mcp_stdio
+from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
@@ -219,6 +222,24 @@ async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
+
+async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve MCP over stdio: against the store (settings' database) or the API at --url."""
+    token = os.environ.get("ORDINAUT_TOKEN", "").strip()
+    if not token:
+        raise CommandError("ORDINAUT_TOKEN must hold an admin or agent token")
+    try:
+        if args.url:
+            await mcp_stdio.serve_proxy(args.url, token)
+            return 0
+        admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
+        async with database(settings) as url:
+            await mcp_stdio.serve_direct(url, settings.redis_url, token, admin_hash)
+    except mcp_stdio.TokenRefused as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
     ("migrate", None): cmd_migrate,
@@ -236,6 +257,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("bench", "api"): cmd_bench_api,
     ("bench", "runs"): cmd_bench_runs,
     ("bench", "ingest"): cmd_bench_ingest,
+    ("mcp", None): cmd_mcp,
 }
 
 

@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", type=Path, help="data directory (default ./.ordinaut)")
 
     sub.add_parser("migrate", help="apply pending database migrations")
+    mcp = sub.add_parser("mcp", help="serve MCP over stdio as ORDINAUT_TOKEN's principal")
+    mcp.add_argument("--url", help="relay to the API at this URL (default: use the database)")
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")

@@ -1,0 +1,81 @@
+"""`ordinaut mcp` as a subprocess over stdio, with the SDK's own client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp import Client, StdioServerParameters
+
+from services.api.app import ApiConfig, create_app
+from services.runtime.admin_token import token_hash
+from tests.mcp_support import BRIEFING, ok, refused, schedule_run_and_approve
+from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
+
+ROOT = Path(__file__).parent.parent.parent
+
+
+def environment(database_url: str, redis_url: str, token: str) -> dict[str, str]:
+    """The subprocess's environment: this checkout, the test's servers, the token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env.update(ORDINAUT_DATABASE_URL=database_url, ORDINAUT_REDIS_URL=redis_url,
+               ORDINAUT_ADMIN_TOKEN=ADMIN, ORDINAUT_TOKEN=token, ORDINAUT_LOG_FORMAT="json",
+               PYTHONPATH=str(ROOT))  # fmt: skip
+    return env
+
+
+def ordinaut_mcp(env: dict[str, str], *args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "services.cli.main", "mcp", *args], env=env,
+        cwd=str(ROOT),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def served(database_url: str, redis_url: str) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    with serve_in_thread(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
+            yield base_url, http
+
+
+@pytest.mark.parametrize("mode", ["direct", "url"])
+async def test_ordinaut_mcp_over_stdio_tells_the_same_story_as_http(
+    served: tuple[str, httpx.AsyncClient], database_url: str, redis_url: str, mode: str
+) -> None:
+    base_url, http = served
+    env = environment(database_url, redis_url, ADMIN)
+    args = ("--url", base_url) if mode == "url" else ()
+    # Any log line on stdout would break the protocol, so the story passing shows there is none.
+    async with running_workers(database_url, redis_url), Client(ordinaut_mcp(env, *args)) as client:
+        await schedule_run_and_approve(client, http)
+        assert (await refused(client, "get_task", task_id="missing"))["status"] == 404
+        assert (await ok(client, "list_tasks"))["items"]  # the session goes on
+
+
+async def test_a_reader_token_over_stdio_cannot_create_tasks(
+    served: tuple[str, httpx.AsyncClient], database_url: str, redis_url: str
+) -> None:
+    _, http = served
+    agent = (await http.post("/agents", json={"name": "r", "scopes": ["tasks:read"]})).json()
+    token = (await http.post(f"/agents/{agent['id']}/tokens", json={})).json()["token"]
+    async with Client(ordinaut_mcp(environment(database_url, redis_url, token))) as client:
+        assert (await refused(client, "create_task", **BRIEFING))["status"] == 403
+        assert (await ok(client, "list_tasks"))["items"] == []
+    assert (await http.get("/tasks")).json()["items"] == []
+
+
+def test_ordinaut_mcp_refuses_a_bad_token_before_serving(database_url: str, redis_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "mcp"],
+        env=environment(database_url, redis_url, "not-a-token"), cwd=ROOT, input="",
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result
+    assert result.stdout == ""  # stdout is the protocol's: nothing else is ever written there
+    assert "ORDINAUT_TOKEN is not a valid token" in result.stderr
