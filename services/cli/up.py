@@ -207,6 +207,7 @@ async def run_up(settings: Settings) -> None:
             secret_key=secret_key,
             webhook_key=key,
             rate_limits=settings.rate_limits,
+            mcp_allowed_hosts=(f"{settings.host}:*", *settings.mcp_allowed_hosts),
         )
         app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)

@@ -19,8 +19,9 @@ from services.api.operations import runs, tasks
 from services.api.operations.context import Backend, Caller
 from services.api.problems import ApiError
 from services.mcp.arguments import input_schema
+from services.mcp.catalog import TOOLS
 from services.mcp.errors import invalid_input, problem_of
-from services.mcp.tools import TOOLS, ToolSpec, plain, task_line
+from services.mcp.tools import ToolSpec, plain, task_line
 
 # Who is calling and what to run against, for one request: (principal, correlation id, backend).
 Session = Callable[[Any], Awaitable[tuple[Principal, str, Backend]]]

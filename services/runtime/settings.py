@@ -61,6 +61,9 @@ class Settings:
         dead-lettered (262144).
     ingest_max_deliveries: ORDINAUT_INGEST_MAX_DELIVERIES, an entry delivered more often than
         this without being acknowledged is dead-lettered (5).
+    mcp_allowed_hosts: ORDINAUT_MCP_ALLOWED_HOSTS, comma-separated Host headers /mcp accepts
+        besides loopback ones and ORDINAUT_HOST (e.g. "ordinaut.internal:*"); DNS-rebinding
+        protection refuses the others with 421.
     """
 
     database_url: str | None = None
@@ -87,6 +90,7 @@ class Settings:
     ingest_batch: int = 1000
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_deliveries: int = 5
+    mcp_allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -119,6 +123,9 @@ class Settings:
                 _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
             ),
             ingest_max_deliveries=int(_number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", 5, 1, 1000)),
+            mcp_allowed_hosts=tuple(
+                h.strip() for h in env.get("ORDINAUT_MCP_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
         )
         settings.validate()
         return settings

@@ -101,6 +101,15 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+async def test_mcp_refuses_hosts_it_does_not_serve(served: tuple[str, httpx.AsyncClient]) -> None:
+    base_url, _ = served
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {**AUTH, "Host": "rebound.example", "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        response = await client.post("/mcp", json=hello, headers=headers)
+    assert response.status_code == 421, response.text
+
+
 BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "61 * * * *"},
      "schedule_expr"),
