@@ -19,6 +19,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
     run_relay_alone,
@@ -52,6 +53,11 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     await run_up(settings)
+    return 0
+
+
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    await run_api_alone(settings)
     return 0
 
 
@@ -242,6 +248,7 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
+    ("api", None): cmd_api,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
