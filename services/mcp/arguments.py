@@ -10,7 +10,8 @@ import msgspec
 from services.api.operations.runs import RunStatusFilter
 from services.api.task_bodies import TaskBody, TaskPatch
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="A task or run id")]
+TaskId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The task's id")]
+RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The run's id")]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=200, description="At most this many items")]
 Cursor = Annotated[
     str, msgspec.Meta(max_length=500, description="`next_cursor`/`next` of the previous page")
@@ -23,15 +24,15 @@ class Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
 
 class TaskRef(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    task_id: Id
+    task_id: TaskId
 
 
 class RunRef(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    run_id: Id
+    run_id: RunId
 
 
 class UpdateTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    task_id: Id
+    task_id: TaskId
     changes: TaskPatch  # type: ignore[valid-type]  # generated from TaskBody
     expected_version: (
         Annotated[int, msgspec.Meta(ge=0, description="Refuse (409) if the task moved on")] | None
@@ -60,7 +61,7 @@ class PreviewSchedule(Args, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class RunNow(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    task_id: Id
+    task_id: TaskId
     idempotency_key: (
         Annotated[
             str, msgspec.Meta(min_length=1, max_length=200, description="Repeat-safe: same run")
@@ -70,12 +71,12 @@ class RunNow(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class ResumeTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    task_id: Id
+    task_id: TaskId
     catch_up: Annotated[bool, msgspec.Meta(description="Run what was missed while paused")] = False
 
 
 class SnoozeTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    task_id: Id
+    task_id: TaskId
     seconds: (
         Annotated[int, msgspec.Meta(ge=1, le=31_536_000, description="From the due time")] | None
     ) = None
@@ -90,7 +91,7 @@ class ListRuns(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class ApproveRun(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    run_id: Id
+    run_id: RunId
     comment: Comment | None = None
     approved_items: (
         Annotated[list[Any], msgspec.Meta(description="Approve only these items")] | None
@@ -98,7 +99,7 @@ class ApproveRun(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class RejectRun(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    run_id: Id
+    run_id: RunId
     comment: Comment | None = None
 
 

@@ -21,10 +21,11 @@ fires when it turns from false to true.
 Worked example: "every weekday at 08:30 Europe/Chisinau" -> schedule_kind "rrule", \
 schedule_expr "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=30", timezone \
 "Europe/Chisinau" (or schedule_kind "cron", schedule_expr "30 8 * * 1-5").
-DST: a local time skipped by a spring-forward jump fires once, at the first instant after the \
-gap, and a local time that occurs twice fires once, at its first occurrence (cron jobs with a \
-wildcard minute or hour follow real elapsed time instead): never a double run, never a silent \
-skip."""
+DST: a wall time skipped by a spring-forward jump fires once, at the first instant after the \
+gap, for cron fixed-time jobs (rrule and once read it with the offset before the gap: 02:30 \
+becomes 03:30), and a wall time that occurs twice fires once, at its first occurrence; cron jobs \
+with a wildcard minute or hour follow real elapsed time instead (slots in the gap are skipped, \
+slots in the repeated hour run in both passes)."""
 
 PIPELINE = """\
 What runs: `payload.pipeline`, a list of steps {"id", "uses" (a tool address from list_tools), \
