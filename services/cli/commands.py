@@ -19,6 +19,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    require_current_schema,
     run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
@@ -240,6 +241,7 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
         async with database(settings) as url:
+            await require_current_schema(url)
             await mcp_stdio.serve_direct(url, settings.redis_url, token, admin_hash)
     except mcp_stdio.TokenRefused as exc:
         raise CommandError(str(exc)) from None
