@@ -165,6 +165,10 @@ async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
             assert problem["status"] in (409, 422), (tool, problem)
             if field:
                 assert [e["field"] for e in problem["errors"]] == [field], (tool, problem)
+            if tool == "create_task":  # the same validation as the API, word for word
+                over_http = (await http.post("/tasks", json=filled)).json()
+                assert (problem["status"], problem["errors"]) == (
+                    over_http["status"], over_http["errors"]), over_http  # fmt: skip
         assert {t for t, _, _ in BAD_INPUT} == {t.name for t in listed_tools()}
         assert (await ok(client, "get_task", task_id=task["id"]))["version"] == task["version"]
 
