@@ -43,6 +43,10 @@ class ApiConfig:
     pool_size: int = 10
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
+    # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW): checked at task creation.
+    shell_allow: tuple[str, ...] = ()
+    # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
+    python_allow: tuple[str, ...] = ()
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -99,5 +103,7 @@ def _initial_state(config: ApiConfig) -> Any:
             "admin_token_hash": config.admin_token_hash,
             "projections": inline_projections(),
             "secret_box": box,
+            "shell_allow": config.shell_allow,
+            "python_allow": config.python_allow,
         }
     )

@@ -29,6 +29,7 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     timeout_seconds: float
     scopes: list[str]
     builtin: bool
+    callable: str | None = None
 
 
 class ToolList(msgspec.Struct, frozen=True):
@@ -57,6 +58,7 @@ def tool_view(tool: ToolRegistered) -> ToolView:
         timeout_seconds=tool.timeout_seconds,
         scopes=list(tool.scopes),
         builtin=tool.transport == "builtin",
+        callable=tool.callable,
     )
 
 

@@ -35,6 +35,8 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         grace_seconds=settings.worker_grace_seconds,
         outbound_allow=settings.outbound_allow,
         secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+        shell_allow=settings.shell_allow,
+        python_allow=settings.python_allow,
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
@@ -116,7 +118,8 @@ async def run_up(settings: Settings) -> None:
         token = load_admin_token(settings.admin_token, settings.data_dir)
         secret_key = load_secret_key(settings.secret_key, settings.data_dir)
         config = ApiConfig(servers.database_url, servers.redis_url, token.sha256,
-                           secret_key=secret_key)  # fmt: skip
+                           secret_key=secret_key, shell_allow=settings.shell_allow,
+                           python_allow=settings.python_allow)  # fmt: skip
         app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -10,7 +11,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+from domain.shell import parse_allow
 from services.secrets.box import SecretKeyError, parse_key
+
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class SettingsError(ValueError):
@@ -39,6 +43,12 @@ class Settings:
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
         reach although they are not public (default loopback only; "" refuses loopback too).
+    shell_allow: ORDINAUT_SHELL_ALLOW, comma-separated programs `shell.exec` may run: absolute
+        paths or path globs (`/opt/jobs/*.sh`), or program names looked up on PATH; empty
+        (the default) refuses every program. Read by the API (at task creation) and workers.
+    python_allow: ORDINAUT_PYTHON_TOOLS_ALLOW, comma-separated module prefixes python tools
+        may be registered from and run (`mycompany.tools` allows `mycompany.tools.reports`);
+        empty (the default) refuses every python tool.
     """
 
     database_url: str | None = None
@@ -55,6 +65,8 @@ class Settings:
     worker_grace_seconds: float = 20.0
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
+    shell_allow: tuple[str, ...] = ()
+    python_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -75,6 +87,8 @@ class Settings:
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
+            shell_allow=parse_allow(env.get("ORDINAUT_SHELL_ALLOW", "")),
+            python_allow=_modules(env, "ORDINAUT_PYTHON_TOOLS_ALLOW"),
         )
         settings.validate()
         return settings
@@ -128,6 +142,15 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network,
         return parse_allow_list(env.get(name, default))
     except OutboundRuleError as exc:
         raise SettingsError(f"{name}: {exc.reason}") from None
+
+
+def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    prefixes = parse_allow(env.get(name, ""))
+    for prefix in prefixes:
+        if not _MODULE.match(prefix):
+            raise SettingsError(f"{name} must list module names such as mycompany.tools, "
+                                f"not {prefix!r}")  # fmt: skip
+    return prefixes
 
 
 def _port(raw: str, name: str) -> int:

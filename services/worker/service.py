@@ -27,6 +27,8 @@ from services.store.pool import open_pool
 from services.store.publish import publish_external
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
+from services.tools.python import PythonTools
+from services.tools.shell import ShellTool
 from services.worker import leases
 from services.worker.dispatch import Announcer, WakeListener
 from services.worker.leases import LeasedRun
@@ -53,6 +55,10 @@ class WorkerConfig:
     outbound_allow: tuple[Network, ...] | None = None
     # The key stored secrets are sealed with (None: steps using secrets fail, saying why).
     secret_key: bytes | None = None
+    # Programs shell.exec may run (ORDINAUT_SHELL_ALLOW); empty refuses every one.
+    shell_allow: tuple[str, ...] = ()
+    # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
+    python_allow: tuple[str, ...] = ()
 
 
 class ToolCatalog:
@@ -96,7 +102,11 @@ class Worker:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
-        self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
+        self.invoker = ToolInvoker(
+            http=HttpTools(allowed=config.outbound_allow),
+            python=PythonTools(config.python_allow),
+            shell=ShellTool(config.shell_allow),
+        )
         self.catalog = ToolCatalog(pool)
         box = SecretBox(config.secret_key) if config.secret_key is not None else None
         self.runner = Runner(

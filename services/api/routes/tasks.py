@@ -28,6 +28,7 @@ from domain.tasks import (
     decide_run_now,
     decide_snooze,
     decide_update,
+    definition_changes,
 )
 from projections.base import Connection
 from services.api.auth import principal_of, requires
@@ -166,13 +167,18 @@ async def create_task(
     async with state.pool.acquire() as conn:
         existing = data.key and await task_id_by_key(conn, command.principal.actor, data.key)
         tools = await known_tool_addresses(conn)
+    shell_allow = state.shell_allow
     if existing:
-        changes = msgspec.to_builtins(data)
+        # A restatement of the whole task: only fields that really differ are changes.
         return await command.on_task(
-            existing, lambda t, now: decide_update(t, changes, now, tools), _view
+            existing,
+            lambda t, now: decide_update(
+                t, definition_changes(t.definition, definition), now, tools, shell_allow
+            ),
+            _view,
         )
     task_id = str(uuid.uuid4())
-    events = decide_create(task_id, definition, datetime.now(UTC), tools)
+    events = decide_create(task_id, definition, datetime.now(UTC), tools, shell_allow)
     async with state.pool.acquire() as conn, conn.transaction():
         if (prior := await command.replayed(conn)) is not None:
             return prior
@@ -195,7 +201,7 @@ async def update_task(
     async with state.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)
     return await command.on_task(
-        task_id, lambda t, now: decide_update(t, changes, now, tools), _view
+        task_id, lambda t, now: decide_update(t, changes, now, tools, state.shell_allow), _view
     )
 
 
