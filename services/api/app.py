@@ -23,6 +23,7 @@ from services.api.routes import (
     runs,
     schedules,
     secrets,
+    task_files,
     tasks,
     tools,
 )
@@ -77,6 +78,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *runs.ROUTES,
             *tools.ROUTES,
             *secrets.ROUTES,
+            *task_files.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],

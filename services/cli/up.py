@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.declarative.apply import ApplyOptions
+from services.declarative.runner import FileApplier
+from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
 from services.runtime.settings import Settings
@@ -19,6 +26,7 @@ from services.runtime.supervisor import (
 )
 from services.secrets.box import load_secret_key
 from services.store.migrate import migrate, pending_migrations
+from services.store.pool import open_pool
 from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
 
@@ -43,9 +51,28 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
     )
 
 
-def _background(servers: Servers, settings: Settings) -> list[Component]:
+def _tasks_files(servers: Servers, settings: Settings, paths: list[Path]) -> Component:
+    """Applies the tasks files at start and on every save; the files own their tasks, so a
+    task removed from a file is canceled (pruned)."""
+    options = ApplyOptions(prune=True, shell_allow=settings.shell_allow,
+                           python_allow=settings.python_allow)  # fmt: skip
+
+    async def run(stop: asyncio.Event) -> None:
+        async with open_pool(servers.database_url, size=2, warm=1) as pool:
+            say = functools.partial(print, flush=True)
+            complain = functools.partial(print, file=sys.stderr, flush=True)
+            applier = FileApplier(pool, options, out=say, err=complain)
+            await watch_files(paths, applier.apply_path, stop)
+
+    return Component("tasks-files", run)
+
+
+def _background(servers: Servers, settings: Settings, tasks_files: list[Path]) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers), _worker(servers, settings)]
+    components = [_timer(servers), _worker(servers, settings)]
+    if tasks_files:
+        components.append(_tasks_files(servers, settings, tasks_files))
+    return components
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -109,8 +136,11 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
     )
 
 
-async def run_up(settings: Settings) -> None:
+async def run_up(settings: Settings, tasks_files: Sequence[Path] = ()) -> None:
     """Start everything and block until SIGTERM/SIGINT; embedded servers stop on the way out."""
+    missing = [str(path) for path in tasks_files if not path.is_file()]
+    if missing:
+        raise StartupError(f"no such tasks file: {', '.join(missing)}")
     sock = bind_socket(settings.host, settings.port)
     servers = await open_servers(settings)
     try:
@@ -123,7 +153,8 @@ async def run_up(settings: Settings) -> None:
         app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-        await supervise([api_component(app, sock, announce), *_background(servers, settings)])
+        background = _background(servers, settings, list(tasks_files))
+        await supervise([api_component(app, sock, announce), *background])
     finally:
         sock.close()
         await servers.stop()
