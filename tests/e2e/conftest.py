@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,9 @@ def start_service() -> Iterator[object]:
     """A factory starting `ordinaut up` on a data dir; everything started is stopped after."""
     started: list[Service] = []
 
-    def start(data_dir: Path, env: dict[str, str] | None = None) -> Service:
+    def start(
+        data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> Service:
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
         environment.update(env or {})
@@ -89,7 +91,7 @@ def start_service() -> Iterator[object]:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "up", "--port", str(port),
-                 "--data-dir", str(data_dir)],
+                 "--data-dir", str(data_dir), *args],
                 env=environment, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         service = Service(process, f"http://127.0.0.1:{port}", data_dir, log)
