@@ -18,7 +18,7 @@ import msgspec
 from domain.envelope import EventMeta
 from domain.errors import RuleViolation
 from domain.events import TaskDefinition, ToolRegistered, task_stream, tool_stream
-from domain.task_files import SOURCE, Catalog, StoredTask, TaskChange, plan_tasks, with_source
+from domain.task_files import Catalog, StoredTask, TaskChange, plan_tasks, with_source
 from domain.tasks import TaskState
 from projections.base import Connection, ProjectionSet
 from services.api.routes.tools import registration_of
@@ -138,9 +138,10 @@ async def _stored(
     )  # fmt: skip
     sourced = await conn.fetch(
         f"SELECT {_COLUMNS} FROM task WHERE created_by = $1 AND NOT deleted"  # noqa: S608 - fixed columns
-        " AND status IN ('active', 'paused') AND definition -> 'metadata' ->> $2 = $3"
+        # the expression of the task_source index (migration 0015), spelled the same
+        " AND status IN ('active', 'paused') AND definition -> 'metadata' ->> 'source' = $2"
         " ORDER BY created_at, id FOR UPDATE",
-        ACTOR, SOURCE, source,
+        ACTOR, source,
     )  # fmt: skip
     by_key = {task.state.definition.key or "": task for task in map(_stored_task, rows)}
     return by_key, [_stored_task(row) for row in sourced]
