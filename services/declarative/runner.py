@@ -34,8 +34,9 @@ class FileApplier:
                 self.err(line)
             self.err(f"{exc.name}: nothing was applied")
             return False
-        except (StoreError, asyncpg.PostgresError) as exc:
-            # e.g. a concurrent change to one of its tasks: the next save or run tries again
+        except (StoreError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            # A concurrent change to one of its tasks, or the database away: reported, and the
+            # next save (or run) tries again; a watcher inside `up` must not take it down.
             self.err(f"{path.name}: nothing was applied: {exc}")
             return False
         for line in describe(report):
