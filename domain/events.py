@@ -152,6 +152,13 @@ class AgentCreated(_Event, frozen=True, tag="agent.created"):
     webhook_url: str | None = None
 
 
+class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
+    """An admin changed an agent; fields left None did not change."""
+
+    agent_id: str
+    scopes: tuple[str, ...] | None = None
+
+
 class AgentTokenIssued(_Event, frozen=True, tag="agent.token_issued"):
     """A bearer token for an agent; only its SHA-256 is recorded, never the token."""
 
@@ -378,6 +385,7 @@ Event = (
     | TaskRunRequested
     | ScheduleMissed
     | AgentCreated
+    | AgentUpdated
     | AgentTokenIssued
     | AgentTokenRevoked
     | ToolRegistered

@@ -59,6 +59,31 @@ def validate_payload(
         check_static_steps(steps, "payload.pipeline", shell_allow)
 
 
+def check_tool_scopes(
+    payload: Mapping[str, Any],
+    tool_scopes: Mapping[str, Sequence[str]],
+    granted: frozenset[str],
+) -> None:
+    """Every step's tool declares only scopes in ``granted`` (the task owner's); admin may
+    use any tool. Refuses the first step that needs more, naming the missing scope."""
+    if "admin" in granted:
+        return
+
+    def walk(steps: Sequence[Mapping[str, Any]], path: str) -> None:
+        for index, step in enumerate(steps):
+            missing = sorted(set(tool_scopes.get(step["uses"], ())) - granted)
+            if missing:
+                raise PipelineError(
+                    f"{path}[{index}].uses",
+                    f"tool {step['uses']!r} needs scope {missing[0]!r}, which this agent lacks",
+                    status=403,
+                )
+            if step["uses"] == FOREACH:
+                walk(step["with"]["body"], f"{path}[{index}].with.body")
+
+    walk(payload.get("pipeline", []), "payload.pipeline")
+
+
 def _check_size(steps: Sequence[Mapping[str, Any]], path: str) -> None:
     """At most MAX_STEPS steps in all and MAX_FOREACH_DEPTH foreach levels."""
     total = 0
