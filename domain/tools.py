@@ -147,8 +147,9 @@ BUILTIN_TOOLS: Mapping[str, ToolRegistered] = MappingProxyType(
                      _APPROVAL_INPUT, _APPROVAL_OUTPUT),
             _builtin("pipeline.foreach", "Runs the body steps once for each item.",
                      _FOREACH_INPUT, _FOREACH_OUTPUT),
+            # an agent needs the "shell" scope: running programs on a worker is no small thing
             _builtin(SHELL_EXEC, "Runs an allow-listed program; returns its exit code and output.",
-                     _SHELL_INPUT, _SHELL_OUTPUT),
+                     _SHELL_INPUT, _SHELL_OUTPUT, "shell"),
         )
     }
 )  # fmt: skip

@@ -195,3 +195,19 @@ async def test_a_hanging_program_is_killed_at_its_timeout_with_its_children(
         return not _alive(shell_pid) and not _alive(sleep_pid)
 
     assert await eventually(both_gone, within=5)
+
+
+async def test_agents_need_the_shell_scope(client: httpx.AsyncClient) -> None:
+    pipeline = [step(**{"with": {"argv": ["env"]}})]
+    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
+            "payload": {"pipeline": pipeline}}  # fmt: skip
+    for name, scopes, status in [("plain", ["tasks:write"], 403),
+                                 ("ops", ["tasks:write", "shell"], 201)]:  # fmt: skip
+        created = await client.post("/agents", json={"name": name, "scopes": scopes}, headers=AUTH)
+        agent_id = created.json()["id"]
+        token = (await client.post(f"/agents/{agent_id}/tokens", json={}, headers=AUTH)).json()
+        headers = {"Authorization": f"Bearer {token['token']}"}
+        response = await client.post("/tasks", json=body, headers=headers)
+        assert response.status_code == status, response.text
+        if status == 403:
+            assert "needs scope 'shell'" in response.text
