@@ -27,6 +27,8 @@ from services.cli.up import (
     run_worker_alone,
 )
 from services.declarative.apply import ApplyOptions
+from services.declarative.file_format import TaskFile
+from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
 from services.runtime.embedded import start_servers
@@ -34,6 +36,8 @@ from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
 from services.store.pool import open_pool
 from services.store.tail import tail
+from services.tools.entry_points import GROUP as ENTRY_POINTS
+from services.tools.entry_points import declared_tools
 
 
 class CommandError(Exception):
@@ -79,6 +83,27 @@ async def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             results = [await applier.apply_path(path) for path in paths]
     return 0 if all(results) else 1
+
+
+async def cmd_tools_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Register (or replace) every tool installed packages declare; all of them, or none."""
+    declared = declared_tools()
+    broken = [d for d in declared if d.error is not None]
+    for entry in broken:
+        _complain(f"entry point {entry.name} ({entry.value}): {entry.error}")
+    if broken:
+        raise CommandError("nothing was registered: fix or uninstall the packages above")
+    listed = [tool for entry in declared for tool in entry.tools]
+    if not listed:
+        print(f"no installed package declares tools (entry point group {ENTRY_POINTS})")
+        return 0
+    loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines({}))
+    options = ApplyOptions(dry_run=args.dry_run, python_allow=settings.python_allow)
+    async with database(settings) as url:
+        await require_current_schema(url)
+        async with open_pool(url, size=1) as pool:
+            applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
+    return 0 if applied else 1
 
 
 def _say(line: str) -> None:
@@ -233,6 +258,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
     ("apply", None): cmd_apply,
+    ("tools", "sync"): cmd_tools_sync,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,

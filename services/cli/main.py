@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
         help="keep running; apply each saved version (invalid saves are ignored)",
     )
 
+    tools = sub.add_parser("tools", help="the tool catalog").add_subparsers(
+        dest="tools_command", required=True, metavar="SUBCOMMAND"
+    )
+    sync = tools.add_parser(
+        "sync", help="register the tools installed packages declare (entry points ordinaut.tools)"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")

@@ -9,7 +9,7 @@ import asyncpg
 
 from projections.registry import inline_projections
 from services.declarative.apply import ApplyOptions, apply_file
-from services.declarative.loader import FileInvalid, load_task_file
+from services.declarative.loader import FileInvalid, LoadedFile, load_task_file
 from services.declarative.report import describe
 from services.store.errors import StoreError
 
@@ -27,18 +27,28 @@ class FileApplier:
         """Apply ``path``; False (with every problem reported, nothing written) if it failed."""
         try:
             loaded = load_task_file(path)
+        except FileInvalid as exc:
+            return self._invalid(exc)
+        return await self.apply_loaded(loaded)
+
+    async def apply_loaded(self, loaded: LoadedFile) -> bool:
+        """Apply an already read file (or a file-shaped set of tools); False if it failed."""
+        try:
             async with self.pool.acquire() as conn:
                 report = await apply_file(conn, loaded, self.options, self.projections)
         except FileInvalid as exc:
-            for line in exc.lines():
-                self.err(line)
-            self.err(f"{exc.name}: nothing was applied")
-            return False
+            return self._invalid(exc)
         except (StoreError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             # A concurrent change to one of its tasks, or the database away: reported, and the
             # next save (or run) tries again; a watcher inside `up` must not take it down.
-            self.err(f"{path.name}: nothing was applied: {exc}")
+            self.err(f"{loaded.name}: nothing was applied: {exc}")
             return False
         for line in describe(report):
             self.out(line)
         return True
+
+    def _invalid(self, exc: FileInvalid) -> bool:
+        for line in exc.lines():
+            self.err(line)
+        self.err(f"{exc.name}: nothing was applied")
+        return False
