@@ -101,7 +101,8 @@ class ToolInvoker:
         )
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client and every MCP session."""
+        """Close the shared HTTP client, every MCP session and the python tools' threads."""
+        self._python.close()
         await asyncio.gather(self._http.aclose(), self._mcp.aclose())
 
 

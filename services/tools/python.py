@@ -1,19 +1,23 @@
 """The `python` transport: call an allow-listed function in the worker's own process.
 
-A sync function runs in a thread (so it cannot stall the worker's event loop); an async one
-is awaited. Arguments are the step's validated input, passed as keyword arguments; the
-return value must be JSON-compatible. An exception becomes the step's error, with its type
-and message. A sync function that overruns its timeout is abandoned, not stopped: Python
-cannot kill a thread, so the step fails at once and the thread finishes in the background.
+A sync function runs in a thread of the tools' own pool (so it cannot stall the worker's
+event loop, and a hung one cannot starve the loop's default executor, which DNS lookups
+use); an async one is awaited. Arguments are the step's validated input, passed as keyword
+arguments; the return value must be JSON-compatible. An exception becomes the step's
+error, with its type and message. A sync function that overruns its timeout is abandoned,
+not stopped: Python cannot kill a thread, so the step fails at once and the thread
+finishes in the background.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import importlib
 import inspect
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -47,8 +51,13 @@ def resolve_callable(target: str) -> Callable[..., Any]:
 class PythonTools:
     """Calls python tools whose modules the admin allows (checked again at every call)."""
 
-    def __init__(self, allow: tuple[str, ...] = ()) -> None:
+    def __init__(self, allow: tuple[str, ...] = (), threads: int = 16) -> None:
         self.allow = allow
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="ordinaut-python-tool")
+
+    def close(self) -> None:
+        """Stop taking calls; threads still running a call finish in the background."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def call(self, tool: ToolRegistered, arguments: dict[str, Any]) -> Any:
         """The function's JSON-compatible result; ToolCallError for any failure."""
@@ -67,7 +76,8 @@ class PythonTools:
             if inspect.iscoroutinefunction(function):
                 result = await function(**arguments)
             else:
-                result = await asyncio.to_thread(functools.partial(function, **arguments))
+                call = functools.partial(contextvars.copy_context().run, function, **arguments)
+                result = await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except Exception as exc:
             raise ToolCallError(
                 f"{tool.address} raised {type(exc).__name__}: {exc}", retryable=False

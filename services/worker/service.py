@@ -134,7 +134,7 @@ class Worker:
         self.recorder = Recorder(pool, projections, self.name)
         self.invoker = ToolInvoker(
             http=HttpTools(allowed=config.outbound_allow),
-            python=PythonTools(config.python_allow),
+            python=PythonTools(config.python_allow, threads=config.concurrency),
             shell=ShellTool(config.shell_allow),
         )
         self.catalog = ToolCatalog(pool)

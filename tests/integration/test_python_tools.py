@@ -76,6 +76,20 @@ async def test_input_schema_and_exceptions_become_step_errors(
     assert "reason" in refused["steps"][0]["error"]
 
 
+async def test_a_sync_tool_past_its_timeout_fails_the_step(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    assert (await register(client, tool("x.slow", "slow", timeout_seconds=0.3))).is_success
+    task = await create_task(
+        client, [{"id": "wait", "uses": "x.slow", "with": {"seconds": 2}}], max_retries=0
+    )
+    config = dataclasses.replace(FAST, python_allow=ALLOW)
+    async with running_workers(database_url, redis_url, config=config):
+        run = await run_to_end(client, await run_now(client, task["id"]))
+    assert run["status"] == "dead"
+    assert run["steps"][0]["error"] == "x.slow timed out after 0.3 s"
+
+
 async def test_a_worker_without_the_module_allowed_refuses_to_run_it(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:

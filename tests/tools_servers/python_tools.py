@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 
 def add(a: int, b: int) -> dict[str, object]:
@@ -20,6 +21,12 @@ async def greet(name: str) -> dict[str, str]:
 def explode(reason: str) -> dict[str, str]:
     """Always fails, so the step records the exception's type and message."""
     raise ValueError(reason)
+
+
+def slow(seconds: float) -> dict[str, bool]:
+    """Sync and slow: overruns a short timeout (its thread is abandoned, not killed)."""
+    time.sleep(seconds)
+    return {"done": True}
 
 
 not_callable = 42
