@@ -128,6 +128,10 @@ def _plan_one(
             replaced = old
         return TaskChange(key, "create", task_id, tuple(appends), replaced=replaced)
     state = current.state
+    owner, claimed = state.definition.metadata.get(SOURCE), definition.metadata.get(SOURCE)
+    if owner is not None and owner != claimed:
+        # two files naming one key would take the task from each other on every apply
+        raise RuleViolation("key", f"task {key!r} comes from source {owner!r}, not {claimed!r}")
     changes = definition_changes(state.definition, definition)
     events = decide_update(state, changes, now, catalog.tools, catalog.shell_allow)
     if not events:

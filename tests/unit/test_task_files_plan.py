@@ -82,3 +82,17 @@ def test_the_source_label_is_set_by_apply() -> None:
     assert labelled.metadata == {"team": "ops", "source": "jobs.yaml"}
     with pytest.raises(RuleViolation, match="set by apply"):
         with_source(task("a", metadata={"source": "other"}), "jobs.yaml", "tasks[0]")
+
+
+def test_a_task_from_another_source_is_not_taken_over() -> None:
+    theirs = stored(task("a", metadata={"source": "theirs.yaml"}))
+    _, problems = plan_tasks(
+        [task("a")], {"a": theirs}, [], prune=False, now=NOW, catalog=Catalog(),
+        new_id=lambda: "x",
+    )  # fmt: skip
+    assert [(p.field, p.reason) for p in problems] == [
+        ("tasks[0].key", "task 'a' comes from source 'theirs.yaml', not 'f'")
+    ]
+    unlabelled = stored(task("a", metadata={}))  # made through the API: the file adopts it
+    (change,) = plan([task("a")], [unlabelled])
+    assert change.changed == {"metadata": ({}, {"source": "f"})}
