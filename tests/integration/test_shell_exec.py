@@ -211,3 +211,25 @@ async def test_agents_need_the_shell_scope(client: httpx.AsyncClient) -> None:
         assert response.status_code == status, response.text
         if status == 403:
             assert "needs scope 'shell'" in response.text
+
+
+async def test_canceling_the_run_kills_the_program_and_its_children(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, jobs: Path,
+    allow: tuple[str, ...],
+) -> None:  # fmt: skip
+    pids = jobs / "pids"
+    path = script(jobs, "long.sh", f'sleep 300 &\necho "$$ $!" > {pids}\nwait')
+    task = await create_task(client, [step(**{"with": {"argv": [path]}})], max_retries=0)
+    async with workers(database_url, redis_url, allow):
+        run_id = await run_now(client, task["id"])
+        await eventually(lambda: asyncio.to_thread(pids.exists))
+        canceled = await client.post(f"/runs/{run_id}/cancel", headers=AUTH)
+        assert canceled.status_code == 200, canceled.text
+        run = await run_to_end(client, run_id)
+    assert run["status"] == "canceled"
+    shell_pid, sleep_pid = (int(p) for p in pids.read_text().split())
+
+    async def both_gone() -> bool:
+        return not _alive(shell_pid) and not _alive(sleep_pid)
+
+    assert await eventually(both_gone, within=5)
