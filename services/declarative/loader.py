@@ -24,6 +24,7 @@ from services.declarative.file_format import TaskFile, tasks_file_schema
 
 MAX_PROBLEMS = 20
 MAX_BYTES = 10 * 1024 * 1024
+MAX_NODES = 200_000
 PathKey = tuple[str | int, ...]
 _SEGMENT = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 _MSGSPEC_PATH = re.compile(r"^(.*) - at `\$(.*)`$")
@@ -114,6 +115,13 @@ def load_task_file(path: Path) -> LoadedFile:
 
 def parse_task_file(text: str, name: str, *, as_json: bool = False) -> LoadedFile:
     """Validate a file's text; FileInvalid with every problem found."""
+    try:
+        return _parse(text, name, as_json)
+    except RecursionError:  # the parsers and validators recurse; a real file never gets here
+        raise FileInvalid(name, [Problem(None, "", "nests too deeply")]) from None
+
+
+def _parse(text: str, name: str, as_json: bool) -> LoadedFile:
     data, lines = _read(text, name, as_json)
     problems = _schema_problems(data, lines)
     if problems:
@@ -183,7 +191,7 @@ def _lines(node: yaml.Node | None, name: str) -> Lines:
     starts: dict[PathKey, int] = {}
     problems: list[Problem] = []
     if node is not None:
-        _walk(node, (), starts, problems)
+        _walk(node, starts, problems, name)
     if problems:
         raise FileInvalid(name, problems)
     return Lines(starts)
@@ -196,23 +204,30 @@ def _read_json(text: str, name: str) -> Any:
         raise FileInvalid(name, [Problem(exc.lineno, "", f"not valid JSON: {exc.msg}")]) from None
 
 
-def _walk(
-    node: yaml.Node, path: PathKey, starts: dict[PathKey, int], problems: list[Problem]
-) -> None:
-    starts.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:  # YAML would silently keep the last one
-                problems.append(Problem(key_node.start_mark.line + 1, format_path((*path, key)),
-                                        "duplicate key"))  # fmt: skip
-            seen.add(key)
-            starts.setdefault((*path, key), key_node.start_mark.line + 1)
-            _walk(value_node, (*path, key), starts, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*path, index), starts, problems)
+def _walk(root: yaml.Node, starts: dict[PathKey, int], problems: list[Problem], name: str) -> None:
+    """Record where each value starts; iterative, and bounded: YAML aliases can make a short
+    file expand into an enormous document (the "billion laughs"), which is refused."""
+    pending: list[tuple[yaml.Node, PathKey]] = [(root, ())]
+    visited = 0
+    while pending:
+        node, path = pending.pop()
+        visited += 1
+        if visited > MAX_NODES:
+            reason = f"expands to more than {MAX_NODES} values (check its YAML aliases)"
+            raise FileInvalid(name, [Problem(None, "", reason)])
+        starts.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:  # YAML would silently keep the last one
+                    line = key_node.start_mark.line + 1
+                    problems.append(Problem(line, format_path((*path, key)), "duplicate key"))
+                seen.add(key)
+                starts.setdefault((*path, key), key_node.start_mark.line + 1)
+                pending.append((value_node, (*path, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend((item, (*path, index)) for index, item in enumerate(node.value))
 
 
 # --- schema errors with lines --------------------------------------------------------------

@@ -55,6 +55,16 @@ def test_unknown_fields_duplicate_keys_and_bad_documents_have_lines() -> None:
     assert problems("tasks:\n  - key: a\n    schedule_kind: [\n")[0].startswith("f.yaml:4: ")
 
 
+def test_alias_bombs_and_deep_nesting_are_refused() -> None:
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefg":
+        previous = chr(ord(level) - 1)
+        bomb.append(f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    (message,) = problems("\n".join(bomb) + "\n")
+    assert "expands to more than 200000 values" in message
+    assert problems("tasks: " + "[" * 5000 + "]" * 5000 + "\n") == ["f.yaml: nests too deeply"]
+
+
 def test_fields_map_to_paths() -> None:
     assert parse_field("tasks[1].payload.pipeline[0].with.argv[0]") == (
         "tasks", 1, "payload", "pipeline", 0, "with", "argv", 0,
