@@ -9,7 +9,14 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from domain.errors import RuleViolation
-from domain.events import EVENT_TYPES, AgentCreated, AgentTokenIssued, AgentTokenRevoked
+from domain.events import (
+    EVENT_TYPES,
+    AgentCreated,
+    AgentTokenIssued,
+    AgentTokenRevoked,
+    AgentUpdated,
+)
+from domain.tools import SCOPE as TOOL_SCOPE
 
 SCOPES: frozenset[str] = frozenset(
     {
@@ -22,6 +29,7 @@ SCOPES: frozenset[str] = frozenset(
         "admin",
     }
 )
+_API_RESOURCES = frozenset(scope.split(":", 1)[0] for scope in SCOPES)
 NAME_MAX = 100
 LABEL_MAX = 100
 WEBHOOK_URL_MAX = 2000
@@ -52,16 +60,39 @@ def name_key(name: str) -> str:
 
 
 def normalise_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
-    """The scopes sorted without repeats; an empty list or an unknown scope is refused."""
+    """The scopes sorted without repeats; an empty list or an unknown scope is refused.
+
+    Besides the API scopes, an agent may hold tool scopes (``notify``, ``calendar.read``):
+    the scopes tools declare, which decide what its pipelines may use. A scope on one of the
+    API's resources (``tasks:…``) must be an API scope, so a typo there is caught.
+    """
     given = set(scopes)
-    unknown = sorted(given - SCOPES)
+    unknown = sorted(
+        scope
+        for scope in given - SCOPES
+        if scope.split(":", 1)[0] in _API_RESOURCES or not TOOL_SCOPE.match(scope)
+    )
     if unknown:
         known = ", ".join(sorted(SCOPES))
         listed = ", ".join(repr(scope) for scope in unknown)
-        raise AgentRuleError("scopes", f"unknown scope {listed}; known scopes are {known}")
+        raise AgentRuleError(
+            "scopes",
+            f"unknown scope {listed}; API scopes are {known}, tool scopes look like notify",
+        )
     if not given:
         raise AgentRuleError("scopes", "at least one scope is required")
     return tuple(sorted(given))
+
+
+def change_scopes(
+    agent_id: str, current: Iterable[str], scopes: Iterable[str]
+) -> list[AgentUpdated]:
+    """Replace an agent's scopes (effective from the next request and the next step it runs);
+    the same scopes again record nothing."""
+    normalised = normalise_scopes(scopes)
+    if normalised == tuple(sorted(set(current))):
+        return []
+    return [AgentUpdated(agent_id=agent_id, scopes=normalised)]
 
 
 def check_webhook_url(url: str | None) -> str | None:

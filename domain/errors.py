@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class RuleViolation(ValueError):
-    """``field`` breaks a rule for ``reason``; ``status`` is how an API reports it (422 or 409)."""
+    """``field`` breaks a rule for ``reason``; ``status`` is how an API reports it.
+
+    422 for refused input, 409 for a command the entity's state refuses, 403 for one the
+    caller's scopes do not cover.
+    """
 
     def __init__(self, field: str, reason: str, status: int = 422) -> None:
         super().__init__(f"{field}: {reason}")

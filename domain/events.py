@@ -47,6 +47,12 @@ class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     misfire_grace_seconds: int | None = None
     jitter_seconds: int = 0
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    # Event and condition tasks: a JMESPath boolean over the event that must hold to fire.
+    filter: str | None = None
+    # Condition tasks: a JMESPath boolean over {event, state}; fires when it turns true.
+    condition: str | None = None
+    # Re-evaluating a condition on a cron cadence; refused for now (not supported yet).
+    condition_cron: str | None = None
 
 
 class TaskCreated(_Event, frozen=True, tag="task.created"):
@@ -154,6 +160,13 @@ class AgentCreated(_Event, frozen=True, tag="agent.created"):
     notify_events: tuple[str, ...] | None = None
 
 
+class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
+    """An admin changed an agent; fields left None did not change."""
+
+    agent_id: str
+    scopes: tuple[str, ...] | None = None
+
+
 class AgentTokenIssued(_Event, frozen=True, tag="agent.token_issued"):
     """A bearer token for an agent; only its SHA-256 is recorded, never the token."""
 
@@ -216,7 +229,7 @@ class EventReceived(_Event, frozen=True, tag="event.received"):
     source: str = "api"
 
 
-RunTrigger = Literal["schedule", "run_now", "event", "retry"]
+RunTrigger = Literal["schedule", "run_now", "event", "condition", "retry"]
 
 
 class RunQueued(_Event, frozen=True, tag="run.queued"):
@@ -239,6 +252,23 @@ class RunQueued(_Event, frozen=True, tag="run.queued"):
     dedupe_key: str | None = None
     dedupe_window_seconds: int | None = None
     event: dict[str, Any] | None = None
+
+
+class ConditionEvaluated(_Event, frozen=True, tag="condition.evaluated"):
+    """A condition task's condition changed value on event ``event_id``.
+
+    Only changes are recorded, so replaying them rebuilds the state the next evaluation sees
+    (the value, and the payload of the event that set it). ``run_id`` is the run it fired on a
+    false-to-true edge.
+    """
+
+    task_id: str
+    value: bool
+    previous: bool | None
+    event_id: str
+    topic: str
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_id: str | None = None
 
 
 class RunStarted(_Event, frozen=True, tag="run.started"):
@@ -410,12 +440,14 @@ Event = (
     | TaskRunRequested
     | ScheduleMissed
     | AgentCreated
+    | AgentUpdated
     | AgentTokenIssued
     | AgentTokenRevoked
     | ToolRegistered
     | ToolRemoved
     | EventReceived
     | RunQueued
+    | ConditionEvaluated
     | RunStarted
     | RunStepSucceeded
     | RunStepFailed
@@ -449,6 +481,11 @@ def task_stream(task_id: str) -> str:
 def run_stream(run_id: str) -> str:
     """The stream holding one run's events."""
     return f"run-{run_id}"
+
+
+def condition_stream(task_id: str) -> str:
+    """The stream holding one condition task's evaluations (apart from its commands)."""
+    return f"condition-{task_id}"
 
 
 def tool_stream(address: str) -> str:

@@ -22,6 +22,10 @@ RECORDING_BUILTINS = frozenset(
 _STEP_REF = re.compile(r"(?<![A-Za-z0-9_.])steps\.([A-Za-z_][A-Za-z0-9_-]*)")
 _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+# Bounds that keep one task from costing the runner (and every reader) without limit.
+MAX_STEPS = 200  # in the whole pipeline, foreach bodies included
+MAX_FOREACH_DEPTH = 3
+MAX_TEMPLATE_LENGTH = 4000  # characters in one string that holds a template
 
 
 class PipelineError(RuleViolation):
@@ -42,8 +46,52 @@ def validate_payload(payload: object, tools: frozenset[str] | None = None) -> No
         raise PipelineError("payload.params", "must be an object")
     steps = payload.get("pipeline", [])
     _validate_steps(steps, "payload.pipeline", known=set(), in_loop=False)
+    _check_size(steps, "payload.pipeline")
     if tools is not None:
         _check_tools(steps, "payload.pipeline", tools)
+
+
+def check_tool_scopes(
+    payload: Mapping[str, Any],
+    tool_scopes: Mapping[str, Sequence[str]],
+    granted: frozenset[str],
+) -> None:
+    """Every step's tool declares only scopes in ``granted`` (the task owner's); admin may
+    use any tool. Refuses the first step that needs more, naming the missing scope."""
+    if "admin" in granted:
+        return
+
+    def walk(steps: Sequence[Mapping[str, Any]], path: str) -> None:
+        for index, step in enumerate(steps):
+            missing = sorted(set(tool_scopes.get(step["uses"], ())) - granted)
+            if missing:
+                raise PipelineError(
+                    f"{path}[{index}].uses",
+                    f"tool {step['uses']!r} needs scope {missing[0]!r}, which this agent lacks",
+                    status=403,
+                )
+            if step["uses"] == FOREACH:
+                walk(step["with"]["body"], f"{path}[{index}].with.body")
+
+    walk(payload.get("pipeline", []), "payload.pipeline")
+
+
+def _check_size(steps: Sequence[Mapping[str, Any]], path: str) -> None:
+    """At most MAX_STEPS steps in all and MAX_FOREACH_DEPTH foreach levels."""
+    total = 0
+
+    def count(steps: Sequence[Mapping[str, Any]], where: str, depth: int) -> None:
+        nonlocal total
+        if depth > MAX_FOREACH_DEPTH:
+            raise PipelineError(where, f"pipeline.foreach nests at most {MAX_FOREACH_DEPTH} deep")
+        for index, step in enumerate(steps):
+            total += 1
+            if total > MAX_STEPS:
+                raise PipelineError(path, f"must have at most {MAX_STEPS} steps in all")
+            if step["uses"] == FOREACH:
+                count(step["with"]["body"], f"{where}[{index}].with.body", depth + 1)
+
+    count(steps, path, 0)
 
 
 def _check_tools(steps: Sequence[Mapping[str, Any]], path: str, tools: frozenset[str]) -> None:
@@ -146,6 +194,8 @@ def _strings(value: object, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _check_templates(text: str, field: str, known: set[str], in_loop: bool) -> None:
+    if len(text) > MAX_TEMPLATE_LENGTH and "${" in text:
+        raise PipelineError(field, f"a template must be at most {MAX_TEMPLATE_LENGTH} characters")
     try:
         expressions = template_expressions(text)
     except TemplateError as exc:

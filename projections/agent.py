@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.agents import name_key
 from domain.envelope import Envelope
-from domain.events import AgentCreated, AgentTokenIssued, AgentTokenRevoked
+from domain.events import AgentCreated, AgentTokenIssued, AgentTokenRevoked, AgentUpdated
 from projections.base import Connection
 
 _INSERT_AGENT = """
@@ -25,6 +25,10 @@ WHERE id = $1 AND agent_id = $2 AND revoked_at IS NULL
 """
 
 _TOUCH_AGENT = "UPDATE agent SET updated_at = $2, version = $3 WHERE id = $1"
+_UPDATE_SCOPES = """
+UPDATE agent SET scopes = coalesce($2::text[], scopes), updated_at = $3, version = $4
+WHERE id = $1
+"""
 
 
 class AgentProjection:
@@ -33,7 +37,7 @@ class AgentProjection:
     name: str = "agent"
     tables: tuple[str, ...] = ("agent", "agent_token")
     handles: frozenset[str] = frozenset(
-        {"agent.created", "agent.token_issued", "agent.token_revoked"}
+        {"agent.created", "agent.updated", "agent.token_issued", "agent.token_revoked"}
     )
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
@@ -47,6 +51,8 @@ class AgentProjection:
                     _INSERT_AGENT, agent_id, name, name_key(name), list(scopes), url,
                     envelope.meta.actor, at, version, None if chosen is None else list(chosen),
                 )  # fmt: skip
+            case AgentUpdated(agent_id=agent_id, scopes=scopes):
+                await conn.execute(_UPDATE_SCOPES, agent_id, scopes and list(scopes), at, version)
             case AgentTokenIssued(
                 agent_id=agent_id, token_id=token_id, token_sha256=digest, label=label
             ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.agent import AgentProjection
 from projections.base import ProjectionSet
+from projections.condition import ConditionProjection
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
 from projections.secret import SecretProjection
@@ -21,5 +22,6 @@ def inline_projections() -> ProjectionSet:
             AgentProjection(),
             ToolProjection(),
             SecretProjection(),
+            ConditionProjection(),
         ]
     )

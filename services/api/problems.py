@@ -132,8 +132,9 @@ def unstorable_problem(request: Request[Any, Any, Any], exc: UnstorableText) -> 
 
 
 def rule_problem(request: Request[Any, Any, Any], exc: RuleViolation) -> Response[Any]:
-    """Input a domain rule refuses (422), or a command the entity's state refuses (409)."""
-    title = "Conflict" if exc.status == 409 else "Invalid request"
+    """Input a domain rule refuses (422), a command the entity's state refuses (409), or one
+    the caller's scopes do not cover (403)."""
+    title = {409: "Conflict", 403: "Forbidden"}.get(exc.status, "Invalid request")
     errors = [FieldError(exc.field, exc.reason)]
     return problem_response(request, exc.status, title, str(exc), errors=errors)
 

@@ -84,6 +84,17 @@ async def list_tools(conn: Connection) -> list[ToolView]:
     return [tool_view(tool) for tool in sorted(tools, key=lambda tool: tool.address)]
 
 
+async def tool_scopes(conn: Connection) -> dict[str, tuple[str, ...]]:
+    """Every address a pipeline step may use (builtins and registered), with its scopes."""
+    rows = await conn.fetch(
+        "SELECT address, ARRAY(SELECT jsonb_array_elements_text(coalesce("
+        "definition->'scopes', '[]'))) AS scopes FROM tool"
+    )
+    scopes = {address: tool.scopes for address, tool in BUILTIN_TOOLS.items()}
+    scopes.update((row["address"], tuple(row["scopes"])) for row in rows)
+    return scopes
+
+
 async def known_tool_addresses(conn: Connection) -> frozenset[str]:
     """Every address a pipeline step may use: the builtins and the registered tools."""
     rows = await conn.fetch("SELECT address FROM tool")

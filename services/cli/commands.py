@@ -18,6 +18,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    run_ingest_alone,
     run_notifier_alone,
     run_relay_alone,
     run_timer_alone,
@@ -68,6 +69,11 @@ async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
     await run_notifier_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    await run_ingest_alone(settings)
     return 0
 
 
@@ -198,6 +204,19 @@ async def cmd_bench_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.ingest import bench_ingest
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_ingest(url, servers.redis_url, events=args.events,
+                               consumers=args.consumers, batch=args.batch)  # fmt: skip
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
@@ -207,6 +226,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("worker", None): cmd_worker,
     ("relay", None): cmd_relay,
     ("notifier", None): cmd_notifier,
+    ("ingest", None): cmd_ingest,
     ("events", "tail"): cmd_events_tail,
     ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,
@@ -215,6 +235,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("bench", "timer"): cmd_bench_timer,
     ("bench", "api"): cmd_bench_api,
     ("bench", "runs"): cmd_bench_runs,
+    ("bench", "ingest"): cmd_bench_ingest,
 }
 
 

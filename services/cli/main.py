@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
+    sub.add_parser("ingest", help="run only the ingest consumer (any number may run at once)")
 
     relay = sub.add_parser("relay", help="run only the relay (events -> Redis stream)")
     relay.add_argument("--stream", help="target stream (default ORDINAUT_EVENTS_STREAM)")
@@ -100,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--count", type=_positive, default=20000, help="runs to execute")
     runs.add_argument("--workers", type=_positive, default=2, help="worker processes")
     runs.add_argument("--concurrency", type=_positive, default=64, help="runs per worker")
+    ingest = bench.add_parser("ingest", help="ingest throughput (stream entry -> stored event)")
+    ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
+    ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
+    ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
     return parser
 
 

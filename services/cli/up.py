@@ -7,6 +7,8 @@ import sys
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.ingest.consumer import IngestConfig
+from services.ingest.service import run_ingest
 from services.notify.service import NotifierConfig, run_notifier
 from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
@@ -75,6 +77,17 @@ def _notifier(
     )
 
 
+def _ingest(servers: Servers, settings: Settings) -> Component:
+    config = IngestConfig(
+        batch=settings.ingest_batch,
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        max_deliveries=settings.ingest_max_deliveries,
+    )
+    return Component(
+        "ingest", lambda stop: run_ingest(servers.database_url, servers.redis_url, config, stop)
+    )
+
+
 def _background(servers: Servers, settings: Settings, key: bytes) -> list[Component]:
     """Everything `up` runs beside the API."""
     return [
@@ -82,6 +95,7 @@ def _background(servers: Servers, settings: Settings, key: bytes) -> list[Compon
         _worker(servers, settings),
         _relay(servers, settings),
         _notifier(servers, settings, key),
+        _ingest(servers, settings),
     ]
 
 
@@ -138,6 +152,16 @@ async def run_notifier_alone(settings: Settings, stream: str | None) -> None:
         await require_current_schema(servers.database_url)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
         await supervise([_notifier(servers, settings, key, stream)])
+    finally:
+        await servers.stop()
+
+
+async def run_ingest_alone(settings: Settings) -> None:
+    """`ordinaut ingest`: only the ingest consumer, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_ingest(servers, settings)])
     finally:
         await servers.stop()
 

@@ -50,6 +50,12 @@ class Settings:
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
         reach although they are not public (default loopback only; "" refuses loopback too).
+    ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
+        transaction (1000).
+    ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
+        dead-lettered (262144).
+    ingest_max_deliveries: ORDINAUT_INGEST_MAX_DELIVERIES, an entry delivered more often than
+        this without being acknowledged is dead-lettered (5).
     """
 
     database_url: str | None = None
@@ -72,6 +78,9 @@ class Settings:
     worker_grace_seconds: float = 20.0
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
+    ingest_batch: int = 1000
+    ingest_max_payload_bytes: int = 256 * 1024
+    ingest_max_deliveries: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -98,6 +107,11 @@ class Settings:
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
+            ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
+            ingest_max_payload_bytes=int(
+                _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
+            ),
+            ingest_max_deliveries=int(_number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", 5, 1, 1000)),
         )
         settings.validate()
         return settings

@@ -50,6 +50,8 @@ Record = Callable[[str, list[Event]], Awaitable[Outcome]]
 FindTool = Callable[[str], Awaitable[ToolRegistered | None]]
 CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]]
 Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
+# (run owner, tool) -> why the owner may not use the tool now, or None
+CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
 # (tool address, secret names) -> name -> value; raises SecretUnavailable
 LoadSecrets = Callable[[str, set[str]], Awaitable[dict[str, str]]]
 
@@ -109,6 +111,7 @@ class Runner:
     # A dry run passes approval steps to call_tool (which fakes a decision) instead of parking.
     park_for_approval: bool = True
     load_secrets: LoadSecrets | None = None
+    check_access: CheckAccess | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
     # run id -> the secrets its steps received: redacted from everything the run records
@@ -275,6 +278,10 @@ class Runner:
                 Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
             )
         assert tool is not None
+        if self.check_access is not None:
+            refused = await self.check_access(run.queued.owner, tool)
+            if refused is not None:
+                return await self._fail(context, step, path, None, 0.0, Failure(refused, False))
         try:
             secrets = await self._step_secrets(context.run, step, tool)
         except SecretUnavailable as exc:

@@ -24,7 +24,7 @@ from projections.base import ProjectionSet
 from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
-from services.store.publish import publish_external
+from services.store.publish import Publication, publish_external
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.worker import leases
@@ -35,7 +35,7 @@ from services.worker.runner import Runner
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
-# The catalog changes rarely; a short cache spares a query per step.
+# The catalog and agents' scopes change rarely; a short cache spares a query per step.
 TOOL_CACHE_SECONDS = 2.0
 
 
@@ -76,6 +76,36 @@ class ToolCatalog:
         return tool
 
 
+class OwnerScopes:
+    """Whether a run's owner may still use a tool: scopes can be revoked while tasks live."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._cache: dict[str, tuple[float, frozenset[str] | None]] = {}
+
+    async def refusal(self, owner: str, tool: ToolRegistered) -> str | None:
+        if not tool.scopes or owner == "admin":
+            return None
+        granted = await self._scopes(owner)
+        if granted is None:
+            return f"the task's owner {owner!r} no longer exists"
+        if "admin" in granted:
+            return None
+        missing = sorted(set(tool.scopes) - granted)
+        if missing:
+            return f"tool {tool.address!r} needs scope {missing[0]!r}, which the task's owner lacks"
+        return None
+
+    async def _scopes(self, owner: str) -> frozenset[str] | None:
+        cached = self._cache.get(owner)
+        if cached is not None and time.monotonic() - cached[0] < TOOL_CACHE_SECONDS:
+            return cached[1]
+        scopes = await self.pool.fetchval("SELECT scopes FROM agent WHERE id = $1", owner)
+        granted = None if scopes is None else frozenset(scopes)
+        self._cache[owner] = (time.monotonic(), granted)
+        return granted
+
+
 def worker_name() -> str:
     """Unique per process (consumer names must be), and readable in run histories."""
     return f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -105,6 +135,7 @@ class Worker:
             call_tool=self._call_tool,
             publish=self._publish,
             load_secrets=SecretVault(pool, box).for_tool,
+            check_access=OwnerScopes(pool).refusal,
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None
@@ -263,16 +294,14 @@ class Worker:
             correlation_id=run.run_id,
             idempotency_key=arguments.get("idempotency_key") or key,
         )
+        publication = Publication(
+            arguments["topic"], arguments.get("payload", {}), meta, source=f"run:{run.run_id}"
+        )
         async with self.pool.acquire() as conn, conn.transaction():
-            event_id, position = await publish_external(
-                conn,
-                self.projections,
-                meta,
-                arguments["topic"],
-                arguments.get("payload", {}),
-                source=f"run:{run.run_id}",
-            )
-        return {"event_id": event_id, "position": position}
+            result = await publish_external(conn, self.projections, publication)
+        if self.announcer is not None and not result.replayed:
+            await self.announcer.announce(result.run_ids)
+        return {"event_id": result.event_id, "position": result.position}
 
 
 async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:

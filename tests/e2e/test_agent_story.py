@@ -83,4 +83,8 @@ async def test_an_agent_schedules_and_steers_its_tasks(
             "task.canceled",
             "task.deleted",
         ]  # fmt: skip
+        # audit completeness: every change, whoever made it, says who and in which request
+        for event in log["items"]:
+            assert event["meta"]["actor"], event
+            assert event["meta"]["correlation_id"], event
     assert service.stop() == 0

@@ -187,6 +187,12 @@ async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -
     assert [t["id"] for t in titled["items"]] == [ids[3]]
 
 
+def _nested_foreach(depth: int) -> dict[str, Any]:
+    body = [{"id": "leaf", "uses": "x"}] if depth == 1 else [_nested_foreach(depth - 1)]
+    return {"id": f"loop{depth}", "uses": "pipeline.foreach",
+            "with": {"items_path": "params.items", "body": body}}  # fmt: skip
+
+
 BAD = [
     ({**CRON, "schedule_expr": "61 * * * *"}, "schedule_expr"),
     ({**CRON, "schedule_expr": "* * * * 8"}, "schedule_expr"),
@@ -242,6 +248,13 @@ BAD = [
     ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "if": "${steps.z.ok}"}]}},
      "payload.pipeline[0].if"),
     ({**CRON, "payload": {"params": []}}, "payload.params"),
+    ({**CRON, "payload": {"pipeline": [{"id": f"s{i}", "uses": "x"} for i in range(201)]}},
+     "payload.pipeline"),
+    ({**CRON, "payload": {"pipeline": [_nested_foreach(4)]}},
+     "payload.pipeline[0].with.body[0].with.body[0].with.body[0].with.body"),
+    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x",
+                                        "with": {"t": "${params.a}" + "x" * 4000}}]}},
+     "payload.pipeline[0].with.t"),
 ]  # fmt: skip
 
 

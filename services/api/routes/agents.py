@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
@@ -36,6 +36,12 @@ class CreateAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     webhook_url: Annotated[str, msgspec.Meta(max_length=agents.WEBHOOK_URL_MAX)] | None = None
     # Event types the webhook receives (default: run.succeeded, run.dead, approval.requested).
     notify_events: Annotated[list[str], msgspec.Meta(max_length=100)] | None = None
+
+
+class ChangeAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What to change on an agent; fields left out stay as they are."""
+
+    scopes: Annotated[list[str], msgspec.Meta(max_length=50)] | None = None
 
 
 class IssueToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -185,6 +191,27 @@ async def create_agent(
         return await _agent(conn, agent_id, state)
 
 
+@patch("/agents/{agent_id:str}", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
+       summary="Change an agent")  # fmt: skip
+async def change_agent(
+    request: Request[Any, Any, Any],
+    state: State,
+    agent_id: FromPath[str],
+    data: JSONBody[ChangeAgent],
+) -> AgentView:
+    """Record ``agent.updated``. New scopes hold from the agent's next request, and from the
+    next step its runs take: a revoked tool scope stops pipelines that use that tool."""
+    agent_id = _canonical_id(agent_id)
+    async with state.pool.acquire() as conn, conn.transaction():
+        version = await _locked_version(conn, agent_id)
+        if data.scopes is not None:
+            current = await conn.fetchval("SELECT scopes FROM agent WHERE id = $1", agent_id)
+            events = agents.change_scopes(agent_id, current, data.scopes)
+            if events:
+                await _append(conn, request, agent_id, events, version)
+        return await _agent(conn, agent_id, state)
+
+
 @get("/agents", guards=[requires(ADMIN_SCOPE)], tags=["agents"], summary="List agents")
 async def list_agents(state: State) -> AgentList:
     """Every agent with its tokens, ordered by creation."""
@@ -249,4 +276,6 @@ async def revoke_token(
             await _append(conn, request, agent_id, events, version)
 
 
-ROUTES: list[Any] = [create_agent, list_agents, get_agent, issue_token, revoke_token]
+ROUTES: list[Any] = [
+    create_agent, list_agents, get_agent, change_agent, issue_token, revoke_token
+]  # fmt: skip

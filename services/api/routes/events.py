@@ -16,7 +16,7 @@ from services.api.auth import principal_of, requires
 from services.api.problems import ApiError, FieldError
 from services.store.audit import EventFilter, read_filtered
 from services.store.events import StoredEvent
-from services.store.publish import publish_external
+from services.store.publish import Publication, publish_external
 
 
 class EventPage(msgspec.Struct, frozen=True):
@@ -38,7 +38,7 @@ class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class Published(msgspec.Struct, frozen=True):
-    """Where a published event landed."""
+    """Where a published event landed, and the tasks it fired (a run each)."""
 
     id: str
     position: int
@@ -122,15 +122,18 @@ async def list_events(
 async def publish_event(
     request: Request[Any, Any, Any], state: State, data: JSONBody[PublishEvent]
 ) -> Published:
-    """Record an ``event.received``; a repeated idempotency key returns the first answer."""
+    """Record an ``event.received`` and queue a run of every event task it matches (and of
+    every condition task whose condition it turns true); a repeated idempotency key returns
+    the first answer and fires nothing."""
     key = data.idempotency_key or request.headers.get("idempotency-key")
     meta = EventMeta(
         actor=principal_of(request).actor,
         correlation_id=request.scope["state"]["correlation_id"],
         idempotency_key=key,
     )
+    publication = Publication(data.topic, data.payload, meta, data.occurred_at)
     async with state.pool.acquire() as conn, conn.transaction():
-        event_id, position = await publish_external(
-            conn, state.projections, meta, data.topic, data.payload, data.occurred_at
-        )
-    return Published(event_id, position, [])
+        result = await publish_external(conn, state.projections, publication)
+    if not result.replayed:
+        await state.announcer.announce(result.run_ids)
+    return Published(str(result.event_id), result.position, result.triggered_tasks)

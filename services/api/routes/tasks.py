@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,7 +15,16 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from domain.envelope import EventMeta
-from domain.events import Event, TaskDefinition, TaskRunRequested, run_stream, task_stream
+from domain.events import (
+    Event,
+    TaskCreated,
+    TaskDefinition,
+    TaskRunRequested,
+    TaskUpdated,
+    run_stream,
+    task_stream,
+)
+from domain.pipeline import check_tool_scopes
 from domain.runs import queue_runs
 from domain.schedules import next_occurrences
 from domain.tasks import (
@@ -51,7 +60,7 @@ from services.api.task_store import (
     replay,
     task_id_by_key,
 )
-from services.api.tool_store import known_tool_addresses
+from services.api.tool_store import tool_scopes
 from services.store.events import (
     StoredEvent,
     StreamAppend,
@@ -152,6 +161,16 @@ class _Command:
             )
 
 
+def _permitted(
+    events: list[Event], scopes: Mapping[str, tuple[str, ...]], granted: frozenset[str]
+) -> list[Event]:
+    """The events, if the pipeline they set uses only tools within the caller's scopes."""
+    for event in events:
+        if isinstance(event, TaskCreated | TaskUpdated):
+            check_tool_scopes(event.definition.payload, scopes, granted)
+    return events
+
+
 def _view(view: TaskView | None, _: list[Event]) -> object:
     return view
 
@@ -165,14 +184,19 @@ async def create_task(
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
     async with state.pool.acquire() as conn:
         existing = data.key and await task_id_by_key(conn, command.principal.actor, data.key)
-        tools = await known_tool_addresses(conn)
+        scopes = await tool_scopes(conn)
+    tools, granted = frozenset(scopes), command.principal.scopes
     if existing:
         changes = msgspec.to_builtins(data)
         return await command.on_task(
-            existing, lambda t, now: decide_update(t, changes, now, tools), _view
+            existing,
+            lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+            _view,
         )
     task_id = str(uuid.uuid4())
-    events = decide_create(task_id, definition, datetime.now(UTC), tools)
+    events = _permitted(
+        decide_create(task_id, definition, datetime.now(UTC), tools), scopes, granted
+    )
     async with state.pool.acquire() as conn, conn.transaction():
         if (prior := await command.replayed(conn)) is not None:
             return prior
@@ -193,9 +217,12 @@ async def update_task(
     changes = patch_changes(data)
     command = _Command(request, state, await request.body())
     async with state.pool.acquire() as conn:
-        tools = await known_tool_addresses(conn)
+        scopes = await tool_scopes(conn)
+    tools, granted = frozenset(scopes), command.principal.scopes
     return await command.on_task(
-        task_id, lambda t, now: decide_update(t, changes, now, tools), _view
+        task_id,
+        lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+        _view,
     )
 
 
