@@ -156,6 +156,8 @@ class AgentCreated(_Event, frozen=True, tag="agent.created"):
     name: str
     scopes: tuple[str, ...]
     webhook_url: str | None = None
+    # Event types the webhook receives; None means domain.webhooks.DEFAULT_NOTIFY_EVENTS.
+    notify_events: tuple[str, ...] | None = None
 
 
 class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
@@ -393,6 +395,38 @@ class ApprovalRejected(_Event, frozen=True, tag="approval.rejected"):
     expired: bool = False
 
 
+class WebhookAttempted(_Event, frozen=True, tag="webhook.attempted"):
+    """One try to deliver the event at ``position`` to an agent's webhook.
+
+    ``status`` is the HTTP status (None when no answer came); ``error`` says what went wrong.
+    """
+
+    agent_id: str
+    position: int
+    event_type: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class WebhookDelivered(_Event, frozen=True, tag="webhook.delivered"):
+    """The receiver acknowledged the event (2xx); it is never sent again."""
+
+    agent_id: str
+    position: int
+    attempt: int
+
+
+class WebhookFailed(_Event, frozen=True, tag="webhook.failed"):
+    """Every allowed attempt failed; the event is not sent again."""
+
+    agent_id: str
+    position: int
+    attempts: int
+    error: str
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -427,6 +461,9 @@ Event = (
     | ApprovalRequested
     | ApprovalGranted
     | ApprovalRejected
+    | WebhookAttempted
+    | WebhookDelivered
+    | WebhookFailed
     | SecretStored
     | SecretDeleted
 )
@@ -464,6 +501,12 @@ def secret_stream(name: str) -> str:
 def agent_stream(agent_id: str) -> str:
     """The stream holding one agent's events."""
     return f"agent-{agent_id}"
+
+
+def webhook_stream(agent_id: str, position: int) -> str:
+    """The stream recording the delivery of the event at ``position`` to one agent: its
+    version counts the attempts, so a second delivery cannot be recorded unnoticed."""
+    return f"webhook-{agent_id}-{position}"
 
 
 def event_type(event: Event) -> str:

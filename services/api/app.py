@@ -41,6 +41,8 @@ class ApiConfig:
     redis_url: str
     admin_token_hash: bytes
     pool_size: int = 10
+    # The key agents' webhook secrets derive from; None = secrets are not shown.
+    webhook_key: bytes | None = None
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
 
@@ -98,6 +100,7 @@ def _initial_state(config: ApiConfig) -> Any:
         {
             "admin_token_hash": config.admin_token_hash,
             "projections": inline_projections(),
+            "webhook_key": config.webhook_key,
             "secret_box": box,
         }
     )

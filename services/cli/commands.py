@@ -19,6 +19,8 @@ from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
     run_ingest_alone,
+    run_notifier_alone,
+    run_relay_alone,
     run_timer_alone,
     run_up,
     run_worker_alone,
@@ -65,6 +67,16 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
+    await run_relay_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
+    await run_notifier_alone(settings, args.stream)
+    return 0
+
+
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as url:
         applied = await migrate_database(url)
@@ -73,7 +85,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
-    wanted = set(args.types or ())
+    wanted = {t.strip() for value in args.types or () for t in value.split(",") if t.strip()}
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
@@ -85,6 +97,19 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
                         sys.stdout.flush()
         finally:
             await conn.close()
+    return 0
+
+
+async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.replay import BoundError, run_replay
+    from services.relay.replay import ReplayError
+
+    try:
+        count = await run_replay(args, settings)
+    except (BoundError, ReplayError) as exc:
+        raise CommandError(str(exc)) from None
+    where = f"to stream {args.to_redis}" if args.to_redis else f"to {args.jsonl}"
+    print(f"replayed {count} events {where}", file=sys.stderr)
     return 0
 
 
@@ -200,7 +225,10 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
     ("ingest", None): cmd_ingest,
+    ("relay", None): cmd_relay,
+    ("notifier", None): cmd_notifier,
     ("events", "tail"): cmd_events_tail,
+    ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("bench", "append"): cmd_bench_append,

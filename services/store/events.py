@@ -312,7 +312,8 @@ async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope
     return [envelope_from_row(row) for row in rows]
 
 
-def _stored(row: asyncpg.Record) -> StoredEvent:
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    """A row of `_SELECT` as a StoredEvent."""
     return StoredEvent(
         position=row["position"],
         stream=row["stream"],
@@ -329,10 +330,10 @@ async def read_stored(conn: Connection, *, after: int, limit: int) -> list[Store
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
     )
-    return [_stored(row) for row in rows]
+    return [stored_event(row) for row in rows]
 
 
 async def read_stream_stored(conn: Connection, stream: str) -> list[StoredEvent]:
     """One stream's events as stored, in version order."""
     rows = await conn.fetch(f"{_SELECT} WHERE stream = $1 ORDER BY version", stream)
-    return [_stored(row) for row in rows]
+    return [stored_event(row) for row in rows]

@@ -18,11 +18,11 @@ from services.store.events import APPEND_LOCK, StreamAppend, append_in_transacti
 
 PROJECTIONS = inline_projections()
 AT = datetime(2030, 1, 1, 9, tzinfo=UTC)
-# pg_locks covers the whole server: count only this test's database (others may share it).
-WAITING_FOR_ADVISORY_LOCK = (
-    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-)
+# In this test's database only: other databases on the server have appenders of their own.
+WAITING_FOR_ADVISORY_LOCK = """
+SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 
 
 def created(task_id: str) -> TaskCreated:
