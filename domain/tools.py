@@ -13,8 +13,9 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from domain.budgets import check_amount
 from domain.errors import RuleViolation
-from domain.events import ToolRegistered
+from domain.events import ToolRateLimit, ToolRegistered
 
 ADDRESS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -24,6 +25,8 @@ ENDPOINT_MAX = 2000
 COMMAND_MAX = 100
 SCOPES_MAX = 50
 TIMEOUT_MAX = 3600.0
+RATE_CALLS_MAX = 1_000_000
+RATE_WINDOW_MAX = 86_400.0
 # Deep enough for any real schema; checking a deeper one would exhaust Python's stack.
 SCHEMA_DEPTH_MAX = 64
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -162,7 +165,21 @@ def validate_registration(tool: ToolRegistered) -> ToolRegistered:
     timeout = tool.timeout_seconds
     if not math.isfinite(timeout) or not 0 < timeout <= TIMEOUT_MAX:
         raise ToolRuleError("timeout_seconds", f"must be more than 0 and at most {TIMEOUT_MAX:g}")
+    _check_rate_limit(tool.rate_limit)
+    check_amount(tool.cost_per_call, "cost_per_call")
     return msgspec.structs.replace(tool, scopes=_check_scopes(tool.scopes))
+
+
+def _check_rate_limit(limit: ToolRateLimit | None) -> None:
+    if limit is None:
+        return
+    if not 1 <= limit.calls <= RATE_CALLS_MAX:
+        raise ToolRuleError("rate_limit.calls", f"must be from 1 to {RATE_CALLS_MAX}")
+    per = limit.per_seconds
+    if not math.isfinite(per) or not 0 < per <= RATE_WINDOW_MAX:
+        raise ToolRuleError(
+            "rate_limit.per_seconds", f"must be more than 0 and at most {RATE_WINDOW_MAX:g}"
+        )
 
 
 def _check_address(address: str) -> None:

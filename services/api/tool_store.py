@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from domain.events import ToolRegistered
+from domain.events import ToolRateLimit, ToolRegistered
 from domain.tools import BUILTIN_TOOLS
 from projections.base import Connection
 
@@ -16,7 +16,7 @@ _SELECT_ONE = "SELECT definition::text AS definition, version FROM tool WHERE ad
 _SELECT_ONE_LOCKED = f"{_SELECT_ONE} FOR UPDATE"
 
 
-class ToolView(msgspec.Struct, frozen=True, kw_only=True):
+class ToolView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A catalog entry as the API shows it; ``builtin`` tools cannot be replaced or removed."""
 
     address: str
@@ -29,6 +29,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     timeout_seconds: float
     scopes: list[str]
     builtin: bool
+    rate_limit: ToolRateLimit | None = None
+    cost_per_call: float | None = None
 
 
 class ToolList(msgspec.Struct, frozen=True):
@@ -57,6 +59,8 @@ def tool_view(tool: ToolRegistered) -> ToolView:
         timeout_seconds=tool.timeout_seconds,
         scopes=list(tool.scopes),
         builtin=tool.transport == "builtin",
+        rate_limit=tool.rate_limit,
+        cost_per_call=tool.cost_per_call,
     )
 
 

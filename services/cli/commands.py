@@ -18,6 +18,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
     run_relay_alone,
@@ -52,6 +53,11 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    await run_api_alone(settings)
+    return 0
+
+
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
     await run_timer_alone(settings)
     return 0
@@ -62,11 +68,6 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    await run_ingest_alone(settings)
-    return 0
-
-
 async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
     await run_relay_alone(settings, args.stream)
     return 0
@@ -74,6 +75,11 @@ async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
     await run_notifier_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    await run_ingest_alone(settings)
     return 0
 
 
@@ -222,12 +228,13 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
+    ("api", None): cmd_api,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
-    ("ingest", None): cmd_ingest,
     ("relay", None): cmd_relay,
     ("notifier", None): cmd_notifier,
+    ("ingest", None): cmd_ingest,
     ("events", "tail"): cmd_events_tail,
     ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,

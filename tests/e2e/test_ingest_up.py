@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as redis
 
-from tests.integration.test_worker_redis_outage import RedisServer
-from tests.tools_servers.http_tool_server import closed_port
+from tests.redis_server import RedisServer
 from tests.workers import eventually
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A Redis of this test alone: `up` uses the standard stream names on it."""
-    server = RedisServer(tmp_path, closed_port())
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.timeout(180)
