@@ -297,7 +297,8 @@ async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         async with scratch_database(servers.database_url) as url:
             await bench_ingest(url, servers.redis_url, events=args.events,
-                               consumers=args.consumers, batch=args.batch)  # fmt: skip
+                               consumers=args.consumers, batch=args.batch, rate=args.rate,
+                               seconds=args.seconds, relay=not args.no_relay)  # fmt: skip
     finally:
         await servers.stop()
     return 0

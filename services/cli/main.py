@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
     ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
     ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
+    ingest.add_argument("--rate", type=_positive, default=1000, help="entries/s for the lag part")
+    ingest.add_argument("--seconds", type=_positive, default=10, help="how long the lag part runs")
+    ingest.add_argument("--no-relay", action="store_true", help="store only: no relay, no lag part")
     return parser
 
 
