@@ -23,6 +23,13 @@ class _Event(
     """
 
 
+class QuietWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """Local wall times ``HH:MM[:SS]``; a window whose end is before its start crosses midnight."""
+
+    start: str
+    end: str
+
+
 class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The user-controlled part of a task, as validated by the command layer."""
 
@@ -53,6 +60,10 @@ class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     condition: str | None = None
     # Re-evaluating a condition on a cron cadence; refused for now (not supported yet).
     condition_cron: str | None = None
+    # Governance: what the task's tool calls may cost per day (in the task's zone), and when
+    # steps that notify must wait (local windows in the task's zone).
+    budget_per_day: float | None = None
+    quiet_hours: tuple[QuietWindow, ...] = ()
 
 
 class TaskCreated(_Event, frozen=True, tag="task.created"):
@@ -160,6 +171,21 @@ class AgentCreated(_Event, frozen=True, tag="agent.created"):
     notify_events: tuple[str, ...] | None = None
 
 
+class AgentLimitsSet(_Event, frozen=True, tag="agent.limits_set"):
+    """The admin set an agent's limits (each replaces the previous setting as a whole).
+
+    ``budget_per_day`` caps what the tool calls of all the agent's tasks cost per UTC day;
+    ``quiet_hours`` (read in ``timezone``) hold back notifying steps of all its tasks;
+    ``rate_limits`` overrides the API's limits by route group, e.g. ``{"commands": "5/s"}``.
+    """
+
+    agent_id: str
+    budget_per_day: float | None = None
+    quiet_hours: tuple[QuietWindow, ...] = ()
+    timezone: str = "UTC"
+    rate_limits: dict[str, str] = msgspec.field(default_factory=dict)
+
+
 class AgentUpdated(_Event, frozen=True, tag="agent.updated"):
     """An admin changed an agent; fields left None did not change."""
 
@@ -183,6 +209,13 @@ class AgentTokenRevoked(_Event, frozen=True, tag="agent.token_revoked"):
     token_id: str
 
 
+class ToolRateLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """At most ``calls`` calls of a tool in any window of ``per_seconds`` seconds."""
+
+    calls: int
+    per_seconds: float
+
+
 class ToolRegistered(_Event, frozen=True, tag="tool.registered"):
     """A tool joined the catalog (or its registration was replaced)."""
 
@@ -197,6 +230,10 @@ class ToolRegistered(_Event, frozen=True, tag="tool.registered"):
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     timeout_seconds: float = 30.0
     scopes: tuple[str, ...] = ()
+    # At most ``calls`` calls in any ``per_seconds``, across all runs and workers; more wait.
+    rate_limit: ToolRateLimit | None = None
+    # What one call costs against budgets (an output's ``_cost`` number overrides it).
+    cost_per_call: float | None = None
 
 
 class ToolRemoved(_Event, frozen=True, tag="tool.removed"):
@@ -296,6 +333,10 @@ class RunStepSucceeded(_Event, frozen=True, tag="run.step_succeeded"):
     input: Any = None
     output: Any = None
     duration_ms: float = 0.0
+    # What the call cost against budgets (the tool's cost_per_call, or the _cost it reported),
+    # and the day it counts for in the task's zone (agents' budgets count UTC days).
+    cost: float = 0.0
+    cost_day: str | None = None
 
 
 class RunStepFailed(_Event, frozen=True, tag="run.step_failed"):
@@ -343,6 +384,39 @@ class RunDead(_Event, frozen=True, tag="run.dead"):
     run_id: str
     attempt: int
     error: str
+    # Why, when a rule rather than an error ended it, e.g. "budget_exceeded".
+    reason: str | None = None
+
+
+class RunDeferred(_Event, frozen=True, tag="run.deferred"):
+    """The run stopped before ``step_id`` and is due again at ``until`` (e.g. quiet hours end).
+
+    Steps done so far are kept; the same attempt goes on from ``step_id`` when leased again.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int
+    until: datetime
+    reason: str = "quiet_hours"
+
+
+class BudgetExceeded(_Event, frozen=True, tag="budget.exceeded"):
+    """A step would have spent more than a daily budget allows, so its run was stopped.
+
+    ``owner`` is the agent owning the task (who is told); ``scope`` says whose budget it was.
+    """
+
+    run_id: str
+    task_id: str
+    owner: str
+    step_id: str
+    tool: str
+    scope: Literal["task", "agent"]
+    budget: float
+    spent: float
+    cost: float
+    day: str
 
 
 class RunCancelRequested(_Event, frozen=True, tag="run.cancel_requested"):
@@ -444,6 +518,7 @@ Event = (
     | AgentCreated
     | AgentUpdated
     | AgentTokenIssued
+    | AgentLimitsSet
     | AgentTokenRevoked
     | ToolRegistered
     | ToolRemoved
@@ -457,6 +532,8 @@ Event = (
     | RunSucceeded
     | RunAttemptFailed
     | RunDead
+    | RunDeferred
+    | BudgetExceeded
     | RunCancelRequested
     | RunCanceled
     | RunDeduplicated

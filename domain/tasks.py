@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
+from domain.budgets import check_amount
 from domain.errors import RuleViolation
 from domain.events import (
     Event,
@@ -22,6 +23,7 @@ from domain.events import (
     TaskUpdated,
 )
 from domain.pipeline import validate_payload
+from domain.quiet_hours import check_windows
 from domain.schedules import anchor_dtstart, compile_schedule, validate_timezone
 from domain.schedules.once import GRACE
 from domain.templates import bare_expression, check_expression
@@ -57,6 +59,8 @@ def prepare_definition(
     ``shell_allow`` the programs `shell.exec` steps may run (None: not checked).
     """
     validate_payload(definition.payload, tools, shell_allow)
+    check_amount(definition.budget_per_day, "budget_per_day")
+    check_windows(definition.quiet_hours, "quiet_hours")
     zone = validate_timezone(definition.timezone)
     _check_expressions(definition)
     if definition.schedule_kind in ("event", "condition"):

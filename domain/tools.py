@@ -13,8 +13,9 @@ import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from domain.budgets import check_amount
 from domain.errors import RuleViolation
-from domain.events import ToolRegistered
+from domain.events import ToolRateLimit, ToolRegistered
 from domain.shell import INPUT_SCHEMA as _SHELL_INPUT
 from domain.shell import OUTPUT_SCHEMA as _SHELL_OUTPUT
 from domain.shell import SHELL_EXEC
@@ -27,6 +28,8 @@ ENDPOINT_MAX = 2000
 COMMAND_MAX = 100
 SCOPES_MAX = 50
 TIMEOUT_MAX = 3600.0
+RATE_CALLS_MAX = 1_000_000
+RATE_WINDOW_MAX = 86_400.0
 # Deep enough for any real schema; checking a deeper one would exhaust Python's stack.
 SCHEMA_DEPTH_MAX = 64
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -180,6 +183,8 @@ def validate_registration(
     timeout = tool.timeout_seconds
     if not math.isfinite(timeout) or not 0 < timeout <= TIMEOUT_MAX:
         raise ToolRuleError("timeout_seconds", f"must be more than 0 and at most {TIMEOUT_MAX:g}")
+    _check_rate_limit(tool.rate_limit)
+    check_amount(tool.cost_per_call, "cost_per_call")
     return msgspec.structs.replace(tool, scopes=_check_scopes(tool.scopes))
 
 
@@ -206,6 +211,18 @@ def check_python_callable(tool: ToolRegistered, allow: tuple[str, ...]) -> None:
         hint = "nothing is allowed" if not allow else "it is under no allowed prefix"
         raise ToolRuleError(
             "callable", f"module {module!r} is not allowed ({hint} in ORDINAUT_PYTHON_TOOLS_ALLOW)"
+        )
+
+
+def _check_rate_limit(limit: ToolRateLimit | None) -> None:
+    if limit is None:
+        return
+    if not 1 <= limit.calls <= RATE_CALLS_MAX:
+        raise ToolRuleError("rate_limit.calls", f"must be from 1 to {RATE_CALLS_MAX}")
+    per = limit.per_seconds
+    if not math.isfinite(per) or not 0 < per <= RATE_WINDOW_MAX:
+        raise ToolRuleError(
+            "rate_limit.per_seconds", f"must be more than 0 and at most {RATE_WINDOW_MAX:g}"
         )
 
 

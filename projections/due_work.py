@@ -12,6 +12,7 @@ from domain.events import (
     ApprovalRejected,
     ApprovalRequested,
     RunAttemptFailed,
+    RunDeferred,
     RunQueued,
     RunStarted,
 )
@@ -27,6 +28,11 @@ ON CONFLICT (run_id) DO UPDATE SET run_at = EXCLUDED.run_at, attempt = EXCLUDED.
 _LEASE = "UPDATE due_work SET locked_by = $2, locked_until = $3, attempt = $4 WHERE run_id = $1"
 _RETRY = """
 UPDATE due_work SET run_at = $2, attempt = $3, locked_by = NULL, locked_until = NULL
+WHERE run_id = $1
+"""
+# Deferred (quiet hours): an ordinary row again, due when the window ends.
+_DEFER = """
+UPDATE due_work SET run_at = $2, locked_by = NULL, locked_until = NULL
 WHERE run_id = $1
 """
 _DONE = "DELETE FROM due_work WHERE run_id = $1"
@@ -58,6 +64,7 @@ class DueWorkProjection:
             "run.queued",
             "run.started",
             "run.attempt_failed",
+            "run.deferred",
             "approval.requested",
             "approval.granted",
             "approval.rejected",
@@ -84,6 +91,8 @@ class DueWorkProjection:
                 return [(_LEASE, (event.run_id, event.worker, event.lease_until, event.attempt))]
             case RunAttemptFailed():
                 return [(_RETRY, (event.run_id, event.retry_at, event.attempt + 1))]
+            case RunDeferred():
+                return [(_DEFER, (event.run_id, event.until))]
             case ApprovalRequested(expires_at=None):
                 return [(_DONE, (event.run_id,))]
             case ApprovalRequested(expires_at=deadline):

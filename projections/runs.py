@@ -16,6 +16,7 @@ from domain.events import (
     RunCancelRequested,
     RunDead,
     RunDeduplicated,
+    RunDeferred,
     RunQueued,
     RunStarted,
     RunStepFailed,
@@ -54,6 +55,11 @@ WHERE run_id = $1
 _RETRY = """
 UPDATE runs SET status = 'queued', attempt = $2, error = $3, run_at = $4, worker = NULL,
     version = $5
+WHERE run_id = $1
+"""
+# Quiet hours: not running, due again at ``until`` (kept in run_at, as for a retry).
+_DEFER = """
+UPDATE runs SET status = 'deferred', run_at = $2, worker = NULL, version = $3
 WHERE run_id = $1
 """
 _CANCEL_REQUESTED = "UPDATE runs SET cancel_requested = true, version = $2 WHERE run_id = $1"
@@ -95,6 +101,7 @@ class RunsProjection:
             "run.cancel_requested",
             "run.canceled",
             "run.deduplicated",
+            "run.deferred",
             "approval.requested",
             "approval.granted",
             "approval.rejected",
@@ -121,6 +128,8 @@ class RunsProjection:
                 step = {"status": "succeeded", "tool": e.tool, "input": e.input,
                         "output": e.output, "duration_ms": e.duration_ms,
                         "attempt": e.attempt, "at": at}  # fmt: skip
+                if e.cost:
+                    step["cost"] = e.cost
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepFailed() as e:
                 step = {"status": "failed", "tool": e.tool, "input": e.input, "error": e.error,
@@ -139,6 +148,8 @@ class RunsProjection:
                 return [(_FINISH, (e.run_id, "dead", e.error, at, version))]
             case RunCancelRequested() as e:
                 return [(_CANCEL_REQUESTED, (e.run_id, version))]
+            case RunDeferred() as e:
+                return [(_DEFER, (e.run_id, e.until, version))]
             case RunCanceled() as e:
                 return [(_FINISH, (e.run_id, "canceled", e.reason, at, version))]
             case RunDeduplicated() as e:

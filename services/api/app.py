@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig
 
+from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
+from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
 from services.api.routes import (
+    agent_limits,
     agents,
     dry_runs,
     events,
@@ -26,12 +30,14 @@ from services.api.routes import (
     task_files,
     tasks,
     tools,
+    workers,
 )
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
 MAX_BODY_BYTES = 1024 * 1024
+_HTTP_METRICS = PrometheusConfig(app_name="ordinaut", prefix="ordinaut_http", group_path=True)
 
 
 @dataclass(frozen=True)
@@ -44,12 +50,17 @@ class ApiConfig:
     pool_size: int = 10
     # The key agents' webhook secrets derive from; None = secrets are not shown.
     webhook_key: bytes | None = None
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    # Where the buckets live in Redis (tests give each its own prefix).
+    rate_limit_prefix: str = DEFAULT_PREFIX
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
     # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW): checked at task creation.
     shell_allow: tuple[str, ...] = ()
     # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
     python_allow: tuple[str, ...] = ()
+    # The stream the relay fills (its lag is part of GET /health).
+    events_stream: str = "ordinaut:events"
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -62,19 +73,30 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             app.state.pool, app.state.redis = pool, client
             # One for the app, so a Redis that hangs costs one timeout, then a quiet spell.
             app.state.announcer = Announcer(client)
+            # Its own client with short timeouts: a hanging Redis must not slow every request.
+            limits = redis.Redis.from_url(
+                config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+            app.state.rate_limiter = RateLimiter(
+                limits, config.rate_limits, prefix=config.rate_limit_prefix
+            )
             try:
                 yield
             finally:
                 await client.aclose()
+                await limits.aclose()
 
     return Litestar(
         route_handlers=[
             health.live,
             health.ready,
+            health.components,
+            workers.list_workers,
             events.list_events,
             events.publish_event,
             schedules.preview_schedule,
             *agents.ROUTES,
+            *agent_limits.ROUTES,
             *dry_runs.ROUTES,
             *tasks.ROUTES,
             *runs.ROUTES,
@@ -85,7 +107,9 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         ],
         lifespan=[connections],
         state=_initial_state(config),
-        middleware=[correlation_middleware],
+        # HTTP metrics by route template (group_path), never by raw path: ids would explode
+        # the number of series.
+        middleware=[correlation_middleware, _HTTP_METRICS.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -110,5 +134,6 @@ def _initial_state(config: ApiConfig) -> Any:
             "secret_box": box,
             "shell_allow": config.shell_allow,
             "python_allow": config.python_allow,
+            "events_stream": config.events_stream,
         }
     )

@@ -11,9 +11,11 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from services.api.rate_limit import enforce as enforce_rate_limit
 from services.runtime.admin_token import token_hash
 
 ADMIN_SCOPE = "admin"
+_limits = msgspec.json.Decoder(dict[str, str])
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ordinaut"'}
 
 
@@ -22,6 +24,8 @@ class Principal(msgspec.Struct, frozen=True):
 
     actor: str
     scopes: frozenset[str]
+    # API rate limits the admin set for this agent, by route group (see agent.limits_set).
+    rate_limits: dict[str, str] = msgspec.field(default_factory=dict)
 
     def allows(self, scope: str) -> bool:
         """True if the scope was granted (admin holds every scope)."""
@@ -39,7 +43,9 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 # Looking up a hash is not a timing leak: its value says nothing about any token an attacker
 # could guess from it.
 _AGENT_BY_DIGEST = """
-SELECT a.id, a.scopes FROM agent_token t JOIN agent a ON a.id = t.agent_id
+SELECT a.id, a.scopes, l.rate_limits::text AS rate_limits
+FROM agent_token t JOIN agent a ON a.id = t.agent_id
+LEFT JOIN agent_limits l ON l.agent_id = a.id
 WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
 """
 
@@ -52,7 +58,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
         return Principal("admin", frozenset({ADMIN_SCOPE}))
     row = await connection.app.state.pool.fetchrow(_AGENT_BY_DIGEST, digest.hex())
     if row is not None:
-        return Principal(row["id"], frozenset(row["scopes"]))
+        limits = _limits.decode(row["rate_limits"]) if row["rate_limits"] else {}
+        return Principal(row["id"], frozenset(row["scopes"]), limits)
     # The same answer for an unknown and a revoked token: never say which it was.
     raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
 
@@ -65,6 +72,8 @@ def requires(scope: str) -> Guard:
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = await authenticate(connection)
+        # Counted before the scope check, so refused requests spend the caller's budget too.
+        await enforce_rate_limit(connection, principal.actor, principal.rate_limits)
         if not principal.allows(scope):
             raise PermissionDeniedException(f"this needs the {scope!r} scope")
         connection.scope["state"]["principal"] = principal

@@ -12,6 +12,13 @@ Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
 Expression = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]
 
 
+class QuietHours(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A local-time window (``HH:MM`` or ``HH:MM:SS``) in which notifying steps wait."""
+
+    start: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
+    end: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
+
+
 class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A task as an agent writes it (POST /tasks)."""
 
@@ -43,6 +50,10 @@ class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     filter: Expression | None = None
     condition: Expression | None = None
     condition_cron: Text | None = None
+    budget_per_day: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
+    quiet_hours: Annotated[list[QuietHours], msgspec.Meta(max_length=20)] = msgspec.field(
+        default_factory=list
+    )
 
 
 # PATCH takes any subset of the same fields, with the same constraints.

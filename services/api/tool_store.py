@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from domain.events import ToolRegistered
+from domain.events import ToolRateLimit, ToolRegistered
 from domain.tools import BUILTIN_TOOLS
 from projections.base import Connection
 
@@ -16,7 +16,7 @@ _SELECT_ONE = "SELECT definition::text AS definition, version FROM tool WHERE ad
 _SELECT_ONE_LOCKED = f"{_SELECT_ONE} FOR UPDATE"
 
 
-class ToolView(msgspec.Struct, frozen=True, kw_only=True):
+class ToolView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A catalog entry as the API shows it; ``builtin`` tools cannot be replaced or removed."""
 
     address: str
@@ -30,6 +30,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     scopes: list[str]
     builtin: bool
     callable: str | None = None
+    rate_limit: ToolRateLimit | None = None
+    cost_per_call: float | None = None
 
 
 class ToolList(msgspec.Struct, frozen=True):
@@ -59,6 +61,8 @@ def tool_view(tool: ToolRegistered) -> ToolView:
         scopes=list(tool.scopes),
         builtin=tool.transport == "builtin",
         callable=tool.callable,
+        rate_limit=tool.rate_limit,
+        cost_per_call=tool.cost_per_call,
     )
 
 

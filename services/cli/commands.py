@@ -22,6 +22,7 @@ from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
     require_current_schema,
+    run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
     run_relay_alone,
@@ -130,6 +131,11 @@ async def watch_until_signal(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    await run_api_alone(settings)
+    return 0
 
 
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
@@ -303,6 +309,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
     ("apply", None): cmd_apply,
     ("tools", "sync"): cmd_tools_sync,
+    ("api", None): cmd_api,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from domain.errors import RuleViolation
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
+from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
 from domain.shell import parse_allow
 from services.secrets.box import SecretKeyError, parse_key
 
@@ -32,6 +34,8 @@ class Settings:
     log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
     log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.
     host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens (127.0.0.1:8080).
+    metrics_host, metrics_port: ORDINAUT_METRICS_HOST / ORDINAUT_METRICS_PORT, where this
+        process serves /metrics and /health (127.0.0.1; port 0 = not served).
     worker_concurrency: ORDINAUT_WORKER_CONCURRENCY, runs one worker executes at once (16).
     worker_lease_seconds: ORDINAUT_WORKER_LEASE_SECONDS, how long a lease lasts between
         heartbeats; a crashed worker's runs restart after at most this long (30).
@@ -50,6 +54,9 @@ class Settings:
     webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
+    rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
+        route group as "N/s burst B" (or /min, /hour), or "off"
+        (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
     secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
@@ -76,6 +83,8 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
@@ -86,6 +95,7 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
     worker_grace_seconds: float = 20.0
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
     shell_allow: tuple[str, ...] = ()
@@ -107,6 +117,8 @@ class Settings:
             log_level=env.get("ORDINAUT_LOG_LEVEL", "info").lower(),
             host=env.get("ORDINAUT_HOST", "127.0.0.1"),
             port=_port(env.get("ORDINAUT_PORT", "8080"), "ORDINAUT_PORT"),
+            metrics_host=env.get("ORDINAUT_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_port(env.get("ORDINAUT_METRICS_PORT", "0"), "ORDINAUT_METRICS_PORT"),
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
@@ -117,6 +129,7 @@ class Settings:
             webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
             webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
+            rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
             shell_allow=parse_allow(env.get("ORDINAUT_SHELL_ALLOW", "")),
@@ -159,6 +172,10 @@ class Settings:
             raise SettingsError("ORDINAUT_WEBHOOK_KEY must be at least 16 characters long")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"ORDINAUT_PORT must be between 1 and 65535, not {self.port}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(
+                f"ORDINAUT_METRICS_PORT must be between 0 and 65535, not {self.metrics_port}"
+            )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise SettingsError(f"ORDINAUT_DATA_DIR {str(self.data_dir)!r} is not a directory")
 
@@ -174,6 +191,24 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _rate_limits(env: Mapping[str, str]) -> RateLimits:
+    defaults = RateLimits()
+    limits: dict[str, RateLimit | None] = {}
+    for group in ROUTE_GROUPS:
+        name = f"ORDINAUT_RATE_LIMIT_{group.upper()}"
+        raw = env.get(name, "").strip()
+        if not raw:
+            limits[group] = defaults.for_group(group)
+        elif raw.lower() == "off":
+            limits[group] = None
+        else:
+            try:
+                limits[group] = parse_rate_limit(raw, name)
+            except RuleViolation as exc:
+                raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
+    return RateLimits(**limits)
 
 
 def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:

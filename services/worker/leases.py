@@ -21,6 +21,7 @@ from domain.events import (
     ApprovalGranted,
     ApprovalRejected,
     Event,
+    QuietWindow,
     RunCanceled,
     RunDeduplicated,
     RunQueued,
@@ -29,6 +30,7 @@ from domain.events import (
     run_stream,
 )
 from projections.base import Connection, ProjectionSet
+from services.runtime.metrics import RUNS
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 
 # Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
@@ -60,8 +62,11 @@ _DETAILS = """
 SELECT r.run_id, r.task_id, r.attempt, r.trigger, r.scheduled_for, r.started_at,
        r.cancel_requested, r.steps::text AS steps, r.queued::text AS queued,
        r.approval::text AS approval,
-       t.definition::text AS definition, t.title, t.status AS task_status, t.deleted
+       t.definition::text AS definition, t.title, t.status AS task_status, t.deleted,
+       l.budget_per_day AS owner_budget, l.quiet_hours::text AS owner_quiet_hours,
+       l.timezone AS owner_timezone
 FROM runs r JOIN task t ON t.id = r.task_id
+LEFT JOIN agent_limits l ON l.agent_id = r.owner
 WHERE r.run_id = ANY($1::text[])
 """
 _EARLIEST = """
@@ -72,6 +77,16 @@ WHERE locked_until IS NULL OR locked_until < clock_timestamp()
 _definition = msgspec.json.Decoder(TaskDefinition)
 _queued = msgspec.json.Decoder(RunQueued)
 _json = msgspec.json.Decoder()
+_windows = msgspec.json.Decoder(tuple[QuietWindow, ...])
+
+
+@dataclass(frozen=True)
+class OwnerLimits:
+    """What the admin set for the agent owning a run's task (see ``agent.limits_set``)."""
+
+    budget_per_day: float | None = None
+    quiet_hours: tuple[QuietWindow, ...] = ()
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,7 @@ class LeasedRun:
     # step path -> the recorded step (status, output, ...), from earlier attempts or workers
     steps: dict[str, Any]
     lease_until: datetime
+    owner_limits: OwnerLimits | None = None
 
 
 @dataclass
@@ -172,6 +188,9 @@ async def lease(
             await append_in_transaction(
                 conn, appends, EventMeta(actor=worker, correlation_id=worker), projections
             )
+    duplicates = sum(isinstance(e, RunDeduplicated) for a in appends for e in a.events)
+    if duplicates:
+        RUNS.labels("deduplicated").inc(duplicates)
     return leased, readied
 
 
@@ -238,6 +257,17 @@ def _leased(row: Any, attempt: int, lease_until: datetime) -> LeasedRun:
         queued=_queued.decode(row["queued"]),
         steps=_json.decode(row["steps"]),
         lease_until=lease_until,
+        owner_limits=_owner_limits(row),
+    )
+
+
+def _owner_limits(row: Any) -> OwnerLimits | None:
+    if row["owner_timezone"] is None:  # the owner has no limits set (or is the admin)
+        return None
+    return OwnerLimits(
+        budget_per_day=row["owner_budget"],
+        quiet_hours=_windows.decode(row["owner_quiet_hours"]),
+        timezone=row["owner_timezone"],
     )
 
 

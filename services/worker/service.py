@@ -25,15 +25,18 @@ from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
 from services.store.publish import Publication, publish_external
+from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.tools.python import PythonTools
 from services.tools.shell import ShellTool
-from services.worker import leases
+from services.worker import leases, presence
 from services.worker.dispatch import Announcer, WakeListener
+from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Recorder
 from services.worker.runner import Runner
+from services.worker.throttle import ToolThrottle
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
@@ -128,6 +131,7 @@ class Worker:
         *,
         redis_client: redis.Redis | None = None,
         name: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
@@ -138,12 +142,14 @@ class Worker:
             shell=ShellTool(config.shell_allow),
         )
         self.catalog = ToolCatalog(pool)
+        self.throttle = ToolThrottle(pool)
         box = SecretBox(config.secret_key) if config.secret_key is not None else None
         self.runner = Runner(
             record=self.recorder.record,
             find_tool=self.catalog.find,
             call_tool=self._call_tool,
             publish=self._publish,
+            governor=Governor(pool, clock) if clock is not None else Governor(pool),
             load_secrets=SecretVault(pool, box).for_tool,
             check_access=OwnerScopes(pool).refusal,
         )
@@ -160,6 +166,7 @@ class Worker:
             asyncio.create_task(self.recorder.run(recorder_stop)),
             heartbeat,
             asyncio.create_task(self._watch_cancels(stop)),
+            asyncio.create_task(self._report_presence(stop)),
         ]
         if self.redis is not None:
             listener = WakeListener(self.redis, self.name, self._wake.set)
@@ -174,6 +181,7 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             async with self.pool.acquire() as conn:
                 await leases.release(conn, self.name)
+                await presence.leave(conn, self.name)
             await self.invoker.aclose()
             log.info("worker stopped", worker=self.name)
 
@@ -260,6 +268,18 @@ class Worker:
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("heartbeat failed", error=str(exc))
 
+    async def _report_presence(self, stop: asyncio.Event) -> None:
+        """Say this worker is alive, every few seconds, until stopped."""
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    await presence.report(
+                        conn, self.name, self.config.concurrency, len(self._active)
+                    )
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("reporting presence failed", error=str(exc))
+            await _wait(stop, asyncio.Event(), presence.PRESENCE_SECONDS)
+
     async def _watch_cancels(self, stop: asyncio.Event) -> None:
         """Abandon tool calls in flight whose run was canceled, within a poll interval.
 
@@ -294,6 +314,14 @@ class Worker:
     async def _call_tool(
         self, tool: ToolRegistered, arguments: dict[str, Any], key: str, timeout_seconds: float
     ) -> Any:
+        if tool.rate_limit is not None:
+            try:
+                await self.throttle.wait_turn(tool.address, tool.rate_limit)
+            except (asyncpg.PostgresError, OSError) as exc:
+                # Without a slot the limit cannot be kept: not called now, the attempt retries.
+                raise ToolCallError(
+                    f"{tool.address}: no call slot could be taken ({exc})", retryable=True
+                ) from exc
         return await self.invoker.call(
             tool, arguments, idempotency_key=key, timeout=timeout_seconds
         )

@@ -50,6 +50,7 @@ class StepTool:
 
     /ok: 200 with ``{"input": ..., "key": ...}``. /slow?seconds=S: the same after S s.
     /gate/NAME: the same once gate NAME opens. /flaky: 500 while ``failing``, else /ok.
+    /cost: /ok reporting ``_cost`` = the input's ``cost`` (a tool that says what it cost).
     /reject: 400 quoting the input back.
     """
 
@@ -121,6 +122,8 @@ class StepTool:
                 await asyncio.sleep(0.01)
         elif path == "/flaky" and self.failing:
             return 500, {"error": "the flaky tool is failing"}
+        elif path == "/cost":
+            return 200, {"input": call.input, "key": call.key, "_cost": call.input.get("cost")}
         elif path == "/reject":
             return 400, {"rejected": call.input}
         return 200, {"input": call.input, "key": call.key}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domain.rate_limits import RateLimit, RateLimits
 from services.runtime.settings import Settings, SettingsError
 
 
@@ -22,6 +23,8 @@ def test_worker_settings_default_and_parse() -> None:
         ("ORDINAUT_WORKER_GRACE_SECONDS", "soon"),
         ("ORDINAUT_WORKER_POLL_SECONDS", "0"),
         ("ORDINAUT_PORT", "70000"),
+        ("ORDINAUT_RATE_LIMIT_COMMANDS", "lots"),
+        ("ORDINAUT_RATE_LIMIT_READS", "0/s"),
         ("ORDINAUT_OUTBOUND_ALLOW", "10.0.0.0/8,intranet"),
         ("ORDINAUT_PYTHON_TOOLS_ALLOW", "mycompany.tools,../evil"),
         ("ORDINAUT_PYTHON_TOOLS_ALLOW", "mycompany.tools:run"),
@@ -30,6 +33,16 @@ def test_worker_settings_default_and_parse() -> None:
 def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_rate_limit_settings_parse_and_can_be_off() -> None:
+    assert Settings.from_env({}).rate_limits == RateLimits()
+    limits = Settings.from_env(
+        {"ORDINAUT_RATE_LIMIT_COMMANDS": "5/s burst 10", "ORDINAUT_RATE_LIMIT_EVENTS": "off"}
+    ).rate_limits
+    assert limits.commands == RateLimit(5.0, 10)
+    assert limits.events is None
+    assert limits.reads == RateLimits().reads
 
 
 def test_the_outbound_allow_list_defaults_to_loopback_and_may_be_emptied() -> None:

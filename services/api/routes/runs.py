@@ -28,7 +28,14 @@ from services.store.events import (
 )
 
 RunStatusFilter = Literal[
-    "queued", "running", "awaiting_approval", "succeeded", "dead", "canceled", "deduplicated"
+    "queued",
+    "running",
+    "awaiting_approval",
+    "deferred",
+    "succeeded",
+    "dead",
+    "canceled",
+    "deduplicated",
 ]
 _COLUMNS = (
     "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"
@@ -53,6 +60,7 @@ class StepView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     at: str | None = None
     condition: str | None = None  # why a skipped step was skipped
     continued: bool | None = None  # a failed step with on_error: continue
+    cost: float | None = None  # what the call cost against budgets (when it cost anything)
 
 
 class RunView(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
-from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
+from domain.events import Event, ToolRateLimit, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
@@ -37,6 +37,13 @@ def _object_schema() -> dict[str, Any]:
     return {"type": "object"}
 
 
+class RateLimitBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """At most ``calls`` calls in any ``per_seconds`` seconds; more calls wait their turn."""
+
+    calls: int
+    per_seconds: float
+
+
 class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tool to register: where it runs, the JSON Schemas of its input and output, its limits."""
 
@@ -51,6 +58,8 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     timeout_seconds: float = 30.0
     scopes: list[str] = msgspec.field(default_factory=list)
+    rate_limit: RateLimitBody | None = None
+    cost_per_call: float | None = None
 
 
 def registration_of(body: ToolBody, python_allow: tuple[str, ...] = ()) -> ToolRegistered:
@@ -70,6 +79,12 @@ def registration_of(body: ToolBody, python_allow: tuple[str, ...] = ()) -> ToolR
             output_schema=body.output_schema,
             timeout_seconds=body.timeout_seconds,
             scopes=tuple(body.scopes),
+            rate_limit=None
+            if body.rate_limit is None
+            else ToolRateLimit(
+                calls=body.rate_limit.calls, per_seconds=body.rate_limit.per_seconds
+            ),
+            cost_per_call=body.cost_per_call,
         ),
         python_allow,
     )
@@ -157,7 +172,8 @@ class McpServerBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """An MCP server to import: each tool it lists is registered at ``<name>.<tool name>``.
 
     Give its ``endpoint`` (streamable HTTP) or the ``command`` that starts it (stdio).
-    ``timeout_seconds`` and ``scopes`` apply to every imported tool.
+    ``timeout_seconds``, ``scopes``, ``rate_limit`` and ``cost_per_call`` apply to every
+    imported tool (a rate limit counts each tool's calls on their own).
     """
 
     name: str
@@ -165,6 +181,8 @@ class McpServerBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     command: list[str] | None = None
     timeout_seconds: float = 30.0
     scopes: list[str] = msgspec.field(default_factory=list)
+    rate_limit: RateLimitBody | None = None
+    cost_per_call: float | None = None
 
 
 class SkippedTool(msgspec.Struct, frozen=True):
@@ -187,7 +205,8 @@ def _server_probe(body: McpServerBody) -> ToolBody:
         raise ToolRuleError("name", "must be 1 to 64 letters, digits, _ or - (no dots)")
     return ToolBody(address=f"{body.name}.tool", transport="mcp", endpoint=body.endpoint,
                     command=body.command, timeout_seconds=body.timeout_seconds,
-                    scopes=body.scopes)  # fmt: skip
+                    scopes=body.scopes, rate_limit=body.rate_limit,
+                    cost_per_call=body.cost_per_call)  # fmt: skip
 
 
 def _importable(
@@ -199,7 +218,11 @@ def _importable(
     for tool in listed:
         name = mcp_tool_name(tool.address)
         candidate = msgspec.structs.replace(
-            tool, timeout_seconds=probe.timeout_seconds, scopes=probe.scopes
+            tool,
+            timeout_seconds=probe.timeout_seconds,
+            scopes=probe.scopes,
+            rate_limit=probe.rate_limit,
+            cost_per_call=probe.cost_per_call,
         )
         try:
             registration = validate_registration(candidate)
