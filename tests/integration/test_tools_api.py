@@ -51,7 +51,7 @@ async def test_the_example_catalog_registers_unchanged(
 ) -> None:
     for entry in CATALOG:
         tool = await register(client, entry)
-        expected = {"description": None, "command": None, "callable": None, **entry,
+        expected = {"description": None, "command": None, **entry,
                     "builtin": False}  # fmt: skip
         assert tool == expected
         assert (await client.get(f"/tools/{entry['address']}", headers=AUTH)).json() == tool
