@@ -9,7 +9,13 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from domain.errors import RuleViolation
-from domain.events import AgentCreated, AgentTokenIssued, AgentTokenRevoked, AgentUpdated
+from domain.events import (
+    EVENT_TYPES,
+    AgentCreated,
+    AgentTokenIssued,
+    AgentTokenRevoked,
+    AgentUpdated,
+)
 from domain.tools import SCOPE as TOOL_SCOPE
 
 SCOPES: frozenset[str] = frozenset(
@@ -108,6 +114,18 @@ def check_webhook_url(url: str | None) -> str | None:
     return url
 
 
+def check_notify_events(types: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Known event types, sorted without repeats; None keeps the defaults."""
+    if types is None:
+        return None
+    chosen = set(types)
+    unknown = sorted(chosen - EVENT_TYPES.keys())
+    if unknown:
+        listed = ", ".join(repr(kind) for kind in unknown[:5])
+        raise AgentRuleError("notify_events", f"unknown event type {listed}")
+    return tuple(sorted(chosen))
+
+
 def check_label(label: str | None) -> str | None:
     """A token label: optional, at most 100 characters, no control characters."""
     if label is None:
@@ -120,7 +138,11 @@ def check_label(label: str | None) -> str | None:
 
 
 def create_agent(
-    agent_id: str, name: str, scopes: Iterable[str], webhook_url: str | None
+    agent_id: str,
+    name: str,
+    scopes: Iterable[str],
+    webhook_url: str | None,
+    notify_events: Iterable[str] | None = None,
 ) -> AgentCreated:
     """The event that creates an agent, once every input is valid (AgentRuleError otherwise)."""
     return AgentCreated(
@@ -128,6 +150,7 @@ def create_agent(
         name=check_name(name),
         scopes=normalise_scopes(scopes),
         webhook_url=check_webhook_url(webhook_url),
+        notify_events=check_notify_events(notify_events),
     )
 
 

@@ -54,6 +54,12 @@ class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     misfire_grace_seconds: int | None = None
     jitter_seconds: int = 0
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    # Event and condition tasks: a JMESPath boolean over the event that must hold to fire.
+    filter: str | None = None
+    # Condition tasks: a JMESPath boolean over {event, state}; fires when it turns true.
+    condition: str | None = None
+    # Re-evaluating a condition on a cron cadence; refused for now (not supported yet).
+    condition_cron: str | None = None
     # Governance: what the task's tool calls may cost per day (in the task's zone), and when
     # steps that notify must wait (local windows in the task's zone).
     budget_per_day: float | None = None
@@ -161,6 +167,8 @@ class AgentCreated(_Event, frozen=True, tag="agent.created"):
     name: str
     scopes: tuple[str, ...]
     webhook_url: str | None = None
+    # Event types the webhook receives; None means domain.webhooks.DEFAULT_NOTIFY_EVENTS.
+    notify_events: tuple[str, ...] | None = None
 
 
 class AgentLimitsSet(_Event, frozen=True, tag="agent.limits_set"):
@@ -258,7 +266,7 @@ class EventReceived(_Event, frozen=True, tag="event.received"):
     source: str = "api"
 
 
-RunTrigger = Literal["schedule", "run_now", "event", "retry"]
+RunTrigger = Literal["schedule", "run_now", "event", "condition", "retry"]
 
 
 class RunQueued(_Event, frozen=True, tag="run.queued"):
@@ -281,6 +289,23 @@ class RunQueued(_Event, frozen=True, tag="run.queued"):
     dedupe_key: str | None = None
     dedupe_window_seconds: int | None = None
     event: dict[str, Any] | None = None
+
+
+class ConditionEvaluated(_Event, frozen=True, tag="condition.evaluated"):
+    """A condition task's condition changed value on event ``event_id``.
+
+    Only changes are recorded, so replaying them rebuilds the state the next evaluation sees
+    (the value, and the payload of the event that set it). ``run_id`` is the run it fired on a
+    false-to-true edge.
+    """
+
+    task_id: str
+    value: bool
+    previous: bool | None
+    event_id: str
+    topic: str
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    run_id: str | None = None
 
 
 class RunStarted(_Event, frozen=True, tag="run.started"):
@@ -444,6 +469,38 @@ class ApprovalRejected(_Event, frozen=True, tag="approval.rejected"):
     expired: bool = False
 
 
+class WebhookAttempted(_Event, frozen=True, tag="webhook.attempted"):
+    """One try to deliver the event at ``position`` to an agent's webhook.
+
+    ``status`` is the HTTP status (None when no answer came); ``error`` says what went wrong.
+    """
+
+    agent_id: str
+    position: int
+    event_type: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class WebhookDelivered(_Event, frozen=True, tag="webhook.delivered"):
+    """The receiver acknowledged the event (2xx); it is never sent again."""
+
+    agent_id: str
+    position: int
+    attempt: int
+
+
+class WebhookFailed(_Event, frozen=True, tag="webhook.failed"):
+    """Every allowed attempt failed; the event is not sent again."""
+
+    agent_id: str
+    position: int
+    attempts: int
+    error: str
+
+
 Event = (
     TaskCreated
     | TaskUpdated
@@ -465,6 +522,7 @@ Event = (
     | ToolRemoved
     | EventReceived
     | RunQueued
+    | ConditionEvaluated
     | RunStarted
     | RunStepSucceeded
     | RunStepFailed
@@ -480,6 +538,9 @@ Event = (
     | ApprovalRequested
     | ApprovalGranted
     | ApprovalRejected
+    | WebhookAttempted
+    | WebhookDelivered
+    | WebhookFailed
     | SecretStored
     | SecretDeleted
 )
@@ -499,6 +560,11 @@ def run_stream(run_id: str) -> str:
     return f"run-{run_id}"
 
 
+def condition_stream(task_id: str) -> str:
+    """The stream holding one condition task's evaluations (apart from its commands)."""
+    return f"condition-{task_id}"
+
+
 def tool_stream(address: str) -> str:
     """The stream holding one catalog entry's events."""
     return f"tool-{address}"
@@ -512,6 +578,12 @@ def secret_stream(name: str) -> str:
 def agent_stream(agent_id: str) -> str:
     """The stream holding one agent's events."""
     return f"agent-{agent_id}"
+
+
+def webhook_stream(agent_id: str, position: int) -> str:
+    """The stream recording the delivery of the event at ``position`` to one agent: its
+    version counts the attempts, so a second delivery cannot be recorded unnoticed."""
+    return f"webhook-{agent_id}-{position}"
 
 
 def event_type(event: Event) -> str:

@@ -26,6 +26,7 @@ from domain.pipeline import validate_payload
 from domain.quiet_hours import check_windows
 from domain.schedules import anchor_dtstart, compile_schedule, validate_timezone
 from domain.schedules.once import GRACE
+from domain.templates import bare_expression, check_expression
 
 TIMED_KINDS = frozenset({"cron", "rrule", "once"})
 _TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\-]{1,200}$")
@@ -57,9 +58,8 @@ def prepare_definition(
     check_amount(definition.budget_per_day, "budget_per_day")
     check_windows(definition.quiet_hours, "quiet_hours")
     zone = validate_timezone(definition.timezone)
+    _check_expressions(definition)
     if definition.schedule_kind in ("event", "condition"):
-        if definition.schedule_kind == "condition":
-            raise TaskRejected("schedule_kind", "condition tasks are not supported yet")
         if not _TOPIC_PATTERN.match(definition.schedule_expr):
             raise TaskRejected("schedule_expr", "must be a topic or glob such as calendar.*")
         return definition
@@ -68,6 +68,25 @@ def prepare_definition(
         definition = msgspec.structs.replace(definition, dtstart=anchor_dtstart(now, zone))
     first_run(definition, now)  # compiles, so an invalid rule is refused here
     return definition
+
+
+def _check_expressions(definition: TaskDefinition) -> None:
+    """``filter`` and ``condition`` are valid JMESPath, and only where they mean something."""
+    kind = definition.schedule_kind
+    if definition.condition_cron is not None:
+        raise TaskRejected(
+            "condition_cron", "re-evaluating a condition on a schedule is not supported yet"
+        )
+    if definition.filter is not None:
+        if kind not in ("event", "condition"):
+            raise TaskRejected("filter", "only event and condition tasks take a filter")
+        check_expression(bare_expression(definition.filter, "filter"), "filter")
+    if kind == "condition":
+        if definition.condition is None:
+            raise TaskRejected("condition", "a condition task needs a condition")
+        check_expression(bare_expression(definition.condition, "condition"), "condition")
+    elif definition.condition is not None:
+        raise TaskRejected("condition", "only condition tasks take a condition")
 
 
 def first_run(definition: TaskDefinition, now: datetime) -> datetime | None:

@@ -206,11 +206,13 @@ def _compile(source: str) -> _Shift | _Path | _Query:
         return _Shift.parse(now)
     try:
         parsed = jmespath.compile(source)
+        _check_functions(parsed.parsed)
+        path = _plain_path(parsed.parsed)
     except JMESPathError as exc:
         hint = " (write a condition as one expression)" if "${" in source else ""
         raise _Problem(f"invalid JMESPath: {_parse_message(exc)}{hint}") from None
-    _check_functions(parsed.parsed)
-    path = _plain_path(parsed.parsed)
+    except RecursionError:  # the parser recurses per nesting level
+        raise _Problem("invalid JMESPath: nested too deeply") from None
     if path is not None:
         return _Path(path)
     return _Query(parsed, _leading_path(parsed.parsed))

@@ -9,8 +9,8 @@ from projections.base import Connection
 
 _INSERT_AGENT = """
 INSERT INTO agent (id, name, name_key, scopes, webhook_url, created_by, created_at, updated_at,
-                   version)
-VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $7, $8)
+                   version, notify_events)
+VALUES ($1, $2, $3, $4::text[], $5, $6, $7, $7, $8, $9::text[])
 """
 
 _INSERT_ISSUED = """
@@ -44,10 +44,12 @@ class AgentProjection:
         """Change the agent's rows for one event."""
         at, version = envelope.recorded_at, envelope.version
         match envelope.event:
-            case AgentCreated(agent_id=agent_id, name=name, scopes=scopes, webhook_url=url):
+            case AgentCreated(
+                agent_id=agent_id, name=name, scopes=scopes, webhook_url=url, notify_events=chosen
+            ):
                 await conn.execute(
                     _INSERT_AGENT, agent_id, name, name_key(name), list(scopes), url,
-                    envelope.meta.actor, at, version,
+                    envelope.meta.actor, at, version, None if chosen is None else list(chosen),
                 )  # fmt: skip
             case AgentUpdated(agent_id=agent_id, scopes=scopes):
                 await conn.execute(_UPDATE_SCOPES, agent_id, scopes and list(scopes), at, version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections.agent import AgentProjection
 from projections.agent_limits import AgentLimitsProjection
 from projections.base import ProjectionSet
+from projections.condition import ConditionProjection
 from projections.due_work import DueWorkProjection
 from projections.runs import RunsProjection
 from projections.secret import SecretProjection
@@ -26,5 +27,6 @@ def inline_projections() -> ProjectionSet:
             SpendProjection(),
             AgentLimitsProjection(),
             SecretProjection(),
+            ConditionProjection(),
         ]
     )

@@ -20,6 +20,9 @@ from services.runtime.embedded import (
     with_database,
 )
 from services.store.migrate import migrate
+from tests.redis_server import own_redis
+
+__all__ = ["own_redis"]  # fixtures defined elsewhere, shared by every test
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,8 @@ class ApiConfig:
     redis_url: str
     admin_token_hash: bytes
     pool_size: int = 10
+    # The key agents' webhook secrets derive from; None = secrets are not shown.
+    webhook_key: bytes | None = None
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Where the buckets live in Redis (tests give each its own prefix).
     rate_limit_prefix: str = DEFAULT_PREFIX
@@ -113,6 +115,7 @@ def _initial_state(config: ApiConfig) -> Any:
         {
             "admin_token_hash": config.admin_token_hash,
             "projections": inline_projections(),
+            "webhook_key": config.webhook_key,
             "secret_box": box,
         }
     )

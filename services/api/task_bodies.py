@@ -9,6 +9,7 @@ import msgspec
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
+Expression = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]
 
 
 class QuietHours(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -46,6 +47,9 @@ class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     metadata: dict[Text, Annotated[str, msgspec.Meta(max_length=1_000)]] = msgspec.field(
         default_factory=dict
     )
+    filter: Expression | None = None
+    condition: Expression | None = None
+    condition_cron: Text | None = None
     budget_per_day: Annotated[float, msgspec.Meta(ge=0, le=1e12)] | None = None
     quiet_hours: Annotated[list[QuietHours], msgspec.Meta(max_length=20)] = msgspec.field(
         default_factory=list

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 import msgspec
 import psutil
+import redis.asyncio as redis
 
 from services.bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
 from services.bench.report import percentile, print_table
@@ -108,7 +109,7 @@ def _free_port() -> int:
 
 
 def _start_api(
-    database_url: str, redis_url: str, token: str, port: int, data_dir: Path
+    database_url: str, redis_url: str, token: str, port: int, data_dir: Path, stream: str
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     env.update(
@@ -116,6 +117,8 @@ def _start_api(
         ORDINAUT_REDIS_URL=redis_url,
         ORDINAUT_ADMIN_TOKEN=token,
         ORDINAUT_LOG_FORMAT="json",
+        # The scratch database's log must not reach the real events stream.
+        ORDINAUT_EVENTS_STREAM=stream,
     )
     with (data_dir / "ordinaut-up.log").open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own argv; only the port and temp dir vary
@@ -249,7 +252,8 @@ async def bench_api(
     with tempfile.TemporaryDirectory(prefix="ordinaut-bench-api-") as tmp:
         data_dir = Path(tmp)
         print(f"starting ordinaut up on {base_url} ...", file=out, flush=True)
-        process = _start_api(database_url, redis_url, token, port, data_dir)
+        stream = f"ordinaut-bench-{secrets.token_hex(6)}:events"
+        process = _start_api(database_url, redis_url, token, port, data_dir, stream)
         try:
             await _wait_ready(process, port, data_dir / "ordinaut-up.log")
             server = psutil.Process(process.pid)
@@ -266,6 +270,8 @@ async def bench_api(
                 await api.aclose()
         finally:
             _stop(process)
+            async with redis.Redis.from_url(redis_url) as client:
+                await client.delete(stream)
     elapsed = max(create.last_done, read.last_done) - started
     server_cpu = sum(server_after[:2]) - sum(server_before[:2])
     figures: dict[str, float] = {

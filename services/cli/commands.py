@@ -16,7 +16,15 @@ from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
-from services.cli.up import migrate_database, run_timer_alone, run_up, run_worker_alone
+from services.cli.up import (
+    migrate_database,
+    run_ingest_alone,
+    run_notifier_alone,
+    run_relay_alone,
+    run_timer_alone,
+    run_up,
+    run_worker_alone,
+)
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
@@ -54,6 +62,21 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
+    await run_relay_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_notifier(args: argparse.Namespace, settings: Settings) -> int:
+    await run_notifier_alone(settings, args.stream)
+    return 0
+
+
+async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    await run_ingest_alone(settings)
+    return 0
+
+
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as url:
         applied = await migrate_database(url)
@@ -62,7 +85,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
-    wanted = set(args.types or ())
+    wanted = {t.strip() for value in args.types or () for t in value.split(",") if t.strip()}
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
@@ -74,6 +97,19 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
                         sys.stdout.flush()
         finally:
             await conn.close()
+    return 0
+
+
+async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from services.cli.replay import BoundError, run_replay
+    from services.relay.replay import ReplayError
+
+    try:
+        count = await run_replay(args, settings)
+    except (BoundError, ReplayError) as exc:
+        raise CommandError(str(exc)) from None
+    where = f"to stream {args.to_redis}" if args.to_redis else f"to {args.jsonl}"
+    print(f"replayed {count} events {where}", file=sys.stderr)
     return 0
 
 
@@ -168,6 +204,19 @@ async def cmd_bench_runs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.ingest import bench_ingest
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_ingest(url, servers.redis_url, events=args.events,
+                               consumers=args.consumers, batch=args.batch)  # fmt: skip
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
@@ -175,13 +224,18 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,
+    ("relay", None): cmd_relay,
+    ("notifier", None): cmd_notifier,
+    ("ingest", None): cmd_ingest,
     ("events", "tail"): cmd_events_tail,
+    ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("bench", "append"): cmd_bench_append,
     ("bench", "timer"): cmd_bench_timer,
     ("bench", "api"): cmd_bench_api,
     ("bench", "runs"): cmd_bench_runs,
+    ("bench", "ingest"): cmd_bench_ingest,
 }
 
 

@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
+    sub.add_parser("ingest", help="run only the ingest consumer (any number may run at once)")
+
+    relay = sub.add_parser("relay", help="run only the relay (events -> Redis stream)")
+    relay.add_argument("--stream", help="target stream (default ORDINAUT_EVENTS_STREAM)")
+
+    notifier = sub.add_parser("notifier", help="run only the notifier (events -> webhooks)")
+    notifier.add_argument("--stream", help="stream to read (default ORDINAUT_EVENTS_STREAM)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"
@@ -48,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     tail = events.add_parser("tail", help="print events as JSON lines, then follow live")
     tail.add_argument("--after", type=int, default=0, help="start after this position")
     tail.add_argument("--type", action="append", dest="types", help="only this event type")
+    replay = events.add_parser("replay", help="re-publish stored events to a stream or a file")
+    replay.add_argument("--from", dest="start", help="first position, or ISO time (inclusive)")
+    replay.add_argument("--to", dest="end", help="last position, or ISO time (inclusive)")
+    replay.add_argument("--type", action="append", dest="types", help="only this event type")
+    replay.add_argument("--stream", help="only this event stream (e.g. run-<id>)")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-redis", metavar="STREAM", help="append to this Redis stream")
+    target.add_argument("--jsonl", metavar="FILE", help="write JSON lines here (- = stdout)")
 
     projections = sub.add_parser("projections", help="manage read models").add_subparsers(
         dest="projections_command", required=True, metavar="SUBCOMMAND"
@@ -86,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--count", type=_positive, default=20000, help="runs to execute")
     runs.add_argument("--workers", type=_positive, default=2, help="worker processes")
     runs.add_argument("--concurrency", type=_positive, default=64, help="runs per worker")
+    ingest = bench.add_parser("ingest", help="ingest throughput (stream entry -> stored event)")
+    ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
+    ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
+    ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
     return parser
 
 

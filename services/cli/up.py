@@ -7,6 +7,10 @@ import sys
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.ingest.consumer import IngestConfig
+from services.ingest.service import run_ingest
+from services.notify.service import NotifierConfig, run_notifier
+from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
 from services.runtime.settings import Settings
@@ -17,6 +21,7 @@ from services.runtime.supervisor import (
     bind_socket,
     supervise,
 )
+from services.runtime.webhook_key import load_webhook_key
 from services.secrets.box import load_secret_key
 from services.store.migrate import migrate, pending_migrations
 from services.timer.service import run_timer
@@ -41,9 +46,57 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
     )
 
 
-def _background(servers: Servers, settings: Settings) -> list[Component]:
+def relay_config(settings: Settings, stream: str | None = None) -> RelayConfig:
+    """The relay's settings (0 in a setting means no limit)."""
+    return RelayConfig(
+        stream=stream or settings.events_stream,
+        maxlen=settings.relay_maxlen or None,
+        max_age_seconds=settings.relay_max_age_seconds or None,
+    )
+
+
+def _relay(servers: Servers, settings: Settings, stream: str | None = None) -> Component:
+    config = relay_config(settings, stream)
+    return Component(
+        "relay", lambda stop: run_relay(servers.database_url, servers.redis_url, stop, config)
+    )
+
+
+def _notifier(
+    servers: Servers, settings: Settings, key: bytes, stream: str | None = None
+) -> Component:
+    config = NotifierConfig(
+        stream=stream or settings.events_stream,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_seconds=settings.webhook_timeout_seconds,
+        outbound_allow=settings.outbound_allow,
+    )
+    return Component(
+        "notifier",
+        lambda stop: run_notifier(servers.database_url, servers.redis_url, key, stop, config),
+    )
+
+
+def _ingest(servers: Servers, settings: Settings) -> Component:
+    config = IngestConfig(
+        batch=settings.ingest_batch,
+        max_payload_bytes=settings.ingest_max_payload_bytes,
+        max_deliveries=settings.ingest_max_deliveries,
+    )
+    return Component(
+        "ingest", lambda stop: run_ingest(servers.database_url, servers.redis_url, config, stop)
+    )
+
+
+def _background(servers: Servers, settings: Settings, key: bytes) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [_timer(servers), _worker(servers, settings)]
+    return [
+        _timer(servers),
+        _worker(servers, settings),
+        _relay(servers, settings),
+        _notifier(servers, settings, key),
+        _ingest(servers, settings),
+    ]
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -82,6 +135,37 @@ async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
         await servers.stop()
 
 
+async def run_relay_alone(settings: Settings, stream: str | None) -> None:
+    """`ordinaut relay`: only the relay, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_relay(servers, settings, stream)])
+    finally:
+        await servers.stop()
+
+
+async def run_notifier_alone(settings: Settings, stream: str | None) -> None:
+    """`ordinaut notifier`: only the notifier, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        key = load_webhook_key(settings.webhook_key, settings.data_dir)
+        await supervise([_notifier(servers, settings, key, stream)])
+    finally:
+        await servers.stop()
+
+
+async def run_ingest_alone(settings: Settings) -> None:
+    """`ordinaut ingest`: only the ingest consumer, until SIGTERM/SIGINT."""
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await supervise([_ingest(servers, settings)])
+    finally:
+        await servers.stop()
+
+
 async def migrate_database(database_url: str) -> list[str]:
     """Apply pending migrations; returns their names."""
     conn = await asyncpg.connect(database_url)
@@ -115,17 +199,19 @@ async def run_up(settings: Settings) -> None:
         await migrate_database(servers.database_url)
         token = load_admin_token(settings.admin_token, settings.data_dir)
         secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+        key = load_webhook_key(settings.webhook_key, settings.data_dir)
         config = ApiConfig(
             servers.database_url,
             servers.redis_url,
             token.sha256,
             secret_key=secret_key,
+            webhook_key=key,
             rate_limits=settings.rate_limits,
         )
         app = create_app(config)
         banner = _banner(settings, servers, str(token.path) if token.path else None)
         announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-        await supervise([api_component(app, sock, announce), *_background(servers, settings)])
+        await supervise([api_component(app, sock, announce), *_background(servers, settings, key)])
     finally:
         sock.close()
         await servers.stop()

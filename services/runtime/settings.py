@@ -35,6 +35,17 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long (30).
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis (1).
+    events_stream: ORDINAUT_EVENTS_STREAM, the Redis stream the relay fills and the notifier
+        reads (ordinaut:events).
+    relay_maxlen: ORDINAUT_RELAY_MAXLEN, about how many entries the events stream keeps
+        (approximate trimming, MAXLEN ~); 0 = no length limit (1000000).
+    relay_max_age_seconds: ORDINAUT_RELAY_MAX_AGE_SECONDS, drop stream entries of events
+        older than this (approximate, MINID ~); 0 = no age limit (0).
+    webhook_key: ORDINAUT_WEBHOOK_KEY, what agents' webhook secrets derive from (>= 16
+        characters); unset = a random one kept in <data_dir>/webhook-key.
+    webhook_max_attempts: ORDINAUT_WEBHOOK_MAX_ATTEMPTS, tries per notification before it
+        is recorded as failed (8).
+    webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
     rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
@@ -44,6 +55,12 @@ class Settings:
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
         reach although they are not public (default loopback only; "" refuses loopback too).
+    ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
+        transaction (1000).
+    ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
+        dead-lettered (262144).
+    ingest_max_deliveries: ORDINAUT_INGEST_MAX_DELIVERIES, an entry delivered more often than
+        this without being acknowledged is dead-lettered (5).
     """
 
     database_url: str | None = None
@@ -57,10 +74,19 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    events_stream: str = "ordinaut:events"
+    relay_maxlen: int = 1_000_000
+    relay_max_age_seconds: float = 0.0
+    webhook_key: str | None = None
+    webhook_max_attempts: int = 8
+    webhook_timeout_seconds: float = 10.0
     worker_grace_seconds: float = 20.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
+    ingest_batch: int = 1000
+    ingest_max_payload_bytes: int = 256 * 1024
+    ingest_max_deliveries: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -78,10 +104,21 @@ class Settings:
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
+            events_stream=env.get("ORDINAUT_EVENTS_STREAM") or "ordinaut:events",
+            relay_maxlen=int(_number(env, "ORDINAUT_RELAY_MAXLEN", 1_000_000, 0, 10**10)),
+            relay_max_age_seconds=_number(env, "ORDINAUT_RELAY_MAX_AGE_SECONDS", 0, 0, 10**9),
+            webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or None,
+            webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
+            webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
+            ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
+            ingest_max_payload_bytes=int(
+                _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
+            ),
+            ingest_max_deliveries=int(_number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", 5, 1, 1000)),
         )
         settings.validate()
         return settings
@@ -111,6 +148,8 @@ class Settings:
                 raise SettingsError(f"ORDINAUT_SECRET_KEY {exc}") from None
         if self.admin_token is not None and len(self.admin_token) < 16:
             raise SettingsError("ORDINAUT_ADMIN_TOKEN must be at least 16 characters long")
+        if self.webhook_key is not None and len(self.webhook_key) < 16:
+            raise SettingsError("ORDINAUT_WEBHOOK_KEY must be at least 16 characters long")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"ORDINAUT_PORT must be between 1 and 65535, not {self.port}")
         if self.data_dir.exists() and not self.data_dir.is_dir():

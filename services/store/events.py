@@ -226,6 +226,73 @@ async def _insert(
     ]
 
 
+# As _INSERT, for several commands at once: each row carries its own command's meta.
+_INSERT_MANY = """
+WITH inserted AS (
+    INSERT INTO events (stream, version, type, data, meta)
+    SELECT stream, version, type, data, meta
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[], $5::jsonb[])
+        AS e(stream, version, type, data, meta)
+    RETURNING position, stream, version, recorded_at
+), notified AS (
+    SELECT pg_notify($6, max(position)::text) FROM inserted
+)
+SELECT inserted.* FROM inserted, notified
+"""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command's events and the meta they are recorded with."""
+
+    appends: Sequence[StreamAppend]
+    meta: EventMeta
+
+
+async def insert_commands(
+    conn: Connection, commands: Sequence[Command], projections: ProjectionSet
+) -> list[list[Envelope]]:
+    """Append several commands' events in one statement and project them; each command's
+    envelopes, in its order.
+
+    For batches (ingest): the caller has claimed the commands' idempotency keys and keeps their
+    results itself. Takes the append lock (a no-op if the caller already holds it).
+    """
+    owners = [i for i, c in enumerate(commands) for a in c.appends for _ in a.events]
+    metas = [encode_meta(c.meta) for c in commands]
+    encoded = _encode([a for c in commands for a in c.appends], commands[0].meta)
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    appends = [a for c in commands for a in c.appends]
+    streams = list(dict.fromkeys(a.stream for a in appends))
+    numbered = _number(appends, await _current_versions(conn, streams))
+    try:
+        rows = await conn.fetch(
+            _INSERT_MANY,
+            [stream for stream, _, _ in numbered],
+            [version for _, version, _ in numbered],
+            encoded.types,
+            encoded.data,
+            [metas[owner] for owner in owners],
+            NOTIFY_CHANNEL,
+        )
+    except asyncpg.UntranslatableCharacterError as exc:
+        raise UnstorableText() from exc
+    found = {(row["stream"], row["version"]): row for row in rows}
+    envelopes: list[list[Envelope]] = [[] for _ in commands]
+    for (stream, version, _), event, owner in zip(numbered, encoded.stored, owners, strict=True):
+        row = found[(stream, version)]
+        envelopes[owner].append(
+            Envelope(position=row["position"], stream=stream, version=version, event=event,
+                     meta=commands[owner].meta, recorded_at=row["recorded_at"])
+        )  # fmt: skip
+    await projections.apply(conn, sorted((e for c in envelopes for e in c), key=_position))
+    return envelopes
+
+
+def _position(envelope: Envelope) -> int:
+    return envelope.position
+
+
 _SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
 
 
@@ -245,7 +312,8 @@ async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope
     return [envelope_from_row(row) for row in rows]
 
 
-def _stored(row: asyncpg.Record) -> StoredEvent:
+def stored_event(row: asyncpg.Record) -> StoredEvent:
+    """A row of `_SELECT` as a StoredEvent."""
     return StoredEvent(
         position=row["position"],
         stream=row["stream"],
@@ -262,10 +330,10 @@ async def read_stored(conn: Connection, *, after: int, limit: int) -> list[Store
     rows = await conn.fetch(
         f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
     )
-    return [_stored(row) for row in rows]
+    return [stored_event(row) for row in rows]
 
 
 async def read_stream_stored(conn: Connection, stream: str) -> list[StoredEvent]:
     """One stream's events as stored, in version order."""
     rows = await conn.fetch(f"{_SELECT} WHERE stream = $1 ORDER BY version", stream)
-    return [_stored(row) for row in rows]
+    return [stored_event(row) for row in rows]

@@ -1,48 +1,287 @@
-"""Recording an external event: what POST /events and the publish_event tool both do."""
+"""Recording external events and the runs they fire: POST /events, the publish_event tool and
+the ingest stream all come through here.
+
+Each event is one command: its ``event.received``, the ``run.queued`` of every event task it
+matches and the ``condition.evaluated`` (+ run) of every condition task it moves, appended in
+one transaction. So a run exists exactly when its event does, and an idempotent repeat (whose
+key is already in ``command_log``) appends nothing and fires nothing. Many events can be
+recorded in one transaction (ingest batches); each keeps its own idempotency key and actor.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from domain.envelope import EventMeta
-from domain.events import EventReceived
+from domain.events import (
+    ConditionEvaluated,
+    Event,
+    EventReceived,
+    RunQueued,
+    TaskDefinition,
+    condition_stream,
+    run_stream,
+)
+from domain.triggers import ConditionState, Subscriber, decide_triggers, evolve_condition
 from projections.base import Connection, ProjectionSet
-from services.store.events import StreamAppend, append_in_transaction
+from services.store.errors import IdempotencyKeyReused
+from services.store.events import APPEND_LOCK, Command, StreamAppend, insert_commands
+
+
+class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Where an event landed and what it fired; kept in ``command_log`` for repeats.
+
+    ``first_position``/``last_position``/``versions`` keep the shape of the store's AppendResult.
+    """
+
+    first_position: int
+    last_position: int = 0
+    versions: dict[str, int] = msgspec.field(default_factory=dict)
+    event_id: str | None = None
+    triggered_tasks: list[str] = msgspec.field(default_factory=list)
+    run_ids: list[str] = msgspec.field(default_factory=list)
+    replayed: bool = False
+
+    @property
+    def position(self) -> int:
+        """The event's position (it is its command's first event)."""
+        return self.first_position
+
+
+@dataclass(frozen=True)
+class Publication:
+    """An external event to record, and who records it."""
+
+    topic: str
+    payload: dict[str, Any]
+    meta: EventMeta
+    occurred_at: datetime | None = None
+    source: str = "api"
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def fingerprint(self) -> str:
+        """What a repeat with the same idempotency key must also carry."""
+        body = msgspec.json.encode([self.topic, self.payload, self.occurred_at])
+        return hashlib.sha256(body).hexdigest()
+
+
+Outcome = PublishResult | IdempotencyKeyReused
+_result = msgspec.json.Decoder(PublishResult)
+_definition = msgspec.json.Decoder(TaskDefinition)
+
+# Every active event/condition task whose topic glob matches one of the topics. The glob becomes
+# a LIKE pattern (`_` escaped first); the domain checks the match again, and the filter.
+_SUBSCRIBERS = r"""
+SELECT t.id, t.created_by, t.definition::text AS definition, c.value, c.payload::text AS payload
+FROM task t LEFT JOIN condition_state c ON c.task_id = t.id
+WHERE t.status = 'active' AND NOT t.deleted AND t.schedule_kind IN ('event', 'condition')
+  AND EXISTS (SELECT FROM unnest($1::text[]) AS e(topic)
+              WHERE e.topic LIKE replace(replace(replace(t.schedule_expr, '_', '\_'), '*', '%'),
+                                         '?', '_'))
+ORDER BY t.created_at, t.id
+"""
+_CLAIM = """
+INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
+SELECT actor, key, fingerprint, 'null' FROM unnest($1::text[], $2::text[], $3::text[])
+    AS c(actor, key, fingerprint)
+ON CONFLICT DO NOTHING
+RETURNING actor, idempotency_key
+"""
+_PRIOR = """
+SELECT c.actor, c.idempotency_key, c.fingerprint, c.result::text AS result
+FROM command_log c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
+    ON c.actor = k.actor AND c.idempotency_key = k.key
+"""
+_REMEMBER = """
+UPDATE command_log c SET result = r.result::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[]) AS r(actor, key, result)
+WHERE c.actor = r.actor AND c.idempotency_key = r.key
+"""
+
+
+async def publish_many(
+    conn: Connection,
+    projections: ProjectionSet,
+    publications: Sequence[Publication],
+    now: datetime | None = None,
+    *,
+    remember: bool = True,
+) -> list[Outcome]:
+    """Record the events (in the caller's transaction); one outcome per publication.
+
+    A publication whose key was used before (or earlier in the batch) gets the first result,
+    marked ``replayed``; one whose key was used for something else gets IdempotencyKeyReused.
+    Without ``remember`` only the keys are kept, not the results (a repeat then learns only
+    that it is one): ingest needs no answer, and saves a write per event.
+    """
+    outcomes: list[Outcome | None] = [None] * len(publications)
+    first_of = await _claim_keys(conn, publications, outcomes)
+    fresh = [i for i, outcome in enumerate(outcomes) if outcome is None and first_of[i] == i]
+    if fresh:
+        results = await _record(conn, projections, [publications[i] for i in fresh],
+                                now or datetime.now(UTC))  # fmt: skip
+        for index, result in zip(fresh, results, strict=True):
+            outcomes[index] = result
+        if remember:
+            await _remember(conn, [publications[i] for i in fresh], results)
+    for index, first in enumerate(first_of):
+        if outcomes[index] is None:  # a repeat of an earlier publication in this batch
+            prior = outcomes[first]
+            same = publications[index].fingerprint() == publications[first].fingerprint()
+            if isinstance(prior, PublishResult) and same:
+                outcomes[index] = msgspec.structs.replace(prior, replayed=True)
+            else:
+                outcomes[index] = IdempotencyKeyReused(
+                    str(publications[index].meta.idempotency_key)
+                )
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 async def publish_external(
-    conn: Connection,
-    projections: ProjectionSet,
-    meta: EventMeta,
-    topic: str,
-    payload: dict[str, Any],
-    occurred_at: datetime | None = None,
-    source: str = "api",
-) -> tuple[str, int]:
-    """Append an ``event.received`` (in the caller's transaction); its id and position.
+    conn: Connection, projections: ProjectionSet, publication: Publication
+) -> PublishResult:
+    """Record one event; raises IdempotencyKeyReused for a key used with other content."""
+    (outcome,) = await publish_many(conn, projections, [publication])
+    if isinstance(outcome, IdempotencyKeyReused):
+        raise outcome
+    return outcome
 
-    With an idempotency key in ``meta``, a repeat returns the first event's id and position.
+
+async def _claim_keys(
+    conn: Connection, publications: Sequence[Publication], outcomes: list[Outcome | None]
+) -> list[int]:
+    """Reserve every key; fill in the outcome of keys used before. For each publication, the
+    index of the first one in the batch with its (actor, key): itself unless it repeats one.
+
+    A concurrent first use holds its row until it commits, so a repeat waits here and then
+    reads that result instead of recording the event twice.
     """
-    event = EventReceived(
-        event_id=str(uuid.uuid4()),
-        topic=topic,
-        payload=payload,
-        occurred_at=occurred_at,
-        source=source,
+    first_of, seen = list(range(len(publications))), dict[tuple[str, str], int]()
+    for index, p in enumerate(publications):
+        if p.meta.idempotency_key is not None:
+            first_of[index] = seen.setdefault((p.meta.actor, p.meta.idempotency_key), index)
+    keyed = [i for i, first in enumerate(first_of) if first == i
+             and publications[i].meta.idempotency_key is not None]  # fmt: skip
+    if not keyed:
+        return first_of
+    # Claimed in one order by everyone, so two batches sharing keys wait, never deadlock.
+    keyed.sort(
+        key=lambda i: (publications[i].meta.actor, str(publications[i].meta.idempotency_key))
     )
-    fingerprint = hashlib.sha256(msgspec.json.encode([topic, payload, occurred_at])).hexdigest()
-    result = await append_in_transaction(
-        conn, [StreamAppend(f"topic-{topic}", [event])], meta, projections,
-        fingerprint=fingerprint,
-    )  # fmt: skip
-    if not result.replayed:
-        return event.event_id, result.first_position
-    event_id = await conn.fetchval(
-        "SELECT data->>'event_id' FROM events WHERE position = $1", result.first_position
+    actors = [publications[i].meta.actor for i in keyed]
+    keys = [str(publications[i].meta.idempotency_key) for i in keyed]
+    fingerprints = [publications[i].fingerprint() for i in keyed]
+    claimed = {(r["actor"], r["idempotency_key"])
+               for r in await conn.fetch(_CLAIM, actors, keys, fingerprints)}  # fmt: skip
+    taken = [(i, a, k) for i, a, k in zip(keyed, actors, keys, strict=True)
+             if (a, k) not in claimed]  # fmt: skip
+    if taken:
+        rows = await conn.fetch(_PRIOR, [a for _, a, _ in taken], [k for _, _, k in taken])
+        prior = {(r["actor"], r["idempotency_key"]): r for r in rows}
+        for index, actor, key in taken:
+            row = prior[(actor, key)]
+            outcomes[index] = await _replay(
+                conn, publications[index], row["fingerprint"], row["result"]
+            )
+    return first_of
+
+
+async def _replay(conn: Connection, p: Publication, fingerprint: str, result: str) -> Outcome:
+    if fingerprint != p.fingerprint():
+        return IdempotencyKeyReused(str(p.meta.idempotency_key))
+    if result == "null":  # recorded without its result (see remember)
+        return PublishResult(first_position=0, replayed=True)
+    original = _result.decode(result)
+    if original.event_id is None:  # recorded before results named their event
+        event_id = await conn.fetchval(
+            "SELECT data->>'event_id' FROM events WHERE position = $1", original.first_position
+        )
+        original = msgspec.structs.replace(original, event_id=str(event_id))
+    return msgspec.structs.replace(original, replayed=True)
+
+
+async def _record(
+    conn: Connection, projections: ProjectionSet, publications: list[Publication], now: datetime
+) -> list[PublishResult]:
+    """Append each publication's event and what it fires, as one command each."""
+    # The append lock first: subscribers and condition states read under it cannot change
+    # before these events commit (a paused task is not fired, two events never see the same
+    # condition state). Keys were claimed before, in the same order as every other command.
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    events = [_received(p) for p in publications]
+    subscribers, states = await _subscribers(conn, sorted({e.topic for e in events}))
+    commands: list[Command] = []
+    for p, event in zip(publications, events, strict=True):
+        fired = decide_triggers(event, subscribers, states, now, lambda: str(uuid.uuid4()))
+        for change in fired:
+            if isinstance(change, ConditionEvaluated):
+                states[change.task_id] = evolve_condition(states.get(change.task_id,
+                                                          ConditionState()), change)  # fmt: skip
+        commands.append(Command([StreamAppend(f"topic-{p.topic}", [event]),
+                                 *_appends(fired)], p.meta))  # fmt: skip
+    envelopes = await insert_commands(conn, commands, projections)
+    return [_result_of(command, found) for command, found in zip(commands, envelopes, strict=True)]
+
+
+def _received(p: Publication) -> EventReceived:
+    return EventReceived(event_id=p.event_id, topic=p.topic, payload=p.payload,
+                         occurred_at=p.occurred_at, source=p.source)  # fmt: skip
+
+
+def _appends(fired: list[Event]) -> list[StreamAppend]:
+    appends = []
+    for event in fired:
+        if isinstance(event, RunQueued):
+            appends.append(StreamAppend(run_stream(event.run_id), [event], expected_version=0))
+        elif isinstance(event, ConditionEvaluated):
+            appends.append(StreamAppend(condition_stream(event.task_id), [event]))
+    return appends
+
+
+def _result_of(command: Command, envelopes: list[Any]) -> PublishResult:
+    runs = [e.event for e in envelopes if isinstance(e.event, RunQueued)]
+    received = envelopes[0].event
+    assert isinstance(received, EventReceived)
+    return PublishResult(
+        first_position=envelopes[0].position,
+        last_position=envelopes[-1].position,
+        versions={e.stream: e.version for e in envelopes},
+        event_id=received.event_id,
+        triggered_tasks=list(dict.fromkeys(run.task_id for run in runs)),
+        run_ids=[run.run_id for run in runs],
     )
-    return str(event_id), result.first_position
+
+
+async def _subscribers(
+    conn: Connection, topics: list[str]
+) -> tuple[list[Subscriber], dict[str, ConditionState]]:
+    rows = await conn.fetch(_SUBSCRIBERS, topics)
+    subscribers = [Subscriber(r["id"], r["created_by"], _definition.decode(r["definition"]))
+                   for r in rows]  # fmt: skip
+    states = {
+        r["id"]: ConditionState(r["value"], msgspec.json.decode(r["payload"]))
+        for r in rows
+        if r["value"] is not None
+    }
+    return subscribers, states
+
+
+async def _remember(
+    conn: Connection, publications: list[Publication], results: list[PublishResult]
+) -> None:
+    keyed = [(p, r) for p, r in zip(publications, results, strict=True)
+             if p.meta.idempotency_key is not None]  # fmt: skip
+    if keyed:
+        await conn.execute(
+            _REMEMBER,
+            [p.meta.actor for p, _ in keyed],
+            [p.meta.idempotency_key for p, _ in keyed],
+            [msgspec.json.encode(r).decode() for _, r in keyed],
+        )

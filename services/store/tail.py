@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from domain.envelope import Envelope
 from projections.base import Connection
-from services.store.events import NOTIFY_CHANNEL, read_all
+from services.store.events import NOTIFY_CHANNEL, StoredEvent, read_all, read_stored
 
 # NOTIFY wakes the tailer at once; this is only a safety net should a notification be lost
 # (e.g. the listening connection was replaced), so it can be long.
@@ -46,5 +46,36 @@ async def _follow(conn: Connection, after: int, batch: int) -> AsyncGenerator[En
             if len(envelopes) < batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), _IDLE_RECHECK_SECONDS)
+    finally:
+        await conn.remove_listener(NOTIFY_CHANNEL, wake)
+
+
+async def follow_stored(
+    conn: Connection, *, after: int = 0, batch: int = 500, idle_seconds: float = 5.0
+) -> AsyncGenerator[list[StoredEvent]]:
+    """Batches of events as stored (``position > after``, in order), forever.
+
+    An empty batch means nothing arrived for ``idle_seconds``: a chance for housekeeping.
+    ``conn`` holds the LISTEN while the generator runs; close it (``aclosing``) to release it.
+    """
+    woken = asyncio.Event()
+
+    def wake(*_: object) -> None:
+        woken.set()
+
+    await conn.add_listener(NOTIFY_CHANNEL, wake)
+    try:
+        while True:
+            woken.clear()
+            events = await read_stored(conn, after=after, limit=batch)
+            if events:
+                after = events[-1].position
+                yield events
+                if len(events) == batch:
+                    continue
+            try:
+                await asyncio.wait_for(woken.wait(), idle_seconds)
+            except TimeoutError:
+                yield []
     finally:
         await conn.remove_listener(NOTIFY_CHANNEL, wake)

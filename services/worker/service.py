@@ -24,7 +24,7 @@ from projections.base import ProjectionSet
 from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
-from services.store.publish import publish_external
+from services.store.publish import Publication, publish_external
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
@@ -308,16 +308,14 @@ class Worker:
             correlation_id=run.run_id,
             idempotency_key=arguments.get("idempotency_key") or key,
         )
+        publication = Publication(
+            arguments["topic"], arguments.get("payload", {}), meta, source=f"run:{run.run_id}"
+        )
         async with self.pool.acquire() as conn, conn.transaction():
-            event_id, position = await publish_external(
-                conn,
-                self.projections,
-                meta,
-                arguments["topic"],
-                arguments.get("payload", {}),
-                source=f"run:{run.run_id}",
-            )
-        return {"event_id": event_id, "position": position}
+            result = await publish_external(conn, self.projections, publication)
+        if self.announcer is not None and not result.replayed:
+            await self.announcer.announce(result.run_ids)
+        return {"event_id": result.event_id, "position": result.position}
 
 
 async def _wait(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:

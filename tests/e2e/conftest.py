@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import redis
 
 
 def free_port() -> int:
@@ -79,11 +82,17 @@ def processes_using(path: Path) -> list[psutil.Process]:
 def start_service() -> Iterator[object]:
     """A factory starting `ordinaut up` on a data dir; everything started is stopped after."""
     started: list[Service] = []
+    streams: list[tuple[str | None, str]] = []
 
     def start(data_dir: Path, env: dict[str, str] | None = None) -> Service:
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+        # The events stream of each service is its own: a shared Redis holds many tests' logs.
+        environment["ORDINAUT_EVENTS_STREAM"] = f"test-{uuid.uuid4().hex}:events"
         environment.update(env or {})
+        streams.append(
+            (environment.get("ORDINAUT_REDIS_URL"), environment["ORDINAUT_EVENTS_STREAM"])
+        )
         log = data_dir.parent / f"ordinaut-up-{len(started)}.log"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as sink:
@@ -101,3 +110,8 @@ def start_service() -> Iterator[object]:
         if service.process.poll() is None:
             service.process.kill()
             service.process.wait()
+    for url, stream in streams:
+        if url is not None:
+            # a test-owned server may already be gone, and its streams with it
+            with redis.Redis.from_url(url) as client, contextlib.suppress(redis.ConnectionError):
+                client.delete(stream)

@@ -60,7 +60,10 @@ async def test_the_admin_creates_lists_and_reads_agents(client: AsyncTestClient[
     response = await client.post("/agents", headers=AUTH, json=body)
     assert response.status_code == 201, response.text
     mailer = response.json()
-    assert set(mailer) == {"id", "name", "scopes", "webhook_url", "created_at", "tokens"}
+    assert set(mailer) == {"id", "name", "scopes", "webhook_url", "created_at", "tokens",
+                           "notify_events", "webhook_secret"}  # fmt: skip
+    assert mailer["notify_events"] is None  # the defaults
+    assert mailer["webhook_secret"] is None  # this app has no webhook key
     assert uuid.UUID(mailer["id"])
     assert mailer["name"] == "Mailer"
     assert mailer["scopes"] == ["events:read", "tasks:write"]  # sorted, without repeats
@@ -232,6 +235,16 @@ BAD_AGENTS = [
         "webhook_url",
         id="relative-webhook",
     ),
+    pytest.param(
+        {"name": "a", "scopes": ["admin"], "notify_events": ["run.succeded"]},
+        "notify_events",
+        id="unknown-notify-event",
+    ),
+    pytest.param(
+        {"name": "a", "scopes": ["admin"], "notify_events": "run.dead"},
+        "notify_events",
+        id="notify-events-not-a-list",
+    ),
 ]
 
 
@@ -345,3 +358,22 @@ async def test_a_rebuild_reproduces_the_agent_tables(
     # Authentication reads the rebuilt tables.
     assert (await client.get("/events", headers=bearer(kept["token"]))).status_code == 200
     assert (await client.get("/events", headers=bearer(doomed["token"]))).status_code == 401
+
+
+async def test_the_admin_sees_the_webhook_secret_and_chosen_events(
+    database_url: str, redis_url: str
+) -> None:
+    from services.notify.signing import webhook_secret
+
+    key = b"webhook-key-for-tests-0123456789"
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), webhook_key=key))
+    async with AsyncTestClient(app) as client:
+        body = {"name": "hooked", "scopes": ["runs:read"], "webhook_url": "https://h.example/x",
+                "notify_events": ["run.dead", "run.queued", "run.dead"]}  # fmt: skip
+        created = (await client.post("/agents", headers=AUTH, json=body)).json()
+        assert created["webhook_secret"] == webhook_secret(key, created["id"])
+        assert created["notify_events"] == ["run.dead", "run.queued"]
+        read = (await client.get(f"/agents/{created['id']}", headers=AUTH)).json()
+        assert read == created
+        plain = await create_agent(client, "no hook", "runs:read")
+        assert plain["webhook_secret"] is None

@@ -45,6 +45,9 @@ def test_version() -> None:
         ({"ORDINAUT_PORT": "eighty"}, "ORDINAUT_PORT"),
         ({"ORDINAUT_PORT": "70000"}, "ORDINAUT_PORT"),
         ({"ORDINAUT_ADMIN_TOKEN": "short"}, "ORDINAUT_ADMIN_TOKEN"),
+        ({"ORDINAUT_WEBHOOK_KEY": "short"}, "ORDINAUT_WEBHOOK_KEY"),
+        ({"ORDINAUT_RELAY_MAXLEN": "lots"}, "ORDINAUT_RELAY_MAXLEN"),
+        ({"ORDINAUT_WEBHOOK_MAX_ATTEMPTS": "0"}, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS"),
     ],
 )
 def test_invalid_settings_fail_with_one_clear_line(env: dict[str, str], named: str) -> None:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,7 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from tests.tools_servers.http_tool_server import closed_port
+from tests.redis_server import RedisServer
 from tests.tools_servers.step_tool import StepTool, serving
 from tests.workers import (
     api_client,
@@ -30,54 +27,6 @@ from tests.workers import (
 )
 
 WORKERS = 2
-
-
-@dataclass
-class RedisServer:
-    """A redis-server of this test's own (the shared one must never go down)."""
-
-    directory: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; readiness polled below
-            ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        try:
-            await eventually(lambda: _answers(client), within=10)
-        finally:
-            await client.aclose()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
-
-
-async def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(await client.ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path, closed_port())
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

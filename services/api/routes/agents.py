@@ -21,6 +21,7 @@ from domain.events import Event, agent_stream
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
 from services.api.problems import ApiError, FieldError
+from services.notify.signing import webhook_secret
 from services.runtime.admin_token import token_hash
 from services.store.events import StreamAppend, append_in_transaction
 
@@ -33,6 +34,8 @@ class CreateAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=agents.NAME_MAX)]
     scopes: Annotated[list[str], msgspec.Meta(max_length=50)]
     webhook_url: Annotated[str, msgspec.Meta(max_length=agents.WEBHOOK_URL_MAX)] | None = None
+    # Event types the webhook receives (default: run.succeeded, run.dead, approval.requested).
+    notify_events: Annotated[list[str], msgspec.Meta(max_length=100)] | None = None
 
 
 class ChangeAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +68,9 @@ class AgentView(msgspec.Struct, frozen=True):
     webhook_url: str | None
     created_at: datetime
     tokens: list[TokenView]
+    notify_events: list[str] | None = None
+    # HMAC key for the Ordinaut-Signature header of this agent's webhooks (admin eyes only).
+    webhook_secret: str | None = None
 
 
 class AgentList(msgspec.Struct, frozen=True):
@@ -82,14 +88,21 @@ class IssuedToken(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
-_SELECT_AGENTS = "SELECT id, name, scopes, webhook_url, created_at FROM agent"
+_SELECT_AGENTS = "SELECT id, name, scopes, webhook_url, created_at, notify_events FROM agent"
 _SELECT_TOKENS = """
 SELECT id, agent_id, label, created_at, revoked_at FROM agent_token
 WHERE agent_id = ANY($1::text[]) ORDER BY created_at, id
 """
 
 
-async def _views(conn: Connection, rows: list[asyncpg.Record]) -> list[AgentView]:
+def _secret(state: State, row: asyncpg.Record) -> str | None:
+    key: bytes | None = state.get("webhook_key")
+    if key is None or row["webhook_url"] is None:
+        return None
+    return webhook_secret(key, row["id"])
+
+
+async def _views(conn: Connection, rows: list[asyncpg.Record], state: State) -> list[AgentView]:
     tokens: dict[str, list[TokenView]] = {row["id"]: [] for row in rows}
     for token in await conn.fetch(_SELECT_TOKENS, list(tokens)):
         tokens[token["agent_id"]].append(
@@ -97,16 +110,18 @@ async def _views(conn: Connection, rows: list[asyncpg.Record]) -> list[AgentView
         )
     return [
         AgentView(row["id"], row["name"], list(row["scopes"]), row["webhook_url"],
-                  row["created_at"], tokens[row["id"]])
+                  row["created_at"], tokens[row["id"]],
+                  None if row["notify_events"] is None else list(row["notify_events"]),
+                  _secret(state, row))
         for row in rows
     ]  # fmt: skip
 
 
-async def _agent(conn: Connection, agent_id: str) -> AgentView:
+async def _agent(conn: Connection, agent_id: str, state: State) -> AgentView:
     rows = await conn.fetch(f"{_SELECT_AGENTS} WHERE id = $1", agent_id)
     if not rows:
         raise _no_agent(agent_id)
-    return (await _views(conn, rows))[0]
+    return (await _views(conn, rows, state))[0]
 
 
 def _canonical_id(raw: str) -> str:
@@ -160,7 +175,9 @@ async def create_agent(
 ) -> AgentView:
     """Record ``agent.created``; a name already taken (ignoring case) is a 409."""
     agent_id = str(uuid.uuid4())
-    event = agents.create_agent(agent_id, data.name, data.scopes, data.webhook_url)
+    event = agents.create_agent(
+        agent_id, data.name, data.scopes, data.webhook_url, data.notify_events
+    )
     async with state.pool.acquire() as conn, conn.transaction():
         key = agents.name_key(event.name)
         if await conn.fetchval("SELECT true FROM agent WHERE name_key = $1", key):
@@ -171,7 +188,7 @@ async def create_agent(
             if exc.constraint_name != _NAME_TAKEN:
                 raise
             raise _name_taken(event.name) from None
-        return await _agent(conn, agent_id)
+        return await _agent(conn, agent_id, state)
 
 
 @patch("/agents/{agent_id:str}", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
@@ -192,7 +209,7 @@ async def change_agent(
             events = agents.change_scopes(agent_id, current, data.scopes)
             if events:
                 await _append(conn, request, agent_id, events, version)
-        return await _agent(conn, agent_id)
+        return await _agent(conn, agent_id, state)
 
 
 @get("/agents", guards=[requires(ADMIN_SCOPE)], tags=["agents"], summary="List agents")
@@ -200,7 +217,7 @@ async def list_agents(state: State) -> AgentList:
     """Every agent with its tokens, ordered by creation."""
     async with state.pool.acquire() as conn:
         rows = await conn.fetch(f"{_SELECT_AGENTS} ORDER BY created_at, id")
-        return AgentList(await _views(conn, rows))
+        return AgentList(await _views(conn, rows, state))
 
 
 @get("/agents/{agent_id:str}", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
@@ -208,7 +225,7 @@ async def list_agents(state: State) -> AgentList:
 async def get_agent(state: State, agent_id: FromPath[str]) -> AgentView:
     """One agent with its tokens (ids, labels and dates; never a token or its hash)."""
     async with state.pool.acquire() as conn:
-        return await _agent(conn, _canonical_id(agent_id))
+        return await _agent(conn, _canonical_id(agent_id), state)
 
 
 @post("/agents/{agent_id:str}/tokens", guards=[requires(ADMIN_SCOPE)], status_code=201,

@@ -19,7 +19,13 @@ from projections.base import Connection
 from services.api.auth import Principal, principal_of, requires
 from services.api.cursors import decode_position, encode_position
 from services.api.problems import ApiError
-from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.events import (
+    APPEND_LOCK,
+    StoredEvent,
+    StreamAppend,
+    append_in_transaction,
+    read_stream_stored,
+)
 
 RunStatusFilter = Literal[
     "queued",
@@ -188,6 +194,22 @@ async def get_run(request: Request[Any, Any, Any], state: State, run_id: FromPat
         return _view(await _load(conn, principal_of(request), run_id))
 
 
+@get(
+    "/runs/{run_id:str}/history",
+    guards=[requires("runs:read")],
+    tags=["runs"],
+    summary="Every event of a run",
+)
+async def get_run_history(
+    request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
+) -> dict[str, list[StoredEvent]]:
+    """The run's events (stream ``run-<id>``) in order: attempts, steps, approvals, outcome."""
+    async with state.pool.acquire() as conn:
+        await _load(conn, principal_of(request), run_id)
+        items = await read_stream_stored(conn, run_stream(run_id))
+    return {"items": items}
+
+
 Decide = Callable[[Any, datetime], list[Event]]
 
 
@@ -286,4 +308,4 @@ async def reject_run(
     return await _command(request, state, run_id, _decision(False, data))
 
 
-ROUTES = [list_runs, get_run, cancel_run, retry_run, approve_run, reject_run]
+ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run]

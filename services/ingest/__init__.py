@@ -1,0 +1,1 @@
+"""The ingest consumer: entries of `ordinaut:ingest` become recorded events."""

@@ -1,0 +1,1 @@
+"""The notifier: chosen events, signed, to the webhooks of the agents they concern."""

@@ -1,0 +1,58 @@
+"""Delivery records: one stream per (agent, event position), its version counting attempts.
+
+Reading that stream before an attempt tells whether the event was already delivered (then it
+is never sent again); appending at the version read makes two notifiers that raced on the
+same delivery notice it (a VersionConflict) instead of recording it twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from functools import reduce
+
+import asyncpg
+
+from domain.envelope import EventMeta
+from domain.events import Event, webhook_stream
+from domain.webhooks import DeliveryState, evolve
+from projections.base import ProjectionSet
+from services.store.errors import VersionConflict
+from services.store.events import StreamAppend, append_in_transaction, read_stream
+
+ACTOR = "notifier"
+
+
+async def delivery_state(
+    pool: asyncpg.Pool, agent_id: str, position: int
+) -> tuple[DeliveryState, int]:
+    """What was recorded so far, and the stream version to append at."""
+    async with pool.acquire() as conn:
+        envelopes = await read_stream(conn, webhook_stream(agent_id, position))
+    state = reduce(evolve, (e.event for e in envelopes), DeliveryState())
+    return state, len(envelopes)
+
+
+async def record(
+    pool: asyncpg.Pool,
+    projections: ProjectionSet,
+    agent_id: str,
+    position: int,
+    events: Sequence[Event],
+    *,
+    expected_version: int,
+    correlation_id: str | None,
+) -> bool:
+    """Append an attempt's events; False if another notifier recorded one meanwhile."""
+    meta = EventMeta(
+        actor=ACTOR,
+        correlation_id=correlation_id or str(uuid.uuid4()),
+        causation_id=str(position),
+    )
+    append = StreamAppend(webhook_stream(agent_id, position), events, expected_version)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await append_in_transaction(conn, [append], meta, projections)
+    except VersionConflict:
+        return False
+    return True

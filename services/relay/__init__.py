@@ -1,0 +1,1 @@
+"""The relay: every stored event, in position order, onto a Redis stream."""

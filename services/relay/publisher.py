@@ -1,0 +1,106 @@
+"""Writes stored events to a Redis stream, each under the id ``<position>-0``, in batches.
+
+A batch goes in one Lua script that first checks the stream's last generated id is the one
+the relay last wrote (or found). If it is not, Redis lost or gained entries behind our back
+(a restart without persistence, a failover, a flush, a second relay) and nothing is written:
+the relay then restarts from the stream's real top. So ids only ever grow by the positions
+that follow the top, and the stream holds each position once, in order, without holes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis
+
+from services.store.events import StoredEvent
+
+EVENTS_STREAM = "ordinaut:events"
+
+_TOP_FUNCTION = """
+local function top(key)
+    if redis.call('EXISTS', key) == 0 then return '0-0' end
+    local info = redis.call('XINFO', 'STREAM', key)
+    for i = 1, #info, 2 do
+        if info[i] == 'last-generated-id' then return info[i + 1] end
+    end
+    return '0-0'
+end
+"""
+
+_TOP = _TOP_FUNCTION + "return top(KEYS[1])"
+
+# ARGV: expected top id, MAXLEN ('' = none), then 7 values per event (position first).
+_PUBLISH = (
+    _TOP_FUNCTION
+    + """
+local current = top(KEYS[1])
+if current ~= ARGV[1] then return {0, current} end
+for i = 3, #ARGV, 7 do
+    redis.call('XADD', KEYS[1], ARGV[i] .. '-0',
+        'position', ARGV[i], 'stream', ARGV[i + 1], 'version', ARGV[i + 2],
+        'type', ARGV[i + 3], 'data', ARGV[i + 4], 'meta', ARGV[i + 5],
+        'recorded_at', ARGV[i + 6])
+end
+if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2]) end
+return {1, top(KEYS[1])}
+"""
+)
+
+
+def position_of(entry_id: bytes | str) -> int:
+    """The event position an entry id stands for (``41-0`` -> 41)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+def entry_fields(event: StoredEvent) -> list[str | bytes]:
+    """The seven field values of an entry, in the script's order."""
+    return [
+        str(event.position),
+        event.stream,
+        str(event.version),
+        event.type,
+        bytes(event.data),
+        bytes(event.meta),
+        event.recorded_at.isoformat(),
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a publish did: ``written`` False means the top was not ``expected``; ``top`` is
+    the stream's last generated position afterwards."""
+
+    written: bool
+    top: int
+
+
+class StreamWriter:
+    """Publishes batches to one stream; any number of relays may share a stream safely."""
+
+    def __init__(self, client: redis.Redis, stream: str = EVENTS_STREAM) -> None:
+        self.client, self.stream = client, stream
+        self._top = client.register_script(_TOP)
+        self._publish = client.register_script(_PUBLISH)
+
+    async def top(self) -> int:
+        """The last position the stream was given (0 for a missing or new stream)."""
+        reply: Any = await self._top(keys=[self.stream])
+        return position_of(reply)
+
+    async def publish(
+        self, events: Sequence[StoredEvent], expected_top: int, maxlen: int | None
+    ) -> Outcome:
+        """Append ``events`` if the stream's top is still ``expected_top``."""
+        args: list[str | bytes | int] = [f"{expected_top}-0", str(maxlen or "")]
+        for event in events:
+            args += entry_fields(event)
+        reply: Any = await self._publish(keys=[self.stream], args=args)
+        return Outcome(bool(reply[0]), position_of(reply[1]))
+
+    async def trim_before(self, position: int) -> None:
+        """Drop entries (approximately, whole nodes) with positions below ``position``."""
+        await self.client.xtrim(self.stream, minid=f"{position}-0", approximate=True)

@@ -1,0 +1,86 @@
+"""Replaying stored events: to a Redis stream (same entry format and ids as the relay's) or
+to JSON lines, in position order, as a snapshot of the log when the replay starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import IO
+
+import msgspec
+import redis.asyncio as redis
+
+from projections.base import Connection
+from services.relay.publisher import StreamWriter
+from services.store.audit import EventFilter, count_filtered, read_filtered
+from services.store.events import StoredEvent
+
+Sink = Callable[[list[StoredEvent]], Awaitable[None]]
+Progress = Callable[[int, int], None]
+
+
+class ReplayError(Exception):
+    """The replay cannot go on; the message says why in one line."""
+
+
+async def replay_events(
+    conn: Connection,
+    where: EventFilter,
+    sink: Sink,
+    *,
+    batch: int = 1000,
+    progress: Progress | None = None,
+) -> int:
+    """Send every matching event to ``sink`` in batches; returns how many were sent.
+
+    Events appended after the replay started are left out, so the replay has an end.
+    """
+    end = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")) + 1
+    where = dataclasses.replace(where, before=min(where.before or end, end))
+    total, done = await count_filtered(conn, where), 0
+    while True:
+        events = await read_filtered(conn, where, batch)
+        if not events:
+            return done
+        await sink(events)
+        done += len(events)
+        where = dataclasses.replace(where, after=events[-1].position)
+        if progress is not None:
+            progress(done, total)
+
+
+class RedisSink:
+    """Appends to a stream under ids ``<position>-0``, like the relay.
+
+    Positions the stream already holds are skipped, so an interrupted replay can simply be
+    run again; a stream that changes under the replay stops it.
+    """
+
+    def __init__(self, client: redis.Redis, stream: str) -> None:
+        self.writer = StreamWriter(client, stream)
+        self.top: int | None = None
+
+    async def __call__(self, events: list[StoredEvent]) -> None:
+        if self.top is None:
+            self.top = await self.writer.top()
+        fresh = [event for event in events if event.position > self.top]
+        if not fresh:
+            return
+        outcome = await self.writer.publish(fresh, self.top, maxlen=None)
+        if not outcome.written:
+            raise ReplayError(
+                f"stream {self.writer.stream!r} changed during the replay (now at {outcome.top})"
+            )
+        self.top = outcome.top
+
+
+class JsonlSink:
+    """Writes one JSON object per line, as ``ordinaut events tail`` prints them."""
+
+    def __init__(self, output: IO[bytes]) -> None:
+        self.output = output
+        self._encoder = msgspec.json.Encoder()
+
+    async def __call__(self, events: list[StoredEvent]) -> None:
+        self.output.write(b"".join(self._encoder.encode(e) + b"\n" for e in events))
+        self.output.flush()
