@@ -11,6 +11,7 @@ import redis.asyncio as redis
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig
 
 from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
@@ -28,12 +29,14 @@ from services.api.routes import (
     secrets,
     tasks,
     tools,
+    workers,
 )
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
 MAX_BODY_BYTES = 1024 * 1024
+_HTTP_METRICS = PrometheusConfig(app_name="ordinaut", prefix="ordinaut_http", group_path=True)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class ApiConfig:
     rate_limit_prefix: str = DEFAULT_PREFIX
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
+    # The stream the relay fills (its lag is part of GET /health).
+    events_stream: str = "ordinaut:events"
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -80,6 +85,8 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         route_handlers=[
             health.live,
             health.ready,
+            health.components,
+            workers.list_workers,
             events.list_events,
             events.publish_event,
             schedules.preview_schedule,
@@ -94,7 +101,9 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         ],
         lifespan=[connections],
         state=_initial_state(config),
-        middleware=[correlation_middleware],
+        # HTTP metrics by route template (group_path), never by raw path: ids would explode
+        # the number of series.
+        middleware=[correlation_middleware, _HTTP_METRICS.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
@@ -117,5 +126,6 @@ def _initial_state(config: ApiConfig) -> Any:
             "projections": inline_projections(),
             "webhook_key": config.webhook_key,
             "secret_box": box,
+            "events_stream": config.events_stream,
         }
     )

@@ -130,6 +130,7 @@ async def dry_run(
         call_tool=_fake_call,
         publish=_fake_publish,
         park_for_approval=False,
+        observe=False,
         load_secrets=load_secrets,
     )
     await runner.execute(run)

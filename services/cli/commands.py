@@ -18,6 +18,7 @@ from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
+    run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
     run_relay_alone,
@@ -49,6 +50,11 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     await run_up(settings)
+    return 0
+
+
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    await run_api_alone(settings)
     return 0
 
 
@@ -221,6 +227,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
+    ("api", None): cmd_api,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,

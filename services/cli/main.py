@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="API port (default 8080)")
     up.add_argument("--data-dir", type=Path, help="data directory (default ./.ordinaut)")
 
+    api = sub.add_parser("api", help="run only the API (any number may run at once)")
+    api.add_argument("--host", help="listen address (default 127.0.0.1)")
+    api.add_argument("--port", type=int, help="API port (default 8080)")
+
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("timer", help="run only the timer (any number may run at once)")
     worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
@@ -117,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = settings.with_overrides(
                 host=args.host, port=args.port, data_dir=args.data_dir
             )
+        elif args.command == "api":
+            settings = settings.with_overrides(host=args.host, port=args.port)
         configure_logging(settings.log_format, settings.log_level)
         return asyncio.run(commands.dispatch(args, settings))
     except (SettingsError, StartupError, commands.CommandError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import asyncpg
@@ -13,6 +14,7 @@ from services.notify.service import NotifierConfig, run_notifier
 from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
+from services.runtime.ops_server import ops_component
 from services.runtime.settings import Settings
 from services.runtime.supervisor import (
     Component,
@@ -120,7 +122,7 @@ async def run_timer_alone(settings: Settings) -> None:
     )
     try:
         await require_current_schema(servers.database_url)
-        await supervise([_timer(servers)])
+        await _supervise(servers, settings, [_timer(servers)])
     finally:
         await servers.stop()
 
@@ -130,7 +132,7 @@ async def run_worker_alone(settings: Settings, concurrency: int | None) -> None:
     servers = await open_servers(settings)
     try:
         await require_current_schema(servers.database_url)
-        await supervise([_worker(servers, settings, concurrency)])
+        await _supervise(servers, settings, [_worker(servers, settings, concurrency)])
     finally:
         await servers.stop()
 
@@ -140,7 +142,7 @@ async def run_relay_alone(settings: Settings, stream: str | None) -> None:
     servers = await open_servers(settings)
     try:
         await require_current_schema(servers.database_url)
-        await supervise([_relay(servers, settings, stream)])
+        await _supervise(servers, settings, [_relay(servers, settings, stream)])
     finally:
         await servers.stop()
 
@@ -151,7 +153,7 @@ async def run_notifier_alone(settings: Settings, stream: str | None) -> None:
     try:
         await require_current_schema(servers.database_url)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
-        await supervise([_notifier(servers, settings, key, stream)])
+        await _supervise(servers, settings, [_notifier(servers, settings, key, stream)])
     finally:
         await servers.stop()
 
@@ -161,7 +163,7 @@ async def run_ingest_alone(settings: Settings) -> None:
     servers = await open_servers(settings)
     try:
         await require_current_schema(servers.database_url)
-        await supervise([_ingest(servers, settings)])
+        await _supervise(servers, settings, [_ingest(servers, settings)])
     finally:
         await servers.stop()
 
@@ -191,27 +193,51 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
     )
 
 
+def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component:
+    token = load_admin_token(settings.admin_token, settings.data_dir)
+    config = ApiConfig(
+        servers.database_url,
+        servers.redis_url,
+        token.sha256,
+        secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+        webhook_key=load_webhook_key(settings.webhook_key, settings.data_dir),
+        rate_limits=settings.rate_limits,
+    )
+    banner = _banner(settings, servers, str(token.path) if token.path else None)
+    announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
+    return api_component(create_app(config), sock, announce)
+
+
+async def _supervise(servers: Servers, settings: Settings, components: list[Component]) -> None:
+    """Run ``components``, with this process's ops port (metrics, health) when configured."""
+    if settings.metrics_port:
+        ops = ops_component(servers.database_url, servers.redis_url, settings.metrics_host,
+                            settings.metrics_port, settings.events_stream)  # fmt: skip
+        components = [*components, ops]
+    await supervise(components)
+
+
+async def run_api_alone(settings: Settings) -> None:
+    """`ordinaut api`: only the API (any number may run), until SIGTERM/SIGINT."""
+    sock = bind_socket(settings.host, settings.port)
+    servers = await open_servers(settings)
+    try:
+        await require_current_schema(servers.database_url)
+        await _supervise(servers, settings, [_api(servers, settings, sock)])
+    finally:
+        sock.close()
+        await servers.stop()
+
+
 async def run_up(settings: Settings) -> None:
     """Start everything and block until SIGTERM/SIGINT; embedded servers stop on the way out."""
     sock = bind_socket(settings.host, settings.port)
     servers = await open_servers(settings)
     try:
         await migrate_database(servers.database_url)
-        token = load_admin_token(settings.admin_token, settings.data_dir)
-        secret_key = load_secret_key(settings.secret_key, settings.data_dir)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
-        config = ApiConfig(
-            servers.database_url,
-            servers.redis_url,
-            token.sha256,
-            secret_key=secret_key,
-            webhook_key=key,
-            rate_limits=settings.rate_limits,
-        )
-        app = create_app(config)
-        banner = _banner(settings, servers, str(token.path) if token.path else None)
-        announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-        await supervise([api_component(app, sock, announce), *_background(servers, settings, key)])
+        api = _api(servers, settings, sock)
+        await _supervise(servers, settings, [api, *_background(servers, settings, key)])
     finally:
         sock.close()
         await servers.stop()

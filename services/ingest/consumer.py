@@ -29,6 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from projections.base import ProjectionSet
 from services.ingest.entries import DEFAULT_MAX_PAYLOAD_BYTES, Entry, Refused, read_entry
+from services.runtime.metrics import DEAD_LETTERS
 from services.store.errors import IdempotencyKeyReused, StoreError
 from services.store.publish import Publication, publish_many
 from services.worker.dispatch import Announcer
@@ -244,6 +245,7 @@ class IngestConsumer:
                     pipe.xadd(self.config.dead_stream, self._dead_fields(entry, reason))
                 await pipe.execute()
             self.dead += len(batch.dead)
+            DEAD_LETTERS.labels(self.config.dead_stream).inc(len(batch.dead))
             log.info("ingest entries dead-lettered", count=len(batch.dead),
                      first_reason=batch.dead[0][1])  # fmt: skip
         ids = [e.id for e in batch.done] + [e.id for e, _ in batch.dead]

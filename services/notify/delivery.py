@@ -21,6 +21,7 @@ from services.notify.config import NotifierConfig
 from services.notify.recipients import Recipient
 from services.notify.records import delivery_state, record
 from services.notify.sender import WebhookSender, notification_body
+from services.runtime.metrics import WEBHOOK_DELIVERIES
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,7 @@ class Deliverer:
             return True
         attempt = state.attempts + 1
         result = await self._send(d, attempt)
+        WEBHOOK_DELIVERIES.labels("delivered" if result.ok else "failed_attempt").inc()
         events = record_attempt(
             agent_id, d.position, d.event_type, attempt, result, self.config.max_attempts
         )

@@ -30,6 +30,8 @@ class Settings:
     log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
     log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.
     host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens (127.0.0.1:8080).
+    metrics_host, metrics_port: ORDINAUT_METRICS_HOST / ORDINAUT_METRICS_PORT, where this
+        process serves /metrics and /health (127.0.0.1; port 0 = not served).
     worker_concurrency: ORDINAUT_WORKER_CONCURRENCY, runs one worker executes at once (16).
     worker_lease_seconds: ORDINAUT_WORKER_LEASE_SECONDS, how long a lease lasts between
         heartbeats; a crashed worker's runs restart after at most this long (30).
@@ -71,6 +73,8 @@ class Settings:
     log_level: str = "info"
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
@@ -101,6 +105,8 @@ class Settings:
             log_level=env.get("ORDINAUT_LOG_LEVEL", "info").lower(),
             host=env.get("ORDINAUT_HOST", "127.0.0.1"),
             port=_port(env.get("ORDINAUT_PORT", "8080"), "ORDINAUT_PORT"),
+            metrics_host=env.get("ORDINAUT_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_port(env.get("ORDINAUT_METRICS_PORT", "0"), "ORDINAUT_METRICS_PORT"),
             worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
             worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
             worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
@@ -152,6 +158,10 @@ class Settings:
             raise SettingsError("ORDINAUT_WEBHOOK_KEY must be at least 16 characters long")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"ORDINAUT_PORT must be between 1 and 65535, not {self.port}")
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(
+                f"ORDINAUT_METRICS_PORT must be between 0 and 65535, not {self.metrics_port}"
+            )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise SettingsError(f"ORDINAUT_DATA_DIR {str(self.data_dir)!r} is not a directory")
 

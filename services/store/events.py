@@ -24,6 +24,7 @@ from domain.envelope import (
 )
 from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
+from services.runtime.metrics import EVENTS_APPENDED
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 APPEND_LOCK = 0x6F72_6469_6170_7064  # any fixed number; only appenders (and rebuilds) take it
@@ -147,6 +148,8 @@ async def append_in_transaction(
     encoded = _encode(appends, meta)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     envelopes = await _insert(conn, appends, meta, encoded)
+    for kind in encoded.types:  # counted at insert: a rollback after this still counts
+        EVENTS_APPENDED.labels(kind).inc()
     await projections.apply(conn, envelopes)
     result = AppendResult(
         first_position=envelopes[0].position,

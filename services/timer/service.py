@@ -21,6 +21,7 @@ from domain.schedules import Schedule, compile_schedule
 from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
+from services.runtime.metrics import TIMER_LAG
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
@@ -141,12 +142,13 @@ class Timer:
         ]
 
     def _observe(self, appends: list[StreamAppend]) -> None:
-        if self.on_fired is None:
-            return
         for append in appends:
             for event in append.events:
                 if isinstance(event, TaskDue):
-                    self.on_fired(event)
+                    lag = (event.fired_at - event.scheduled_for).total_seconds()
+                    TIMER_LAG.observe(max(lag, 0.0))
+                    if self.on_fired is not None:
+                        self.on_fired(event)
 
     async def _next_run(self) -> tuple[float, float]:
         """How long to sleep, and the epoch (on the database's clock) the sleep lasts until."""

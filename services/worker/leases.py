@@ -30,6 +30,7 @@ from domain.events import (
     run_stream,
 )
 from projections.base import Connection, ProjectionSet
+from services.runtime.metrics import RUNS
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 
 # Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
@@ -187,6 +188,9 @@ async def lease(
             await append_in_transaction(
                 conn, appends, EventMeta(actor=worker, correlation_id=worker), projections
             )
+    duplicates = sum(isinstance(e, RunDeduplicated) for a in appends for e in a.events)
+    if duplicates:
+        RUNS.labels("deduplicated").inc(duplicates)
     return leased, readied
 
 

@@ -35,6 +35,7 @@ from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.secrets import redact, references
 from domain.templates import condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
 from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError
@@ -115,6 +116,8 @@ class Runner:
     # Quiet hours and budgets (a dry run has none: nothing is called, nothing waits).
     governor: Governor | None = None
     load_secrets: LoadSecrets | None = None
+    # Whether runs count in the process's metrics (a dry run does not).
+    observe: bool = True
     check_access: CheckAccess | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
@@ -136,6 +139,7 @@ class Runner:
         pipeline = run.definition.payload.get("pipeline", [])
         context = _Context(run, ZoneInfo(run.definition.timezone))
         context.last_step = pipeline[-1]["id"] if pipeline else None
+        started = time.perf_counter()
         try:
             await self._steps(context, pipeline, "", {})
             succeeded = RunSucceeded(run_id=run.run_id, attempt=run.attempt)
@@ -144,6 +148,8 @@ class Runner:
             return
         finally:
             self._secrets.pop(run.run_id, None)
+            if self.observe:
+                RUN_DURATION.observe(time.perf_counter() - started)
 
     async def _steps(
         self,
@@ -328,10 +334,15 @@ class Runner:
             raise _Stop from None
         except ToolCallError as exc:
             elapsed = (time.perf_counter() - started) * 1000
+            if self.observe:
+                STEP_DURATION.labels(tool.address).observe(elapsed / 1000)
+                STEP_FAILURES.labels(tool.address).inc()
             return await self._fail(
                 context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
             )
         elapsed = (time.perf_counter() - started) * 1000
+        if self.observe:
+            STEP_DURATION.labels(tool.address).observe(elapsed / 1000)
         # later steps see the output as recorded: a secret echoed back goes no further
         output = redact(output, self._secrets.get(run.run_id, {}))
         cost = 0.0 if tool.transport == "builtin" else step_cost(tool.cost_per_call, output)
@@ -464,7 +475,10 @@ class Runner:
         secrets = self._secrets.get(run.run_id)
         if secrets:
             events = [_redacted(event, secrets) for event in events]
-        return await self.record(run.run_id, events)
+        outcome = await self.record(run.run_id, events)
+        if outcome is not Outcome.LOST and self.observe:
+            _count_outcomes(events)
+        return outcome
 
     async def _record(self, run: LeasedRun, events: list[Event]) -> None:
         """Record; stop if the lease is gone, or stop at this boundary if canceled."""
@@ -481,3 +495,14 @@ def _redacted(event: Event, secrets: dict[str, str]) -> Event:
     """The event with every secret value in its fields replaced by a marker."""
     fields = redact(msgspec.to_builtins(event), secrets)
     return msgspec.convert(fields, type(event))
+
+
+_OUTCOMES = {"run.succeeded": "succeeded", "run.attempt_failed": "attempt_failed",
+             "run.dead": "dead", "run.canceled": "canceled"}  # fmt: skip
+
+
+def _count_outcomes(events: list[Event]) -> None:
+    for event in events:
+        status = _OUTCOMES.get(str(event.__struct_config__.tag))
+        if status is not None:
+            RUNS.labels(status).inc()

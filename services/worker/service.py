@@ -28,7 +28,7 @@ from services.store.publish import Publication, publish_external
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
-from services.worker import leases
+from services.worker import leases, presence
 from services.worker.dispatch import Announcer, WakeListener
 from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
@@ -156,6 +156,7 @@ class Worker:
             asyncio.create_task(self.recorder.run(recorder_stop)),
             heartbeat,
             asyncio.create_task(self._watch_cancels(stop)),
+            asyncio.create_task(self._report_presence(stop)),
         ]
         if self.redis is not None:
             listener = WakeListener(self.redis, self.name, self._wake.set)
@@ -170,6 +171,7 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             async with self.pool.acquire() as conn:
                 await leases.release(conn, self.name)
+                await presence.leave(conn, self.name)
             await self.invoker.aclose()
             log.info("worker stopped", worker=self.name)
 
@@ -255,6 +257,18 @@ class Worker:
                     )
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("heartbeat failed", error=str(exc))
+
+    async def _report_presence(self, stop: asyncio.Event) -> None:
+        """Say this worker is alive, every few seconds, until stopped."""
+        while not stop.is_set():
+            try:
+                async with self.pool.acquire() as conn:
+                    await presence.report(
+                        conn, self.name, self.config.concurrency, len(self._active)
+                    )
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("reporting presence failed", error=str(exc))
+            await _wait(stop, asyncio.Event(), presence.PRESENCE_SECONDS)
 
     async def _watch_cancels(self, stop: asyncio.Event) -> None:
         """Abandon tool calls in flight whose run was canceled, within a poll interval.

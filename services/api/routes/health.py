@@ -9,6 +9,7 @@ import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
+from services.runtime.health import HealthReport, report
 from services.store.migrate import pending_migrations
 
 _CHECK_TIMEOUT_SECONDS = 2.0
@@ -56,3 +57,10 @@ async def ready(state: State) -> Response[Readiness]:
     ok = all(value == "ok" for value in checks.values())
     body = Readiness("ready" if ok else "not_ready", checks)
     return Response(body, status_code=200 if ok else 503)
+
+
+@get("/health", tags=["health"], summary="Each component's state, with its numbers")
+async def components(state: State) -> HealthReport:
+    """db, redis, timer lag, oldest ready work, relay lag and workers alive: each ok, degraded
+    or failing; the status is the worst of them. Always 200 (use /health/ready for probes)."""
+    return await report(state.pool, state.redis, state.events_stream)

@@ -1,0 +1,143 @@
+"""How Ordinaut is doing, component by component, with the numbers behind each verdict.
+
+Served as GET /health on the API and on every process's ops port, and the same sampling
+feeds the gauges on /metrics. Each component is ok, degraded or failing; the whole is the
+worst of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import asyncpg
+import msgspec
+import redis.asyncio as redis
+
+from projections.base import Connection
+from services.runtime.metrics import DUE_WORK_OLDEST, DUE_WORK_READY, STREAM_PENDING, WORKERS_ALIVE
+from services.worker import presence
+
+# (degraded from, failing from), in seconds
+TIMER_LAG = (5.0, 60.0)
+OLDEST_READY = (30.0, 300.0)
+RELAY_LAG = (5.0, 60.0)
+_ORDER = {"ok": 0, "degraded": 1, "failing": 2}
+_TIMEOUT = 2.0
+
+_TIMER = """
+SELECT coalesce(extract(epoch FROM now() - min(next_run_at)), 0)::float8 FROM task
+WHERE status = 'active' AND NOT deleted AND next_run_at < now()
+"""
+_READY = """
+SELECT count(*) AS ready,
+       coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 AS oldest
+FROM due_work
+WHERE run_at <= now() AND NOT parked AND (locked_until IS NULL OR locked_until < now())
+"""
+_RELAY = """
+SELECT (SELECT position FROM relay_checkpoint WHERE name = $1) AS relayed,
+       (SELECT coalesce(max(position), 0) FROM events) AS last
+"""
+_FIRST_UNRELAYED = """
+SELECT extract(epoch FROM now() - recorded_at)::float8 FROM events
+WHERE position > $1 ORDER BY position LIMIT 1
+"""
+
+
+class Component(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One part's verdict and its numbers."""
+
+    status: str
+    numbers: dict[str, float] = msgspec.field(default_factory=dict)
+    detail: str | None = None
+
+
+class HealthReport(msgspec.Struct, frozen=True):
+    """The verdict for the whole, and every component's."""
+
+    status: str
+    components: dict[str, Component]
+
+
+def _grade(value: float, limits: tuple[float, float]) -> str:
+    return "failing" if value >= limits[1] else "degraded" if value >= limits[0] else "ok"
+
+
+async def _timed(probe: Any) -> float:
+    started = time.perf_counter()
+    await asyncio.wait_for(probe, _TIMEOUT)
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+async def report(
+    pool: asyncpg.Pool, client: redis.Redis | None, events_stream: str = "ordinaut:events"
+) -> HealthReport:
+    """Sample every component (and set the gauges on the way)."""
+    components: dict[str, Component] = {}
+    try:
+        components["db"] = Component("ok", {"latency_ms": await _timed(pool.fetchval("SELECT 1"))})
+    except Exception as exc:  # a down database is the report, not an error
+        components["db"] = Component("failing", detail=type(exc).__name__)
+        return _whole(components)
+    components["redis"] = await _redis(client)
+    async with pool.acquire() as conn:
+        lag = float(await conn.fetchval(_TIMER))
+        components["timer"] = Component(_grade(lag, TIMER_LAG), {"lag_seconds": round(lag, 3)})
+        ready = await conn.fetchrow(_READY)
+        assert ready is not None
+        DUE_WORK_READY.set(ready["ready"])
+        DUE_WORK_OLDEST.set(ready["oldest"])
+        components["ready_work"] = Component(
+            _grade(ready["oldest"], OLDEST_READY),
+            {"ready": ready["ready"], "oldest_seconds": round(ready["oldest"], 3)},
+        )
+        components["relay"] = await _relay(conn, events_stream)
+        workers = await presence.alive(conn)
+        WORKERS_ALIVE.set(workers)
+        # No worker is only a problem when there is work for one.
+        status = "ok" if workers or not ready["ready"] else "failing"
+        components["workers"] = Component(status, {"alive": workers})
+    if client is not None:
+        await _sample_pending(client, events_stream)
+    return _whole(components)
+
+
+async def _redis(client: redis.Redis | None) -> Component:
+    if client is None:
+        return Component("degraded", detail="not configured; workers poll Postgres")
+    try:
+        return Component("ok", {"latency_ms": await _timed(client.ping())})
+    except Exception as exc:  # Redis down degrades Ordinaut; Postgres keeps the truth
+        return Component("degraded", detail=type(exc).__name__)
+
+
+async def _relay(conn: Connection, stream: str) -> Component:
+    row = await conn.fetchrow(_RELAY, stream)
+    assert row is not None
+    if row["relayed"] is None:
+        return Component("degraded", {"behind_events": float(row["last"])},
+                         "no relay has published to this stream yet")  # fmt: skip
+    behind = row["last"] - row["relayed"]
+    age = float(await conn.fetchval(_FIRST_UNRELAYED, row["relayed"]) or 0) if behind else 0.0
+    return Component(
+        _grade(age, RELAY_LAG), {"behind_events": float(behind), "lag_seconds": round(age, 3)}
+    )
+
+
+async def _sample_pending(client: redis.Redis, events_stream: str) -> None:
+    for stream in (events_stream, "ordinaut:ingest", "ordinaut:work"):
+        try:
+            groups: Any = await asyncio.wait_for(client.xinfo_groups(stream), _TIMEOUT)
+        except Exception:  # noqa: S112 - a stream that does not exist yet has no groups
+            continue
+        for group in groups:
+            name = group["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            STREAM_PENDING.labels(stream, name).set(group["pending"])
+
+
+def _whole(components: dict[str, Component]) -> HealthReport:
+    worst = max((c.status for c in components.values()), key=_ORDER.__getitem__)
+    return HealthReport(worst, components)
