@@ -27,6 +27,7 @@ from services.api.routes import (
     runs,
     schedules,
     secrets,
+    task_files,
     tasks,
     tools,
     workers,
@@ -56,6 +57,10 @@ class ApiConfig:
     secret_key: bytes | None = None
     # The stream the relay fills (its lag is part of GET /health).
     events_stream: str = "ordinaut:events"
+    # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW): checked at task creation.
+    shell_allow: tuple[str, ...] = ()
+    # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
+    python_allow: tuple[str, ...] = ()
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -97,6 +102,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *runs.ROUTES,
             *tools.ROUTES,
             *secrets.ROUTES,
+            *task_files.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections],
@@ -127,5 +133,7 @@ def _initial_state(config: ApiConfig) -> Any:
             "webhook_key": config.webhook_key,
             "secret_box": box,
             "events_stream": config.events_stream,
+            "shell_allow": config.shell_allow,
+            "python_allow": config.python_allow,
         }
     )

@@ -85,7 +85,7 @@ async def dry_run_new_task(
     definition = msgspec.convert(msgspec.to_builtins(data.task), TaskDefinition)
     async with state.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)
-    prepared = prepare_definition(definition, datetime.now(UTC), tools)
+    prepared = prepare_definition(definition, datetime.now(UTC), tools, state.shell_allow)
     return await dry_run(
         "dry-run",
         prepared.title,

@@ -37,6 +37,7 @@ from domain.tasks import (
     decide_run_now,
     decide_snooze,
     decide_update,
+    definition_changes,
 )
 from projections.base import Connection
 from services.api.auth import principal_of, requires
@@ -186,16 +187,23 @@ async def create_task(
         existing = data.key and await task_id_by_key(conn, command.principal.actor, data.key)
         scopes = await tool_scopes(conn)
     tools, granted = frozenset(scopes), command.principal.scopes
+    shell_allow = state.shell_allow
     if existing:
-        changes = msgspec.to_builtins(data)
+        # A restatement of the whole task: only fields that really differ are changes.
         return await command.on_task(
             existing,
-            lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+            lambda t, now: _permitted(
+                decide_update(
+                    t, definition_changes(t.definition, definition), now, tools, shell_allow
+                ),
+                scopes,
+                granted,
+            ),
             _view,
         )
     task_id = str(uuid.uuid4())
     events = _permitted(
-        decide_create(task_id, definition, datetime.now(UTC), tools), scopes, granted
+        decide_create(task_id, definition, datetime.now(UTC), tools, shell_allow), scopes, granted
     )
     async with state.pool.acquire() as conn, conn.transaction():
         if (prior := await command.replayed(conn)) is not None:
@@ -221,7 +229,9 @@ async def update_task(
     tools, granted = frozenset(scopes), command.principal.scopes
     return await command.on_task(
         task_id,
-        lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+        lambda t, now: _permitted(
+            decide_update(t, changes, now, tools, state.shell_allow), scopes, granted
+        ),
         _view,
     )
 
