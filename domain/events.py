@@ -220,10 +220,12 @@ class ToolRegistered(_Event, frozen=True, tag="tool.registered"):
     """A tool joined the catalog (or its registration was replaced)."""
 
     address: str
-    transport: Literal["builtin", "http", "mcp"]
+    transport: Literal["builtin", "http", "mcp", "python"]
     description: str | None = None
     endpoint: str | None = None
     command: tuple[str, ...] | None = None
+    # A python tool's function, "package.module:function" (sync or async).
+    callable: str | None = None
     input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     timeout_seconds: float = 30.0

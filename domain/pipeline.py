@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.errors import RuleViolation
 from domain.secrets import mentions_secrets
+from domain.shell import check_static_steps
 from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
 
 STEP_KEYS = frozenset(
@@ -32,10 +33,15 @@ class PipelineError(RuleViolation):
     """A pipeline problem at a dotted field path, e.g. ``payload.pipeline[2].with.text``."""
 
 
-def validate_payload(payload: object, tools: frozenset[str] | None = None) -> None:
+def validate_payload(
+    payload: object,
+    tools: frozenset[str] | None = None,
+    shell_allow: tuple[str, ...] | None = None,
+) -> None:
     """Raise PipelineError for the first structural or template problem in ``payload``.
 
     ``tools`` is the catalog (every address a step may use); None skips that check.
+    ``shell_allow`` is the admin's allow-list for `shell.exec` (None skips that check).
     """
     if not isinstance(payload, Mapping):
         raise PipelineError("payload", "must be an object")
@@ -49,6 +55,8 @@ def validate_payload(payload: object, tools: frozenset[str] | None = None) -> No
     _check_size(steps, "payload.pipeline")
     if tools is not None:
         _check_tools(steps, "payload.pipeline", tools)
+    if shell_allow is not None:
+        check_static_steps(steps, "payload.pipeline", shell_allow)
 
 
 def check_tool_scopes(

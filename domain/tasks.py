@@ -48,13 +48,17 @@ class TaskState:
 
 
 def prepare_definition(
-    definition: TaskDefinition, now: datetime, tools: frozenset[str] | None = None
+    definition: TaskDefinition,
+    now: datetime,
+    tools: frozenset[str] | None = None,
+    shell_allow: tuple[str, ...] | None = None,
 ) -> TaskDefinition:
     """Validate everything and fix a bare RRULE's anchor once, so its phase never drifts.
 
-    ``tools`` is the catalog the pipeline's steps must come from (None: not checked).
+    ``tools`` is the catalog the pipeline's steps must come from (None: not checked);
+    ``shell_allow`` the programs `shell.exec` steps may run (None: not checked).
     """
-    validate_payload(definition.payload, tools)
+    validate_payload(definition.payload, tools, shell_allow)
     check_amount(definition.budget_per_day, "budget_per_day")
     check_windows(definition.quiet_hours, "quiet_hours")
     zone = validate_timezone(definition.timezone)
@@ -108,10 +112,14 @@ def first_run(definition: TaskDefinition, now: datetime) -> datetime | None:
 
 
 def decide_create(
-    task_id: str, definition: TaskDefinition, now: datetime, tools: frozenset[str] | None = None
+    task_id: str,
+    definition: TaskDefinition,
+    now: datetime,
+    tools: frozenset[str] | None = None,
+    shell_allow: tuple[str, ...] | None = None,
 ) -> list[Event]:
     """A new task: validated, anchored, with its first run decided."""
-    prepared = prepare_definition(definition, now, tools)
+    prepared = prepare_definition(definition, now, tools, shell_allow)
     return [TaskCreated(task_id=task_id, definition=prepared, next_run_at=first_run(prepared, now))]
 
 
@@ -123,6 +131,7 @@ def decide_update(
     changes: dict[str, object],
     now: datetime,
     tools: frozenset[str] | None = None,
+    shell_allow: tuple[str, ...] | None = None,
 ) -> list[Event]:
     """Apply changed fields; a schedule change recomputes the next run."""
     _require_open(state)
@@ -139,7 +148,7 @@ def decide_update(
         definition = msgspec.convert(merged, TaskDefinition)
     except msgspec.ValidationError as exc:
         raise TaskRejected("body", str(exc)) from None
-    prepared = prepare_definition(definition, now, tools)
+    prepared = prepare_definition(definition, now, tools, shell_allow)
     changed = tuple(sorted(k for k in changes if current.get(k) != changes[k]))
     if not changed:
         return []
@@ -149,6 +158,29 @@ def decide_update(
     next_run_at = first_run(prepared, now) if rescheduled else state.next_run_at
     return [TaskUpdated(task_id=state.task_id, definition=prepared, changed=changed,
                         next_run_at=next_run_at)]  # fmt: skip
+
+
+def definition_changes(stored: TaskDefinition, desired: TaskDefinition) -> dict[str, object]:
+    """The fields of a whole new definition that really differ from the stored one.
+
+    Used when a caller restates a task in full (POST with a known key, `ordinaut apply`):
+    restating it unchanged must record nothing. A bare RRULE's anchor (``dtstart``) was fixed
+    at creation; a restatement without one keeps it unless the rule itself changes.
+    """
+    old = _fields(stored)
+    new = _fields(desired)
+    changes = {name: value for name, value in new.items() if old[name] != value}
+    if desired.dtstart is None and not changes.keys() & {"schedule_kind", "schedule_expr"}:
+        changes.pop("dtstart", None)
+    return changes
+
+
+def _fields(definition: TaskDefinition) -> dict[str, object]:
+    """Every field as JSON-compatible values, defaults included."""
+    return {
+        f.name: msgspec.to_builtins(getattr(definition, f.name))
+        for f in msgspec.structs.fields(definition)
+    }
 
 
 def decide_pause(state: TaskState) -> list[Event]:

@@ -16,6 +16,9 @@ from jsonschema.exceptions import SchemaError
 from domain.budgets import check_amount
 from domain.errors import RuleViolation
 from domain.events import ToolRateLimit, ToolRegistered
+from domain.shell import INPUT_SCHEMA as _SHELL_INPUT
+from domain.shell import OUTPUT_SCHEMA as _SHELL_OUTPUT
+from domain.shell import SHELL_EXEC
 
 ADDRESS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -147,16 +150,31 @@ BUILTIN_TOOLS: Mapping[str, ToolRegistered] = MappingProxyType(
                      _APPROVAL_INPUT, _APPROVAL_OUTPUT),
             _builtin("pipeline.foreach", "Runs the body steps once for each item.",
                      _FOREACH_INPUT, _FOREACH_OUTPUT),
+            # an agent needs the "shell" scope: running programs on a worker is no small thing
+            _builtin(SHELL_EXEC, "Runs an allow-listed program; returns its exit code and output.",
+                     _SHELL_INPUT, _SHELL_OUTPUT, "shell"),
         )
     }
 )  # fmt: skip
 
 
-def validate_registration(tool: ToolRegistered) -> ToolRegistered:
-    """The registration with its scopes sorted and deduplicated; ToolRuleError if it is invalid."""
+# "package.module:function" (a dotted attribute path after the colon is allowed too)
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+CALLABLE = re.compile(f"^{_DOTTED}:{_DOTTED}$")
+
+
+def validate_registration(
+    tool: ToolRegistered, python_allow: tuple[str, ...] = ()
+) -> ToolRegistered:
+    """The registration with its scopes sorted and deduplicated; ToolRuleError if it is invalid.
+
+    ``python_allow`` lists the module prefixes a python tool's callable may come from.
+    """
     _check_address(tool.address)
     if tool.transport == "builtin":
-        raise ToolRuleError("transport", "builtin tools are fixed in code; use http or mcp")
+        raise ToolRuleError("transport", "builtin tools are fixed in code; use http, mcp or python")
+    if tool.transport == "python" or tool.callable is not None:
+        check_python_callable(tool, python_allow)
     if tool.description is not None and len(tool.description) > DESCRIPTION_MAX:
         raise ToolRuleError("description", f"must be at most {DESCRIPTION_MAX} characters")
     _check_target(tool)
@@ -179,6 +197,32 @@ def _check_rate_limit(limit: ToolRateLimit | None) -> None:
     if not math.isfinite(per) or not 0 < per <= RATE_WINDOW_MAX:
         raise ToolRuleError(
             "rate_limit.per_seconds", f"must be more than 0 and at most {RATE_WINDOW_MAX:g}"
+        )
+
+
+def callable_module(target: str) -> str:
+    """The module part of "package.module:function"."""
+    return target.partition(":")[0]
+
+
+def python_module_allowed(module: str, allow: tuple[str, ...]) -> bool:
+    """Whether ``module`` is an allowed prefix or inside one (``a.b`` allows ``a.b.c``)."""
+    return any(module == prefix or module.startswith(f"{prefix}.") for prefix in allow)
+
+
+def check_python_callable(tool: ToolRegistered, allow: tuple[str, ...]) -> None:
+    """A python tool names a well-formed callable from an allowed module, and nothing else."""
+    if tool.transport != "python":
+        raise ToolRuleError("callable", "only a python tool has a callable")
+    if tool.callable is None or not CALLABLE.match(tool.callable):
+        raise ToolRuleError("callable", 'must be "package.module:function"')
+    if tool.endpoint is not None or tool.command is not None:
+        raise ToolRuleError("endpoint", "a python tool runs in the worker; give no endpoint")
+    module = callable_module(tool.callable)
+    if not python_module_allowed(module, allow):
+        hint = "nothing is allowed" if not allow else "it is under no allowed prefix"
+        raise ToolRuleError(
+            "callable", f"module {module!r} is not allowed ({hint} in ORDINAUT_PYTHON_TOOLS_ALLOW)"
         )
 
 

@@ -32,7 +32,12 @@ def serve_in_thread(app: Any, *, lifespan: Literal["auto", "on", "off"] = "on") 
 
 @contextlib.asynccontextmanager
 async def api_client(
-    database_url: str, redis_url: str, *, secret_key: bytes | None = None
+    database_url: str,
+    redis_url: str,
+    *,
+    secret_key: bytes | None = None,
+    shell_allow: tuple[str, ...] = (),
+    python_allow: tuple[str, ...] = (),
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the API, served by uvicorn in a thread, as admin.
 
@@ -40,7 +45,9 @@ async def api_client(
     event loop, so a command waiting for the append lock held by a worker in this loop would
     wait forever.
     """
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=secret_key))
+    config = ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=secret_key,
+                       shell_allow=shell_allow, python_allow=python_allow)  # fmt: skip
+    app = create_app(config)
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
             yield client

@@ -27,6 +27,7 @@ from services.api.routes import (
     runs,
     schedules,
     secrets,
+    task_files,
     tasks,
     tools,
     workers,
@@ -59,6 +60,10 @@ class ApiConfig:
     mcp_allowed_hosts: tuple[str, ...] = ()
     # The stream the relay fills (its lag is part of GET /health).
     events_stream: str = "ordinaut:events"
+    # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW): checked at task creation.
+    shell_allow: tuple[str, ...] = ()
+    # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
+    python_allow: tuple[str, ...] = ()
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -102,6 +107,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *runs.ROUTES,
             *tools.ROUTES,
             *secrets.ROUTES,
+            *task_files.ROUTES,
             *extra_routes,
         ],
         lifespan=[connections, mcp.lifespan],
@@ -132,5 +138,7 @@ def _initial_state(config: ApiConfig) -> Any:
             "webhook_key": config.webhook_key,
             "secret_box": box,
             "events_stream": config.events_stream,
+            "shell_allow": config.shell_allow,
+            "python_allow": config.python_allow,
         }
     )

@@ -14,7 +14,9 @@ from services.api.operations.context import Backend, Caller, Outcome
 
 def backend_of(state: State) -> Backend:
     """The store and announcer the app opened in its lifespan."""
-    return Backend(state.pool, state.projections, state.get("announcer"))
+    return Backend(
+        state.pool, state.projections, state.get("announcer"), state.get("shell_allow", ())
+    )
 
 
 def caller_of(request: Request[Any, Any, Any], body: bytes = b"") -> Caller:

@@ -31,6 +31,7 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     builtin: bool
     rate_limit: ToolRateLimit | None = None
     cost_per_call: float | None = None
+    callable: str | None = None
 
 
 class ToolList(msgspec.Struct, frozen=True):
@@ -61,6 +62,7 @@ def tool_view(tool: ToolRegistered) -> ToolView:
         builtin=tool.transport == "builtin",
         rate_limit=tool.rate_limit,
         cost_per_call=tool.cost_per_call,
+        callable=tool.callable,
     )
 
 

@@ -1,21 +1,31 @@
-"""Ingest throughput: N entries through an ingest stream -> stored `event.received` events.
+"""Ingest throughput (ingest stream -> store -> events stream) and relay lag.
 
-The entries (about 200-byte JSON payloads, a third with their own idempotency key, a few
-event tasks subscribed so some entries fire runs) are added first; then the consumers start
-and the clock runs from their start to the last event committed. The streams are scratch
-ones (``bench-<id>:ingest``), never the live `ordinaut:ingest`, so a running service on the
-same Redis cannot pick the entries up; they are deleted afterwards.
+Throughput: N entries (about 200-byte JSON payloads, a third with their own idempotency key,
+a few event tasks subscribed so some entries fire runs) are added first; then the consumers
+start and the clock runs from their start to the last event committed (stored), and to the
+relay having published it (relayed). Lag: entries are then added at a fixed rate (open loop)
+and a reader of the events stream notes when each event arrives (see relay_lag.py).
+
+The consumers run in this process, the relay in its own (`ordinaut relay`). The streams are
+scratch ones (``bench-<id>:ingest``, ``bench-<id>:events``), never the live ones, so a running
+service on the same Redis cannot pick the entries up; they are deleted afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
+import os
 import random
+import signal
+import subprocess
 import sys
 import time
 import uuid
-from typing import TextIO
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
 
 import asyncpg
 import redis.asyncio as redis
@@ -24,9 +34,11 @@ from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
 from projections.registry import inline_projections
 from services.bench.append import TOPICS, _payload
-from services.bench.report import print_table
+from services.bench.relay_lag import Seen, watching
+from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.ingest.consumer import IngestConfig, IngestConsumer
+from services.relay.publisher import StreamWriter
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 
@@ -52,20 +64,38 @@ async def _subscribe(pool: asyncpg.Pool) -> None:
                                     inline_projections())  # fmt: skip
 
 
+def _entry(rng: random.Random, n: int) -> dict[Any, Any]:
+    fields = {"topic": rng.choice(TOPICS), "payload": json.dumps(_payload(rng)), "source": "bench"}
+    if n % 3 == 0:
+        fields["idempotency_key"] = f"bench-{n}-{rng.getrandbits(32)}"
+    return fields
+
+
 async def _produce(client: redis.Redis, stream: str, count: int) -> float:
-    """Add ``count`` entries; returns the seconds it took."""
+    """Add ``count`` entries as fast as Redis takes them; returns the seconds it took."""
     rng = random.Random(7)
     started = time.perf_counter()
     for start in range(0, count, _XADD_BATCH):
         async with client.pipeline(transaction=False) as pipe:
             for n in range(start, min(start + _XADD_BATCH, count)):
-                fields = {"topic": rng.choice(TOPICS), "payload": json.dumps(_payload(rng)),
-                          "source": "bench"}  # fmt: skip
-                if n % 3 == 0:
-                    fields["idempotency_key"] = f"bench-{n}"
-                pipe.xadd(stream, fields)  # type: ignore[arg-type]
+                pipe.xadd(stream, _entry(rng, n))
             await pipe.execute()
     return time.perf_counter() - started
+
+
+async def _produce_at(client: redis.Redis, stream: str, rate: int, seconds: int) -> None:
+    """Add ``rate`` entries a second for ``seconds``, on schedule (open loop)."""
+    rng, sent, total = random.Random(11), 0, rate * seconds
+    started = time.perf_counter()
+    while sent < total:
+        due = min(total, int((time.perf_counter() - started) * rate) + 1)
+        if due > sent:
+            async with client.pipeline(transaction=False) as pipe:
+                for n in range(sent, due):
+                    pipe.xadd(stream, _entry(rng, n))
+                await pipe.execute()
+            sent = due
+        await asyncio.sleep(0.002)
 
 
 async def bench_ingest(
@@ -75,60 +105,133 @@ async def bench_ingest(
     events: int = 50_000,
     consumers: int = 1,
     batch: int = 1000,
+    rate: int = 1000,
+    seconds: int = 10,
+    relay: bool = True,
     out: TextIO = sys.stdout,
 ) -> dict[str, float]:
-    """Fill a scratch ingest stream, let ``consumers`` drain it, report events/s."""
+    """Fill a scratch ingest stream and time its draining into the store and (with ``relay``)
+    onto a scratch events stream; then add ``rate`` entries a second for ``seconds`` and
+    report the relay lag."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     config = IngestConfig(stream=f"{prefix}:ingest", group=f"{prefix}:ingestors",
                           dead_stream=f"{prefix}:dead", batch=batch)  # fmt: skip
+    events_stream = f"{prefix}:events" if relay else None
     client = redis.Redis.from_url(redis_url, socket_timeout=30)
     try:
-        async with open_pool(database_url, size=consumers + 2) as pool:
-            await _subscribe(pool)
-            print(f"adding {events} entries to {config.stream} ...", file=out, flush=True)
-            produce_seconds = await _produce(client, config.stream, events)
-            seconds, recorded = await _drain(pool, client, config, consumers, events)
-            runs = int(await pool.fetchval("SELECT count(*) FROM runs"))
-        dead = int(await client.xlen(config.dead_stream))
+        async with (
+            open_pool(database_url, size=consumers + 2) as pool,
+            _relaying(database_url, redis_url, events_stream),
+        ):
+            figures = await _measure(pool, client, config, events_stream, consumers, events,
+                                     rate, seconds, out)  # fmt: skip
+        figures["dead_lettered"] = float(await client.xlen(config.dead_stream))
     finally:
-        await client.delete(config.stream, config.dead_stream)
+        await client.delete(config.stream, config.dead_stream, events_stream or config.stream)
         await client.aclose()
-    figures = {
-        "events": float(recorded),
-        "seconds": seconds,
-        "events_per_second": recorded / seconds,
-        "xadd_per_second": events / produce_seconds,
-        "runs_fired": float(runs),
-        "dead_lettered": float(dead),
-        "consumers": float(consumers),
-        "batch": float(batch),
-    }
+    figures.update(consumers=float(consumers), batch=float(batch))
     print_table([{k: round(v, 2) for k, v in figures.items()}], out)
-    print("relay lag: not measured (no relay on this branch)", file=out)
     return figures
 
 
-async def _drain(
-    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, consumers: int, events: int
-) -> tuple[float, int]:
-    """Run the consumers until every entry is an event; (seconds, events recorded)."""
+async def _measure(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, events_stream: str | None,
+    consumers: int, events: int, rate: int, seconds: int, out: TextIO,
+) -> dict[str, float]:  # fmt: skip
+    await _subscribe(pool)
+    print(f"adding {events} entries to {config.stream} ...", file=out, flush=True)
+    produce_seconds = await _produce(client, config.stream, events)
+    async with _consuming(pool, client, config, consumers) as members:
+        stored, relayed = await _drain(pool, members, events, client, events_stream)
+        figures = {
+            "events": float(events),
+            "stored_seconds": stored,
+            "events_per_second": events / stored,
+            "relayed_per_second": events / relayed if events_stream else math.nan,
+            "xadd_per_second": events / produce_seconds,
+            "runs_fired": float(await pool.fetchval("SELECT count(*) FROM runs")),
+        }
+        if events_stream is None:
+            return figures
+        print(f"adding {rate} entries/s for {seconds} s ...", file=out, flush=True)
+        top = await _last_position(pool)
+        async with watching(client, events_stream, top) as seen:
+            await _produce_at(client, config.stream, rate, seconds)
+            await _drain(pool, members, events + rate * seconds, client, events_stream, seen)
+    return {
+        **figures,
+        "rate": float(rate),
+        "relay_lag_p50_ms": percentile(seen.relay_ms, 50),
+        "relay_lag_p99_ms": percentile(seen.relay_ms, 99),
+        "entry_to_stream_p99_ms": percentile(seen.end_to_end_ms, 99),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _relaying(database_url: str, redis_url: str, stream: str | None) -> AsyncIterator[None]:
+    """`ordinaut relay` in its own process (as deployed beside ingest), publishing the scratch
+    database to ``stream`` (None: no relay), for the duration of the block."""
+    if stream is None:
+        yield
+        return
+    env = {**os.environ, "ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
+           "ORDINAUT_LOG_LEVEL": "warning"}  # fmt: skip
+    relay = subprocess.Popen(  # noqa: ASYNC220, S603 - returns at once; our own command
+        [sys.executable, "-m", "services.cli.main", "relay", "--stream", stream],
+        env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(relay.wait, 30)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+
+
+@contextlib.asynccontextmanager
+async def _consuming(
+    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, consumers: int
+) -> AsyncIterator[list[IngestConsumer]]:
     stop = asyncio.Event()
     members = [IngestConsumer(pool, client, inline_projections(), config, name=f"bench-{n}")
                for n in range(consumers)]  # fmt: skip
-    bar = ProgressBar("ingest")
-    started = time.perf_counter()
     tasks = [asyncio.create_task(member.run(stop)) for member in members]
     try:
-        while (done := sum(m.recorded for m in members)) < events:
-            bar.update(done, events)
-            if any(task.done() for task in tasks):
-                raise RuntimeError("an ingest consumer stopped during the benchmark")
-            if time.perf_counter() - started > 600:
-                raise RuntimeError(f"only {done} of {events} entries ingested in 600 s")
-            await asyncio.sleep(0.01)
-        seconds = time.perf_counter() - started
+        yield members
     finally:
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def _drain(
+    pool: asyncpg.Pool, members: list[IngestConsumer], total: int, client: redis.Redis,
+    events_stream: str | None, seen: Seen | None = None,
+) -> tuple[float, float]:  # fmt: skip
+    """Wait until ``total`` entries are stored, then until the relay published them all;
+    (seconds to store, seconds to relay) from now."""
+    bar, started = ProgressBar("ingest"), time.perf_counter()
+    while (done := sum(m.recorded for m in members)) < total:
+        bar.update(done, total)
+        _check(started, done, total)
+        await asyncio.sleep(0.005)
+    stored = time.perf_counter() - started
     bar.finish()
-    return seconds, sum(m.recorded for m in members)
+    if events_stream is None:
+        return stored, stored
+    last = await _last_position(pool)
+    writer = StreamWriter(client, events_stream)
+    while (seen.top if seen is not None else await writer.top()) < last:
+        _check(started, done, total)
+        await asyncio.sleep(0.005)
+    return stored, time.perf_counter() - started
+
+
+def _check(started: float, done: int, total: int) -> None:
+    if time.perf_counter() - started > 600:
+        raise RuntimeError(f"only {done} of {total} entries through in 600 s")
+
+
+async def _last_position(pool: asyncpg.Pool) -> int:
+    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM events"))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -28,12 +31,20 @@ from services.cli.up import (
     run_up,
     run_worker_alone,
 )
+from services.declarative.apply import ApplyOptions
+from services.declarative.file_format import TaskFile
+from services.declarative.loader import Lines, LoadedFile
+from services.declarative.runner import FileApplier
+from services.declarative.watch import watch_files
 from services.mcp import stdio as mcp_stdio
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
+from services.store.pool import open_pool
 from services.store.tail import tail
+from services.tools.entry_points import GROUP as ENTRY_POINTS
+from services.tools.entry_points import declared_tools
 
 
 class CommandError(Exception):
@@ -53,13 +64,81 @@ async def database(settings: Settings) -> AsyncIterator[str]:
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    await run_up(settings)
+    await run_up(settings, tasks_files=args.tasks_files or [])
     return 0
 
 
 async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     await run_api_alone(settings)
     return 0
+
+
+async def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply tasks files once (exit 1 if any was invalid), or keep applying them (--watch)."""
+    paths: list[Path] = args.files
+    if not args.watch:
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise CommandError(f"no such file: {', '.join(missing)}")
+    options = ApplyOptions(
+        prune=args.prune,
+        dry_run=args.dry_run,
+        shell_allow=settings.shell_allow,
+        python_allow=settings.python_allow,
+    )
+    async with database(settings) as url:
+        await require_current_schema(url)
+        async with open_pool(url, size=2, warm=1) as pool:
+            applier = FileApplier(pool, options, out=_say, err=_complain)
+            if args.watch:
+                await watch_until_signal(paths, applier.apply_path)
+                return 0
+            results = [await applier.apply_path(path) for path in paths]
+    return 0 if all(results) else 1
+
+
+async def cmd_tools_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Register (or replace) every tool installed packages declare; all of them, or none."""
+    declared = declared_tools()
+    broken = [d for d in declared if d.error is not None]
+    for entry in broken:
+        _complain(f"entry point {entry.name} ({entry.value}): {entry.error}")
+    if broken:
+        raise CommandError("nothing was registered: fix or uninstall the packages above")
+    listed = [tool for entry in declared for tool in entry.tools]
+    if not listed:
+        print(f"no installed package declares tools (entry point group {ENTRY_POINTS})")
+        return 0
+    loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines({}))
+    options = ApplyOptions(dry_run=args.dry_run, python_allow=settings.python_allow)
+    async with database(settings) as url:
+        await require_current_schema(url)
+        async with open_pool(url, size=1) as pool:
+            applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
+    return 0 if applied else 1
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _complain(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def watch_until_signal(
+    paths: list[Path], apply_path: Callable[[Path], Awaitable[bool]]
+) -> None:
+    """Watch until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await watch_files(paths, apply_path, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
@@ -221,7 +300,8 @@ async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         async with scratch_database(servers.database_url) as url:
             await bench_ingest(url, servers.redis_url, events=args.events,
-                               consumers=args.consumers, batch=args.batch)  # fmt: skip
+                               consumers=args.consumers, batch=args.batch, rate=args.rate,
+                               seconds=args.seconds, relay=not args.no_relay)  # fmt: skip
     finally:
         await servers.stop()
     return 0
@@ -242,7 +322,9 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
         async with database(settings) as url:
             await require_current_schema(url)
-            await mcp_stdio.serve_direct(url, settings.redis_url, token, admin_hash)
+            await mcp_stdio.serve_direct(
+                url, settings.redis_url, token, admin_hash, settings.shell_allow
+            )
     except mcp_stdio.TokenRefused as exc:
         raise CommandError(str(exc)) from None
     return 0
@@ -251,6 +333,8 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
     ("api", None): cmd_api,
+    ("apply", None): cmd_apply,
+    ("tools", "sync"): cmd_tools_sync,
     ("migrate", None): cmd_migrate,
     ("timer", None): cmd_timer,
     ("worker", None): cmd_worker,

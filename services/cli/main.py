@@ -36,6 +36,45 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--host", help="listen address (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="API port (default 8080)")
     up.add_argument("--data-dir", type=Path, help="data directory (default ./.ordinaut)")
+    up.add_argument(
+        "--tasks-file",
+        type=Path,
+        action="append",
+        dest="tasks_files",
+        metavar="FILE",
+        help="apply this tasks file at start and on every save",
+    )
+
+    apply = sub.add_parser("apply", help="create, update (and prune) tasks from YAML/JSON files")
+    apply.add_argument(
+        "-f",
+        "--file",
+        type=Path,
+        action="append",
+        dest="files",
+        required=True,
+        metavar="FILE",
+        help="a tasks file (repeat for several)",
+    )
+    apply.add_argument(
+        "--prune",
+        action="store_true",
+        help="cancel tasks from this file's source that it no longer lists",
+    )
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    apply.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep running; apply each saved version (invalid saves are ignored)",
+    )
+
+    tools = sub.add_parser("tools", help="the tool catalog").add_subparsers(
+        dest="tools_command", required=True, metavar="SUBCOMMAND"
+    )
+    sync = tools.add_parser(
+        "sync", help="register the tools installed packages declare (entry points ordinaut.tools)"
+    )
+    sync.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
 
     api = sub.add_parser("api", help="run only the API (any number may run at once)")
     api.add_argument("--host", help="listen address (default 127.0.0.1)")
@@ -111,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
     ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
     ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
+    ingest.add_argument("--rate", type=_positive, default=1000, help="entries/s for the lag part")
+    ingest.add_argument("--seconds", type=_positive, default=10, help="how long the lag part runs")
+    ingest.add_argument("--no-relay", action="store_true", help="store only: no relay, no lag part")
     return parser
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import socket
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
 
 from services.api.app import ApiConfig, create_app
+from services.declarative.apply import ApplyOptions
+from services.declarative.runner import FileApplier
+from services.declarative.watch import watch_files
 from services.ingest.consumer import IngestConfig
 from services.ingest.service import run_ingest
 from services.notify.service import NotifierConfig, run_notifier
@@ -26,6 +33,7 @@ from services.runtime.supervisor import (
 from services.runtime.webhook_key import load_webhook_key
 from services.secrets.box import load_secret_key
 from services.store.migrate import migrate, pending_migrations
+from services.store.pool import open_pool
 from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
 
@@ -42,10 +50,28 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         grace_seconds=settings.worker_grace_seconds,
         outbound_allow=settings.outbound_allow,
         secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+        shell_allow=settings.shell_allow,
+        python_allow=settings.python_allow,
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
     )
+
+
+def _tasks_files(servers: Servers, settings: Settings, paths: list[Path]) -> Component:
+    """Applies the tasks files at start and on every save; the files own their tasks, so a
+    task removed from a file is canceled (pruned)."""
+    options = ApplyOptions(prune=True, shell_allow=settings.shell_allow,
+                           python_allow=settings.python_allow)  # fmt: skip
+
+    async def run(stop: asyncio.Event) -> None:
+        async with open_pool(servers.database_url, size=2, warm=1) as pool:
+            say = functools.partial(print, flush=True)
+            complain = functools.partial(print, file=sys.stderr, flush=True)
+            applier = FileApplier(pool, options, out=say, err=complain)
+            await watch_files(paths, applier.apply_path, stop)
+
+    return Component("tasks-files", run)
 
 
 def relay_config(settings: Settings, stream: str | None = None) -> RelayConfig:
@@ -90,15 +116,20 @@ def _ingest(servers: Servers, settings: Settings) -> Component:
     )
 
 
-def _background(servers: Servers, settings: Settings, key: bytes) -> list[Component]:
+def _background(
+    servers: Servers, settings: Settings, key: bytes, tasks_files: Sequence[Path] = ()
+) -> list[Component]:
     """Everything `up` runs beside the API."""
-    return [
+    components = [
         _timer(servers),
         _worker(servers, settings),
         _relay(servers, settings),
         _notifier(servers, settings, key),
         _ingest(servers, settings),
     ]
+    if tasks_files:
+        components.append(_tasks_files(servers, settings, list(tasks_files)))
+    return components
 
 
 async def require_current_schema(database_url: str) -> None:
@@ -203,6 +234,8 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
         webhook_key=load_webhook_key(settings.webhook_key, settings.data_dir),
         rate_limits=settings.rate_limits,
         mcp_allowed_hosts=(f"{settings.host}:*", *settings.mcp_allowed_hosts),
+        shell_allow=settings.shell_allow,
+        python_allow=settings.python_allow,
     )
     banner = _banner(settings, servers, str(token.path) if token.path else None)
     announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
@@ -230,15 +263,19 @@ async def run_api_alone(settings: Settings) -> None:
         await servers.stop()
 
 
-async def run_up(settings: Settings) -> None:
+async def run_up(settings: Settings, tasks_files: Sequence[Path] = ()) -> None:
     """Start everything and block until SIGTERM/SIGINT; embedded servers stop on the way out."""
+    missing = [str(path) for path in tasks_files if not path.is_file()]
+    if missing:
+        raise StartupError(f"no such tasks file: {', '.join(missing)}")
     sock = bind_socket(settings.host, settings.port)
     servers = await open_servers(settings)
     try:
         await migrate_database(servers.database_url)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
         api = _api(servers, settings, sock)
-        await _supervise(servers, settings, [api, *_background(servers, settings, key)])
+        background = _background(servers, settings, key, tasks_files)
+        await _supervise(servers, settings, [api, *background])
     finally:
         sock.close()
         await servers.stop()

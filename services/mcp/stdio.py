@@ -31,7 +31,11 @@ async def _serve(server: Server[Any]) -> None:
 
 
 async def serve_direct(
-    database_url: str, redis_url: str | None, token: str, admin_hash: bytes
+    database_url: str,
+    redis_url: str | None,
+    token: str,
+    admin_hash: bytes,
+    shell_allow: tuple[str, ...] = (),
 ) -> None:
     """Serve the tools over stdio against the store itself, as the token's principal.
 
@@ -42,7 +46,8 @@ async def serve_direct(
         if await principal_for(token, admin_hash, pool) is None:
             raise TokenRefused("ORDINAUT_TOKEN is not a valid token")
         client = redis.Redis.from_url(redis_url, socket_timeout=2.0) if redis_url else None
-        backend = Backend(pool, inline_projections(), Announcer(client) if client else None)
+        announcer = Announcer(client) if client else None
+        backend = Backend(pool, inline_projections(), announcer, shell_allow)
 
         async def session(_: Any) -> tuple[Principal, str, Backend]:
             principal = await principal_for(token, admin_hash, pool)

@@ -82,10 +82,7 @@ class Notifier:
             try:
                 await self._read_until(stop)
             finally:
-                tasks = list(self.in_flight.values())
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await _cancel_all(list(self.in_flight.values()))
 
     async def _read_until(self, stop: asyncio.Event) -> None:
         delay = 0.1
@@ -228,6 +225,15 @@ class Notifier:
         # If Redis is away the entry stays pending; whoever reclaims it finds the record.
         with contextlib.suppress(RedisError, OSError):
             await self.client.xack(self.config.stream, self.config.group, entry_id)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Stop deliveries in flight (their entries stay pending), without waiting forever on one
+    that does not end when cancelled."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=5.0)
 
 
 async def run_notifier(

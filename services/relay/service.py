@@ -180,10 +180,11 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -
         await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-        if not task.done():
+        # Cancel until it ends: library code may swallow one cancellation (asyncio.wait_for
+        # on Python 3.11 does when the awaited thing finishes at the same moment).
+        while not task.done():
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await asyncio.wait([task], timeout=1.0)
     if not task.cancelled():
         task.result()
 

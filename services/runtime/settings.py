@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,10 @@ from urllib.parse import urlsplit
 from domain.errors import RuleViolation
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
 from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
+from domain.shell import parse_allow
 from services.secrets.box import SecretKeyError, parse_key
+
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class SettingsError(ValueError):
@@ -57,6 +61,12 @@ class Settings:
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
         reach although they are not public (default loopback only; "" refuses loopback too).
+    shell_allow: ORDINAUT_SHELL_ALLOW, comma-separated programs `shell.exec` may run: absolute
+        paths or path globs (`/opt/jobs/*.sh`), or program names looked up on PATH; empty
+        (the default) refuses every program. Read by the API (at task creation) and workers.
+    python_allow: ORDINAUT_PYTHON_TOOLS_ALLOW, comma-separated module prefixes python tools
+        may be registered from and run (`mycompany.tools` allows `mycompany.tools.reports`);
+        empty (the default) refuses every python tool.
     ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
         transaction (1000).
     ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
@@ -91,6 +101,8 @@ class Settings:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
+    shell_allow: tuple[str, ...] = ()
+    python_allow: tuple[str, ...] = ()
     ingest_batch: int = 1000
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_deliveries: int = 5
@@ -124,6 +136,8 @@ class Settings:
             rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
+            shell_allow=parse_allow(env.get("ORDINAUT_SHELL_ALLOW", "")),
+            python_allow=_modules(env, "ORDINAUT_PYTHON_TOOLS_ALLOW"),
             ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
             ingest_max_payload_bytes=int(
                 _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
@@ -209,6 +223,15 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network,
         return parse_allow_list(env.get(name, default))
     except OutboundRuleError as exc:
         raise SettingsError(f"{name}: {exc.reason}") from None
+
+
+def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    prefixes = parse_allow(env.get(name, ""))
+    for prefix in prefixes:
+        if not _MODULE.match(prefix):
+            raise SettingsError(f"{name} must list module names such as mycompany.tools, "
+                                f"not {prefix!r}")  # fmt: skip
+    return prefixes
 
 
 def _port(raw: str, name: str) -> int:

@@ -73,8 +73,11 @@ async def follow_stored(
                 yield events
                 if len(events) == batch:
                     continue
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the wait ends, and the follower would never stop.
             try:
-                await asyncio.wait_for(woken.wait(), idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await woken.wait()
             except TimeoutError:
                 yield []
     finally:

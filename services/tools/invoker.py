@@ -11,6 +11,8 @@ from domain.tool_schemas import SchemaViolation, check_input, check_output
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.mcp import McpSessions
+from services.tools.python import PythonTools
+from services.tools.shell import ShellTool
 
 # httpx's own timeout is only a backstop: asyncio.timeout bounds the whole call (connecting,
 # sending, reading, redirects), so httpx gets a little longer and the message is always ours.
@@ -21,22 +23,33 @@ def cancellable(tool: ToolRegistered) -> bool:
     """Whether abandoning a call of ``tool`` really stops it on the other side.
 
     MCP has cancellation in the protocol (the SDK sends `notifications/cancelled`, or aborts
-    the request's POST on streamable HTTP). An HTTP tool's POST cannot be taken back: cutting
-    the connection would only hide whether its side effect happened, so it runs to its end.
+    the request's POST on streamable HTTP). A `shell.exec` program is killed with its process
+    group. An HTTP tool's POST cannot be taken back: cutting the connection would only hide
+    whether its side effect happened, so it runs to its end.
     """
-    return tool.transport == "mcp"
+    return tool.transport == "mcp" or tool.address == "shell.exec"
 
 
 class ToolInvoker:
-    """Calls tools over http and mcp, and the builtins ``debug.echo`` and ``http.request``.
+    """Calls tools over http, mcp and python, and the builtins ``debug.echo``, ``http.request``
+    and ``shell.exec``.
 
     The other builtins (``orchestrator.*``, ``pipeline.foreach``) act on Ordinaut itself and
     are run by the pipeline runner; asking the invoker for one is refused.
     """
 
-    def __init__(self, *, http: HttpTools | None = None, mcp: McpSessions | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        http: HttpTools | None = None,
+        mcp: McpSessions | None = None,
+        python: PythonTools | None = None,
+        shell: ShellTool | None = None,
+    ) -> None:
         self._http = http if http is not None else HttpTools()
         self._mcp = mcp if mcp is not None else McpSessions()
+        self._python = python if python is not None else PythonTools()
+        self._shell = shell if shell is not None else ShellTool()
 
     async def call(
         self,
@@ -74,6 +87,10 @@ class ToolInvoker:
             )
         if tool.transport == "mcp":
             return await self._mcp.call(tool, arguments, idempotency_key=key)
+        if tool.transport == "python":
+            return await self._python.call(tool, arguments)
+        if tool.address == "shell.exec":
+            return await self._shell.run(arguments)
         if tool.address == "debug.echo":
             return arguments
         if tool.address == "http.request":
@@ -84,7 +101,8 @@ class ToolInvoker:
         )
 
     async def aclose(self) -> None:
-        """Close the shared HTTP client and every MCP session."""
+        """Close the shared HTTP client, every MCP session and the python tools' threads."""
+        self._python.close()
         await asyncio.gather(self._http.aclose(), self._mcp.aclose())
 
 

@@ -28,6 +28,8 @@ from services.store.publish import Publication, publish_external
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
+from services.tools.python import PythonTools
+from services.tools.shell import ShellTool
 from services.worker import leases, presence
 from services.worker.dispatch import Announcer, WakeListener
 from services.worker.governance import Clock, Governor
@@ -56,6 +58,10 @@ class WorkerConfig:
     outbound_allow: tuple[Network, ...] | None = None
     # The key stored secrets are sealed with (None: steps using secrets fail, saying why).
     secret_key: bytes | None = None
+    # Programs shell.exec may run (ORDINAUT_SHELL_ALLOW); empty refuses every one.
+    shell_allow: tuple[str, ...] = ()
+    # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
+    python_allow: tuple[str, ...] = ()
 
 
 class ToolCatalog:
@@ -130,7 +136,11 @@ class Worker:
         self.pool, self.projections, self.config = pool, projections, config
         self.name = name or worker_name()
         self.recorder = Recorder(pool, projections, self.name)
-        self.invoker = ToolInvoker(http=HttpTools(allowed=config.outbound_allow))
+        self.invoker = ToolInvoker(
+            http=HttpTools(allowed=config.outbound_allow),
+            python=PythonTools(config.python_allow, threads=config.concurrency),
+            shell=ShellTool(config.shell_allow),
+        )
         self.catalog = ToolCatalog(pool)
         self.throttle = ToolThrottle(pool)
         box = SecretBox(config.secret_key) if config.secret_key is not None else None
@@ -224,7 +234,10 @@ class Worker:
         self._active[run.run_id] = task
 
     async def _execute(self, run: LeasedRun) -> None:
-        structlog.contextvars.bind_contextvars(run_id=run.run_id)
+        # Each run is its own asyncio task, so these bindings (context variables) are its own.
+        structlog.contextvars.bind_contextvars(
+            run_id=run.run_id, task_id=run.task_id, worker=self.name
+        )
         try:
             await self.runner.execute(run)
         except Exception:  # the lease lapses and another attempt picks the run up

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +84,9 @@ def start_service() -> Iterator[object]:
     started: list[Service] = []
     streams: list[tuple[str | None, str]] = []
 
-    def start(data_dir: Path, env: dict[str, str] | None = None) -> Service:
+    def start(
+        data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> Service:
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
         # The events stream of each service is its own: a shared Redis holds many tests' logs.
@@ -98,7 +100,7 @@ def start_service() -> Iterator[object]:
         with log.open("wb") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", "up", "--port", str(port),
-                 "--data-dir", str(data_dir)],
+                 "--data-dir", str(data_dir), *args],
                 env=environment, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         service = Service(process, f"http://127.0.0.1:{port}", data_dir, log)

@@ -15,8 +15,9 @@ from tests.workers import eventually
 
 @pytest.mark.timeout(180)
 async def test_up_turns_ingest_entries_into_runs_and_dead_letters_bad_ones(
-    tmp_path: Path, start_service: Any, database_url: str, own_redis: RedisServer
+    tmp_path: Path, own_redis: RedisServer, start_service: Any, database_url: str
 ) -> None:
+    # own_redis comes first, so it is stopped last: start_service cleans up streams on it.
     env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": own_redis.url}
     service = start_service(tmp_path / "data", env)
     await service.wait_ready()

@@ -197,13 +197,18 @@ async def test_bench_ingest_reports_throughput_and_leaves_no_streams(
     database_url: str, redis_url: str, client: redis.Redis
 ) -> None:
     out = io.StringIO()
-    figures = await bench_ingest(database_url, redis_url, events=2000, batch=500, out=out)
+    figures = await bench_ingest(
+        database_url, redis_url, events=2000, batch=500, rate=200, seconds=1, out=out
+    )
     assert figures["events"] == 2000
     assert figures["events_per_second"] > 0
-    assert "events_per_second" in out.getvalue()
+    assert figures["relayed_per_second"] > 0
+    assert figures["relay_lag_p99_ms"] >= figures["relay_lag_p50_ms"] > 0
+    assert "relay_lag_p99_ms" in out.getvalue()
     stream = out.getvalue().split(" to ", 1)[1].split()[0]
     assert stream.startswith("bench-")
-    assert await client.exists(stream) == 0
+    prefix = stream.rsplit(":", 1)[0]
+    assert await client.exists(stream, f"{prefix}:events", f"{prefix}:dead") == 0
 
 
 @pytest.fixture

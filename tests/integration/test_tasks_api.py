@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -156,6 +157,22 @@ async def test_create_with_a_key_updates_the_same_task(client: AsyncTestClient[A
     assert again.status_code == 200
     assert again.json()["id"] == first["id"]
     assert again.json()["definition"]["priority"] == 2
+
+
+async def test_restating_a_keyed_task_unchanged_records_nothing(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    daily = {**CRON, "schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;BYHOUR=9"}
+    first = await create(client, {**daily, "key": "daily"})  # its anchor is fixed here
+    again = await client.post("/tasks", json={**daily, "key": "daily"}, headers=AUTH)
+    assert again.status_code == 200, again.text
+    assert again.json()["version"] == first["version"]
+    assert await count(pool, "task.updated") == 0
+    changed = await client.post("/tasks", json={**daily, "key": "daily", "priority": 2},
+                                headers=AUTH)  # fmt: skip
+    assert changed.json()["definition"]["dtstart"] == first["definition"]["dtstart"]
+    (updated,) = await pool.fetch("SELECT data FROM events WHERE type = 'task.updated'")
+    assert msgspec.json.decode(updated["data"])["changed"] == ["priority"]
 
 
 async def test_patching_a_key_that_another_task_holds_is_a_conflict(

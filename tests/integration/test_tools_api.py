@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
 CATALOG: list[dict[str, Any]] = json.loads((EXAMPLES / "tool_catalog_example.json").read_text())
 BUILTINS = ["debug.echo", "http.request", "orchestrator.publish_event",
-            "orchestrator.request_approval", "pipeline.foreach"]  # fmt: skip
+            "orchestrator.request_approval", "pipeline.foreach", "shell.exec"]  # fmt: skip
 FORECAST = {"address": "weather-mcp.forecast", "transport": "mcp",
             "endpoint": "http://127.0.0.1:8087/mcp"}  # fmt: skip
 
@@ -51,7 +51,8 @@ async def test_the_example_catalog_registers_unchanged(
 ) -> None:
     for entry in CATALOG:
         tool = await register(client, entry)
-        expected = {"description": None, "command": None, **entry, "builtin": False}
+        expected = {"description": None, "command": None, **entry,
+                    "builtin": False}  # fmt: skip
         assert tool == expected
         assert (await client.get(f"/tools/{entry['address']}", headers=AUTH)).json() == tool
     listed = (await client.get("/tools", headers=AUTH)).json()["items"]

@@ -26,6 +26,8 @@ def test_worker_settings_default_and_parse() -> None:
         ("ORDINAUT_RATE_LIMIT_COMMANDS", "lots"),
         ("ORDINAUT_RATE_LIMIT_READS", "0/s"),
         ("ORDINAUT_OUTBOUND_ALLOW", "10.0.0.0/8,intranet"),
+        ("ORDINAUT_PYTHON_TOOLS_ALLOW", "mycompany.tools,../evil"),
+        ("ORDINAUT_PYTHON_TOOLS_ALLOW", "mycompany.tools:run"),
     ],
 )
 def test_a_bad_setting_is_refused_by_name(name: str, value: str) -> None:
@@ -46,3 +48,13 @@ def test_rate_limit_settings_parse_and_can_be_off() -> None:
 def test_the_outbound_allow_list_defaults_to_loopback_and_may_be_emptied() -> None:
     assert [str(n) for n in Settings.from_env({}).outbound_allow] == ["127.0.0.0/8", "::1/128"]
     assert Settings.from_env({"ORDINAUT_OUTBOUND_ALLOW": ""}).outbound_allow == ()
+
+
+def test_shell_and_python_allow_lists_default_to_refusing_everything() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.shell_allow, defaults.python_allow) == ((), ())
+    settings = Settings.from_env(
+        {"ORDINAUT_SHELL_ALLOW": "/opt/jobs/*.sh, pg_dump", "ORDINAUT_PYTHON_TOOLS_ALLOW": "a.b,c"}
+    )
+    assert settings.shell_allow == ("/opt/jobs/*.sh", "pg_dump")
+    assert settings.python_allow == ("a.b", "c")

@@ -40,6 +40,7 @@ def test_the_builtins_are_the_documented_ones() -> None:
         "orchestrator.publish_event",
         "orchestrator.request_approval",
         "pipeline.foreach",
+        "shell.exec",
     }
     for address, builtin in BUILTIN_TOOLS.items():
         assert (builtin.address, builtin.transport) == (address, "builtin")

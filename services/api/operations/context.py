@@ -22,6 +22,8 @@ class Backend:
     pool: Any
     projections: ProjectionSet
     announcer: Announcer | None = None
+    # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW); checked when a task is set.
+    shell_allow: tuple[str, ...] = ()
 
     async def announce(self, run_ids: list[str]) -> None:
         """Wake workers for these runs (best effort: they poll anyway)."""

@@ -62,7 +62,7 @@ async def dry_run_new_task(caller: Caller, backend: Backend, data: DryRunBody) -
     definition = msgspec.convert(msgspec.to_builtins(data.task), TaskDefinition)
     async with backend.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)
-    prepared = prepare_definition(definition, datetime.now(UTC), tools)
+    prepared = prepare_definition(definition, datetime.now(UTC), tools, backend.shell_allow)
     return await dry_run(
         "dry-run",
         prepared.title,

@@ -31,6 +31,7 @@ from domain.tasks import (
     decide_run_now,
     decide_snooze,
     decide_update,
+    definition_changes,
 )
 from projections.base import Connection
 from services.api.operations.context import Backend, Caller, Outcome
@@ -139,13 +140,20 @@ def _view(view: TaskView | None, _: list[Event]) -> object:
     return view
 
 
-async def _updating(command: TaskCommand, task_id: str, changes: dict[str, Any]) -> Outcome:
+Changes = Callable[[TaskState], dict[str, Any]]
+
+
+async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Outcome:
+    """Apply ``changes`` (computed from the task's current state) if the caller may."""
     async with command.backend.pool.acquire() as conn:
         scopes = await tool_scopes(conn)
     tools, granted = frozenset(scopes), command.principal.scopes
+    shell_allow = command.backend.shell_allow
     return await command.on_task(
         task_id,
-        lambda t, now: _permitted(decide_update(t, changes, now, tools), scopes, granted),
+        lambda t, now: _permitted(
+            decide_update(t, changes(t), now, tools, shell_allow), scopes, granted
+        ),
         _view,
     )
 
@@ -158,10 +166,14 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outco
         existing = data.key and await task_id_by_key(conn, caller.principal.actor, data.key)
         scopes = await tool_scopes(conn)
     if existing:
-        return await _updating(command, existing, msgspec.to_builtins(data))
+        # A restatement of the whole task: only fields that really differ are changes.
+        return await _updating(
+            command, existing, lambda t: definition_changes(t.definition, definition)
+        )
     task_id = str(uuid.uuid4())
+    now = datetime.now(UTC)
     events = _permitted(
-        decide_create(task_id, definition, datetime.now(UTC), frozenset(scopes)),
+        decide_create(task_id, definition, now, frozenset(scopes), backend.shell_allow),
         scopes,
         caller.principal.scopes,
     )
@@ -178,7 +190,7 @@ async def update_task(
     caller: Caller, backend: Backend, task_id: str, changes: dict[str, Any]
 ) -> Outcome:
     """Change the given fields only; a schedule change recomputes the next run."""
-    return await _updating(TaskCommand(caller, backend), task_id, changes)
+    return await _updating(TaskCommand(caller, backend), task_id, lambda _: changes)
 
 
 async def pause_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:

@@ -28,6 +28,7 @@ from services.api.tool_store import (
 from services.store.events import StreamAppend, append_in_transaction
 from services.tools.errors import ToolCallError
 from services.tools.mcp import list_server_tools, mcp_tool_name
+from services.tools.python import CallableNotFound, resolve_callable
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -47,10 +48,12 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """A tool to register: where it runs, the JSON Schemas of its input and output, its limits."""
 
     address: str
-    transport: Literal["http", "mcp"]
+    transport: Literal["http", "mcp", "python"]
     description: str | None = None
     endpoint: str | None = None
     command: list[str] | None = None
+    # python tools: "package.module:function", from a module ORDINAUT_PYTHON_TOOLS_ALLOW allows
+    callable: str | None = None
     input_schema: dict[str, Any] = msgspec.field(default_factory=_object_schema)
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     timeout_seconds: float = 30.0
@@ -59,15 +62,19 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cost_per_call: float | None = None
 
 
-def _registration(body: ToolBody) -> ToolRegistered:
-    """The validated event for ``body`` (a broken rule raises ToolRuleError: a 422)."""
-    return validate_registration(
+def registration_of(body: ToolBody, python_allow: tuple[str, ...] = ()) -> ToolRegistered:
+    """The validated event for ``body`` (a broken rule raises ToolRuleError: a 422).
+
+    A python tool's callable must also import: a typo is refused now, not at its first run.
+    """
+    tool = validate_registration(
         ToolRegistered(
             address=body.address,
             transport=body.transport,
             description=body.description,
             endpoint=body.endpoint,
             command=None if body.command is None else tuple(body.command),
+            callable=body.callable,
             input_schema=body.input_schema,
             output_schema=body.output_schema,
             timeout_seconds=body.timeout_seconds,
@@ -78,8 +85,15 @@ def _registration(body: ToolBody) -> ToolRegistered:
                 calls=body.rate_limit.calls, per_seconds=body.rate_limit.per_seconds
             ),
             cost_per_call=body.cost_per_call,
-        )
+        ),
+        python_allow,
     )
+    if tool.callable is not None:
+        try:
+            resolve_callable(tool.callable)
+        except CallableNotFound as exc:
+            raise ToolRuleError("callable", str(exc)) from None
+    return tool
 
 
 def _no_tool(address: str) -> ApiError:
@@ -107,7 +121,7 @@ async def register_tool(
 
     Registering exactly what is already registered records nothing and answers 200.
     """
-    tool = _registration(data)
+    tool = registration_of(data, state.python_allow)
     async with state.pool.acquire() as conn, conn.transaction():
         current = await load_tool(conn, tool.address, lock=True)
         if current is not None and current.registration == tool:
@@ -235,7 +249,7 @@ async def import_mcp_server(
     reached or refuses; 422 if the command names no program or the server lists no tool
     that can be registered.
     """
-    probe = _registration(_server_probe(data))
+    probe = registration_of(_server_probe(data))
     if probe.command is not None and shutil.which(probe.command[0]) is None:
         reason = f"no program {probe.command[0]!r} was found (give its path, or a name on PATH)"
         raise ToolRuleError("command", reason)

@@ -1,0 +1,137 @@
+"""Rules of the `shell.exec` builtin: its input, and which executables the admin allows.
+
+An allow-list entry is either a path pattern (it contains a `/`; `*` matches within one
+directory level, e.g. `/opt/jobs/*.sh`) matched against an absolute executable path, or a
+name pattern (no `/`, e.g. `pg_dump`) matched against a bare program name, which is then
+looked up on the worker's PATH. Relative paths such as `./x` are never allowed: what they
+name depends on the working directory.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
+from typing import Any
+
+from domain.errors import RuleViolation
+
+SHELL_EXEC = "shell.exec"
+# `shell: true` runs the command string with this program, so the admin must allow it.
+SHELL = "/bin/sh"
+OUTPUT_BYTES_DEFAULT = 65_536
+OUTPUT_BYTES_MAX = 1_048_576
+
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "argv": {"type": "array", "minItems": 1, "maxItems": 1000,
+                 "items": {"type": "string", "maxLength": 100_000}},
+        "command": {"type": "string", "minLength": 1, "maxLength": 100_000},
+        "shell": {"type": "boolean", "default": False},
+        "cwd": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "stdin": {"type": "string"},
+        "max_output_bytes": {"type": "integer", "minimum": 0, "maximum": OUTPUT_BYTES_MAX,
+                             "default": OUTPUT_BYTES_DEFAULT},
+    },
+}  # fmt: skip
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated"],
+    "properties": {
+        "exit_code": {"type": "integer"},
+        "stdout": {"type": "string"},
+        "stderr": {"type": "string"},
+        "stdout_truncated": {"type": "boolean"},
+        "stderr_truncated": {"type": "boolean"},
+    },
+}
+
+
+class ShellRefused(RuleViolation):
+    """The executable is not on the admin's allow-list (ORDINAUT_SHELL_ALLOW)."""
+
+
+def parse_allow(text: str) -> tuple[str, ...]:
+    """Comma-separated patterns, blanks dropped; empty means nothing is allowed."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def check_form(arguments: Mapping[str, Any]) -> None:
+    """An ``argv`` list alone, or a ``command`` string with ``shell: true``: never a string
+    without a shell (a string split on spaces would run something other than what was meant).
+    """
+    if arguments.get("shell") is True:
+        if "argv" in arguments or not isinstance(arguments.get("command"), str):
+            raise RuleViolation("command", "with shell: true, give a command string (no argv)")
+    elif "command" in arguments or "argv" not in arguments:
+        raise RuleViolation(
+            "argv", "give argv, a list of strings (a command string needs shell: true)"
+        )
+
+
+def executable_of(arguments: Mapping[str, Any]) -> str:
+    """The program a `shell.exec` input runs: the shell, or the first argument."""
+    if arguments.get("shell") is True:
+        return SHELL
+    argv = arguments.get("argv")
+    return str(argv[0]) if isinstance(argv, list) and argv else ""
+
+
+def check_executable(executable: str, allow: Sequence[str], field: str) -> None:
+    """ShellRefused naming ``field`` unless ``executable`` matches an allow-list entry."""
+    if "/" in executable and not executable.startswith("/"):
+        raise ShellRefused(field, f"{executable!r} is a relative path; give an absolute path "
+                                  "or a program name")  # fmt: skip
+    if not any(_matches(executable, pattern) for pattern in allow):
+        hint = "nothing is allowed" if not allow else "it matches no entry"
+        raise ShellRefused(field, f"{executable!r} is not allowed to run ({hint} in "
+                                  "ORDINAUT_SHELL_ALLOW)")  # fmt: skip
+
+
+def _matches(executable: str, pattern: str) -> bool:
+    if "/" in pattern:
+        if not executable.startswith("/"):
+            return False
+        # normpath first, so /opt/jobs/../../bin/rm cannot pass for /opt/jobs/*
+        return PurePosixPath(posixpath.normpath(executable)).match(pattern)
+    return "/" not in executable and fnmatchcase(executable, pattern)
+
+
+def check_static_steps(steps: object, path: str, allow: Sequence[str]) -> None:
+    """Refuse `shell.exec` steps whose program is known before the run and is not allowed.
+
+    A program given by a template (``${...}``) is only known at run time, where the worker
+    checks it again.
+    """
+    for where, step in _shell_steps(steps, path):
+        options = step.get("with")
+        if not isinstance(options, Mapping):
+            continue
+        if isinstance(options.get("shell", False), bool):  # not a template: the form is known
+            try:
+                check_form(options)
+            except RuleViolation as exc:
+                raise ShellRefused(f"{where}.with.{exc.field}", exc.reason) from None
+        if options.get("shell") is True:
+            check_executable(SHELL, allow, f"{where}.with.shell")
+            continue
+        argv = options.get("argv")
+        if isinstance(argv, list) and argv and isinstance(argv[0], str) and "${" not in argv[0]:
+            check_executable(argv[0], allow, f"{where}.with.argv[0]")
+
+
+def _shell_steps(steps: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, Mapping):
+            continue
+        where = f"{path}[{index}]"
+        if step.get("uses") == SHELL_EXEC:
+            yield where, step
+        body = step.get("with", {}).get("body") if isinstance(step.get("with"), Mapping) else None
+        yield from _shell_steps(body, f"{where}.with.body")

@@ -1,0 +1,1 @@
+"""Declarative tasks: `ordinaut apply -f tasks.yaml` and `ordinaut up --tasks-file`."""

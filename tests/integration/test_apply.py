@@ -1,0 +1,315 @@
+"""`ordinaut apply`: tasks files create, update only what changed, prune, dry-run and watch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from services.api.app import ApiConfig, create_app
+from services.declarative.file_format import tasks_file_schema
+from services.runtime.admin_token import token_hash
+
+TASKS = """\
+source: team-jobs
+tasks:
+  - key: standup
+    title: Standup reminder
+    schedule_kind: cron
+    schedule_expr: "30 8 * * 1-5"
+    timezone: Europe/Chisinau
+    payload:
+      pipeline:
+        - {id: hello, uses: debug.echo, with: {text: "standup"}}
+  - key: weekly
+    title: Weekly report
+    schedule_kind: rrule
+    schedule_expr: FREQ=WEEKLY;BYDAY=FR;BYHOUR=16
+    priority: 3
+  - key: on-deploy
+    title: After each deploy
+    schedule_kind: event
+    schedule_expr: deploy.*
+"""
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        env={**environment, **env}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    return {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_LOG_FORMAT": "json"}
+
+
+@pytest.fixture
+def tasks_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tasks.yaml"
+    write(path, TASKS)
+    return path
+
+
+async def events(pool: asyncpg.Pool, kind: str | None = None) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT type, stream, data::text AS data FROM events"
+        " WHERE $1::text IS NULL OR type = $1 ORDER BY position",
+        kind,
+    )
+    return [{"type": r["type"], "stream": r["stream"], **json.loads(r["data"])} for r in rows]
+
+
+async def tasks_by_key(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:
+    rows = await pool.fetch("SELECT * FROM task WHERE NOT deleted")
+    return {row["key"]: row for row in rows}
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def apply(env: dict[str, str], path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    result = cli("apply", "-f", str(path), *flags, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+async def test_one_changed_field_makes_exactly_one_update(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    first = apply(env, tasks_file)
+    assert first.returncode == 0, first.stderr
+    assert "3 created, 0 updated, 0 unchanged, 0 pruned" in first.stdout
+    before = await tasks_by_key(pool)
+    assert {k: r["created_by"] for k, r in before.items()} == dict.fromkeys(before, "admin")
+    assert json.loads(before["weekly"]["definition"])["metadata"] == {"source": "team-jobs"}
+
+    again = apply(env, tasks_file)
+    assert "0 created, 0 updated, 3 unchanged" in again.stdout, again.stdout
+    assert len(await events(pool)) == 3
+
+    write(tasks_file, TASKS.replace("priority: 3", "priority: 2"))
+    changed = apply(env, tasks_file)
+    assert "0 created, 1 updated, 2 unchanged" in changed.stdout, changed.stdout
+    assert "priority: 3 -> 2" in changed.stdout
+    (updated,) = await events(pool, "task.updated")
+    assert updated["task_id"] == before["weekly"]["id"]
+    assert updated["changed"] == ["priority"]
+    after = await tasks_by_key(pool)
+    assert after["weekly"]["priority"] == 2
+    # the rrule kept the anchor it was given at creation; the others were not touched
+    assert after["weekly"]["definition"] == before["weekly"]["definition"].replace(
+        '"priority": 3', '"priority": 2'
+    )
+    for key in ("standup", "on-deploy"):
+        assert after[key]["version"] == before[key]["version"]
+
+
+async def test_prune_cancels_only_tasks_of_this_source_that_left_the_file(
+    env: dict[str, str], tasks_file: Path, tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    apply(env, tasks_file)
+    other = tmp_path / "other.yaml"  # no source: line, so its source is its file name
+    write(other, "tasks:\n  - {key: backup, title: B, schedule_kind: cron, "
+                     "schedule_expr: '0 3 * * *'}\n")  # fmt: skip
+    assert apply(env, other).returncode == 0
+    assert json.loads((await tasks_by_key(pool))["backup"]["definition"])["metadata"] == {
+        "source": "other.yaml"
+    }
+
+    without_weekly = TASKS.split("  - key: weekly")[0] + TASKS.split("priority: 3\n")[1]
+    write(tasks_file, without_weekly)
+    kept = apply(env, tasks_file)
+    assert "0 pruned" in kept.stdout
+    assert (await tasks_by_key(pool))["weekly"]["status"] == "active"
+
+    pruned = apply(env, tasks_file, "--prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "- weekly: prune" in pruned.stdout
+    statuses = {k: r["status"] for k, r in (await tasks_by_key(pool)).items()}
+    assert statuses == {"standup": "active", "on-deploy": "active", "weekly": "canceled",
+                        "backup": "active"}  # fmt: skip
+    assert len(await events(pool, "task.canceled")) == 1
+
+    write(tasks_file, TASKS)  # back in the file: a new task takes the key
+    revived = apply(env, tasks_file, "--prune")
+    assert "+ weekly: create (replaces finished task" in revived.stdout, revived.stdout
+    assert (await tasks_by_key(pool))["weekly"]["status"] == "active"
+
+
+async def test_dry_run_prints_the_diff_and_writes_nothing(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    apply(env, tasks_file)
+    count = len(await events(pool))
+    changed = TASKS.replace("priority: 3", "priority: 2").replace(
+        "  - key: on-deploy", "  - {key: new, title: N, schedule_kind: once, "
+        "schedule_expr: '2099-01-01T00:00:00Z'}\n  - key: on-deploy",
+    )  # fmt: skip
+    write(tasks_file, changed.replace("  - key: standup", "  - key: standup-renamed"))
+    result = apply(env, tasks_file, "--dry-run", "--prune")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  + standup-renamed: create" in lines
+    assert "  ~ weekly: update" in lines
+    assert "      priority: 3 -> 2" in lines
+    assert "  + new: create" in lines
+    assert "  = on-deploy: unchanged" in lines
+    assert "  - standup: prune" in lines
+    assert lines[-1] == "2 created, 1 updated, 1 unchanged, 1 pruned (dry run: nothing was written)"
+    assert len(await events(pool)) == count
+
+
+async def test_an_invalid_file_names_line_and_field_and_applies_nothing(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    broken = TASKS.replace("uses: debug.echo", "uses: nowhere.tool")
+    write(tasks_file, broken + "  - {key: late, title: L, schedule_kind: cron, "
+                                   "schedule_expr: '0 8 * * *', priority: 12}\n")  # fmt: skip
+    result = apply(env, tasks_file)
+    assert result.returncode == 1
+    assert "tasks.yaml:20: tasks[3].priority: 12 is greater than the maximum of 9" in result.stderr
+    assert "nothing was applied" in result.stderr
+    # with the schema satisfied, rules of POST /tasks apply to every task before any write
+    write(tasks_file, broken)
+    result = apply(env, tasks_file)
+    assert result.returncode == 1
+    assert ("tasks.yaml:10: tasks[0].payload.pipeline[0].uses: unknown tool 'nowhere.tool'"
+            in result.stderr), result.stderr  # fmt: skip
+    write(tasks_file, TASKS + "  - {key: weekly, title: again, schedule_kind: event, "
+                                  "schedule_expr: x}\n")  # fmt: skip
+    result = apply(env, tasks_file)
+    assert (
+        "tasks.yaml:20: tasks[3].key: duplicate key 'weekly' (first at tasks[1])" in result.stderr
+    )
+    write(tasks_file, "tasks:\n  - key: a\n    title: [unclosed\n")
+    result = apply(env, tasks_file)
+    assert result.returncode == 1
+    assert "tasks.yaml:4: not valid YAML" in result.stderr, result.stderr
+    assert await events(pool) == []
+
+
+async def test_json_files_and_missing_files(
+    env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    path = tmp_path / "tasks.json"
+    body = {"tasks": [{"key": "j", "title": "J", "schedule_kind": "cron",
+                       "schedule_expr": "0 9 * * *", "priority": 0}]}  # fmt: skip
+    write(path, json.dumps(body, indent="\t"))
+    result = apply(env, path)
+    assert result.returncode == 1
+    assert "tasks.json:8: tasks[0].priority: 0 is less than the minimum of 1" in result.stderr
+    body["tasks"][0]["priority"] = 1
+    write(path, json.dumps(body, indent=2))
+    assert apply(env, path).returncode == 0
+    assert (await tasks_by_key(pool))["j"]["priority"] == 1
+    missing = apply(env, tmp_path / "nope.yaml")
+    assert missing.returncode == 2
+    assert "no such file" in missing.stderr
+
+
+async def test_watch_applies_each_save_and_ignores_invalid_ones(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.cli.main", "apply", "-f", str(tasks_file), "--watch",
+        env={**environment, **env}, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+
+    async def line_containing(stream: asyncio.StreamReader, text: str) -> str:
+        while True:
+            line = (await asyncio.wait_for(stream.readline(), 30)).decode()
+            assert line, "the watcher stopped"
+            if text in line:
+                return line
+
+    try:
+        await line_containing(process.stdout, "3 created")
+        write(tasks_file, TASKS.replace("priority: 3", "priority: 2"))
+        await asyncio.wait_for(line_containing(process.stdout, "1 updated"), 5)
+        assert (await tasks_by_key(pool))["weekly"]["priority"] == 2
+
+        write(tasks_file, TASKS.replace("priority: 3", "priority: eleven"))
+        problem = await asyncio.wait_for(line_containing(process.stderr, "tasks.yaml:"), 5)
+        assert "tasks[1].priority" in problem
+        await line_containing(process.stderr, "nothing was applied")
+        assert (await tasks_by_key(pool))["weekly"]["priority"] == 2  # the last good version
+
+        write(tasks_file, TASKS.replace("priority: 3", "priority: 4"))
+        await asyncio.wait_for(line_containing(process.stdout, "1 updated"), 5)
+        assert (await tasks_by_key(pool))["weekly"]["priority"] == 4
+    finally:
+        process.terminate()
+        await process.wait()
+    assert process.returncode == 0
+    assert len(await events(pool, "task.updated")) == 2
+
+
+async def test_tools_in_the_file_and_allow_lists_from_the_settings(
+    env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    path = tmp_path / "ops.yaml"
+    write(path, textwrap.dedent("""\
+        tools:
+          - address: calc.add
+            transport: python
+            callable: "tests.tools_servers.python_tools:add"
+        tasks:
+          - key: sum
+            title: Sum
+            schedule_kind: cron
+            schedule_expr: "0 * * * *"
+            payload:
+              pipeline:
+                - {id: add, uses: calc.add, with: {a: 1, b: 2}}
+          - key: backup
+            title: Backup
+            schedule_kind: cron
+            schedule_expr: "0 3 * * *"
+            payload:
+              pipeline:
+                - id: dump
+                  uses: shell.exec
+                  with: {argv: [/usr/bin/pg_dump, mydb]}
+        """))  # fmt: skip
+    refused = apply(env, path)
+    assert refused.returncode == 1
+    assert (
+        "ops.yaml:4: tools[0].callable: module 'tests.tools_servers.python_tools' is not allowed"
+        in refused.stderr
+    )
+    assert "ops.yaml:21: tasks[1].payload.pipeline[0].with.argv[0]" in refused.stderr
+    allowed = {**env, "ORDINAUT_PYTHON_TOOLS_ALLOW": "tests.tools_servers",
+               "ORDINAUT_SHELL_ALLOW": "/usr/bin/pg_dump"}  # fmt: skip
+    result = apply(allowed, path)
+    assert result.returncode == 0, result.stderr
+    assert "+ tool calc.add: register" in result.stdout
+    assert [e["type"] for e in await events(pool)] == ["tool.registered", "task.created",
+                                                       "task.created"]  # fmt: skip
+    assert "= tool calc.add: unchanged" in apply(allowed, path).stdout
+
+
+async def test_the_api_publishes_the_tasks_file_schema(database_url: str, redis_url: str) -> None:
+    app = create_app(ApiConfig(database_url, redis_url, token_hash("admin-token-for-tests-0123")))
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/schema/tasks-file.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/schema+json")
+    assert response.json() == tasks_file_schema()
+    assert response.json()["$defs"]["FileTask"]["required"][-1] == "key"
