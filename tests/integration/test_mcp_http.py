@@ -181,3 +181,23 @@ def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:
     if os.environ.get("ORDINAUT_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
     assert json.loads(SNAPSHOT.read_text()) == current
+
+
+async def test_tasks_and_runs_are_resources_as_the_api_shows_them(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    base_url, http = served
+    task = (await http.post("/tasks", json=BRIEFING)).json()
+    run_id = (await http.post(f"/tasks/{task['id']}/run_now")).json()["run_id"]
+    async with mcp_http(base_url, ADMIN) as client:
+        templates = (await client.list_resource_templates()).resource_templates
+        assert {t.uri_template for t in templates} == {
+            "ordinaut://tasks/{id}", "ordinaut://runs/{id}"}  # fmt: skip
+        for uri, path in ((f"ordinaut://tasks/{task['id']}", f"/tasks/{task['id']}"),
+                          (f"ordinaut://runs/{run_id}", f"/runs/{run_id}")):  # fmt: skip
+            (content,) = (await client.read_resource(uri)).contents
+            assert content.mime_type == "application/json"
+            assert json.loads(content.text) == (await http.get(path)).json()  # type: ignore[union-attr]
+        with pytest.raises(MCPError, match="no run"):
+            await client.read_resource("ordinaut://runs/00000000-0000-4000-8000-000000000000")
+        assert (await ok(client, "get_task", task_id=task["id"]))["id"] == task["id"]
