@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from domain.events import Event, WebhookAttempted, WebhookDelivered, WebhookFailed
 
+# budget.exceeded: a run stopped by a budget tells its owner which budget and how much.
 DEFAULT_NOTIFY_EVENTS: frozenset[str] = frozenset(
-    {"run.succeeded", "run.dead", "approval.requested"}
+    {"run.succeeded", "run.dead", "approval.requested", "budget.exceeded"}
 )
 
 

@@ -174,6 +174,12 @@ class Runner:
     async def _step(
         self, context: _Context, step: Mapping[str, Any], path: str, extra: dict[str, Any]
     ) -> Any:
+        with structlog.contextvars.bound_contextvars(step_id=path):
+            return await self._bound_step(context, step, path, extra)
+
+    async def _bound_step(
+        self, context: _Context, step: Mapping[str, Any], path: str, extra: dict[str, Any]
+    ) -> Any:
         run = context.run
         done = run.steps.get(path)
         if done is not None and done.get("status") == "succeeded":

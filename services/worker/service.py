@@ -234,7 +234,10 @@ class Worker:
         self._active[run.run_id] = task
 
     async def _execute(self, run: LeasedRun) -> None:
-        structlog.contextvars.bind_contextvars(run_id=run.run_id)
+        # Each run is its own asyncio task, so these bindings (context variables) are its own.
+        structlog.contextvars.bind_contextvars(
+            run_id=run.run_id, task_id=run.task_id, worker=self.name
+        )
         try:
             await self.runner.execute(run)
         except Exception:  # the lease lapses and another attempt picks the run up

@@ -4,6 +4,7 @@ returned or logged in clear."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -194,3 +195,11 @@ async def test_a_step_gets_the_secret_but_no_record_or_log_line_holds_it(
     for text in [*reads, stored, logs.out, logs.err]:
         assert VALUE not in text
     assert "[secret:TELEGRAM_TOKEN]" in logs.err  # the failure was logged, redacted
+    failure = next(
+        json.loads(line) for line in logs.err.splitlines()
+        if line.startswith("{") and '"run attempt failed"' in line
+    )  # fmt: skip
+    assert failure["run_id"] == failed["id"]
+    assert failure["task_id"] == failing["id"]
+    assert failure["step_id"] == "send"
+    assert failure["worker"].startswith("worker-")
