@@ -114,6 +114,8 @@ async def fleet(database_url: str, redis_url: str, tmp_path: Path) -> AsyncItera
             for n in range(count):
                 started.by_kind[name].append(_start(name, n, env, tmp_path))
         await asyncio.gather(*(_ready(p) for p in started.all))
+        for group in started.by_kind.values():
+            group[:] = [await _restarted_if_port_taken(p, env, tmp_path) for p in group]
         yield started
     finally:
         for process in started.all:
@@ -125,11 +127,25 @@ async def fleet(database_url: str, redis_url: str, tmp_path: Path) -> AsyncItera
         await client.aclose()
 
 
+async def _restarted_if_port_taken(process: Process, env: dict[str, str], logs: Path) -> Process:
+    """The process, or a new one on other ports if its free port was taken meanwhile (by
+    another test on this machine: free_port cannot reserve it)."""
+    for attempt in itertools.count(1):
+        if process.process.poll() is None or attempt > 3:
+            return process
+        assert "Address already in use" in process.tail(), process.tail()
+        process = _start(process.name, 10 * attempt, env, logs)
+        await _ready(process)
+    raise AssertionError("unreachable")
+
+
 async def _ready(process: Process, within: float = 60) -> None:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{process.ops_port}") as client:
         while time.monotonic() < deadline:
             if process.process.poll() is not None:
+                if "Address already in use" in process.tail():
+                    return  # restarted on other ports once every process is up
                 raise AssertionError(f"{process.name} exited:\n{process.tail()}")
             try:
                 if (await client.get("/health/ready", timeout=2)).status_code == 200:
