@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.runtime.key_file import read_or_create
 
 TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
 
@@ -29,12 +30,5 @@ def load_admin_token(configured: str | None, data_dir: Path) -> AdminToken:
     if configured is not None:
         return AdminToken(token_hash(configured), None)
     path = data_dir / TOKEN_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once must not write two different tokens.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return AdminToken(token_hash(path.read_text().strip()), path)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(32) + "\n")
-    return AdminToken(token_hash(path.read_text().strip()), path)
+    token = read_or_create(path, lambda: secrets.token_urlsafe(32))
+    return AdminToken(token_hash(token), path)

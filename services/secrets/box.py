@@ -17,6 +17,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from services.runtime.key_file import read_or_create
+
 KEY_FILE = "secret-key"
 _VERSION = "v1."
 
@@ -45,16 +47,7 @@ def load_secret_key(configured: str | None, data_dir: Path) -> bytes:
     """The configured key, else the one in the data dir, creating it (mode 0600) if absent."""
     if configured is not None:
         return parse_key(configured)
-    path = data_dir / KEY_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once must not write two different keys.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return parse_key(path.read_text())
-    with os.fdopen(fd, "w") as handle:
-        handle.write(new_key_text() + "\n")
-    return parse_key(path.read_text())
+    return parse_key(read_or_create(data_dir / KEY_FILE, new_key_text))
 
 
 class SecretBox:
