@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,10 +12,9 @@ import pytest
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.store.events import APPEND_LOCK
-from tests.tools_servers.step_tool import StepTool, serving
+from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     AUTH,
-    api_client,
     create_task,
     of_type,
     run_events,
@@ -25,19 +23,6 @@ from tests.workers import (
     run_to_end,
     running_workers,
 )
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 async def register(client: httpx.AsyncClient, address: str, endpoint: str, **extra: Any) -> None:

@@ -4,21 +4,18 @@ their leases, and each process's ops port serving /metrics and health."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from projections.registry import inline_projections
 from services.runtime.ops_server import ops_app
 from services.timer.service import Timer
-from tests.tools_servers.step_tool import StepTool, serving
+from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     AUTH,
-    api_client,
     create_task,
     eventually,
     register_tool,
@@ -27,19 +24,6 @@ from tests.workers import (
     running_workers,
     serve_in_thread,
 )
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 async def health(client: httpx.AsyncClient) -> dict[str, Any]:

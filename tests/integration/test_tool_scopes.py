@@ -3,31 +3,17 @@ task is created or changed and again before each step runs (scopes can be revoke
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.tools_servers.step_tool import StepTool, serving
-from tests.workers import AUTH, api_client, run_to_end, running_workers
+from tests.tools_servers.step_tool import StepTool
+from tests.workers import AUTH, run_to_end, running_workers
 
 API_SCOPES = ["tasks:read", "tasks:write", "runs:read"]
 NEVER = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *"}
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 async def agent(

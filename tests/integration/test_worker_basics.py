@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import httpx
-import pytest
 
-from tests.workers import AUTH, api_client, create_task, run_now, run_to_end, running_workers
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
+from tests.workers import AUTH, create_task, run_now, run_to_end, running_workers
 
 
 async def test_a_run_succeeds_and_records_each_step_with_types(

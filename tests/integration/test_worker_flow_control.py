@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
 from services.worker.service import WorkerConfig
-from tests.tools_servers.step_tool import StepTool, serving
+from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     AUTH,
     FAST,
-    api_client,
     create_task,
     eventually,
     get_run,
@@ -31,19 +28,6 @@ from tests.workers import (
 )
 
 WORKERS = 4
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 async def test_runs_sharing_a_concurrency_key_never_overlap(

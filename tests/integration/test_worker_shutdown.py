@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import httpx
-import pytest
 
-from tests.tools_servers.step_tool import StepTool, serving
+from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     FAST,
-    api_client,
     create_task,
     of_type,
     register_tool,
@@ -21,19 +18,6 @@ from tests.workers import (
     run_to_end,
     running_workers,
 )
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 async def test_a_run_outlasting_the_grace_period_is_released_to_another_worker(

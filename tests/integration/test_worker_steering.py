@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.tools_servers.step_tool import StepTool, serving
+from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     AUTH,
-    api_client,
     create_task,
     get_run,
     register_tool,
@@ -43,19 +41,6 @@ ECHO_AFTER_APPROVAL = [
     },
     {"id": "report", "uses": "debug.echo", "with": {"decision": "${steps.ask.status}"}},
 ]
-
-
-@pytest.fixture
-async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(database_url, redis_url) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def tool() -> Iterator[tuple[StepTool, str]]:
-    step_tool = StepTool()
-    with serving(step_tool) as base_url:
-        yield step_tool, base_url
 
 
 def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:

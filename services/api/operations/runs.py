@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 
 from domain.events import Event, RunQueued, run_stream
-from domain.runs import decide_approval, decide_cancel, decide_retry
+from domain.runs import RunStatus, decide_approval, decide_cancel, decide_retry
 from projections.base import Connection
 from services.api.auth import Principal
 from services.api.cursors import decode_position, encode_position
@@ -24,16 +24,7 @@ from services.store.events import (
     read_stream_stored,
 )
 
-RunStatusFilter = Literal[
-    "queued",
-    "running",
-    "awaiting_approval",
-    "deferred",
-    "succeeded",
-    "dead",
-    "canceled",
-    "deduplicated",
-]
+RunStatusFilter = RunStatus
 _COLUMNS = (
     "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"
     " queued_at, started_at, finished_at, worker, error, cancel_requested,"
