@@ -98,6 +98,7 @@ def _notifier(
         max_attempts=settings.webhook_max_attempts,
         timeout_seconds=settings.webhook_timeout_seconds,
         outbound_allow=settings.outbound_allow,
+        reclaim_idle_seconds=settings.notifier_reclaim_seconds,
     )
     return Component(
         "notifier",

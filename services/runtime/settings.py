@@ -52,6 +52,8 @@ class Settings:
     webhook_max_attempts: ORDINAUT_WEBHOOK_MAX_ATTEMPTS, tries per notification before it
         is recorded as failed (8).
     webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
+    notifier_reclaim_seconds: ORDINAUT_NOTIFIER_RECLAIM_SECONDS, how long an entry a notifier
+        read stays unacknowledged before another notifier takes it over (60).
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
         runs go on before releasing them to other workers (20).
     rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
@@ -97,6 +99,7 @@ class Settings:
     webhook_key: str | None = None
     webhook_max_attempts: int = 8
     webhook_timeout_seconds: float = 10.0
+    notifier_reclaim_seconds: float = 60.0
     worker_grace_seconds: float = 20.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
@@ -132,6 +135,7 @@ class Settings:
             webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or None,
             webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
             webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
+            notifier_reclaim_seconds=_number(env, "ORDINAUT_NOTIFIER_RECLAIM_SECONDS", 60, 1, 86400),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -24,7 +20,15 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from tests.e2e.conftest import free_port
+from tests.processes import (
+    Process,
+    environment,
+    kill,
+    ready,
+    restarted_if_port_taken,
+    start_process,
+    stop,
+)
 from tests.relay_support import stream_positions, stream_top
 from tests.support import db_now
 
@@ -39,21 +43,6 @@ KILL_AFTER = 10.0  # into the run phase: then one timer and one worker are SIGKI
 CUTOFF_MARGIN = timedelta(seconds=5)  # occurrences this close to the timers' stop may not fire
 PUBLISH_EVERY = 0.5
 PROCESSES = {"api": 2, "timer": 2, "worker": 3, "relay": 1, "notifier": 1}
-
-
-@dataclass
-class Process:
-    """One `ordinaut <name>` process and its ops port."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    ops_port: int
-    log: Path
-    api_port: int | None = None
-
-    def tail(self) -> str:
-        text = self.log.read_text(errors="replace")
-        return f"--- {self.name} (pid {self.process.pid}) ---\n{text[-3000:]}"
 
 
 @dataclass
@@ -73,34 +62,11 @@ class Fleet:
 
 
 def _environment(database_url: str, redis_url: str, stream: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    env |= {
-        "ORDINAUT_DATABASE_URL": database_url,
-        "ORDINAUT_REDIS_URL": redis_url,
-        "ORDINAUT_EVENTS_STREAM": stream,
-        "ORDINAUT_DATA_DIR": str(data_dir),  # secret and webhook keys come from here
-        "ORDINAUT_ADMIN_TOKEN": ADMIN,
+    return environment(database_url, redis_url, stream, data_dir, ADMIN) | {
         "ORDINAUT_WORKER_LEASE_SECONDS": str(LEASE_SECONDS),
         "ORDINAUT_WORKER_POLL_SECONDS": "0.2",
         "ORDINAUT_WORKER_GRACE_SECONDS": "10",
-        "ORDINAUT_LOG_LEVEL": "warning",
-        "ORDINAUT_LOG_FORMAT": "json",
     }
-    return env
-
-
-def _start(name: str, n: int, env: dict[str, str], logs: Path) -> Process:
-    ops_port, api_port = free_port(), (free_port() if name == "api" else None)
-    env = env | {"ORDINAUT_METRICS_PORT": str(ops_port)}
-    if api_port is not None:
-        env["ORDINAUT_PORT"] = str(api_port)
-    log = logs / f"{name}-{n}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", name],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    return Process(name, process, ops_port, log, api_port)
 
 
 @pytest.fixture
@@ -112,10 +78,10 @@ async def fleet(database_url: str, redis_url: str, tmp_path: Path) -> AsyncItera
     try:
         for name, count in PROCESSES.items():
             for n in range(count):
-                started.by_kind[name].append(_start(name, n, env, tmp_path))
-        await asyncio.gather(*(_ready(p) for p in started.all))
+                started.by_kind[name].append(start_process(name, n, env, tmp_path))
+        await asyncio.gather(*(ready(p) for p in started.all))
         for group in started.by_kind.values():
-            group[:] = [await _restarted_if_port_taken(p, env, tmp_path) for p in group]
+            group[:] = [await restarted_if_port_taken(p, env, tmp_path) for p in group]
         yield started
     finally:
         for process in started.all:
@@ -125,35 +91,6 @@ async def fleet(database_url: str, redis_url: str, tmp_path: Path) -> AsyncItera
         client = redis.Redis.from_url(redis_url)
         await client.delete(stream)
         await client.aclose()
-
-
-async def _restarted_if_port_taken(process: Process, env: dict[str, str], logs: Path) -> Process:
-    """The process, or a new one on other ports if its free port was taken meanwhile (by
-    another test on this machine: free_port cannot reserve it)."""
-    for attempt in itertools.count(1):
-        if process.process.poll() is None or attempt > 3:
-            return process
-        assert "Address already in use" in process.tail(), process.tail()
-        process = _start(process.name, 10 * attempt, env, logs)
-        await _ready(process)
-    raise AssertionError("unreachable")
-
-
-async def _ready(process: Process, within: float = 60) -> None:
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{process.ops_port}") as client:
-        while time.monotonic() < deadline:
-            if process.process.poll() is not None:
-                if "Address already in use" in process.tail():
-                    return  # restarted on other ports once every process is up
-                raise AssertionError(f"{process.name} exited:\n{process.tail()}")
-            try:
-                if (await client.get("/health/ready", timeout=2)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"{process.name} did not become ready:\n{process.tail()}")
 
 
 @dataclass
@@ -234,36 +171,24 @@ async def _publish(clients: list[httpx.AsyncClient], created: Created, stop: asy
             pass
 
 
-async def _kill(process: Process) -> None:
-    process.process.send_signal(signal.SIGKILL)
-    assert await asyncio.to_thread(process.process.wait, 10) == -signal.SIGKILL
-
-
 async def _kill_midway(fleet: Fleet, pool: asyncpg.Pool) -> tuple[list[Process], list[str]]:
     """SIGKILL a timer as a cron burst falls due, then a worker while it holds leases (a
     burst's runs take it a moment); returns the killed and the runs it left leased."""
     timer, worker = fleet.by_kind["timer"][0], fleet.by_kind["worker"][0]
     now = await db_now(pool)
     await asyncio.sleep(CRON_EVERY - (now.second % CRON_EVERY + now.microsecond / 1e6))
-    await _kill(timer)
+    await kill(timer)
     mine = f"%-{worker.process.pid}-%"
     deadline = time.monotonic() + 2 * CRON_EVERY
     held: list[str] = []
     while not held and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
         held = [row["run_id"] for row in await pool.fetch(_LEASED, mine)]
-    await _kill(worker)
+    await kill(worker)
     return [timer, worker], [row["run_id"] for row in await pool.fetch(_LEASED, mine)]
 
 
 _LEASED = "SELECT run_id FROM due_work WHERE locked_by LIKE $1 AND locked_until > now()"
-
-
-async def _stop(processes: list[Process]) -> dict[str, int]:
-    for process in processes:
-        process.process.send_signal(signal.SIGTERM)
-    codes = await asyncio.gather(*(asyncio.to_thread(p.process.wait, 60) for p in processes))
-    return {f"{p.name}-{p.process.pid}": code for p, code in zip(processes, codes, strict=True)}
 
 
 async def _eventually(check: Any, within: float, what: str) -> None:
@@ -296,15 +221,15 @@ async def test_scaled_out_processes_run_each_occurrence_once_through_kills(
         for client in apis:
             await client.aclose()
     survivors = [p for p in fleet.all if p not in killed]
-    codes = await _stop([p for p in survivors if p.name in ("api", "timer")])
+    codes = await stop([p for p in survivors if p.name in ("api", "timer")])
     cutoff = await db_now(pool) - CUTOFF_MARGIN
     await _eventually(lambda: _drained(pool), 60, "runs did not drain:\n" + fleet.logs())
-    codes |= await _stop([p for p in survivors if p.name in ("worker", "notifier")])
+    codes |= await stop([p for p in survivors if p.name in ("worker", "notifier")])
     last = await pool.fetchval("SELECT max(position) FROM events")
     client = redis.Redis.from_url(redis_url)
     try:
         await _eventually(lambda: _relayed(client, fleet.stream, last), 30, "relay fell behind")
-        codes |= await _stop(fleet.by_kind["relay"])
+        codes |= await stop(fleet.by_kind["relay"])
         positions = await stream_positions(client, fleet.stream)
     finally:
         await client.aclose()

