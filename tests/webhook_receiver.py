@@ -26,6 +26,7 @@ class Delivery:
     headers: dict[str, str]
     verified: bool
     at: float
+    wall: float = field(default_factory=time.time)  # to compare with the database's clock
 
 
 @dataclass

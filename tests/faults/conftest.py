@@ -133,8 +133,8 @@ def tool() -> Iterator[tuple[StepTool, str]]:
 
 
 @pytest.fixture
-def webhooks() -> Iterator[tuple[WebhookReceiver, str]]:
+def receiver() -> Iterator[tuple[WebhookReceiver, str]]:
     """A webhook receiver on 127.0.0.1 answering 200 on /ok, and its URL."""
-    receiver = WebhookReceiver()
-    with serve_in_thread(receiver, lifespan="off") as base_url:
-        yield receiver, base_url
+    hooks = WebhookReceiver()
+    with serve_in_thread(hooks, lifespan="off") as base_url:
+        yield hooks, base_url

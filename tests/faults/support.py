@@ -134,3 +134,75 @@ async def drained(pool: asyncpg.Pool) -> bool:
 
 async def db_now(pool: asyncpg.Pool) -> datetime:
     return await pool.fetchval("SELECT clock_timestamp()")  # type: ignore[no-any-return]
+
+
+async def create_agent(client: httpx.AsyncClient, webhook_url: str) -> tuple[str, str, str]:
+    """An agent whose webhook is ``webhook_url``: (id, token, webhook secret)."""
+    body = {"name": "fault owner", "scopes": ["tasks:write", "tasks:read", "runs:read"],
+            "webhook_url": webhook_url}  # fmt: skip
+    response = await client.post("/agents", json=body)
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    response = await client.post(f"/agents/{agent['id']}/tokens", json={})
+    assert response.status_code == 201, response.text
+    return agent["id"], response.json()["token"], agent["webhook_secret"]
+
+
+async def stream_complete(client: redis.Redis, stream: str, pool: asyncpg.Pool) -> bool:
+    """Whether the events stream's top is the log's last position."""
+    try:
+        last: Any = await client.xrevrange(stream, count=1)
+    except (redis.RedisError, OSError):
+        return False
+    top = int(last[0][0].split(b"-")[0]) if last else 0
+    return top == await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
+
+
+def stream_problems(positions: list[int], last: int) -> tuple[int, int, bool]:
+    """(positions missing, positions twice, out of order) of the stream against 1..last."""
+    seen = Counter(positions)
+    return (
+        sum(1 for p in range(1, last + 1) if p not in seen),
+        sum(n - 1 for n in seen.values() if n > 1),
+        positions != sorted(positions),
+    )
+
+
+_NOTIFIABLE = """
+SELECT e.position FROM events e JOIN runs r ON e.stream = 'run-' || r.run_id
+WHERE e.type = 'run.succeeded' AND r.owner = $1
+"""
+_DELIVERED = """
+SELECT stream, recorded_at FROM events WHERE type = 'webhook.delivered' AND stream LIKE $1
+"""
+
+
+@dataclass
+class Webhooks:
+    """What the agent should have been sent, what was recorded, and what arrived."""
+
+    expected: set[int]  # positions of its runs' run.succeeded
+    delivered: dict[int, datetime]  # position -> when webhook.delivered was recorded
+    records: Counter[int]  # position -> webhook.delivered records
+    requests: Counter[int]  # position -> requests the receiver got
+    after_success: list[int]  # positions requested again after their delivery was recorded
+
+    @property
+    def repeats(self) -> int:
+        """Requests beyond the first for a delivery (a notifier died before recording it)."""
+        return sum(n - 1 for n in self.requests.values() if n > 1)
+
+
+async def webhooks(pool: asyncpg.Pool, receiver: Any, agent_id: str) -> Webhooks:
+    """The agent's webhooks as the log and the receiver saw them."""
+    expected = {r["position"] for r in await pool.fetch(_NOTIFIABLE, agent_id)}
+    rows = await pool.fetch(_DELIVERED, f"webhook-{agent_id}-%")
+    records = Counter(int(r["stream"].rsplit("-", 1)[1]) for r in rows)
+    delivered = {int(r["stream"].rsplit("-", 1)[1]): r["recorded_at"] for r in rows}
+    prefix = f"{agent_id}-"
+    arrivals = [(int(d.body["delivery_id"].removeprefix(prefix)), d.wall)
+                for d in receiver.received if d.verified]  # fmt: skip
+    requests = Counter(position for position, _ in arrivals)
+    after = sorted({p for p, wall in arrivals
+                    if p in delivered and wall > delivered[p].timestamp()})  # fmt: skip
+    return Webhooks(expected, delivered, records, requests, after)
