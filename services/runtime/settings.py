@@ -135,7 +135,9 @@ class Settings:
             webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or None,
             webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
             webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
-            notifier_reclaim_seconds=_number(env, "ORDINAUT_NOTIFIER_RECLAIM_SECONDS", 60, 1, 86400),
+            notifier_reclaim_seconds=_number(
+                env, "ORDINAUT_NOTIFIER_RECLAIM_SECONDS", 60, 1, 86400
+            ),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             rate_limits=_rate_limits(env),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -13,6 +14,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 import redis.asyncio as redis
+import structlog
 
 from domain.envelope import EventMeta
 from domain.events import RunQueued, TaskDefinition, TaskDue, run_stream, task_stream
@@ -52,6 +54,11 @@ SELECT extract(epoch FROM clock_timestamp()) AS now,
                            WHERE status = 'active' AND NOT deleted)) AS earliest
 """
 MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
+BACKOFF_MAX_SECONDS = 2.0  # the longest wait between tries to reach a database that is away
+# What losing the database looks like (a restart, a failover, a network cut).
+_CONNECTION_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+log = structlog.get_logger(__name__)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -79,7 +86,23 @@ class Timer:
         self.on_fired, self.announcer = on_fired, announcer
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fire what is due, sleep until the next occurrence or a wake-up, repeat."""
+        """Fire what is due, sleep until the next occurrence or a wake-up, repeat; while the
+        database is away, retry with capped backoff (a firing round is one transaction, so an
+        interrupted one fires nothing and is simply done again)."""
+        delay = 0.1
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                await self._run_listening(stop)
+            except _CONNECTION_FAILURES as exc:
+                log.warning("timer lost the database; retrying", error=str(exc) or repr(exc))
+                if time.monotonic() - began > 10 * BACKOFF_MAX_SECONDS:
+                    delay = 0.1  # it had been working: this is a new outage
+                await _sleep(delay, asyncio.Event(), stop)
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+
+    async def _run_listening(self, stop: asyncio.Event) -> None:
+        """Fire and sleep with a LISTEN connection for wake-ups, until stopped or it fails."""
         woken = asyncio.Event()
         # The epoch of the run the timer sleeps until; infinite while it is awake, so that
         # any notification during a firing round makes the next sleep start with a recheck.
@@ -89,10 +112,17 @@ class Timer:
             if float(str(payload)) < waiting_for:
                 woken.set()
 
+        def lost(_conn: object) -> None:
+            woken.set()
+
         async with self.pool.acquire() as listener:
             await listener.add_listener(TIMER_CHANNEL, wake)
+            # Wake-ups come over this connection only: when it goes, start over with a new one.
+            listener.add_termination_listener(lost)
             try:
                 while not stop.is_set():
+                    if listener.is_closed():
+                        raise asyncpg.ConnectionDoesNotExistError("the LISTEN connection closed")
                     waiting_for = math.inf
                     woken.clear()
                     if await self.fire_due() == self.batch:
@@ -100,7 +130,10 @@ class Timer:
                     seconds, waiting_for = await self._next_run()
                     await _sleep(seconds, woken, stop)
             finally:
-                await listener.remove_listener(TIMER_CHANNEL, wake)
+                # A connection the server dropped cannot be told anything; the pool discards it.
+                with contextlib.suppress(*_CONNECTION_FAILURES):
+                    listener.remove_termination_listener(lost)
+                    await listener.remove_listener(TIMER_CHANNEL, wake)
 
     async def fire_due(self) -> int:
         """Fire one batch of due tasks in one transaction; returns how many tasks it claimed."""

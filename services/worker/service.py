@@ -40,6 +40,9 @@ from services.worker.throttle import ToolThrottle
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
+# What losing the database looks like (a restart, a failover): asyncpg raises InterfaceError
+# for a connection that closed under a statement or a transaction.
+DB_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # The catalog and agents' scopes change rarely; a short cache spares a query per step.
 TOOL_CACHE_SECONDS = 2.0
 
@@ -193,7 +196,7 @@ class Worker:
             if free > 0:
                 try:
                     leased = await self._lease(free)
-                except (asyncpg.PostgresError, OSError) as exc:
+                except DB_FAILURES as exc:
                     log.warning("leasing failed; retrying", error=str(exc))
                     await _wait(stop, self._wake, self.config.poll_seconds)
                     continue
@@ -221,8 +224,12 @@ class Worker:
         no more than that); with every slot busy, until a run ends or the poll interval."""
         if free <= 0:
             return self.config.poll_seconds
-        async with self.pool.acquire() as conn:
-            seconds = await leases.seconds_until_ready(conn)
+        try:
+            async with self.pool.acquire() as conn:
+                seconds = await leases.seconds_until_ready(conn)
+        except DB_FAILURES as exc:
+            log.warning("checking for upcoming work failed", error=str(exc))
+            return self.config.poll_seconds
         if seconds is None or seconds <= 0:
             # Nothing is coming, or what is ready could not be leased (its concurrency key
             # is busy, another worker holds it): wait for a wake-up rather than spin.
@@ -268,7 +275,7 @@ class Worker:
                     await leases.extend(
                         conn, self.name, list(self._active), self.config.lease_seconds
                     )
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_FAILURES as exc:
                 log.warning("heartbeat failed", error=str(exc))
 
     async def _report_presence(self, stop: asyncio.Event) -> None:
@@ -279,7 +286,7 @@ class Worker:
                     await presence.report(
                         conn, self.name, self.config.concurrency, len(self._active)
                     )
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_FAILURES as exc:
                 log.warning("reporting presence failed", error=str(exc))
             await _wait(stop, asyncio.Event(), presence.PRESENCE_SECONDS)
 
@@ -297,7 +304,7 @@ class Worker:
             try:
                 async with self.pool.acquire() as conn:
                     canceled = await leases.cancel_requested(conn, run_ids)
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_FAILURES as exc:
                 log.warning("checking for canceled runs failed", error=str(exc))
                 continue
             for run_id in canceled:
@@ -320,7 +327,7 @@ class Worker:
         if tool.rate_limit is not None:
             try:
                 await self.throttle.wait_turn(tool.address, tool.rate_limit)
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_FAILURES as exc:
                 # Without a slot the limit cannot be kept: not called now, the attempt retries.
                 raise ToolCallError(
                     f"{tool.address}: no call slot could be taken ({exc})", retryable=True

@@ -158,12 +158,17 @@ async def stream_complete(client: redis.Redis, stream: str, pool: asyncpg.Pool) 
     return top == await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
 
 
-def stream_problems(positions: list[int], last: int) -> tuple[int, int, bool]:
-    """(positions missing, positions twice, out of order) of the stream against 1..last."""
+async def stream_problems(positions: list[int], pool: asyncpg.Pool) -> tuple[int, int, bool]:
+    """(stored events missing, entries twice, out of order) of the stream against the log.
+
+    Positions are not dense: a crashed PostgreSQL skips the sequence values it had cached,
+    so the stream is compared with the positions the log really holds.
+    """
+    stored = {r["position"] for r in await pool.fetch("SELECT position FROM events")}
     seen = Counter(positions)
     return (
-        sum(1 for p in range(1, last + 1) if p not in seen),
-        sum(n - 1 for n in seen.values() if n > 1),
+        len(stored - set(seen)),
+        sum(n - 1 for n in seen.values() if n > 1) + len(set(seen) - stored),
         positions != sorted(positions),
     )
 

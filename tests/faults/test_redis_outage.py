@@ -127,7 +127,7 @@ async def test_commands_and_runs_go_on_while_redis_is_stopped(
             await client.aclose()
 
     last = await pool.fetchval("SELECT max(position) FROM events")
-    gaps, twice, disordered = stream_problems(positions, last)
+    gaps, twice, disordered = await stream_problems(positions, pool)
     found = await runs(pool)
     problems = run_problems(found)
     hooks_seen = await webhooks(pool, hooks_server, agent_id)
