@@ -37,7 +37,7 @@ from tests.tools_servers.step_tool import StepTool
 
 FAULT = "postgres-restart"
 DOWN_SECONDS = 5
-BETWEEN_SECONDS = 8
+BETWEEN_SECONDS = 5
 TASKS = 3
 COMMAND_EVERY = 0.1
 ENV = {"ORDINAUT_WORKER_POLL_SECONDS": "0.2", "ORDINAUT_WORKER_LEASE_SECONDS": "5"}

@@ -70,9 +70,11 @@ async def test_killing_relays_and_notifiers_leaves_no_gap_and_no_repeat(
 ) -> None:
     hooks_server, hooks = receiver
     api_process = await fleet.start("api")
+    # Three of each: a kill waits for two to be alive, so a replacement has time to start.
     await asyncio.gather(
-        fleet.start("timer"), fleet.start("worker"), fleet.start("relay"), fleet.start("relay"),
-        fleet.start("notifier", **NOTIFIER_ENV), fleet.start("notifier", **NOTIFIER_ENV),
+        fleet.start("timer"), fleet.start("worker"),
+        *(fleet.start("relay") for _ in range(3)),
+        *(fleet.start("notifier", **NOTIFIER_ENV) for _ in range(3)),
     )  # fmt: skip
     async with api(api_process.api_port) as admin:
         agent_id, token, secret = await create_agent(admin, f"{hooks}/ok")

@@ -32,7 +32,7 @@ FAULT = "worker-kill"
 KILLS = 20
 KILL_EVERY = 3.0  # seconds between kills
 LEASE_SECONDS = 2
-WORKERS = 3  # at least this many are alive at each kill (one more at the start)
+WORKERS = 3  # at least this many are alive at each kill
 TASKS = 4  # each fires every second: a 3-step run of ~1 s per task per second
 STEP_SECONDS = 0.25
 WORKER_ENV = {
@@ -127,7 +127,8 @@ async def test_killing_workers_loses_and_repeats_nothing(
     server, base_url = tool
     api_process = await fleet.start("api")
     timer = await fleet.start("timer")
-    await asyncio.gather(*(fleet.start("worker", **WORKER_ENV) for _ in range(WORKERS + 1)))
+    # Spares: a kill waits for WORKERS to be alive, and a replacement may take a while to start.
+    await asyncio.gather(*(fleet.start("worker", **WORKER_ENV) for _ in range(WORKERS + 2)))
     async with api(api_process.api_port) as client:
         await register_tool(client, "test.step", f"{base_url}/slow?seconds={STEP_SECONDS}")
         steps = [{"id": step, "uses": "test.step"} for step in STEPS]
