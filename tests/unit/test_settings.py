@@ -16,6 +16,12 @@ def test_worker_settings_default_and_parse() -> None:
     assert (settings.worker_grace_seconds, settings.worker_concurrency) == (0, 3)
 
 
+def test_the_notifier_reclaim_delay_defaults_to_a_minute() -> None:
+    assert Settings.from_env({}).notifier_reclaim_seconds == 60
+    reclaim = {"ORDINAUT_NOTIFIER_RECLAIM_SECONDS": "3"}
+    assert Settings.from_env(reclaim).notifier_reclaim_seconds == 3
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
@@ -23,6 +29,7 @@ def test_worker_settings_default_and_parse() -> None:
         ("ORDINAUT_WORKER_GRACE_SECONDS", "soon"),
         ("ORDINAUT_WORKER_POLL_SECONDS", "0"),
         ("ORDINAUT_PORT", "70000"),
+        ("ORDINAUT_NOTIFIER_RECLAIM_SECONDS", "0"),
         ("ORDINAUT_RATE_LIMIT_COMMANDS", "lots"),
         ("ORDINAUT_RATE_LIMIT_READS", "0/s"),
         ("ORDINAUT_OUTBOUND_ALLOW", "10.0.0.0/8,intranet"),
