@@ -87,6 +87,14 @@ async def test_run_now_opens_the_run_and_a_double_click_queues_one_run(
         second = _run_id(await ui.post(f"/ui/tasks/{task_id}/run-now", data=form))
         assert first == second
         assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task_id) == 1
+        extra = _run_id(await post_form(ui, f"/ui/tasks/{task_id}", f"/ui/tasks/{task_id}/run-now"))
+        assert extra != first
+        queued = (await ui.get(f"/ui/runs/{extra}")).text
+        assert re.search(r"<button[^>]*>Cancel run</button>", queued)
+        canceled = await post_form(ui, f"/ui/runs/{extra}", f"/ui/runs/{extra}/cancel")
+        assert canceled.headers["location"] == f"/ui/runs/{extra}?done=run_canceled"
+        shown = (await ui.get(canceled.headers["location"])).text
+        assert re.search(r'data-testid="run-status">canceled<', shown)
         async with running_workers(database_url, redis_url):
             await run_to_end(client, first)
         shown = (await ui.get(f"/ui/runs/{first}")).text

@@ -4,12 +4,14 @@ is a 4xx page naming the field."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
+import redis.asyncio as redis
 
 from tests.ui_client import ALL_SCOPES, agent_token, signed_in
-from tests.workers import run_to_end, running_workers
+from tests.workers import AUTH, run_to_end, running_workers
 
 EACH = {"id": "each", "uses": "debug.echo"}
 MONTHLY = {  # 20 monthly occurrences always cross a change of Chisinau's offset
@@ -122,6 +124,20 @@ async def run_now_as(api: httpx.AsyncClient, task_id: str, auth: dict[str, str])
     response = await api.post(f"/tasks/{task_id}/run_now", headers=auth)
     assert response.status_code == 202, response.text
     return str(response.json()["run_id"])
+
+
+async def test_the_admin_sees_ingest_dead_letters(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    reason = f"payload is not an object ({uuid.uuid4().hex[:8]})"
+    writer = redis.Redis.from_url(redis_url)
+    try:
+        await writer.xadd("ordinaut:dead", {"reason": reason, "topic": "order.placed"})
+    finally:
+        await writer.aclose()
+    async with signed_in(client, AUTH["Authorization"][7:]) as ui:
+        overview = (await ui.get("/ui")).text
+    assert any(reason in row for row in rows(overview, "dead-letter"))
 
 
 async def test_a_run_page_polls_while_the_run_can_change(client: httpx.AsyncClient) -> None:
