@@ -36,7 +36,6 @@ from services.declarative.file_format import TaskFile
 from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
-from services.mcp import stdio as mcp_stdio
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import start_servers
 from services.runtime.settings import Settings
@@ -312,6 +311,8 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """Serve MCP over stdio: against the store (settings' database) or the API at --url."""
+    from services.mcp import stdio as mcp_stdio
+
     token = os.environ.get("ORDINAUT_TOKEN", "").strip()
     if not token:
         raise CommandError("ORDINAUT_TOKEN must hold an admin or agent token")
