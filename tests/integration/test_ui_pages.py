@@ -180,5 +180,7 @@ async def test_bad_input_is_a_4xx_page_naming_the_field(client: httpx.AsyncClien
             assert response.headers["content-type"].startswith("text/html"), path
             assert 'data-testid="error"' in response.text, path
             assert named in response.text, path
-        page = await ui.get(f"/ui/tasks/{task['id']}")
+        page = await ui.get(f"/ui/tasks/{task['id']}?done=retried_all&n={'9' * 5000}")
         assert page.status_code == 200
+        posted = await ui.post(f"/ui/tasks/{task['id']}/pause", json={"csrf_token": "x"})
+        assert posted.status_code == 403  # only a form can carry the CSRF token
