@@ -48,13 +48,21 @@ async def test_task_buttons_record_events_as_the_agent(
     task_id = await _task(client, token, [{"id": "a", "uses": "debug.echo"}])
     page = f"/ui/tasks/{task_id}"
     async with signed_in(client, token) as ui:
-        paused = await post_form(ui, page, f"{page}/pause", nonce="pause-nonce-1")
-        assert paused.headers["location"] == f"{page}?done=paused"
+        listed = (await ui.get("/ui/tasks?q=Butt")).text
+        assert re.search(r"<button[^>]*>Pause</button>", listed)
+        back = re.search(r'name="back" value="([^"]+)"', listed)
+        assert back
+        assert back.group(1) == "/ui/tasks?q=Butt"
+        paused = await post_form(ui, "/ui/tasks?q=Butt", f"{page}/pause", back=back.group(1))
+        assert paused.headers["location"] == "/ui/tasks?q=Butt&done=paused"
         shown = (await ui.get(paused.headers["location"])).text
         assert 'data-testid="notice"' in shown
+        assert re.search(r"<button[^>]*>Resume</button>", shown)
+        shown = (await ui.get(page)).text
         assert ">Resume</button>" in shown
         assert ">Pause</button>" not in shown
-        await post_form(ui, page, f"{page}/resume")
+        resumed = await post_form(ui, page, f"{page}/resume", back="https://evil.example/ui/tasks")
+        assert resumed.headers["location"] == f"{page}?done=resumed"
         snoozed = await post_form(ui, page, f"{page}/snooze", minutes="90")
         assert snoozed.status_code == 303
         refused = await post_form(ui, page, f"{page}/snooze", minutes="0")
