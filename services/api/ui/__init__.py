@@ -6,7 +6,9 @@ Contract the browser tests rely on (keep it stable):
   redirects to ``/ui`` (or to the page asked for). Every page has a ``Sign out`` button.
 - Nav links ``Overview``, ``Tasks``, ``Runs``, ``Events`` (/ui, /ui/tasks, /ui/runs, /ui/events).
 - ``/ui/tasks?status=&kind=&q=&cursor=``: rows ``data-testid="task-row"``, each with a link
-  (the task title) to ``/ui/tasks/{id}``; ``Next page`` link carries ``cursor``.
+  (the task title) to ``/ui/tasks/{id}``; ``Next page`` link carries ``cursor``. With
+  ``tasks:write`` each open task's row also has ``Run now``, ``Pause``/``Resume`` and
+  ``Snooze 1 h`` buttons (pause, resume and snooze come back to the list).
 - ``/ui/tasks/{id}``: buttons ``Run now``, ``Pause``, ``Resume``, ``Snooze`` (with a
   ``minutes`` field, default 60), ``Cancel`` (only those that apply to the task's status).
   ``Run now`` redirects (303) to the new run's page ``/ui/runs/{run_id}``; the task page also
