@@ -5,8 +5,9 @@ Run it with
 
     python -m pytest tests/faults
 
-(about 6 minutes on 2 cores). It is not part of the default `python -m pytest` run
-(`norecursedirs` in pyproject.toml), which would otherwise outgrow its time budget. Every test
+(6 minutes on a quiet 2-core machine, about 10 when other suites share the cores). It is not
+part of the default `python -m pytest` run (`norecursedirs` in pyproject.toml), which would
+otherwise outgrow its time budget. Every test
 prints a one-line summary (``faults: worker-kill 20/20 recovered, ...``) and stores it with its
 figures under ``$ORDINAUT_BENCH_RESULTS/faults/`` (default ``.bench/faults/``), passed or not,
 for `BENCHMARKS.md`'s "Reliability" section.
