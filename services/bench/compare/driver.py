@@ -37,7 +37,18 @@ GOALS = (
          text="≥ 5 x Procrastinate (same machine, same run)"),
     Goal("ratio_celery", 3.0, at_least=True, text="≥ 3 x Celery (same machine, same run)"),
 )  # fmt: skip
-LIMITS: str | None = None
+# py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
+LIMITS: str | None = (
+    "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"
+    " `ordinaut worker` draining runs: ~25% of its samples are socket writes of statements to"
+    " PostgreSQL, ~30% running the pipeline (template rendering, JSON Schema checks of the"
+    " tool's input and output), ~18% leasing and ~17% recording the run's events with their"
+    " inline projections (four events per run, each applied to `runs`, `due_work` and"
+    " `task`); PostgreSQL executes those statements on the same cores. Peers record one row"
+    " per job and run no pipeline. Figures measured while other test suites loaded the"
+    " machine (load average 8-13 on 2 cores) are a fraction of a quiet machine's, where"
+    " `bench runs` reached 2,245-2,342 runs/s."
+)
 
 
 class CompareError(Exception):
