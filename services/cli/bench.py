@@ -178,26 +178,22 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.compare.driver import GOALS, LIMITS, CompareError, bench_compare
+    from services.bench.compare import driver
 
+    try:
+        driver.check_installed(driver.wanted_systems(args.only))
+    except driver.CompareError as exc:
+        raise CommandError(str(exc)) from None
     servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
     try:
-        await run_bench(
-            "compare",
-            bench_compare(
-                servers.database_url,
-                servers.redis_url,
-                jobs=args.jobs,
-                rounds=args.rounds,
-                rate=args.rate,
-                seconds=args.seconds,
-                only=args.only,
-            ),
-            goals=GOALS,
-            limits=LIMITS,
-        )
-    except CompareError as exc:
-        raise CommandError(str(exc)) from None
+        measure = driver.bench_compare(
+            servers.database_url, servers.redis_url, jobs=args.jobs, rounds=args.rounds,
+            rate=args.rate, seconds=args.seconds, only=args.only,
+        )  # fmt: skip
+        await run_bench("compare", measure, goals=driver.GOALS, limits=driver.LIMITS)
+    except (driver.CompareError, RuntimeError) as exc:
+        # A peer that cannot start, a worker that died, a round that never finished.
+        raise CommandError(f"bench compare: {exc}") from None
     finally:
         await servers.stop()
     return 0

@@ -55,7 +55,12 @@ class CompareError(Exception):
     """The comparison cannot run as asked (e.g. a peer is not installed)."""
 
 
-def _check_installed(wanted: Sequence[str]) -> None:
+def wanted_systems(only: Sequence[str] | None) -> list[str]:
+    """The systems to compare: ``only`` those, or all of them, in SYSTEMS order."""
+    return [name for name in SYSTEMS if not only or name in only]
+
+
+def check_installed(wanted: Sequence[str]) -> None:
     """Fail before starting anything if a wanted peer's library is missing."""
     modules = {"procrastinate": "procrastinate", "celery": "celery"}
     missing = []
@@ -183,8 +188,8 @@ async def bench_compare(
 ) -> dict[str, Any]:
     """Compare the systems (``only`` those, default all) and return the figures, with the
     per-system rows under ``table`` (BENCHMARKS.md shows them as they are)."""
-    wanted = [name for name in SYSTEMS if not only or name in only]
-    _check_installed(wanted)
+    wanted = wanted_systems(only)
+    check_installed(wanted)
     # Procrastinate logs every deferred job at INFO; the table is what matters here.
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
     print(f"{len(wanted)} systems, {rounds} rounds of {jobs} no-op jobs each, alternating;"
