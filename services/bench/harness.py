@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -67,12 +68,16 @@ async def run_bench(
     ``limits`` says what holds a figure back where a goal is missed (kept beside the bench
     code and updated when measured); the report shows it only for missed goals."""
     print(f"machine: {describe_machine()}", file=out, flush=True)
+    load_before = os.getloadavg()[0]
     figures = await measure
+    load_after = os.getloadavg()[0]
     verdicts = judge(goals, figures)
     for verdict in verdicts.values():
         print(f"goal {verdict['goal']}: {_verdict(verdict['met'])}"
               f" ({_show(verdict['value'])})", file=out)  # fmt: skip
-    result: Figures = {**figures, "goals": verdicts}
+    # How busy the machine was: on 2 cores, a load above ~2 means the figures got a share.
+    result: Figures = {**figures, "goals": verdicts,
+                       "load_average": [round(load_before, 2), round(load_after, 2)]}  # fmt: skip
     if limits:
         result["limits"] = limits
     path: Path = write_result("bench", name, result)

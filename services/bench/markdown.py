@@ -3,6 +3,7 @@ figures, goals, command, machine and date, and a "Reliability" section from the 
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Iterable
@@ -24,7 +25,16 @@ TITLES = {
     "append": "Event store appends (`bench append`)",
     "api": "API latency at a fixed rate (`bench api`)",
 }
-_RECORD_KEYS = {"name", "command", "machine", "finished_at", "goals", "limits", "table"}
+_RECORD_KEYS = {"name", "command", "machine", "finished_at", "goals", "limits", "table",
+                "load_average"}  # fmt: skip
+# Where each benchmark keeps its LIMITS text, for results stored before it was written.
+_LIMITS_IN = {
+    "runs": "services.bench.runs",
+    "compare": "services.bench.compare.driver",
+    "timer": "services.bench.timer",
+    "replay": "services.bench.replay",
+    "up": "services.bench.up",
+}
 
 
 def load(kind: str, folder: Path | None = None) -> list[dict[str, Any]]:
@@ -85,6 +95,15 @@ def _figures_table(record: dict[str, Any]) -> list[str]:
     return _table(["figure", "value"], figures) if figures else []
 
 
+def _current_limits(name: str) -> str | None:
+    """The LIMITS text the benchmark's module holds now (None if it has none)."""
+    module = _LIMITS_IN.get(name)
+    if module is None:
+        return None
+    limits = getattr(importlib.import_module(module), "LIMITS", None)
+    return limits if isinstance(limits, str) else None
+
+
 def _goals(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     goals = record.get("goals")
     return (
@@ -100,7 +119,11 @@ def bench_section(record: dict[str, Any]) -> list[str]:
         return [*lines, f"Result file unreadable: {record['unreadable']}", ""]
     lines += [f"- Command: `{record.get('command', '?')}`",
               f"- Machine: {machine_text(record.get('machine'))}",
-              f"- Finished: {record.get('finished_at', '?')}", ""]  # fmt: skip
+              f"- Finished: {record.get('finished_at', '?')}"]  # fmt: skip
+    load = record.get("load_average")
+    if isinstance(load, list) and len(load) == 2:
+        lines.append(f"- Load average (1 min) at start and end: {load[0]} and {load[1]}")
+    lines.append("")
     lines += [*_figures_table(record), ""]
     goals = _goals(record)
     if goals:
@@ -109,7 +132,7 @@ def bench_section(record: dict[str, Any]) -> list[str]:
                          for k, g in goals.items()))  # fmt: skip
         lines.append("")
     if any(g.get("met") is False for g in goals.values()):
-        limits = record.get("limits")
+        limits = record.get("limits") or _current_limits(name)
         text = limits if isinstance(limits, str) and limits else "not analysed yet."
         lines += [f"**What limits it.** {text}", ""]
     return lines

@@ -31,6 +31,18 @@ from services.worker.dispatch import Announcer
 _BATCH = 1000
 GOALS = (Goal("runs_per_second", 2000, at_least=True,
               text="≥ 2,000 runs/s end-to-end on 2 cores"),)  # fmt: skip
+# py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
+LIMITS: str | None = (
+    "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"
+    " `ordinaut worker` draining runs: ~25% of its samples are socket writes of statements to"
+    " PostgreSQL, ~30% running the pipeline (template rendering, JSON Schema checks of the"
+    " tool's input and output), ~18% leasing and ~17% recording the run's events with their"
+    " inline projections (four events per run: four writes to `runs`, three to `due_work`,"
+    " one to `spend`); PostgreSQL executes those statements on the same cores. Peers record one row"
+    " per job and run no pipeline. Figures measured while other test suites loaded the"
+    " machine (load average 8-13 on 2 cores) are a fraction of a quiet machine's, where"
+    " `bench runs` reached 2,245-2,342 runs/s."
+)
 _PIPELINE = {"pipeline": [{"id": "echo", "uses": "debug.echo", "with": {"n": "${run.id}"}}]}
 
 

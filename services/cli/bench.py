@@ -124,7 +124,7 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.runs import GOALS, bench_runs
+    from services.bench.runs import GOALS, LIMITS, bench_runs
 
     async with _scratch(settings, redis=True) as (url, redis_url):
         await run_bench(
@@ -137,6 +137,7 @@ async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
                 concurrency=args.concurrency,
             ),
             goals=GOALS,
+            limits=LIMITS,
         )
     return 0
 

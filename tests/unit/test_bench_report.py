@@ -48,6 +48,7 @@ def test_a_bench_writes_its_figures_goals_and_machine(
     assert record["goals"]["events_per_second"]["met"] is False
     assert record["limits"] == "Postgres"
     assert record["machine"]["cores"] >= 1
+    assert len(record["load_average"]) == 2
     assert out.getvalue().startswith("machine: ")
     assert "MISSED" in out.getvalue()
 
@@ -58,7 +59,7 @@ def test_the_report_has_a_section_per_bench_with_its_command_machine_and_goals(
     _write(tmp_path, "bench", "runs", {
         "runs_per_second": 2300.5, "goals": {"runs_per_second": {
             "goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}},
-        "limits": "never shown: the goal is met"})  # fmt: skip
+        "limits": "never shown: the goal is met", "load_average": [7.5, 8.25]})  # fmt: skip
     _write(tmp_path, "bench", "replay", {
         "events_per_second": 9000.0, "goals": {"events_per_second": {
             "goal": "≥ 50,000 events/s", "value": 9000.0, "met": False}},
@@ -71,6 +72,7 @@ def test_the_report_has_a_section_per_bench_with_its_command_machine_and_goals(
     assert "- Command: `ordinaut bench replay`" in text
     assert "- Machine: 2 cores (Test CPU), 24.0 GiB, Linux 6, Python 3.11.7" in text
     assert "| runs_per_second | 2,300 |" in text
+    assert "- Load average (1 min) at start and end: 7.5 and 8.25" in text
     assert "| ≥ 50,000 events/s | 9,000 | **missed** |" in text
     assert "**What limits it.** One statement per event and read model." in text
     assert "never shown" not in text

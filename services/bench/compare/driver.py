@@ -27,6 +27,7 @@ from services.bench.compare.common import (
 from services.bench.compare.ordinaut_system import OrdinautSystem
 from services.bench.harness import Goal
 from services.bench.report import percentile, print_table
+from services.bench.runs import LIMITS as RUNS_LIMITS
 from services.bench.scratch import scratch_database
 
 SYSTEMS = ("ordinaut", "procrastinate", "celery")
@@ -37,18 +38,7 @@ GOALS = (
          text="≥ 5 x Procrastinate (same machine, same run)"),
     Goal("ratio_celery", 3.0, at_least=True, text="≥ 3 x Celery (same machine, same run)"),
 )  # fmt: skip
-# py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
-LIMITS: str | None = (
-    "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"
-    " `ordinaut worker` draining runs: ~25% of its samples are socket writes of statements to"
-    " PostgreSQL, ~30% running the pipeline (template rendering, JSON Schema checks of the"
-    " tool's input and output), ~18% leasing and ~17% recording the run's events with their"
-    " inline projections (four events per run: four writes to `runs`, three to `due_work`,"
-    " one to `spend`); PostgreSQL executes those statements on the same cores. Peers record one row"
-    " per job and run no pipeline. Figures measured while other test suites loaded the"
-    " machine (load average 8-13 on 2 cores) are a fraction of a quiet machine's, where"
-    " `bench runs` reached 2,245-2,342 runs/s."
-)
+LIMITS = RUNS_LIMITS
 
 
 class CompareError(Exception):
