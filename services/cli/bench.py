@@ -102,7 +102,7 @@ async def cmd_append(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.timer import GOALS, bench_timer
+    from services.bench.timer import GOALS, LIMITS, bench_timer
 
     async with _scratch(settings, redis=False) as (url, _):
         await run_bench(
@@ -111,6 +111,7 @@ async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
                 url, schedules=args.schedules, registered=args.registered, seconds=args.seconds
             ),
             goals=GOALS,
+            limits=LIMITS,
         )
     return 0
 
