@@ -307,6 +307,21 @@ async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_bench_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.ui import BenchError, bench_ui
+
+    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    try:
+        async with scratch_database(servers.database_url) as url:
+            await bench_ui(url, servers.redis_url, tasks=args.tasks, runs=args.runs,
+                           repeat=args.repeat, deep=args.deep)  # fmt: skip
+    except BenchError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        await servers.stop()
+    return 0
+
+
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
@@ -350,6 +365,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("bench", "api"): cmd_bench_api,
     ("bench", "runs"): cmd_bench_runs,
     ("bench", "ingest"): cmd_bench_ingest,
+    ("bench", "ui"): cmd_bench_ui,
     ("mcp", None): cmd_mcp,
 }
 

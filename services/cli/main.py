@@ -153,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--rate", type=_positive, default=1000, help="entries/s for the lag part")
     ingest.add_argument("--seconds", type=_positive, default=10, help="how long the lag part runs")
     ingest.add_argument("--no-relay", action="store_true", help="store only: no relay, no lag part")
+    ui = bench.add_parser("ui", help="dashboard page times with 10,000 tasks and 100,000 runs")
+    ui.add_argument("--tasks", type=_positive, default=10000, help="tasks to seed")
+    ui.add_argument("--runs", type=_positive, default=100000, help="runs to seed")
+    ui.add_argument("--repeat", type=_positive, default=20, help="loads of each page")
+    ui.add_argument("--deep", type=_positive, default=50, help="next-page links to the deep page")
     return parser
 
 
