@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -39,6 +40,7 @@ from services.declarative.watch import watch_files
 from services.mcp import stdio as mcp_stdio
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import start_servers
+from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK, read_stored
 from services.store.pool import open_pool
@@ -310,6 +312,10 @@ async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_bench_ui(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.ui import BenchError, bench_ui
 
+    if settings.log_level == "info":  # the API runs in this process: keep its request lines out
+        configure_logging(settings.log_format, "warning")
+        for name in ("uvicorn.error", "mcp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
     try:
         async with scratch_database(servers.database_url) as url:
