@@ -62,6 +62,9 @@ async def browser() -> AsyncIterator[Any]:
             "browser tests need Chromium: apt-get install chromium (or set ORDINAUT_CHROMIUM "
             "to a Chromium or Chrome executable)"
         )
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=15_000)  # states the workers reach; a met condition returns at once
     # Playwright gives every launch a fresh temporary profile (user-data-dir).
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(

@@ -28,7 +28,7 @@ APPROVAL_PIPELINE = [
     {
         "id": "ask",
         "uses": "orchestrator.request_approval",
-        "with": {"message": "Publish the weekly digest?", "data": ["intro", "links"]},
+        "with": {"message": "Send the weekly digest?", "data": ["intro", "links"]},
     },
     {
         "id": "publish",
@@ -61,6 +61,12 @@ class Dashboard:
         assert response.status_code == 202, response.text
         return str(response.json()["run_id"])
 
+    async def sign_in(self, token: str | None = None) -> None:
+        """Send the sign-in form with ``token`` (the agent's by default)."""
+        await self.open("/ui/login")
+        await self.page.locator("input[name=token]").fill(token or self.token)
+        await self.page.get_by_role("button", name="Sign in").click()
+
     async def open(self, path: str) -> None:
         await self.page.goto(f"{self.base_url}{path}")
 
@@ -78,9 +84,7 @@ async def _agent_token(api: httpx.AsyncClient) -> str:
 
 @pytest.fixture
 async def dashboard(browser: Any, database_url: str, redis_url: str) -> AsyncIterator[Dashboard]:
-    """The API and a worker on the test's database, an agent, and a browser signed in as it."""
-    from playwright.async_api import expect
-
+    """The API and a worker on the test's database, an agent, and a browser (not signed in)."""
     tool = StepTool()
     with serving(tool) as tool_url:
         async with api_client(database_url, redis_url) as api:
@@ -92,38 +96,10 @@ async def dashboard(browser: Any, database_url: str, redis_url: str) -> AsyncIte
             base_url = str(api.base_url).rstrip("/")
             try:
                 async with running_workers(database_url, redis_url):
-                    await page.goto(f"{base_url}/ui/login")
-                    await page.locator("input[name=token]").fill(token)
-                    await page.get_by_role("button", name="Sign in").click()
-                    await expect(page).to_have_url(re.compile(r"/ui/?$"))
                     headers = {"Authorization": f"Bearer {token}"}
                     yield Dashboard(api, headers, token, page, base_url, tool)
             finally:
                 await context.close()
-
-
-async def test_signing_in_is_needed_and_a_wrong_token_is_refused(
-    browser: Any, database_url: str, redis_url: str
-) -> None:
-    from playwright.async_api import expect
-
-    async with api_client(database_url, redis_url) as api:
-        base_url = str(api.base_url).rstrip("/")
-        context = await browser.new_context()
-        try:
-            page = await context.new_page()
-            page.set_default_timeout(WITHIN_MS)
-            await page.goto(f"{base_url}/ui/tasks")
-            await expect(page.locator("input[name=token]")).to_be_visible()
-            await page.locator("input[name=token]").fill("not-a-token-of-anyone-0123456789")
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.get_by_test_id("error")).to_be_visible()
-            await expect(page.locator("input[name=token]")).to_be_visible()
-            await page.goto(f"{base_url}/ui/runs")
-            await expect(page.locator("input[name=token]")).to_be_visible()
-            await expect(page.get_by_test_id("run-row")).to_have_count(0)
-        finally:
-            await context.close()
 
 
 async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
@@ -132,6 +108,15 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     from playwright.async_api import expect
 
     page = dashboard.page
+    await dashboard.open("/ui/runs")
+    await expect(page.locator("input[name=token]")).to_be_visible()
+    await expect(page.get_by_test_id("run-row")).to_have_count(0)
+    await dashboard.sign_in("not-a-token-of-anyone-0123456789")
+    await expect(page.get_by_test_id("error")).to_be_visible()
+    await expect(page.locator("input[name=token]")).to_be_visible()
+    await dashboard.sign_in()
+    await expect(page).to_have_url(re.compile(r"/ui/?$"))
+
     task_id = await dashboard.create_task(
         "Morning report", [{"id": "hello", "uses": "debug.echo", "with": {"text": "good morning"}}]
     )
@@ -154,7 +139,6 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     await rows.first.get_by_role("link", name="Morning report").click()
     await expect(page).to_have_url(re.compile(rf"/ui/tasks/{task_id}$"))
     await expect(page.get_by_role("button", name="Run now")).to_be_visible()
-    await dashboard.screenshot("task")
 
     await page.get_by_role("button", name="Run now").click()
     if "/ui/runs/" not in page.url:
@@ -167,6 +151,8 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     await expect(page.get_by_test_id("step")).to_have_count(1)
     await expect(page.get_by_test_id("step").first).to_contain_text("hello")
     await dashboard.screenshot("run")
+    await dashboard.open(f"/ui/tasks/{task_id}")
+    await dashboard.screenshot("task")
 
     await page.get_by_role("link", name="Runs").first.click()
     await expect(page.get_by_test_id("run-row")).to_have_count(1)
@@ -179,9 +165,6 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
 
     await page.get_by_role("link", name="Overview").first.click()
     await expect(page).to_have_url(re.compile(r"/ui/?$"))
-    await dashboard.screenshot("overview")
-    await page.set_viewport_size({"width": 390, "height": 844})
-    await dashboard.screenshot("overview-phone")
 
 
 async def test_an_operator_approves_a_parked_run_and_retries_dead_ones(
@@ -191,43 +174,49 @@ async def test_an_operator_approves_a_parked_run_and_retries_dead_ones(
 
     page = dashboard.page
     status = page.get_by_test_id("run-status")
+    await dashboard.sign_in()
 
     approval_task = await dashboard.create_task("Weekly digest", APPROVAL_PIPELINE)
+    flaky = [{"id": "deliver", "uses": "test.flaky", "with": {}}]
+    failing_task = await dashboard.create_task("Push to partner", flaky, max_retries=0)
+    dashboard.tool.failing = True
     parked = await dashboard.run_now(approval_task)
+    dead = [await dashboard.run_now(failing_task) for _ in range(3)]
+
     await dashboard.open(f"/ui/runs/{parked}")
     await expect(status).to_have_text("awaiting_approval")
     await expect(page.get_by_role("button", name="Reject")).to_be_visible()
+    await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
     await dashboard.screenshot("run-awaiting-approval")
+    rows = page.get_by_test_id("run-row")
+    await dashboard.open("/ui/runs?status=dead")
+    await expect(rows).to_have_count(3)
+    await dashboard.open("/ui")
+    await dashboard.screenshot("overview")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await dashboard.screenshot("overview-phone")
+    await page.set_viewport_size({"width": 1280, "height": 800})
+
+    await dashboard.open(f"/ui/runs/{parked}")
     await page.get_by_role("button", name="Approve").click()
     await expect(status).to_have_text("succeeded")
     await expect(page.get_by_test_id("step").filter(has_text="publish")).to_have_count(1)
 
-    dashboard.tool.failing = True
-    flaky = [{"id": "deliver", "uses": "test.flaky", "with": {}}]
-    failing_task = await dashboard.create_task("Push to partner", flaky, max_retries=0)
-    dead = await dashboard.run_now(failing_task)
-    await dashboard.open(f"/ui/runs/{dead}")
+    dashboard.tool.failing = False
+    await dashboard.open(f"/ui/runs/{dead[0]}")
     await expect(status).to_have_text("dead")
     await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
-    dashboard.tool.failing = False
     await page.get_by_role("button", name="Retry").click()
     await expect(status).to_have_text("succeeded")
 
-    # Two more die; "Retry all dead", once confirmed, brings both back.
-    dashboard.tool.failing = True
-    others = [await dashboard.run_now(failing_task) for _ in range(2)]
-    for run_id in others:
-        await dashboard.open(f"/ui/runs/{run_id}")
-        await expect(status).to_have_text("dead")
-    rows = page.get_by_test_id("run-row")
+    # "Retry all dead", once confirmed, brings the other two back.
     await dashboard.open("/ui/runs?status=dead")
     await expect(rows).to_have_count(2)
-    dashboard.tool.failing = False
     retry_all = page.get_by_role("button", name="Retry all dead")
     await retry_all.or_(page.get_by_role("link", name="Retry all dead")).click()
     await page.get_by_role("button", name="Confirm retry").click()
     await expect(page.get_by_test_id("notice")).to_be_visible()
-    for run_id in others:
+    for run_id in dead[1:]:
         await dashboard.open(f"/ui/runs/{run_id}")
         await expect(status).to_have_text("succeeded")
     await dashboard.open("/ui/runs?status=dead")
