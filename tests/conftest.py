@@ -9,6 +9,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -44,12 +45,23 @@ async def redis_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[s
     """A Redis-compatible server URL."""
     configured = os.environ.get("ORDINAUT_TEST_REDIS_URL")
     if configured:
-        yield configured
+        yield _database_per_xdist_worker(configured)
         return
     server = EmbeddedValkey(tmp_path_factory.mktemp("embedded-valkey"))
     url = await asyncio.to_thread(server.start)
     yield url
     await asyncio.to_thread(server.stop)
+
+
+def _database_per_xdist_worker(url: str) -> str:
+    """Under pytest-xdist each worker takes its own Redis database (the base one plus its index),
+    so fixed stream names such as ``ordinaut:work`` never carry one worker's entries to another."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{base + int(worker[2:])}"))
 
 
 async def _admin(postgres_url: str) -> asyncpg.Connection:

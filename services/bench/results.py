@@ -1,7 +1,7 @@
 """Where benchmark and fault-suite results are kept, and which machine produced them.
 
-Every benchmark and every fault test writes one JSON file here; `BENCHMARKS.md` is generated from them,
-so each figure carries the command and the machine that produced it.
+Every benchmark and every fault test writes one JSON file here; `BENCHMARKS.md` is generated from
+them, so each figure carries the command and the machine that produced it.
 """
 
 from __future__ import annotations
@@ -55,10 +55,8 @@ def describe_machine() -> str:
     )
 
 
-def write_result(
-    kind: str, name: str, result: dict[str, Any], command: str | None = None
-) -> Path:
-    """Store ``result`` as ``<results dir>/<kind>/<name>.json`` with its command, machine and time."""
+def write_result(kind: str, name: str, result: dict[str, Any], command: str | None = None) -> Path:
+    """Store ``result`` as ``<results dir>/<kind>/<name>.json`` with command, machine and time."""
     folder = results_dir() / kind
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
