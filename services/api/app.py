@@ -32,6 +32,8 @@ from services.api.routes import (
     tools,
     workers,
 )
+from services.api.ui.render import template_config
+from services.api.ui.router import ui_router
 from services.mcp.http import McpMount
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
@@ -108,6 +110,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *tools.ROUTES,
             *secrets.ROUTES,
             *task_files.ROUTES,
+            ui_router(),
             *extra_routes,
         ],
         lifespan=[connections, mcp.lifespan],
@@ -117,6 +120,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         middleware=[correlation_middleware, _HTTP_METRICS.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
+        template_config=template_config(),
         openapi_config=OpenAPIConfig(
             title="Ordinaut",
             version="0.1.0",

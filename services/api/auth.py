@@ -52,7 +52,11 @@ WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
 
 async def principal_for(token: str, admin_hash: bytes, pool: Any) -> Principal | None:
     """The admin, or the agent holding this live token; None for an unknown or revoked one."""
-    digest = token_hash(token)
+    return await principal_for_digest(token_hash(token), admin_hash, pool)
+
+
+async def principal_for_digest(digest: bytes, admin_hash: bytes, pool: Any) -> Principal | None:
+    """As ``principal_for``, from the token's digest (what a dashboard session keeps)."""
     if hmac.compare_digest(digest, admin_hash):
         return Principal("admin", frozenset({ADMIN_SCOPE}))
     row = await pool.fetchrow(_AGENT_BY_DIGEST, digest.hex())

@@ -47,11 +47,14 @@ class EventFilter:
         return " AND ".join(clauses), args
 
 
-async def read_filtered(conn: Connection, where: EventFilter, limit: int) -> list[StoredEvent]:
-    """Up to ``limit`` matching events, in position order."""
+async def read_filtered(
+    conn: Connection, where: EventFilter, limit: int, *, newest_first: bool = False
+) -> list[StoredEvent]:
+    """Up to ``limit`` matching events, in position order (or the latest first)."""
     condition, args = where.where()
+    order = "DESC" if newest_first else "ASC"
     rows = await conn.fetch(
-        f"{_SELECT} WHERE {condition} ORDER BY position LIMIT ${len(args) + 1}",
+        f"{_SELECT} WHERE {condition} ORDER BY position {order} LIMIT ${len(args) + 1}",
         *args,
         limit,
     )

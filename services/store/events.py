@@ -340,3 +340,11 @@ async def read_stream_stored(conn: Connection, stream: str) -> list[StoredEvent]
     """One stream's events as stored, in version order."""
     rows = await conn.fetch(f"{_SELECT} WHERE stream = $1 ORDER BY version", stream)
     return [stored_event(row) for row in rows]
+
+
+async def read_stream_latest(conn: Connection, stream: str, limit: int) -> list[StoredEvent]:
+    """One stream's last ``limit`` events, newest first (one backward scan of its index)."""
+    rows = await conn.fetch(
+        f"{_SELECT} WHERE stream = $1 ORDER BY version DESC LIMIT $2", stream, limit
+    )
+    return [stored_event(row) for row in rows]

@@ -262,13 +262,17 @@ async def task_occurrences(caller: Caller, backend: Backend, task_id: str, count
     """The next ``count`` occurrences, starting with the next run."""
     async with backend.pool.acquire() as conn:
         _, task = await load_task(conn, caller.principal, task_id)
-    d = task.definition
-    if task.next_run_at is None or d.schedule_kind not in ("cron", "rrule", "once"):
+    return [instant.isoformat() for instant in upcoming(task.definition, task.next_run_at, count)]
+
+
+def upcoming(d: TaskDefinition, next_run_at: datetime | None, count: int) -> list[datetime]:
+    """A task's next ``count`` occurrences from its next run, in its zone."""
+    if next_run_at is None or d.schedule_kind not in ("cron", "rrule", "once"):
         return []
     schedule = load_schedule(d.schedule_kind, d.schedule_expr, d.timezone, d.dtstart)
-    rest = next_occurrences(schedule, task.next_run_at, count - 1)
-    first = task.next_run_at.astimezone(rest[0].tzinfo if rest else UTC)
-    return [instant.isoformat() for instant in [first, *rest]]
+    rest = next_occurrences(schedule, next_run_at, count - 1)
+    first = next_run_at.astimezone(rest[0].tzinfo if rest else UTC)
+    return [first, *rest]
 
 
 async def task_history(caller: Caller, backend: Backend, task_id: str) -> list[StoredEvent]:
