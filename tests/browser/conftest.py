@@ -58,9 +58,12 @@ async def browser() -> AsyncIterator[Any]:
         pytest.skip("browser tests need the playwright package: pip install -e '.[test]'")
     executable = find_chromium()
     if executable is None:
+        configured = os.environ.get(CHROMIUM_ENV)
         pytest.skip(
-            "browser tests need Chromium: apt-get install chromium (or set ORDINAUT_CHROMIUM "
-            "to a Chromium or Chrome executable)"
+            f"browser tests need Chromium: {CHROMIUM_ENV}={configured} does not exist"
+            if configured
+            else "browser tests need Chromium: apt-get install chromium (or set "
+            f"{CHROMIUM_ENV} to a Chromium or Chrome executable)"
         )
     from playwright.async_api import expect
 
