@@ -89,6 +89,7 @@ async def dashboard(browser: Any, database_url: str, redis_url: str) -> AsyncIte
     with serving(tool) as tool_url:
         async with api_client(database_url, redis_url) as api:
             await register_tool(api, "test.flaky", f"{tool_url}/flaky")
+            await register_tool(api, "test.gate", f"{tool_url}/gate/morning")
             token = await _agent_token(api)
             context = await browser.new_context(viewport={"width": 1280, "height": 800})
             page = await context.new_page()
@@ -117,9 +118,11 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     await dashboard.sign_in()
     await expect(page).to_have_url(re.compile(r"/ui/?$"))
 
-    task_id = await dashboard.create_task(
-        "Morning report", [{"id": "hello", "uses": "debug.echo", "with": {"text": "good morning"}}]
-    )
+    pipeline = [
+        {"id": "hello", "uses": "debug.echo", "with": {"text": "good morning"}},
+        {"id": "deliver", "uses": "test.gate", "with": {"to": "team"}},
+    ]
+    task_id = await dashboard.create_task("Morning report", pipeline)
     await dashboard.create_task(
         "Invoice reminders", [{"id": "x", "uses": "debug.echo", "with": {}}], priority=7
     )
@@ -146,10 +149,19 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
         await expect(latest).to_be_visible()
         await latest.click()
     await expect(page).to_have_url(re.compile(r"/ui/runs/[^/?]+$"))
-    # The worker finishes the run after the page loaded: the page shows it without a reload.
-    await expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=WITHIN_MS)
-    await expect(page.get_by_test_id("step")).to_have_count(1)
-    await expect(page.get_by_test_id("step").first).to_contain_text("hello")
+    # The run waits in its second step (the tool holds the call) until the page is up; then it
+    # finishes, and the page shows it without being reloaded (the marker would be gone).
+    run_status = page.get_by_test_id("run-status")
+    await dashboard.tool.wait_entered("morning")
+    await expect(run_status).to_have_text("running")
+    await page.evaluate("window.notReloaded = true")
+    dashboard.tool.gate("morning").opened.set()
+    await expect(run_status).to_have_text("succeeded")
+    assert await page.evaluate("window.notReloaded === true"), "the page was reloaded"
+    steps = page.get_by_test_id("step")
+    await expect(steps).to_have_count(2)
+    await expect(steps.first).to_contain_text("hello")
+    await expect(steps.nth(1)).to_contain_text("deliver")
     await dashboard.screenshot("run")
     await dashboard.open(f"/ui/tasks/{task_id}")
     await dashboard.screenshot("task")
