@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,14 +38,13 @@ from services.declarative.file_format import TaskFile
 from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
-from services.mcp import stdio as mcp_stdio
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import start_servers
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
-from services.store.events import APPEND_LOCK, read_stored
+from services.store.events import APPEND_LOCK
 from services.store.pool import open_pool
-from services.store.tail import tail
+from services.store.tail import follow_stored
 from services.tools.entry_points import GROUP as ENTRY_POINTS
 from services.tools.entry_points import declared_tools
 
@@ -180,12 +180,15 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
-            async with tail(conn, after=args.after) as events:
-                async for envelope in events:
-                    if not wanted or envelope.type in wanted:
-                        (stored,) = await read_stored(conn, after=envelope.position - 1, limit=1)
-                        sys.stdout.write(msgspec.json.encode(stored).decode() + "\n")
-                        sys.stdout.flush()
+            async with contextlib.aclosing(follow_stored(conn, after=args.after)) as batches:
+                async for batch in batches:
+                    lines = [
+                        msgspec.json.encode(stored).decode() + "\n"
+                        for stored in batch
+                        if not wanted or stored.type in wanted
+                    ]
+                    sys.stdout.write("".join(lines))
+                    sys.stdout.flush()
         finally:
             await conn.close()
     return 0
@@ -333,6 +336,8 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """Serve MCP over stdio: against the store (settings' database) or the API at --url."""
+    from services.mcp import stdio as mcp_stdio
+
     token = os.environ.get("ORDINAUT_TOKEN", "").strip()
     if not token:
         raise CommandError("ORDINAUT_TOKEN must hold an admin or agent token")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import asyncpg
 
-from services.api.app import ApiConfig, create_app
 from services.declarative.apply import ApplyOptions
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
@@ -21,7 +20,6 @@ from services.notify.service import NotifierConfig, run_notifier
 from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
 from services.runtime.embedded import Servers, start_servers
-from services.runtime.ops_server import ops_component
 from services.runtime.settings import Settings
 from services.runtime.supervisor import (
     Component,
@@ -225,6 +223,9 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
 
 
 def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component:
+    # Imported here: the API (Litestar, the MCP SDK) costs seconds that other processes skip.
+    from services.api.app import ApiConfig, create_app
+
     token = load_admin_token(settings.admin_token, settings.data_dir)
     config = ApiConfig(
         servers.database_url,
@@ -245,6 +246,8 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
 async def _supervise(servers: Servers, settings: Settings, components: list[Component]) -> None:
     """Run ``components``, with this process's ops port (metrics, health) when configured."""
     if settings.metrics_port:
+        from services.runtime.ops_server import ops_component  # Litestar: only when served
+
         ops = ops_component(servers.database_url, servers.redis_url, settings.metrics_host,
                             settings.metrics_port, settings.events_stream)  # fmt: skip
         components = [*components, ops]

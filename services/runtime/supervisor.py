@@ -8,10 +8,12 @@ import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from litestar import Litestar
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 class StartupError(RuntimeError):

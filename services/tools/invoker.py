@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domain.events import ToolRegistered
 from domain.tool_schemas import SchemaViolation, check_input, check_output
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
-from services.tools.mcp import McpSessions
 from services.tools.python import PythonTools
 from services.tools.shell import ShellTool
+
+if TYPE_CHECKING:
+    # The MCP SDK takes seconds to import; processes that never call an MCP tool skip it.
+    from services.tools.mcp import McpSessions
 
 # httpx's own timeout is only a backstop: asyncio.timeout bounds the whole call (connecting,
 # sending, reading, redirects), so httpx gets a little longer and the message is always ours.
@@ -47,7 +50,7 @@ class ToolInvoker:
         shell: ShellTool | None = None,
     ) -> None:
         self._http = http if http is not None else HttpTools()
-        self._mcp = mcp if mcp is not None else McpSessions()
+        self._mcp = mcp
         self._python = python if python is not None else PythonTools()
         self._shell = shell if shell is not None else ShellTool()
 
@@ -86,7 +89,7 @@ class ToolInvoker:
                 tool.endpoint, arguments, idempotency_key=key, timeout_seconds=backstop
             )
         if tool.transport == "mcp":
-            return await self._mcp.call(tool, arguments, idempotency_key=key)
+            return await self._mcp_sessions().call(tool, arguments, idempotency_key=key)
         if tool.transport == "python":
             return await self._python.call(tool, arguments)
         if tool.address == "shell.exec":
@@ -100,10 +103,19 @@ class ToolInvoker:
             retryable=False,
         )
 
+    def _mcp_sessions(self) -> McpSessions:
+        if self._mcp is None:
+            from services.tools.mcp import McpSessions
+
+            self._mcp = McpSessions()
+        return self._mcp
+
     async def aclose(self) -> None:
         """Close the shared HTTP client, every MCP session and the python tools' threads."""
         self._python.close()
-        await asyncio.gather(self._http.aclose(), self._mcp.aclose())
+        await self._http.aclose()
+        if self._mcp is not None:
+            await self._mcp.aclose()
 
 
 def check_arguments(tool: ToolRegistered, arguments: object) -> None:

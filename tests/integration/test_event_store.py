@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import uuid
@@ -21,7 +22,7 @@ from services.store.events import (
     read_all,
     read_stream,
 )
-from services.store.tail import tail
+from services.store.tail import follow_stored
 
 PROJECTIONS = inline_projections()
 
@@ -154,9 +155,12 @@ async def test_tailer_sees_every_concurrent_append_once_in_position_order(
     seen: list[int] = []
 
     async def follow() -> None:
-        async with pool.acquire() as conn, tail(conn, after=0) as events:
-            async for envelope in events:
-                seen.append(envelope.position)
+        async with (
+            pool.acquire() as conn,
+            contextlib.aclosing(follow_stored(conn, after=0)) as batches,
+        ):
+            async for batch in batches:
+                seen.extend(stored.position for stored in batch)
                 if len(seen) == total:
                     return
 

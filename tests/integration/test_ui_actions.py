@@ -48,13 +48,21 @@ async def test_task_buttons_record_events_as_the_agent(
     task_id = await _task(client, token, [{"id": "a", "uses": "debug.echo"}])
     page = f"/ui/tasks/{task_id}"
     async with signed_in(client, token) as ui:
-        paused = await post_form(ui, page, f"{page}/pause", nonce="pause-nonce-1")
-        assert paused.headers["location"] == f"{page}?done=paused"
+        listed = (await ui.get("/ui/tasks?q=Butt")).text
+        assert re.search(r"<button[^>]*>Pause</button>", listed)
+        back = re.search(r'name="back" value="([^"]+)"', listed)
+        assert back
+        assert back.group(1) == "/ui/tasks?q=Butt"
+        paused = await post_form(ui, "/ui/tasks?q=Butt", f"{page}/pause", back=back.group(1))
+        assert paused.headers["location"] == "/ui/tasks?q=Butt&done=paused"
         shown = (await ui.get(paused.headers["location"])).text
         assert 'data-testid="notice"' in shown
+        assert re.search(r"<button[^>]*>Resume</button>", shown)
+        shown = (await ui.get(page)).text
         assert ">Resume</button>" in shown
         assert ">Pause</button>" not in shown
-        await post_form(ui, page, f"{page}/resume")
+        resumed = await post_form(ui, page, f"{page}/resume", back="https://evil.example/ui/tasks")
+        assert resumed.headers["location"] == f"{page}?done=resumed"
         snoozed = await post_form(ui, page, f"{page}/snooze", minutes="90")
         assert snoozed.status_code == 303
         refused = await post_form(ui, page, f"{page}/snooze", minutes="0")
@@ -87,6 +95,14 @@ async def test_run_now_opens_the_run_and_a_double_click_queues_one_run(
         second = _run_id(await ui.post(f"/ui/tasks/{task_id}/run-now", data=form))
         assert first == second
         assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task_id) == 1
+        extra = _run_id(await post_form(ui, f"/ui/tasks/{task_id}", f"/ui/tasks/{task_id}/run-now"))
+        assert extra != first
+        queued = (await ui.get(f"/ui/runs/{extra}")).text
+        assert re.search(r"<button[^>]*>Cancel run</button>", queued)
+        canceled = await post_form(ui, f"/ui/runs/{extra}", f"/ui/runs/{extra}/cancel")
+        assert canceled.headers["location"] == f"/ui/runs/{extra}?done=run_canceled"
+        shown = (await ui.get(canceled.headers["location"])).text
+        assert re.search(r'data-testid="run-status">canceled<', shown)
         async with running_workers(database_url, redis_url):
             await run_to_end(client, first)
         shown = (await ui.get(f"/ui/runs/{first}")).text

@@ -4,12 +4,14 @@ is a 4xx page naming the field."""
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
+import redis.asyncio as redis
 
 from tests.ui_client import ALL_SCOPES, agent_token, signed_in
-from tests.workers import run_to_end, running_workers
+from tests.workers import AUTH, run_to_end, running_workers
 
 EACH = {"id": "each", "uses": "debug.echo"}
 MONTHLY = {  # 20 monthly occurrences always cross a change of Chisinau's offset
@@ -124,6 +126,20 @@ async def run_now_as(api: httpx.AsyncClient, task_id: str, auth: dict[str, str])
     return str(response.json()["run_id"])
 
 
+async def test_the_admin_sees_ingest_dead_letters(
+    client: httpx.AsyncClient, redis_url: str
+) -> None:
+    reason = f"payload is not an object ({uuid.uuid4().hex[:8]})"
+    writer = redis.Redis.from_url(redis_url)
+    try:
+        await writer.xadd("ordinaut:dead", {"reason": reason, "topic": "order.placed"})
+    finally:
+        await writer.aclose()
+    async with signed_in(client, AUTH["Authorization"][7:]) as ui:
+        overview = (await ui.get("/ui")).text
+    assert any(reason in row for row in rows(overview, "dead-letter"))
+
+
 async def test_a_run_page_polls_while_the_run_can_change(client: httpx.AsyncClient) -> None:
     _, token = await agent_token(client, "poller", ALL_SCOPES)
     task = await _own_task(client, token)
@@ -164,5 +180,7 @@ async def test_bad_input_is_a_4xx_page_naming_the_field(client: httpx.AsyncClien
             assert response.headers["content-type"].startswith("text/html"), path
             assert 'data-testid="error"' in response.text, path
             assert named in response.text, path
-        page = await ui.get(f"/ui/tasks/{task['id']}")
+        page = await ui.get(f"/ui/tasks/{task['id']}?done=retried_all&n={'9' * 5000}")
         assert page.status_code == 200
+        posted = await ui.post(f"/ui/tasks/{task['id']}/pause", json={"csrf_token": "x"})
+        assert posted.status_code == 403  # only a form can carry the CSRF token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
@@ -12,11 +12,12 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
-from domain.events import Event, ToolRateLimit, ToolRegistered, ToolRemoved, tool_stream
+from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
 from services.api.auth import ADMIN_SCOPE, principal_of, requires
 from services.api.problems import ApiError, FieldError
+from services.api.tool_bodies import RateLimitBody, ToolBody, registration_of
 from services.api.tool_store import (
     ToolList,
     ToolView,
@@ -28,72 +29,8 @@ from services.api.tool_store import (
 from services.store.events import StreamAppend, append_in_transaction
 from services.tools.errors import ToolCallError
 from services.tools.mcp import list_server_tools, mcp_tool_name
-from services.tools.python import CallableNotFound, resolve_callable
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _object_schema() -> dict[str, Any]:
-    return {"type": "object"}
-
-
-class RateLimitBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """At most ``calls`` calls in any ``per_seconds`` seconds; more calls wait their turn."""
-
-    calls: int
-    per_seconds: float
-
-
-class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A tool to register: where it runs, the JSON Schemas of its input and output, its limits."""
-
-    address: str
-    transport: Literal["http", "mcp", "python"]
-    description: str | None = None
-    endpoint: str | None = None
-    command: list[str] | None = None
-    # python tools: "package.module:function", from a module ORDINAUT_PYTHON_TOOLS_ALLOW allows
-    callable: str | None = None
-    input_schema: dict[str, Any] = msgspec.field(default_factory=_object_schema)
-    output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
-    timeout_seconds: float = 30.0
-    scopes: list[str] = msgspec.field(default_factory=list)
-    rate_limit: RateLimitBody | None = None
-    cost_per_call: float | None = None
-
-
-def registration_of(body: ToolBody, python_allow: tuple[str, ...] = ()) -> ToolRegistered:
-    """The validated event for ``body`` (a broken rule raises ToolRuleError: a 422).
-
-    A python tool's callable must also import: a typo is refused now, not at its first run.
-    """
-    tool = validate_registration(
-        ToolRegistered(
-            address=body.address,
-            transport=body.transport,
-            description=body.description,
-            endpoint=body.endpoint,
-            command=None if body.command is None else tuple(body.command),
-            callable=body.callable,
-            input_schema=body.input_schema,
-            output_schema=body.output_schema,
-            timeout_seconds=body.timeout_seconds,
-            scopes=tuple(body.scopes),
-            rate_limit=None
-            if body.rate_limit is None
-            else ToolRateLimit(
-                calls=body.rate_limit.calls, per_seconds=body.rate_limit.per_seconds
-            ),
-            cost_per_call=body.cost_per_call,
-        ),
-        python_allow,
-    )
-    if tool.callable is not None:
-        try:
-            resolve_callable(tool.callable)
-        except CallableNotFound as exc:
-            raise ToolRuleError("callable", str(exc)) from None
-    return tool
 
 
 def _no_tool(address: str) -> ApiError:

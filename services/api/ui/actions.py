@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from services.api.ui.forms import nonce, optional_text, posted, whole_number
 
 SNOOZE_MAX_MINUTES = 525_600  # a year, as the API's limit on seconds
 BULK_RETRY_MAX = 500  # per click: each retry is its own transaction
+_TASK_LIST = re.compile(r"^/ui/tasks(?:\?[A-Za-z0-9_.~%&=+-]*)?$")
 
 
 def _run_id(body: object) -> str:
@@ -57,7 +59,15 @@ async def task_action(
         done = "canceled"
     else:
         raise NotFoundException(f"no task action {action!r}")
-    return Redirect(f"/ui/tasks/{task_id}?done={done}", status_code=303)
+    back = _back(fields.get("back")) or f"/ui/tasks/{task_id}"
+    return Redirect(f"{back}{'&' if '?' in back else '?'}done={done}", status_code=303)
+
+
+def _back(value: str | None) -> str | None:
+    """Where a button on the task list returns to: that list page, nothing else."""
+    if value and _TASK_LIST.match(value):
+        return re.sub(r"[?&]done=[^&]*", "", value)
+    return None
 
 
 @post(["/runs/{run_id:str}/approve", "/runs/{run_id:str}/reject"], opt=needs("runs:approve"),

@@ -48,7 +48,8 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 def _notice(request: Request[Any, Any, Any]) -> str | None:
     text = NOTICES.get(request.query_params.get("done") or "")
     count = request.query_params.get("n") or "0"
-    return text.format(n=int(count) if count.isdigit() else 0) if text else None
+    number = int(count) if count.isdigit() and len(count) <= 9 else 0
+    return text.format(n=number) if text else None
 
 
 def page(

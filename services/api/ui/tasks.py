@@ -83,7 +83,8 @@ async def task_list(
     return page(request, "tasks.html", rows=[task_row(v) for v in found.items], chosen=chosen,
                 statuses=STATUSES, kinds=KINDS, paged=bool(cursor),
                 next_url=link("/ui/tasks", {**chosen, "cursor": after}) if after else None,
-                first_url=link("/ui/tasks", chosen))  # fmt: skip
+                first_url=link("/ui/tasks", chosen),
+                here=link("/ui/tasks", {**chosen, "cursor": cursor}))  # fmt: skip
 
 
 def actions(row: TaskRow) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -33,29 +33,35 @@ def timeline(instants: list[datetime], zone_name: str, now: datetime) -> list[Ma
         if local.utcoffset() != previous.utcoffset():
             change = _change(previous, local, tz)
             marks.append(Mark("dst", change, _describe(previous, change)))
-            if local == change:
+            forward = _offset(change) > _offset(previous)
+            if forward and local.astimezone(UTC) == change.astimezone(UTC):
                 note = "its wall time was skipped (clocks went forward): fires just after"
         marks.append(Mark("occurrence", local, note))
         previous = local
     return marks
 
 
+def _offset(local: datetime) -> timedelta:
+    found = local.utcoffset()
+    assert found is not None
+    return found
+
+
 def _change(before: datetime, after: datetime, tz: ZoneInfo) -> datetime:
-    """The first instant after ``before`` whose offset differs from it (bisection to 1 s)."""
-    low, high = before, after
+    """The first instant after ``before`` whose offset differs from it (bisection to 1 s).
+    Worked in UTC: arithmetic between two times of one zone ignores their offsets."""
+    low, high = before.astimezone(UTC), after.astimezone(UTC)
     while high - low > _SECOND:
-        middle = (low + (high - low) / 2).astimezone(tz)
-        if middle.utcoffset() == before.utcoffset():
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).utcoffset() == before.utcoffset():
             low = middle
         else:
             high = middle
-    return high.astimezone(tz).replace(microsecond=0)
+    return high.replace(microsecond=0).astimezone(tz)
 
 
 def _describe(before: datetime, change: datetime) -> str:
-    old, new = before.utcoffset(), change.utcoffset()
-    assert old is not None
-    assert new is not None
+    old, new = _offset(before), _offset(change)
     way = "forward" if new > old else "back"
     return f"Clocks go {way} {span(abs(new - old))}: {offset(before)} → {offset(change)}"
 
