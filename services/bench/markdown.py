@@ -14,7 +14,7 @@ from services.bench.results import results_dir
 
 REPORT = Path("BENCHMARKS.md")
 # Benchmarks in reading order; any other name follows, alphabetically.
-ORDER = ("runs", "compare", "timer", "ingest", "replay", "up", "append", "api")
+ORDER = ("runs", "compare", "timer", "ingest", "replay", "up", "ui", "append", "api")
 TITLES = {
     "runs": "End-to-end run throughput (`bench runs`)",
     "compare": "Ordinaut, Procrastinate and Celery side by side (`bench compare`)",
@@ -22,6 +22,7 @@ TITLES = {
     "ingest": "Ingest throughput and relay lag (`bench ingest`)",
     "replay": "Projection rebuild (`bench replay`)",
     "up": "Start-up time (`bench up`)",
+    "ui": "Dashboard pages with 10,000 tasks and 100,000 runs (`bench ui`)",
     "append": "Event store appends (`bench append`)",
     "api": "API latency at a fixed rate (`bench api`)",
 }

@@ -19,6 +19,7 @@ PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("replay", ("--events", "1000000")),
     ("up", ("--rounds", "3")),
     ("api", ("--rate", "200", "--seconds", "20")),
+    ("ui", ()),
 )
 
 

@@ -4,6 +4,7 @@ machine, a progress bar and its table, and writes its figures and goals as JSON 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from services.bench.harness import run_bench
 from services.bench.scratch import scratch_database
 from services.cli.commands import CommandError, database
 from services.runtime.embedded import start_servers
+from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings
 
 Positive = Callable[[str], int]
@@ -62,6 +64,11 @@ def add_bench_parser(sub: Any, positive: Positive) -> None:
         choices=["ordinaut", "procrastinate", "celery"],
         help="run only this system (repeatable; default: all three)",
     )
+    ui = bench.add_parser("ui", help="dashboard page times with 10,000 tasks and 100,000 runs")
+    ui.add_argument("--tasks", type=positive, default=10000, help="tasks to seed")
+    ui.add_argument("--runs", type=positive, default=100000, help="runs to seed")
+    ui.add_argument("--repeat", type=positive, default=20, help="loads of each page")
+    ui.add_argument("--deep", type=positive, default=50, help="next-page links to the deep page")
     bench.add_parser("report", help="regenerate BENCHMARKS.md from the stored results")
     every = bench.add_parser("all", help="every benchmark at quick sizes, then the report")
     every.add_argument(
@@ -201,6 +208,23 @@ async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from services.bench.ui import GOALS, BenchError, bench_ui
+
+    if settings.log_level == "info":  # the API runs in this process: keep its request lines out
+        configure_logging(settings.log_format, "warning")
+        for name in ("uvicorn.error", "mcp"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        async with _scratch(settings, redis=True) as (url, redis_url):
+            measure = bench_ui(url, redis_url, tasks=args.tasks, runs=args.runs,
+                               repeat=args.repeat, deep=args.deep)  # fmt: skip
+            await run_bench("ui", measure, goals=GOALS)
+    except BenchError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.markdown import write_report
 
@@ -229,6 +253,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Awaitable[int]]] =
     "replay": cmd_replay,
     "up": cmd_up,
     "compare": cmd_compare,
+    "ui": cmd_ui,
     "report": cmd_report,
     "all": cmd_all,
 }
