@@ -99,7 +99,10 @@ class ProjectionSet:
         """Apply events in order and move every checkpoint to the last position."""
         if not envelopes:
             return
-        for wave in _waves(envelopes):
+        # Events no read model handles (e.g. event.received) must not split the batch into
+        # more waves: each wave costs a round trip per kind of statement.
+        handled = [e for e in envelopes if e.type in self._by_type]
+        for wave in _waves(handled):
             await self._apply_wave(conn, wave)
         await conn.execute(
             "UPDATE projection_checkpoints SET position = $1 WHERE name = ANY($2::text[])",

@@ -20,7 +20,7 @@ from domain.events import (
     TaskSnoozed,
     TaskUpdated,
 )
-from projections.base import Connection
+from projections.base import Connection, Statement, run_plan
 
 _INSERT = """
 INSERT INTO task (id, key, title, schedule_kind, schedule_expr, timezone, priority, definition,
@@ -48,6 +48,7 @@ _TOUCH = "UPDATE task SET updated_at = $2, version = $3 WHERE id = $1"
 
 
 TIMER_CHANNEL = "ordinaut_timer"
+_NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 def _new_next_run(envelope: Envelope) -> datetime | None:
@@ -86,64 +87,61 @@ class TaskProjection:
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Change the task row for one event."""
-        await self._apply(conn, envelope)
+        await run_plan(conn, self.plan(envelope))
+
+    def plan(self, envelope: Envelope) -> list[Statement]:
+        """The statements for one event (batched with others' by the projection set)."""
+        statements = self._plan(envelope)
         wake_at = _new_next_run(envelope)
         if wake_at is not None:
             # Wakes a sleeping timer at commit if this run is earlier than the one it waits
             # for; only these events can move the earliest run earlier.
-            await conn.execute("SELECT pg_notify($1, $2)", TIMER_CHANNEL, str(wake_at.timestamp()))
+            statements.append((_NOTIFY, (TIMER_CHANNEL, str(wake_at.timestamp()))))
+        return statements
 
-    async def _apply(self, conn: Connection, envelope: Envelope) -> None:
+    def _plan(self, envelope: Envelope) -> list[Statement]:
         event = envelope.event
         at, version = envelope.recorded_at, envelope.version
         match event:
             case TaskCreated(task_id=task_id, definition=d, next_run_at=next_run_at):
-                await conn.execute(
-                    _INSERT, task_id, d.key, d.title, d.schedule_kind, d.schedule_expr,
-                    d.timezone, d.priority, msgspec.json.encode(d).decode(), next_run_at,
+                return [(_INSERT, (
+                    task_id, d.key, d.title, d.schedule_kind, d.schedule_expr, d.timezone,
+                    d.priority, msgspec.json.encode(d).decode(), next_run_at,
                     envelope.meta.actor, at, version,
-                )  # fmt: skip
+                ))]  # fmt: skip
             case TaskUpdated(task_id=task_id, definition=d, next_run_at=next_run_at):
-                await conn.execute(
-                    _UPDATE_DEFINITION, task_id, d.key, d.title, d.schedule_kind,
-                    d.schedule_expr, d.timezone, d.priority, msgspec.json.encode(d).decode(),
-                    next_run_at, at, version,
-                )  # fmt: skip
+                return [(_UPDATE_DEFINITION, (
+                    task_id, d.key, d.title, d.schedule_kind, d.schedule_expr, d.timezone,
+                    d.priority, msgspec.json.encode(d).decode(), next_run_at, at, version,
+                ))]  # fmt: skip
             case TaskDue(task_id=task_id, next_run_at=next_run_at):
-                await self._set(conn, task_id, None, next_run_at, envelope)
+                return [_set(task_id, None, next_run_at, envelope)]
             case ScheduleMissed(task_id=task_id, next_run_at=next_run_at):
-                await self._set(conn, task_id, None, next_run_at, envelope)
+                return [_set(task_id, None, next_run_at, envelope)]
             case TaskSnoozed(task_id=task_id, until=until):
-                await self._set(conn, task_id, None, until, envelope)
+                return [_set(task_id, None, until, envelope)]
             case TaskResumed(task_id=task_id, next_run_at=next_run_at):
-                await self._set(conn, task_id, "active", next_run_at, envelope)
+                return [_set(task_id, "active", next_run_at, envelope)]
             case TaskPaused(task_id=task_id):
-                await conn.execute(_PAUSE, task_id, at, version)
+                return [(_PAUSE, (task_id, at, version))]
             case TaskRunRequested(task_id=task_id):
-                await conn.execute(_TOUCH, task_id, at, version)
+                return [(_TOUCH, (task_id, at, version))]
             case TaskCanceled(task_id=task_id):
-                await self._set(conn, task_id, "canceled", None, envelope)
+                return [_set(task_id, "canceled", None, envelope)]
             case TaskCompleted(task_id=task_id):
-                await self._set(conn, task_id, "completed", None, envelope)
+                return [_set(task_id, "completed", None, envelope)]
             case TaskDeleted(task_id=task_id):
-                await self._set(conn, task_id, None, None, envelope, deleted=True)
+                return [_set(task_id, None, None, envelope, deleted=True)]
+        return []
 
-    async def _set(
-        self,
-        conn: Connection,
-        task_id: str,
-        status: str | None,
-        next_run_at: object,
-        envelope: Envelope,
-        *,
-        deleted: bool = False,
-    ) -> None:
-        await conn.execute(
-            _SET_STATE,
-            task_id,
-            status,
-            next_run_at,
-            deleted,
-            envelope.recorded_at,
-            envelope.version,
-        )
+
+def _set(
+    task_id: str,
+    status: str | None,
+    next_run_at: object,
+    envelope: Envelope,
+    *,
+    deleted: bool = False,
+) -> Statement:
+    args = (task_id, status, next_run_at, deleted, envelope.recorded_at, envelope.version)
+    return (_SET_STATE, args)

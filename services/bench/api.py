@@ -29,6 +29,7 @@ import msgspec
 import psutil
 import redis.asyncio as redis
 
+from services.bench.harness import ticking
 from services.bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
 from services.bench.report import percentile, print_table
 
@@ -264,7 +265,8 @@ async def bench_api(
                 print(f"sending {rate} creates/s and {rate} reads/s for {seconds} s ...",
                       file=out, flush=True)  # fmt: skip
                 server_before, own_before = server.cpu_times(), time.process_time()
-                create, read, started = await _load(api, task_ids, rate, seconds)
+                async with ticking("api load", seconds):
+                    create, read, started = await _load(api, task_ids, rate, seconds)
                 server_after, own_after = server.cpu_times(), time.process_time()
             finally:
                 await api.aclose()

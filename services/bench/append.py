@@ -19,6 +19,7 @@ from domain.events import EventReceived
 from projections.base import ProjectionSet
 from projections.registry import inline_projections
 from services.bench.report import percentile, print_table
+from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.migrate import migrate
 
@@ -73,10 +74,16 @@ async def _append(pool: asyncpg.Pool, command: Command, projections: ProjectionS
 
 
 async def _worker(
-    pool: asyncpg.Pool, queue: Iterator[Command], projections: ProjectionSet, out: list[float]
+    pool: asyncpg.Pool,
+    queue: Iterator[Command],
+    projections: ProjectionSet,
+    out: list[float],
+    bar: ProgressBar,
+    total: int,
 ) -> None:
     for command in queue:
         out.append(await _append(pool, command, projections))
+        bar.update(len(out), total)
 
 
 async def _run(
@@ -86,10 +93,12 @@ async def _run(
     projections = inline_projections()
     queue = iter(commands)
     latencies: list[float] = []
+    bar = ProgressBar("append commands")
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:
         for _ in range(concurrency):
-            group.create_task(_worker(pool, queue, projections, latencies))
+            group.create_task(_worker(pool, queue, projections, latencies, bar, len(commands)))
+    bar.finish()
     return time.perf_counter() - started, latencies
 
 

@@ -34,6 +34,7 @@ from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
 from projections.registry import inline_projections
 from services.bench.append import TOPICS, _payload
+from services.bench.harness import Goal
 from services.bench.relay_lag import Seen, watching
 from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
@@ -43,6 +44,7 @@ from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 
 _XADD_BATCH = 1000
+GOALS = (Goal("relay_lag_p99_ms", 20, at_least=False, text="relay lag p99 ≤ 20 ms"),)
 
 
 async def _subscribe(pool: asyncpg.Pool) -> None:

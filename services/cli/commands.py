@@ -19,7 +19,6 @@ import msgspec
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.bench.scratch import scratch_database
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
@@ -251,65 +250,6 @@ async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> 
     return 0
 
 
-async def cmd_bench_append(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.append import bench_append
-
-    async with database(settings) as server, scratch_database(server) as url:
-        await bench_append(
-            url, events=args.events, batch_size=args.batch, concurrency=args.concurrency
-        )
-    return 0
-
-
-async def cmd_bench_timer(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.timer import bench_timer
-
-    async with database(settings) as server, scratch_database(server) as url:
-        await bench_timer(
-            url, schedules=args.schedules, registered=args.registered, seconds=args.seconds
-        )
-    return 0
-
-
-async def cmd_bench_api(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.api import bench_api
-
-    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
-    try:
-        async with scratch_database(servers.database_url) as url:
-            await bench_api(url, servers.redis_url, rate=args.rate, seconds=args.seconds)
-    finally:
-        await servers.stop()
-    return 0
-
-
-async def cmd_bench_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.runs import bench_runs
-
-    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
-    try:
-        async with scratch_database(servers.database_url) as url:
-            await bench_runs(url, servers.redis_url, count=args.count,
-                             processes=args.workers, concurrency=args.concurrency)  # fmt: skip
-    finally:
-        await servers.stop()
-    return 0
-
-
-async def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.ingest import bench_ingest
-
-    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
-    try:
-        async with scratch_database(servers.database_url) as url:
-            await bench_ingest(url, servers.redis_url, events=args.events,
-                               consumers=args.consumers, batch=args.batch, rate=args.rate,
-                               seconds=args.seconds, relay=not args.no_relay)  # fmt: skip
-    finally:
-        await servers.stop()
-    return 0
-
-
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
@@ -350,16 +290,15 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("events", "replay"): cmd_events_replay,
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
-    ("bench", "append"): cmd_bench_append,
-    ("bench", "timer"): cmd_bench_timer,
-    ("bench", "api"): cmd_bench_api,
-    ("bench", "runs"): cmd_bench_runs,
-    ("bench", "ingest"): cmd_bench_ingest,
     ("mcp", None): cmd_mcp,
 }
 
 
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the command the arguments name."""
+    if args.command == "bench":
+        from services.cli.bench import dispatch_bench  # imports this module
+
+        return await dispatch_bench(args, settings)
     sub = getattr(args, f"{args.command}_command", None)
     return await _COMMANDS[(args.command, sub)](args, settings)

@@ -11,6 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from services.cli import commands
+from services.cli.bench import add_bench_parser
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings, SettingsError
 from services.runtime.supervisor import StartupError
@@ -126,33 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--count", type=int, default=10)
     preview.add_argument("--jsonl", action="store_true", help="read requests as JSON lines")
 
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
-        dest="bench_command", required=True, metavar="BENCHMARK"
-    )
-    append = bench.add_parser("append", help="event store append throughput")
-    append.add_argument("--events", type=_positive, default=20000)
-    append.add_argument("--batch", type=_positive, default=500)
-    append.add_argument("--concurrency", type=_positive, default=4)
-    timer = bench.add_parser("timer", help="timer fire lag and memory")
-    timer.add_argument(
-        "--schedules", type=_positive, default=10000, help="schedules firing each minute"
-    )
-    timer.add_argument("--registered", type=int, default=0, help="total registered (default: same)")
-    timer.add_argument("--seconds", type=_positive, default=70, help="how long the timer runs")
-    api = bench.add_parser("api", help="API latency at a fixed request rate")
-    api.add_argument("--rate", type=_positive, default=200, help="requests per second, per route")
-    api.add_argument("--seconds", type=_positive, default=20, help="how long the load runs")
-    runs = bench.add_parser("runs", help="end-to-end run throughput (due -> succeeded)")
-    runs.add_argument("--count", type=_positive, default=20000, help="runs to execute")
-    runs.add_argument("--workers", type=_positive, default=2, help="worker processes")
-    runs.add_argument("--concurrency", type=_positive, default=64, help="runs per worker")
-    ingest = bench.add_parser("ingest", help="ingest throughput (stream entry -> stored event)")
-    ingest.add_argument("--events", type=_positive, default=50000, help="entries to ingest")
-    ingest.add_argument("--consumers", type=_positive, default=1, help="ingest consumers")
-    ingest.add_argument("--batch", type=_positive, default=1000, help="entries per transaction")
-    ingest.add_argument("--rate", type=_positive, default=1000, help="entries/s for the lag part")
-    ingest.add_argument("--seconds", type=_positive, default=10, help="how long the lag part runs")
-    ingest.add_argument("--no-relay", action="store_true", help="store only: no relay, no lag part")
+    add_bench_parser(sub, _positive)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""`ordinaut bench compare`: Ordinaut, Procrastinate and Celery side by side (driver.py)."""
