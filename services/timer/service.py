@@ -56,7 +56,14 @@ SELECT extract(epoch FROM clock_timestamp()) AS now,
 MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
 BACKOFF_MAX_SECONDS = 2.0  # the longest wait between tries to reach a database that is away
 # What losing the database looks like (a restart, a failover, a network cut).
-_CONNECTION_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# (InternalClientError: a connection that closed while a transaction was being ended.)
+_CONNECTION_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 log = structlog.get_logger(__name__)
 

@@ -41,8 +41,15 @@ from services.worker.throttle import ToolThrottle
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
 # What losing the database looks like (a restart, a failover): asyncpg raises InterfaceError
-# for a connection that closed under a statement or a transaction.
-DB_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# for a connection that closed under a statement or a transaction, and InternalClientError
+# ("cannot switch to state ...") when it closes while a transaction is being ended.
+DB_FAILURES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 # The catalog and agents' scopes change rarely; a short cache spares a query per step.
 TOOL_CACHE_SECONDS = 2.0
 
