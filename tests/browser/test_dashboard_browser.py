@@ -154,9 +154,14 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     run_status = page.get_by_test_id("run-status")
     await dashboard.tool.wait_entered("morning")
     await expect(run_status).to_have_text("running")
+    events = page.get_by_test_id("run-event")
+    await expect(events.filter(has_text="run.started")).to_have_count(1)
     await page.evaluate("window.notReloaded = true")
     dashboard.tool.gate("morning").opened.set()
     await expect(run_status).to_have_text("succeeded")
+    # Polling has stopped; the run's events got there with its final state.
+    await expect(events.first).to_contain_text("run.queued")
+    await expect(events.last).to_contain_text("run.succeeded")
     assert await page.evaluate("window.notReloaded === true"), "the page was reloaded"
     steps = page.get_by_test_id("step")
     await expect(steps).to_have_count(2)
