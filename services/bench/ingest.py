@@ -7,8 +7,9 @@ relay having published it (relayed). Lag: entries are then added at a fixed rate
 and a reader of the events stream notes when each event arrives (see relay_lag.py).
 
 The consumers run in this process, the relay in its own (`ordinaut relay`). The streams are
-scratch ones (``bench-<id>:ingest``, ``bench-<id>:events``), never the live ones, so a running
-service on the same Redis cannot pick the entries up; they are deleted afterwards.
+scratch ones (``bench-<id>:ingest``, ``bench-<id>:events``, the runs fired announced on
+``bench-<id>:work``), never the live ones, so a running service on the same Redis cannot pick
+the entries (or wake-ups for runs of the scratch database) up; they are deleted afterwards.
 
 No wait is open-ended: one that sees no progress for ``STALL_SECONDS`` (or whose relay process
 or stream reader ended) fails with an IngestBenchError naming what did not arrive.
@@ -129,7 +130,8 @@ async def bench_ingest(
     report the relay lag."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     config = IngestConfig(stream=f"{prefix}:ingest", group=f"{prefix}:ingestors",
-                          dead_stream=f"{prefix}:dead", batch=batch)  # fmt: skip
+                          dead_stream=f"{prefix}:dead", work_stream=f"{prefix}:work",
+                          batch=batch)  # fmt: skip
     events_stream = f"{prefix}:events" if relay else None
     client = redis.Redis.from_url(redis_url, socket_timeout=30)
     try:
@@ -141,7 +143,8 @@ async def bench_ingest(
                                      events, rate, seconds, out)  # fmt: skip
         figures["dead_lettered"] = float(await client.xlen(config.dead_stream))
     finally:
-        await client.delete(config.stream, config.dead_stream, events_stream or config.stream)
+        await client.delete(config.stream, config.dead_stream, config.work_stream,
+                            events_stream or config.stream)  # fmt: skip
         await client.aclose()
     figures.update(consumers=float(consumers), batch=float(batch))
     print_table([{k: round(v, 2) for k, v in figures.items()}], out)
