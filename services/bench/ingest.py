@@ -7,8 +7,12 @@ relay having published it (relayed). Lag: entries are then added at a fixed rate
 and a reader of the events stream notes when each event arrives (see relay_lag.py).
 
 The consumers run in this process, the relay in its own (`ordinaut relay`). The streams are
-scratch ones (``bench-<id>:ingest``, ``bench-<id>:events``), never the live ones, so a running
-service on the same Redis cannot pick the entries up; they are deleted afterwards.
+scratch ones (``bench-<id>:ingest``, ``bench-<id>:events``, the runs fired announced on
+``bench-<id>:work``), never the live ones, so a running service on the same Redis cannot pick
+the entries (or wake-ups for runs of the scratch database) up; they are deleted afterwards.
+
+No wait is open-ended: one that sees no progress for ``STALL_SECONDS`` (or whose relay process
+or stream reader ended) fails with an IngestBenchError naming what did not arrive.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from domain.events import TaskCreated, TaskDefinition, task_stream
 from projections.registry import inline_projections
 from services.bench.append import TOPICS, _payload
 from services.bench.harness import Goal
-from services.bench.relay_lag import Seen, watching
+from services.bench.relay_lag import Watcher, watching
 from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.ingest.consumer import IngestConfig, IngestConsumer
@@ -44,7 +48,16 @@ from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 
 _XADD_BATCH = 1000
+# A wait that sees no progress for this long has stalled (a batch takes seconds even when the
+# machine is busy); it fails rather than waiting on.
+STALL_SECONDS = 120.0
+# How long the consumers and the relay get to stop once asked.
+STOP_SECONDS = 30.0
 GOALS = (Goal("relay_lag_p99_ms", 20, at_least=False, text="relay lag p99 ≤ 20 ms"),)
+
+
+class IngestBenchError(RuntimeError):
+    """Something the bench waited for did not arrive (or a part of it ended early)."""
 
 
 async def _subscribe(pool: asyncpg.Pool) -> None:
@@ -117,19 +130,21 @@ async def bench_ingest(
     report the relay lag."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
     config = IngestConfig(stream=f"{prefix}:ingest", group=f"{prefix}:ingestors",
-                          dead_stream=f"{prefix}:dead", batch=batch)  # fmt: skip
+                          dead_stream=f"{prefix}:dead", work_stream=f"{prefix}:work",
+                          batch=batch)  # fmt: skip
     events_stream = f"{prefix}:events" if relay else None
     client = redis.Redis.from_url(redis_url, socket_timeout=30)
     try:
         async with (
             open_pool(database_url, size=consumers + 2) as pool,
-            _relaying(database_url, redis_url, events_stream),
+            _relaying(database_url, redis_url, events_stream) as process,
         ):
-            figures = await _measure(pool, client, config, events_stream, consumers, events,
-                                     rate, seconds, out)  # fmt: skip
+            figures = await _measure(pool, client, config, events_stream, process, consumers,
+                                     events, rate, seconds, out)  # fmt: skip
         figures["dead_lettered"] = float(await client.xlen(config.dead_stream))
     finally:
-        await client.delete(config.stream, config.dead_stream, events_stream or config.stream)
+        await client.delete(config.stream, config.dead_stream, config.work_stream,
+                            events_stream or config.stream)  # fmt: skip
         await client.aclose()
     figures.update(consumers=float(consumers), batch=float(batch))
     print_table([{k: round(v, 2) for k, v in figures.items()}], out)
@@ -138,13 +153,13 @@ async def bench_ingest(
 
 async def _measure(
     pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, events_stream: str | None,
-    consumers: int, events: int, rate: int, seconds: int, out: TextIO,
+    relay: _Relay | None, consumers: int, events: int, rate: int, seconds: int, out: TextIO,
 ) -> dict[str, float]:  # fmt: skip
     await _subscribe(pool)
     print(f"adding {events} entries to {config.stream} ...", file=out, flush=True)
     produce_seconds = await _produce(client, config.stream, events)
     async with _consuming(pool, client, config, consumers) as members:
-        stored, relayed = await _drain(pool, members, events, client, events_stream)
+        stored, relayed = await _drain(pool, members, events, client, events_stream, relay)
         figures = {
             "events": float(events),
             "stored_seconds": stored,
@@ -157,9 +172,11 @@ async def _measure(
             return figures
         print(f"adding {rate} entries/s for {seconds} s ...", file=out, flush=True)
         top = await _last_position(pool)
-        async with watching(client, events_stream, top) as seen:
+        async with watching(client, events_stream, top) as watcher:
             await _produce_at(client, config.stream, rate, seconds)
-            await _drain(pool, members, events + rate * seconds, client, events_stream, seen)
+            await _drain(pool, members, events + rate * seconds, client, events_stream, relay,
+                         watcher)  # fmt: skip
+        seen = watcher.seen
     return {
         **figures,
         "rate": float(rate),
@@ -169,12 +186,26 @@ async def _measure(
     }
 
 
+class _Relay:
+    """The `ordinaut relay` process the bench started."""
+
+    def __init__(self, process: subprocess.Popen[bytes], stream: str) -> None:
+        self.process, self.stream = process, stream
+
+    def check(self) -> None:
+        """Raise at once if the relay exited (it runs until the bench stops it)."""
+        if (code := self.process.poll()) is not None:
+            raise IngestBenchError(f"the relay to {self.stream} exited early (exit code {code})")
+
+
 @contextlib.asynccontextmanager
-async def _relaying(database_url: str, redis_url: str, stream: str | None) -> AsyncIterator[None]:
+async def _relaying(
+    database_url: str, redis_url: str, stream: str | None
+) -> AsyncIterator[_Relay | None]:
     """`ordinaut relay` in its own process (as deployed beside ingest), publishing the scratch
     database to ``stream`` (None: no relay), for the duration of the block."""
     if stream is None:
-        yield
+        yield None
         return
     env = {**os.environ, "ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
            "ORDINAUT_LOG_LEVEL": "warning"}  # fmt: skip
@@ -183,13 +214,14 @@ async def _relaying(database_url: str, redis_url: str, stream: str | None) -> As
         env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        yield
+        yield _Relay(relay, stream)
     finally:
         relay.send_signal(signal.SIGTERM)
         try:
-            await asyncio.to_thread(relay.wait, 30)
+            await asyncio.to_thread(relay.wait, STOP_SECONDS)
         except subprocess.TimeoutExpired:
-            relay.kill()
+            relay.kill()  # SIGKILL cannot be ignored; reap it so no zombie is left
+            await asyncio.to_thread(relay.wait, STOP_SECONDS)
 
 
 @contextlib.asynccontextmanager
@@ -204,19 +236,27 @@ async def _consuming(
         yield members
     finally:
         stop.set()
-        await asyncio.gather(*tasks)
+        _, running = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+        for task in running:
+            task.cancel()
+        if running:
+            raise IngestBenchError(f"{len(running)} ingest consumer(s) did not stop within"
+                                   f" {STOP_SECONDS:g} s of being asked")  # fmt: skip
 
 
 async def _drain(
     pool: asyncpg.Pool, members: list[IngestConsumer], total: int, client: redis.Redis,
-    events_stream: str | None, seen: Seen | None = None,
+    events_stream: str | None, relay: _Relay | None, watcher: Watcher | None = None,
 ) -> tuple[float, float]:  # fmt: skip
     """Wait until ``total`` entries are stored, then until the relay published them all;
-    (seconds to store, seconds to relay) from now."""
+    (seconds to store, seconds to relay) from now. Fails once either stops moving."""
     bar, started = ProgressBar("ingest"), time.perf_counter()
+    stalled = _Stall("ingest consumers")
     while (done := sum(m.recorded for m in members)) < total:
         bar.update(done, total)
-        _check(started, done, total)
+        stalled.check(done, f"{done} of {total} entries stored")
+        if relay is not None:
+            relay.check()
         await asyncio.sleep(0.005)
     stored = time.perf_counter() - started
     bar.finish()
@@ -224,15 +264,31 @@ async def _drain(
         return stored, stored
     last = await _last_position(pool)
     writer = StreamWriter(client, events_stream)
-    while (seen.top if seen is not None else await writer.top()) < last:
-        _check(started, done, total)
+    stalled = _Stall(f"relay to {events_stream}")
+    while (top := watcher.seen.top if watcher is not None else await writer.top()) < last:
+        stalled.check(top, f"position {top} of {last} published")
+        if relay is not None:
+            relay.check()
+        if watcher is not None:
+            watcher.check()
         await asyncio.sleep(0.005)
     return stored, time.perf_counter() - started
 
 
-def _check(started: float, done: int, total: int) -> None:
-    if time.perf_counter() - started > 600:
-        raise RuntimeError(f"only {done} of {total} entries through in 600 s")
+class _Stall:
+    """Fails a wait whose progress figure has not grown for ``STALL_SECONDS``."""
+
+    def __init__(self, what: str, seconds: float | None = None) -> None:
+        self.what, self.seconds = what, STALL_SECONDS if seconds is None else seconds
+        self.best, self.since = -1, time.perf_counter()
+
+    def check(self, progress: int, status: str) -> None:
+        now = time.perf_counter()
+        if progress > self.best:
+            self.best, self.since = progress, now
+        elif now - self.since > self.seconds:
+            raise IngestBenchError(f"{self.what} stalled: {status}, nothing new for"
+                                   f" {self.seconds:g} s")  # fmt: skip
 
 
 async def _last_position(pool: asyncpg.Pool) -> int:

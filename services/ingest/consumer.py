@@ -32,7 +32,7 @@ from services.ingest.entries import DEFAULT_MAX_PAYLOAD_BYTES, Entry, Refused, r
 from services.runtime.metrics import DEAD_LETTERS
 from services.store.errors import IdempotencyKeyReused, StoreError
 from services.store.publish import Publication, publish_many
-from services.worker.dispatch import Announcer
+from services.worker.dispatch import WORK_STREAM, Announcer
 
 INGEST_STREAM = "ordinaut:ingest"
 INGEST_GROUP = "ordinaut:ingestors"
@@ -66,6 +66,8 @@ class IngestConfig:
     # A consumer that has not acknowledged an entry for this long is presumed dead.
     reclaim_idle_ms: int = 30_000
     max_backoff_seconds: float = 5.0
+    # Where runs the entries made ready are announced to workers.
+    work_stream: str = WORK_STREAM
 
 
 def consumer_name() -> str:
@@ -95,7 +97,7 @@ class IngestConsumer:
     ) -> None:
         self.pool, self.client, self.projections, self.config = pool, client, projections, config
         self.name = name or consumer_name()
-        self.announcer = Announcer(client)
+        self.announcer = Announcer(client, config.work_stream)
         self.recorded = 0  # events recorded (repeats not counted), for benchmarks and logs
         self.dead = 0
 

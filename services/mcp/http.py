@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import importlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import structlog
 from litestar import Litestar, asgi
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Receive, Scope, Send
-from mcp.server.transport_security import TransportSecuritySettings
 
 from services.api.auth import Principal, authenticate
 from services.api.calls import backend_of
 from services.api.operations.context import Backend
 from services.api.rate_limit import enforce as enforce_rate_limit
-from services.mcp.server import build_server
+
+log = structlog.get_logger("ordinaut.mcp")
+_UNAVAILABLE = (
+    b'{"title":"Service Unavailable","status":503,'
+    b'"detail":"the MCP endpoint could not start; see the API log"}'
+)
 
 MCP_PATH = "/mcp"
 # Host headers the transport accepts (DNS-rebinding protection); the API adds its own host.
@@ -43,22 +50,17 @@ async def _session(ctx: Any) -> tuple[Principal, str, Backend]:
 
 
 class McpMount:
-    """The /mcp route and the lifespan that runs its session manager (a mount's own never runs)."""
+    """The /mcp route and the lifespan that runs its session manager (a mount's own never runs).
+
+    The MCP SDK takes over a second of CPU to import, so the API starts serving without it:
+    the lifespan imports it in a thread and then runs the session manager; a request to /mcp
+    that arrives first waits for it (503 if it could not load).
+    """
 
     def __init__(self, allowed_hosts: Sequence[str] = ()) -> None:
-        self.server = build_server(_session)
-        hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
-        self.app = self.server.streamable_http_app(
-            streamable_http_path="/",
-            stateless_http=True,  # any API process can answer any request
-            json_response=True,
-            transport_security=TransportSecuritySettings(
-                enable_dns_rebinding_protection=True,
-                allowed_hosts=hosts,
-                allowed_origins=[f"http://{host}" for host in hosts],
-            ),
-        )
-        inner = self.app
+        self._hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
+        self._app: Any = None
+        self._settled = asyncio.Event()
 
         @asgi(
             MCP_PATH,
@@ -68,12 +70,54 @@ class McpMount:
             include_in_schema=False,
         )
         async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-            await inner(scope, receive, send)  # type: ignore[arg-type]
+            await self._settled.wait()
+            if self._app is None:
+                headers = [(b"content-type", b"application/problem+json")]
+                start: Any = {"type": "http.response.start", "status": 503, "headers": headers}
+                await send(start)
+                await send({"type": "http.response.body", "body": _UNAVAILABLE, "more_body": False})
+                return
+            await self._app(scope, receive, send)
 
         self.route = mcp_endpoint
 
+    def _build(self) -> Any:
+        from mcp.server.transport_security import TransportSecuritySettings
+
+        from services.mcp.server import build_server
+
+        server = build_server(_session)
+        self._app = server.streamable_http_app(
+            streamable_http_path="/",
+            stateless_http=True,  # any API process can answer any request
+            json_response=True,
+            transport_security=TransportSecuritySettings(
+                enable_dns_rebinding_protection=True,
+                allowed_hosts=self._hosts,
+                allowed_origins=[f"http://{host}" for host in self._hosts],
+            ),
+        )
+        return server
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        try:
+            await asyncio.to_thread(importlib.import_module, "services.mcp.server")
+            server = self._build()
+        except Exception:
+            log.exception("mcp.unavailable")
+            self._settled.set()
+            return
+        async with server.session_manager.run():
+            self._settled.set()
+            await stop.wait()
+
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
-        """Run the MCP session manager for as long as the app runs."""
-        async with self.server.session_manager.run():
+        """Load MCP in the background and run its session manager for as long as the app runs."""
+        stop = asyncio.Event()
+        serving = asyncio.create_task(self._serve(stop), name="mcp")
+        try:
             yield
+        finally:
+            stop.set()
+            await serving

@@ -37,8 +37,8 @@ log = structlog.get_logger(__name__)
 class Announcer:
     """Posts wake-ups after a commit; never fails or delays the command when Redis is away."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
+    def __init__(self, client: redis.Redis, stream: str = WORK_STREAM) -> None:
+        self.client, self.stream = client, stream
         self._quiet_until = 0.0
 
     async def announce(self, run_ids: Iterable[str]) -> None:
@@ -50,7 +50,7 @@ class Announcer:
             async with self.client.pipeline(transaction=False) as pipe:
                 for run_id in ids:
                     pipe.xadd(
-                        WORK_STREAM, {"run_id": run_id}, maxlen=STREAM_MAXLEN, approximate=True
+                        self.stream, {"run_id": run_id}, maxlen=STREAM_MAXLEN, approximate=True
                     )
                 await pipe.execute()
         except (RedisError, OSError) as exc:

@@ -24,6 +24,20 @@ from tests.workers import AUTH, api_client, register_tool, running_workers
 WITHIN_MS = 15_000
 SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read"]
 NEVER = {"schedule_kind": "cron", "schedule_expr": "0 0 1 1 *", "timezone": "Europe/Lisbon"}
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# The page must never scroll sideways. Run tables must fit their box outright (they reflow on
+# a phone); other tables may scroll inside their wrapper there, but must fit at laptop width.
+CUT_OFF_JS = """() => {
+  const out = [], doc = document.documentElement, phone = window.innerWidth <= 640;
+  if (doc.scrollWidth > doc.clientWidth) out.push("page " + doc.scrollWidth + "px");
+  for (const wrap of document.querySelectorAll(".table-wrap")) {
+    const fits = wrap.scrollWidth <= wrap.clientWidth;
+    if (!fits && (!phone || wrap.querySelector("table.reflow")))
+      out.push((wrap.closest("section")?.querySelector("h2")?.textContent || "table").trim());
+  }
+  return out;
+}"""
 APPROVAL_PIPELINE = [
     {
         "id": "ask",
@@ -73,6 +87,21 @@ class Dashboard:
     async def screenshot(self, name: str) -> None:
         await self.page.screenshot(path=str(screenshots_dir() / f"{name}.png"), full_page=True)
 
+    async def cut_off(self) -> list[str]:
+        """What runs off the right edge: the page itself, or a table that should fit its box."""
+        return list(await self.page.evaluate(CUT_OFF_JS))
+
+    async def at_both_widths(self, name: str) -> None:
+        """Screenshots at laptop and phone width; at neither is anything cut off."""
+        assert await self.cut_off() == [], f"{name} at {LAPTOP}"
+        await self.screenshot(name)
+        await self.page.set_viewport_size(PHONE)
+        try:
+            assert await self.cut_off() == [], f"{name} at {PHONE}"
+            await self.screenshot(f"{name}-phone")
+        finally:
+            await self.page.set_viewport_size(LAPTOP)
+
 
 async def _agent_token(api: httpx.AsyncClient) -> str:
     agent = await api.post("/agents", json={"name": "Ops desk", "scopes": SCOPES}, headers=AUTH)
@@ -91,7 +120,7 @@ async def dashboard(browser: Any, database_url: str, redis_url: str) -> AsyncIte
             await register_tool(api, "test.flaky", f"{tool_url}/flaky")
             await register_tool(api, "test.gate", f"{tool_url}/gate/morning")
             token = await _agent_token(api)
-            context = await browser.new_context(viewport={"width": 1280, "height": 800})
+            context = await browser.new_context(viewport=LAPTOP)
             page = await context.new_page()
             page.set_default_timeout(WITHIN_MS)
             base_url = str(api.base_url).rstrip("/")
@@ -154,17 +183,25 @@ async def test_an_operator_finds_a_task_runs_it_now_and_watches_it_succeed(
     run_status = page.get_by_test_id("run-status")
     await dashboard.tool.wait_entered("morning")
     await expect(run_status).to_have_text("running")
+    events = page.get_by_test_id("run-event")
+    await expect(events.filter(has_text="run.started")).to_have_count(1)
     await page.evaluate("window.notReloaded = true")
     dashboard.tool.gate("morning").opened.set()
     await expect(run_status).to_have_text("succeeded")
+    # Polling has stopped; the run's events got there with its final state.
+    await expect(events.first).to_contain_text("run.queued")
+    await expect(events.last).to_contain_text("run.succeeded")
     assert await page.evaluate("window.notReloaded === true"), "the page was reloaded"
     steps = page.get_by_test_id("step")
     await expect(steps).to_have_count(2)
     await expect(steps.first).to_contain_text("hello")
     await expect(steps.nth(1)).to_contain_text("deliver")
-    await dashboard.screenshot("run")
+    await dashboard.at_both_widths("run")
     await dashboard.open(f"/ui/tasks/{task_id}")
-    await dashboard.screenshot("task")
+    await dashboard.at_both_widths("task")
+    for path in ("/ui/tasks", "/ui/runs", "/ui/events"):
+        await dashboard.open(path)
+        await dashboard.at_both_widths(path.removeprefix("/ui/"))
 
     await page.get_by_role("link", name="Runs").first.click()
     await expect(page.get_by_test_id("run-row")).to_have_count(1)
@@ -204,10 +241,7 @@ async def test_an_operator_approves_a_parked_run_and_retries_dead_ones(
     await dashboard.open("/ui/runs?status=dead")
     await expect(rows).to_have_count(3)
     await dashboard.open("/ui")
-    await dashboard.screenshot("overview")
-    await page.set_viewport_size({"width": 390, "height": 844})
-    await dashboard.screenshot("overview-phone")
-    await page.set_viewport_size({"width": 1280, "height": 800})
+    await dashboard.at_both_widths("overview")
 
     await dashboard.open(f"/ui/runs/{parked}")
     await page.get_by_role("button", name="Approve").click()

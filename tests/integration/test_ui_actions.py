@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -158,6 +159,10 @@ async def test_approve_reject_and_retry_steer_runs(
         assert re.search(r"<button[^>]*>Confirm retry</button>", confirm)
         listed = (await ui.get("/ui/runs")).text
         assert re.search(r"<button[^>]*>Retry all dead</button>", listed)
+        # The dead run's error, however long, is whole in its cell's title.
+        error = (await run_to_end(client, runs["dead2"]))["error"]
+        titles = re.findall(r'class="error-cell" title="([^"]*)"', listed)
+        assert error in [html.unescape(title) for title in titles]
         bulk = await post_form(ui, "/ui/runs/retry-dead", "/ui/runs/retry-dead")
         assert bulk.headers["location"] == "/ui/runs?done=retried_all&n=1"
         assert (await run_to_end(client, runs["dead2"]))["status"] == "succeeded"

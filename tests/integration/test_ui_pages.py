@@ -140,7 +140,9 @@ async def test_the_admin_sees_ingest_dead_letters(
     assert any(reason in row for row in rows(overview, "dead-letter"))
 
 
-async def test_a_run_page_polls_while_the_run_can_change(client: httpx.AsyncClient) -> None:
+async def test_a_run_page_polls_while_the_run_can_change(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
     _, token = await agent_token(client, "poller", ALL_SCOPES)
     task = await _own_task(client, token)
     run_id = await run_now_as(client, task["id"], {"Authorization": f"Bearer {token}"})
@@ -152,6 +154,22 @@ async def test_a_run_page_polls_while_the_run_can_change(client: httpx.AsyncClie
         fragment = await ui.get(f"/ui/runs/{run_id}", headers={"HX-Request": "true"})
         assert fragment.status_code == 200
         assert 'id="run-live"' in fragment.text
+        assert _event_types(fragment.text) == ["run.queued"]
+        async with running_workers(database_url, redis_url):
+            assert (await run_to_end(client, run_id))["status"] == "succeeded"
+        # The poll that finds the run settled stops polling and carries its final events.
+        last = (await ui.get(f"/ui/runs/{run_id}", headers={"HX-Request": "true"})).text
+        assert "hx-trigger" not in last.split('id="run-live"')[1].split(">")[0]
+        types = _event_types(last)
+        assert types[0] == "run.queued"
+        assert {"run.started", "run.step_succeeded"} <= set(types)
+        assert types[-1] == "run.succeeded"
+
+
+def _event_types(page: str) -> list[str]:
+    """The run's event types as its live fragment lists them, oldest first."""
+    live = page.split('id="run-live"')[1]
+    return [re.findall(r"<code>([^<]+)</code>", row)[0] for row in rows(live, "run-event")]
 
 
 async def test_bad_input_is_a_4xx_page_naming_the_field(client: httpx.AsyncClient) -> None:

@@ -28,7 +28,6 @@ from services.api.tool_store import (
 )
 from services.store.events import StreamAppend, append_in_transaction
 from services.tools.errors import ToolCallError
-from services.tools.mcp import list_server_tools, mcp_tool_name
 
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -153,7 +152,7 @@ def _importable(
     accepted: dict[str, ToolRegistered] = {}
     skipped: list[SkippedTool] = []
     for tool in listed:
-        name = mcp_tool_name(tool.address)
+        name = tool.address.split(".", 1)[1]  # the server's own name for the tool
         candidate = msgspec.structs.replace(
             tool,
             timeout_seconds=probe.timeout_seconds,
@@ -190,6 +189,8 @@ async def import_mcp_server(
     if probe.command is not None and shutil.which(probe.command[0]) is None:
         reason = f"no program {probe.command[0]!r} was found (give its path, or a name on PATH)"
         raise ToolRuleError("command", reason)
+    from services.tools.mcp import list_server_tools  # the MCP SDK loads on first use
+
     try:
         listed = await list_server_tools(data.name, endpoint=probe.endpoint, command=probe.command)
     except ToolCallError as exc:

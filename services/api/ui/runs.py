@@ -74,11 +74,11 @@ async def run_page(
     request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
 ) -> Template:
     """One run: status, every step's rendered input, output, error and duration, its events.
-    htmx polls this page (taking only the live part) while the run may still change."""
+    htmx polls this page (taking only the live part, events included) while the run may still
+    change. The run is read before its history, so the events shown are never behind the status."""
     caller, backend = caller_of(request), backend_of(state)
     run = await ops.read_run(caller, backend, run_id)
     names = await task_names(state.pool, {run.task_id})
-    polling = bool(request.headers.get("hx-request"))
-    history = [] if polling else await ops.run_history(caller, backend, run_id)
+    history = await ops.run_history(caller, backend, run_id)
     return page(request, "run.html", run=run, task=names.get(run.task_id), history=history,
                 live=run.status in CHANGING)  # fmt: skip
