@@ -57,6 +57,8 @@ _FINISHING = frozenset({"run.succeeded", "run.dead", "run.canceled", "run.dedupl
 class DueWorkProjection:
     """Maintains the `due_work` table."""
 
+    # Every statement touches only the row keyed by its first parameter (projections.base).
+    keyed: bool = True
     name: str = "due_work"
     tables: tuple[str, ...] = ("due_work",)
     handles: frozenset[str] = frozenset(

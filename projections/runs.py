@@ -86,6 +86,8 @@ def _json(value: Any) -> str:
 class RunsProjection:
     """Maintains the `runs` table."""
 
+    # Every statement touches only the row keyed by its first parameter (projections.base).
+    keyed: bool = True
     name: str = "runs"
     tables: tuple[str, ...] = ("runs",)
     handles: frozenset[str] = frozenset(

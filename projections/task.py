@@ -67,6 +67,8 @@ def _new_next_run(envelope: Envelope) -> datetime | None:
 class TaskProjection:
     """Maintains the `task` table."""
 
+    # Every statement touches only the row keyed by its first parameter (projections.base).
+    keyed: bool = True
     name: str = "task"
     tables: tuple[str, ...] = ("task",)
     handles: frozenset[str] = frozenset(

@@ -1,0 +1,86 @@
+"""The rebuild's set-based statements (projections.setwise) build the same tables as appends.
+
+The history of test_projection_rebuild is appended twice over disjoint tasks and runs, one
+command of each copy in turn, so every wave of the rebuild holds two events of the same kind
+and every keyed statement runs set-based rather than one row at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TypeVar
+
+import asyncpg
+import msgspec
+from hypothesis import given, settings
+
+from domain.events import EventReceived
+from projections.registry import inline_projections
+from projections.setwise import Setwise
+from tests.property.test_projection_rebuild import (
+    SETTINGS,
+    Command,
+    Model,
+    append_all,
+    assert_rebuild_reproduces,
+    histories,
+)
+from tests.support import fresh_database
+
+T = TypeVar("T")
+# Task ids are "t-1" … "t-4" (runs "run-t-1-2", streams "task-t-1"); not a JSON escape.
+_TASK_ID = re.compile(rb"(?<!\\\\)t-(\d)")
+
+
+def _copy(value: T) -> T:
+    """The same event or stream name about task "u-…" instead of "t-…" (and its runs)."""
+    encoded = _TASK_ID.sub(rb"u-\1", msgspec.json.encode(value))
+    copied = msgspec.json.decode(encoded, type=type(value))
+    if isinstance(copied, EventReceived):
+        copied = msgspec.structs.replace(copied, event_id=str(uuid.uuid4()))
+    return copied
+
+
+def _doubled(commands: list[Command]) -> list[Command]:
+    copies = [
+        Command(
+            c.actor,
+            tuple((_copy(stream), _copy(event)) for stream, event in c.events),
+            c.idempotency_key and f"{c.idempotency_key}-copy",
+        )
+        for c in commands
+    ]
+    return [c for pair in zip(commands, copies, strict=True) for c in pair]
+
+
+# Half test_projection_rebuild's examples: each appends twice the events.
+@settings(SETTINGS, max_examples=15)
+@given(history=histories())
+async def test_set_based_rebuild_yields_the_inline_built_tables(
+    postgres_url: str, template_database: str, history: tuple[list[Command], Model]
+) -> None:
+    commands, _ = history
+    async with fresh_database(postgres_url, template_database) as conn:
+        await append_all(conn, _doubled(commands))
+        await assert_rebuild_reproduces(conn, batch=1000)
+
+
+async def test_every_keyed_statement_runs_set_based(pool: asyncpg.Pool) -> None:
+    """No keyed projection falls back to one row at a time: each statement it plans rewrites."""
+    import projections.due_work
+    import projections.runs
+    import projections.task
+
+    keyed = [p for p in inline_projections().projections if getattr(p, "keyed", False)]
+    assert {p.name for p in keyed} == {"task", "runs", "due_work"}
+    statements = [
+        value
+        for module in (projections.task, projections.runs, projections.due_work)
+        for name, value in vars(module).items()
+        if name.isupper() and isinstance(value, str) and name not in ("_NOTIFY", "TIMER_CHANNEL")
+    ]
+    setwise = Setwise()
+    async with pool.acquire() as conn:
+        for sql in statements:
+            assert await setwise.rewrite(conn, sql) is not None, sql
