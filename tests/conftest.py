@@ -21,6 +21,7 @@ from services.runtime.embedded import (
     with_database,
 )
 from services.store.migrate import migrate
+from tests.database_pool import DatabasePool
 from tests.redis_server import own_redis
 
 __all__ = ["own_redis"]  # fixtures defined elsewhere, shared by every test
@@ -82,17 +83,21 @@ async def template_database(postgres_url: str) -> AsyncIterator[str]:
     await admin.close()
 
 
+@pytest.fixture(scope="session")
+async def database_pool(postgres_url: str, template_database: str) -> AsyncIterator[DatabasePool]:
+    """Migrated databases for tests, emptied and reused between them."""
+    databases = DatabasePool(postgres_url, template_database)
+    await databases.open()
+    yield databases
+    await databases.close()
+
+
 @pytest.fixture
-async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
-    """URL of a fresh, migrated database for one test; dropped afterwards."""
-    name = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+async def database_url(postgres_url: str, database_pool: DatabasePool) -> AsyncIterator[str]:
+    """URL of an empty, migrated database of this test's own (no other test uses it meanwhile)."""
+    name = await database_pool.take()
+    yield with_database(postgres_url, name)
+    await database_pool.give_back(name)
 
 
 @pytest.fixture
