@@ -39,9 +39,12 @@ LIMITS: str | None = (
     " tool's input and output), ~18% leasing and ~17% recording the run's events with their"
     " inline projections (four events per run: four writes to `runs`, three to `due_work`,"
     " one to `spend`); PostgreSQL executes those statements on the same cores. Peers record one row"
-    " per job and run no pipeline. Figures measured while other test suites loaded the"
-    " machine (load average 8-13 on 2 cores) are a fraction of a quiet machine's, where"
-    " `bench runs` reached 2,245-2,342 runs/s."
+    " per job and run no pipeline. The machine matters as much as the code: on 2026-11-29 the"
+    " code of an earlier session (commit a6f92bb), which reached 2,245-2,342 runs/s on that"
+    " session's machine, reached 946 runs/s on this one with the load average near 1: here every"
+    " commit and every CREATE DATABASE waits about three times as long for the disk (an 8 MB"
+    " template clone took ~300 ms against ~100 ms before), and each run commits several times."
+    " Under other test suites' load (load average 8-13) it falls to 250-300 runs/s."
 )
 _PIPELINE = {"pipeline": [{"id": "echo", "uses": "debug.echo", "with": {"n": "${run.id}"}}]}
 
