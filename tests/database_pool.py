@@ -2,7 +2,7 @@
 
 Cloning the migrated template costs ~300 ms of fsync-bound copying per test; emptying a used
 database costs a tenth of that. A database goes back to the pool only if the test left its
-schema as the template has it; it is then renamed, so a process the test forgot to stop cannot
+schema as the template has it; it is renamed first, so a process the test forgot to stop cannot
 reconnect to it and write into a later test's data.
 """
 
@@ -72,16 +72,21 @@ class DatabasePool:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
         )
+        # Renamed first: a process the test left running cannot reconnect to it any more.
+        renamed = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
         try:
-            reusable = await self._empty(name)
-        except (OSError, asyncpg.PostgresError):
-            reusable = False
-        if not reusable:
+            await self._admin(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
+        except asyncpg.PostgresError:  # such a process reconnected in between
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             return
-        renamed = f"ordinaut_test_{uuid.uuid4().hex[:12]}"
-        await self._admin(f'ALTER DATABASE "{name}" RENAME TO "{renamed}"')
-        self._free.append(renamed)
+        try:
+            reusable = await self._empty(renamed)
+        except (OSError, asyncpg.PostgresError):
+            reusable = False
+        if reusable:
+            self._free.append(renamed)
+        else:
+            await self._admin(f'DROP DATABASE IF EXISTS "{renamed}" WITH (FORCE)')
 
     async def close(self) -> None:
         """Drop every pooled database."""
