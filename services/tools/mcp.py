@@ -267,10 +267,12 @@ async def list_server_tools(
     try:
         async with asyncio.timeout(timeout_seconds), _client(target, allowed) as client:
             listed = await _list_all(client)
-    except MCPError as exc:
-        message = f"MCP server {_describe(target)} refused to list its tools (MCP error {exc.code})"
-        raise ToolCallError(message, retryable=False) from None
     except Exception as exc:
+        cause = root_cause(exc)  # the SDK's task groups may wrap it
+        if isinstance(cause, MCPError):
+            code = cause.code
+            message = f"MCP server {_describe(target)} refused to list its tools (MCP error {code})"
+            raise ToolCallError(message, retryable=False) from None
         raise _connect_error(target, exc, timeout_seconds) from None
     return [
         ToolRegistered(
