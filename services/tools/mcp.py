@@ -269,7 +269,7 @@ async def list_server_tools(
             listed = await _list_all(client)
     except Exception as exc:
         cause = root_cause(exc)  # the SDK's task groups may wrap it
-        if isinstance(cause, MCPError):
+        if isinstance(cause, MCPError) and cause.code != mcp_types.CONNECTION_CLOSED:
             code = cause.code
             message = f"MCP server {_describe(target)} refused to list its tools (MCP error {code})"
             raise ToolCallError(message, retryable=False) from None
