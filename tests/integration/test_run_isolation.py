@@ -10,6 +10,11 @@ from typing import Any
 import asyncpg
 import httpx
 
+from domain.envelope import EventMeta
+from domain.events import RunStarted, run_stream
+from projections.registry import inline_projections
+from services.store.events import StreamAppend, append_in_transaction
+from services.worker.leases import MAX_LAPSES
 from tests.tools_servers.step_tool import StepTool
 from tests.ui_client import ALL_SCOPES, agent_token
 from tests.workers import (
@@ -133,3 +138,29 @@ async def test_a_removed_tool_fails_the_run_at_once_without_on_error(
         run = await run_to_end(client, await run_now(client, task["id"]))
     assert (run["status"], run["attempt"]) == ("dead", 1), run
     assert "no longer in the catalog" in run["error"]
+
+
+async def test_a_run_whose_lease_keeps_lapsing_counts_a_failed_attempt(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, database_url: str, redis_url: str
+) -> None:
+    # Three workers leased the run's first attempt in turn and vanished (killed, hung, cut off
+    # from the database): the next lease ends that attempt instead of resuming it forever.
+    task = await create_task(client, [{"id": "hello", "uses": "debug.echo", "with": {"n": 1}}],
+                             **SHORT_RETRIES)  # fmt: skip
+    run_id = await run_now(client, task["id"])
+    for ghost in range(MAX_LAPSES):
+        lapsed = await pool.fetchval("SELECT now() - interval '1 second'")
+        started = RunStarted(run_id=run_id, attempt=1, worker=f"ghost-{ghost}",
+                             lease_until=lapsed, resumed=ghost > 0)  # fmt: skip
+        async with pool.acquire() as conn, conn.transaction():
+            meta = EventMeta(actor=f"ghost-{ghost}", correlation_id=f"ghost-{ghost}")
+            await append_in_transaction(
+                conn, [StreamAppend(run_stream(run_id), [started])], meta, inline_projections()
+            )
+    async with running_workers(database_url, redis_url):
+        run = await run_to_end(client, run_id)
+    assert (run["status"], run["attempt"]) == ("succeeded", 2), run
+    failed = of_type(await run_events(pool, run_id), "run.attempt_failed")
+    assert len(failed) == 1
+    assert failed[0]["attempt"] == 1
+    assert f"lapsed {MAX_LAPSES} times" in failed[0]["error"]
