@@ -11,10 +11,11 @@ import asyncpg
 import httpx
 
 from domain.envelope import EventMeta
-from domain.events import RunStarted, run_stream
+from domain.events import RunStarted, RunStepSucceeded, RunSucceeded, run_stream
 from projections.registry import inline_projections
 from services.store.events import StreamAppend, append_in_transaction
-from services.worker.leases import MAX_LAPSES
+from services.worker.leases import MAX_LAPSES, lease
+from services.worker.recorder import Outcome, Recorder, RecordRejected
 from tests.tools_servers.step_tool import StepTool
 from tests.ui_client import ALL_SCOPES, agent_token
 from tests.workers import (
@@ -164,3 +165,37 @@ async def test_a_run_whose_lease_keeps_lapsing_counts_a_failed_attempt(
     assert len(failed) == 1
     assert failed[0]["attempt"] == 1
     assert f"lapsed {MAX_LAPSES} times" in failed[0]["error"]
+
+
+async def test_a_batch_with_one_unrecordable_run_records_the_others(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    task = await create_task(client, [{"id": "hello", "uses": "debug.echo", "with": {}}])
+    run_ids = [await run_now(client, task["id"]) for _ in range(3)]
+    async with pool.acquire() as conn:
+        leased, _ = await lease(conn, inline_projections(), "w-1", limit=3, lease_seconds=30)
+    assert sorted(r.run_id for r in leased) == sorted(run_ids)
+    cyclic: dict[str, Any] = {}
+    cyclic["self"] = cyclic
+    recorder = Recorder(pool, inline_projections(), "w-1")
+    stop = asyncio.Event()
+    flushing = asyncio.create_task(recorder.run(stop))
+    # Queued before the recorder wakes: one batch, one transaction, which the middle run breaks.
+    broken = RunStepSucceeded(
+        run_id=run_ids[1], step_id="hello", attempt=1, tool="debug.echo", output=cyclic
+    )
+    records = [
+        recorder.record(run_ids[0], [RunSucceeded(run_id=run_ids[0], attempt=1)]),
+        recorder.record(run_ids[1], [broken]),
+        recorder.record(run_ids[2], [RunSucceeded(run_id=run_ids[2], attempt=1)]),
+    ]
+    outcomes = await asyncio.gather(*records, return_exceptions=True)
+    stop.set()
+    await flushing
+    assert outcomes[0] is Outcome.RECORDED
+    assert isinstance(outcomes[1], RecordRejected)
+    assert "RecursionError" in str(outcomes[1])
+    assert outcomes[2] is Outcome.RECORDED
+    statuses = {r["run_id"]: r["status"] for r in await pool.fetch(
+        "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])", run_ids)}  # fmt: skip
+    assert statuses == {run_ids[0]: "succeeded", run_ids[1]: "running", run_ids[2]: "succeeded"}
