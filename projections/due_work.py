@@ -23,16 +23,21 @@ INSERT INTO due_work (run_id, task_id, scheduled_for, run_at, priority, concurre
                       max_concurrency, dedupe_key, dedupe_window_seconds, attempt, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (run_id) DO UPDATE SET run_at = EXCLUDED.run_at, attempt = EXCLUDED.attempt,
-    locked_by = NULL, locked_until = NULL, parked = false
+    locked_by = NULL, locked_until = NULL, parked = false, lapses = 0
 """
-_LEASE = "UPDATE due_work SET locked_by = $2, locked_until = $3, attempt = $4 WHERE run_id = $1"
+# A resumed start (the previous lease lapsed) counts one more lapse of this attempt.
+_LEASE = """
+UPDATE due_work SET locked_by = $2, locked_until = $3, attempt = $4,
+    lapses = CASE WHEN $5 THEN lapses + 1 ELSE lapses END
+WHERE run_id = $1
+"""
 _RETRY = """
-UPDATE due_work SET run_at = $2, attempt = $3, locked_by = NULL, locked_until = NULL
+UPDATE due_work SET run_at = $2, attempt = $3, locked_by = NULL, locked_until = NULL, lapses = 0
 WHERE run_id = $1
 """
 # Deferred (quiet hours): an ordinary row again, due when the window ends.
 _DEFER = """
-UPDATE due_work SET run_at = $2, locked_by = NULL, locked_until = NULL
+UPDATE due_work SET run_at = $2, locked_by = NULL, locked_until = NULL, lapses = 0
 WHERE run_id = $1
 """
 _DONE = "DELETE FROM due_work WHERE run_id = $1"
@@ -90,7 +95,14 @@ class DueWorkProjection:
                     envelope.recorded_at,
                 ))]  # fmt: skip
             case RunStarted():
-                return [(_LEASE, (event.run_id, event.worker, event.lease_until, event.attempt))]
+                lease = (
+                    event.run_id,
+                    event.worker,
+                    event.lease_until,
+                    event.attempt,
+                    event.resumed,
+                )
+                return [(_LEASE, lease)]
             case RunAttemptFailed():
                 return [(_RETRY, (event.run_id, event.retry_at, event.attempt + 1))]
             case RunDeferred():

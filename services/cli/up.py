@@ -238,6 +238,7 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
         mcp_allowed_hosts=(f"{settings.host}:*", *settings.mcp_allowed_hosts),
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
+        outbound_allow=settings.outbound_allow,
     )
     banner = _banner(settings, servers, str(token.path) if token.path else None)
     announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731

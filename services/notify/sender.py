@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -11,7 +12,7 @@ import msgspec
 from domain.outbound import Network
 from domain.webhooks import AttemptResult
 from services.notify.signing import SIGNATURE_HEADER, sign, webhook_secret
-from services.tools.outbound import OutboundRefused, guarded_transport
+from services.tools.outbound import guarded_transport, outbound_failure
 
 MAX_ERROR_CHARS = 500
 
@@ -80,14 +81,18 @@ class WebhookSender:
         started = time.monotonic()
         try:
             response = await self.client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return AttemptResult(None, "timed out", _ms(started))
-        except httpx.HTTPError as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-            return AttemptResult(None, reason, _ms(started))
-        except OutboundRefused as exc:  # the address is the problem: retrying cannot help
-            return AttemptResult(None, str(exc)[:MAX_ERROR_CHARS], _ms(started), final=True)
+        except Exception as exc:  # DNS, the outbound rule, the network: a failed attempt
+            failure = outbound_failure(exc, _origin(url))
+            # a refused address stays refused: retrying cannot help
+            reason = failure.message[:MAX_ERROR_CHARS]
+            return AttemptResult(None, reason, _ms(started), final=failure.refused)
         return AttemptResult(response.status_code, None, _ms(started))
+
+
+def _origin(url: str) -> str:
+    """Where the webhook is, without the path, query or credentials it may carry."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
 def _ms(started: float) -> float:

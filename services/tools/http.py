@@ -18,13 +18,11 @@ import msgspec
 
 from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
 from services.tools.errors import ToolCallError, excerpt
-from services.tools.outbound import OutboundRefused, guarded_transport
+from services.tools.outbound import guarded_transport, outbound_failure
 
 MAX_BODY_BYTES = 1024 * 1024  # as large as a request the API accepts
 MAX_REDIRECTS = 5
 USER_AGENT = "ordinaut/0.1"
-_RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError,
-                     httpx.ProxyError)  # fmt: skip
 
 
 def create_client(allowed: tuple[Network, ...] | None = None) -> httpx.AsyncClient:
@@ -148,10 +146,11 @@ class HttpTools:
                 return response, await self._read(response, request.url)
             finally:
                 await response.aclose()
-        except httpx.HTTPError as exc:
-            raise _transport_error(exc, request.url) from exc
-        except OutboundRefused as exc:  # retrying can't help: the address is the problem
-            raise ToolCallError(str(exc), retryable=False) from None
+        except ToolCallError:
+            raise
+        except Exception as exc:  # DNS, the outbound rule, the network: the call's failure
+            failure = outbound_failure(exc, _origin(request.url))
+            raise ToolCallError(failure.message, retryable=failure.retryable) from exc
 
     async def _read(self, response: httpx.Response, url: httpx.URL) -> bytes:
         body = bytearray()
@@ -186,16 +185,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None
-
-
-def _transport_error(exc: httpx.HTTPError, url: httpx.URL) -> ToolCallError:
-    where = _origin(url)
-    if isinstance(exc, httpx.TimeoutException):
-        return ToolCallError(f"{where} did not answer in time ({type(exc).__name__})",
-                             retryable=True)  # fmt: skip
-    detail = str(exc) or type(exc).__name__
-    return ToolCallError(f"could not reach {where}: {detail}",
-                         retryable=isinstance(exc, _RETRYABLE_ERRORS))  # fmt: skip
 
 
 def _headers(headers: httpx.Headers) -> dict[str, str]:

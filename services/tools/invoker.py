@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from domain.events import ToolRegistered
+from domain.outbound import Network
 from domain.tool_schemas import SchemaViolation, check_input, check_output
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
@@ -48,9 +49,13 @@ class ToolInvoker:
         mcp: McpSessions | None = None,
         python: PythonTools | None = None,
         shell: ShellTool | None = None,
+        outbound_allow: tuple[Network, ...] | None = None,
     ) -> None:
+        """``outbound_allow`` is the admin's allow-list for MCP servers over HTTP (the http
+        tools' own is given to ``http``); None: loopback only."""
         self._http = http if http is not None else HttpTools()
         self._mcp = mcp
+        self._outbound_allow = outbound_allow
         self._python = python if python is not None else PythonTools()
         self._shell = shell if shell is not None else ShellTool()
 
@@ -107,7 +112,7 @@ class ToolInvoker:
         if self._mcp is None:
             from services.tools.mcp import McpSessions
 
-            self._mcp = McpSessions()
+            self._mcp = McpSessions(self._outbound_allow)
         return self._mcp
 
     async def aclose(self) -> None:

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import mcp.types as mcp_types
 import msgspec
 from mcp import Client, StdioServerParameters
+from mcp.client._transport import TransportStreams
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from domain.events import ToolRegistered
+from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
 from domain.tools import DESCRIPTION_MAX
 from services.tools.errors import ToolCallError, excerpt
+from services.tools.outbound import guarded_mcp_client, outbound_failure, root_cause
 
 IDEMPOTENCY_META_KEY = "ordinaut/idempotency-key"
 CONNECT_TIMEOUT = 30.0
@@ -58,33 +62,38 @@ def _describe(target: Target) -> str:
     return target if isinstance(target, str) else " ".join(target)
 
 
-def _client(target: Target) -> Client:
-    server: str | StdioServerParameters = (
-        target
-        if isinstance(target, str)
-        else StdioServerParameters(command=target[0], args=list(target[1:]))
-    )
+def _client(target: Target, allowed: tuple[Network, ...]) -> Client:
+    if isinstance(target, str):  # over HTTP: through the outbound guard, like every request
+        return Client(_guarded_http(target, allowed), client_info=CLIENT_INFO)
+    server = StdioServerParameters(command=target[0], args=list(target[1:]))
     return Client(server, client_info=CLIENT_INFO)
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The first real error inside the exception groups anyio's task groups wrap errors in."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
+@contextlib.asynccontextmanager
+async def _guarded_http(url: str, allowed: tuple[Network, ...]) -> AsyncIterator[TransportStreams]:
+    """The SDK's streamable HTTP transport on a client that only reaches allowed addresses."""
+    async with (
+        guarded_mcp_client(allowed, CONNECT_TIMEOUT) as http,
+        streamable_http_client(url, http_client=http) as streams,
+    ):
+        yield streams
 
 
 def _connect_error(target: Target, exc: BaseException, timeout: float) -> ToolCallError:
-    cause = _root_cause(exc)
+    """Why a server could not be reached, by the class of failure: the server's own words
+    (an HTTP body, say) are not repeated."""
+    cause = root_cause(exc)
+    where = f"MCP server {_describe(target)}"
     if isinstance(cause, TimeoutError):
-        detail = f"no answer within {timeout:g} s"
-    else:
-        detail = str(cause) or type(cause).__name__
+        return ToolCallError(f"could not connect to {where}: no answer within {timeout:g} s",
+                             retryable=True)  # fmt: skip
+    if isinstance(target, str):
+        failure = outbound_failure(cause, where, doing="connect to")
+        return ToolCallError(failure.message, retryable=failure.retryable)
+    detail = str(cause) or type(cause).__name__
     # A server that is down may be up again later; one that cannot be started will not be.
     retryable = not isinstance(cause, (FileNotFoundError, PermissionError))
-    return ToolCallError(
-        f"could not connect to MCP server {_describe(target)}: {detail}", retryable=retryable
-    )
+    return ToolCallError(f"could not connect to {where}: {detail}", retryable=retryable)
 
 
 class _Session:
@@ -96,8 +105,8 @@ class _Session:
     allows concurrently (each request waits for its own response).
     """
 
-    def __init__(self, target: Target) -> None:
-        self.target = target
+    def __init__(self, target: Target, allowed: tuple[Network, ...]) -> None:
+        self.target, self._allowed = target, allowed
         self._opened: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         self._closing = asyncio.Event()
         self._owner = asyncio.create_task(self._own(), name=f"mcp {_describe(target)}")
@@ -106,7 +115,7 @@ class _Session:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
-                    client = await stack.enter_async_context(_client(self.target))
+                    client = await stack.enter_async_context(_client(self.target, self._allowed))
                 self._opened.set_result(client)
                 await self._closing.wait()
         except Exception as exc:  # a failed open is reported to callers; a failed close is moot
@@ -144,9 +153,12 @@ class _Session:
 class McpSessions:
     """MCP sessions, one per server (endpoint or command), opened lazily and shared by calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowed: tuple[Network, ...] | None = None) -> None:
+        """``allowed``: networks beyond public addresses that HTTP servers may be on (the
+        admin's allow-list; default: loopback only)."""
         self._sessions: dict[Target, _Session] = {}
         self._closed = False
+        self._allowed = parse_allow_list(DEFAULT_ALLOW) if allowed is None else allowed
 
     async def call(
         self, tool: ToolRegistered, arguments: dict[str, Any], *, idempotency_key: str
@@ -174,7 +186,8 @@ class McpSessions:
                                     retryable=False) from exc  # fmt: skip
             except Exception as exc:  # the transport broke: this session may be unusable
                 await self._drop(session)
-                detail = excerpt(str(_root_cause(exc)) or type(_root_cause(exc)).__name__)
+                cause = root_cause(exc)
+                detail = excerpt(str(cause) or type(cause).__name__)
                 raise ToolCallError(f"{tool.address}: {detail}", retryable=True) from exc
             return output_of(tool.address, result)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
@@ -184,7 +197,7 @@ class McpSessions:
             raise ToolCallError("the MCP sessions are closed (shutting down)", retryable=True)
         session = self._sessions.get(target)
         if session is None or not session.alive:
-            session = self._sessions[target] = _Session(target)
+            session = self._sessions[target] = _Session(target, self._allowed)
         return session
 
     async def _client(self, session: _Session) -> Client:
@@ -238,22 +251,28 @@ async def list_server_tools(
     endpoint: str | None = None,
     command: Sequence[str] | None = None,
     timeout_seconds: float = CONNECT_TIMEOUT,
+    allowed: tuple[Network, ...] | None = None,
 ) -> list[ToolRegistered]:
     """Every tool an MCP server lists, as registrations at ``<server_name>.<tool name>``.
 
     Not validated here (a tool name may not fit an address): see domain.tools. Raises
-    ToolCallError if the server cannot be reached or answers with an error.
+    ToolCallError if the server cannot be reached or answers with an error; its message names
+    the class of failure, never what the server said (it goes back to the API's caller).
+    ``allowed`` as for McpSessions.
     """
     if (endpoint is None) == (not command):
         raise ValueError("give exactly one of an MCP server's endpoint and its command")
     target: Target = endpoint if endpoint is not None else tuple(command or ())
+    allowed = parse_allow_list(DEFAULT_ALLOW) if allowed is None else allowed
     try:
-        async with asyncio.timeout(timeout_seconds), _client(target) as client:
+        async with asyncio.timeout(timeout_seconds), _client(target, allowed) as client:
             listed = await _list_all(client)
-    except MCPError as exc:
-        message = f"MCP server {_describe(target)} refused to list its tools: {exc.message}"
-        raise ToolCallError(message, retryable=False) from None
     except Exception as exc:
+        cause = root_cause(exc)  # the SDK's task groups may wrap it
+        if isinstance(cause, MCPError) and cause.code != mcp_types.CONNECTION_CLOSED:
+            code = cause.code
+            message = f"MCP server {_describe(target)} refused to list its tools (MCP error {code})"
+            raise ToolCallError(message, retryable=False) from None
         raise _connect_error(target, exc, timeout_seconds) from None
     return [
         ToolRegistered(

@@ -29,6 +29,7 @@ from domain.events import (
     TaskDefinition,
     run_stream,
 )
+from domain.runs import Failure, decide_failure
 from projections.base import Connection, ProjectionSet
 from services.runtime.metrics import RUNS
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
@@ -36,7 +37,7 @@ from services.store.events import APPEND_LOCK, StreamAppend, append_in_transacti
 # Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
 _CANDIDATES = """
 SELECT d.run_id, d.attempt, d.parked, d.locked_by, d.concurrency_key, d.max_concurrency,
-       d.dedupe_key, d.dedupe_window_seconds, statement_timestamp() AS now
+       d.dedupe_key, d.dedupe_window_seconds, d.lapses, statement_timestamp() AS now
 FROM due_work d
 WHERE d.run_at <= statement_timestamp()
   AND (d.locked_until IS NULL OR d.locked_until < statement_timestamp())
@@ -73,6 +74,10 @@ _EARLIEST = """
 SELECT extract(epoch FROM min(run_at) - clock_timestamp()) FROM due_work
 WHERE locked_until IS NULL OR locked_until < clock_timestamp()
 """
+
+# A run's lease may lapse this many times in one attempt (workers killed, hung, cut off from
+# the database); then the attempt fails and the run's retry policy decides what comes next.
+MAX_LAPSES = 3
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 _queued = msgspec.json.Decoder(RunQueued)
@@ -117,6 +122,7 @@ class _Candidate:
     max_concurrency: int
     dedupe_key: str | None
     dedupe_window_seconds: int | None
+    lapses: int = 0
 
 
 async def lease(
@@ -149,6 +155,7 @@ async def lease(
                 r["max_concurrency"],
                 r["dedupe_key"],
                 r["dedupe_window_seconds"],
+                r["lapses"],
             )
             for r in rows
         ]
@@ -223,6 +230,8 @@ async def _settle(
         return RunCanceled(run_id=candidate.run_id, reason=reason)
     if row["cancel_requested"]:
         return RunCanceled(run_id=candidate.run_id, reason="canceled on request")
+    if candidate.resumed and candidate.lapses + 1 >= MAX_LAPSES:
+        return _lapsed(candidate, row, now)
     if candidate.dedupe_key and row["started_at"] is None and candidate.dedupe_window_seconds:
         since = now - timedelta(seconds=candidate.dedupe_window_seconds)
         duplicate = starting.get(candidate.dedupe_key) or await conn.fetchval(
@@ -233,6 +242,16 @@ async def _settle(
                 run_id=candidate.run_id, dedupe_key=candidate.dedupe_key, duplicate_of=duplicate
             )
     return None
+
+
+def _lapsed(candidate: _Candidate, row: Any, now: datetime) -> Event:
+    """The attempt's end once its lease lapsed MAX_LAPSES times: whatever keeps killing its
+    worker (or losing its records) counts against the run's retries like any failure."""
+    error = (f"the run's lease lapsed {candidate.lapses + 1} times in this attempt without it "
+             "ending (its worker stopped, hung or lost the database)")  # fmt: skip
+    failure = Failure(error, retryable=True)
+    return decide_failure(candidate.run_id, candidate.attempt, failure,
+                          _definition.decode(row["definition"]), now)  # fmt: skip
 
 
 def _approval_timeout(row: Any) -> Event:

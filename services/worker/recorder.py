@@ -78,18 +78,29 @@ class Recorder:
                         await task
                 continue
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            await self._record_batch(batch)
+
+    async def _record_batch(self, batch: list[_Pending]) -> None:
+        """Record a batch in one transaction; if that fails for a reason other than the
+        store, record its runs one by one, so only the run whose events broke it fails."""
+        try:
+            _settle(batch, await self._flush(batch))
+            return
+        except Exception as exc:
+            if storage_failure(exc) or len(batch) == 1:
+                _log_failure(exc, batch)
+                _fail(batch, exc)
+                if storage_failure(exc):
+                    await asyncio.sleep(0.1)  # the runs retry later, on a later lease
+                return
+            log.warning("recording a batch failed; recording its runs one by one",
+                        error=f"{type(exc).__name__}: {exc}", runs=len(batch))  # fmt: skip
+        for pending in batch:
             try:
-                outcomes = await self._flush(batch)
-            except Exception as exc:  # a failed flush fails its records; the runs retry later
-                log.exception("recording run events failed", error=str(exc))
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
-                await asyncio.sleep(0.1)
-                continue
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(outcome)
+                _settle([pending], await self._flush([pending]))
+            except Exception as exc:
+                _log_failure(exc, [pending])
+                _fail([pending], exc)
 
     async def _flush(self, batch: list[_Pending]) -> list[Outcome]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -110,3 +121,54 @@ class Recorder:
             else Outcome.RECORDED
             for p in batch
         ]
+
+
+class RecordRejected(Exception):
+    """The events could not be recorded because of what they hold (not the store's state):
+    recording them again cannot succeed, so the run's attempt fails instead."""
+
+
+# SQLSTATE classes that say the store (not the data) is in trouble: connection exceptions,
+# operator intervention (shutdown), insufficient resources, system errors, rollbacks
+# (deadlocks, serialization failures).
+_STORAGE_SQLSTATES = ("08", "40", "53", "57", "58")
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be used (a later try may work)."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _STORAGE_SQLSTATES
+    return False
+
+
+def _log_failure(exc: Exception, batch: list[_Pending]) -> None:
+    # No traceback for events that cannot be encoded: a RecursionError's is thousands of
+    # frames, and its runs record the error anyway.
+    error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    if storage_failure(exc):
+        log.warning("recording run events failed", error=error, runs=len(batch))
+    elif isinstance(exc, RecursionError | TypeError | ValueError | asyncpg.PostgresError):
+        log.warning("run events were rejected", error=error, run_id=batch[0].run_id)
+    else:
+        log.exception("run events were rejected", error=error, run_id=batch[0].run_id)
+
+
+def _settle(batch: list[_Pending], outcomes: list[Outcome]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if not pending.done.done():
+            pending.done.set_result(outcome)
+
+
+def _fail(batch: list[_Pending], exc: Exception) -> None:
+    """A storage failure is passed on as it is; anything else rejects the events."""
+    if not storage_failure(exc):
+        rejected = RecordRejected(f"{type(exc).__name__}: {str(exc)[:300]}")
+        rejected.__cause__ = exc
+        exc = rejected
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(exc)

@@ -38,11 +38,11 @@ from domain.tools import BUILTIN_TOOLS
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
 from services.secrets.vault import SecretUnavailable
-from services.tools.errors import ToolCallError
+from services.tools.errors import ToolCallError, excerpt
 from services.tools.invoker import cancellable, check_arguments
 from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun
-from services.worker.recorder import Outcome
+from services.worker.recorder import Outcome, RecordRejected
 
 APPROVAL = "orchestrator.request_approval"
 PUBLISH = "orchestrator.publish_event"
@@ -75,6 +75,8 @@ class _Context:
     # The last top-level step's success goes out with run.succeeded, in one record.
     last_step: str | None = None
     deferred: list[Event] = field(default_factory=list)
+    # The step being run (path, tool), so an unexpected failure is recorded against it.
+    current: tuple[str, str] | None = None
 
     def data(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         run = self.run
@@ -119,6 +121,9 @@ class Runner:
     # Whether runs count in the process's metrics (a dry run does not).
     observe: bool = True
     check_access: CheckAccess | None = None
+    # What the store raises while it is unreachable: the run is left to its lease (a later
+    # lease resumes the same attempt). Any other exception fails this run's attempt only.
+    storage_errors: tuple[type[Exception], ...] = ()
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
     # run id -> the secrets its steps received: redacted from everything the run records
@@ -146,6 +151,10 @@ class Runner:
             await self._record(run, [*context.deferred, succeeded])
         except _Stop:
             return
+        except self.storage_errors:
+            raise
+        except Exception as exc:
+            await self._crashed(context, exc)
         finally:
             self._secrets.pop(run.run_id, None)
             if self.observe:
@@ -181,6 +190,7 @@ class Runner:
         self, context: _Context, step: Mapping[str, Any], path: str, extra: dict[str, Any]
     ) -> Any:
         run = context.run
+        context.current = (path, str(step.get("uses", "")))
         done = run.steps.get(path)
         if done is not None and done.get("status") == "succeeded":
             return done.get("output")
@@ -233,6 +243,7 @@ class Runner:
             scope = {"item": item, "index": index, "steps": dict(data["steps"])}
             results.append(await self._steps(context, options["body"], f"{path}[{index}].", scope))
         output = {"items": results, "count": len(results)}
+        context.current = (path, FOREACH)
         await self._record(
             context.run,
             [
@@ -262,6 +273,7 @@ class Runner:
             check_arguments(BUILTIN_TOOLS[APPROVAL], rendered)
         except ToolCallError as exc:
             await self._fail(context, step, path, rendered, 0.0, Failure(exc.message, False))
+            raise _Stop from None  # on_error: continue cannot park without a valid request
         timeout = rendered.get("timeout_seconds")
         expires = (
             datetime.now(UTC) + timedelta(seconds=float(timeout))
@@ -285,7 +297,7 @@ class Runner:
         run = context.run
         tool = await self.find_tool(step["uses"])
         if tool is None:
-            await self._fail(
+            return await self._fail(
                 context,
                 step,
                 path,
@@ -293,7 +305,6 @@ class Runner:
                 0.0,
                 Failure(f"tool {step['uses']!r} is no longer in the catalog", retryable=False),
             )
-        assert tool is not None
         if self.check_access is not None:
             refused = await self.check_access(run.queued.owner, tool)
             if refused is not None:
@@ -338,14 +349,14 @@ class Runner:
             elapsed = (time.perf_counter() - started) * 1000
             await self._abandoned(run, step, path, rendered, elapsed)
             raise _Stop from None
-        except ToolCallError as exc:
+        except Exception as exc:  # a tool's failure is its step's, whatever it raised
+            if tool.address == PUBLISH and isinstance(exc, self.storage_errors):
+                raise  # the store is away: leave the run to its lease, as for any record
             elapsed = (time.perf_counter() - started) * 1000
             if self.observe:
                 STEP_DURATION.labels(tool.address).observe(elapsed / 1000)
                 STEP_FAILURES.labels(tool.address).inc()
-            return await self._fail(
-                context, step, path, rendered, elapsed, Failure(exc.message, exc.retryable)
-            )
+            return await self._fail(context, step, path, rendered, elapsed, _tool_failure(exc))
         elapsed = (time.perf_counter() - started) * 1000
         if self.observe:
             STEP_DURATION.labels(tool.address).observe(elapsed / 1000)
@@ -462,6 +473,27 @@ class Runner:
         await self._end_attempt(context, path, failure, [failed])
         raise _Stop
 
+    async def _crashed(self, context: _Context, exc: Exception) -> None:
+        """Something nothing expected went wrong in this run (its events could not be
+        recorded, a rule raised): fail this attempt, saying why, and touch no other run."""
+        run = context.run
+        if not isinstance(exc, RecordRejected):  # the recorder has said why already
+            log.error("run failed unexpectedly", run_id=run.run_id, exc_info=exc)
+        path, uses = context.current or ("", "")
+        if isinstance(exc, RecordRejected):
+            prefix = "its events could not be recorded"
+        else:
+            prefix = f"the worker failed: {type(exc).__name__}"
+        failure = Failure(f"{prefix}: {excerpt(str(exc), 300)}", retryable=True)
+        failed: list[Event] = []
+        if path:
+            step = RunStepFailed(
+                run_id=run.run_id, step_id=path, attempt=run.attempt, tool=uses,
+                error=failure.error, retryable=True,
+            )  # fmt: skip
+            failed.append(step)
+        await self._end_attempt(context, path, failure, failed)
+
     async def _end_attempt(
         self, context: _Context, path: str, failure: Failure, events: list[Event]
     ) -> None:
@@ -495,6 +527,14 @@ class Runner:
         if outcome is Outcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
             await self._emit(run, [RunCanceled(run_id=run.run_id, reason="canceled on request")])
             raise _Stop
+
+
+def _tool_failure(exc: Exception) -> Failure:
+    """A tool call's exception as its step's failure: a ToolCallError says whether to
+    retry; anything else is the tool's (or its transport's) bug, worth another try."""
+    if isinstance(exc, ToolCallError):
+        return Failure(exc.message, exc.retryable)
+    return Failure(f"the tool failed: {type(exc).__name__}: {excerpt(str(exc), 300)}", True)
 
 
 def _redacted(event: Event, secrets: dict[str, str]) -> Event:

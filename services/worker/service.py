@@ -150,6 +150,7 @@ class Worker:
             http=HttpTools(allowed=config.outbound_allow),
             python=PythonTools(config.python_allow, threads=config.concurrency),
             shell=ShellTool(config.shell_allow),
+            outbound_allow=config.outbound_allow,
         )
         self.catalog = ToolCatalog(pool)
         self.throttle = ToolThrottle(pool)
@@ -162,6 +163,7 @@ class Worker:
             governor=Governor(pool, clock) if clock is not None else Governor(pool),
             load_secrets=SecretVault(pool, box).for_tool,
             check_access=OwnerScopes(pool).refusal,
+            storage_errors=DB_FAILURES,
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None

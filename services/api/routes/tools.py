@@ -192,7 +192,8 @@ async def import_mcp_server(
     from services.tools.mcp import list_server_tools  # the MCP SDK loads on first use
 
     try:
-        listed = await list_server_tools(data.name, endpoint=probe.endpoint, command=probe.command)
+        listed = await list_server_tools(data.name, endpoint=probe.endpoint, command=probe.command,
+                                         allowed=state.get("outbound_allow"))  # fmt: skip
     except ToolCallError as exc:
         raise ApiError(502, "Bad gateway", exc.message) from None
     tools, skipped = _importable(listed, probe)
