@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
+from domain.limits import WorkLimits
 from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
 from services.api.middleware import correlation_middleware
@@ -66,6 +67,8 @@ class ApiConfig:
     shell_allow: tuple[str, ...] = ()
     # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
     python_allow: tuple[str, ...] = ()
+    # What one run may do: checked at task creation and in dry runs (ORDINAUT_FOREACH_MAX_*...).
+    work_limits: WorkLimits = field(default_factory=WorkLimits)
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -144,5 +147,6 @@ def _initial_state(config: ApiConfig) -> Any:
             "events_stream": config.events_stream,
             "shell_allow": config.shell_allow,
             "python_allow": config.python_allow,
+            "work_limits": config.work_limits,
         }
     )
