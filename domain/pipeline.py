@@ -9,7 +9,7 @@ from typing import Any
 from domain.errors import RuleViolation
 from domain.limits import WorkLimits, exceeded
 from domain.secrets import mentions_secrets
-from domain.shell import check_static_steps
+from domain.shell import check_static_env, check_static_steps
 from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
 from domain.tool_schemas import check_literal_input
 from domain.tools import BUILTIN_TOOLS
@@ -57,6 +57,7 @@ def validate_payload(
     steps = payload.get("pipeline", [])
     _validate_steps(steps, "payload.pipeline", known=set(), in_loop=False)
     _check_size(steps, "payload.pipeline", (limits or WorkLimits()).foreach_max_depth)
+    check_static_env(steps, "payload.pipeline")
     if tools is not None:
         _check_tools(steps, "payload.pipeline", tools)
     if shell_allow is not None:
