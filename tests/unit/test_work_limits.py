@@ -12,6 +12,7 @@ from domain.secrets import redact
 from domain.shell import clean_env, env_refusal
 from domain.templates import render
 from domain.workload import check_payload_work, planned_iterations
+from services.runtime.settings import Settings, SettingsError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -105,3 +106,14 @@ def test_redaction_covers_keys_nested_and_inside_longer_keys() -> None:
         "as_key": {"[secret:T]": 1},
         "l": [{"pre-[secret:T]-post": {"[secret:T]": 2}}],
     }
+
+
+def test_limits_are_read_from_settings_with_their_defaults() -> None:
+    assert Settings.from_env({}).work_limits == WorkLimits()
+    settings = Settings.from_env({"ORDINAUT_FOREACH_MAX_ITEMS": "50",
+                                  "ORDINAUT_RUN_MAX_RENDERED_BYTES": "2048"})  # fmt: skip
+    assert settings.work_limits.foreach_max_items == 50
+    assert settings.work_limits.run_max_rendered_bytes == 2048
+    assert settings.work_limits.run_max_iterations == WorkLimits().run_max_iterations
+    with pytest.raises(SettingsError, match="ORDINAUT_RUN_MAX_ITERATIONS"):
+        Settings.from_env({"ORDINAUT_RUN_MAX_ITERATIONS": "0"})
