@@ -7,9 +7,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from domain.errors import RuleViolation
+from domain.limits import WorkLimits, exceeded
 from domain.secrets import mentions_secrets
-from domain.shell import check_static_steps
+from domain.shell import check_static_env, check_static_steps
 from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
+from domain.tool_schemas import check_literal_input
+from domain.tools import BUILTIN_TOOLS
 
 STEP_KEYS = frozenset(
     {"id", "uses", "with", "save_as", "if", "timeout_seconds", "on_error", "idempotency_key"}
@@ -25,7 +28,6 @@ _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 # Bounds that keep one task from costing the runner (and every reader) without limit.
 MAX_STEPS = 200  # in the whole pipeline, foreach bodies included
-MAX_FOREACH_DEPTH = 3
 MAX_TEMPLATE_LENGTH = 4000  # characters in one string that holds a template
 
 
@@ -37,11 +39,13 @@ def validate_payload(
     payload: object,
     tools: frozenset[str] | None = None,
     shell_allow: tuple[str, ...] | None = None,
+    limits: WorkLimits | None = None,
 ) -> None:
     """Raise PipelineError for the first structural or template problem in ``payload``.
 
     ``tools`` is the catalog (every address a step may use); None skips that check.
     ``shell_allow`` is the admin's allow-list for `shell.exec` (None skips that check).
+    ``limits`` bound the foreach nesting (the defaults when None).
     """
     if not isinstance(payload, Mapping):
         raise PipelineError("payload", "must be an object")
@@ -52,7 +56,8 @@ def validate_payload(
         raise PipelineError("payload.params", "must be an object")
     steps = payload.get("pipeline", [])
     _validate_steps(steps, "payload.pipeline", known=set(), in_loop=False)
-    _check_size(steps, "payload.pipeline")
+    _check_size(steps, "payload.pipeline", (limits or WorkLimits()).foreach_max_depth)
+    check_static_env(steps, "payload.pipeline")
     if tools is not None:
         _check_tools(steps, "payload.pipeline", tools)
     if shell_allow is not None:
@@ -84,14 +89,15 @@ def check_tool_scopes(
     walk(payload.get("pipeline", []), "payload.pipeline")
 
 
-def _check_size(steps: Sequence[Mapping[str, Any]], path: str) -> None:
-    """At most MAX_STEPS steps in all and MAX_FOREACH_DEPTH foreach levels."""
+def _check_size(steps: Sequence[Mapping[str, Any]], path: str, max_depth: int) -> None:
+    """At most MAX_STEPS steps in all and ``max_depth`` foreach levels."""
     total = 0
 
     def count(steps: Sequence[Mapping[str, Any]], where: str, depth: int) -> None:
         nonlocal total
-        if depth > MAX_FOREACH_DEPTH:
-            raise PipelineError(where, f"pipeline.foreach nests at most {MAX_FOREACH_DEPTH} deep")
+        if depth > max_depth:
+            raise exceeded(where, f"pipeline.foreach nested {depth} deep", "foreach_max_depth",
+                           max_depth)  # fmt: skip
         for index, step in enumerate(steps):
             total += 1
             if total > MAX_STEPS:
@@ -136,6 +142,7 @@ def _validate_step(
     if not isinstance(uses, str) or not uses.strip():
         raise PipelineError(f"{where}.uses", "must name a tool, e.g. debug.echo")
     _check_options(step, where)
+    _check_literal_input(uses, step.get("with", {}), f"{where}.with")
     for field, text in _strings(step.get("with", {}), f"{where}.with"):
         _check_templates(text, field, known, in_loop)
         if uses in RECORDING_BUILTINS and mentions_secrets(text):
@@ -180,6 +187,17 @@ def _check_options(step: Mapping[str, object], where: str) -> None:
         raise PipelineError(f"{where}.on_error", "must be fail or continue")
     if "idempotency_key" in step and not isinstance(step["idempotency_key"], str):
         raise PipelineError(f"{where}.idempotency_key", "must be a string")
+
+
+def _check_literal_input(uses: str, options: object, field: str) -> None:
+    """A builtin's input parts written without templates are checked now, not at run time."""
+    tool = BUILTIN_TOOLS.get(uses)
+    if tool is None or uses == FOREACH:
+        return
+    try:
+        check_literal_input(tool, options, field)
+    except RuleViolation as exc:
+        raise PipelineError(exc.field, exc.reason) from None
 
 
 def _name(value: object, field: str) -> str:

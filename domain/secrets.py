@@ -81,7 +81,8 @@ def mentions_secrets(text: str) -> bool:
 
 
 def redact(value: Any, secrets: Mapping[str, str]) -> Any:
-    """``value`` with every secret's text replaced by ``[secret:NAME]``, at any depth."""
+    """``value`` with every secret's text replaced by ``[secret:NAME]``, at any depth, in
+    object keys as well as in values (a tool may well answer with a secret as a key)."""
     if not secrets:
         return value
     if isinstance(value, str):
@@ -91,7 +92,7 @@ def redact(value: Any, secrets: Mapping[str, str]) -> Any:
                 value = value.replace(secret, f"[secret:{name}]")
         return value
     if isinstance(value, Mapping):
-        return {key: redact(item, secrets) for key, item in value.items()}
+        return {redact(key, secrets): redact(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [redact(item, secrets) for item in value]
     return value

@@ -4,12 +4,18 @@ An allow-list entry is either a path pattern (it contains a `/`; `*` matches wit
 directory level, e.g. `/opt/jobs/*.sh`) matched against an absolute executable path, or a
 name pattern (no `/`, e.g. `pg_dump`) matched against a bare program name, which is then
 looked up on the worker's PATH. Relative paths such as `./x` are never allowed: what they
-name depends on the working directory.
+name depends on the working directory. Workers check the real path (symlinks and ``..``
+resolved) against the allow-list's real paths, and run that path.
+
+The program's environment is only what the step's ``env`` sets, minus the variables that
+change how any program or shell starts (``LD_*``, ``BASH_ENV``, ``ENV``, ``PYTHON*``...):
+a task setting one is refused when it is created, and a worker drops them anyway.
 """
 
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -51,6 +57,17 @@ OUTPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Read by the dynamic loader, a shell, an interpreter or libc whatever the program is: setting
+# one runs code or changes which code runs. PATH too: an allowed script's commands would run
+# from anywhere the task names.
+DENIED_ENV = ("LD_*", "DYLD_*", "BASH_ENV", "ENV", "BASH_FUNC_*", "BASHOPTS", "SHELLOPTS",
+              "PS4", "IFS", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "PATH", "PYTHON*",
+              "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
+              "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH", "GLIBC_TUNABLES", "MALLOC_*",
+              "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "LOCALDOMAIN")  # fmt: skip
+
+
 class ShellRefused(RuleViolation):
     """The executable is not on the admin's allow-list (ORDINAUT_SHELL_ALLOW)."""
 
@@ -81,6 +98,31 @@ def executable_of(arguments: Mapping[str, Any]) -> str:
     return str(argv[0]) if isinstance(argv, list) and argv else ""
 
 
+def env_refusal(name: str) -> str | None:
+    """Why a step may not set environment variable ``name``, or None if it may."""
+    if not _ENV_NAME.match(name):
+        return "is not a variable name (letters, digits and _, not starting with a digit)"
+    denied = next((pattern for pattern in DENIED_ENV if fnmatchcase(name, pattern)), None)
+    if denied is not None:
+        return f"may not be set ({denied} changes how programs start)"
+    return None
+
+
+def clean_env(env: Mapping[str, Any]) -> dict[str, str]:
+    """The variables of a step's ``env`` a program may receive (denied ones dropped)."""
+    return {name: str(value) for name, value in env.items() if env_refusal(name) is None}
+
+
+def check_env(env: object, field: str) -> None:
+    """ShellRefused naming ``field.NAME`` for the first variable a step may not set."""
+    if not isinstance(env, Mapping):
+        return  # a template: the worker drops denied variables when it renders
+    for name in env:
+        reason = env_refusal(str(name))
+        if reason is not None:
+            raise ShellRefused(f"{field}.{name}", reason)
+
+
 def check_executable(executable: str, allow: Sequence[str], field: str) -> None:
     """ShellRefused naming ``field`` unless ``executable`` matches an allow-list entry."""
     if "/" in executable and not executable.startswith("/"):
@@ -99,6 +141,14 @@ def _matches(executable: str, pattern: str) -> bool:
         # normpath first, so /opt/jobs/../../bin/rm cannot pass for /opt/jobs/*
         return PurePosixPath(posixpath.normpath(executable)).match(pattern)
     return "/" not in executable and fnmatchcase(executable, pattern)
+
+
+def check_static_env(steps: object, path: str) -> None:
+    """Refuse `shell.exec` steps whose ``env`` sets a denied variable."""
+    for where, step in _shell_steps(steps, path):
+        options = step.get("with")
+        if isinstance(options, Mapping) and "env" in options:
+            check_env(options["env"], f"{where}.with.env")
 
 
 def check_static_steps(steps: object, path: str, allow: Sequence[str]) -> None:

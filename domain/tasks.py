@@ -22,11 +22,13 @@ from domain.events import (
     TaskSnoozed,
     TaskUpdated,
 )
+from domain.limits import WorkLimits
 from domain.pipeline import validate_payload
 from domain.quiet_hours import check_windows
 from domain.schedules import anchor_dtstart, compile_schedule, validate_timezone
 from domain.schedules.once import GRACE
 from domain.templates import bare_expression, check_expression
+from domain.workload import check_payload_work
 
 TIMED_KINDS = frozenset({"cron", "rrule", "once"})
 _TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\-]{1,200}$")
@@ -52,13 +54,17 @@ def prepare_definition(
     now: datetime,
     tools: frozenset[str] | None = None,
     shell_allow: tuple[str, ...] | None = None,
+    limits: WorkLimits | None = None,
 ) -> TaskDefinition:
     """Validate everything and fix a bare RRULE's anchor once, so its phase never drifts.
 
     ``tools`` is the catalog the pipeline's steps must come from (None: not checked);
-    ``shell_allow`` the programs `shell.exec` steps may run (None: not checked).
+    ``shell_allow`` the programs `shell.exec` steps may run (None: not checked);
+    ``limits`` the work a run may do (the defaults when None), as far as params tell.
     """
-    validate_payload(definition.payload, tools, shell_allow)
+    limits = limits or WorkLimits()
+    validate_payload(definition.payload, tools, shell_allow, limits)
+    check_payload_work(definition.payload, now, limits)
     check_amount(definition.budget_per_day, "budget_per_day")
     check_windows(definition.quiet_hours, "quiet_hours")
     zone = validate_timezone(definition.timezone)
@@ -117,9 +123,10 @@ def decide_create(
     now: datetime,
     tools: frozenset[str] | None = None,
     shell_allow: tuple[str, ...] | None = None,
+    limits: WorkLimits | None = None,
 ) -> list[Event]:
     """A new task: validated, anchored, with its first run decided."""
-    prepared = prepare_definition(definition, now, tools, shell_allow)
+    prepared = prepare_definition(definition, now, tools, shell_allow, limits)
     return [TaskCreated(task_id=task_id, definition=prepared, next_run_at=first_run(prepared, now))]
 
 
@@ -132,6 +139,7 @@ def decide_update(
     now: datetime,
     tools: frozenset[str] | None = None,
     shell_allow: tuple[str, ...] | None = None,
+    limits: WorkLimits | None = None,
 ) -> list[Event]:
     """Apply changed fields; a schedule change recomputes the next run."""
     _require_open(state)
@@ -148,7 +156,7 @@ def decide_update(
         definition = msgspec.convert(merged, TaskDefinition)
     except msgspec.ValidationError as exc:
         raise TaskRejected("body", str(exc)) from None
-    prepared = prepare_definition(definition, now, tools, shell_allow)
+    prepared = prepare_definition(definition, now, tools, shell_allow, limits)
     changed = tuple(sorted(k for k in changes if current.get(k) != changes[k]))
     if not changed:
         return []

@@ -42,11 +42,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jmespath
+import msgspec
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
 
 from domain.errors import RuleViolation
+from domain.limits import exceeded
 
 _NOW = re.compile(r"\s*now\s*(?:([+-])\s*([0-9]+)\s*([smhdw]))?\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,14 +78,24 @@ class _Template:
     source: str  # the text between ``${`` and ``}``
 
 
-def render(value: Any, context: Mapping[str, Any], *, now: datetime, field: str = "with") -> Any:
+def render(
+    value: Any,
+    context: Mapping[str, Any],
+    *,
+    now: datetime,
+    field: str = "with",
+    max_bytes: int | None = None,
+) -> Any:
     """Render every string inside ``value`` (dicts and lists walked, keys kept) over ``context``.
 
     ``now`` is aware and in the task's zone; the context's ``now`` becomes its ISO text.
+    With ``max_bytes``, rendering stops with LimitExceeded (ORDINAUT_STEP_INPUT_MAX_BYTES) as
+    soon as the values templates put in add up to more than that (measured as JSON), so a
+    template repeating a large value cannot build a huge result first.
     """
     if isinstance(value, str) and "${" not in value:
         return value
-    return _Run(context, now).render(value, field)
+    return _Run(context, now, max_bytes).render(value, field)
 
 
 def condition_holds(
@@ -327,16 +339,22 @@ class _Query:
             return self.parsed.search(data)
         except JMESPathError as exc:
             raise _Problem(str(exc)) from None
+        except RecursionError:  # data nested deeper than the interpreter can walk
+            raise _Problem("the data is nested too deeply") from None
 
 
 class _Run:
     """One call's evaluation: the context with ``now`` filled in as ISO text."""
 
-    def __init__(self, context: Mapping[str, Any], now: datetime) -> None:
+    def __init__(
+        self, context: Mapping[str, Any], now: datetime, max_bytes: int | None = None
+    ) -> None:
         if now.utcoffset() is None:
             raise ValueError("now must be a timezone-aware datetime")
         self.now = now.replace(microsecond=0)
         self.data = {**context, "now": self.now.isoformat()}
+        self.max_bytes = max_bytes
+        self.spent = 0  # bytes the templates rendered so far (only counted with max_bytes)
 
     def render(self, value: Any, field: str) -> Any:
         if isinstance(value, str):
@@ -351,12 +369,32 @@ class _Run:
         try:
             parts = _split(text)
             if len(parts) == 1 and isinstance(parts[0], _Template):
-                return self.evaluate(parts[0].source, f"${{{parts[0].source}}}")
-            return "".join(
-                part if isinstance(part, str) else self.evaluate_text(part.source) for part in parts
-            )
+                value = self.evaluate(parts[0].source, f"${{{parts[0].source}}}")
+                self.spend(value, field)
+                return value
+            pieces = []
+            for part in parts:
+                piece = part if isinstance(part, str) else self.evaluate_text(part.source)
+                self.spend(piece, field)
+                pieces.append(piece)
+            return "".join(pieces)
         except _Problem as problem:
             raise TemplateError(field, problem.reason) from None
+
+    def spend(self, value: Any, field: str) -> None:
+        """Count a rendered value against ``max_bytes`` (LimitExceeded past it)."""
+        if self.max_bytes is None:
+            return
+        if isinstance(value, str):
+            self.spent += len(value)
+        elif isinstance(value, Mapping | list):
+            try:
+                self.spent += len(msgspec.json.encode(value))
+            except (TypeError, msgspec.EncodeError, RecursionError) as exc:
+                raise _Problem(f"{_kind(value)} cannot be written as JSON ({exc})") from None
+        if self.spent > self.max_bytes:
+            raise exceeded(field, f"the rendered input (over {self.spent} bytes)",
+                           "step_input_max_bytes", self.max_bytes)  # fmt: skip
 
     def evaluate_text(self, source: str) -> str:
         shown = f"${{{source}}}"
@@ -365,7 +403,7 @@ class _Run:
             return value
         try:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise _Problem(f"{shown}: {_kind(value)} cannot be written as text ({exc})") from None
 
     def evaluate_bare(self, text: str, field: str) -> Any:

@@ -51,6 +51,38 @@ def check_output(tool: ToolRegistered, value: object) -> None:
     _check(tool.output_schema, value, "output")
 
 
+# Errors about a value's shape (which keys, how many items): a template cannot change those.
+_SHAPE_KEYWORDS = frozenset(
+    {"required", "additionalProperties", "minProperties", "maxProperties", "minItems", "maxItems"}
+)
+
+
+def check_literal_input(tool: ToolRegistered, value: object, root: str) -> None:
+    """Raise SchemaViolation (field ``root...``) for a part of a step's ``with`` that breaks
+    the tool's input schema although no template is involved: values holding a ``${...}``
+    are only known when the run renders them, so errors about them wait until then."""
+    if not tool.input_schema:
+        return
+    errors = [
+        error
+        for error in validator_for(tool.input_schema).iter_errors(value)
+        if error.validator in _SHAPE_KEYWORDS or not _templated(error.instance)
+    ]
+    error = best_match(errors)
+    if error is not None:
+        raise SchemaViolation(_instance_path(root, error), _reason(error))
+
+
+def _templated(value: object) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, Mapping):
+        return any(_templated(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_templated(item) for item in value)
+    return False
+
+
 def _check(schema: dict[str, Any], value: object, root: str) -> None:
     if not schema:  # the empty schema allows anything
         return

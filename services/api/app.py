@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
+from domain.limits import WorkLimits
 from domain.outbound import Network
 from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
@@ -69,6 +70,8 @@ class ApiConfig:
     python_allow: tuple[str, ...] = ()
     # Networks MCP servers imported over HTTP may be on although not public (None: loopback).
     outbound_allow: tuple[Network, ...] | None = None
+    # What one run may do: checked at task creation and in dry runs (ORDINAUT_FOREACH_MAX_*...).
+    work_limits: WorkLimits = field(default_factory=WorkLimits)
 
 
 def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
@@ -148,5 +151,6 @@ def _initial_state(config: ApiConfig) -> Any:
             "shell_allow": config.shell_allow,
             "python_allow": config.python_allow,
             "outbound_allow": config.outbound_allow,
+            "work_limits": config.work_limits,
         }
     )

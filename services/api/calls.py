@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.datastructures import State
 
+from domain.limits import WorkLimits
 from services.api.auth import principal_of
 from services.api.operations.context import Backend, Caller, Outcome
 
@@ -15,7 +16,11 @@ from services.api.operations.context import Backend, Caller, Outcome
 def backend_of(state: State) -> Backend:
     """The store and announcer the app opened in its lifespan."""
     return Backend(
-        state.pool, state.projections, state.get("announcer"), state.get("shell_allow", ())
+        state.pool,
+        state.projections,
+        state.get("announcer"),
+        state.get("shell_allow", ()),
+        state.get("work_limits", WorkLimits()),
     )
 
 

@@ -28,6 +28,7 @@ from domain.events import (
     TaskDefinition,
     ToolRegistered,
 )
+from domain.limits import WorkLimits
 from domain.tool_schemas import check_input, check_output, example_output
 from services.tools.errors import ToolCallError
 from services.worker.leases import LeasedRun
@@ -90,10 +91,12 @@ async def dry_run(
     find_tool: FindTool,
     event: dict[str, Any] | None = None,
     load_secrets: LoadSecrets | None = None,
+    limits: WorkLimits | None = None,
 ) -> DryRun:
     """Run ``definition``'s pipeline against fakes and report each step.
 
     ``load_secrets`` should check secrets without revealing them (placeholders stand in).
+    A limit of ``limits`` exceeded raises LimitExceeded (the API answers 422 naming it).
     """
     recorded: list[Event] = []
 
@@ -132,6 +135,8 @@ async def dry_run(
         park_for_approval=False,
         observe=False,
         load_secrets=load_secrets,
+        limits=limits or WorkLimits(),
+        raise_limits=True,
     )
     await runner.execute(run)
     return _report(recorded)

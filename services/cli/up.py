@@ -50,6 +50,7 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
         secret_key=load_secret_key(settings.secret_key, settings.data_dir),
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
+        work_limits=settings.work_limits,
     )
     return Component(
         "worker", lambda stop: run_worker(servers.database_url, servers.redis_url, config, stop)
@@ -239,6 +240,7 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
         outbound_allow=settings.outbound_allow,
+        work_limits=settings.work_limits,
     )
     banner = _banner(settings, servers, str(token.path) if token.path else None)
     announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731

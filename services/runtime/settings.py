@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from domain.errors import RuleViolation
+from domain.limits import SETTINGS as WORK_LIMIT_SETTINGS
+from domain.limits import WorkLimits
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
 from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
 from domain.shell import parse_allow
@@ -78,6 +80,10 @@ class Settings:
     mcp_allowed_hosts: ORDINAUT_MCP_ALLOWED_HOSTS, comma-separated Host headers /mcp accepts
         besides loopback ones and ORDINAUT_HOST (e.g. "ordinaut.internal:*"); DNS-rebinding
         protection refuses the others with 421.
+    work_limits: what one run or dry run may do (defaults in domain/limits.py), read by the
+        API (task creation, dry runs) and workers: ORDINAUT_FOREACH_MAX_ITEMS (1000),
+        ORDINAUT_RUN_MAX_ITERATIONS (10000), ORDINAUT_FOREACH_MAX_DEPTH (3),
+        ORDINAUT_STEP_INPUT_MAX_BYTES (1048576), ORDINAUT_RUN_MAX_RENDERED_BYTES (8388608).
     """
 
     database_url: str | None = None
@@ -110,6 +116,7 @@ class Settings:
     ingest_max_payload_bytes: int = 256 * 1024
     ingest_max_deliveries: int = 5
     mcp_allowed_hosts: tuple[str, ...] = ()
+    work_limits: WorkLimits = field(default_factory=WorkLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -152,6 +159,7 @@ class Settings:
             mcp_allowed_hosts=tuple(
                 h.strip() for h in env.get("ORDINAUT_MCP_ALLOWED_HOSTS", "").split(",") if h.strip()
             ),
+            work_limits=_work_limits(env),
         )
         settings.validate()
         return settings
@@ -204,6 +212,15 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {raw}")
     return value
+
+
+def _work_limits(env: Mapping[str, str]) -> WorkLimits:
+    defaults = WorkLimits()
+    values = {
+        name: int(_number(env, variable, getattr(defaults, name), low, high))
+        for name, (variable, low, high) in WORK_LIMIT_SETTINGS.items()
+    }
+    return WorkLimits(**values)
 
 
 def _rate_limits(env: Mapping[str, str]) -> RateLimits:

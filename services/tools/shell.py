@@ -1,6 +1,9 @@
 """The `shell.exec` builtin: run an allow-listed program in its own process group.
 
-The program gets only the environment the step lists, no terminal and no stdin unless given.
+The program gets only the environment the step lists (minus the variables domain.shell
+denies), no terminal and no stdin unless given. A path is checked as the kernel will resolve
+it: its real path (symlinks and ``..`` followed) must match an allow-list entry's real path,
+and that real path is what runs, so a symlink swapped after the check changes nothing.
 Its stdout and stderr are drained to the end (so it never blocks on a full pipe) but only
 the last ``max_output_bytes`` of each are kept. When the call is abandoned (its timeout, a
 cancel, a shutdown) the whole process group is killed, so children it spawned die with it.
@@ -17,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import RuleViolation
-from domain.shell import OUTPUT_BYTES_DEFAULT, check_executable, check_form, executable_of
+from domain.shell import (
+    OUTPUT_BYTES_DEFAULT,
+    check_executable,
+    check_form,
+    clean_env,
+    executable_of,
+)
 from services.tools.errors import ToolCallError, excerpt
 
 _CHUNK = 65_536
@@ -42,13 +51,17 @@ class ShellTool:
     async def run(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """Exit code and output; ToolCallError for a refusal or a non-zero exit."""
         argv = self._argv(arguments)
+        # A program name was looked up on PATH: the admin allowed it by name, wherever it is.
+        named = not executable_of(arguments).startswith("/")
+        real = argv[0] if named else self._real_path(argv[0])
         cap = int(arguments.get("max_output_bytes", OUTPUT_BYTES_DEFAULT))
         stdin = arguments.get("stdin")
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
+                executable=real,  # argv[0] stays as given (multi-call programs read it)
                 cwd=arguments.get("cwd"),
-                env=dict(arguments.get("env", {})),
+                env=clean_env(arguments.get("env", {})),
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -86,6 +99,16 @@ class ShellTool:
             raise ToolCallError(f"shell.exec: no program {program!r} on PATH", retryable=False)
         return [path, *[str(a) for a in arguments["argv"][1:]]]
 
+    def _real_path(self, path: str) -> str:
+        """``path`` with symlinks and ``..`` resolved, if that is allowed too."""
+        real = os.path.realpath(path)
+        try:
+            check_executable(real, [_real_pattern(entry) for entry in self.allow], "argv[0]")
+        except RuleViolation:
+            reason = f"shell.exec: argv[0]: {path!r} resolves to {real!r}, which is not allowed"
+            raise ToolCallError(f"{reason} (ORDINAUT_SHELL_ALLOW)", retryable=False) from None
+        return real
+
     async def _communicate(
         self, process: asyncio.subprocess.Process, stdin: str | None, cap: int
     ) -> tuple[_Captured, _Captured, int]:
@@ -110,6 +133,19 @@ async def _drain(stream: asyncio.StreamReader, cap: int) -> _Captured:
             del captured.data[:excess]
             captured.dropped += excess
     return captured
+
+
+def _real_pattern(entry: str) -> str:
+    """An allow-list entry with its directories' symlinks resolved (up to its first glob), so
+    that real paths can be matched against it; program-name entries stay as they are."""
+    if "/" not in entry:
+        return entry
+    parts = entry.split("/")
+    glob_at = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), None)
+    if glob_at is None:
+        return os.path.realpath(entry)
+    head = os.path.realpath("/".join(parts[:glob_at]) or "/").rstrip("/")
+    return "/".join([head, *parts[glob_at:]])
 
 
 def _kill_group(pid: int) -> None:

@@ -30,11 +30,13 @@ from domain.events import (
     RunSucceeded,
     ToolRegistered,
 )
+from domain.limits import LimitExceeded, WorkBudget, WorkLimits
 from domain.pipeline import FOREACH
 from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.secrets import redact, references
-from domain.templates import condition_holds, render, select_items
+from domain.templates import TemplateError, condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from domain.workload import planned_iterations
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
 from services.secrets.vault import SecretUnavailable
@@ -71,6 +73,7 @@ class _Aborted(Exception):
 class _Context:
     run: LeasedRun
     zone: ZoneInfo
+    budget: WorkBudget
     steps: dict[str, Any] = field(default_factory=dict)
     # The last top-level step's success goes out with run.succeeded, in one record.
     last_step: str | None = None
@@ -124,6 +127,10 @@ class Runner:
     # What the store raises while it is unreachable: the run is left to its lease (a later
     # lease resumes the same attempt). Any other exception fails this run's attempt only.
     storage_errors: tuple[type[Exception], ...] = ()
+    # What one run may do (foreach items and iterations, rendered input sizes).
+    limits: WorkLimits = field(default_factory=WorkLimits)
+    # A dry run lets LimitExceeded out (the API answers 422) instead of failing the step.
+    raise_limits: bool = False
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
     # run id -> the secrets its steps received: redacted from everything the run records
@@ -142,7 +149,7 @@ class Runner:
     async def execute(self, run: LeasedRun) -> None:
         """Run the pipeline to its end, a park, a cancel or a failed attempt; record each."""
         pipeline = run.definition.payload.get("pipeline", [])
-        context = _Context(run, ZoneInfo(run.definition.timezone))
+        context = _Context(run, ZoneInfo(run.definition.timezone), WorkBudget(self.limits))
         context.last_step = pipeline[-1]["id"] if pipeline else None
         started = time.perf_counter()
         try:
@@ -153,6 +160,11 @@ class Runner:
             return
         except self.storage_errors:
             raise
+        except LimitExceeded as exc:  # met outside a guarded template (e.g. planning a foreach)
+            if self.raise_limits:
+                raise
+            path, uses = context.current or ("", "")
+            await self._over_limit(context, path, uses, exc)
         except Exception as exc:
             await self._crashed(context, exc)
         finally:
@@ -232,14 +244,12 @@ class Runner:
     ) -> Any:
         options = step.get("with", {})
         items = await self._guard(
-            context,
-            path,
-            lambda: select_items(
-                options["items_path"], data, now=context.now(), field=f"{path}.with.items_path"
-            ),
+            context, path, lambda: _planned_items(context, options, data, path), tool=FOREACH
         )
         results = []
         for index, item in enumerate(items):
+            await self._guard(context, path, lambda: context.budget.iterate(path), tool=FOREACH)
+            await asyncio.sleep(0)  # one run's loop never holds the event loop for long
             scope = {"item": item, "index": index, "steps": dict(data["steps"])}
             results.append(await self._steps(context, options["body"], f"{path}[{index}].", scope))
         output = {"items": results, "count": len(results)}
@@ -267,7 +277,8 @@ class Runner:
         rendered = await self._guard(
             context,
             path,
-            lambda: render(step.get("with", {}), data, now=context.now(), field=f"{path}.with"),
+            lambda: self._rendered_input(context, step.get("with", {}), data, f"{path}.with"),
+            tool=APPROVAL,
         )
         try:
             check_arguments(BUILTIN_TOOLS[APPROVAL], rendered)
@@ -321,7 +332,8 @@ class Runner:
         rendered = await self._guard(
             context,
             path,
-            lambda: render(step.get("with", {}), scope, now=context.now(), field=f"{path}.with"),
+            lambda: self._rendered_input(context, step.get("with", {}), scope, f"{path}.with"),
+            tool=tool.address,
         )
         key = step_idempotency_key(
             run.run_id,
@@ -436,14 +448,48 @@ class Runner:
         canceled = RunCanceled(run_id=run.run_id, reason="canceled on request")
         await self._emit(run, [failed, canceled])
 
-    async def _guard(self, context: _Context, path: str, evaluate: Callable[[], Any]) -> Any:
-        """Evaluate a template or condition; a broken one fails the run (retrying can't help)."""
+    def _rendered_input(
+        self, context: _Context, value: Any, scope: dict[str, Any], field: str
+    ) -> Any:
+        """A step's input rendered within the size limits, as a copy of its own: a value that
+        shared the context's objects (``${@}`` echoed back as an output) could contain itself."""
+        limit = self.limits.step_input_max_bytes
+        rendered = render(value, scope, now=context.now(), field=field, max_bytes=limit)
+        try:
+            encoded = msgspec.json.encode(rendered)
+        except (TypeError, msgspec.EncodeError, RecursionError) as exc:
+            raise TemplateError(field, f"the rendered input is not JSON ({exc})") from None
+        context.budget.spend_rendered(field, len(encoded))
+        return msgspec.json.decode(encoded)
+
+    async def _guard(
+        self, context: _Context, path: str, evaluate: Callable[[], Any], tool: str = ""
+    ) -> Any:
+        """Evaluate a template or condition; a broken one fails the run (retrying can't help).
+
+        A limit exceeded fails the step too (recorded as its failure, naming the limit).
+        """
         try:
             return evaluate()
+        except LimitExceeded as exc:
+            if self.raise_limits:
+                raise
+            await self._over_limit(context, path, tool, exc)
+            raise _Stop from None
         except RuleViolation as exc:
             failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
             await self._end_attempt(context, path, failure, [])
             raise _Stop from None
+
+    async def _over_limit(
+        self, context: _Context, path: str, tool: str, exc: LimitExceeded
+    ) -> None:
+        """A limit exceeded fails its step for good, naming the limit (retrying can't help)."""
+        failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
+        run = context.run
+        failed = RunStepFailed(run_id=run.run_id, step_id=path, attempt=run.attempt,
+                               tool=tool, error=failure.error, retryable=False)  # fmt: skip
+        await self._end_attempt(context, path, failure, [failed])
 
     async def _fail(
         self,
@@ -535,6 +581,21 @@ def _tool_failure(exc: Exception) -> Failure:
     if isinstance(exc, ToolCallError):
         return Failure(exc.message, exc.retryable)
     return Failure(f"the tool failed: {type(exc).__name__}: {excerpt(str(exc), 300)}", True)
+
+
+def _planned_items(
+    context: _Context, options: Mapping[str, Any], data: dict[str, Any], path: str
+) -> list[Any]:
+    """A foreach's items, once its items and the iterations it surely leads to (nested loops
+    over known data included) are within the run's limits: refused before any work."""
+    field = f"{path}.with.items_path"
+    items = select_items(options["items_path"], data, now=context.now(), field=field)
+    context.budget.check_items(field, len(items))
+    inner = planned_iterations(
+        options["body"], data, context.now(), context.budget, f"{path}.with.body"
+    )
+    context.budget.check_planned(field, len(items) * (1 + inner))
+    return items
 
 
 def _redacted(event: Event, secrets: dict[str, str]) -> Event:

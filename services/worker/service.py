@@ -8,7 +8,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,7 @@ import structlog
 
 from domain.envelope import EventMeta
 from domain.events import ToolRegistered
+from domain.limits import WorkLimits
 from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
@@ -72,6 +73,8 @@ class WorkerConfig:
     shell_allow: tuple[str, ...] = ()
     # Module prefixes python tools may come from (ORDINAUT_PYTHON_TOOLS_ALLOW).
     python_allow: tuple[str, ...] = ()
+    # What one run may do (ORDINAUT_FOREACH_MAX_ITEMS...): a step past a limit fails.
+    work_limits: WorkLimits = field(default_factory=WorkLimits)
 
 
 class ToolCatalog:
@@ -164,6 +167,7 @@ class Worker:
             load_secrets=SecretVault(pool, box).for_tool,
             check_access=OwnerScopes(pool).refusal,
             storage_errors=DB_FAILURES,
+            limits=config.work_limits,
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None

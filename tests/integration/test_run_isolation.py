@@ -32,9 +32,9 @@ from tests.workers import (
 
 # A short retry schedule: three attempts, 0.2 s apart.
 SHORT_RETRIES = {"max_retries": 2, "backoff_strategy": "fixed", "backoff_base_seconds": 0.2}
-# The template that makes a step's output hold the run's own data, steps included: once the
-# step's output is among the steps, the output contains itself and cannot be encoded.
-SELF_REFERENCE = {"id": "loop", "uses": "debug.echo", "with": {"x": "${@}"}}
+# A step whose tool answers with text PostgreSQL cannot store (a NUL character): the step's
+# output can never be recorded, so every attempt of its run fails while recording.
+UNRECORDABLE = {"id": "loop", "uses": "poison.nul", "with": {}}
 
 
 async def agent_task(
@@ -59,11 +59,16 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def test_a_poison_run_fails_alone_and_the_40_runs_leased_with_it_succeed(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, database_url: str, redis_url: str
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    tool: tuple[StepTool, str],
+    database_url: str,
+    redis_url: str,
 ) -> None:
+    await register_tool(client, "poison.nul", f"{tool[1]}/nul")
     _, token_a = await agent_token(client, "agent-a", ALL_SCOPES)
     _, token_b = await agent_token(client, "agent-b", ALL_SCOPES)
-    poison_task = await agent_task(client, token_a, [SELF_REFERENCE], **SHORT_RETRIES)
+    poison_task = await agent_task(client, token_a, [UNRECORDABLE], **SHORT_RETRIES)
     fine_task = await agent_task(
         client, token_b, [{"id": "hello", "uses": "debug.echo", "with": {"n": "${run.id}"}}]
     )
@@ -90,16 +95,21 @@ async def test_a_poison_run_fails_alone_and_the_40_runs_leased_with_it_succeed(
 
 
 async def test_an_output_that_cannot_be_recorded_fails_the_attempt_and_is_retried(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, database_url: str, redis_url: str
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    tool: tuple[StepTool, str],
+    database_url: str,
+    redis_url: str,
 ) -> None:
-    task = await create_task(client, [SELF_REFERENCE], **SHORT_RETRIES)
+    await register_tool(client, "poison.nul", f"{tool[1]}/nul")
+    task = await create_task(client, [UNRECORDABLE], **SHORT_RETRIES)
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         run = await run_to_end(client, run_id)
     assert run["status"] == "dead", run
     assert run["attempt"] == 3  # the failure may pass (retryable): every retry was spent
     assert "could not be recorded" in run["error"]
-    assert "RecursionError" in run["error"]
+    assert "NUL character" in run["error"]
     events = await run_events(pool, run_id)
     assert [e["type"] for e in events if e["type"].startswith("run.attempt")] == [
         "run.attempt_failed", "run.attempt_failed",

@@ -252,7 +252,16 @@ async def test_on_error_continue_and_a_false_if_let_the_run_go_on(
             },
             "input.topic",
         ),
-        ({"id": "bad", "uses": "orchestrator.request_approval", "with": {"data": [1]}}, "message"),
+        # a number where the message goes: only known once rendered (a literal input that
+        # breaks the schema is refused when the task is created)
+        (
+            {
+                "id": "bad",
+                "uses": "orchestrator.request_approval",
+                "with": {"message": "${params.n}", "data": [1]},
+            },
+            "message",
+        ),
     ],
 )
 async def test_builtin_steps_check_their_rendered_input_before_acting(

@@ -51,7 +51,8 @@ class StepTool:
     /ok: 200 with ``{"input": ..., "key": ...}``. /slow?seconds=S: the same after S s.
     /gate/NAME: the same once gate NAME opens. /flaky: 500 while ``failing``, else /ok.
     /cost: /ok reporting ``_cost`` = the input's ``cost`` (a tool that says what it cost).
-    /reject: 400 quoting the input back.
+    /reject: 400 quoting the input back. /nul: 200 with a NUL character in a string, which
+    PostgreSQL cannot store (an output no run can record).
     """
 
     calls: list[Call] = field(default_factory=list)
@@ -126,6 +127,8 @@ class StepTool:
             return 200, {"input": call.input, "key": call.key, "_cost": call.input.get("cost")}
         elif path == "/reject":
             return 400, {"rejected": call.input}
+        elif path == "/nul":
+            return 200, {"text": "before\u0000after"}
         return 200, {"input": call.input, "key": call.key}
 
 

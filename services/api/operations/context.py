@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from domain.envelope import EventMeta
+from domain.limits import WorkLimits
 from projections.base import ProjectionSet
 from services.api.auth import Principal
 from services.api.problems import ApiError, FieldError
@@ -24,6 +25,8 @@ class Backend:
     announcer: Announcer | None = None
     # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW); checked when a task is set.
     shell_allow: tuple[str, ...] = ()
+    # What one run may do (ORDINAUT_FOREACH_MAX_ITEMS...): checked when a task is set or dry-run.
+    limits: WorkLimits = field(default_factory=WorkLimits)
 
     async def announce(self, run_ids: list[str]) -> None:
         """Wake workers for these runs (best effort: they poll anyway)."""

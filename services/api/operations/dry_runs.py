@@ -54,6 +54,7 @@ async def dry_run_task(
         ToolCatalog(backend.pool).find,
         options.event,
         SecretVault(backend.pool, None, reveal=False).for_tool,
+        backend.limits,
     )
 
 
@@ -62,7 +63,8 @@ async def dry_run_new_task(caller: Caller, backend: Backend, data: DryRunBody) -
     definition = msgspec.convert(msgspec.to_builtins(data.task), TaskDefinition)
     async with backend.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)
-    prepared = prepare_definition(definition, datetime.now(UTC), tools, backend.shell_allow)
+    now = datetime.now(UTC)
+    prepared = prepare_definition(definition, now, tools, backend.shell_allow, backend.limits)
     return await dry_run(
         "dry-run",
         prepared.title,
@@ -71,4 +73,5 @@ async def dry_run_new_task(caller: Caller, backend: Backend, data: DryRunBody) -
         ToolCatalog(backend.pool).find,
         data.event,
         SecretVault(backend.pool, None, reveal=False).for_tool,
+        backend.limits,
     )

@@ -152,7 +152,9 @@ async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Out
     return await command.on_task(
         task_id,
         lambda t, now: _permitted(
-            decide_update(t, changes(t), now, tools, shell_allow), scopes, granted
+            decide_update(t, changes(t), now, tools, shell_allow, command.backend.limits),
+            scopes,
+            granted,
         ),
         _view,
     )
@@ -173,7 +175,9 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outco
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     events = _permitted(
-        decide_create(task_id, definition, now, frozenset(scopes), backend.shell_allow),
+        decide_create(
+            task_id, definition, now, frozenset(scopes), backend.shell_allow, backend.limits
+        ),
         scopes,
         caller.principal.scopes,
     )
