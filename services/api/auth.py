@@ -31,6 +31,12 @@ class Principal(msgspec.Struct, frozen=True):
         """True if the scope was granted (admin holds every scope)."""
         return ADMIN_SCOPE in self.scopes or scope in self.scopes
 
+    @property
+    def reader(self) -> str | None:
+        """Whose events this principal may read: None for the admin (all of them), else
+        the agent's own (see domain/ownership.py)."""
+        return None if ADMIN_SCOPE in self.scopes else self.actor
+
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
