@@ -26,6 +26,8 @@ SCOPES: frozenset[str] = frozenset(
         "runs:approve",
         "events:publish",
         "events:read",
+        # May set dedupe/concurrency keys shared across agents (domain/ownership.py).
+        "keys:shared",
         "admin",
     }
 )

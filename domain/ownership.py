@@ -13,6 +13,7 @@ each one belongs to its publisher only. The tasks it fires get it inside their `
 
 from __future__ import annotations
 
+from domain.errors import RuleViolation
 from domain.events import (
     AgentCreated,
     ConditionEvaluated,
@@ -21,6 +22,7 @@ from domain.events import (
     RunQueued,
     SecretStored,
     TaskCreated,
+    TaskDefinition,
     ToolRegistered,
     WebhookAttempted,
     WebhookDelivered,
@@ -60,3 +62,28 @@ def own_owner(event: Event, actor: str) -> str | None:
     if isinstance(event, EventReceived):
         return actor
     return None
+
+
+# Keys that coordinate runs (dedupe_key, concurrency_key) are the owner's own: the same text in
+# two agents' tasks names two keys. A key starting with SHARED is one key across every agent;
+# only the admin (or an agent granted SHARE_KEYS_SCOPE) may set one on a task.
+SHARED = "shared:"
+SHARE_KEYS_SCOPE = "keys:shared"
+
+
+def scoped_key(owner: str, key: str | None) -> str | None:
+    """The key as read models compare it: prefixed with its owner unless shared."""
+    if key is None or key.startswith(SHARED):
+        return key
+    return f"{owner}/{key}"
+
+
+def check_shared_keys(definition: TaskDefinition, granted: frozenset[str]) -> None:
+    """Refuse a shared coordination key unless the caller may share keys (403)."""
+    if ADMIN in granted or SHARE_KEYS_SCOPE in granted:
+        return
+    for name in ("dedupe_key", "concurrency_key"):
+        key = getattr(definition, name)
+        if key is not None and key.startswith(SHARED):
+            reason = f"a key starting with {SHARED!r} is shared by every agent: the admin "
+            raise RuleViolation(name, reason + f"may set one (or grant {SHARE_KEYS_SCOPE!r})", 403)
