@@ -3,7 +3,8 @@
 Every stream belongs to one principal, fixed by the event that opens it: a task (and its
 condition evaluations) to the actor who created it, a run to its task's owner (named on
 ``run.queued``), an agent's stream to the agent, a webhook delivery to the agent it goes to, a
-tool to whoever registered it, a secret to the admin. Every later event of a stream belongs to
+tool to whoever registered it, a secret to its owner (the agent that first stored
+its name, or the admin). Every later event of a stream belongs to
 the stream's owner, whoever caused it (a worker's ``run.started`` is the run owner's).
 
 External events (``event.received``) go to per-topic streams that many publishers share, so
@@ -44,8 +45,8 @@ def opened_by(event: Event, actor: str) -> str | None:
             return agent_id
         case WebhookAttempted() | WebhookDelivered() | WebhookFailed():
             return event.agent_id
-        case SecretStored():
-            return ADMIN
+        case SecretStored(owner=owner):
+            return owner
     return None
 
 

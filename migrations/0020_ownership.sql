@@ -29,7 +29,7 @@ SELECT DISTINCT ON (stream) stream,
            WHEN 'tool.registered' THEN meta->>'actor'
            WHEN 'run.queued' THEN data->>'owner'
            WHEN 'agent.created' THEN data->>'agent_id'
-           WHEN 'secret.stored' THEN 'admin'
+           WHEN 'secret.stored' THEN coalesce(data->>'owner', 'admin')
            ELSE data->>'agent_id'  -- webhook.attempted, .delivered, .failed
        END
 FROM events
@@ -54,7 +54,7 @@ SELECT owner, position FROM (
                WHEN 'tool.registered' THEN e.meta->>'actor'
                WHEN 'run.queued' THEN e.data->>'owner'
                WHEN 'agent.created' THEN e.data->>'agent_id'
-               WHEN 'secret.stored' THEN 'admin'
+               WHEN 'secret.stored' THEN coalesce(e.data->>'owner', 'admin')
                WHEN 'webhook.attempted' THEN e.data->>'agent_id'
                WHEN 'webhook.delivered' THEN e.data->>'agent_id'
                WHEN 'webhook.failed' THEN e.data->>'agent_id'
