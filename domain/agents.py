@@ -26,6 +26,12 @@ SCOPES: frozenset[str] = frozenset(
         "runs:approve",
         "events:publish",
         "events:read",
+        # May set dedupe/concurrency keys shared across agents (domain/ownership.py).
+        "keys:shared",
+        # List the secrets it owns or that are shared with it / store, rotate and delete its
+        # own secrets (domain/secrets.py).
+        "secrets:read",
+        "secrets:write",
         "admin",
     }
 )

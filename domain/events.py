@@ -250,6 +250,13 @@ class SecretStored(_Event, frozen=True, tag="secret.stored"):
     ciphertext: str
     allowed_tools: tuple[str, ...]
     description: str | None = None
+    # Whose secret it is: the agent that stored it, or the admin. Events recorded before
+    # secrets had owners were all the admin's.
+    owner: str = "admin"
+    # Agents besides the owner whose runs may use it ("*": every agent); only the admin
+    # shares. None: recorded before sharing existed, and kept shared with every agent so
+    # deployments that relied on that keep working (see domain/secrets.py).
+    agents: tuple[str, ...] | None = None
 
 
 class SecretDeleted(_Event, frozen=True, tag="secret.deleted"):

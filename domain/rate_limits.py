@@ -112,6 +112,11 @@ class RateLimits:
         return limit
 
 
+# Failed authentications each client address may make (ORDINAUT_AUTH_FAILURE_LIMIT): enough
+# for a person mistyping a token, far too few to try tokens in bulk.
+AUTH_FAILURES = RateLimit(20 / 60, 20)
+
+
 def next_slot(slots: Sequence[float], now: float, calls: int, per_seconds: float) -> float:
     """When the next call of a tool limited to ``calls`` per ``per_seconds`` may start.
 

@@ -1,8 +1,9 @@
 """Secrets in pipelines: the rules for names and who may receive them, and redaction.
 
 A pipeline refers to a secret as ``${secrets.NAME}`` in a step's ``with``. The value is put
-in only at run time, only for a tool the secret allows, and is replaced by a marker wherever
-it would otherwise be recorded (step inputs, outputs and errors).
+in only at run time, only for a tool the secret allows and only in a run of the secret's
+owner or of an agent the admin shared it with, and is replaced by a marker wherever it would
+otherwise be recorded (step inputs, outputs and errors).
 """
 
 from __future__ import annotations
@@ -53,6 +54,64 @@ def check_allowed_tools(patterns: Iterable[str]) -> tuple[str, ...]:
         if not _PATTERN.match(pattern):
             raise SecretRuleError(f"allowed_tools[{index}]", "must be a tool address or a glob")
     return tuple(given)
+
+
+# Who may use a secret: its owner's runs, and the agents the admin shared it with.
+EVERY_AGENT = "*"
+AGENTS_MAX = 100
+AGENT_ID_MAX = 100
+WRITE_SCOPE = "secrets:write"
+READ_SCOPE = "secrets:read"
+
+
+def check_agents(agents: Iterable[str]) -> tuple[str, ...]:
+    """Agent ids to share a secret with, sorted; ``["*"]`` alone means every agent."""
+    given = sorted(set(agents))
+    if len(given) > AGENTS_MAX:
+        raise SecretRuleError("agents", f"must list at most {AGENTS_MAX} agents (or '*')")
+    if EVERY_AGENT in given and len(given) > 1:
+        raise SecretRuleError("agents", "'*' (every agent) must be the only entry")
+    for index, agent in enumerate(given):
+        if not agent or len(agent) > AGENT_ID_MAX or agent != agent.strip():
+            raise SecretRuleError(f"agents[{index}]", "must be an agent id or '*'")
+    return tuple(given)
+
+
+def shared_with(agents: tuple[str, ...] | None) -> tuple[str, ...]:
+    """Who a ``secret.stored`` shares with: a secret stored before sharing existed (None)
+    stays usable by every agent, as it was then."""
+    return (EVERY_AGENT,) if agents is None else agents
+
+
+def usable_by(owner: str, agents: Iterable[str], run_owner: str) -> bool:
+    """Whether a run of ``run_owner`` may use a secret of ``owner`` shared with ``agents``."""
+    return run_owner == owner or any(a in (EVERY_AGENT, run_owner) for a in agents)
+
+
+def owner_on_store(caller: str, is_admin: bool, held_by: str | None) -> str:
+    """Who owns a secret ``caller`` stores under a name ``held_by`` owns (None: a new name).
+
+    A name stays its first owner's, even once deleted, so one agent never takes over a name
+    (and the log of it) another agent or the admin used; the admin may rotate any secret.
+    """
+    if held_by is None:
+        return caller
+    if is_admin or held_by == caller:
+        return held_by
+    raise SecretRuleError("name", "is another owner's secret; choose another name", 409)
+
+
+def agents_on_store(
+    is_admin: bool, requested: Iterable[str] | None, current: Iterable[str]
+) -> tuple[str, ...]:
+    """Who a stored secret is shared with: whom the admin names (nobody unless named); an
+    agent cannot share, and its rotation keeps what the admin set (``current``)."""
+    if is_admin:
+        return check_agents(requested or ())
+    if requested is not None:
+        reason = "only the admin shares a secret; an agent's secret is used by its own runs"
+        raise SecretRuleError("agents", reason, 403)
+    return tuple(current)
 
 
 def allows(allowed_tools: Iterable[str], address: str) -> bool:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from domain.agents import name_key
 from domain.envelope import Envelope
-from domain.events import AgentCreated, AgentTokenIssued, AgentTokenRevoked, AgentUpdated
+from domain.events import (
+    AgentCreated,
+    AgentLimitsSet,
+    AgentTokenIssued,
+    AgentTokenRevoked,
+    AgentUpdated,
+)
 from projections.base import Connection
 
 _INSERT_AGENT = """
@@ -36,8 +42,17 @@ class AgentProjection:
 
     name: str = "agent"
     tables: tuple[str, ...] = ("agent", "agent_token")
+    # Every event of an agent's stream, so `agent.version` is the stream's version: the admin
+    # routes lock this row and append at exactly that version (agent.limits_set included;
+    # its own table is kept by projections/agent_limits.py).
     handles: frozenset[str] = frozenset(
-        {"agent.created", "agent.updated", "agent.token_issued", "agent.token_revoked"}
+        {
+            "agent.created",
+            "agent.updated",
+            "agent.token_issued",
+            "agent.token_revoked",
+            "agent.limits_set",
+        }
     )
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
@@ -60,4 +75,6 @@ class AgentProjection:
                 await conn.execute(_TOUCH_AGENT, agent_id, at, version)
             case AgentTokenRevoked(agent_id=agent_id, token_id=token_id):
                 await conn.execute(_MARK_REVOKED, token_id, agent_id, at)
+                await conn.execute(_TOUCH_AGENT, agent_id, at, version)
+            case AgentLimitsSet(agent_id=agent_id):
                 await conn.execute(_TOUCH_AGENT, agent_id, at, version)

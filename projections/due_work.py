@@ -16,6 +16,7 @@ from domain.events import (
     RunQueued,
     RunStarted,
 )
+from domain.ownership import scoped_key
 from projections.base import Connection, Statement, run_plan
 
 _QUEUE = """
@@ -90,8 +91,9 @@ class DueWorkProjection:
             case RunQueued():
                 return [(_QUEUE, (
                     event.run_id, event.task_id, event.scheduled_for, event.run_at,
-                    event.priority, event.concurrency_key, event.max_concurrency,
-                    event.dedupe_key, event.dedupe_window_seconds, event.attempt,
+                    event.priority, scoped_key(event.owner, event.concurrency_key),
+                    event.max_concurrency, scoped_key(event.owner, event.dedupe_key),
+                    event.dedupe_window_seconds, event.attempt,
                     envelope.recorded_at,
                 ))]  # fmt: skip
             case RunStarted():

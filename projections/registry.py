@@ -7,6 +7,7 @@ from projections.agent_limits import AgentLimitsProjection
 from projections.base import ProjectionSet
 from projections.condition import ConditionProjection
 from projections.due_work import DueWorkProjection
+from projections.ownership import OwnershipProjection
 from projections.runs import RunsProjection
 from projections.secret import SecretProjection
 from projections.spend import SpendProjection
@@ -28,5 +29,6 @@ def inline_projections() -> ProjectionSet:
             AgentLimitsProjection(),
             SecretProjection(),
             ConditionProjection(),
+            OwnershipProjection(),
         ]
     )

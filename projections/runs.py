@@ -24,6 +24,7 @@ from domain.events import (
     RunStepSucceeded,
     RunSucceeded,
 )
+from domain.ownership import scoped_key
 from projections.base import Connection, Statement, run_plan
 
 _QUEUE = """
@@ -121,7 +122,8 @@ class RunsProjection:
             case RunQueued() as e:
                 return [(_QUEUE, (
                     e.run_id, e.task_id, e.owner, e.trigger, e.attempt, e.priority,
-                    e.scheduled_for, e.run_at, at, e.dedupe_key, e.concurrency_key,
+                    e.scheduled_for, e.run_at, at, scoped_key(e.owner, e.dedupe_key),
+                    scoped_key(e.owner, e.concurrency_key),
                     _json(e), version,
                 ))]  # fmt: skip
             case RunStarted() as e:

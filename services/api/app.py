@@ -15,8 +15,9 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from domain.limits import WorkLimits
 from domain.outbound import Network
-from domain.rate_limits import RateLimits
+from domain.rate_limits import AUTH_FAILURES, RateLimit, RateLimits
 from projections.registry import inline_projections
+from services.api.auth_failures import FailedAuthLimiter
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
 from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
@@ -58,6 +59,8 @@ class ApiConfig:
     rate_limits: RateLimits = field(default_factory=RateLimits)
     # Where the buckets live in Redis (tests give each its own prefix).
     rate_limit_prefix: str = DEFAULT_PREFIX
+    # Failed authentications per client address and API process (None: not limited).
+    auth_failure_limit: RateLimit | None = AUTH_FAILURES
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
     # Host headers /mcp accepts besides loopback ones (e.g. "api.example.com", "10.0.0.5:*").
@@ -147,6 +150,7 @@ def _initial_state(config: ApiConfig) -> Any:
             "projections": inline_projections(),
             "webhook_key": config.webhook_key,
             "secret_box": box,
+            "auth_failures": FailedAuthLimiter(config.auth_failure_limit),
             "events_stream": config.events_stream,
             "shell_allow": config.shell_allow,
             "python_allow": config.python_allow,

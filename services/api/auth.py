@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from services.api.auth_failures import refuse_if_too_many
 from services.api.rate_limit import enforce as enforce_rate_limit
 from services.runtime.admin_token import token_hash
 
@@ -30,6 +31,12 @@ class Principal(msgspec.Struct, frozen=True):
     def allows(self, scope: str) -> bool:
         """True if the scope was granted (admin holds every scope)."""
         return ADMIN_SCOPE in self.scopes or scope in self.scopes
+
+    @property
+    def reader(self) -> str | None:
+        """Whose events this principal may read: None for the admin (all of them), else
+        the agent's own (see domain/ownership.py)."""
+        return None if ADMIN_SCOPE in self.scopes else self.actor
 
 
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -71,6 +78,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     state = connection.app.state
     principal = await principal_for(_bearer(connection), state.admin_token_hash, state.pool)
     if principal is None:
+        refuse_if_too_many(connection)  # 429 once this address fails too often
         # The same answer for an unknown and a revoked token: never say which it was.
         raise NotAuthorizedException("the token is not valid", headers=_CHALLENGE)
     return principal

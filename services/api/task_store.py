@@ -92,6 +92,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return decode_position(cursor)
 
 
+def _literal(text: str) -> str:
+    """``text`` as a LIKE pattern matching only itself (backslash is LIKE's escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def encode_cursor(view: TaskView) -> str:
     """The opaque cursor after ``view``."""
     return encode_position(view.created_at, view.id)
@@ -105,7 +110,8 @@ async def list_tasks(
     clauses, args = ["NOT deleted"], []
     for column, value in filters.items():
         if value is not None:
-            args.append(f"%{value}%" if column == "title" else value)
+            # A title search matches the text itself: its % and _ are not wildcards.
+            args.append(f"%{_literal(value)}%" if column == "title" else value)
             op = "ILIKE" if column == "title" else "="
             clauses.append(f"{column} {op} ${len(args)}")
     if after is not None:

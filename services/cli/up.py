@@ -236,6 +236,7 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
         secret_key=load_secret_key(settings.secret_key, settings.data_dir),
         webhook_key=load_webhook_key(settings.webhook_key, settings.data_dir),
         rate_limits=settings.rate_limits,
+        auth_failure_limit=settings.auth_failure_limit,
         mcp_allowed_hosts=(f"{settings.host}:*", *settings.mcp_allowed_hosts),
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,

@@ -14,7 +14,13 @@ from domain.errors import RuleViolation
 from domain.limits import SETTINGS as WORK_LIMIT_SETTINGS
 from domain.limits import WorkLimits
 from domain.outbound import DEFAULT_ALLOW, Network, OutboundRuleError, parse_allow_list
-from domain.rate_limits import ROUTE_GROUPS, RateLimit, RateLimits, parse_rate_limit
+from domain.rate_limits import (
+    AUTH_FAILURES,
+    ROUTE_GROUPS,
+    RateLimit,
+    RateLimits,
+    parse_rate_limit,
+)
 from domain.shell import parse_allow
 from services.secrets.box import SecretKeyError, parse_key
 
@@ -61,6 +67,9 @@ class Settings:
     rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
         route group as "N/s burst B" (or /min, /hour), or "off"
         (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
+    auth_failure_limit: ORDINAUT_AUTH_FAILURE_LIMIT, failed authentications (invalid bearer
+        tokens, failed /ui/login) each client address may make, per API process, as
+        "N/min burst B" or "off" (20/min burst 20); over it they get 429.
     secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
@@ -108,6 +117,7 @@ class Settings:
     notifier_reclaim_seconds: float = 60.0
     worker_grace_seconds: float = 20.0
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    auth_failure_limit: RateLimit | None = AUTH_FAILURES
     outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
     secret_key: str | None = None
     shell_allow: tuple[str, ...] = ()
@@ -147,6 +157,7 @@ class Settings:
             ),
             worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
             rate_limits=_rate_limits(env),
+            auth_failure_limit=_limit(env, "ORDINAUT_AUTH_FAILURE_LIMIT", AUTH_FAILURES),
             outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
             secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
             shell_allow=parse_allow(env.get("ORDINAUT_SHELL_ALLOW", "")),
@@ -225,20 +236,23 @@ def _work_limits(env: Mapping[str, str]) -> WorkLimits:
 
 def _rate_limits(env: Mapping[str, str]) -> RateLimits:
     defaults = RateLimits()
-    limits: dict[str, RateLimit | None] = {}
-    for group in ROUTE_GROUPS:
-        name = f"ORDINAUT_RATE_LIMIT_{group.upper()}"
-        raw = env.get(name, "").strip()
-        if not raw:
-            limits[group] = defaults.for_group(group)
-        elif raw.lower() == "off":
-            limits[group] = None
-        else:
-            try:
-                limits[group] = parse_rate_limit(raw, name)
-            except RuleViolation as exc:
-                raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
+    limits = {
+        group: _limit(env, f"ORDINAUT_RATE_LIMIT_{group.upper()}", defaults.for_group(group))
+        for group in ROUTE_GROUPS
+    }
     return RateLimits(**limits)
+
+
+def _limit(env: Mapping[str, str], name: str, default: RateLimit | None) -> RateLimit | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() == "off":
+        return None
+    try:
+        return parse_rate_limit(raw, name)
+    except RuleViolation as exc:
+        raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
 
 
 def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:

@@ -1,4 +1,5 @@
-"""Reading secrets for a step: only those the step's tool may receive, decrypted on demand."""
+"""Reading secrets for a step: only those the run's owner may use and the step's tool may
+receive, decrypted on demand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from domain.secrets import allows
+from domain.secrets import allows, usable_by
 from services.secrets.box import SecretBox, SecretKeyError
 
 
@@ -21,13 +22,15 @@ class SecretVault:
     def __init__(self, pool: asyncpg.Pool, box: SecretBox | None, *, reveal: bool = True) -> None:
         self.pool, self.box, self.reveal = pool, box, reveal
 
-    async def for_tool(self, address: str, names: Iterable[str]) -> dict[str, str]:
-        """name -> value for each of ``names``, all of which ``address`` must be allowed."""
+    async def for_tool(self, owner: str, address: str, names: Iterable[str]) -> dict[str, str]:
+        """name -> value for each of ``names``: each must be ``owner``'s or shared with it,
+        and allowed for ``address``. The reasons never include a value."""
         wanted = sorted(set(names))
         rows = {
             row["name"]: row
             for row in await self.pool.fetch(
-                "SELECT name, ciphertext, allowed_tools FROM secret WHERE name = ANY($1::text[])",
+                "SELECT name, ciphertext, allowed_tools, owner, agents FROM secret"
+                " WHERE name = ANY($1::text[])",
                 wanted,
             )
         }
@@ -36,6 +39,11 @@ class SecretVault:
             row = rows.get(name)
             if row is None:
                 raise SecretUnavailable(f"secret {name!r} does not exist (store it: POST /secrets)")
+            if not usable_by(row["owner"], row["agents"], owner):
+                raise SecretUnavailable(
+                    f"secret {name!r} is not {owner}'s and not shared with it (only the admin"
+                    " shares a secret, naming the agents that may use it)"
+                )
             if not allows(row["allowed_tools"], address):
                 allowed = ", ".join(row["allowed_tools"])
                 raise SecretUnavailable(

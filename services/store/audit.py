@@ -11,6 +11,16 @@ from projections.base import Connection
 from services.store.events import StoredEvent, stored_event
 
 _SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
+# An agent's view: only the events it owns (projections/ownership.py), found by one range scan
+# of its (owner, position) rows; token hashes and secret ciphertexts are never shown to it.
+_SELECT_OWNED = """
+SELECT e.position, e.stream, e.version, e.type,
+       (CASE e.type WHEN 'agent.token_issued' THEN e.data - 'token_sha256'
+                    WHEN 'secret.stored' THEN e.data - 'ciphertext'
+                    ELSE e.data END)::text AS data,
+       e.meta::text AS meta, e.recorded_at
+FROM event_owner o JOIN events e ON e.position = o.position
+"""
 
 
 @dataclass(frozen=True)
@@ -27,18 +37,23 @@ class EventFilter:
     before: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Only the events this agent owns (None: every event, as the admin and operators see).
+    reader: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         """The SQL condition and its parameters ($1 is always ``after``)."""
-        clauses, args = ["position > $1"], [self.after]
+        # An agent's bounds go on its own rows' positions, so they bound its index scan.
+        position = "o.position" if self.reader is not None else "e.position"
+        clauses, args = [f"{position} > $1"], [self.after]
         conditions: list[tuple[str, Any]] = [
-            ("stream = ${}", self.stream),
-            ("type = ANY(${}::text[])", list(self.types) or None),
-            ("meta->>'actor' = ${}", self.actor),
-            ("meta->>'correlation_id' = ${}", self.correlation_id),
-            ("position < ${}", self.before),
-            ("recorded_at >= ${}", self.since),
-            ("recorded_at <= ${}", self.until),
+            ("o.owner = ${}", self.reader),
+            ("e.stream = ${}", self.stream),
+            ("e.type = ANY(${}::text[])", list(self.types) or None),
+            ("e.meta->>'actor' = ${}", self.actor),
+            ("e.meta->>'correlation_id' = ${}", self.correlation_id),
+            (f"{position} < ${{}}", self.before),
+            ("e.recorded_at >= ${}", self.since),
+            ("e.recorded_at <= ${}", self.until),
         ]
         for template, value in conditions:
             if value is not None:
@@ -53,8 +68,10 @@ async def read_filtered(
     """Up to ``limit`` matching events, in position order (or the latest first)."""
     condition, args = where.where()
     order = "DESC" if newest_first else "ASC"
+    # An agent's pages follow its own rows' order (o.position), which its key already sorts.
     rows = await conn.fetch(
-        f"{_SELECT} WHERE {condition} ORDER BY position {order} LIMIT ${len(args) + 1}",
+        f"{_source(where)} WHERE {condition} ORDER BY {_order(where)} {order} "
+        f"LIMIT ${len(args) + 1}",
         *args,
         limit,
     )
@@ -64,5 +81,17 @@ async def read_filtered(
 async def count_filtered(conn: Connection, where: EventFilter) -> int:
     """How many events match (for progress reports)."""
     condition, args = where.where()
-    count = await conn.fetchval(f"SELECT count(*) FROM events WHERE {condition}", *args)  # noqa: S608 - fixed clauses
+    source = _FROM_OWNED if where.reader is not None else "events e"
+    count = await conn.fetchval(f"SELECT count(*) FROM {source} WHERE {condition}", *args)  # noqa: S608 - fixed clauses
     return int(count)
+
+
+_FROM_OWNED = "event_owner o JOIN events e ON e.position = o.position"
+
+
+def _source(where: EventFilter) -> str:
+    return _SELECT_OWNED if where.reader is not None else f"{_SELECT} e"
+
+
+def _order(where: EventFilter) -> str:
+    return "o.position" if where.reader is not None else "e.position"

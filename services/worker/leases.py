@@ -238,9 +238,10 @@ async def _settle(
             _RECENT_DUPLICATE, candidate.dedupe_key, candidate.run_id, since
         )
         if duplicate is not None:
-            return RunDeduplicated(
-                run_id=candidate.run_id, dedupe_key=candidate.dedupe_key, duplicate_of=duplicate
-            )
+            # due_work holds the owner-scoped key (domain.ownership); the event names the
+            # key as the task gave it.
+            key = _queued.decode(row["queued"]).dedupe_key or candidate.dedupe_key
+            return RunDeduplicated(run_id=candidate.run_id, dedupe_key=key, duplicate_of=duplicate)
     return None
 
 

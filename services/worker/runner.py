@@ -57,8 +57,8 @@ CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]
 Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
 # (run owner, tool) -> why the owner may not use the tool now, or None
 CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
-# (tool address, secret names) -> name -> value; raises SecretUnavailable
-LoadSecrets = Callable[[str, set[str]], Awaitable[dict[str, str]]]
+# (run owner, tool address, secret names) -> name -> value; raises SecretUnavailable
+LoadSecrets = Callable[[str, str, set[str]], Awaitable[dict[str, str]]]
 
 
 class _Stop(Exception):
@@ -403,14 +403,14 @@ class Runner:
     async def _step_secrets(
         self, run: LeasedRun, step: Mapping[str, Any], tool: ToolRegistered
     ) -> dict[str, str]:
-        """The secrets the step's ``with`` refers to; SecretUnavailable unless its tool may
-        have every one."""
+        """The secrets the step's ``with`` refers to; SecretUnavailable unless the run's owner
+        may use every one and its tool may have it."""
         names = references(step.get("with", {}))
         if not names:
             return {}
         if self.load_secrets is None:
             raise SecretUnavailable("secrets are not available to this runner")
-        secrets = await self.load_secrets(tool.address, names)
+        secrets = await self.load_secrets(run.queued.owner, tool.address, names)
         remember_secrets(secrets)
         self._secrets.setdefault(run.run_id, {}).update(secrets)
         return secrets

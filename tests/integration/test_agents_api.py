@@ -115,10 +115,12 @@ async def test_an_agent_token_authenticates_with_the_agent_scopes(
         "/events", headers=bearer(publisher_token), json={"topic": "build.done", "payload": {}}
     )
     assert published.status_code == 202, published.text
-    # Every event an agent causes names it as the actor.
-    log = (await client.get("/events", headers=bearer(reader_token))).json()["items"]
+    # Every event an agent causes names it as the actor; another agent does not see it.
+    log = (await client.get("/events", headers=AUTH)).json()["items"]
     assert log[-1]["type"] == "event.received"
     assert log[-1]["meta"]["actor"] == publisher["id"]
+    seen = (await client.get("/events", headers=bearer(reader_token))).json()["items"]
+    assert all(event["meta"]["actor"] != publisher["id"] for event in seen)
 
 
 async def test_issuing_a_token_shows_it_once_and_lists_only_its_metadata(

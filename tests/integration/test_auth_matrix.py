@@ -37,7 +37,10 @@ def guarded_routes(app: Litestar) -> list[tuple[str, str, str]]:
 async def app_client(
     database_url: str, redis_url: str
 ) -> AsyncIterator[tuple[Litestar, AsyncTestClient[Any]]]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN["Authorization"][7:])))
+    # Every route gets two bad tokens from one address: the failed-authentication limit (checked
+    # in test_auth_failures) would answer 429 where this test checks each route's 401.
+    admin = token_hash(ADMIN["Authorization"][7:])
+    app = create_app(ApiConfig(database_url, redis_url, admin, auth_failure_limit=None))
     async with AsyncTestClient(app) as client:
         yield app, client
 

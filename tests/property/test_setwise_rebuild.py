@@ -69,14 +69,20 @@ async def test_set_based_rebuild_yields_the_inline_built_tables(
 async def test_every_keyed_statement_runs_set_based(pool: asyncpg.Pool) -> None:
     """No keyed projection falls back to one row at a time: each statement it plans rewrites."""
     import projections.due_work
+    import projections.ownership
     import projections.runs
     import projections.task
 
     keyed = [p for p in inline_projections().projections if getattr(p, "keyed", False)]
-    assert {p.name for p in keyed} == {"task", "runs", "due_work"}
+    assert {p.name for p in keyed} == {"task", "runs", "due_work", "ownership"}
     statements = [
         value
-        for module in (projections.task, projections.runs, projections.due_work)
+        for module in (
+            projections.task,
+            projections.runs,
+            projections.due_work,
+            projections.ownership,
+        )
         for name, value in vars(module).items()
         if name.isupper() and isinstance(value, str) and name not in ("_NOTIFY", "TIMER_CHANNEL")
     ]

@@ -32,6 +32,9 @@ def test_the_scopes_are_the_documented_set() -> None:
         "runs:approve",
         "events:publish",
         "events:read",
+        "keys:shared",
+        "secrets:read",
+        "secrets:write",
         "admin",
     } == SCOPES
 

@@ -18,6 +18,7 @@ from domain.events import (
     run_stream,
     task_stream,
 )
+from domain.ownership import check_shared_keys
 from domain.pipeline import check_tool_scopes
 from domain.runs import queue_runs
 from domain.schedules import next_occurrences
@@ -133,6 +134,7 @@ def _permitted(
     for event in events:
         if isinstance(event, TaskCreated | TaskUpdated):
             check_tool_scopes(event.definition.payload, scopes, granted)
+            check_shared_keys(event.definition, granted)
     return events
 
 

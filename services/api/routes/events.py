@@ -11,7 +11,7 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
-from services.api.auth import requires
+from services.api.auth import principal_of, requires
 from services.api.calls import backend_of, caller_of
 from services.api.operations import events as ops
 from services.api.operations.events import Published, PublishEvent
@@ -56,6 +56,7 @@ Text = Annotated[str | None, QueryParameter(min_length=1, max_length=500)]
 
 @get("/events", guards=[requires("events:read")], tags=["events"], summary="Read the log forward")
 async def list_events(
+    request: Request[Any, Any, Any],
     state: State,
     after: Annotated[
         int, QueryParameter(ge=0, description="Return events after this position")
@@ -78,7 +79,8 @@ async def list_events(
         datetime | None, QueryParameter(description="Only events recorded at or before this")
     ] = None,
 ) -> EventPage:
-    """Matching events with ``position > after``, in position order."""
+    """Matching events with ``position > after``, in position order: for an agent, only
+    events of its own streams and the external events it published (the admin reads all)."""
     where = EventFilter(
         stream=stream,
         types=_types(event_type),
@@ -88,6 +90,7 @@ async def list_events(
         before=before,
         since=_aware("since", since),
         until=_aware("until", until),
+        reader=principal_of(request).reader,
     )
     async with state.pool.acquire() as conn:
         items = await read_filtered(conn, where, limit)

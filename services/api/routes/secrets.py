@@ -1,4 +1,9 @@
-"""Named secrets (admin): store or replace, list without values, delete.
+"""Named secrets: store or replace, list without values, delete.
+
+A secret is its owner's: the agent (holding ``secrets:write``) or the admin that stored its
+name first. Only the admin shares one, naming the agents whose runs may use it (``agents``,
+``["*"]`` for every agent; nobody unless named). An agent lists (``secrets:read``) the
+secrets it owns or that are shared with it, and rotates or deletes only its own.
 
 A value goes in once and never comes back out of the API: reads show names, which tools may
 receive each secret, and times. Pipelines use a secret as ``${secrets.NAME}``.
@@ -16,9 +21,18 @@ from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
 from domain.events import Event, SecretDeleted, SecretStored, secret_stream
-from domain.secrets import VALUE_MAX, check_allowed_tools, check_name, check_value
+from domain.secrets import (
+    READ_SCOPE,
+    VALUE_MAX,
+    WRITE_SCOPE,
+    agents_on_store,
+    check_allowed_tools,
+    check_name,
+    check_value,
+    owner_on_store,
+)
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
+from services.api.auth import Principal, principal_of, requires
 from services.api.problems import ApiError
 from services.api.tool_store import stream_version
 from services.store.events import StreamAppend, append_in_transaction
@@ -31,6 +45,8 @@ class SecretBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     value: Annotated[str, msgspec.Meta(min_length=1, max_length=VALUE_MAX)]
     allowed_tools: list[str]
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    # Admin only: the agents whose runs may use it (["*"]: every agent); omitted = nobody.
+    agents: list[str] | None = None
 
 
 class SecretView(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,24 +57,33 @@ class SecretView(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None
     created_at: datetime
     updated_at: datetime
+    owner: str
+    # Who else may use it; shown to the admin only.
+    agents: list[str] | None = None
 
 
 class SecretList(msgspec.Struct, frozen=True):
-    """Every stored secret, by name."""
+    """The stored secrets the caller may see, by name."""
 
     items: list[SecretView]
 
 
-_COLUMNS = "name, allowed_tools, description, created_at, updated_at"
+_COLUMNS = "name, allowed_tools, description, created_at, updated_at, owner, agents"
 
 
-def _view(row: Any) -> SecretView:
+def _is_admin(principal: Principal) -> bool:
+    return principal.reader is None
+
+
+def _view(row: Any, principal: Principal) -> SecretView:
     return SecretView(
         name=row["name"],
         allowed_tools=list(row["allowed_tools"]),
         description=row["description"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        owner=row["owner"],
+        agents=list(row["agents"]) if _is_admin(principal) else None,
     )
 
 
@@ -72,46 +97,64 @@ async def _append(
     await append_in_transaction(conn, [append], meta, request.app.state.projections)
 
 
-@post("/secrets", guards=[requires(ADMIN_SCOPE)], tags=["secrets"], summary="Store a secret")
+@post("/secrets", guards=[requires(WRITE_SCOPE)], tags=["secrets"], summary="Store a secret")
 async def store_secret(
     request: Request[Any, Any, Any], state: State, data: JSONBody[SecretBody]
 ) -> Response[SecretView]:
-    """Record ``secret.stored`` (only the ciphertext): 201 for a new name, 200 to replace."""
+    """Record ``secret.stored`` (only the ciphertext): 201 for a new name, 200 to replace.
+
+    The name's owner keeps it (409 for another agent); the admin names who may use it."""
     box = state.secret_box
     if box is None:
         raise ApiError(503, "Secrets unavailable", "this API has no secret key configured")
-    name = check_name(data.name)
-    event = SecretStored(
-        name=name,
-        ciphertext=box.seal(name, check_value(data.value)),
-        allowed_tools=check_allowed_tools(data.allowed_tools),
-        description=data.description,
-    )
+    principal, name = principal_of(request), check_name(data.name)
+    value, tools = check_value(data.value), check_allowed_tools(data.allowed_tools)
     async with state.pool.acquire() as conn, conn.transaction():
-        version = await conn.fetchval("SELECT version FROM secret WHERE name = $1 FOR UPDATE", name)
-        at = version if version is not None else await stream_version(conn, secret_stream(name))
+        row = await conn.fetchrow(
+            "SELECT version, owner, agents FROM secret WHERE name = $1 FOR UPDATE", name
+        )
+        # A deleted name keeps its stream, and the stream its owner (domain/ownership.py).
+        held_by = row["owner"] if row else await conn.fetchval(_STREAM_OWNER, secret_stream(name))
+        owner = owner_on_store(principal.actor, _is_admin(principal), held_by)
+        agents = agents_on_store(_is_admin(principal), data.agents, row["agents"] if row else ())
+        event = SecretStored(name=name, ciphertext=box.seal(name, value), allowed_tools=tools,
+                             description=data.description, owner=owner, agents=agents)  # fmt: skip
+        at = row["version"] if row else await stream_version(conn, secret_stream(name))
         await _append(conn, request, name, event, at)
-        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM secret WHERE name = $1", name)  # noqa: S608 - fixed columns
-    return Response(_view(row), status_code=201 if version is None else 200)
+        stored = await conn.fetchrow(f"SELECT {_COLUMNS} FROM secret WHERE name = $1", name)  # noqa: S608 - fixed columns
+    return Response(_view(stored, principal), status_code=201 if row is None else 200)
 
 
-@get("/secrets", guards=[requires(ADMIN_SCOPE)], tags=["secrets"], summary="List secrets")
-async def list_secrets(state: State) -> SecretList:
-    """Every secret's name, allowed tools and times; never a value."""
+_STREAM_OWNER = "SELECT owner FROM stream_owner WHERE stream = $1"
+# An agent sees its own secrets and those shared with it (or with every agent).
+_VISIBLE = f"SELECT {_COLUMNS} FROM secret WHERE owner = $1 OR agents && ARRAY[$1, '*']"  # noqa: S608 - fixed columns
+
+
+@get("/secrets", guards=[requires(READ_SCOPE)], tags=["secrets"], summary="List secrets")
+async def list_secrets(request: Request[Any, Any, Any], state: State) -> SecretList:
+    """The secrets the caller may use (all for the admin): names, tools, times; never a value."""
+    principal = principal_of(request)
     async with state.pool.acquire() as conn:
-        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM secret ORDER BY name")  # noqa: S608 - fixed columns
-    return SecretList([_view(row) for row in rows])
+        if _is_admin(principal):
+            rows = await conn.fetch(f"SELECT {_COLUMNS} FROM secret ORDER BY name")  # noqa: S608 - fixed columns
+        else:
+            rows = await conn.fetch(_VISIBLE + " ORDER BY name", principal.actor)
+    return SecretList([_view(row, principal) for row in rows])
 
 
-@delete("/secrets/{name:str}", guards=[requires(ADMIN_SCOPE)], tags=["secrets"],
+@delete("/secrets/{name:str}", guards=[requires(WRITE_SCOPE)], tags=["secrets"],
         status_code=204, summary="Delete a secret")  # fmt: skip
 async def delete_secret(request: Request[Any, Any, Any], state: State, name: FromPath[str]) -> None:
-    """Record ``secret.deleted``; steps that use the secret fail from now on."""
+    """Record ``secret.deleted``; steps that use the secret fail from now on. An agent
+    deletes only its own (404 for any other, as for a name that does not exist)."""
+    principal = principal_of(request)
     async with state.pool.acquire() as conn, conn.transaction():
-        version = await conn.fetchval("SELECT version FROM secret WHERE name = $1 FOR UPDATE", name)
-        if version is None:
-            raise ApiError(404, "Not found", f"no secret named {name!r}")
-        await _append(conn, request, name, SecretDeleted(name=name), version)
+        row = await conn.fetchrow(
+            "SELECT version, owner FROM secret WHERE name = $1 FOR UPDATE", name
+        )
+        if row is None or not (_is_admin(principal) or row["owner"] == principal.actor):
+            raise ApiError(404, "Not found", f"no secret of yours named {name!r}")
+        await _append(conn, request, name, SecretDeleted(name=name), row["version"])
 
 
 ROUTES = [store_secret, list_secrets, delete_secret]

@@ -13,7 +13,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from services.api.routes.events import _types as event_types
-from services.api.ui.access import needs
+from services.api.ui.access import needs, session_of
 from services.api.ui.forms import instant, refuse
 from services.api.ui.links import link
 from services.api.ui.render import page
@@ -76,7 +76,8 @@ async def event_list(
     after: Query = None, before: Query = None, since: Query = None,
     until: Query = None,
 ) -> Template:  # fmt: skip
-    """Newest first (or, given ``after``, forward from that position)."""
+    """Newest first (or, given ``after``, forward from that position); an agent sees only
+    its own events, as on ``GET /events``."""
     chosen = {"stream": _text("stream", stream), "type": _text("type", type),
               "actor": _text("actor", actor), "correlation_id": _text("correlation_id",
               correlation_id), "since": since or "", "until": until or ""}  # fmt: skip
@@ -84,7 +85,8 @@ async def event_list(
                         actor=chosen["actor"], correlation_id=chosen["correlation_id"],
                         after=_position("after", after) or 0,
                         before=_position("before", before),
-                        since=instant(since, "since"), until=instant(until, "until"))  # fmt: skip
+                        since=instant(since, "since"), until=instant(until, "until"),
+                        reader=session_of(request).principal.reader)  # fmt: skip
     forward = after is not None and after != ""
     async with state.pool.acquire() as conn:
         found = await read_filtered(conn, where, PAGE_SIZE, newest_first=not forward)

@@ -12,7 +12,9 @@ from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Template
 
+from domain.rate_limits import retry_after_header
 from services.api.auth import principal_for
+from services.api.auth_failures import too_many_failures
 from services.api.problems import FieldError, Problem
 from services.api.ui.access import PUBLIC
 from services.api.ui.forms import posted
@@ -41,10 +43,10 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
 
 
 def _form(request: Request[Any, Any, Any], *, status: int = 200, problem: Problem | None = None,
-          wanted: str = "/ui") -> Template:  # fmt: skip
+          wanted: str = "/ui", headers: dict[str, str] | None = None) -> Template:  # fmt: skip
     token = secrets.token_urlsafe(32)
-    response = page(request, "login.html", status=status, login_csrf=token, wanted=wanted,
-                    problem=problem)  # fmt: skip
+    response = page(request, "login.html", status=status, headers=headers, login_csrf=token,
+                    wanted=wanted, problem=problem)  # fmt: skip
     response.cookies.append(login_cookie(token, secure=_secure(request)))
     return response
 
@@ -76,13 +78,24 @@ async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
         return _form(request, status=422, problem=_refusal("token", reason, 422), wanted=wanted)
     principal = await principal_for(token, state.admin_token_hash, state.pool)
     if principal is None:
-        reason = "is not a valid token (unknown or revoked)"
-        return _form(request, status=401, problem=_refusal("token", reason, 401), wanted=wanted)
+        return _failed(request, wanted)
     session_id = await open_session(state.pool, token_hash(token), principal.actor)
     response = Redirect(wanted, status_code=303)
     response.cookies.append(session_cookie(session_id, secure=_secure(request)))
     response.cookies.append(login_cookie("", secure=_secure(request), max_age=0))
     return response
+
+
+def _failed(request: Request[Any, Any, Any], wanted: str) -> Template:
+    """The form again: 401, or 429 once this address has failed too often."""
+    wait = too_many_failures(request)
+    if wait is None:
+        reason = "is not a valid token (unknown or revoked)"
+        return _form(request, status=401, problem=_refusal("token", reason, 401), wanted=wanted)
+    seconds = retry_after_header(wait)
+    reason = f"too many failed sign-ins from this address; try again in {seconds} s"
+    return _form(request, status=429, problem=_refusal("token", reason, 429), wanted=wanted,
+                 headers={"Retry-After": seconds})  # fmt: skip
 
 
 @post("/logout", status_code=303)
