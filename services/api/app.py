@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from domain.rate_limits import RateLimits
 from projections.registry import inline_projections
+from services.api import contract
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
 from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
@@ -92,7 +93,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
                 await limits.aclose()
 
     mcp = McpMount(config.mcp_allowed_hosts)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             mcp.route,
             health.live,
@@ -126,9 +127,13 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             version="0.1.0",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(path="/")],
+            components=contract.SECURITY_COMPONENTS,
         ),
+        before_request=contract.strict_json_body,
         debug=False,
     )
+    contract.document(app)
+    return app
 
 
 def _initial_state(config: ApiConfig) -> Any:

@@ -192,10 +192,8 @@ async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -
     await client.post(f"/tasks/{ids[0]}/pause", headers=AUTH)
     page = (await client.get("/tasks?limit=2", headers=AUTH)).json()
     seen = [t["id"] for t in page["items"]]
-    while page["next_cursor"]:
-        page = (
-            await client.get(f"/tasks?limit=2&cursor={page['next_cursor']}", headers=AUTH)
-        ).json()
+    while page["next"]:
+        page = (await client.get(f"/tasks?limit=2&cursor={page['next']}", headers=AUTH)).json()
         seen += [t["id"] for t in page["items"]]
     assert seen == ids
     paused = (await client.get("/tasks?status=paused", headers=AUTH)).json()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from services.api.auth import requires
 from services.api.calls import backend_of, caller_of
+from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
 from services.api.operations import runs as ops
 from services.api.operations.context import Caller
 from services.api.operations.runs import Decision, RunPage, RunStatusFilter, RunView
@@ -32,8 +33,8 @@ async def list_runs(
     state: State,
     status: FromQuery[RunStatusFilter | None] = None,
     task_id: FromQuery[str | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> RunPage:
     """The caller's runs (admin: all), newest first, filtered by status and task."""
     return await ops.find_runs(

@@ -6,13 +6,16 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import requires
 from services.api.calls import backend_of, caller_of, respond
+from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
 from services.api.operations import tasks as ops
 from services.api.task_bodies import (
     Resume,
+    RunStarted,
     Snooze,
     TaskBody,
     TaskPage,
@@ -23,10 +26,16 @@ from services.api.task_bodies import (
 from services.store.events import StoredEvent
 
 
-@post("/tasks", guards=[requires("tasks:write")], tags=["tasks"], summary="Create a task")
+@post(
+    "/tasks",
+    guards=[requires("tasks:write")],
+    tags=["tasks"],
+    summary="Create a task",
+    responses={200: ResponseSpec(TaskView, description="The caller's task with this key, updated")},
+)
 async def create_task(
     request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody]
-) -> Response[Any]:
+) -> Response[TaskView]:
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
     caller = caller_of(request, await request.body())
     return respond(await ops.create_task(caller, backend_of(state), data))
@@ -38,7 +47,7 @@ async def update_task(
     state: State,
     task_id: FromPath[str],
     data: JSONBody[TaskPatch],  # type: ignore[valid-type]  # generated from TaskBody
-) -> Response[Any]:
+) -> Response[TaskView]:
     """Change the given fields only; a schedule change recomputes the next run."""
     caller = caller_of(request, await request.body())
     return respond(await ops.update_task(caller, backend_of(state), task_id, patch_changes(data)))
@@ -49,7 +58,7 @@ async def update_task(
 )
 async def pause_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+) -> Response[TaskView]:
     """Stop firing until resumed."""
     caller = caller_of(request, await request.body())
     return respond(await ops.pause_task(caller, backend_of(state), task_id))
@@ -61,7 +70,7 @@ async def pause_task(
 async def resume_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
     data: JSONBody[Resume | None] = None,
-) -> Response[Any]:  # fmt: skip
+) -> Response[TaskView]:  # fmt: skip
     """Fire again from now on (no catch-up storm unless ``catch_up`` is true)."""
     caller = caller_of(request, await request.body())
     catch_up = bool(data and data.catch_up)
@@ -73,7 +82,7 @@ async def resume_task(
 )
 async def snooze_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze]
-) -> Response[Any]:
+) -> Response[TaskView]:
     """Move only the next occurrence."""
     caller = caller_of(request, await request.body())
     return respond(
@@ -89,7 +98,7 @@ async def snooze_task(
 )
 async def run_task_now(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+) -> Response[RunStarted]:
     """Queue a run now without disturbing the schedule (202 with its run id)."""
     caller = caller_of(request, await request.body())
     return respond(await ops.run_task_now(caller, backend_of(state), task_id))
@@ -100,7 +109,7 @@ async def run_task_now(
 )
 async def cancel_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+) -> Response[TaskView]:
     """Never fire again (terminal)."""
     caller = caller_of(request, await request.body())
     return respond(await ops.cancel_task(caller, backend_of(state), task_id))
@@ -127,8 +136,8 @@ async def get_tasks(
     q: Annotated[
         str | None, QueryParameter(max_length=200, description="text in the title")
     ] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> TaskPage:
     """The caller's tasks (admin: everyone's), oldest first, cursor-paginated."""
     filters = {"status": status, "schedule_kind": schedule_kind, "created_by": created_by,
