@@ -95,11 +95,21 @@ def _renamed(path: str, error: FieldError) -> FieldError:
     return FieldError(error.field, f"renamed {new}")
 
 
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """A parameter as the client spelled it (``If-Match``), not as the handler's argument
+    (``if_match``): Litestar reports the argument."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
+    return name if isinstance(name, str) and name else key
+
+
 def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> list[FieldError]:
     found: list[FieldError] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "body")
+            if item.get("source") in ("header", "query", "cookie"):
+                key = _wire_name(request, key)
             error = FieldError(*field_name(key, str(item.get("message", "is invalid"))))
             found.append(_renamed(request.url.path, error))
     return found

@@ -17,7 +17,13 @@ in JSON Schema 2020-12, so schemathesis sends "" as a valid date-time.
 
 The app is built as in test_tasks_api.py and served by a real uvicorn on 127.0.0.1 in a
 thread of this process, so its lifespan (asyncpg pool, Redis client) runs as in production
-and a server error's traceback is in the captured output.
+and a server error's traceback is in the captured output. One server per token serves the
+whole module, on one database (a case makes the resources it needs), which halves the run.
+
+The token goes through schemathesis's auth (a stand-in swapped for the live token per
+request), not as a header the test adds: schemathesis knows when a negative case dropped
+Authorization on purpose, and then sends none. Undeclared query parameters and headers are
+allowed by OpenAPI, and schemathesis does not count them as violations on their own.
 
 The fuzzed document is the one served at /schema/openapi.json (a test below proves it). It
 is built from the app at import time because schemathesis's pytest plugin wants the schema
@@ -30,12 +36,13 @@ its curl reproduction do.
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from unittest.mock import ANY
@@ -49,6 +56,8 @@ import uvicorn
 
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
+from services.runtime.embedded import with_database
+from tests.database_pool import DatabasePool
 
 ADMIN = "admin-token-for-schemathesis-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -72,8 +81,9 @@ def _document() -> dict[str, Any]:
 
 
 DOCUMENT = _document()
+# A copy: schemathesis rewrites the document it is given as it generates (it bundles refs).
 schema = schemathesis.openapi.from_dict(
-    DOCUMENT,
+    copy.deepcopy(DOCUMENT),
     config=schemathesis.Config.from_dict(
         {
             "seed": SEED,
@@ -84,12 +94,41 @@ schema = schemathesis.openapi.from_dict(
             "request-timeout": 10,
             "checks": {
                 "positive_data_acceptance": {
-                    "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
+                    "expected-statuses": ["2xx", "3xx", "403", "404", "409", "422", "429"]
                 }
             },
         }
     ),
 )
+
+# Generated cases carry this stand-in for the token, which the test swaps for the live one.
+# Schemathesis must set the header itself: a negative case may drop the required
+# Authorization on purpose, and a token the test added on top would undo that negation
+# (the server then rightly answers 200, and ``negative_data_rejection`` fails).
+STAND_IN = "Bearer token-of-the-running-test"
+
+
+@schema.auth(refresh_interval=None)
+class StandInToken:
+    """Sets the stand-in on every case whose Authorization is not the negated part.
+
+    Coverage-phase cases are built when the tests are collected, before a server or an
+    agent token exists, and each is shared by both tokens' runs: so the token is swapped in
+    per request (``_live_headers``), never written into the case.
+    """
+
+    def get(self, case: schemathesis.Case[Any], ctx: schemathesis.AuthContext) -> str:
+        return STAND_IN
+
+    def set(self, case: schemathesis.Case[Any], data: str, ctx: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": data}
+
+
+def _live_headers(case: schemathesis.Case[Any], token: str) -> dict[str, str]:
+    """The live token for a case that carries the stand-in; nothing for one that must not."""
+    if (case.headers or {}).get("Authorization") != STAND_IN:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -158,11 +197,20 @@ def _agent_token(base_url: str) -> str:
         return token
 
 
-@pytest.fixture(params=["admin", "agent"])
+@pytest.fixture(scope="module")
+async def fuzzed_database(postgres_url: str, database_pool: DatabasePool) -> AsyncIterator[str]:
+    """One database for the module: a fuzz case makes the resources it needs (_use_real_ids),
+    so cases need no empty database each, and one server per token saves a start per test."""
+    name = await database_pool.take()
+    yield with_database(postgres_url, name)
+    await database_pool.give_back(name)
+
+
+@pytest.fixture(scope="module", params=["admin", "agent"])
 def live_api(
-    request: pytest.FixtureRequest, database_url: str, redis_url: str
+    request: pytest.FixtureRequest, fuzzed_database: str, redis_url: str
 ) -> Iterator[LiveApi]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=b"k" * 32))
+    app = create_app(ApiConfig(fuzzed_database, redis_url, token_hash(ADMIN), secret_key=b"k" * 32))
     server, thread, base_url = _serve(app)
     try:
         token = ADMIN if request.param == "admin" else _agent_token(base_url)
@@ -217,7 +265,7 @@ def test_no_server_errors_and_problems_for_client_errors(
     _use_real_ids(case, live_api)
     case.call_and_validate(
         base_url=live_api.base_url,
-        headers=live_api.auth,
+        headers=_live_headers(case, live_api.token),
         additional_checks=[problem_json_for_client_errors],
     )
 
@@ -230,7 +278,7 @@ def test_stateful_sequences_keep_the_contract(live_api: LiveApi) -> None:
 
     class Sequences(machine):  # type: ignore[misc,valid-type]
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
-            return {"base_url": live_api.base_url, "headers": live_api.auth}
+            return {"base_url": live_api.base_url, "headers": _live_headers(case, live_api.token)}
 
         def validate_response(
             self, response: Any, case: schemathesis.Case[Any], **kwargs: Any
@@ -261,6 +309,24 @@ def test_every_guarded_operation_declares_bearer_security() -> None:
             else:
                 assert operation["security"] == [{"bearer": []}], (method, path)
                 assert "401" in operation["responses"], (method, path)
+
+
+def test_routes_list_the_precondition_and_idempotency_headers_they_honour() -> None:
+    def headers_of(method: str, path: str) -> set[str]:
+        parameters = DOCUMENT["paths"][path][method].get("parameters", [])
+        return {p["name"] for p in parameters if p["in"] == "header"}
+
+    task_changes = [("post", "/tasks"), ("patch", "/tasks/{task_id}"),
+                    ("delete", "/tasks/{task_id}")] + [
+        ("post", f"/tasks/{{task_id}}/{action}")
+        for action in ("pause", "resume", "snooze", "run_now", "cancel")
+    ]  # fmt: skip
+    for method, path in task_changes:
+        assert headers_of(method, path) == {"If-Match", "Idempotency-Key"}, (method, path)
+    run_decisions = [f"/runs/{{run_id}}/{d}" for d in ("cancel", "retry", "approve", "reject")]
+    for path in [*run_decisions, "/events"]:
+        assert headers_of("post", path) == {"Idempotency-Key"}, path
+    assert headers_of("get", "/tasks/{task_id}") == set()
 
 
 def test_the_fuzzed_document_is_the_served_one(live_api: LiveApi) -> None:

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from services.api.auth import requires
-from services.api.calls import backend_of, caller_of
+from services.api.calls import IdempotencyKey, backend_of, caller_of
 from services.api.cursors import (
     DEFAULT_LIMIT,
     Cursor,
@@ -124,9 +124,14 @@ async def list_events(
     summary="Publish an external event",
 )
 async def publish_event(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[PublishEvent]
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[PublishEvent],
+    idempotency_key: IdempotencyKey = None,
 ) -> Published:
     """Record an ``event.received`` and queue a run of every event task it matches (and of
     every condition task whose condition it turns true); a repeated idempotency key returns
-    the first answer and fires nothing."""
-    return await ops.publish_event(caller_of(request), backend_of(state), data)
+    the first answer and fires nothing (the key is the body's ``idempotency_key``, else the
+    header)."""
+    caller = caller_of(request, idempotency_key=idempotency_key)
+    return await ops.publish_event(caller, backend_of(state), data)

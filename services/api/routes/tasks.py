@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import requires
-from services.api.calls import backend_of, caller_of, respond
+from services.api.calls import IdempotencyKey, IfMatch, backend_of, caller_of, respond
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
 from services.api.operations import tasks as ops
 from services.api.task_bodies import (
@@ -34,10 +34,13 @@ from services.store.events import StoredEvent
     responses={200: ResponseSpec(TaskView, description="The caller's task with this key, updated")},
 )
 async def create_task(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody]
-) -> Response[TaskView]:
+    request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.create_task(caller, backend_of(state), data))
 
 
@@ -47,9 +50,13 @@ async def update_task(
     state: State,
     task_id: FromPath[str],
     data: JSONBody[TaskPatch],  # type: ignore[valid-type]  # generated from TaskBody
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
 ) -> Response[TaskView]:
     """Change the given fields only; a schedule change recomputes the next run."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.update_task(caller, backend_of(state), task_id, patch_changes(data)))
 
 
@@ -57,10 +64,13 @@ async def update_task(
     "/tasks/{task_id:str}/pause", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def pause_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[TaskView]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Stop firing until resumed."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.pause_task(caller, backend_of(state), task_id))
 
 
@@ -70,9 +80,12 @@ async def pause_task(
 async def resume_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
     data: JSONBody[Resume | None] = None,
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
 ) -> Response[TaskView]:  # fmt: skip
     """Fire again from now on (no catch-up storm unless ``catch_up`` is true)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     catch_up = bool(data and data.catch_up)
     return respond(await ops.resume_task(caller, backend_of(state), task_id, catch_up))
 
@@ -81,10 +94,13 @@ async def resume_task(
     "/tasks/{task_id:str}/snooze", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def snooze_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze]
-) -> Response[TaskView]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Move only the next occurrence."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(
         await ops.snooze_task(caller, backend_of(state), task_id, data.seconds, data.until)
     )
@@ -97,10 +113,13 @@ async def snooze_task(
     status_code=202,
 )
 async def run_task_now(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[RunStarted]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[RunStarted]:  # fmt: skip
     """Queue a run now without disturbing the schedule (202 with its run id)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.run_task_now(caller, backend_of(state), task_id))
 
 
@@ -108,19 +127,24 @@ async def run_task_now(
     "/tasks/{task_id:str}/cancel", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def cancel_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[TaskView]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Never fire again (terminal)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.cancel_task(caller, backend_of(state), task_id))
 
 
 @delete("/tasks/{task_id:str}", guards=[requires("tasks:write")], tags=["tasks"], status_code=204)
 async def delete_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> None:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> None:  # fmt: skip
     """Hide the task from reads; its events stay for audit."""
-    await ops.delete_task(caller_of(request), backend_of(state), task_id)
+    caller = caller_of(request, idempotency_key=idempotency_key, if_match=if_match)
+    await ops.delete_task(caller, backend_of(state), task_id)
 
 
 @get("/tasks", guards=[requires("tasks:read")], tags=["tasks"], summary="List tasks")
