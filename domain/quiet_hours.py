@@ -17,7 +17,8 @@ from domain.errors import RuleViolation
 from domain.events import QuietWindow
 from domain.schedules.zones import instant_of, wall_offsets
 
-_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$"
+_CLOCK = re.compile(CLOCK_PATTERN)
 WINDOWS_MAX = 20
 
 

@@ -94,7 +94,7 @@ async def schedule_run_and_approve(client: Client, http: httpx.AsyncClient) -> N
     preview = await ok(client, "preview_schedule", task_id=task["id"], count=5)
     over_http = await http.get(f"/tasks/{task['id']}/occurrences?count=5", headers=auth)
     assert preview == over_http.json()
-    rule = await ok(client, "preview_schedule", kind="cron", expr="30 8 * * 1-5",
+    rule = await ok(client, "preview_schedule", schedule_kind="cron", schedule_expr="30 8 * * 1-5",
                     timezone="Europe/Chisinau", count=5)  # fmt: skip
     assert rule == preview
 

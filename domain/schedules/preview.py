@@ -13,8 +13,10 @@ from domain.schedules.zones import anchor_dtstart, require_aware, validate_timez
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
-_REQUIRED = ("kind", "expr", "tz")
+_REQUIRED = ("schedule_kind", "schedule_expr", "timezone")
 _OPTIONAL = ("after", "count", "dtstart")
+# Spellings of earlier releases: refused with the new name, so a script learns what to change.
+RENAMED = {"kind": "schedule_kind", "expr": "schedule_expr", "tz": "timezone"}
 
 
 class RequestError(ValueError):
@@ -47,6 +49,9 @@ def preview_request(obj: object, now: datetime) -> dict[str, object]:
 def _parse(obj: object, now: datetime) -> _Request:
     if not isinstance(obj, Mapping):
         raise RequestError("request must be a JSON object")
+    renamed = [f"{key}: renamed {RENAMED[key]}" for key in obj if key in RENAMED]
+    if renamed:
+        raise RequestError("; ".join(renamed))
     unknown = sorted(str(key) for key in obj if key not in _REQUIRED + _OPTIONAL)
     if unknown:
         raise RequestError(f"unknown key(s): {', '.join(unknown)}")

@@ -17,6 +17,7 @@ from domain.limits import WorkLimits
 from domain.outbound import Network
 from domain.rate_limits import AUTH_FAILURES, RateLimit, RateLimits
 from projections.registry import inline_projections
+from services.api import contract
 from services.api.auth_failures import FailedAuthLimiter
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
@@ -101,7 +102,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
                 await limits.aclose()
 
     mcp = McpMount(config.mcp_allowed_hosts)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             mcp.route,
             health.live,
@@ -135,9 +136,13 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             version="0.1.0",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(path="/")],
+            components=contract.SECURITY_COMPONENTS,
         ),
+        before_request=contract.strict_json_body,
         debug=False,
     )
+    contract.document(app)
+    return app
 
 
 def _initial_state(config: ApiConfig) -> Any:

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.datastructures import State
+from litestar.params import HeaderParameter
 
 from domain.limits import WorkLimits
 from services.api.auth import principal_of
-from services.api.operations.context import Backend, Caller, Outcome
-from services.api.problems import ApiError, FieldError
+from services.api.operations.context import VERSION_PATTERN, Backend, Caller, Outcome
+
+# Headers a route takes only where it honours them, so the OpenAPI document lists them there
+# and Litestar refuses a malformed one with a 422 naming it.
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="A repeat with this key replays the first answer and changes nothing; "
+        "the same key with a different request is a 422.",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        pattern=VERSION_PATTERN,
+        description='The task version the change expects (its ETag, `"7"`), or `*`; '
+        "a task at another version answers 409.",
+    ),
+]
 
 
 def backend_of(state: State) -> Backend:
@@ -25,28 +47,24 @@ def backend_of(state: State) -> Backend:
     )
 
 
-IDEMPOTENCY_KEY_MAX = 255
+def caller_of(
+    request: Request[Any, Any, Any],
+    body: bytes = b"",
+    *,
+    idempotency_key: str | None = None,
+    if_match: str | None = None,
+) -> Caller:
+    """The request as an operation's caller (its key, precondition and content fingerprint).
 
-
-def _idempotency_key(request: Request[Any, Any, Any]) -> str | None:
-    """The Idempotency-Key header; a key longer than 255 characters is refused (422)."""
-    key = request.headers.get("idempotency-key")
-    if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
-        reason = f"must be at most {IDEMPOTENCY_KEY_MAX} characters"
-        raise ApiError(422, "Invalid request", f"Idempotency-Key: {reason}",
-                       [FieldError("Idempotency-Key", reason)])  # fmt: skip
-    return key
-
-
-def caller_of(request: Request[Any, Any, Any], body: bytes = b"") -> Caller:
-    """The request as an operation's caller (its key, precondition and content fingerprint)."""
+    The key and precondition are the route's declared ``IdempotencyKey`` and ``IfMatch``
+    parameters, so a route honours exactly the headers its document lists."""
     fingerprint = f"{request.method} {request.url.path}\n".encode() + body
     return Caller(
         principal=principal_of(request),
         correlation_id=request.scope["state"]["correlation_id"],
-        idempotency_key=_idempotency_key(request),
+        idempotency_key=idempotency_key,
         fingerprint=hashlib.sha256(fingerprint).hexdigest(),
-        if_match=request.headers.get("if-match"),
+        if_match=if_match,
     )
 
 

@@ -1,12 +1,31 @@
-"""Opaque page cursors: a (timestamp, id) position in a list, so pages stay stable."""
+"""Paging, the same on every collection: ``{"items": [...], "next": cursor | null}``.
+
+``limit`` is 1 to MAX_LIMIT (default DEFAULT_LIMIT); ``next`` is null on the last page, and is
+otherwise passed back as ``cursor`` for the next one. Cursors are opaque: a (timestamp, id)
+position for tasks and runs, a log position for events, so pages stay stable.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from datetime import datetime
+from typing import Annotated
+
+from litestar.params import QueryParameter
 
 from services.api.problems import ApiError, FieldError
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+Limit = Annotated[
+    int,
+    QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}"),
+]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(min_length=1, max_length=500, description="`next` of the previous page"),
+]
 
 
 def encode_position(at: datetime, item_id: str) -> str:
@@ -20,7 +39,21 @@ def decode_position(cursor: str) -> tuple[datetime, str]:
         at, _, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return datetime.fromisoformat(at), item_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        reason = "is not a cursor this API returned"
-        raise ApiError(
-            422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)]
-        ) from None
+        raise _forged() from None
+
+
+def encode_log_position(position: int) -> str:
+    """The cursor after the event at ``position``."""
+    return str(position)
+
+
+def decode_log_position(cursor: str) -> int:
+    """The log position a cursor of GET /events stands for; a forged one is a 422."""
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+        raise _forged()
+    return int(cursor)
+
+
+def _forged() -> ApiError:
+    reason = "is not a cursor this API returned"
+    return ApiError(422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)])

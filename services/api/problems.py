@@ -12,6 +12,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import RuleViolation
+from domain.schedules.preview import RENAMED
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 PROBLEM_JSON = "application/problem+json"
@@ -83,18 +84,40 @@ def field_name(key: str, message: str) -> tuple[str, str]:
     return ".".join(parts) or key or "body", reason
 
 
-def _field_errors(exc: ValidationException) -> list[FieldError]:
+# Fields an earlier release spelled differently, by path: refused with the new name (422).
+RENAMED_FIELDS = {"/schedules/preview": RENAMED}
+
+
+def _renamed(path: str, error: FieldError) -> FieldError:
+    new = RENAMED_FIELDS.get(path, {}).get(error.field)
+    if new is None or "unknown field" not in error.reason:
+        return error
+    return FieldError(error.field, f"renamed {new}")
+
+
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """A parameter as the client spelled it (``If-Match``), not as the handler's argument
+    (``if_match``): Litestar reports the argument."""
+    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
+    return name if isinstance(name, str) and name else key
+
+
+def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> list[FieldError]:
     found: list[FieldError] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "body")
-            found.append(FieldError(*field_name(key, str(item.get("message", "is invalid")))))
+            if item.get("source") in ("header", "query", "cookie"):
+                key = _wire_name(request, key)
+            error = FieldError(*field_name(key, str(item.get("message", "is invalid"))))
+            found.append(_renamed(request.url.path, error))
     return found
 
 
 def validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Malformed JSON is a 400; a well-formed body or query that breaks the schema is a 422."""
-    errors = _field_errors(exc)
+    errors = _field_errors(request, exc)
     if any(e.reason == "'data'" for e in errors):  # Litestar's way of saying "no body at all"
         return problem_response(request, 400, "Malformed request", "a JSON body is required")
     malformed = any("malformed" in e.reason.lower() or "invalid json" in e.reason.lower()

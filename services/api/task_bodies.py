@@ -7,16 +7,23 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from domain.quiet_hours import CLOCK_PATTERN
+
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
 Expression = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]
+
+# The domain checks the pattern (with its own message); the document states it.
+Clock = Annotated[
+    str, msgspec.Meta(min_length=5, max_length=8, extra_json_schema={"pattern": CLOCK_PATTERN})
+]
 
 
 class QuietHours(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A local-time window (``HH:MM`` or ``HH:MM:SS``) in which notifying steps wait."""
 
-    start: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
-    end: Annotated[str, msgspec.Meta(min_length=5, max_length=8)]
+    start: Clock
+    end: Clock
 
 
 class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -122,7 +129,7 @@ class TaskView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TaskPage(msgspec.Struct, frozen=True):
-    """A page of tasks; pass ``next_cursor`` as ``cursor`` for the next page."""
+    """A page of tasks; pass ``next`` as ``cursor`` for the next page (null: the last page)."""
 
     items: list[TaskView]
-    next_cursor: str | None
+    next: str | None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from domain.events import ToolRateLimit, ToolRegistered
-from domain.tools import ToolRuleError, validate_registration
+from domain.tools import ADDRESS, ADDRESS_MAX, ToolRuleError, validate_registration
 from services.tools.python import CallableNotFound, resolve_callable
 
 
@@ -25,7 +25,10 @@ class RateLimitBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tool to register: where it runs, the JSON Schemas of its input and output, its limits."""
 
-    address: str
+    # Checked by domain.tools (with its own message); stated here for the document.
+    address: Annotated[
+        str, msgspec.Meta(extra_json_schema={"pattern": ADDRESS.pattern, "maxLength": ADDRESS_MAX})
+    ]
     transport: Literal["http", "mcp", "python"]
     description: str | None = None
     endpoint: str | None = None

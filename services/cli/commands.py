@@ -223,6 +223,10 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
+# Flags of earlier releases and the API's names that replaced them.
+RENAMED_FLAGS = {"--kind": "--schedule-kind", "--expr": "--schedule-expr", "--tz": "--timezone"}
+
+
 async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> int:
     from domain.schedules import preview_request
 
@@ -238,9 +242,15 @@ async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> 
                     answer = preview_request(request, now)
                 sys.stdout.write(json.dumps(answer) + "\n")
         return 0
-    if not args.kind or args.expr is None:
-        raise CommandError("schedule preview needs --kind and --expr (or --jsonl)")
-    request = {"kind": args.kind, "expr": args.expr, "tz": args.tz, "count": args.count}
+    for old, new in RENAMED_FLAGS.items():
+        if getattr(args, f"renamed_{old[2:]}") is not None:
+            raise CommandError(f"{old} was renamed {new}")
+    if not args.schedule_kind or args.schedule_expr is None:
+        raise CommandError(
+            "schedule preview needs --schedule-kind and --schedule-expr (or --jsonl)"
+        )
+    request = {"schedule_kind": args.schedule_kind, "schedule_expr": args.schedule_expr,
+               "timezone": args.timezone, "count": args.count}  # fmt: skip
     if args.after:
         request["after"] = args.after
     answer = preview_request(request, now)

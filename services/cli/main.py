@@ -120,9 +120,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="schedule_command", required=True, metavar="SUBCOMMAND"
     )
     preview = schedule.add_parser("preview", help="print the next occurrences of a rule")
-    preview.add_argument("--kind", choices=["cron", "rrule", "once"])
-    preview.add_argument("--expr")
-    preview.add_argument("--tz", default="UTC")
+    # The API's names for a schedule (schedule_kind, schedule_expr, timezone), as flags.
+    preview.add_argument("--schedule-kind", choices=["cron", "rrule", "once"])
+    preview.add_argument("--schedule-expr")
+    preview.add_argument("--timezone", default="UTC")
+    for old in commands.RENAMED_FLAGS:  # earlier spellings: refused, naming the new flag
+        preview.add_argument(old, dest=f"renamed_{old[2:]}", help=argparse.SUPPRESS)
     preview.add_argument("--after", help="ISO-8601 instant (default now)")
     preview.add_argument("--count", type=int, default=10)
     preview.add_argument("--jsonl", action="store_true", help="read requests as JSON lines")

@@ -7,15 +7,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from services.api.cursors import DEFAULT_LIMIT, MAX_LIMIT
 from services.api.operations.runs import RunStatusFilter
 from services.api.task_bodies import TaskBody, TaskPatch
 
 TaskId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The task's id")]
 RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The run's id")]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=200, description="At most this many items")]
-Cursor = Annotated[
-    str, msgspec.Meta(max_length=500, description="`next_cursor`/`next` of the previous page")
+Limit = Annotated[
+    int, msgspec.Meta(ge=1, le=MAX_LIMIT, description=f"At most this many items (max {MAX_LIMIT})")
 ]
+Cursor = Annotated[str, msgspec.Meta(max_length=500, description="`next` of the previous page")]
 Comment = Annotated[str, msgspec.Meta(max_length=5_000, description="Why, for the record")]
 
 
@@ -44,7 +45,7 @@ class ListTasks(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
     schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = None
     key: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     q: Annotated[str, msgspec.Meta(max_length=200, description="Text in the title")] | None = None
-    limit: Limit = 50
+    limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
 
 
@@ -52,8 +53,8 @@ class PreviewSchedule(Args, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     task_id: (
         Annotated[str, msgspec.Meta(max_length=100, description="Preview this task's runs")] | None
     ) = None
-    kind: Literal["cron", "rrule", "once"] | None = None
-    expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)] | None = None
+    schedule_kind: Literal["cron", "rrule", "once"] | None = None
+    schedule_expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)] | None = None
     timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
     after: datetime | None = None
     count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
@@ -86,7 +87,7 @@ class SnoozeTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class ListRuns(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
     status: RunStatusFilter | None = None
     task_id: Annotated[str, msgspec.Meta(max_length=100)] | None = None
-    limit: Limit = 50
+    limit: Limit = DEFAULT_LIMIT
     cursor: Cursor | None = None
 
 

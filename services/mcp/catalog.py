@@ -49,7 +49,7 @@ Scope: tasks:write.
         a.ListTasks,
         f"""\
 List your tasks (the admin sees everyone's), oldest first, filtered by status, schedule kind, \
-key or text in the title. Pass `next_cursor` as `cursor` for the next page. Scope: tasks:read.
+key or text in the title. Pass `next` as `cursor` for the next page. Scope: tasks:read.
 
 {ERRORS}""",
         h.list_tasks,
@@ -71,7 +71,8 @@ Read one task: its definition, status, version, next_run_at and last run. Scope:
         "tasks:read",
         a.PreviewSchedule,
         f"""\
-The next `count` occurrences of a rule (give `kind`, `expr` and `timezone`; `after` defaults \
+The next `count` occurrences of a rule (give `schedule_kind`, `schedule_expr` and `timezone`, \
+as on a task; `after` defaults \
 to now) or of an existing task (give `task_id`), without creating or changing anything. Use \
 it to check a rule before create_task. Scope: tasks:read.
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from domain.errors import RuleViolation
 from services.api.operations import dry_runs, events, runs, schedules, tasks
 from services.api.operations.context import Backend, Caller, Outcome
 from services.api.operations.dry_runs import DryRunBody, DryRunOptions
@@ -89,7 +88,7 @@ async def list_tasks(caller: Caller, backend: Backend, args: a.ListTasks) -> Res
                "key": args.key, "title": args.q}  # fmt: skip
     page = plain(await tasks.find_tasks(caller, backend, filters, args.limit, args.cursor))
     lines = [task_line(f"{t['id']}:", t) for t in page["items"]]
-    more = " (more: pass next_cursor)" if page["next_cursor"] else ""
+    more = " (more: pass next as cursor)" if page["next"] else ""
     return page, "\n".join([f"{len(lines)} task(s){more}", *lines])
 
 
@@ -98,25 +97,19 @@ async def get_task(caller: Caller, backend: Backend, args: a.TaskRef) -> Result:
     return view, task_line("Task", view)
 
 
-_PREVIEW_FIELDS = {"schedule_kind": "kind", "schedule_expr": "expr"}
-
-
 async def preview(caller: Caller, backend: Backend, args: a.PreviewSchedule) -> Result:
     if args.task_id is not None:
         found = await tasks.task_occurrences(caller, backend, args.task_id, args.count)
         zone = plain(await tasks.read_task(caller, backend, args.task_id))["definition"]
         tz = zone.get("timezone", "UTC")
     else:
+        needed = "give schedule_kind and schedule_expr, or task_id"
         preview = SchedulePreview(
-            kind=_require(args.kind, "kind", "give kind and expr, or task_id"),
-            expr=_require(args.expr, "expr", "give kind and expr, or task_id"),
+            schedule_kind=_require(args.schedule_kind, "schedule_kind", needed),
+            schedule_expr=_require(args.schedule_expr, "schedule_expr", needed),
             timezone=args.timezone, after=args.after, count=args.count, dtstart=args.dtstart,
         )  # fmt: skip
-        try:
-            found, tz = schedules.preview_schedule(preview).occurrences, args.timezone
-        except RuleViolation as exc:  # the domain names a task's fields; name this tool's
-            field = _PREVIEW_FIELDS.get(exc.field, exc.field)
-            raise RuleViolation(field, exc.reason, exc.status) from None
+        found, tz = schedules.preview_schedule(preview).occurrences, args.timezone
     shown = ", ".join(_when(instant, tz) for instant in found[:5])
     return {"occurrences": found}, f"{len(found)} occurrence(s): {shown or 'none'}"
 

@@ -149,8 +149,8 @@ async def test_published_events_read_back_in_order_with_the_actor(
         assert response.status_code == 202, response.text
     page = (await client.get("/events?after=0&limit=2", headers=AUTH)).json()
     assert [item["data"]["payload"]["n"] for item in page["items"]] == [0, 1]
-    assert page["next"] == page["items"][-1]["position"]
-    rest = (await client.get(f"/events?after={page['next']}", headers=AUTH)).json()
+    assert page["next"] == str(page["items"][-1]["position"])
+    rest = (await client.get(f"/events?cursor={page['next']}", headers=AUTH)).json()
     assert [item["data"]["payload"]["n"] for item in rest["items"]] == [2]
     assert rest["next"] is None
     assert {item["meta"]["actor"] for item in page["items"] + rest["items"]} == {"admin"}
@@ -178,7 +178,7 @@ async def test_readiness_reports_each_dependency(client: AsyncTestClient[Any]) -
 
 
 async def test_schedule_preview_over_http(client: AsyncTestClient[Any]) -> None:
-    body = {"kind": "cron", "expr": "30 8 * * 1-5", "timezone": "Europe/Chisinau",
+    body = {"schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5", "timezone": "Europe/Chisinau",
             "after": "2026-11-20T12:00:00+02:00", "count": 2}  # fmt: skip
     response = await client.post("/schedules/preview", headers=AUTH, json=body)
     assert response.status_code == 200, response.text
@@ -190,11 +190,14 @@ async def test_schedule_preview_over_http(client: AsyncTestClient[Any]) -> None:
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"kind": "cron", "expr": "* * * * 8"}, "schedule_expr"),
-        ({"kind": "cron", "expr": "* * * * *", "timezone": "Mars/Olympus"}, "timezone"),
-        ({"kind": "rrule", "expr": "FREQ=SOMETIMES"}, "schedule_expr"),
-        ({"kind": "weekly", "expr": "x"}, "kind"),
-        ({"kind": "cron", "expr": "* * * * *", "count": 0}, "count"),
+        ({"schedule_kind": "cron", "schedule_expr": "* * * * 8"}, "schedule_expr"),
+        (
+            {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "Mars/Olympus"},
+            "timezone",
+        ),
+        ({"schedule_kind": "rrule", "schedule_expr": "FREQ=SOMETIMES"}, "schedule_expr"),
+        ({"schedule_kind": "weekly", "schedule_expr": "x"}, "schedule_kind"),
+        ({"schedule_kind": "cron", "schedule_expr": "* * * * *", "count": 0}, "count"),
     ],
 )
 async def test_schedule_preview_names_the_bad_field(

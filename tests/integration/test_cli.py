@@ -72,8 +72,8 @@ def test_a_taken_port_is_one_clear_line(tmp_path: object) -> None:
 
 def test_schedule_preview_prints_occurrences_with_offsets() -> None:
     result = run(
-        "schedule", "preview", "--kind", "cron", "--expr", "30 8 * * 1-5",
-        "--tz", "Europe/Chisinau", "--after", "2026-11-20T12:00:00+02:00", "--count", "3",
+        "schedule", "preview", "--schedule-kind", "cron", "--schedule-expr", "30 8 * * 1-5",
+        "--timezone", "Europe/Chisinau", "--after", "2026-11-20T12:00:00+02:00", "--count", "3",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
@@ -84,7 +84,7 @@ def test_schedule_preview_prints_occurrences_with_offsets() -> None:
 
 
 def test_schedule_preview_rejects_a_bad_rule_with_the_field() -> None:
-    result = run("schedule", "preview", "--kind", "cron", "--expr", "61 * * * *")
+    result = run("schedule", "preview", "--schedule-kind", "cron", "--schedule-expr", "61 * * * *")
     assert result.returncode == 2
     assert "minute" in result.stderr
     assert "Traceback" not in result.stderr
@@ -92,9 +92,9 @@ def test_schedule_preview_rejects_a_bad_rule_with_the_field() -> None:
 
 def test_schedule_preview_jsonl_answers_every_line() -> None:
     lines = [
-        {"kind": "rrule", "expr": "FREQ=DAILY;COUNT=2", "tz": "UTC",
+        {"schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;COUNT=2", "timezone": "UTC",
          "after": "2026-01-01T00:00:00Z", "count": 5, "dtstart": "2026-01-01T09:00:00"},
-        {"kind": "cron", "expr": "* * 31 2 *", "tz": "UTC"},
+        {"schedule_kind": "cron", "schedule_expr": "* * 31 2 *", "timezone": "UTC"},
         "not an object",
     ]  # fmt: skip
     stdin = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"

@@ -1,10 +1,29 @@
-"""Schemathesis against the OpenAPI document: never a server error, every 4xx a problem.
+"""Schemathesis against the OpenAPI document: every check it has, every operation, two tokens.
 
-Each API operation is one test: schemathesis's coverage phase (boundary and invalid values
-from the schema) and then MAX_EXAMPLES fuzzed requests, derandomized so that CI sends the
-same requests on every run. The app is built as in test_tasks_api.py and served by a real
-uvicorn on 127.0.0.1 in a thread of this process, so its lifespan (asyncpg pool, Redis
-client) runs as in production and a server error's traceback is in the captured output.
+Each API operation is one test per token (the admin's, and an agent's holding every API scope
+but admin): schemathesis's coverage phase (boundary and invalid values from the schema), then
+MAX_EXAMPLES fuzzed requests, with ALL its checks (status codes, content types and bodies as
+documented, schema-violating input refused, schema-valid input accepted, Allow on OPTIONS and
+405, auth) plus ours (every 4xx a problem). A stateful test then chains operations through the
+links schemathesis infers from the document. Everything is derandomized (one seed), so CI sends
+the same requests on every run.
+
+One check is widened, for a stated reason: ``positive_data_acceptance`` also accepts 422,
+because some rules cannot be said in JSON Schema, and the API answers them with a 422 naming
+the field: schedule expressions and templates (cron syntax, a zone's existence), cross-field
+rules (quiet hours that must differ), opaque cursors, known scope and tool names, an
+idempotency key reused with another request; and ``format: date-time`` is only an annotation
+in JSON Schema 2020-12, so schemathesis sends "" as a valid date-time.
+
+The app is built as in test_tasks_api.py and served by a real uvicorn on 127.0.0.1 in a
+thread of this process, so its lifespan (asyncpg pool, Redis client) runs as in production
+and a server error's traceback is in the captured output. One server per token serves the
+whole module, on one database (a case makes the resources it needs), which halves the run.
+
+The token goes through schemathesis's auth (a stand-in swapped for the live token per
+request), not as a header the test adds: schemathesis knows when a negative case dropped
+Authorization on purpose, and then sends none. Undeclared query parameters and headers are
+allowed by OpenAPI, and schemathesis does not count them as violations on their own.
 
 The fuzzed document is the one served at /schema/openapi.json (a test below proves it). It
 is built from the app at import time because schemathesis's pytest plugin wants the schema
@@ -17,31 +36,36 @@ its curl reproduction do.
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
+import hypothesis
 import msgspec
 import pytest
 import schemathesis
 import uvicorn
-from schemathesis.checks import not_a_server_error
 
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
+from services.runtime.embedded import with_database
+from tests.database_pool import DatabasePool
 
 ADMIN = "admin-token-for-schemathesis-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
         "timezone": "Europe/Chisinau"}  # fmt: skip
 PROBLEM_JSON = "application/problem+json"
-MAX_EXAMPLES = 30  # fuzzed requests per operation, on top of the coverage phase's
+MAX_EXAMPLES = 8  # fuzzed requests per operation and token, on top of the coverage phase's
+STATEFUL_EXAMPLES = 15  # scenarios of the stateful test, per token
 SEED = 20_251_122
 
 pytestmark = pytest.mark.slow
@@ -57,8 +81,9 @@ def _document() -> dict[str, Any]:
 
 
 DOCUMENT = _document()
+# A copy: schemathesis rewrites the document it is given as it generates (it bundles refs).
 schema = schemathesis.openapi.from_dict(
-    DOCUMENT,
+    copy.deepcopy(DOCUMENT),
     config=schemathesis.Config.from_dict(
         {
             "seed": SEED,
@@ -67,17 +92,57 @@ schema = schemathesis.openapi.from_dict(
             "suppress-health-check": ["all"],
             "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
             "request-timeout": 10,
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "3xx", "403", "404", "409", "422", "429"]
+                }
+            },
         }
     ),
 )
 
+# Generated cases carry this stand-in for the token, which the test swaps for the live one.
+# Schemathesis must set the header itself: a negative case may drop the required
+# Authorization on purpose, and a token the test added on top would undo that negation
+# (the server then rightly answers 200, and ``negative_data_rejection`` fails).
+STAND_IN = "Bearer token-of-the-running-test"
+
+
+@schema.auth(refresh_interval=None)
+class StandInToken:
+    """Sets the stand-in on every case whose Authorization is not the negated part.
+
+    Coverage-phase cases are built when the tests are collected, before a server or an
+    agent token exists, and each is shared by both tokens' runs: so the token is swapped in
+    per request (``_live_headers``), never written into the case.
+    """
+
+    def get(self, case: schemathesis.Case[Any], ctx: schemathesis.AuthContext) -> str:
+        return STAND_IN
+
+    def set(self, case: schemathesis.Case[Any], data: str, ctx: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": data}
+
+
+def _live_headers(case: schemathesis.Case[Any], token: str) -> dict[str, str]:
+    """The live token for a case that carries the stand-in; nothing for one that must not."""
+    if (case.headers or {}).get("Authorization") != STAND_IN:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
+
 
 @dataclass
 class LiveApi:
-    """The served app, and a client to make resources its handlers can find."""
+    """The served app, and a client (with the token under test) to make resources its
+    handlers can find."""
 
     base_url: str
     client: httpx.Client
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     def _created(self, path: str, body: dict[str, Any]) -> str:
         response = self.client.post(path, json=body)
@@ -117,13 +182,46 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def live_api(database_url: str, redis_url: str) -> Iterator[LiveApi]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=b"k" * 32))
+API_SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read",
+              "events:publish"]  # fmt: skip
+
+
+def _agent_token(base_url: str) -> str:
+    """A token of an agent holding every API scope but admin (admin routes answer it 403)."""
+    with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as admin:
+        made = admin.post("/agents", json={"name": "fuzzer", "scopes": API_SCOPES})
+        assert made.status_code == 201, made.text
+        issued = admin.post(f"/agents/{made.json()['id']}/tokens", json={"label": "fuzz"})
+        assert issued.status_code == 201, issued.text
+        token: str = issued.json()["token"]
+        return token
+
+
+@pytest.fixture(scope="module")
+async def fuzzed_database(postgres_url: str, database_pool: DatabasePool) -> AsyncIterator[str]:
+    """One database for the module: a fuzz case makes the resources it needs (_use_real_ids),
+    so cases need no empty database each, and one server per token saves a start per test."""
+    name = await database_pool.take()
+    yield with_database(postgres_url, name)
+    await database_pool.give_back(name)
+
+
+@pytest.fixture(scope="module", params=["admin", "agent"])
+def live_api(
+    request: pytest.FixtureRequest, fuzzed_database: str, redis_url: str
+) -> Iterator[LiveApi]:
+    # The fuzzer sends thousands of invalid tokens from one address on purpose; the limit on
+    # failed authentications (tests/integration/test_auth_failures.py) would answer them 429.
+    config = ApiConfig(
+        fuzzed_database, redis_url, token_hash(ADMIN), secret_key=b"k" * 32, auth_failure_limit=None
+    )
+    app = create_app(config)
     server, thread, base_url = _serve(app)
     try:
-        with httpx.Client(base_url=base_url, headers=AUTH, timeout=10) as client:
-            yield LiveApi(base_url, client)
+        token = ADMIN if request.param == "admin" else _agent_token(base_url)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
+            yield LiveApi(base_url, client, token)
     finally:
         server.should_exit = True
         thread.join(30)
@@ -157,7 +255,7 @@ def _use_real_ids(case: schemathesis.Case[Any], api: LiveApi) -> None:
         return
     if "task_id" in params:
         params["task_id"] = api.fresh_task()
-    if "agent_id" in params:
+    if "agent_id" in params and api.token == ADMIN:
         params["agent_id"] = api.fresh_agent()
         if "token_id" in params:
             params["token_id"] = api.fresh_token(params["agent_id"])
@@ -172,9 +270,68 @@ def test_no_server_errors_and_problems_for_client_errors(
     _use_real_ids(case, live_api)
     case.call_and_validate(
         base_url=live_api.base_url,
-        headers=AUTH,
-        checks=[not_a_server_error, problem_json_for_client_errors],
+        headers=_live_headers(case, live_api.token),
+        additional_checks=[problem_json_for_client_errors],
     )
+
+
+@pytest.mark.timeout(300)
+def test_stateful_sequences_keep_the_contract(live_api: LiveApi) -> None:
+    """Chains of calls (create a task, then read, pause, dry-run it ...) along the links
+    schemathesis infers from the document, with every check after every step."""
+    machine = schema.exclude(path="/tools/mcp_servers").as_state_machine()
+
+    class Sequences(machine):  # type: ignore[misc,valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
+            return {"base_url": live_api.base_url, "headers": _live_headers(case, live_api.token)}
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case[Any], **kwargs: Any
+        ) -> None:
+            super().validate_response(
+                response, case, additional_checks=[problem_json_for_client_errors], **kwargs
+            )
+
+    Sequences.run(
+        settings=hypothesis.settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=6,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+
+
+def test_every_guarded_operation_declares_bearer_security() -> None:
+    schemes = DOCUMENT["components"]["securitySchemes"]
+    assert schemes == {"bearer": {"type": "http", "scheme": "bearer", "description": ANY}}
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/health") or path.startswith("/schema"):
+                assert "security" not in operation, (method, path)
+            else:
+                assert operation["security"] == [{"bearer": []}], (method, path)
+                assert "401" in operation["responses"], (method, path)
+
+
+def test_routes_list_the_precondition_and_idempotency_headers_they_honour() -> None:
+    def headers_of(method: str, path: str) -> set[str]:
+        parameters = DOCUMENT["paths"][path][method].get("parameters", [])
+        return {p["name"] for p in parameters if p["in"] == "header"}
+
+    task_changes = [("post", "/tasks"), ("patch", "/tasks/{task_id}"),
+                    ("delete", "/tasks/{task_id}")] + [
+        ("post", f"/tasks/{{task_id}}/{action}")
+        for action in ("pause", "resume", "snooze", "run_now", "cancel")
+    ]  # fmt: skip
+    for method, path in task_changes:
+        assert headers_of(method, path) == {"If-Match", "Idempotency-Key"}, (method, path)
+    run_decisions = [f"/runs/{{run_id}}/{d}" for d in ("cancel", "retry", "approve", "reject")]
+    for path in [*run_decisions, "/events"]:
+        assert headers_of("post", path) == {"Idempotency-Key"}, path
+    assert headers_of("get", "/tasks/{task_id}") == set()
 
 
 def test_the_fuzzed_document_is_the_served_one(live_api: LiveApi) -> None:

@@ -137,6 +137,22 @@ async def test_a_stale_if_match_is_a_conflict(
     assert (await client.get(url, headers=AUTH)).json()["definition"]["title"] == "A"
 
 
+async def test_malformed_if_match_and_idempotency_key_are_refused_naming_the_header(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    task = await create(client, CRON)
+    url = f"/tasks/{task['id']}/pause"
+    for header, value in [("If-Match", "version seven"), ("If-Match", '"' + "9" * 19 + '"'),
+                          ("Idempotency-Key", "k" * 201)]:  # fmt: skip
+        refused = await client.post(url, headers={**AUTH, header: value})
+        assert refused.status_code == 422, (header, value, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert header in refused.text, refused.text
+    assert await count(pool, "task.paused") == 0
+    weak = await client.post(url, headers={**AUTH, "If-Match": 'W/"1"'})
+    assert weak.status_code == 200, weak.text
+
+
 async def test_a_repeated_idempotency_key_replays_the_first_response(
     client: AsyncTestClient[Any], pool: asyncpg.Pool
 ) -> None:
@@ -192,10 +208,8 @@ async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -
     await client.post(f"/tasks/{ids[0]}/pause", headers=AUTH)
     page = (await client.get("/tasks?limit=2", headers=AUTH)).json()
     seen = [t["id"] for t in page["items"]]
-    while page["next_cursor"]:
-        page = (
-            await client.get(f"/tasks?limit=2&cursor={page['next_cursor']}", headers=AUTH)
-        ).json()
+    while page["next"]:
+        page = (await client.get(f"/tasks?limit=2&cursor={page['next']}", headers=AUTH)).json()
         seen += [t["id"] for t in page["items"]]
     assert seen == ids
     paused = (await client.get("/tasks?status=paused", headers=AUTH)).json()

@@ -73,7 +73,7 @@ async def test_pages_show_a_task_its_run_and_its_events(
                                 ("kind=rrule", 0), ("q=nothing-like-it", 0)):  # fmt: skip
             assert len(rows((await ui.get(f"/ui/tasks?{query}")).text, "task-row")) == expected
         first = (await client.get("/tasks?limit=1", headers=auth)).json()
-        after = (await ui.get(f"/ui/tasks?cursor={first['next_cursor']}")).text
+        after = (await ui.get(f"/ui/tasks?cursor={first['next']}")).text
         assert rows(after, "task-row")
         assert "Mid-month thing" in after
         assert "Monthly report" not in after

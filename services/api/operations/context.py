@@ -13,7 +13,10 @@ from services.api.auth import Principal
 from services.api.problems import ApiError, FieldError
 from services.worker.dispatch import Announcer
 
-_VERSION = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+# If-Match: `*`, or a task version as its ETag ("7", W/"7") or bare (7). Spaces and tabs only
+# (HTTP strips them around a header value), and digits bounded so any value parses as an int.
+VERSION_PATTERN = r'^[ \t]*(\*|(W/)?"?([0-9]{1,18})"?)[ \t]*$'
+_VERSION = re.compile(VERSION_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,10 @@ class Caller:
         if self.if_match is None or self.if_match.strip() == "*":
             return
         match = _VERSION.match(self.if_match)
-        if match is None:
+        if match is None or match.group(3) is None:
             raise ApiError(422, "Invalid request", "If-Match: must be the task's version",
                            [FieldError("If-Match", "must be the task's version")])  # fmt: skip
-        if int(match.group(1)) != version:
+        if int(match.group(3)) != version:
             raise ApiError(409, "Version conflict", f"the task is at version {version}")
 
 

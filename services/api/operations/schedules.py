@@ -11,11 +11,13 @@ from domain.schedules import anchor_dtstart, compile_schedule, next_occurrences,
 
 
 class SchedulePreview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A rule to preview; a bare RRULE is anchored at ``dtstart`` (default: now, seconds zeroed)."""
+    """A rule to preview, named as on a task; a bare RRULE is anchored at ``dtstart`` (default:
+    now, seconds zeroed). ``after`` and ``dtstart`` without an offset are wall time in
+    ``timezone``."""
 
-    kind: Literal["cron", "rrule", "once"]
-    expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
-    timezone: str = "UTC"
+    schedule_kind: Literal["cron", "rrule", "once"]
+    schedule_expr: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000)]
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
     after: datetime | None = None
     count: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
     dtstart: datetime | None = None
@@ -32,8 +34,8 @@ def preview_schedule(data: SchedulePreview) -> Occurrences:
     now = datetime.now(UTC)
     zone = validate_timezone(data.timezone)
     schedule = compile_schedule(
-        data.kind,
-        data.expr,
+        data.schedule_kind,
+        data.schedule_expr,
         data.timezone,
         dtstart=data.dtstart or anchor_dtstart(now, zone),
         now=now,

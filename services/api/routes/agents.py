@@ -32,7 +32,8 @@ class CreateAgent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """A new agent: a unique name, the scopes its tokens grant, and where to send its webhooks."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=agents.NAME_MAX)]
-    scopes: Annotated[list[str], msgspec.Meta(max_length=50)]
+    # At least one: checked by domain.agents (with its own message), stated for the document.
+    scopes: Annotated[list[str], msgspec.Meta(max_length=50, extra_json_schema={"minItems": 1})]
     webhook_url: Annotated[str, msgspec.Meta(max_length=agents.WEBHOOK_URL_MAX)] | None = None
     # Event types the webhook receives (default: run.succeeded, run.dead, approval.requested).
     notify_events: Annotated[list[str], msgspec.Meta(max_length=100)] | None = None

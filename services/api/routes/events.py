@@ -12,7 +12,14 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from services.api.auth import principal_of, requires
-from services.api.calls import backend_of, caller_of
+from services.api.calls import IdempotencyKey, backend_of, caller_of
+from services.api.cursors import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    decode_log_position,
+    encode_log_position,
+)
 from services.api.operations import events as ops
 from services.api.operations.events import Published, PublishEvent
 from services.api.problems import ApiError, FieldError
@@ -21,37 +28,44 @@ from services.store.events import StoredEvent
 
 
 class EventPage(msgspec.Struct, frozen=True):
-    """A page of the log; pass ``next`` as ``after`` to continue (null when caught up)."""
+    """A page of the log; pass ``next`` as ``cursor`` to continue (null when caught up)."""
 
     items: list[StoredEvent]
-    next: int | None
+    next: str | None
 
 
-_TYPE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
+_NAME = r"[A-Za-z0-9_.:\-]{1,100}"
 MAX_TYPES = 50
+# One value of `type`: an event type, or a comma list of up to MAX_TYPES of them.
+TYPES_PATTERN = f"^{_NAME}(,{_NAME}){{0,{MAX_TYPES - 1}}}$"
+_TYPES = re.compile(TYPES_PATTERN)
 
 
 def _types(raw: list[str] | None) -> tuple[str, ...]:
     """``type`` may repeat and each value may be a comma list: ``type=a,b&type=c``."""
-    types = tuple(t.strip() for value in raw or () for t in value.split(",") if t.strip())
-    for kind in types:
-        if not _TYPE.match(kind):
-            raise ApiError(422, "Invalid request", f"type: {kind[:100]!r} is not an event type",
-                           [FieldError("type", "is not an event type")])  # fmt: skip
-    if len(types) > MAX_TYPES:
-        raise ApiError(422, "Invalid request", f"type: at most {MAX_TYPES} types",
-                       [FieldError("type", f"at most {MAX_TYPES} types")])  # fmt: skip
-    return types
+    for value in raw or ():
+        if not _TYPES.match(value):
+            reason = f"must be event types separated by commas (at most {MAX_TYPES})"
+            raise ApiError(422, "Invalid request", f"type: {reason}", [FieldError("type", reason)])
+    return tuple(kind for value in raw or () for kind in value.split(","))
 
 
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.utcoffset() is None:
-        reason = "must include a UTC offset (e.g. Z or +02:00)"
+def _instant(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 date-time with its offset, as the document says (never a bare number)."""
+    if value is None:
+        return None
+    try:
+        found = msgspec.convert(value, datetime, strict=True)
+    except msgspec.ValidationError:
+        found = None
+    if found is None or found.utcoffset() is None:
+        reason = "must be an RFC 3339 date-time with a UTC offset (e.g. 2026-01-01T09:00:00Z)"
         raise ApiError(422, "Invalid request", f"{name}: {reason}", [FieldError(name, reason)])
-    return value
+    return found
 
 
 Text = Annotated[str | None, QueryParameter(min_length=1, max_length=500)]
+Instant = Annotated[str | None, QueryParameter(format="date-time", max_length=64)]
 
 
 @get("/events", guards=[requires("events:read")], tags=["events"], summary="Read the log forward")
@@ -61,22 +75,29 @@ async def list_events(
     after: Annotated[
         int, QueryParameter(ge=0, description="Return events after this position")
     ] = 0,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many")] = 100,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
     before: Annotated[
         int | None, QueryParameter(ge=1, description="Only events before this position")
     ] = None,
     stream: Annotated[Text, QueryParameter(description="Only this stream, e.g. run-<id>")] = None,
     event_type: Annotated[
         list[str] | None,
-        QueryParameter(name="type", description="Only these types (repeat, or a comma list)"),
+        QueryParameter(
+            name="type",
+            description="Only these types (repeat, or a comma list)",
+            max_items=MAX_TYPES,
+            # Litestar applies `pattern` to the list itself; each item is what needs it.
+            schema_extra={"items": {"type": "string", "pattern": TYPES_PATTERN}},
+        ),
     ] = None,
     actor: Annotated[Text, QueryParameter(description="Only events caused by this actor")] = None,
     correlation_id: Annotated[Text, QueryParameter(description="Only this correlation id")] = None,
     since: Annotated[
-        datetime | None, QueryParameter(description="Only events recorded at or after this")
+        Instant, QueryParameter(description="Only events recorded at or after this")
     ] = None,
     until: Annotated[
-        datetime | None, QueryParameter(description="Only events recorded at or before this")
+        Instant, QueryParameter(description="Only events recorded at or before this")
     ] = None,
 ) -> EventPage:
     """Matching events with ``position > after``, in position order: for an agent, only
@@ -86,15 +107,16 @@ async def list_events(
         types=_types(event_type),
         actor=actor,
         correlation_id=correlation_id,
-        after=after,
+        after=max(after, decode_log_position(cursor)) if cursor else after,
         before=before,
-        since=_aware("since", since),
-        until=_aware("until", until),
+        since=_instant("since", since),
+        until=_instant("until", until),
         reader=principal_of(request).reader,
     )
     async with state.pool.acquire() as conn:
         items = await read_filtered(conn, where, limit)
-    return EventPage(items, items[-1].position if len(items) == limit else None)
+    more = len(items) == limit
+    return EventPage(items, encode_log_position(items[-1].position) if more else None)
 
 
 @post(
@@ -105,9 +127,14 @@ async def list_events(
     summary="Publish an external event",
 )
 async def publish_event(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[PublishEvent]
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[PublishEvent],
+    idempotency_key: IdempotencyKey = None,
 ) -> Published:
     """Record an ``event.received`` and queue a run of every event task it matches (and of
     every condition task whose condition it turns true); a repeated idempotency key returns
-    the first answer and fires nothing."""
-    return await ops.publish_event(caller_of(request), backend_of(state), data)
+    the first answer and fires nothing (the key is the body's ``idempotency_key``, else the
+    header)."""
+    caller = caller_of(request, idempotency_key=idempotency_key)
+    return await ops.publish_event(caller, backend_of(state), data)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 
 from services.runtime.health import HealthReport, report
 from services.store.migrate import pending_migrations
@@ -47,7 +48,12 @@ async def _redis(state: State) -> str | None:
     return None
 
 
-@get("/health/ready", tags=["health"], summary="Postgres and Redis reachable, schema current")
+@get(
+    "/health/ready",
+    tags=["health"],
+    summary="Postgres and Redis reachable, schema current",
+    responses={503: ResponseSpec(Readiness, description="A dependency is failing (named)")},
+)
 async def ready(state: State) -> Response[Readiness]:
     """200 when every dependency answers; 503 (with the failing ones named) otherwise."""
     results = await asyncio.gather(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from services.api.auth import requires
-from services.api.calls import backend_of, caller_of
+from services.api.calls import IdempotencyKey, backend_of, caller_of
+from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
 from services.api.operations import runs as ops
 from services.api.operations.context import Caller
 from services.api.operations.runs import Decision, RunPage, RunStatusFilter, RunView
@@ -19,10 +20,11 @@ from services.store.events import StoredEvent
 __all__ = ["ROUTES", "Decision", "RunPage", "RunView"]
 
 
-def _steering(request: Request[Any, Any, Any]) -> Caller:
+def _steering(request: Request[Any, Any, Any], idempotency_key: str | None) -> Caller:
     # A repeated key replays the first decision on this run, whatever the body said.
     return dataclasses.replace(
-        caller_of(request), fingerprint=f"{request.method} {request.url.path}"
+        caller_of(request, idempotency_key=idempotency_key),
+        fingerprint=f"{request.method} {request.url.path}",
     )
 
 
@@ -32,8 +34,8 @@ async def list_runs(
     state: State,
     status: FromQuery[RunStatusFilter | None] = None,
     task_id: FromQuery[str | None] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> RunPage:
     """The caller's runs (admin: all), newest first, filtered by status and task."""
     return await ops.find_runs(
@@ -62,18 +64,20 @@ async def get_run_history(
 
 @post("/runs/{run_id:str}/cancel", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
 async def cancel_run(
-    request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
-) -> RunView:
+    request: Request[Any, Any, Any], state: State, run_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+) -> RunView:  # fmt: skip
     """Cancel a queued or parked run now; a running one stops at its next step boundary."""
-    return await ops.cancel_run(_steering(request), backend_of(state), run_id)
+    return await ops.cancel_run(_steering(request, idempotency_key), backend_of(state), run_id)
 
 
 @post("/runs/{run_id:str}/retry", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
 async def retry_run(
-    request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
-) -> RunView:
+    request: Request[Any, Any, Any], state: State, run_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+) -> RunView:  # fmt: skip
     """Give a dead run one more attempt now; steps that succeeded are not run again."""
-    return await ops.retry_run(_steering(request), backend_of(state), run_id)
+    return await ops.retry_run(_steering(request, idempotency_key), backend_of(state), run_id)
 
 
 @post(
@@ -84,9 +88,12 @@ async def approve_run(
     state: State,
     run_id: FromPath[str],
     data: JSONBody[Decision | None] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> RunView:
     """Approve the step the run waits at (optionally only ``approved_items``); it resumes."""
-    return await ops.decide_run(_steering(request), backend_of(state), run_id, True, data)
+    return await ops.decide_run(
+        _steering(request, idempotency_key), backend_of(state), run_id, True, data
+    )
 
 
 @post(
@@ -97,9 +104,12 @@ async def reject_run(
     state: State,
     run_id: FromPath[str],
     data: JSONBody[Decision | None] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> RunView:
     """Reject the step the run waits at; it resumes and sees ``status: rejected``."""
-    return await ops.decide_run(_steering(request), backend_of(state), run_id, False, data)
+    return await ops.decide_run(
+        _steering(request, idempotency_key), backend_of(state), run_id, False, data
+    )
 
 
 ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run]

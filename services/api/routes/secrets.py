@@ -17,11 +17,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
 from domain.events import Event, SecretDeleted, SecretStored, secret_stream
 from domain.secrets import (
+    NAME,
     READ_SCOPE,
     VALUE_MAX,
     WRITE_SCOPE,
@@ -33,6 +35,7 @@ from domain.secrets import (
 )
 from projections.base import Connection
 from services.api.auth import Principal, principal_of, requires
+from services.api.contract import problem_spec
 from services.api.problems import ApiError
 from services.api.tool_store import stream_version
 from services.store.events import StreamAppend, append_in_transaction
@@ -41,7 +44,8 @@ from services.store.events import StreamAppend, append_in_transaction
 class SecretBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A secret to store: its value and the tools (addresses or globs) that may receive it."""
 
-    name: str
+    # Checked by domain.secrets (with its own message); stated here for the document.
+    name: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": NAME.pattern})]
     value: Annotated[str, msgspec.Meta(min_length=1, max_length=VALUE_MAX)]
     allowed_tools: list[str]
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
@@ -97,7 +101,16 @@ async def _append(
     await append_in_transaction(conn, [append], meta, request.app.state.projections)
 
 
-@post("/secrets", guards=[requires(WRITE_SCOPE)], tags=["secrets"], summary="Store a secret")
+@post(
+    "/secrets",
+    guards=[requires(WRITE_SCOPE)],
+    tags=["secrets"],
+    summary="Store a secret",
+    responses={
+        200: ResponseSpec(SecretView, description="A secret of this name was replaced"),
+        503: problem_spec("This API has no secret key configured"),
+    },
+)
 async def store_secret(
     request: Request[Any, Any, Any], state: State, data: JSONBody[SecretBody]
 ) -> Response[SecretView]:

@@ -6,13 +6,16 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import requires
-from services.api.calls import backend_of, caller_of, respond
+from services.api.calls import IdempotencyKey, IfMatch, backend_of, caller_of, respond
+from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
 from services.api.operations import tasks as ops
 from services.api.task_bodies import (
     Resume,
+    RunStarted,
     Snooze,
     TaskBody,
     TaskPage,
@@ -23,12 +26,21 @@ from services.api.task_bodies import (
 from services.store.events import StoredEvent
 
 
-@post("/tasks", guards=[requires("tasks:write")], tags=["tasks"], summary="Create a task")
+@post(
+    "/tasks",
+    guards=[requires("tasks:write")],
+    tags=["tasks"],
+    summary="Create a task",
+    responses={200: ResponseSpec(TaskView, description="The caller's task with this key, updated")},
+)
 async def create_task(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody]
-) -> Response[Any]:
+    request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.create_task(caller, backend_of(state), data))
 
 
@@ -38,9 +50,13 @@ async def update_task(
     state: State,
     task_id: FromPath[str],
     data: JSONBody[TaskPatch],  # type: ignore[valid-type]  # generated from TaskBody
-) -> Response[Any]:
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Change the given fields only; a schedule change recomputes the next run."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.update_task(caller, backend_of(state), task_id, patch_changes(data)))
 
 
@@ -48,10 +64,13 @@ async def update_task(
     "/tasks/{task_id:str}/pause", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def pause_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Stop firing until resumed."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.pause_task(caller, backend_of(state), task_id))
 
 
@@ -61,9 +80,12 @@ async def pause_task(
 async def resume_task(
     request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
     data: JSONBody[Resume | None] = None,
-) -> Response[Any]:  # fmt: skip
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Fire again from now on (no catch-up storm unless ``catch_up`` is true)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     catch_up = bool(data and data.catch_up)
     return respond(await ops.resume_task(caller, backend_of(state), task_id, catch_up))
 
@@ -72,10 +94,13 @@ async def resume_task(
     "/tasks/{task_id:str}/snooze", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def snooze_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze]
-) -> Response[Any]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Move only the next occurrence."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(
         await ops.snooze_task(caller, backend_of(state), task_id, data.seconds, data.until)
     )
@@ -88,10 +113,13 @@ async def snooze_task(
     status_code=202,
 )
 async def run_task_now(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[RunStarted]:  # fmt: skip
     """Queue a run now without disturbing the schedule (202 with its run id)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.run_task_now(caller, backend_of(state), task_id))
 
 
@@ -99,19 +127,24 @@ async def run_task_now(
     "/tasks/{task_id:str}/cancel", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def cancel_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> Response[Any]:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> Response[TaskView]:  # fmt: skip
     """Never fire again (terminal)."""
-    caller = caller_of(request, await request.body())
+    caller = caller_of(
+        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
+    )
     return respond(await ops.cancel_task(caller, backend_of(state), task_id))
 
 
 @delete("/tasks/{task_id:str}", guards=[requires("tasks:write")], tags=["tasks"], status_code=204)
 async def delete_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
-) -> None:
+    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
+) -> None:  # fmt: skip
     """Hide the task from reads; its events stay for audit."""
-    await ops.delete_task(caller_of(request), backend_of(state), task_id)
+    caller = caller_of(request, idempotency_key=idempotency_key, if_match=if_match)
+    await ops.delete_task(caller, backend_of(state), task_id)
 
 
 @get("/tasks", guards=[requires("tasks:read")], tags=["tasks"], summary="List tasks")
@@ -127,8 +160,8 @@ async def get_tasks(
     q: Annotated[
         str | None, QueryParameter(max_length=200, description="text in the title")
     ] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    cursor: FromQuery[str | None] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> TaskPage:
     """The caller's tasks (admin: everyone's), oldest first, cursor-paginated."""
     filters = {"status": status, "schedule_kind": schedule_kind, "created_by": created_by,

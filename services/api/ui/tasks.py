@@ -79,7 +79,7 @@ async def task_list(
     found = await ops.find_tasks(caller_of(request), backend_of(state), filters, PAGE_SIZE,
                                  cursor or None)  # fmt: skip
     chosen = {"status": status or "", "kind": kind or "", "q": q or ""}
-    after = found.next_cursor
+    after = found.next
     return page(request, "tasks.html", rows=[task_row(v) for v in found.items], chosen=chosen,
                 statuses=STATUSES, kinds=KINDS, paged=bool(cursor),
                 next_url=link("/ui/tasks", {**chosen, "cursor": after}) if after else None,

@@ -223,9 +223,9 @@ def test_naive_after_is_a_programming_error() -> None:
 PREVIEW_GOOD = [
     (
         {
-            "kind": "cron",
-            "expr": "30 2 * * *",
-            "tz": "America/New_York",
+            "schedule_kind": "cron",
+            "schedule_expr": "30 2 * * *",
+            "timezone": "America/New_York",
             "after": "2026-03-07T12:00:00Z",
             "count": 2,
         },
@@ -233,36 +233,41 @@ PREVIEW_GOOD = [
     ),
     (
         {
-            "kind": "rrule",
-            "expr": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
-            "tz": "Europe/London",
+            "schedule_kind": "rrule",
+            "schedule_expr": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
+            "timezone": "Europe/London",
             "count": 2,
         },
         ["2026-06-02T09:00:00+01:00", "2026-06-03T09:00:00+01:00"],
     ),
     (
         {
-            "kind": "rrule",
-            "expr": "FREQ=DAILY",
-            "tz": "UTC",
+            "schedule_kind": "rrule",
+            "schedule_expr": "FREQ=DAILY",
+            "timezone": "UTC",
             "dtstart": "2026-01-01T07:00:00",
             "count": 1,
         },
         ["2026-06-02T07:00:00+00:00"],
     ),
     (
-        {"kind": "once", "expr": "2026-06-01T12:00:30", "tz": "UTC"},
+        {"schedule_kind": "once", "schedule_expr": "2026-06-01T12:00:30", "timezone": "UTC"},
         ["2026-06-01T12:00:30+00:00"],
     ),
     (
-        {"kind": "cron", "expr": "0 9 * * *", "tz": "Asia/Kolkata", "after": "2026-06-01T08:00:00"},
+        {
+            "schedule_kind": "cron",
+            "schedule_expr": "0 9 * * *",
+            "timezone": "Asia/Kolkata",
+            "after": "2026-06-01T08:00:00",
+        },
         [f"2026-06-{d:02d}T09:00:00+05:30" for d in range(1, 11)],
     ),
     (
         {
-            "kind": "once",
-            "expr": "2026-06-01T12:00:00Z",
-            "tz": "UTC",
+            "schedule_kind": "once",
+            "schedule_expr": "2026-06-01T12:00:00Z",
+            "timezone": "UTC",
             "after": "2026-06-01T12:00:00Z",
         },
         [],
@@ -277,56 +282,82 @@ def test_preview_good_lines(line: dict[str, object], expected: list[str]) -> Non
 
 PREVIEW_BAD = [
     (
-        {"kind": "cron", "expr": "61 * * * *", "tz": "UTC"},
+        {"schedule_kind": "cron", "schedule_expr": "61 * * * *", "timezone": "UTC"},
         "schedule_expr: minute value 61 is out of range 0-59",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "Mars/Base"},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "Mars/Base"},
         "timezone: unknown time zone 'Mars/Base'",
     ),
-    ({"kind": "cron"}, "expr: missing or not a string"),
-    ({"kind": "cron", "expr": 5, "tz": "UTC"}, "expr: missing or not a string"),
-    ({"kind": None, "expr": "* * * * *", "tz": "UTC"}, "kind: missing or not a string"),
-    ({"kind": "cron", "expr": "* * * * *", "tz": ["UTC"]}, "tz: missing or not a string"),
+    ({"schedule_kind": "cron"}, "schedule_expr: missing or not a string"),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "after": "soon"},
+        {"schedule_kind": "cron", "schedule_expr": 5, "timezone": "UTC"},
+        "schedule_expr: missing or not a string",
+    ),
+    (
+        {"schedule_kind": None, "schedule_expr": "* * * * *", "timezone": "UTC"},
+        "schedule_kind: missing or not a string",
+    ),
+    (
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": ["UTC"]},
+        "timezone: missing or not a string",
+    ),
+    (
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "after": "soon"},
         "after: 'soon' is not an ISO-8601 date-time",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "after": 1700000000},
+        {
+            "schedule_kind": "cron",
+            "schedule_expr": "* * * * *",
+            "timezone": "UTC",
+            "after": 1700000000,
+        },
         "after: must be an ISO-8601 string",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "count": True},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "count": True},
         "count: must be an integer from 1 to 1000",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "count": "3"},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "count": "3"},
         "count: must be an integer from 1 to 1000",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "count": 0},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "count": 0},
         "count: must be an integer from 1 to 1000",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "UTC", "count": 10**9},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "count": 10**9},
         "count: must be an integer from 1 to 1000",
     ),
-    ({"kind": "cron", "expr": "* * * * *", "tz": "UTC", "colour": "red"}, "unknown key(s): colour"),
     (
-        {"kind": "weekly", "expr": "MO", "tz": "UTC"},
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "timezone": "UTC", "colour": "red"},
+        "unknown key(s): colour",
+    ),
+    (
+        {"kind": "cron", "expr": "* * * * *", "tz": "UTC"},
+        "kind: renamed schedule_kind; expr: renamed schedule_expr; tz: renamed timezone",
+    ),
+    (
+        {"schedule_kind": "weekly", "schedule_expr": "MO", "timezone": "UTC"},
         "schedule_kind: unknown kind 'weekly' (expected cron, rrule or once)",
     ),
     (
-        {"kind": "rrule", "expr": "FREQ=SOMETIMES", "tz": "UTC"},
+        {"schedule_kind": "rrule", "schedule_expr": "FREQ=SOMETIMES", "timezone": "UTC"},
         "schedule_expr: RRULE: unknown FREQ 'SOMETIMES'",
     ),
     (
-        {"kind": "once", "expr": "2020-01-01T00:00:00Z", "tz": "UTC"},
+        {"schedule_kind": "once", "schedule_expr": "2020-01-01T00:00:00Z", "timezone": "UTC"},
         "schedule_expr: 2020-01-01T00:00:00Z is in the past",
     ),
     (
-        {"kind": "cron", "expr": "* * * * *", "tz": "America/Adak", "after": "9999-12-31T23:59:00"},
+        {
+            "schedule_kind": "cron",
+            "schedule_expr": "* * * * *",
+            "timezone": "America/Adak",
+            "after": "9999-12-31T23:59:00",
+        },
         "after: '9999-12-31T23:59:00' is out of range",
     ),
     ([], "request must be a JSON object"),
