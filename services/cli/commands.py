@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,7 +38,8 @@ from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
-from services.runtime.embedded import start_servers
+from services.runtime.runtime_file import read_runtime
+from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK
 from services.store.pool import open_pool
@@ -51,15 +53,34 @@ class CommandError(Exception):
 
 
 @asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[str]:
-    """The configured database, or the embedded one in the data dir (started if needed)."""
+async def storage(
+    settings: Settings, *, create: bool = False, current: bool = True
+) -> AsyncIterator[Servers]:
+    """The configured database, a running service's, or the embedded one in the data dir
+    (started here and stopped on the way out; a new cluster only with ``create``). Redis is
+    the configured or the running service's, if any (never started here).
+
+    ``current`` refuses a database whose schema is behind (or missing) with a one-line error.
+    """
     servers = await start_servers(
-        settings.database_url, settings.redis_url, settings.data_dir, with_redis=False
-    )
+        settings.database_url, settings.redis_url, settings.data_dir,
+        with_redis=False, create=create,
+    )  # fmt: skip
     try:
-        yield servers.database_url
+        if current:
+            await require_current_schema(servers.database_url)
+        yield servers
     finally:
         await servers.stop()
+
+
+@asynccontextmanager
+async def database(
+    settings: Settings, *, create: bool = False, current: bool = True
+) -> AsyncIterator[str]:
+    """The database URL of `storage`."""
+    async with storage(settings, create=create, current=current) as servers:
+        yield servers.database_url
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,14 +106,12 @@ async def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
     )
-    async with database(settings) as url:
-        await require_current_schema(url)
-        async with open_pool(url, size=2, warm=1) as pool:
-            applier = FileApplier(pool, options, out=_say, err=_complain)
-            if args.watch:
-                await watch_until_signal(paths, applier.apply_path)
-                return 0
-            results = [await applier.apply_path(path) for path in paths]
+    async with database(settings) as url, open_pool(url, size=2, warm=1) as pool:
+        applier = FileApplier(pool, options, out=_say, err=_complain)
+        if args.watch:
+            await watch_until_signal(paths, applier.apply_path)
+            return 0
+        results = [await applier.apply_path(path) for path in paths]
     return 0 if all(results) else 1
 
 
@@ -110,10 +129,8 @@ async def cmd_tools_sync(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines({}))
     options = ApplyOptions(dry_run=args.dry_run, python_allow=settings.python_allow)
-    async with database(settings) as url:
-        await require_current_schema(url)
-        async with open_pool(url, size=1) as pool:
-            applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
+    async with database(settings) as url, open_pool(url, size=1) as pool:
+        applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
     return 0 if applied else 1
 
 
@@ -166,7 +183,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    async with database(settings) as url:
+    async with database(settings, create=True, current=False) as url:
         applied = await migrate_database(url)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
@@ -186,6 +203,8 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
                     ]
                     sys.stdout.write("".join(lines))
                     sys.stdout.flush()
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+            raise CommandError(f"lost the database while following: {exc}") from None
         finally:
             await conn.close()
     return 0
@@ -227,8 +246,42 @@ async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> 
     from domain.schedules import preview_request
 
     now = datetime.now(UTC)
+    if args.batch is not None:
+        return _preview_batch(args, now)
+    if not args.kind or args.expr is None:
+        if args.jsonl:  # --jsonl used to read requests from stdin: say where that went
+            raise CommandError("--jsonl only formats the answer now; preview requests read from"
+                               " a file or stdin with --batch FILE (- = stdin)")  # fmt: skip
+        raise CommandError("schedule preview needs --kind and --expr (or --batch FILE)")
+    request = {"kind": args.kind, "expr": args.expr, "tz": args.tz, "count": args.count}
+    if args.after:
+        request["after"] = args.after
+    answer = preview_request(request, now)
+    if "error" in answer:
+        raise CommandError(str(answer["error"]))
     if args.jsonl:
-        for line in sys.stdin:
+        print(json.dumps(answer))
+    else:
+        print(json.dumps(answer["occurrences"], indent=2))
+    return 0
+
+
+def _preview_batch(args: argparse.Namespace, now: datetime) -> int:
+    """One preview per JSON line of the batch file (- = stdin), one answer line each."""
+    from domain.schedules import preview_request
+
+    if args.kind or args.expr is not None or args.after:
+        raise CommandError("--batch reads each request from its file; drop --kind/--expr/--after")
+    if args.batch == "-" and sys.stdin.isatty():
+        raise CommandError("--batch - reads JSON lines from stdin, which is a terminal; pipe them")
+    try:
+        lines = sys.stdin if args.batch == "-" else Path(args.batch).open()  # noqa: SIM115
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.batch}: {exc.strerror}") from None
+    with contextlib.ExitStack() as closing:
+        if lines is not sys.stdin:
+            closing.enter_context(lines)
+        for line in lines:
             if line.strip():
                 try:
                     request: object = json.loads(line)
@@ -237,16 +290,24 @@ async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> 
                 else:
                     answer = preview_request(request, now)
                 sys.stdout.write(json.dumps(answer) + "\n")
-        return 0
-    if not args.kind or args.expr is None:
-        raise CommandError("schedule preview needs --kind and --expr (or --jsonl)")
-    request = {"kind": args.kind, "expr": args.expr, "tz": args.tz, "count": args.count}
-    if args.after:
-        request["after"] = args.after
-    answer = preview_request(request, now)
-    if "error" in answer:
-        raise CommandError(str(answer["error"]))
-    print(json.dumps(answer["occurrences"], indent=2))
+    return 0
+
+
+async def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
+    """Print `export` lines naming the servers of the running service (for scripts: they
+    carry the passwords), so `eval "$(ordinaut env)"` points redis-cli, psql and other
+    commands at them."""
+    running = read_runtime(settings.data_dir)
+    database_url = settings.database_url or (running.database_url if running else None)
+    redis_url = settings.redis_url or (running.redis_url if running else None)
+    if not database_url or not redis_url:
+        raise CommandError(
+            f"no running service on {settings.data_dir.resolve()}: start `ordinaut up` there"
+            " first (or set ORDINAUT_DATABASE_URL and ORDINAUT_REDIS_URL)"
+        )
+    print(f"export ORDINAUT_DATABASE_URL={shlex.quote(database_url)}")
+    print(f"export ORDINAUT_REDIS_URL={shlex.quote(redis_url)}")
+    print(f"export ORDINAUT_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}")
     return 0
 
 
@@ -265,11 +326,9 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
             await mcp_stdio.serve_proxy(args.url, token)
             return 0
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
-        async with database(settings) as url:
-            await require_current_schema(url)
-            await mcp_stdio.serve_direct(
-                url, settings.redis_url, token, admin_hash, settings.shell_allow
-            )
+        async with storage(settings) as servers:
+            await mcp_stdio.serve_direct(servers.database_url, servers.redis_url or None,
+                                         token, admin_hash, settings.shell_allow)  # fmt: skip
     except mcp_stdio.TokenRefused as exc:
         raise CommandError(str(exc)) from None
     return 0
@@ -291,6 +350,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("mcp", None): cmd_mcp,
+    ("env", None): cmd_env,
 }
 
 
