@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +17,9 @@ import msgspec
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
+from services.cli.env import cmd_env
+from services.cli.errors import CommandError
+from services.cli.preview import cmd_schedule_preview
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
@@ -38,7 +38,6 @@ from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
-from services.runtime.runtime_file import read_runtime
 from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK
@@ -46,10 +45,6 @@ from services.store.pool import open_pool
 from services.store.tail import follow_stored
 from services.tools.entry_points import GROUP as ENTRY_POINTS
 from services.tools.entry_points import declared_tools
-
-
-class CommandError(Exception):
-    """A command could not do what was asked; the message is shown as one line."""
 
 
 @asynccontextmanager
@@ -242,75 +237,6 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
-async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from domain.schedules import preview_request
-
-    now = datetime.now(UTC)
-    if args.batch is not None:
-        return _preview_batch(args, now)
-    if not args.kind or args.expr is None:
-        if args.jsonl:  # --jsonl used to read requests from stdin: say where that went
-            raise CommandError("--jsonl only formats the answer now; preview requests read from"
-                               " a file or stdin with --batch FILE (- = stdin)")  # fmt: skip
-        raise CommandError("schedule preview needs --kind and --expr (or --batch FILE)")
-    request = {"kind": args.kind, "expr": args.expr, "tz": args.tz, "count": args.count}
-    if args.after:
-        request["after"] = args.after
-    answer = preview_request(request, now)
-    if "error" in answer:
-        raise CommandError(str(answer["error"]))
-    if args.jsonl:
-        print(json.dumps(answer))
-    else:
-        print(json.dumps(answer["occurrences"], indent=2))
-    return 0
-
-
-def _preview_batch(args: argparse.Namespace, now: datetime) -> int:
-    """One preview per JSON line of the batch file (- = stdin), one answer line each."""
-    from domain.schedules import preview_request
-
-    if args.kind or args.expr is not None or args.after:
-        raise CommandError("--batch reads each request from its file; drop --kind/--expr/--after")
-    if args.batch == "-" and sys.stdin.isatty():
-        raise CommandError("--batch - reads JSON lines from stdin, which is a terminal; pipe them")
-    try:
-        lines = sys.stdin if args.batch == "-" else Path(args.batch).open()  # noqa: SIM115
-    except OSError as exc:
-        raise CommandError(f"cannot read {args.batch}: {exc.strerror}") from None
-    with contextlib.ExitStack() as closing:
-        if lines is not sys.stdin:
-            closing.enter_context(lines)
-        for line in lines:
-            if line.strip():
-                try:
-                    request: object = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    answer: dict[str, object] = {"error": f"not JSON: {exc.msg}"}
-                else:
-                    answer = preview_request(request, now)
-                sys.stdout.write(json.dumps(answer) + "\n")
-    return 0
-
-
-async def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
-    """Print `export` lines naming the servers of the running service (for scripts: they
-    carry the passwords), so `eval "$(ordinaut env)"` points redis-cli, psql and other
-    commands at them."""
-    running = read_runtime(settings.data_dir)
-    database_url = settings.database_url or (running.database_url if running else None)
-    redis_url = settings.redis_url or (running.redis_url if running else None)
-    if not database_url or not redis_url:
-        raise CommandError(
-            f"no running service on {settings.data_dir.resolve()}: start `ordinaut up` there"
-            " first (or set ORDINAUT_DATABASE_URL and ORDINAUT_REDIS_URL)"
-        )
-    print(f"export ORDINAUT_DATABASE_URL={shlex.quote(database_url)}")
-    print(f"export ORDINAUT_REDIS_URL={shlex.quote(redis_url)}")
-    print(f"export ORDINAUT_DATA_DIR={shlex.quote(str(settings.data_dir.resolve()))}")
-    return 0
-
-
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
@@ -333,6 +259,8 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     return 0
 
+
+__all__ = ["CommandError", "database", "dispatch", "storage"]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,

@@ -22,6 +22,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from services.runtime.embedded import without_password
 from services.runtime.runtime_file import read_runtime
+from tests.e2e.conftest import free_port
 
 
 def ordinaut(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -109,6 +110,11 @@ async def test_replay_and_rebuild_from_elsewhere_join_the_live_servers(
     assert {path: path.stat().st_mtime_ns for path in owner_files} == before
     assert alive(pids) == pids
     assert list(elsewhere.iterdir()) == []  # no ./.ordinaut started beside the service
+    second = await asyncio.to_thread(
+        ordinaut, "up", "--data-dir", str(data_dir), "--port", str(free_port()), cwd=elsewhere
+    )
+    assert second.returncode == 2
+    assert "already runs" in second.stderr
 
     service.process.send_signal(signal.SIGINT)  # Ctrl-C
     assert service.process.wait(60) == 0
@@ -126,6 +132,9 @@ def test_a_command_on_an_empty_data_dir_is_one_line_and_creates_nothing(tmp_path
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "no Ordinaut data" in result.stderr
         assert "Traceback" not in result.stderr
+    result = ordinaut("env", "--data-dir", str(empty), cwd=tmp_path)  # nothing to point at
+    assert result.returncode == 2
+    assert "no running service" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither empty/ nor ./.ordinaut
 
 
