@@ -41,6 +41,17 @@ def server_pids(data_dir: Path) -> list[int]:
     return [valkey, postgres]
 
 
+def working_in(data_dir: Path) -> list[psutil.Process]:
+    """Processes whose working directory is inside ``data_dir`` (the embedded servers chdir
+    there; their command lines need not name it)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.cwd().startswith(str(data_dir.resolve())):
+                found.append(proc)
+    return found
+
+
 def alive(pids: list[int]) -> list[int]:
     return [
         pid
@@ -121,6 +132,15 @@ async def test_replay_and_rebuild_from_elsewhere_join_the_live_servers(
     assert await asyncio.to_thread(wait_gone, pids) == []
     assert read_runtime(data_dir) is None
     assert not (data_dir / "runtime.json").exists()
+    assert working_in(data_dir) == []
+
+    # With no service running, a reading command starts the servers itself and stops them.
+    alone = await asyncio.to_thread(
+        ordinaut, "events", "replay", "--data-dir", str(data_dir), "--jsonl", "-", cwd=elsewhere
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert len(alone.stdout.splitlines()) == len(positions)
+    assert await asyncio.to_thread(wait_gone, [p.pid for p in working_in(data_dir)]) == []
 
 
 def test_a_command_on_an_empty_data_dir_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
