@@ -13,16 +13,16 @@ from typing import Any
 from services.bench.harness import run_bench
 from services.bench.scratch import scratch_database
 from services.cli.commands import CommandError, database
-from services.runtime.embedded import start_servers
 from services.runtime.logging import configure_logging
+from services.runtime.servers import start_servers
 from services.runtime.settings import Settings
 
 Positive = Callable[[str], int]
 
 
-def add_bench_parser(sub: Any, positive: Positive) -> None:
-    """The `bench` command and its benchmarks."""
-    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(
+def add_bench_parser(sub: Any, positive: Positive, parents: list[Any]) -> None:
+    """The `bench` command and its benchmarks (``parents``: where the servers are)."""
+    bench = sub.add_parser("bench", help="benchmarks", parents=parents).add_subparsers(
         dest="bench_command", required=True, metavar="BENCHMARK"
     )
     append = bench.add_parser("append", help="event store append throughput")
@@ -84,10 +84,15 @@ def add_bench_parser(sub: Any, positive: Positive) -> None:
 async def _scratch(settings: Settings, *, redis: bool) -> AsyncIterator[tuple[str, str]]:
     """A scratch database on the configured (or embedded) server, and the Redis URL."""
     if not redis:
-        async with database(settings) as server, scratch_database(server) as url:
+        async with (
+            database(settings, create=True, current=False) as server,
+            scratch_database(server) as url,
+        ):
             yield url, ""
         return
-    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    servers = await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir, create=True
+    )
     try:
         async with scratch_database(servers.database_url) as url:
             yield url, servers.redis_url
@@ -188,7 +193,9 @@ async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         driver.check_installed(driver.wanted_systems(args.only))
     except driver.CompareError as exc:
         raise CommandError(str(exc)) from None
-    servers = await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+    servers = await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir, create=True
+    )
     try:
         measure = driver.bench_compare(
             servers.database_url, servers.redis_url, jobs=args.jobs, rounds=args.rounds,

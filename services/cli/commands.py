@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +17,9 @@ import msgspec
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
+from services.cli.env import cmd_env
+from services.cli.errors import CommandError
+from services.cli.preview import cmd_schedule_preview
 from services.cli.progress import ProgressBar
 from services.cli.up import (
     migrate_database,
@@ -37,7 +38,7 @@ from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
-from services.runtime.embedded import start_servers
+from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
 from services.store.events import APPEND_LOCK
 from services.store.pool import open_pool
@@ -46,20 +47,35 @@ from services.tools.entry_points import GROUP as ENTRY_POINTS
 from services.tools.entry_points import declared_tools
 
 
-class CommandError(Exception):
-    """A command could not do what was asked; the message is shown as one line."""
+@asynccontextmanager
+async def storage(
+    settings: Settings, *, create: bool = False, current: bool = True
+) -> AsyncIterator[Servers]:
+    """The configured database, a running service's, or the embedded one in the data dir
+    (started here and stopped on the way out; a new cluster only with ``create``). Redis is
+    the configured or the running service's, if any (never started here).
+
+    ``current`` refuses a database whose schema is behind (or missing) with a one-line error.
+    """
+    servers = await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir,
+        with_redis=False, create=create,
+    )  # fmt: skip
+    try:
+        if current:
+            await require_current_schema(servers.database_url)
+        yield servers
+    finally:
+        await servers.stop()
 
 
 @asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[str]:
-    """The configured database, or the embedded one in the data dir (started if needed)."""
-    servers = await start_servers(
-        settings.database_url, settings.redis_url, settings.data_dir, with_redis=False
-    )
-    try:
+async def database(
+    settings: Settings, *, create: bool = False, current: bool = True
+) -> AsyncIterator[str]:
+    """The database URL of `storage`."""
+    async with storage(settings, create=create, current=current) as servers:
         yield servers.database_url
-    finally:
-        await servers.stop()
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,14 +101,12 @@ async def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
     )
-    async with database(settings) as url:
-        await require_current_schema(url)
-        async with open_pool(url, size=2, warm=1) as pool:
-            applier = FileApplier(pool, options, out=_say, err=_complain)
-            if args.watch:
-                await watch_until_signal(paths, applier.apply_path)
-                return 0
-            results = [await applier.apply_path(path) for path in paths]
+    async with database(settings) as url, open_pool(url, size=2, warm=1) as pool:
+        applier = FileApplier(pool, options, out=_say, err=_complain)
+        if args.watch:
+            await watch_until_signal(paths, applier.apply_path)
+            return 0
+        results = [await applier.apply_path(path) for path in paths]
     return 0 if all(results) else 1
 
 
@@ -110,10 +124,8 @@ async def cmd_tools_sync(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines({}))
     options = ApplyOptions(dry_run=args.dry_run, python_allow=settings.python_allow)
-    async with database(settings) as url:
-        await require_current_schema(url)
-        async with open_pool(url, size=1) as pool:
-            applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
+    async with database(settings) as url, open_pool(url, size=1) as pool:
+        applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)
     return 0 if applied else 1
 
 
@@ -166,7 +178,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    async with database(settings) as url:
+    async with database(settings, create=True, current=False) as url:
         applied = await migrate_database(url)
     print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
     return 0
@@ -186,6 +198,8 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
                     ]
                     sys.stdout.write("".join(lines))
                     sys.stdout.flush()
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+            raise CommandError(f"lost the database while following: {exc}") from None
         finally:
             await conn.close()
     return 0
@@ -223,43 +237,6 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
     return 0
 
 
-# Flags of earlier releases and the API's names that replaced them.
-RENAMED_FLAGS = {"--kind": "--schedule-kind", "--expr": "--schedule-expr", "--tz": "--timezone"}
-
-
-async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> int:
-    from domain.schedules import preview_request
-
-    now = datetime.now(UTC)
-    if args.jsonl:
-        for line in sys.stdin:
-            if line.strip():
-                try:
-                    request: object = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    answer: dict[str, object] = {"error": f"not JSON: {exc.msg}"}
-                else:
-                    answer = preview_request(request, now)
-                sys.stdout.write(json.dumps(answer) + "\n")
-        return 0
-    for old, new in RENAMED_FLAGS.items():
-        if getattr(args, f"renamed_{old[2:]}") is not None:
-            raise CommandError(f"{old} was renamed {new}")
-    if not args.schedule_kind or args.schedule_expr is None:
-        raise CommandError(
-            "schedule preview needs --schedule-kind and --schedule-expr (or --jsonl)"
-        )
-    request = {"schedule_kind": args.schedule_kind, "schedule_expr": args.schedule_expr,
-               "timezone": args.timezone, "count": args.count}  # fmt: skip
-    if args.after:
-        request["after"] = args.after
-    answer = preview_request(request, now)
-    if "error" in answer:
-        raise CommandError(str(answer["error"]))
-    print(json.dumps(answer["occurrences"], indent=2))
-    return 0
-
-
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 
@@ -275,15 +252,15 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
             await mcp_stdio.serve_proxy(args.url, token)
             return 0
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
-        async with database(settings) as url:
-            await require_current_schema(url)
-            await mcp_stdio.serve_direct(
-                url, settings.redis_url, token, admin_hash, settings.shell_allow
-            )
+        async with storage(settings) as servers:
+            await mcp_stdio.serve_direct(servers.database_url, servers.redis_url or None,
+                                         token, admin_hash, settings.shell_allow)  # fmt: skip
     except mcp_stdio.TokenRefused as exc:
         raise CommandError(str(exc)) from None
     return 0
 
+
+__all__ = ["CommandError", "database", "dispatch", "storage"]
 
 _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("up", None): cmd_up,
@@ -301,6 +278,7 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
     ("projections", "rebuild"): cmd_projections_rebuild,
     ("schedule", "preview"): cmd_schedule_preview,
     ("mcp", None): cmd_mcp,
+    ("env", None): cmd_env,
 }
 
 

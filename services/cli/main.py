@@ -11,7 +11,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 from services.cli import commands
+from services.cli import preview as preview_command
 from services.cli.bench import add_bench_parser
+from services.runtime.embedded import ServersError
 from services.runtime.logging import configure_logging
 from services.runtime.settings import Settings, SettingsError
 from services.runtime.supervisor import StartupError
@@ -28,8 +30,22 @@ def _positive(raw: str) -> int:
     return value
 
 
+def _storage_options() -> argparse.ArgumentParser:
+    """Where a command finds its servers: a data dir (joining a running `ordinaut up` there, or
+    starting its embedded servers) or explicit URLs."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("servers")
+    group.add_argument(
+        "--data-dir", type=Path, help="data directory (default ORDINAUT_DATA_DIR or ./.ordinaut)"
+    )
+    group.add_argument("--database-url", help="PostgreSQL URL (default ORDINAUT_DATABASE_URL)")
+    group.add_argument("--redis-url", help="Redis URL (default ORDINAUT_REDIS_URL)")
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordinaut", description=__doc__)
+    storage = [_storage_options()]
     parser.add_argument("--version", action="version", version=f"ordinaut {version('ordinaut')}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -46,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         help="apply this tasks file at start and on every save",
     )
 
-    apply = sub.add_parser("apply", help="create, update (and prune) tasks from YAML/JSON files")
+    apply = sub.add_parser(
+        "apply", parents=storage, help="create, update (and prune) tasks from YAML/JSON files"
+    )
     apply.add_argument(
         "-f",
         "--file",
@@ -73,35 +91,53 @@ def _parser() -> argparse.ArgumentParser:
         dest="tools_command", required=True, metavar="SUBCOMMAND"
     )
     sync = tools.add_parser(
-        "sync", help="register the tools installed packages declare (entry points ordinaut.tools)"
+        "sync",
+        parents=storage,
+        help="register the tools installed packages declare (entry points ordinaut.tools)",
     )
     sync.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
 
-    api = sub.add_parser("api", help="run only the API (any number may run at once)")
+    api = sub.add_parser(
+        "api", parents=storage, help="run only the API (any number may run at once)"
+    )
     api.add_argument("--host", help="listen address (default 127.0.0.1)")
     api.add_argument("--port", type=int, help="API port (default 8080)")
 
-    sub.add_parser("migrate", help="apply pending database migrations")
-    mcp = sub.add_parser("mcp", help="serve MCP over stdio as ORDINAUT_TOKEN's principal")
+    sub.add_parser("migrate", parents=storage, help="apply pending database migrations")
+    mcp = sub.add_parser(
+        "mcp", parents=storage, help="serve MCP over stdio as ORDINAUT_TOKEN's principal"
+    )
     mcp.add_argument("--url", help="relay to the API at this URL (default: use the database)")
-    sub.add_parser("timer", help="run only the timer (any number may run at once)")
-    worker = sub.add_parser("worker", help="run only a worker (any number may run at once)")
+    sub.add_parser("timer", parents=storage, help="run only the timer (any number may run at once)")
+    worker = sub.add_parser(
+        "worker", parents=storage, help="run only a worker (any number may run at once)"
+    )
     worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
-    sub.add_parser("ingest", help="run only the ingest consumer (any number may run at once)")
+    sub.add_parser(
+        "ingest", parents=storage, help="run only the ingest consumer (any number may run at once)"
+    )
 
-    relay = sub.add_parser("relay", help="run only the relay (events -> Redis stream)")
+    relay = sub.add_parser(
+        "relay", parents=storage, help="run only the relay (events -> Redis stream)"
+    )
     relay.add_argument("--stream", help="target stream (default ORDINAUT_EVENTS_STREAM)")
 
-    notifier = sub.add_parser("notifier", help="run only the notifier (events -> webhooks)")
+    notifier = sub.add_parser(
+        "notifier", parents=storage, help="run only the notifier (events -> webhooks)"
+    )
     notifier.add_argument("--stream", help="stream to read (default ORDINAUT_EVENTS_STREAM)")
 
     events = sub.add_parser("events", help="read the event log").add_subparsers(
         dest="events_command", required=True, metavar="SUBCOMMAND"
     )
-    tail = events.add_parser("tail", help="print events as JSON lines, then follow live")
+    tail = events.add_parser(
+        "tail", parents=storage, help="print events as JSON lines, then follow live"
+    )
     tail.add_argument("--after", type=int, default=0, help="start after this position")
     tail.add_argument("--type", action="append", dest="types", help="only this event type")
-    replay = events.add_parser("replay", help="re-publish stored events to a stream or a file")
+    replay = events.add_parser(
+        "replay", parents=storage, help="re-publish stored events to a stream or a file"
+    )
     replay.add_argument("--from", dest="start", help="first position, or ISO time (inclusive)")
     replay.add_argument("--to", dest="end", help="last position, or ISO time (inclusive)")
     replay.add_argument("--type", action="append", dest="types", help="only this event type")
@@ -113,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     projections = sub.add_parser("projections", help="manage read models").add_subparsers(
         dest="projections_command", required=True, metavar="SUBCOMMAND"
     )
-    rebuild = projections.add_parser("rebuild", help="truncate and replay read models")
+    rebuild = projections.add_parser(
+        "rebuild", parents=storage, help="truncate and replay read models"
+    )
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections (default: all)")
 
     schedule = sub.add_parser("schedule", help="schedule tools").add_subparsers(
@@ -124,13 +162,21 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--schedule-kind", choices=["cron", "rrule", "once"])
     preview.add_argument("--schedule-expr")
     preview.add_argument("--timezone", default="UTC")
-    for old in commands.RENAMED_FLAGS:  # earlier spellings: refused, naming the new flag
+    for old in preview_command.RENAMED_FLAGS:  # earlier spellings: refused, naming the new flag
         preview.add_argument(old, dest=f"renamed_{old[2:]}", help=argparse.SUPPRESS)
     preview.add_argument("--after", help="ISO-8601 instant (default now)")
     preview.add_argument("--count", type=int, default=10)
-    preview.add_argument("--jsonl", action="store_true", help="read requests as JSON lines")
+    preview.add_argument(
+        "--batch", metavar="FILE", help="preview each JSON-line request of FILE (- = piped stdin)"
+    )
+    preview.add_argument(
+        "--jsonl", action="store_true", help="print the answer as one JSON line (batch: always)"
+    )
 
-    add_bench_parser(sub, _positive)
+    sub.add_parser(
+        "env", parents=storage, help="print export lines with the URLs of the running service"
+    )
+    add_bench_parser(sub, _positive, storage)
     return parser
 
 
@@ -138,16 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
-        if args.command == "up":
-            settings = settings.with_overrides(
-                host=args.host, port=args.port, data_dir=args.data_dir
-            )
-        elif args.command == "api":
+        settings = Settings.from_env(os.environ).with_overrides(
+            data_dir=getattr(args, "data_dir", None),
+            database_url=getattr(args, "database_url", None),
+            redis_url=getattr(args, "redis_url", None),
+        )
+        if args.command in ("up", "api"):
             settings = settings.with_overrides(host=args.host, port=args.port)
         configure_logging(settings.log_format, settings.log_level)
         return asyncio.run(commands.dispatch(args, settings))
-    except (SettingsError, StartupError, commands.CommandError) as exc:
+    except (SettingsError, StartupError, ServersError, commands.CommandError) as exc:
         print(f"ordinaut: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

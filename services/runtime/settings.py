@@ -37,7 +37,8 @@ class Settings:
 
     database_url: ORDINAUT_DATABASE_URL, a postgresql:// URL; unset = embedded PostgreSQL.
     redis_url: ORDINAUT_REDIS_URL, a redis:// URL; unset = embedded Valkey.
-    data_dir: ORDINAUT_DATA_DIR, where embedded servers and the admin token live (./.ordinaut).
+    data_dir: ORDINAUT_DATA_DIR, where embedded servers (and their passwords), the admin token
+        and a running service's runtime.json live (./.ordinaut).
     admin_token: ORDINAUT_ADMIN_TOKEN; unset = a random one kept in <data_dir>/admin-token.
     log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
     log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.

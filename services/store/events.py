@@ -148,8 +148,7 @@ async def append_in_transaction(
     encoded = _encode(appends, meta)
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     envelopes = await _insert(conn, appends, meta, encoded)
-    for kind in encoded.types:  # counted at insert: a rollback after this still counts
-        EVENTS_APPENDED.labels(kind).inc()
+    count_appended(encoded.types)
     await projections.apply(conn, envelopes)
     result = AppendResult(
         first_position=envelopes[0].position,
@@ -164,6 +163,15 @@ async def append_in_transaction(
             msgspec.json.encode(result).decode(),
         )
     return result
+
+
+def count_appended(types: Sequence[str]) -> None:
+    """ordinaut_events_appended_total, by type: every insert into the log calls this once.
+
+    Counted at insert, so a transaction rolled back afterwards still counts.
+    """
+    for kind in types:
+        EVENTS_APPENDED.labels(kind).inc()
 
 
 async def _current_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
@@ -280,6 +288,7 @@ async def insert_commands(
         )
     except asyncpg.UntranslatableCharacterError as exc:
         raise UnstorableText() from exc
+    count_appended(encoded.types)
     found = {(row["stream"], row["version"]): row for row in rows}
     envelopes: list[list[Envelope]] = [[] for _ in commands]
     for (stream, version, _), event, owner in zip(numbered, encoded.stored, owners, strict=True):

@@ -110,8 +110,13 @@ def start_service() -> Iterator[object]:
     yield start
     for service in started:
         if service.process.poll() is None:
-            service.process.kill()
-            service.process.wait()
+            # Ctrl-C first, so a failed test leaves no embedded server behind; then no mercy.
+            service.process.send_signal(signal.SIGINT)
+            try:
+                service.process.wait(30)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
     for url, stream in streams:
         if url is not None:
             # a test-owned server may already be gone, and its streams with it

@@ -39,7 +39,12 @@ async def test_an_agent_schedules_and_steers_its_tasks(
         )
     headers = {"Authorization": f"Bearer {token['token']}"}
     async with httpx.AsyncClient(base_url=service.base_url, headers=headers, timeout=10) as api:
-        rule = {"kind": "cron", "expr": "30 8 * * 1-5", "timezone": "Europe/Chisinau", "count": 3}
+        rule = {
+            "schedule_kind": "cron",
+            "schedule_expr": "30 8 * * 1-5",
+            "timezone": "Europe/Chisinau",
+            "count": 3,
+        }
         preview = await ok(await api.post("/schedules/preview", json=rule))
         assert len(preview["occurrences"]) == 3
         tasks = {}

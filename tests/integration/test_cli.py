@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import socket
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -90,7 +92,7 @@ def test_schedule_preview_rejects_a_bad_rule_with_the_field() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_schedule_preview_jsonl_answers_every_line() -> None:
+def test_schedule_preview_batch_answers_every_line() -> None:
     lines = [
         {"schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;COUNT=2", "timezone": "UTC",
          "after": "2026-01-01T00:00:00Z", "count": 5, "dtstart": "2026-01-01T09:00:00"},
@@ -98,11 +100,58 @@ def test_schedule_preview_jsonl_answers_every_line() -> None:
         "not an object",
     ]  # fmt: skip
     stdin = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"
-    result = run("schedule", "preview", "--jsonl", stdin=stdin)
+    result = run("schedule", "preview", "--batch", "-", stdin=stdin)
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.splitlines()]
     assert answers[0] == {"occurrences": ["2026-01-01T09:00:00+00:00", "2026-01-02T09:00:00+00:00"]}
     assert [("error" in a) for a in answers[1:]] == [True, True, True]
+
+
+def test_schedule_preview_batch_reads_a_file_and_jsonl_only_formats(tmp_path: Path) -> None:
+    batch = tmp_path / "requests.jsonl"
+    request = {"schedule_kind": "cron", "schedule_expr": "0 9 * * *", "timezone": "UTC",
+               "count": 1, "after": "2026-01-01T00:00:00Z"}  # fmt: skip
+    batch.write_text(json.dumps(request) + "\n")
+    from_file = run("schedule", "preview", "--batch", str(batch))
+    assert from_file.returncode == 0, from_file.stderr
+    assert json.loads(from_file.stdout) == {"occurrences": ["2026-01-01T09:00:00+00:00"]}
+    rule = ("--schedule-kind", "cron", "--schedule-expr", "0 9 * * *", "--count", "1")
+    single = run("schedule", "preview", *rule, "--after", "2026-01-01T00:00:00Z", "--jsonl")
+    assert single.returncode == 0, single.stderr
+    assert single.stdout == from_file.stdout  # one answer line, the batch's shape
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--batch", "-", "--schedule-kind", "cron", "--schedule-expr", "* * * * *"),  # a mix
+        ("--jsonl",),  # the old spelling of a batch: says where it went
+        ("--batch", "no-such-file.jsonl"),
+    ],
+)
+def test_schedule_preview_refusals_are_one_line(args: tuple[str, ...]) -> None:
+    result = run("schedule", "preview", *args, stdin="")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--batch" in result.stderr or "no-such-file" in result.stderr
+
+
+def test_schedule_preview_batch_never_waits_on_a_terminal() -> None:
+    """`--batch -` with a terminal on stdin is refused at once instead of waiting for input."""
+    leader, follower = pty.openpty()
+    try:
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli.main", "schedule", "preview", "--batch", "-"],
+            stdin=follower, capture_output=True, text=True, timeout=60, env=environment,
+            check=False,
+        )  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 2
+    assert "terminal" in result.stderr
 
 
 def test_migrate_on_a_configured_database_is_idempotent(database_url: str) -> None:
