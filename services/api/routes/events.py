@@ -11,20 +11,28 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
+from projections.base import Connection
 from services.api.auth import requires
 from services.api.calls import backend_of, caller_of
 from services.api.operations import events as ops
 from services.api.operations.events import Published, PublishEvent
 from services.api.problems import ApiError, FieldError
 from services.store.audit import EventFilter, read_filtered
+from services.store.errors import UnknownCursor
 from services.store.events import StoredEvent
+from services.store.order import Cursor
+from services.store.read import parse_cursor
 
 
 class EventPage(msgspec.Struct, frozen=True):
-    """A page of the log; pass ``next`` as ``after`` to continue (null when caught up)."""
+    """A page of the log; pass ``next`` as ``after`` to continue (null when caught up).
+
+    Cursors are the events' ``cursor`` values (``<n>-<n>``, also their Redis stream ids): the
+    log's one global order, which never changes once read. An old position cursor still works.
+    """
 
     items: list[StoredEvent]
-    next: int | None
+    next: str | None
 
 
 _TYPE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
@@ -58,11 +66,17 @@ Text = Annotated[str | None, QueryParameter(min_length=1, max_length=500)]
 async def list_events(
     state: State,
     after: Annotated[
-        int, QueryParameter(ge=0, description="Return events after this position")
-    ] = 0,
+        str,
+        QueryParameter(
+            max_length=60,
+            description="Return events after this one: its cursor (a page's `next`, or an"
+            " event's `cursor`, `<n>-<n>`), or an old position",
+        ),
+    ] = "0",
     limit: Annotated[int, QueryParameter(ge=1, le=1000, description="At most this many")] = 100,
     before: Annotated[
-        int | None, QueryParameter(ge=1, description="Only events before this position")
+        str | None,
+        QueryParameter(max_length=60, description="Only events before this one (cursor)"),
     ] = None,
     stream: Annotated[Text, QueryParameter(description="Only this stream, e.g. run-<id>")] = None,
     event_type: Annotated[
@@ -78,20 +92,32 @@ async def list_events(
         datetime | None, QueryParameter(description="Only events recorded at or before this")
     ] = None,
 ) -> EventPage:
-    """Matching events with ``position > after``, in position order."""
-    where = EventFilter(
-        stream=stream,
-        types=_types(event_type),
-        actor=actor,
-        correlation_id=correlation_id,
-        after=after,
-        before=before,
-        since=_aware("since", since),
-        until=_aware("until", until),
-    )
+    """Matching events after ``after``, in the log's global order.
+
+    Only events whose transactions have all ended are listed (see services/store/order.py),
+    so a page once read never gains an event in front of its ``next``.
+    """
     async with state.pool.acquire() as conn:
+        where = EventFilter(
+            stream=stream,
+            types=_types(event_type),
+            actor=actor,
+            correlation_id=correlation_id,
+            after=await _cursor(conn, "after", after),
+            before=None if before is None else await _cursor(conn, "before", before),
+            since=_aware("since", since),
+            until=_aware("until", until),
+        )
         items = await read_filtered(conn, where, limit)
-    return EventPage(items, items[-1].position if len(items) == limit else None)
+    return EventPage(items, items[-1].cursor if len(items) == limit else None)
+
+
+async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
+    try:
+        return await parse_cursor(conn, text)
+    except UnknownCursor as exc:
+        raise ApiError(422, "Invalid request", f"{name}: {exc}",
+                       [FieldError(name, str(exc))]) from None  # fmt: skip
 
 
 @post(
