@@ -99,7 +99,8 @@ WITH inserted AS (
     FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[]) AS e(stream, version, type, data)
     RETURNING position, stream, version, recorded_at
 ), notified AS (
-    SELECT pg_notify($6, max(position)::text) FROM inserted WHERE $6::text IS NOT NULL
+    SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
+    WHERE $6::text IS NOT NULL
 )
 SELECT inserted.* FROM inserted LEFT JOIN notified ON true
 """
@@ -289,7 +290,8 @@ WITH inserted AS (
         AS e(stream, version, type, data, meta)
     RETURNING position, stream, version, recorded_at
 ), notified AS (
-    SELECT pg_notify($6, max(position)::text) FROM inserted WHERE $6::text IS NOT NULL
+    SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
+    WHERE $6::text IS NOT NULL
 )
 SELECT inserted.* FROM inserted LEFT JOIN notified ON true
 """
