@@ -39,6 +39,7 @@ _FIRST_SINCE = """
 SELECT txid, position FROM events WHERE recorded_at >= clock_timestamp() - $1::interval
 ORDER BY txid, position LIMIT 1
 """
+_HAS = "SELECT EXISTS (SELECT FROM events WHERE txid = $1::xid8 AND position = $2)"
 _LAST = "SELECT txid, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
 # Session-level: held while this relay's connection lives. The first key is any fixed number.
 _LEAD = "SELECT pg_advisory_lock(1919250540, hashtext($1))"
@@ -139,7 +140,7 @@ class Relay:
                         checkpoint=saved.entry_id)  # fmt: skip
         found = await conn.fetchrow(_LAST)
         last = Cursor(int(found["txid"]), found["position"]) if found is not None else START
-        if top > last:
+        if top > last or (top != START and not await conn.fetchval(_HAS, top.txid, top.position)):
             raise ForeignStream(
                 f"stream {self.config.stream!r} holds event {top.entry_id} but the log ends at"
                 f" {last.entry_id}: it was filled from another database; delete it or relay to"
