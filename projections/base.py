@@ -120,7 +120,11 @@ class ProjectionSet:
         *,
         setwise: Setwise | None = None,
     ) -> None:
-        """Apply events in order and move every checkpoint to the last position.
+        """Apply events in order.
+
+        No checkpoint moves here: every append would write that one shared row, and appends
+        would queue on it. Inline read models are current by construction; a reader that
+        needs a checkpoint (the rebuild) keeps its own.
 
         With ``setwise`` (the rebuild's), a keyed projection's statements of one kind in a wave
         run as one set-based statement (see projections.setwise); appends leave it out.
@@ -132,8 +136,3 @@ class ProjectionSet:
         handled = [e for e in envelopes if e.type in self._by_type]
         for wave in _waves(handled):
             await self._apply_wave(conn, wave, setwise)
-        await conn.execute(
-            "UPDATE projection_checkpoints SET position = $1 WHERE name = ANY($2::text[])",
-            envelopes[-1].position,
-            [p.name for p in self.projections],
-        )

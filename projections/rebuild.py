@@ -4,45 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domain.envelope import Envelope, envelope_from_row
+from domain.envelope import envelope_from_row
 from projections.base import Connection, ProjectionSet
 from projections.setwise import Setwise
 
 Progress = Callable[[int, int], None]
 
+# The log's global order (services/store/order.py): (txid, position). Every event committed
+# when a statement starts is visible to it; see rebuild() for why that is exactly right here.
 _SELECT = """
-SELECT position, stream, version, data::text AS data, meta::text AS meta, recorded_at
-FROM events WHERE position > $1 ORDER BY position LIMIT $2
+SELECT position, stream, version, data::text AS data, meta::text AS meta, recorded_at, txid
+FROM events WHERE (txid, position) > ($1::xid8, $2::bigint) ORDER BY txid, position LIMIT $3
 """
+# How long the rebuild waits for appends that already wrote into its tables to commit.
+LOCK_TIMEOUT = "60s"
 
 
 async def rebuild(
     conn: Connection,
     projections: ProjectionSet,
     *,
-    append_lock: int,
     batch: int = 5000,
     progress: Progress | None = None,
 ) -> int:
     """Empty the projections' tables, replay every event into them and return how many.
 
-    ``append_lock`` must be the store's append lock (``services.store.events.APPEND_LOCK``; passed
-    in because projections may not import services). The whole rebuild is one transaction that
-    holds that lock, so appends wait until it commits and the rebuilt tables are exactly the log's
-    state. Readers of the rebuilt tables wait too: TRUNCATE locks them exclusively. On any error
-    (e.g. an undecodable event) everything rolls back and the old tables stay.
+    The whole rebuild is one transaction, and its TRUNCATE locks the tables exclusively (bounded
+    by LOCK_TIMEOUT): it first waits for every append that already wrote into them to commit,
+    then every append that would write into them waits for the rebuild. So each event either
+    committed before the replay's reads, which see it (READ COMMITTED), or projects itself
+    into the rebuilt tables afterwards: the rebuilt tables are exactly the log's state, and no
+    global lock is needed. Appends whose events touch none of these tables never wait. On any
+    error (e.g. an undecodable event) everything rolls back and the old tables stay.
 
     ``progress(done, total)`` is called after each batch; ``total`` is the log's size at the start.
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
     # READ COMMITTED (asyncpg refuses it when nested in a transaction at another level): every
-    # statement after the lock sees all appends that committed while we waited for it, whereas a
+    # statement after the TRUNCATE sees all appends that committed while it waited, whereas a
     # snapshot taken at the first statement would predate them and the replay would miss them.
     async with conn.transaction(isolation="read_committed"):
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", append_lock)
-        total = int(await conn.fetchval("SELECT count(*) FROM events"))
+        await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         await _reset(conn, projections)
+        total = int(await conn.fetchval("SELECT count(*) FROM events"))
         indexes = await _drop_secondary_indexes(conn, projections)
         done = await _replay(conn, projections, batch, total, progress)
         for definition in indexes:
@@ -96,19 +101,22 @@ async def _replay(
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Apply the log batch by batch in position order; ``apply`` also moves the checkpoints."""
-    done, last, setwise = 0, 0, Setwise()
-    while envelopes := await _read(conn, after=last, limit=batch):
+    """Apply the log batch by batch in its order, then move the checkpoints to its end."""
+    done, last, setwise = 0, (0, 0), Setwise()
+    while rows := await conn.fetch(_SELECT, last[0], last[1], batch):
+        envelopes = [envelope_from_row(row) for row in rows]
         await projections.apply(conn, envelopes, setwise=setwise)
-        done, last = done + len(envelopes), envelopes[-1].position
+        done, last = done + len(envelopes), (int(rows[-1]["txid"]), rows[-1]["position"])
         if progress is not None:
             progress(done, total)
+    # The checkpoint belongs to this reader: the last position it applied (inline appends
+    # keep the tables current without touching it, so they share no row).
+    await conn.execute(
+        "UPDATE projection_checkpoints SET position = $1 WHERE name = ANY($2::text[])",
+        last[1],
+        [p.name for p in projections.projections],
+    )
     return done
-
-
-async def _read(conn: Connection, *, after: int, limit: int) -> list[Envelope]:
-    rows = await conn.fetch(_SELECT, after, limit)
-    return [envelope_from_row(row) for row in rows]
 
 
 def _quote(identifier: str) -> str:

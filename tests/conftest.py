@@ -22,9 +22,11 @@ from services.runtime.embedded import (
 )
 from services.store.migrate import migrate
 from tests.database_pool import DatabasePool
+from tests.postgres_server import owned_postgres, postgres_template
 from tests.redis_server import own_redis
 
-__all__ = ["own_redis"]  # fixtures defined elsewhere, shared by every test
+# fixtures defined elsewhere, shared by every test
+__all__ = ["own_redis", "owned_postgres", "postgres_template"]
 
 
 @pytest.fixture(scope="session")

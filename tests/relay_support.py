@@ -16,6 +16,7 @@ from domain.events import EventReceived
 from projections.registry import inline_projections
 from services.relay.service import Relay, RelayConfig
 from services.store.events import StreamAppend, append_in_transaction
+from services.store.order import Cursor
 
 PROJECTIONS = inline_projections()
 
@@ -56,8 +57,9 @@ async def append_received(pool: asyncpg.Pool, count: int, *, per_command: int = 
 
 
 async def stored_positions(pool: asyncpg.Pool) -> list[int]:
-    """Every position in the log, in order."""
-    return [row["position"] for row in await pool.fetch("SELECT position FROM events ORDER BY 1")]
+    """Every position in the log, in the log's order (txid, position)."""
+    rows = await pool.fetch("SELECT position FROM events ORDER BY txid, position")
+    return [row["position"] for row in rows]
 
 
 async def stream_entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, Any]]]:
@@ -76,7 +78,7 @@ async def stream_positions(client: redis.Redis, stream: str) -> list[int]:
     """The position each entry carries, checked against its id, oldest first."""
     positions = []
     for entry_id, fields in await stream_entries(client, stream):
-        assert entry_id == fields[b"position"] + b"-0"
+        assert Cursor.from_entry_id(entry_id).position == int(fields[b"position"])
         positions.append(int(fields[b"position"]))
     return positions
 
@@ -87,4 +89,4 @@ async def stream_top(client: redis.Redis, stream: str) -> int:
         last: Any = await client.xrevrange(stream, count=1)
     except (redis.RedisError, OSError):
         return 0
-    return int(last[0][0].split(b"-")[0]) if last else 0
+    return Cursor.from_entry_id(last[0][0]).position if last else 0

@@ -42,18 +42,6 @@ def decode_position(cursor: str) -> tuple[datetime, str]:
         raise _forged() from None
 
 
-def encode_log_position(position: int) -> str:
-    """The cursor after the event at ``position``."""
-    return str(position)
-
-
-def decode_log_position(cursor: str) -> int:
-    """The log position a cursor of GET /events stands for; a forged one is a 422."""
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
-        raise _forged()
-    return int(cursor)
-
-
 def _forged() -> ApiError:
     reason = "is not a cursor this API returned"
     return ApiError(422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)])

@@ -45,6 +45,7 @@ from services.cli.progress import ProgressBar
 from services.ingest.consumer import IngestConfig, IngestConsumer
 from services.relay.publisher import StreamWriter
 from services.store.events import StreamAppend, append_in_transaction
+from services.store.order import START, Cursor
 from services.store.pool import open_pool
 
 _XADD_BATCH = 1000
@@ -266,7 +267,7 @@ async def _drain(
     writer = StreamWriter(client, events_stream)
     stalled = _Stall(f"relay to {events_stream}")
     while (top := watcher.seen.top if watcher is not None else await writer.top()) < last:
-        stalled.check(top, f"position {top} of {last} published")
+        stalled.check(top.txid << 40 | top.position, f"{top.entry_id} of {last.entry_id} published")
         if relay is not None:
             relay.check()
         if watcher is not None:
@@ -291,5 +292,9 @@ class _Stall:
                                    f" {self.seconds:g} s")  # fmt: skip
 
 
-async def _last_position(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval("SELECT coalesce(max(position), 0) FROM events"))
+async def _last_position(pool: asyncpg.Pool) -> Cursor:
+    """The last event in the log's order (the stream's top once the relay caught up)."""
+    row = await pool.fetchrow(
+        "SELECT txid, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
+    )
+    return START if row is None else Cursor(int(row["txid"]), row["position"])

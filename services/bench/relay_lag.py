@@ -23,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from services.relay.publisher import position_of
+from services.store.order import START, Cursor
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Seen:
 
     relay_ms: list[float] = field(default_factory=list)
     end_to_end_ms: list[float] = field(default_factory=list)
-    top: int = 0
+    top: Cursor = START
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -46,16 +46,16 @@ _BLOCK_MS = 200
 STOP_SECONDS = 10.0
 
 
-async def watch(client: redis.Redis, stream: str, after: int, seen: Seen) -> None:
+async def watch(client: redis.Redis, stream: str, after: Cursor, seen: Seen) -> None:
     """Read the stream from position ``after`` until ``seen.stop`` is set, recording each
     event's lags."""
-    last: bytes | str = f"{after}-0"
+    last: bytes | str = after.entry_id
     while not seen.stop.is_set():
         reply: Any = await client.xread({stream: last}, count=1000, block=_BLOCK_MS)
         arrived = time.time()
         for _, entries in reply or ():
             for entry_id, fields in entries:
-                last, seen.top = entry_id, position_of(entry_id)
+                last, seen.top = entry_id, Cursor.from_entry_id(entry_id)
                 if fields[b"type"] == b"event.received":
                     _record(seen, fields, arrived)
 
@@ -72,7 +72,7 @@ def _record(seen: Seen, fields: dict[bytes, bytes], arrived: float) -> None:
 class Watcher:
     """A running ``watch``: what it has seen, and whether it is still reading."""
 
-    def __init__(self, client: redis.Redis, stream: str, after: int) -> None:
+    def __init__(self, client: redis.Redis, stream: str, after: Cursor) -> None:
         self.stream, self.seen = stream, Seen(top=after)
         self.task = asyncio.create_task(watch(client, stream, after, self.seen))
 
@@ -94,7 +94,7 @@ class Watcher:
 
 
 @contextlib.asynccontextmanager
-async def watching(client: redis.Redis, stream: str, after: int) -> AsyncIterator[Watcher]:
+async def watching(client: redis.Redis, stream: str, after: Cursor) -> AsyncIterator[Watcher]:
     """``watch`` in the background for the duration of the block; yields its Watcher."""
     watcher = Watcher(client, stream, after)
     try:

@@ -39,7 +39,6 @@ from services.bench.append import TOPICS, _payload
 from services.bench.harness import Goal
 from services.bench.report import print_table
 from services.cli.progress import ProgressBar
-from services.store.events import APPEND_LOCK
 
 GOALS = (Goal("events_per_second", 50_000, at_least=True,
               text="projection rebuild ≥ 50,000 events/s"),)  # fmt: skip
@@ -171,7 +170,7 @@ async def bench_replay(
         seeded = await seed(conn, events)
         bar = ProgressBar("rebuilding all projections")
         started = time.perf_counter()
-        replayed = await rebuild(conn, inline_projections(), append_lock=APPEND_LOCK,
+        replayed = await rebuild(conn, inline_projections(),
                                  progress=bar.update)  # fmt: skip
         seconds = time.perf_counter() - started
         bar.finish()

@@ -40,8 +40,9 @@ from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
 from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
-from services.store.events import APPEND_LOCK
+from services.store.errors import UnknownCursor
 from services.store.pool import open_pool
+from services.store.read import parse_cursor
 from services.store.tail import follow_stored
 from services.tools.entry_points import GROUP as ENTRY_POINTS
 from services.tools.entry_points import declared_tools
@@ -189,7 +190,11 @@ async def cmd_events_tail(args: argparse.Namespace, settings: Settings) -> int:
     async with database(settings) as url:
         conn = await asyncpg.connect(url)
         try:
-            async with contextlib.aclosing(follow_stored(conn, after=args.after)) as batches:
+            try:
+                after = await parse_cursor(conn, str(args.after))
+            except UnknownCursor as exc:
+                raise CommandError(f"--after: {exc}") from None
+            async with contextlib.aclosing(follow_stored(conn, after=after)) as batches:
                 async for batch in batches:
                     lines = [
                         msgspec.json.encode(stored).decode() + "\n"
@@ -229,7 +234,7 @@ async def cmd_projections_rebuild(args: argparse.Namespace, settings: Settings) 
         conn = await asyncpg.connect(url)
         try:
             bar = ProgressBar("rebuilding " + ", ".join(p.name for p in chosen.projections))
-            count = await rebuild(conn, chosen, append_lock=APPEND_LOCK, progress=bar.update)
+            count = await rebuild(conn, chosen, progress=bar.update)
             bar.finish()
         finally:
             await conn.close()

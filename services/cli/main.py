@@ -133,7 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     tail = events.add_parser(
         "tail", parents=storage, help="print events as JSON lines, then follow live"
     )
-    tail.add_argument("--after", type=int, default=0, help="start after this position")
+    tail.add_argument(
+        "--after",
+        default="0",
+        help="start after this event: its cursor (<n>-<n>, as printed) or an old position",
+    )
     tail.add_argument("--type", action="append", dest="types", help="only this event type")
     replay = events.add_parser(
         "replay", parents=storage, help="re-publish stored events to a stream or a file"

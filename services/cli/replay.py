@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from services.relay.replay import JsonlSink, RedisSink, ReplayError, Sink, repla
 from services.runtime.servers import start_servers
 from services.runtime.settings import Settings
 from services.store.audit import EventFilter
+from services.store.errors import UnknownCursor
+from services.store.read import cursor_at
 
 
 class BoundError(ValueError):
@@ -42,17 +45,33 @@ def _bound(option: str, raw: str | None) -> int | datetime | None:
 
 
 def event_filter(args: argparse.Namespace) -> EventFilter:
-    """The events --from, --to, --type and --stream select (both bounds inclusive)."""
+    """The events --type, --stream and time bounds select (positions: see position_bounds)."""
     start, end = _bound("--from", args.start), _bound("--to", args.end)
     types = tuple(t.strip() for v in args.types or () for t in v.split(",") if t.strip())
     return EventFilter(
         stream=args.stream,
         types=types,
-        after=start - 1 if isinstance(start, int) else 0,
-        before=end + 1 if isinstance(end, int) else None,
         since=start if isinstance(start, datetime) else None,
         until=end if isinstance(end, datetime) else None,
     )
+
+
+def position_bounds(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """The --from/--to positions, if given as positions (both inclusive)."""
+    start, end = _bound("--from", args.start), _bound("--to", args.end)
+    return (start if isinstance(start, int) else None, end if isinstance(end, int) else None)
+
+
+async def _with_positions(
+    conn: asyncpg.Connection, where: EventFilter, bounds: tuple[int | None, int | None]
+) -> EventFilter:
+    """The range from the event at one position to the event at another, in the log's order."""
+    try:
+        first = None if bounds[0] is None else await cursor_at(conn, bounds[0])
+        last = None if bounds[1] is None else await cursor_at(conn, bounds[1])
+    except UnknownCursor as exc:
+        raise ReplayError(str(exc)) from None
+    return dataclasses.replace(where, first=first, last=last)
 
 
 @contextlib.contextmanager
@@ -67,9 +86,12 @@ def _output(path: str) -> Iterator[IO[bytes]]:
         raise ReplayError(f"cannot write {path}: {exc.strerror}") from None
 
 
-async def _replay(database_url: str, where: EventFilter, sink: Sink) -> int:
+async def _replay(
+    database_url: str, where: EventFilter, sink: Sink, bounds: tuple[int | None, int | None]
+) -> int:
     conn = await asyncpg.connect(database_url)
     try:
+        where = await _with_positions(conn, where, bounds)
         bar = ProgressBar("replaying")
         count = await replay_events(conn, where, sink, progress=bar.update)
         bar.finish()
@@ -80,7 +102,7 @@ async def _replay(database_url: str, where: EventFilter, sink: Sink) -> int:
 
 async def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Replay what the arguments select; returns how many events were sent."""
-    where = event_filter(args)
+    where, bounds = event_filter(args), position_bounds(args)
     to_redis = args.to_redis is not None
     servers = await start_servers(
         settings.database_url, settings.redis_url, settings.data_dir, with_redis=to_redis
@@ -89,10 +111,12 @@ async def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         await require_current_schema(servers.database_url)
         if not to_redis:
             with _output(args.jsonl) as output:
-                return await _replay(servers.database_url, where, JsonlSink(output))
+                return await _replay(servers.database_url, where, JsonlSink(output), bounds)
         async with redis.Redis.from_url(servers.redis_url, socket_timeout=10) as client:
             try:
-                return await _replay(servers.database_url, where, RedisSink(client, args.to_redis))
+                return await _replay(
+                    servers.database_url, where, RedisSink(client, args.to_redis), bounds
+                )
             except (RedisError, OSError) as exc:
                 raise ReplayError(f"Redis failed during the replay: {exc}") from None
     finally:

@@ -33,7 +33,8 @@ from services.notify.config import NOTIFIER_GROUP, NotifierConfig
 from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
 from services.notify.sender import WebhookSender, notification_body, webhook_client
-from services.relay.publisher import StreamWriter, position_of
+from services.relay.publisher import StreamWriter
+from services.store.order import START, Cursor
 
 log = structlog.get_logger(__name__)
 __all__ = ["NOTIFIER_GROUP", "Notifier", "NotifierConfig", "run_notifier"]
@@ -68,7 +69,7 @@ class Notifier:
         self.in_flight: dict[bytes, asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._wanted: tuple[float, frozenset[str]] = (0.0, frozenset())
-        self._last_read = 0  # the newest position read, to resume after a Redis reset
+        self._last_read = START  # the newest entry read, to resume after a Redis reset
         self.deliverer: Deliverer | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,9 +104,9 @@ class Notifier:
         right after the last entry read, so nothing read is read again and nothing older
         than the notifier's start is announced."""
         created_at = self._last_read
-        if not created_at and self.config.start_id == "$":
+        if created_at == START and self.config.start_id == "$":
             created_at = await StreamWriter(self.client, self.config.stream).top()
-        start = f"{created_at}-0" if created_at else self.config.start_id
+        start = created_at.entry_id if created_at != START else self.config.start_id
         try:
             await self.client.xgroup_create(
                 self.config.stream, self.config.group, id=start, mkstream=True
@@ -166,7 +167,7 @@ class Notifier:
         """Start delivering an entry, or acknowledge it at once if no one wants it."""
         if entry_id in self.in_flight:
             return
-        self._last_read = max(self._last_read, position_of(entry_id))
+        self._last_read = max(self._last_read, Cursor.from_entry_id(entry_id))
         recipient = await self._recipient(entry_id, fields) if fields else None
         if recipient is None or fields is None:
             await self._ack(entry_id)

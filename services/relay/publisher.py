@@ -1,10 +1,14 @@
-"""Writes stored events to a Redis stream, each under the id ``<position>-0``, in batches.
+"""Writes stored events to a Redis stream, each under its cursor's id, in batches.
+
+The id is the event's place in the log's global order (services/store/order.py): events
+written before that order existed keep ``<position>-0``, later ones get ids above every old
+one, so a stream filled before the upgrade goes on growing monotonically.
 
 A batch goes in one Lua script that first checks the stream's last generated id is the one
 the relay last wrote (or found). If it is not, Redis lost or gained entries behind our back
 (a restart without persistence, a failover, a flush, a second relay) and nothing is written:
-the relay then restarts from the stream's real top. So ids only ever grow by the positions
-that follow the top, and the stream holds each position once, in order, without holes.
+the relay then restarts from the stream's real top. So ids only ever grow by the events
+that follow the top, and the stream holds each event once, in order, without holes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from services.store.events import StoredEvent
+from services.store.order import Cursor
 
 EVENTS_STREAM = "ordinaut:events"
 
@@ -32,17 +37,17 @@ end
 
 _TOP = _TOP_FUNCTION + "return top(KEYS[1])"
 
-# ARGV: expected top id, MAXLEN ('' = none), then 7 values per event (position first).
+# ARGV: expected top id, MAXLEN ('' = none), then per event its id and 7 values.
 _PUBLISH = (
     _TOP_FUNCTION
     + """
 local current = top(KEYS[1])
 if current ~= ARGV[1] then return {0, current} end
-for i = 3, #ARGV, 7 do
-    redis.call('XADD', KEYS[1], ARGV[i] .. '-0',
-        'position', ARGV[i], 'stream', ARGV[i + 1], 'version', ARGV[i + 2],
-        'type', ARGV[i + 3], 'data', ARGV[i + 4], 'meta', ARGV[i + 5],
-        'recorded_at', ARGV[i + 6])
+for i = 3, #ARGV, 8 do
+    redis.call('XADD', KEYS[1], ARGV[i],
+        'position', ARGV[i + 1], 'stream', ARGV[i + 2], 'version', ARGV[i + 3],
+        'type', ARGV[i + 4], 'data', ARGV[i + 5], 'meta', ARGV[i + 6],
+        'recorded_at', ARGV[i + 7])
 end
 if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[2]) end
 return {1, top(KEYS[1])}
@@ -52,13 +57,13 @@ return {1, top(KEYS[1])}
 
 def position_of(entry_id: bytes | str) -> int:
     """The event position an entry id stands for (``41-0`` -> 41)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return int(text.split("-", 1)[0])
+    return Cursor.from_entry_id(entry_id).position
 
 
 def entry_fields(event: StoredEvent) -> list[str | bytes]:
-    """The seven field values of an entry, in the script's order."""
+    """The entry's id and its seven field values, in the script's order."""
     return [
+        event.cursor,
         str(event.position),
         event.stream,
         str(event.version),
@@ -75,7 +80,7 @@ class Outcome:
     the stream's last generated position afterwards."""
 
     written: bool
-    top: int
+    top: Cursor
 
 
 class StreamWriter:
@@ -86,21 +91,21 @@ class StreamWriter:
         self._top = client.register_script(_TOP)
         self._publish = client.register_script(_PUBLISH)
 
-    async def top(self) -> int:
-        """The last position the stream was given (0 for a missing or new stream)."""
+    async def top(self) -> Cursor:
+        """The last event the stream was given (``0-0`` for a missing or new stream)."""
         reply: Any = await self._top(keys=[self.stream])
-        return position_of(reply)
+        return Cursor.from_entry_id(reply)
 
     async def publish(
-        self, events: Sequence[StoredEvent], expected_top: int, maxlen: int | None
+        self, events: Sequence[StoredEvent], expected_top: Cursor, maxlen: int | None
     ) -> Outcome:
         """Append ``events`` if the stream's top is still ``expected_top``."""
-        args: list[str | bytes | int] = [f"{expected_top}-0", str(maxlen or "")]
+        args: list[str | bytes | int] = [expected_top.entry_id, str(maxlen or "")]
         for event in events:
             args += entry_fields(event)
         reply: Any = await self._publish(keys=[self.stream], args=args)
-        return Outcome(bool(reply[0]), position_of(reply[1]))
+        return Outcome(bool(reply[0]), Cursor.from_entry_id(reply[1]))
 
-    async def trim_before(self, position: int) -> None:
-        """Drop entries (approximately, whole nodes) with positions below ``position``."""
-        await self.client.xtrim(self.stream, minid=f"{position}-0", approximate=True)
+    async def trim_before(self, first: Cursor) -> None:
+        """Drop entries (approximately, whole nodes) before ``first``."""
+        await self.client.xtrim(self.stream, minid=first.entry_id, approximate=True)

@@ -1,5 +1,5 @@
 """Replaying stored events: to a Redis stream (same entry format and ids as the relay's) or
-to JSON lines, in position order, as a snapshot of the log when the replay starts."""
+to JSON lines, in the log's order, as a snapshot of the log when the replay starts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import redis.asyncio as redis
 
 from projections.base import Connection
 from services.relay.publisher import StreamWriter
-from services.store.audit import EventFilter, count_filtered, read_filtered
+from services.store.audit import EventFilter, count_filtered, current_horizon, read_filtered
 from services.store.events import StoredEvent
+from services.store.order import Cursor
 
 Sink = Callable[[list[StoredEvent]], Awaitable[None]]
 Progress = Callable[[int, int], None]
@@ -35,8 +36,8 @@ async def replay_events(
 
     Events appended after the replay started are left out, so the replay has an end.
     """
-    end = int(await conn.fetchval("SELECT coalesce(max(position), 0) FROM events")) + 1
-    where = dataclasses.replace(where, before=min(where.before or end, end))
+    # Transactions below today's horizon have all ended: that part of the log is final.
+    where = dataclasses.replace(where, horizon=await current_horizon(conn))
     total, done = await count_filtered(conn, where), 0
     while True:
         events = await read_filtered(conn, where, batch)
@@ -44,32 +45,33 @@ async def replay_events(
             return done
         await sink(events)
         done += len(events)
-        where = dataclasses.replace(where, after=events[-1].position)
+        where = dataclasses.replace(where, after=events[-1].order)
         if progress is not None:
             progress(done, total)
 
 
 class RedisSink:
-    """Appends to a stream under ids ``<position>-0``, like the relay.
+    """Appends to a stream under the relay's ids (services/store/order.py).
 
-    Positions the stream already holds are skipped, so an interrupted replay can simply be
+    Events the stream already holds are skipped, so an interrupted replay can simply be
     run again; a stream that changes under the replay stops it.
     """
 
     def __init__(self, client: redis.Redis, stream: str) -> None:
         self.writer = StreamWriter(client, stream)
-        self.top: int | None = None
+        self.top: Cursor | None = None
 
     async def __call__(self, events: list[StoredEvent]) -> None:
         if self.top is None:
             self.top = await self.writer.top()
-        fresh = [event for event in events if event.position > self.top]
+        fresh = [event for event in events if event.order > self.top]
         if not fresh:
             return
         outcome = await self.writer.publish(fresh, self.top, maxlen=None)
         if not outcome.written:
             raise ReplayError(
-                f"stream {self.writer.stream!r} changed during the replay (now at {outcome.top})"
+                f"stream {self.writer.stream!r} changed during the replay"
+                f" (now at {outcome.top.entry_id})"
             )
         self.top = outcome.top
 

@@ -23,21 +23,24 @@ from redis.exceptions import RedisError
 from services.relay.metrics import RELAY_LAG
 from services.relay.publisher import EVENTS_STREAM, StreamWriter
 from services.store.events import StoredEvent
+from services.store.order import START, Cursor
 from services.store.tail import follow_stored
 
 log = structlog.get_logger(__name__)
 
 _SAVE = """
-INSERT INTO relay_checkpoint (name, position, updated_at) VALUES ($1, $2, now())
-ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()
+INSERT INTO relay_checkpoint (name, txid, position, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (name) DO UPDATE
+SET txid = excluded.txid, position = excluded.position, updated_at = now()
 """
-# recorded_at follows position order (appends are serialised), so the first event recorded
-# after the cut-off is also the first position to keep.
+# recorded_at only roughly follows the log's order (appends run concurrently): trimming by
+# age is approximate anyway, so the first event in order recorded after the cut-off will do.
 _FIRST_SINCE = """
-SELECT position FROM events WHERE recorded_at >= clock_timestamp() - $1::interval
-ORDER BY position LIMIT 1
+SELECT txid, position FROM events WHERE recorded_at >= clock_timestamp() - $1::interval
+ORDER BY txid, position LIMIT 1
 """
-_LAST = "SELECT coalesce(max(position), 0) FROM events"
+_HAS = "SELECT EXISTS (SELECT FROM events WHERE txid = $1::xid8 AND position = $2)"
+_LAST = "SELECT txid, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
 # Session-level: held while this relay's connection lives. The first key is any fixed number.
 _LEAD = "SELECT pg_advisory_lock(1919250540, hashtext($1))"
 _FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -113,7 +116,7 @@ class Relay:
         finally:
             await conn.close()
 
-    async def _follow(self, conn: asyncpg.Connection, top: int) -> None:
+    async def _follow(self, conn: asyncpg.Connection, top: Cursor) -> None:
         batches = follow_stored(
             conn, after=top, batch=self.config.batch, idle_seconds=self.config.idle_seconds
         )
@@ -124,25 +127,31 @@ class Relay:
                 else:
                     await self._housekeeping(conn, top)
 
-    async def _resume_point(self, conn: asyncpg.Connection) -> int:
+    async def _resume_point(self, conn: asyncpg.Connection) -> Cursor:
         """Where the stream really is; a stream behind the checkpoint lost data in Redis."""
         top = await self.writer.top()
-        saved = await conn.fetchval(
-            "SELECT position FROM relay_checkpoint WHERE name = $1", self.config.stream
+        row = await conn.fetchrow(
+            "SELECT txid, position FROM relay_checkpoint WHERE name = $1", self.config.stream
         )
+        saved = Cursor(int(row["txid"]), row["position"]) if row is not None else None
         if saved is not None and top < saved:
             log.warning("events stream is behind the checkpoint; re-publishing",
-                        stream=self.config.stream, stream_top=top, checkpoint=saved)  # fmt: skip
-        last = await conn.fetchval(_LAST)
-        if top > last:
+                        stream=self.config.stream, stream_top=top.entry_id,
+                        checkpoint=saved.entry_id)  # fmt: skip
+        found = await conn.fetchrow(_LAST)
+        last = Cursor(int(found["txid"]), found["position"]) if found is not None else START
+        if top > last or (top != START and not await conn.fetchval(_HAS, top.txid, top.position)):
             raise ForeignStream(
-                f"stream {self.config.stream!r} holds position {top} but the log ends at {last}:"
-                " it was filled from another database; delete it or relay to another stream"
+                f"stream {self.config.stream!r} holds event {top.entry_id} but the log ends at"
+                f" {last.entry_id}: it was filled from another database; delete it or relay to"
+                " another stream"
             )
-        await conn.execute(_SAVE, self.config.stream, top)
-        return int(top)
+        await conn.execute(_SAVE, self.config.stream, top.txid, top.position)
+        return top
 
-    async def _publish(self, conn: asyncpg.Connection, events: list[StoredEvent], top: int) -> int:
+    async def _publish(
+        self, conn: asyncpg.Connection, events: list[StoredEvent], top: Cursor
+    ) -> Cursor:
         outcome = await self.writer.publish(events, top, self.config.maxlen)
         if not outcome.written:
             log.warning("events stream changed behind the relay; resuming from its top",
@@ -151,25 +160,28 @@ class Relay:
         now = datetime.now(UTC)
         for event in events:
             RELAY_LAG.observe(max((now - event.recorded_at).total_seconds(), 0.0))
-        await conn.execute(_SAVE, self.config.stream, outcome.top)
+        await conn.execute(_SAVE, self.config.stream, outcome.top.txid, outcome.top.position)
         await self._trim_by_age(conn, outcome.top)
         return outcome.top
 
-    async def _housekeeping(self, conn: asyncpg.Connection, top: int) -> None:
+    async def _housekeeping(self, conn: asyncpg.Connection, top: Cursor) -> None:
         """While idle: notice a stream that lost entries (say, a flush), and trim by age."""
         if await self.writer.top() != top:
             log.warning("events stream changed behind the relay; resuming from its top")
             raise _Resync()
         await self._trim_by_age(conn, top)
 
-    async def _trim_by_age(self, conn: asyncpg.Connection, top: int) -> None:
-        """Entry ids are positions, not times: find the first position young enough to keep."""
+    async def _trim_by_age(self, conn: asyncpg.Connection, top: Cursor) -> None:
+        """Entry ids are places in the log, not times: find the first one young enough."""
         age = self.config.max_age_seconds
         if age is None or time.monotonic() - self._trimmed_at < self.config.trim_every_seconds:
             return
         self._trimmed_at = time.monotonic()
-        first = await conn.fetchval(_FIRST_SINCE, timedelta(seconds=age))
-        await self.writer.trim_before(first if first is not None else top + 1)
+        first = await conn.fetchrow(_FIRST_SINCE, timedelta(seconds=age))
+        if first is None:  # nothing young enough: keep only the top, as MINID needs an id
+            await self.writer.trim_before(top)
+        else:
+            await self.writer.trim_before(Cursor(int(first["txid"]), first["position"]))
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:

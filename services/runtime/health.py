@@ -16,7 +16,14 @@ import msgspec
 import redis.asyncio as redis
 
 from projections.base import Connection
-from services.runtime.metrics import DUE_WORK_OLDEST, DUE_WORK_READY, STREAM_PENDING, WORKERS_ALIVE
+from services.runtime.metrics import (
+    DUE_WORK_OLDEST,
+    DUE_WORK_READY,
+    EVENT_HORIZON_AGE,
+    STREAM_PENDING,
+    WORKERS_ALIVE,
+)
+from services.store.horizon import oldest_writer
 from services.worker import presence
 
 # (degraded from, failing from), in seconds
@@ -36,13 +43,17 @@ SELECT count(*) AS ready,
 FROM due_work
 WHERE run_at <= now() AND NOT parked AND (locked_until IS NULL OR locked_until < now())
 """
+HORIZON_AGE = (5.0, 60.0)
+# Events after the relay's checkpoint (a cursor in the log's order, services/store/order.py).
 _RELAY = """
-SELECT (SELECT position FROM relay_checkpoint WHERE name = $1) AS relayed,
-       (SELECT coalesce(max(position), 0) FROM events) AS last
-"""
-_FIRST_UNRELAYED = """
-SELECT extract(epoch FROM now() - recorded_at)::float8 FROM events
-WHERE position > $1 ORDER BY position LIMIT 1
+SELECT c.name IS NOT NULL AS relayed,
+       (SELECT count(*) FROM events e
+        WHERE (e.txid, e.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0)))
+           AS behind,
+       (SELECT extract(epoch FROM now() - e.recorded_at)::float8 FROM events e
+        WHERE (e.txid, e.position) > (coalesce(c.txid, '0'::xid8), coalesce(c.position, 0))
+        ORDER BY e.txid, e.position LIMIT 1) AS age
+FROM (SELECT 1) AS one LEFT JOIN relay_checkpoint c ON c.name = $1
 """
 
 
@@ -94,6 +105,7 @@ async def report(
             {"ready": ready["ready"], "oldest_seconds": round(ready["oldest"], 3)},
         )
         components["relay"] = await _relay(conn, events_stream)
+        components["event_horizon"] = await _horizon(conn)
         workers = await presence.alive(conn)
         WORKERS_ALIVE.set(workers)
         # No worker is only a problem when there is work for one.
@@ -116,14 +128,26 @@ async def _redis(client: redis.Redis | None) -> Component:
 async def _relay(conn: Connection, stream: str) -> Component:
     row = await conn.fetchrow(_RELAY, stream)
     assert row is not None
-    if row["relayed"] is None:
-        return Component("degraded", {"behind_events": float(row["last"])},
+    behind = row["behind"]
+    if not row["relayed"]:
+        return Component("degraded", {"behind_events": float(behind)},
                          "no relay has published to this stream yet")  # fmt: skip
-    behind = row["last"] - row["relayed"]
-    age = float(await conn.fetchval(_FIRST_UNRELAYED, row["relayed"]) or 0) if behind else 0.0
+    age = float(row["age"] or 0.0) if behind else 0.0
     return Component(
         _grade(age, RELAY_LAG), {"behind_events": float(behind), "lag_seconds": round(age, 3)}
     )
+
+
+async def _horizon(conn: Connection) -> Component:
+    """The oldest open writing transaction: readers of the log wait for it (store/order.py)."""
+    holder = await oldest_writer(conn)
+    age = holder.age_seconds if holder is not None else 0.0
+    EVENT_HORIZON_AGE.set(age)
+    if holder is None:
+        return Component("ok", {"age_seconds": 0.0})
+    status = _grade(age, HORIZON_AGE)
+    numbers = {"age_seconds": round(age, 3), "pid": float(holder.pid)}
+    return Component(status, numbers, holder.describe() if status != "ok" else None)
 
 
 async def _sample_pending(client: redis.Redis, events_stream: str) -> None:

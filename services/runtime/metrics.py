@@ -33,6 +33,11 @@ DUE_WORK_READY = Gauge("ordinaut_due_work_ready", "Due work that no worker holds
 DUE_WORK_OLDEST = Gauge(
     "ordinaut_due_work_oldest_seconds", "How long the oldest ready work has been waiting"
 )
+EVENT_HORIZON_AGE = Gauge(
+    "ordinaut_event_horizon_age_seconds",
+    "Age of the oldest open transaction that has written (anywhere in the cluster): readers"
+    " of the event log wait for it; /health names it",
+)
 WORKERS_ALIVE = Gauge("ordinaut_workers_alive", "Workers that reported in the last 30 s")
 STREAM_PENDING = Gauge(
     "ordinaut_stream_pending", "Entries read but not acknowledged", ["stream", "group"]

@@ -1,5 +1,7 @@
 """Filtered reads of the log, for audits and replays: by stream, type, actor, correlation,
-position range and time range, always in position order."""
+a range of the global order and a time range, always in the log's order (order.py) and only
+below the visibility horizon, so a page once read never changes. An agent reads only the
+events it owns (projections/ownership.py)."""
 
 from __future__ import annotations
 
@@ -9,51 +11,65 @@ from typing import Any
 
 from projections.base import Connection
 from services.store.events import StoredEvent, stored_event
+from services.store.order import HORIZON, START, Cursor
 
-_SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
-# An agent's view: only the events it owns (projections/ownership.py), found by one range scan
-# of its (owner, position) rows; token hashes and secret ciphertexts are never shown to it.
+_SELECT = """
+SELECT e.position, e.stream, e.version, e.type, e.data::text AS data, e.meta::text AS meta,
+       e.recorded_at, e.txid
+FROM events e
+"""
+# An agent's view: only the events it owns, found through its (owner, position) rows; token
+# hashes and secret ciphertexts are never shown to it.
+_FROM_OWNED = "event_owner o JOIN events e ON e.position = o.position"
 _SELECT_OWNED = """
 SELECT e.position, e.stream, e.version, e.type,
        (CASE e.type WHEN 'agent.token_issued' THEN e.data - 'token_sha256'
                     WHEN 'secret.stored' THEN e.data - 'ciphertext'
                     ELSE e.data END)::text AS data,
-       e.meta::text AS meta, e.recorded_at
+       e.meta::text AS meta, e.recorded_at, e.txid
 FROM event_owner o JOIN events e ON e.position = o.position
 """
 
 
 @dataclass(frozen=True)
 class EventFilter:
-    """Which events to read; every condition given must hold. Positions are exclusive bounds
-    (``after`` < position < ``before``), times inclusive (``since`` <= recorded_at <= ``until``).
+    """Which events to read; every condition given must hold. ``after``/``before`` are
+    exclusive bounds in the global order, ``first``/``last`` inclusive ones, times inclusive
+    (``since`` <= recorded_at <= ``until``). ``horizon``: only transactions below this id
+    (a replay fixes it when it starts, so it has an end). ``reader``: only the events this
+    agent owns (None: every event, as the admin and operators see).
     """
 
     stream: str | None = None
     types: tuple[str, ...] = ()
     actor: str | None = None
     correlation_id: str | None = None
-    after: int = 0
-    before: int | None = None
+    after: Cursor = START
+    before: Cursor | None = None
+    first: Cursor | None = None
+    last: Cursor | None = None
     since: datetime | None = None
     until: datetime | None = None
-    # Only the events this agent owns (None: every event, as the admin and operators see).
+    horizon: int | None = None
     reader: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        """The SQL condition and its parameters ($1 is always ``after``)."""
-        # An agent's bounds go on its own rows' positions, so they bound its index scan.
-        position = "o.position" if self.reader is not None else "e.position"
-        clauses, args = [f"{position} > $1"], [self.after]
+        """The SQL condition and its parameters ($1, $2 are always ``after``)."""
+        clauses = ["(e.txid, e.position) > ($1::xid8, $2::bigint)", f"e.txid < {HORIZON}"]
+        args: list[Any] = [self.after.txid, self.after.position]
+        for bound, op in ((self.before, "<"), (self.first, ">="), (self.last, "<=")):
+            if bound is not None:
+                args += [bound.txid, bound.position]
+                clauses.append(f"(e.txid, e.position) {op} (${len(args) - 1}::xid8, ${len(args)})")
         conditions: list[tuple[str, Any]] = [
             ("o.owner = ${}", self.reader),
             ("e.stream = ${}", self.stream),
             ("e.type = ANY(${}::text[])", list(self.types) or None),
             ("e.meta->>'actor' = ${}", self.actor),
             ("e.meta->>'correlation_id' = ${}", self.correlation_id),
-            (f"{position} < ${{}}", self.before),
             ("e.recorded_at >= ${}", self.since),
             ("e.recorded_at <= ${}", self.until),
+            ("e.txid < ${}::xid8", self.horizon),
         ]
         for template, value in conditions:
             if value is not None:
@@ -65,13 +81,12 @@ class EventFilter:
 async def read_filtered(
     conn: Connection, where: EventFilter, limit: int, *, newest_first: bool = False
 ) -> list[StoredEvent]:
-    """Up to ``limit`` matching events, in position order (or the latest first)."""
+    """Up to ``limit`` matching events, in the log's order (or the latest first)."""
     condition, args = where.where()
-    order = "DESC" if newest_first else "ASC"
-    # An agent's pages follow its own rows' order (o.position), which its key already sorts.
+    order = "e.txid DESC, e.position DESC" if newest_first else "e.txid, e.position"
+    source = _SELECT_OWNED if where.reader is not None else _SELECT
     rows = await conn.fetch(
-        f"{_source(where)} WHERE {condition} ORDER BY {_order(where)} {order} "
-        f"LIMIT ${len(args) + 1}",
+        f"{source} WHERE {condition} ORDER BY {order} LIMIT ${len(args) + 1}",
         *args,
         limit,
     )
@@ -86,12 +101,6 @@ async def count_filtered(conn: Connection, where: EventFilter) -> int:
     return int(count)
 
 
-_FROM_OWNED = "event_owner o JOIN events e ON e.position = o.position"
-
-
-def _source(where: EventFilter) -> str:
-    return _SELECT_OWNED if where.reader is not None else f"{_SELECT} e"
-
-
-def _order(where: EventFilter) -> str:
-    return "o.position" if where.reader is not None else "e.position"
+async def current_horizon(conn: Connection) -> int:
+    """The visibility horizon now: every transaction below it has ended."""
+    return int(await conn.fetchval(f"SELECT {HORIZON}"))

@@ -30,3 +30,16 @@ class UnstorableText(StoreError):
 
     def __init__(self) -> None:
         super().__init__("text may not contain the NUL character (\\u0000)")
+
+
+class StreamBusy(StoreError):
+    """Another append held one of the streams longer than the store's lock timeout; retry."""
+
+    def __init__(self, streams: list[str]) -> None:
+        shown = ", ".join(repr(s) for s in streams[:3])
+        super().__init__(f"stream {shown} is busy with another append; retry")
+        self.streams = streams
+
+
+class UnknownCursor(StoreError):
+    """A cursor that names no place in this log."""

@@ -1,12 +1,17 @@
 """The event store: append with optimistic concurrency and idempotency, read, and notify.
 
-Gap-safe order: every append takes one transaction-scoped advisory lock right before it inserts,
-so positions are handed out in commit order and a tailer reading `position > last_seen` can never
-miss an event that commits later with a smaller position. Batching keeps this fast.
+No global write lock: appends to different streams run concurrently. Readers get one exact
+global order from the transaction id each row records (see services/store/order.py); appends
+to one stream queue on that stream's lock (``ordinaut_lock_streams``, migration 0030), so
+versions are handed out without conflicts between appenders that do not expect a version.
+
+``append_in_transaction`` (one command) and ``insert_commands`` (a batch) are the store's one
+way to record events with their inline projections; callers take no store locks themselves.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,10 +30,20 @@ from domain.envelope import (
 from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
 from services.runtime.metrics import EVENTS_APPENDED
-from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
+from services.store.errors import (
+    IdempotencyKeyReused,
+    StreamBusy,
+    UnstorableText,
+    VersionConflict,
+)
+from services.store.order import Cursor
 
-APPEND_LOCK = 0x6F72_6469_6170_7064  # any fixed number; only appenders (and rebuilds) take it
 NOTIFY_CHANNEL = "ordinaut_events"
+# A NOTIFY makes its transaction take PostgreSQL's one notify-queue lock through its commit
+# (PreCommit_Notify), which would serialise the commits of every appender again. So a process
+# wakes tailers at most once per NOTIFY_EVERY seconds; tailers re-read at least every
+# services.store.tail.POLL_SECONDS, which bounds how late they see an un-announced event.
+NOTIFY_EVERY = 0.01
 ANY_VERSION: int | None = None  # append whatever version the stream is at
 
 
@@ -51,8 +66,12 @@ class AppendResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event row exactly as stored, for readers that pass it on without decoding."""
+    """An event row exactly as stored, for readers that pass it on without decoding.
 
+    ``cursor`` is its place in the log's global order (services/store/order.py).
+    """
+
+    cursor: str
     position: int
     stream: str
     version: int
@@ -60,12 +79,19 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: msgspec.Raw
     meta: msgspec.Raw
     recorded_at: datetime
+    txid: int = 0
+
+    @property
+    def order(self) -> Cursor:
+        """The event's place in the global order, as a cursor."""
+        return Cursor(self.txid, self.position)
 
 
 _result_decoder = msgspec.json.Decoder(AppendResult)
 
 # meta is one parameter: the same for every event of a command, so it is parsed once.
-# Notifies tailers in the same statement, saving a round trip while the append lock is held.
+# $6 is the channel to notify, or NULL not to (see NOTIFY_EVERY): in the same statement, which
+# saves a round trip.
 _INSERT = """
 WITH inserted AS (
     INSERT INTO events (stream, version, type, data, meta)
@@ -73,17 +99,35 @@ WITH inserted AS (
     FROM unnest($1::text[], $2::int[], $3::text[], $4::jsonb[]) AS e(stream, version, type, data)
     RETURNING position, stream, version, recorded_at
 ), notified AS (
-    SELECT pg_notify($6, max(position)::text) FROM inserted
+    SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
+    WHERE $6::text IS NOT NULL
 )
-SELECT inserted.* FROM inserted, notified
+SELECT inserted.* FROM inserted LEFT JOIN notified ON true
 """
+
+
+class _NotifyGate:
+    """Lets one append per NOTIFY_EVERY seconds (per process) notify tailers."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def channel(self) -> str | None:
+        now = time.monotonic()
+        if now - self._last < NOTIFY_EVERY:
+            return None
+        self._last = now
+        return NOTIFY_CHANNEL
+
+
+_gate = _NotifyGate()
 
 
 @dataclass(frozen=True)
 class _Encoded:
     """A command's events as JSON, and as projections will see them (decoded from that JSON).
 
-    Made before taking the append lock, so no other appender waits while we encode.
+    Made before taking any stream lock, so no other appender waits while we encode.
     """
 
     types: list[str]
@@ -146,7 +190,6 @@ async def append_in_transaction(
         if replay is not None:
             return replay
     encoded = _encode(appends, meta)
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     envelopes = await _insert(conn, appends, meta, encoded)
     count_appended(encoded.types)
     await projections.apply(conn, envelopes)
@@ -175,12 +218,21 @@ def count_appended(types: Sequence[str]) -> None:
 
 
 async def _current_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
-    rows = await conn.fetch(
-        "SELECT s.stream, (SELECT max(version) FROM events e WHERE e.stream = s.stream) AS version"
-        " FROM unnest($1::text[]) AS s(stream)",
-        streams,
-    )
-    return {row["stream"]: row["version"] or 0 for row in rows}
+    """Lock the streams (until commit) and read their versions: see ordinaut_lock_streams.
+
+    A stream held past the function's lock_timeout raises StreamBusy, never hangs.
+    """
+    try:
+        rows = await conn.fetch("SELECT stream, version FROM ordinaut_lock_streams($1)", streams)
+    except asyncpg.LockNotAvailableError as exc:
+        raise StreamBusy(streams) from exc
+    return {row["stream"]: row["version"] for row in rows}
+
+
+async def lock_streams(conn: Connection, streams: list[str]) -> None:
+    """Lock streams until commit, as an append to them does, for a caller that must decide
+    from state those streams project (e.g. a condition's last value) before appending."""
+    await _current_versions(conn, streams)
 
 
 def _number(
@@ -204,7 +256,7 @@ def _number(
 async def _insert(
     conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
 ) -> list[Envelope]:
-    """Check versions and insert; runs under the append lock, so the versions cannot move."""
+    """Check versions and insert; the streams are locked first, so their versions cannot move."""
     numbered = _number(appends, await _current_versions(conn, [a.stream for a in appends]))
     try:
         rows = await conn.fetch(
@@ -214,9 +266,9 @@ async def _insert(
             encoded.types,
             encoded.data,
             encoded.meta,
-            NOTIFY_CHANNEL,
+            _gate.channel(),
         )
-    except asyncpg.UniqueViolationError as exc:  # only if someone appended without the lock
+    except asyncpg.UniqueViolationError as exc:  # only if someone inserted bypassing the store
         raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc
     except asyncpg.UntranslatableCharacterError as exc:
         raise UnstorableText() from exc
@@ -246,9 +298,10 @@ WITH inserted AS (
         AS e(stream, version, type, data, meta)
     RETURNING position, stream, version, recorded_at
 ), notified AS (
-    SELECT pg_notify($6, max(position)::text) FROM inserted
+    SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
+    WHERE $6::text IS NOT NULL
 )
-SELECT inserted.* FROM inserted, notified
+SELECT inserted.* FROM inserted LEFT JOIN notified ON true
 """
 
 
@@ -267,12 +320,11 @@ async def insert_commands(
     envelopes, in its order.
 
     For batches (ingest): the caller has claimed the commands' idempotency keys and keeps their
-    results itself. Takes the append lock (a no-op if the caller already holds it).
+    results itself. Locks the streams as a single append does.
     """
     owners = [i for i, c in enumerate(commands) for a in c.appends for _ in a.events]
     metas = [encode_meta(c.meta) for c in commands]
     encoded = _encode([a for c in commands for a in c.appends], commands[0].meta)
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     appends = [a for c in commands for a in c.appends]
     streams = list(dict.fromkeys(a.stream for a in appends))
     numbered = _number(appends, await _current_versions(conn, streams))
@@ -284,7 +336,7 @@ async def insert_commands(
             encoded.types,
             encoded.data,
             [metas[owner] for owner in owners],
-            NOTIFY_CHANNEL,
+            _gate.channel(),
         )
     except asyncpg.UntranslatableCharacterError as exc:
         raise UnstorableText() from exc
@@ -305,7 +357,9 @@ def _position(envelope: Envelope) -> int:
     return envelope.position
 
 
-_SELECT = "SELECT position, stream, version, type, data::text, meta::text, recorded_at FROM events"
+_SELECT = (
+    "SELECT position, stream, version, type, data::text, meta::text, recorded_at, txid FROM events"
+)
 
 
 async def read_stream(conn: Connection, stream: str, *, after_version: int = 0) -> list[Envelope]:
@@ -316,33 +370,20 @@ async def read_stream(conn: Connection, stream: str, *, after_version: int = 0) 
     return [envelope_from_row(row) for row in rows]
 
 
-async def read_all(conn: Connection, *, after: int, limit: int) -> list[Envelope]:
-    """Events of every stream with ``position > after``, in position order."""
-    rows = await conn.fetch(
-        f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
-    )
-    return [envelope_from_row(row) for row in rows]
-
-
 def stored_event(row: asyncpg.Record) -> StoredEvent:
-    """A row of `_SELECT` as a StoredEvent."""
+    """A row of `_SELECT` (with its ``txid``) as a StoredEvent."""
+    txid, position = int(row["txid"]), row["position"]
     return StoredEvent(
-        position=row["position"],
+        cursor=Cursor(txid, position).entry_id,
+        position=position,
         stream=row["stream"],
         version=row["version"],
         type=row["type"],
         data=msgspec.Raw(row["data"].encode()),
         meta=msgspec.Raw(row["meta"].encode()),
         recorded_at=row["recorded_at"],
+        txid=txid,
     )
-
-
-async def read_stored(conn: Connection, *, after: int, limit: int) -> list[StoredEvent]:
-    """Like read_all, but without decoding: for readers that only pass events on."""
-    rows = await conn.fetch(
-        f"{_SELECT} WHERE position > $1 ORDER BY position LIMIT $2", after, limit
-    )
-    return [stored_event(row) for row in rows]
 
 
 async def read_stream_stored(conn: Connection, stream: str) -> list[StoredEvent]:

@@ -32,7 +32,7 @@ from domain.events import (
 from domain.triggers import ConditionState, Subscriber, decide_triggers, evolve_condition
 from projections.base import Connection, ProjectionSet
 from services.store.errors import IdempotencyKeyReused
-from services.store.events import APPEND_LOCK, Command, StreamAppend, insert_commands
+from services.store.events import Command, StreamAppend, insert_commands, lock_streams
 
 
 class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +86,7 @@ WHERE t.status = 'active' AND NOT t.deleted AND t.schedule_kind IN ('event', 'co
               WHERE e.topic LIKE replace(replace(replace(t.schedule_expr, '_', '\_'), '*', '%'),
                                          '?', '_'))
 ORDER BY t.created_at, t.id
+FOR SHARE OF t
 """
 _CLAIM = """
 INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
@@ -211,12 +212,19 @@ async def _record(
     conn: Connection, projections: ProjectionSet, publications: list[Publication], now: datetime
 ) -> list[PublishResult]:
     """Append each publication's event and what it fires, as one command each."""
-    # The append lock first: subscribers and condition states read under it cannot change
-    # before these events commit (a paused task is not fired, two events never see the same
-    # condition state). Keys were claimed before, in the same order as every other command.
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+    # Subscribers are read FOR SHARE: a task cannot be paused or changed before these events
+    # commit (a pause waits; a paused task is not fired). Condition states are read with their
+    # condition streams locked: two events never both decide from the same state, and the
+    # second sees what the first recorded. No global lock: publications of unrelated topics
+    # and conditions run concurrently.
     events = [_received(p) for p in publications]
-    subscribers, states = await _subscribers(conn, sorted({e.topic for e in events}))
+    topics = sorted({e.topic for e in events})
+    subscribers, states = await _subscribers(conn, topics)
+    conditions = [condition_stream(s.task_id) for s in subscribers
+                  if s.definition.schedule_kind == "condition"]  # fmt: skip
+    if conditions:
+        await lock_streams(conn, conditions)
+        subscribers, states = await _subscribers(conn, topics)
     commands: list[Command] = []
     for p, event in zip(publications, events, strict=True):
         fired = decide_triggers(event, subscribers, states, now, lambda: str(uuid.uuid4()))

@@ -24,7 +24,7 @@ from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.runtime.metrics import TIMER_LAG
-from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
 
@@ -144,12 +144,13 @@ class Timer:
 
     async def fire_due(self) -> int:
         """Fire one batch of due tasks in one transaction; returns how many tasks it claimed."""
-        # Checked before taking the append lock, which every command needs too: most wake-ups
-        # (a task created for later, say) find nothing due and then cost commands nothing.
+        # Checked before opening a transaction: most wake-ups (a task created for later, say)
+        # find nothing due.
         if not await self.pool.fetchval(_ANY_DUE):
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            # The claimed task rows (FOR UPDATE SKIP LOCKED) are this timer's alone until
+            # commit: other timers skip them, a command on one of them waits (tasks.py).
             rows = await conn.fetch(_CLAIM, self.batch)
             if not rows:
                 return 0

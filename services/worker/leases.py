@@ -32,7 +32,7 @@ from domain.events import (
 from domain.runs import Failure, decide_failure
 from projections.base import Connection, ProjectionSet
 from services.runtime.metrics import RUNS
-from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.events import StreamAppend, append_in_transaction
 
 # Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
 _CANDIDATES = """
@@ -140,10 +140,11 @@ async def lease(
     of runs those settlements made ready again (to announce).
     """
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        # FOR UPDATE SKIP LOCKED alone keeps leasers apart: each takes rows no other holds.
         rows = await conn.fetch(_CANDIDATES, limit)
         if not rows:
             return [], []
+        await _lock_keys(conn, rows)
         now: datetime = rows[0]["now"]
         candidates = [
             _Candidate(
@@ -199,6 +200,29 @@ async def lease(
     if duplicates:
         RUNS.labels("deduplicated").inc(duplicates)
     return leased, readied
+
+
+# Bounded: a key held this long by another leaser fails this lease (retried), never hangs it.
+_KEY_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', '5s', true)"
+_LOCK_KEYS = """
+SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys
+"""
+
+
+async def _lock_keys(conn: Connection, rows: list[Any]) -> None:
+    """Serialise leasers per concurrency key and per dedupe key (not globally).
+
+    Admission counts a key's running holders and dedupe looks for a recent run with the key:
+    read-then-decide on rows of other runs, which two leasers holding different rows of one
+    key would otherwise both pass. Holding the key's lock until commit makes the second one
+    count the first one's lease. Taken in one sorted order, so leasers never deadlock on them.
+    """
+    keys = [f"ordinaut-concurrency:{r['concurrency_key']}" for r in rows if r["concurrency_key"]]
+    keys += [f"ordinaut-dedupe:{r['dedupe_key']}" for r in rows if r["dedupe_key"]]
+    if keys:
+        await conn.execute(_KEY_LOCK_TIMEOUT)
+        await conn.execute(_LOCK_KEYS, keys)
 
 
 async def _admit(conn: Connection, candidates: list[_Candidate], now: datetime) -> set[str]:

@@ -18,11 +18,16 @@ import structlog
 from domain.envelope import EventMeta
 from domain.events import Event, run_stream
 from projections.base import ProjectionSet
-from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.events import StreamAppend, append_in_transaction
 
+# FOR UPDATE OF d: a run's due_work row is where everything that appends to a run meets
+# (leasers skip it, a cancel waits for it), so the lease cannot move between this check and the
+# append; in run_id order, so two flushes never deadlock.
 _HELD = """
 SELECT d.run_id, r.cancel_requested FROM due_work d JOIN runs r USING (run_id)
 WHERE d.run_id = ANY($1::text[]) AND d.locked_by = $2
+ORDER BY d.run_id
+FOR UPDATE OF d
 """
 # Enough to amortise a transaction over many runs, small enough to keep the lock short.
 MAX_BATCH = 500
@@ -104,7 +109,6 @@ class Recorder:
 
     async def _flush(self, batch: list[_Pending]) -> list[Outcome]:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
             rows = await conn.fetch(_HELD, [p.run_id for p in batch], self.worker)
             held = {r["run_id"]: r["cancel_requested"] for r in rows}
             appends = [

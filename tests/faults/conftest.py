@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from services.bench.results import write_result
 from services.runtime.embedded import ensure_database, with_database
 from services.store.migrate import migrate
 from tests.faults.support import ADMIN, FaultResult
-from tests.postgres_server import PostgresServer, initdb
+from tests.postgres_server import PostgresServer
 from tests.processes import Fleet, environment
 from tests.redis_server import RedisServer
 from tests.tools_servers.step_tool import StepTool, serving
@@ -75,23 +75,6 @@ def fault(request: pytest.FixtureRequest) -> Iterator[FaultResult]:
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():
         print(f"\n{result.summary}", flush=True)
-
-
-@pytest.fixture(scope="session")
-def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised (empty) PostgreSQL data directory that each server starts a copy of."""
-    return initdb(tmp_path_factory.mktemp("postgres-template") / "pgdata")
-
-
-@pytest.fixture
-async def owned_postgres(postgres_template: Path, tmp_path: Path) -> AsyncIterator[PostgresServer]:
-    """A PostgreSQL server of this test's own, on its own port."""
-    server = PostgresServer.from_template(postgres_template, tmp_path / "postgres")
-    await server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
-from services.store.events import APPEND_LOCK
 
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -359,7 +358,7 @@ async def test_a_rebuild_reproduces_the_agent_tables(
         assert len(live["agent"]) == 2
         assert len(live["agent_token"]) == 2
         agent_only = inline_projections().named(["agent"])
-        assert await rebuild(conn, agent_only, append_lock=APPEND_LOCK) == 5
+        assert await rebuild(conn, agent_only) == 5
         assert await snapshot(conn) == live
     # Authentication reads the rebuilt tables.
     assert (await client.get("/events", headers=bearer(kept["token"]))).status_code == 200

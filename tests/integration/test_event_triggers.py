@@ -11,7 +11,6 @@ import pytest
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.store.events import APPEND_LOCK
 from tests.workers import AUTH, api_client, eventually, run_to_end, running_workers
 
 ECHO = [{"id": "echo", "uses": "debug.echo",
@@ -108,7 +107,7 @@ async def test_a_condition_task_fires_only_when_its_condition_turns_true(
     # the state is a read model: a rebuild from the log gives the same
     before = await pool.fetch("SELECT * FROM condition_state")
     async with pool.acquire() as conn:
-        await rebuild(conn, inline_projections(), append_lock=APPEND_LOCK)
+        await rebuild(conn, inline_projections())
     assert await pool.fetch("SELECT * FROM condition_state") == before
     assert before[0]["value"] is True
 

@@ -11,7 +11,6 @@ import pytest
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.store.events import APPEND_LOCK
 from tests.tools_servers.step_tool import StepTool
 from tests.workers import (
     AUTH,
@@ -112,7 +111,7 @@ async def test_a_step_over_the_task_budget_kills_the_run_and_tells_the_owner(
         ("task", task_id, pytest.approx(0.8)),
     ]
     async with pool.acquire() as conn:  # the spend is the log's: a replay gives it back
-        await rebuild(conn, inline_projections().named(["spend"]), append_lock=APPEND_LOCK)
+        await rebuild(conn, inline_projections().named(["spend"]))
     assert [tuple(r) for r in await pool.fetch(spent_sql)] == [tuple(r) for r in spent]
 
 

@@ -14,13 +14,13 @@ from domain.events import Event, RunQueued, TaskCreated, TaskDefinition, TaskDue
 from projections.base import Connection
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
+from services.store.events import StreamAppend, append_in_transaction
 
 PROJECTIONS = inline_projections()
 AT = datetime(2030, 1, 1, 9, tzinfo=UTC)
 # In this test's database only: other databases on the server have appenders of their own.
-WAITING_FOR_ADVISORY_LOCK = """
-SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+WAITING_FOR_TABLE_LOCK = """
+SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND NOT granted
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
@@ -68,9 +68,7 @@ async def test_an_empty_log_empties_the_tables_and_zeroes_the_checkpoints(
         )
         await conn.execute("UPDATE projection_checkpoints SET position = 42")
         calls: list[tuple[int, int]] = []
-        count = await rebuild(
-            conn, PROJECTIONS, append_lock=APPEND_LOCK, progress=lambda *a: calls.append(a)
-        )
+        count = await rebuild(conn, PROJECTIONS, progress=lambda *a: calls.append(a))
         assert (count, calls) == (0, [])
         assert await conn.fetchval("SELECT count(*) FROM task") == 0
         assert set((await checkpoints(conn)).values()) == {0}
@@ -81,15 +79,17 @@ async def test_appends_wait_for_a_rebuild_and_are_projected_after_it(pool: async
         await append(conn, "a", created("a"))
     async with pool.acquire() as rebuilder, pool.acquire() as appender:
         async with rebuilder.transaction():  # keeps the rebuild's lock until we let go
-            assert await rebuild(rebuilder, PROJECTIONS, append_lock=APPEND_LOCK) == 1
+            assert await rebuild(rebuilder, PROJECTIONS) == 1
             waiting = asyncio.create_task(append(appender, "a", TaskPaused(task_id="a")))
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            # It waits for the append lock, before inserting, not later on the truncated table.
-            assert await pool.fetchval(WAITING_FOR_ADVISORY_LOCK) == 1
+            # No global lock: it waits on the rebuilt table the TRUNCATE holds, and projects
+            # into the rebuilt rows once the rebuild commits.
+            assert await pool.fetchval(WAITING_FOR_TABLE_LOCK) == 1
         await asyncio.wait_for(waiting, timeout=10)
         assert await appender.fetchval("SELECT status FROM task WHERE id = 'a'") == "paused"
-        assert set((await checkpoints(appender)).values()) == {2}
+        # The checkpoint is the rebuild's: appends no longer write that shared row.
+        assert set((await checkpoints(appender)).values()) == {1}
 
 
 async def test_an_undecodable_event_rolls_the_whole_rebuild_back(pool: asyncpg.Pool) -> None:
@@ -101,10 +101,11 @@ async def test_an_undecodable_event_rolls_the_whole_rebuild_back(pool: asyncpg.P
             '{"type": "martian.landed"}',
             '{"actor": "a", "correlation_id": "c"}',
         )
+        before = await checkpoints(conn)
         with pytest.raises(EventDecodeError, match="position 2"):
-            await rebuild(conn, PROJECTIONS, append_lock=APPEND_LOCK, batch=1)
+            await rebuild(conn, PROJECTIONS, batch=1)
         assert await conn.fetchval("SELECT count(*) FROM task") == 1
-        assert set((await checkpoints(conn)).values()) == {1}
+        assert await checkpoints(conn) == before
 
 
 async def test_rebuilding_one_projection_leaves_the_others_alone(pool: asyncpg.Pool) -> None:
@@ -112,12 +113,14 @@ async def test_rebuilding_one_projection_leaves_the_others_alone(pool: asyncpg.P
         await append(conn, "a", created("a"), due("a"))
         await append(conn, "a", queued("a"), stream="run-run-a")
         await conn.execute("UPDATE due_work SET locked_by = 'worker-1'")
+        await conn.execute("UPDATE projection_checkpoints SET position = 7")
         await conn.execute("UPDATE projection_checkpoints SET position = 0 WHERE name = 'task'")
         only_task = PROJECTIONS.named(["task"])
-        assert await rebuild(conn, only_task, append_lock=APPEND_LOCK) == 3
+        assert await rebuild(conn, only_task) == 3
         assert await conn.fetchval("SELECT locked_by FROM due_work") == "worker-1"
-        # Every inline projection's checkpoint moved with the appends; the rebuild kept them all.
-        assert await checkpoints(conn) == {p.name: 3 for p in PROJECTIONS.projections}
+        # The rebuilt projection's checkpoint is at the log's end; the others are untouched.
+        expected = {p.name: 7 for p in PROJECTIONS.projections}
+        assert await checkpoints(conn) == {**expected, "task": 3}
 
 
 async def test_a_rebuild_refuses_a_snapshot_that_would_predate_its_lock(
@@ -125,10 +128,10 @@ async def test_a_rebuild_refuses_a_snapshot_that_would_predate_its_lock(
 ) -> None:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         with pytest.raises(asyncpg.InterfaceError, match="isolation"):
-            await rebuild(conn, PROJECTIONS, append_lock=APPEND_LOCK)
+            await rebuild(conn, PROJECTIONS)
 
 
 async def test_a_batch_must_hold_an_event(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         with pytest.raises(ValueError, match="batch"):
-            await rebuild(conn, PROJECTIONS, append_lock=APPEND_LOCK, batch=0)
+            await rebuild(conn, PROJECTIONS, batch=0)

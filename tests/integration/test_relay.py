@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as redis
 
 from services.relay.service import RelayConfig
+from services.store.order import Cursor
 from tests.redis_server import RedisServer
 from tests.relay_support import (
     append_received,
@@ -48,11 +49,13 @@ async def client(redis_url: str) -> AsyncIterator[redis.Redis]:
 
 
 async def _caught_up(client: redis.Redis, stream: str, pool: asyncpg.Pool) -> bool:
-    last = await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    last = await pool.fetchval(
+        "SELECT position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
+    )
     return bool(last) and await stream_top(client, stream) == last
 
 
-async def test_concurrent_appends_appear_once_each_in_position_order(
+async def test_concurrent_appends_appear_once_each_in_the_logs_order(
     database_url: str, pool: asyncpg.Pool, redis_url: str, client: redis.Redis, stream: str
 ) -> None:
     config = RelayConfig(stream=stream, batch=300)
@@ -66,11 +69,11 @@ async def test_concurrent_appends_appear_once_each_in_position_order(
     assert len(positions) == 10_000
     assert await stream_positions(client, stream) == positions
     row = await pool.fetchrow(
-        "SELECT position, stream, version, type, data::text, meta::text, recorded_at"
-        " FROM events ORDER BY position DESC LIMIT 1"
+        "SELECT position, stream, version, type, data::text, meta::text, recorded_at, txid"
+        " FROM events ORDER BY txid DESC, position DESC LIMIT 1"
     )
     entry_id, fields = (await stream_entries(client, stream))[-1]
-    assert entry_id == f"{row['position']}-0".encode()
+    assert entry_id == Cursor(int(row["txid"]), row["position"]).entry_id.encode()
     assert fields[b"stream"].decode() == row["stream"]
     assert int(fields[b"version"]) == row["version"]
     assert fields[b"type"] == b"event.received"

@@ -16,7 +16,6 @@ from projections.registry import inline_projections
 from services.api.app import ApiConfig, create_app
 from services.api.tool_store import known_tool_addresses
 from services.runtime.admin_token import token_hash
-from services.store.events import APPEND_LOCK
 
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -122,7 +121,7 @@ async def test_the_tool_table_rebuilds_from_the_log(
     await client.delete(f"/tools/{CATALOG[1]['address']}", headers=AUTH)
     async with pool.acquire() as conn:
         before = [dict(r) for r in await conn.fetch("SELECT * FROM tool ORDER BY address")]
-        assert await rebuild(conn, inline_projections(), append_lock=APPEND_LOCK) == 4
+        assert await rebuild(conn, inline_projections()) == 4
         after = [dict(r) for r in await conn.fetch("SELECT * FROM tool ORDER BY address")]
     assert after == before
     assert [(r["address"], r["version"]) for r in after] == [(CATALOG[0]["address"], 2)]

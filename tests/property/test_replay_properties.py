@@ -19,6 +19,7 @@ from services.relay.replay import JsonlSink, RedisSink, replay_events
 from services.relay.service import RelayConfig
 from services.runtime.embedded import with_database
 from services.store.audit import EventFilter
+from services.store.order import Cursor
 from tests.relay_support import (
     append_received,
     relaying,
@@ -69,8 +70,19 @@ async def _at(client: redis.Redis, stream: str, position: int) -> bool:
     return await stream_top(client, stream) == position
 
 
-def _range_filter(first: int, last: int) -> EventFilter:
-    return EventFilter(after=first - 1, before=last + 1)
+async def _cursors(conn: Any) -> list[Cursor]:
+    rows = await conn.fetch("SELECT txid, position FROM events ORDER BY txid, position")
+    return [Cursor(int(r["txid"]), r["position"]) for r in rows]
+
+
+async def _range(conn: Any, first: int, last: int) -> tuple[EventFilter, str, str]:
+    """The first..last events of the log's order (1-based, inclusive; last may be past the
+    end), as a filter and as the stream ids bounding the relayed range."""
+    cursors = await _cursors(conn)
+    low, high = cursors[min(first, len(cursors)) - 1], cursors[min(last, len(cursors)) - 1]
+    if first > len(cursors):  # an empty range past the end
+        return EventFilter(after=cursors[-1]), "+", "+"
+    return EventFilter(first=low, last=high), low.entry_id, high.entry_id
 
 
 @settings(max_examples=25, deadline=None, database=None)
@@ -82,8 +94,11 @@ async def test_replay_to_redis_equals_the_relayed_range(relayed: Relayed, data: 
     target = unique_stream()
     try:
         sink = RedisSink(relayed.client, target)
-        count = await replay_events(relayed.conn, _range_filter(first, last), sink, batch=batch)
-        original = await relayed.client.xrange(relayed.stream, min=f"{first}-0", max=f"{last}-0")
+        where, low, high = await _range(relayed.conn, first, last)
+        count = await replay_events(relayed.conn, where, sink, batch=batch)
+        original = await relayed.client.xrange(relayed.stream, min=low, max=high)
+        if low == "+":
+            original = []
         assert await stream_entries(relayed.client, target) == original
         assert count == len(original)
     finally:
@@ -96,9 +111,10 @@ async def test_replay_to_json_lines_equals_the_relayed_range(relayed: Relayed, d
     span = st.integers(1, relayed.positions[-1])
     first, last = sorted((data.draw(span), data.draw(span)))
     output = io.BytesIO()
-    await replay_events(relayed.conn, _range_filter(first, last), JsonlSink(output), batch=50)
+    where, low, high = await _range(relayed.conn, first, last)
+    await replay_events(relayed.conn, where, JsonlSink(output), batch=50)
     lines = [json.loads(line) for line in output.getvalue().splitlines()]
-    original = await relayed.client.xrange(relayed.stream, min=f"{first}-0", max=f"{last}-0")
+    original = await relayed.client.xrange(relayed.stream, min=low, max=high)
     assert [line["position"] for line in lines] == [int(f[b"position"]) for _, f in original]
     for line, (_, fields) in zip(lines, original, strict=True):
         assert line["data"] == json.loads(fields[b"data"])
@@ -112,7 +128,8 @@ async def test_an_interrupted_replay_run_again_completes_without_duplicates(
     target = unique_stream()
     try:
         sink = RedisSink(relayed.client, target)
-        await replay_events(relayed.conn, _range_filter(1, 100), sink)  # the first part only
+        where, _, _ = await _range(relayed.conn, 1, 100)
+        await replay_events(relayed.conn, where, sink)  # the first part only
         await replay_events(relayed.conn, EventFilter(), RedisSink(relayed.client, target))
         assert await stream_entries(relayed.client, target) == await stream_entries(
             relayed.client, relayed.stream

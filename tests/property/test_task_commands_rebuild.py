@@ -14,7 +14,6 @@ from projections.registry import inline_projections
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
 from services.runtime.embedded import with_database
-from services.store.events import APPEND_LOCK
 from tests.support import fresh_database
 
 ADMIN = "admin-token-for-tests-0123456789"
@@ -85,5 +84,5 @@ async def test_read_models_equal_a_rebuild_after_any_command_sequence(
             for command in sequence:
                 await send(client, ids, command)
         inline = await tables(conn)
-        await rebuild(conn, inline_projections(), append_lock=APPEND_LOCK)
+        await rebuild(conn, inline_projections())
         assert await tables(conn) == inline

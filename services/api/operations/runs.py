@@ -17,7 +17,6 @@ from services.api.cursors import decode_position, encode_position
 from services.api.operations.context import Backend, Caller
 from services.api.problems import ApiError
 from services.store.events import (
-    APPEND_LOCK,
     StoredEvent,
     StreamAppend,
     append_in_transaction,
@@ -188,13 +187,15 @@ async def run_history(caller: Caller, backend: Backend, run_id: str) -> list[Sto
 
 
 Decide = Callable[[Any, datetime], list[Event]]
+_LOCK_RUN = "SELECT 1 FROM due_work WHERE run_id = $1 FOR UPDATE"
 
 
 async def _command(caller: Caller, backend: Backend, run_id: str, decide: Decide) -> RunView:
     """Decide on the run's current state and append, serialised with workers' appends."""
     async with backend.pool.acquire() as conn, conn.transaction():
-        # Taken before reading, so no worker records anything between decision and append.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        # The run's due_work row, locked before reading: no worker leases or records anything
+        # for this run between decision and append (they lock the same row; see recorder.py).
+        await conn.execute(_LOCK_RUN, run_id)
         row = await _load(conn, caller.principal, run_id)
         events = decide(row, datetime.now(UTC))
         if events:

@@ -111,6 +111,10 @@ class TaskCommand:
         async with self.backend.pool.acquire() as conn, conn.transaction():
             if (prior := await self.replayed(conn)) is not None:
                 return prior
+            # The task's row, locked before deciding: a timer claiming it (FOR UPDATE SKIP
+            # LOCKED) skips it meanwhile, and both lock the row before the stream, never the
+            # other way round, so they cannot deadlock.
+            await conn.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
             view, task = await load_task(conn, self.principal, task_id)
             self.caller.check_version(view.version)
             events = decide(task, datetime.now(UTC))

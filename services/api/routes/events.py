@@ -11,24 +11,28 @@ from litestar import Request, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
+from projections.base import Connection
 from services.api.auth import principal_of, requires
 from services.api.calls import IdempotencyKey, backend_of, caller_of
-from services.api.cursors import (
-    DEFAULT_LIMIT,
-    Cursor,
-    Limit,
-    decode_log_position,
-    encode_log_position,
-)
+from services.api.cursors import DEFAULT_LIMIT, Limit
+from services.api.cursors import Cursor as PageCursor
 from services.api.operations import events as ops
 from services.api.operations.events import Published, PublishEvent
 from services.api.problems import ApiError, FieldError
 from services.store.audit import EventFilter, read_filtered
+from services.store.errors import UnknownCursor
 from services.store.events import StoredEvent
+from services.store.order import START, Cursor
+from services.store.read import parse_cursor, settle
 
 
 class EventPage(msgspec.Struct, frozen=True):
-    """A page of the log; pass ``next`` as ``cursor`` to continue (null when caught up)."""
+    """A page of the log; pass ``next`` as ``cursor`` to continue (null when caught up).
+
+    Cursors are the events' ``cursor`` values (``<n>-<n>``, also their Redis stream ids): the
+    log's one global order, which never changes once read. An old position still works as
+    ``after``.
+    """
 
     items: list[StoredEvent]
     next: str | None
@@ -73,12 +77,18 @@ async def list_events(
     request: Request[Any, Any, Any],
     state: State,
     after: Annotated[
-        int, QueryParameter(ge=0, description="Return events after this position")
-    ] = 0,
+        str,
+        QueryParameter(
+            max_length=60,
+            description="Return events after this one: its cursor (an event's `cursor`,"
+            " `<n>-<n>`), or an old position",
+        ),
+    ] = "0",
     limit: Limit = DEFAULT_LIMIT,
-    cursor: Cursor = None,
+    cursor: PageCursor = None,
     before: Annotated[
-        int | None, QueryParameter(ge=1, description="Only events before this position")
+        str | None,
+        QueryParameter(max_length=60, description="Only events before this one (cursor)"),
     ] = None,
     stream: Annotated[Text, QueryParameter(description="Only this stream, e.g. run-<id>")] = None,
     event_type: Annotated[
@@ -100,23 +110,48 @@ async def list_events(
         Instant, QueryParameter(description="Only events recorded at or before this")
     ] = None,
 ) -> EventPage:
-    """Matching events with ``position > after``, in position order: for an agent, only
-    events of its own streams and the external events it published (the admin reads all)."""
-    where = EventFilter(
-        stream=stream,
-        types=_types(event_type),
-        actor=actor,
-        correlation_id=correlation_id,
-        after=max(after, decode_log_position(cursor)) if cursor else after,
-        before=before,
-        since=_instant("since", since),
-        until=_instant("until", until),
-        reader=principal_of(request).reader,
-    )
+    """Matching events after ``after`` (and after ``cursor``), in the log's global order: for
+    an agent, only events of its own streams and the external events it published (the admin
+    reads all).
+
+    Only events whose transactions have all ended are listed (see services/store/order.py),
+    so a page once read never gains an event in front of its ``next``.
+    """
     async with state.pool.acquire() as conn:
+        await settle(conn)  # a client's own writes, finished before it asked, are on the page
+        where = EventFilter(
+            stream=stream,
+            types=_types(event_type),
+            actor=actor,
+            correlation_id=correlation_id,
+            after=max(
+                await _cursor(conn, "after", after),
+                await _cursor(conn, "cursor", cursor) if cursor is not None else START,
+            ),
+            before=None if before is None else await _bound(conn, before),
+            since=_instant("since", since),
+            until=_instant("until", until),
+            reader=principal_of(request).reader,
+        )
         items = await read_filtered(conn, where, limit)
-    more = len(items) == limit
-    return EventPage(items, encode_log_position(items[-1].position) if more else None)
+    return EventPage(items, items[-1].cursor if len(items) == limit else None)
+
+
+async def _bound(conn: Connection, text: str) -> Cursor:
+    """``before``: a place after the log's start (nothing comes before the start)."""
+    bound = await _cursor(conn, "before", text)
+    if bound == START:
+        reason = "must be an event's cursor or a position after the start of the log"
+        raise ApiError(422, "Invalid request", f"before: {reason}", [FieldError("before", reason)])
+    return bound
+
+
+async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
+    try:
+        return await parse_cursor(conn, text)
+    except UnknownCursor as exc:
+        raise ApiError(422, "Invalid request", f"{name}: {exc}",
+                       [FieldError(name, str(exc))]) from None  # fmt: skip
 
 
 @post(

@@ -12,12 +12,16 @@ from litestar.datastructures import State
 from litestar.params import FromQuery
 from litestar.response import Template
 
+from projections.base import Connection
 from services.api.routes.events import _types as event_types
 from services.api.ui.access import needs, session_of
 from services.api.ui.forms import instant, refuse
 from services.api.ui.links import link
 from services.api.ui.render import page
 from services.store.audit import EventFilter, read_filtered
+from services.store.errors import UnknownCursor
+from services.store.order import START, Cursor
+from services.store.read import parse_cursor, settle
 
 PAGE_SIZE = 50
 TEXT_MAX = 500
@@ -47,12 +51,13 @@ def _page_of(stream: str) -> str | None:
     return f"/ui/{kind}s/{rest}" if kind in ("task", "run") and rest else None
 
 
-def _position(name: str, value: str | None) -> int | None:
+async def _cursor(conn: Connection, name: str, value: str | None) -> Cursor | None:
     if not value:
         return None
-    if not value.isdigit() or len(value) > 18:
-        raise refuse(name, "must be an event position (a whole number)")
-    return int(value)
+    try:
+        return await parse_cursor(conn, value)
+    except UnknownCursor:
+        raise refuse(name, "must be an event's cursor (<n>-<n>) or position") from None
 
 
 def _text(name: str, value: str | None) -> str | None:
@@ -81,20 +86,23 @@ async def event_list(
     chosen = {"stream": _text("stream", stream), "type": _text("type", type),
               "actor": _text("actor", actor), "correlation_id": _text("correlation_id",
               correlation_id), "since": since or "", "until": until or ""}  # fmt: skip
-    where = EventFilter(stream=chosen["stream"], types=event_types([type] if type else None),
-                        actor=chosen["actor"], correlation_id=chosen["correlation_id"],
-                        after=_position("after", after) or 0,
-                        before=_position("before", before),
-                        since=instant(since, "since"), until=instant(until, "until"),
-                        reader=session_of(request).principal.reader)  # fmt: skip
     forward = after is not None and after != ""
     async with state.pool.acquire() as conn:
+        await settle(conn)  # what the user just did is on the page
+        where = EventFilter(
+            stream=chosen["stream"], types=event_types([type] if type else None),
+            actor=chosen["actor"], correlation_id=chosen["correlation_id"],
+            after=await _cursor(conn, "after", after) or START,
+            before=await _cursor(conn, "before", before),
+            since=instant(since, "since"), until=instant(until, "until"),
+            reader=session_of(request).principal.reader,
+        )  # fmt: skip
         found = await read_filtered(conn, where, PAGE_SIZE, newest_first=not forward)
     rows = [_row(event) for event in found]
     more = None
     if len(rows) == PAGE_SIZE:
         key = "after" if forward else "before"
-        more = link("/ui/events", {**chosen, key: rows[-1].position})
+        more = link("/ui/events", {**chosen, key: found[-1].cursor})
     here = link("/ui/events", {**chosen, "after": after, "before": before})
     return page(request, "events.html", rows=rows, chosen=chosen, next_url=more,
                 forward=forward, live=not forward and not before, request_url=here,
