@@ -80,6 +80,13 @@ async def load_task(
     return _view(row), state
 
 
+async def lock_task(conn: Connection, task_id: str) -> None:
+    """Lock the task's row until the transaction ends (an id that cannot be a task's locks
+    nothing: load_task answers 404 for it)."""
+    if _is_uuid(task_id):
+        await conn.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
+
+
 async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:
     """The caller's live task with this key, if any."""
     return await conn.fetchval(  # type: ignore[no-any-return]

@@ -15,6 +15,7 @@ from services.relay.publisher import StreamWriter
 from services.store.audit import EventFilter, count_filtered, current_horizon, read_filtered
 from services.store.events import StoredEvent
 from services.store.order import Cursor
+from services.store.read import settle
 
 Sink = Callable[[list[StoredEvent]], Awaitable[None]]
 Progress = Callable[[int, int], None]
@@ -36,7 +37,10 @@ async def replay_events(
 
     Events appended after the replay started are left out, so the replay has an end.
     """
-    # Transactions below today's horizon have all ended: that part of the log is final.
+    # Transactions below today's horizon have all ended: that part of the log is final. Those
+    # begun before the replay are waited for first (briefly), so it holds every event written
+    # before it was asked for.
+    await settle(conn)
     where = dataclasses.replace(where, horizon=await current_horizon(conn))
     total, done = await count_filtered(conn, where), 0
     while True:

@@ -149,7 +149,7 @@ async def test_published_events_read_back_in_order_with_the_actor(
         assert response.status_code == 202, response.text
     page = (await client.get("/events?after=0&limit=2", headers=AUTH)).json()
     assert [item["data"]["payload"]["n"] for item in page["items"]] == [0, 1]
-    assert page["next"] == str(page["items"][-1]["position"])
+    assert page["next"] == page["items"][-1]["cursor"]
     rest = (await client.get(f"/events?cursor={page['next']}", headers=AUTH)).json()
     assert [item["data"]["payload"]["n"] for item in rest["items"]] == [2]
     assert rest["next"] is None

@@ -19,6 +19,7 @@ from domain.events import TaskDefinition
 from services.bench import ingest
 from services.bench.ingest import IngestBenchError, _drain, _Relay
 from services.bench.relay_lag import Watcher, WatchError, watching
+from services.store.order import START, Cursor
 from tests.support import create_tasks
 
 
@@ -42,11 +43,11 @@ async def test_the_stream_reader_stops_whenever_asked(client: redis.Redis, strea
     await client.xadd(stream, {"type": "other"}, id="1-0")
     try:
         for _ in range(20):
-            async with watching(client, stream, 0) as watcher:
+            async with watching(client, stream, START) as watcher:
                 await asyncio.sleep(rng.uniform(0, 0.25))
             assert watcher.task.done()
             assert not watcher.task.cancelled()
-            assert watcher.seen.top == 1
+            assert watcher.seen.top == Cursor.from_entry_id("1-0")
     finally:
         await client.delete(stream)
 
@@ -54,7 +55,7 @@ async def test_the_stream_reader_stops_whenever_asked(client: redis.Redis, strea
 async def test_a_failed_stream_reader_is_reported(client: redis.Redis, stream: str) -> None:
     await client.set(stream, "not a stream")
     try:
-        watcher = Watcher(client, stream, 0)
+        watcher = Watcher(client, stream, START)
         await asyncio.wait([watcher.task])
         with pytest.raises(WatchError, match=f"reader of {stream} stopped early"):
             watcher.check()
@@ -78,8 +79,11 @@ async def test_events_the_relay_never_publishes_fail_the_wait_naming_them(
     monkeypatch.setattr(ingest, "STALL_SECONDS", 0.3)
     definition = TaskDefinition(title="t", schedule_kind="event", schedule_expr="a.*")
     await create_tasks(pool, [definition], datetime.now(UTC))
-    last = await pool.fetchval("SELECT max(position) FROM events")
-    message = f"relay to {stream} stalled: position 0 of {last} published"
+    last = await pool.fetchrow(
+        "SELECT txid, position FROM events ORDER BY txid DESC, position DESC LIMIT 1"
+    )
+    top = Cursor(int(last["txid"]), last["position"]).entry_id
+    message = f"relay to {stream} stalled: 0-0 of {top} published"
     with pytest.raises(IngestBenchError, match=message):
         await _drain(pool, [], 0, client, stream, None)
 

@@ -19,6 +19,7 @@ import redis.asyncio as redis
 from services.notify.service import NOTIFIER_GROUP, NotifierConfig
 from services.notify.signing import SIGNATURE_HEADER, verify, webhook_secret
 from services.relay.service import RelayConfig
+from services.store.order import Cursor
 from tests.notify_support import (
     KEY,
     create_agent,
@@ -163,7 +164,8 @@ async def test_entries_a_dead_notifier_held_are_reclaimed_and_delivered(
     position = await finish_run(pool, await queue_run(pool, agent))
     config = fast(stream, reclaim_idle_seconds=0.6)
     async with redis.Redis.from_url(redis_url) as client:
-        await eventually(lambda: _holds(client, stream, position))
+        entry_id = await _entry_id(pool, position)
+        await eventually(lambda: _holds(client, stream, entry_id))
         await client.xgroup_create(stream, config.group, id="0")
         # A notifier that read everything and died before acknowledging any of it.
         await client.xreadgroup(config.group, "dead-notifier", {stream: ">"})
@@ -174,8 +176,14 @@ async def test_entries_a_dead_notifier_held_are_reclaimed_and_delivered(
     assert pending["pending"] == 0
 
 
-async def _holds(client: redis.Redis, stream: str, position: int) -> bool:
-    return bool(await client.xrange(stream, min=f"{position}-0", max=f"{position}-0"))
+async def _entry_id(pool: asyncpg.Pool, position: int) -> str:
+    """The Redis entry id the relay gives the event at ``position``: its cursor."""
+    txid = await pool.fetchval("SELECT txid FROM events WHERE position = $1", position)
+    return Cursor(int(txid), position).entry_id
+
+
+async def _holds(client: redis.Redis, stream: str, entry_id: str) -> bool:
+    return bool(await client.xrange(stream, min=entry_id, max=entry_id))
 
 
 async def test_an_agent_chooses_its_event_types(
@@ -233,13 +241,15 @@ async def test_after_redis_loses_the_stream_delivery_goes_on_without_repeats(
     agent = await agent_at(pool, app, f"{base}/ok")
     async with redis.Redis.from_url(redis_url) as client:
         old = await finish_run(pool, await queue_run(pool, agent))  # before the notifier began
-        await eventually(lambda: _holds(client, stream, old))
+        old_id = await _entry_id(pool, old)
+        await eventually(lambda: _holds(client, stream, old_id))
         async with notifying(pool, redis_url, fast(stream, start_id="$")):
             await eventually(lambda: _has_group(client, stream))
             before = await finish_run(pool, await queue_run(pool, agent))
             await eventually(lambda: finished(pool, agent, before))
             await client.delete(stream)  # a flush: the group goes too; the relay refills
-            await eventually(lambda: _holds(client, stream, before), within=20)
+            before_id = await _entry_id(pool, before)
+            await eventually(lambda: _holds(client, stream, before_id), within=20)
             after = await finish_run(pool, await queue_run(pool, agent))
             await eventually(lambda: finished(pool, agent, after), within=20)
             await asyncio.sleep(0.5)

@@ -36,7 +36,9 @@ async def test_health_shows_a_stopped_timer_and_its_recovery(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
     before = await health(client)
-    assert set(before["components"]) == {"db", "redis", "timer", "ready_work", "relay", "workers"}
+    assert set(before["components"]) == {
+        "db", "redis", "timer", "ready_work", "relay", "workers", "event_horizon",
+    }  # fmt: skip
     assert before["components"]["timer"]["status"] == "ok"
 
     # A one-shot due 20 s ago (inside the grace a late one-shot still gets) and no timer running:

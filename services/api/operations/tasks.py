@@ -42,6 +42,7 @@ from services.api.task_store import (
     encode_cursor,
     list_tasks,
     load_task,
+    lock_task,
     remember,
     replay,
     task_id_by_key,
@@ -114,7 +115,7 @@ class TaskCommand:
             # The task's row, locked before deciding: a timer claiming it (FOR UPDATE SKIP
             # LOCKED) skips it meanwhile, and both lock the row before the stream, never the
             # other way round, so they cannot deadlock.
-            await conn.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
+            await lock_task(conn, task_id)
             view, task = await load_task(conn, self.principal, task_id)
             self.caller.check_version(view.version)
             events = decide(task, datetime.now(UTC))
