@@ -36,6 +36,7 @@ from services.api.routes import (
 from services.api.ui.render import template_config
 from services.api.ui.router import ui_router
 from services.mcp.http import McpMount
+from services.runtime.tracing import api_plugins
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
@@ -131,6 +132,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             render_plugins=[ScalarRenderPlugin(path="/")],
         ),
         debug=False,
+        plugins=api_plugins(),  # OpenTelemetry, when the OTEL_* variables ask for it
     )
 
 

@@ -35,6 +35,7 @@ from services.worker.dispatch import Announcer, WakeListener
 from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Recorder
+from services.worker.run_trace import run_span
 from services.worker.runner import Runner
 from services.worker.throttle import ToolThrottle
 
@@ -255,7 +256,8 @@ class Worker:
             run_id=run.run_id, task_id=run.task_id, worker=self.name
         )
         try:
-            await self.runner.execute(run)
+            with await run_span(self.pool, run, self.name):
+                await self.runner.execute(run)
         except Exception:  # the lease lapses and another attempt picks the run up
             log.exception("run crashed the runner", run_id=run.run_id)
         finally:
