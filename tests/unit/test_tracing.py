@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,48 @@ def test_with_no_otel_variables_no_process_loads_the_tracing_sdk() -> None:
                           text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False ProxyTracerProvider []"
+
+
+@pytest.fixture
+def exported(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Tracing on, into memory, through a provider of its own (the global one is untouched)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+def test_appended_events_carry_the_current_span_and_their_effects_continue_it(
+    exported: Any,
+) -> None:
+    with tracing.span("ordinaut.command") as command:
+        assert command is not None
+        meta = tracing.stamped(EventMeta(actor="a", correlation_id="c"))
+        ids = tracing.current_ids()
+        logged = tracing.add_trace_ids(None, "info", {"event": "e"})
+    assert ids is not None
+    assert (meta.traceparent or "").startswith(f"00-{ids[0]}-{ids[1]}-")
+    assert logged == {"event": "e", "trace_id": ids[0], "span_id": ids[1]}
+    kept = EventMeta(actor="a", correlation_id="c", traceparent=TRACEPARENT)
+    assert tracing.stamped(kept) is kept  # an ingest entry's own context is kept
+    with tracing.continued(meta), tracing.span("ordinaut.run"):
+        headers: dict[str, str] = {}
+        tracing.inject(headers)
+    run = exported.get_finished_spans()[-1]
+    assert run.parent.span_id == int(ids[1], 16)
+    assert run.context.trace_id == int(ids[0], 16)
+    assert headers["traceparent"].startswith(f"00-{ids[0]}-{run.context.span_id:016x}-")
+
+
+def test_a_failing_span_names_the_exception_type_only(exported: Any) -> None:
+    with pytest.raises(ValueError, match="secret"), tracing.span("ordinaut.step", {"k": "v"}):
+        raise ValueError("the secret value")
+    (failed,) = exported.get_finished_spans()
+    assert failed.status.description == "ValueError"
+    assert not failed.events  # no recorded exception, whose message could hold a secret
+    assert dict(failed.attributes) == {"k": "v"}
