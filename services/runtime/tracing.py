@@ -210,6 +210,15 @@ def stamped(meta: EventMeta) -> EventMeta:
     )
 
 
+def current_traceparent() -> str | None:
+    """The current span's W3C traceparent (None when off or outside a span)."""
+    if _tracer is None:
+        return None
+    carrier: dict[str, str] = {}
+    _inject(carrier)
+    return carrier.get("traceparent")
+
+
 def stamped_all(commands: Sequence[Any]) -> list[Any]:
     """Each command (a dataclass with a ``meta``) with `stamped` meta."""
     if _tracer is None:

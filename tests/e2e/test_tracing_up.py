@@ -12,6 +12,7 @@ import pytest
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.tools_servers.http_tool_server import ToolServer, serve
 from tests.ui_client import signed_in
+from tests.webhook_receiver import WebhookReceiver
 from tests.workers import eventually
 
 SECRET = "s3cr3t-" + secrets.token_hex(8)
@@ -98,3 +99,43 @@ async def test_a_published_event_is_traced_to_the_http_tool_call(
     assert f'<code data-testid="run-trace">{trace_id}</code>' in page.text
     assert not any(SECRET.encode() in body for body in receiver.bodies)
     assert {s.service for s in spans} == {"ordinaut-e2e"}
+
+
+@pytest.mark.timeout(180)
+async def test_a_runs_end_webhook_continues_the_trace_of_the_request_that_ran_it(
+    tmp_path: Path, start_service: Any, database_url: str, redis_url: str
+) -> None:
+    receiver, hooks_app = OtlpReceiver(), WebhookReceiver()
+    with serve(receiver) as otlp, serve(hooks_app, lifespan="off") as hooks:
+        env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
+               "OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
+        service = start_service(tmp_path / "data", env)
+        await service.wait_ready()
+        async with service.client() as admin:
+            body = {"name": "owner", "scopes": ["tasks:write", "tasks:read", "runs:read"],
+                    "webhook_url": f"{hooks}/ok"}  # fmt: skip
+            agent = await ok(await admin.post("/agents", json=body), 201)
+            token = await ok(await admin.post(f"/agents/{agent['id']}/tokens", json={}), 201)
+        hooks_app.secrets[agent["id"]] = agent["webhook_secret"]
+        trace_id = secrets.token_hex(16)
+        headers = {"Authorization": f"Bearer {token['token']}",
+                   "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}  # fmt: skip
+        async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as api:
+            task = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
+                    "payload": {"pipeline": [{"id": "hello", "uses": "debug.echo"}]}}  # fmt: skip
+            created = await ok(await api.post("/tasks", json=task), 201)
+            await ok(await api.post(f"/tasks/{created['id']}/run_now"), 202)
+
+            async def delivered() -> list[ReceivedSpan]:
+                spans = receiver.trace(trace_id)
+                sent = [s for s in spans if s.name == "ordinaut.webhook"]
+                return sent if hooks_app.received else []
+
+            (webhook,) = await eventually(delivered, within=60)
+        assert service.stop() == 0
+
+    (delivery,) = hooks_app.received
+    assert delivery.body["type"] == "run.succeeded"
+    assert delivery.headers["traceparent"].startswith(f"00-{trace_id}-{webhook.span_id}-")
+    run_span = one(receiver.trace(trace_id), "ordinaut.run")
+    assert webhook.parent_id == run_span.span_id  # run.succeeded was recorded in the run's span
