@@ -9,40 +9,62 @@ to its end, across processes and retries.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
-
-import asyncpg
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from domain.envelope import EventMeta
 from domain.events import run_stream
+from projections.base import Connection
 from services.runtime import tracing
 from services.worker.leases import LeasedRun
 
-_CAUSE = """
-SELECT meta->>'traceparent' AS traceparent, meta->>'tracestate' AS tracestate, recorded_at
-FROM events WHERE stream = $1 AND type = 'run.queued' ORDER BY version LIMIT 1
+_CAUSES = """
+SELECT DISTINCT ON (stream) stream, meta->>'traceparent' AS traceparent,
+       meta->>'tracestate' AS tracestate, recorded_at
+FROM events WHERE stream = ANY($1::text[]) AND type = 'run.queued'
+ORDER BY stream, version
 """
 
 
-async def run_span(
-    pool: asyncpg.Pool, run: LeasedRun, worker: str
-) -> contextlib.AbstractContextManager[Any]:
-    """The span to execute ``run`` in (a no-op when tracing is off: no query either)."""
-    if not tracing.enabled():
-        return contextlib.nullcontext()
-    row = await pool.fetchrow(_CAUSE, run_stream(run.run_id))
-    parent = None
-    if row is not None and row["traceparent"]:
-        parent = EventMeta(actor="", correlation_id="", traceparent=row["traceparent"],
-                           tracestate=row["tracestate"])  # fmt: skip
-    attributes: tracing.Attributes = {
-        "ordinaut.run.id": run.run_id,
-        "ordinaut.task.id": run.task_id,
-        "ordinaut.run.attempt": run.attempt,
-        "ordinaut.run.trigger": run.trigger,
-        "ordinaut.worker": worker,
-    }
-    return tracing.span(
-        "ordinaut.run", attributes, kind="consumer", parent=parent,
-        start_time=row["recorded_at"] if row is not None else None,
-    )  # fmt: skip
+class _Cause(NamedTuple):
+    parent: EventMeta | None
+    queued_at: datetime
+
+
+class RunTraces:
+    """Where each leased run's trace continues from: read once per lease batch, on the lease's
+    connection (one query per batch, not per run), and only while tracing."""
+
+    def __init__(self) -> None:
+        self._causes: dict[str, _Cause] = {}
+
+    async def fetch(self, conn: Connection, runs: Sequence[LeasedRun]) -> None:
+        """Read the causes of ``runs`` (nothing when tracing is off)."""
+        if not tracing.enabled() or not runs:
+            return
+        rows = await conn.fetch(_CAUSES, [run_stream(run.run_id) for run in runs])
+        for row in rows:
+            parent = None
+            if row["traceparent"]:
+                parent = EventMeta(actor="", correlation_id="", traceparent=row["traceparent"],
+                                   tracestate=row["tracestate"])  # fmt: skip
+            self._causes[row["stream"].removeprefix("run-")] = _Cause(parent, row["recorded_at"])
+
+    def span(self, run: LeasedRun, worker: str) -> contextlib.AbstractContextManager[Any]:
+        """The span to execute ``run`` in (a no-op when tracing is off)."""
+        cause = self._causes.pop(run.run_id, None)
+        if not tracing.enabled():
+            return contextlib.nullcontext()
+        attributes: tracing.Attributes = {
+            "ordinaut.run.id": run.run_id,
+            "ordinaut.task.id": run.task_id,
+            "ordinaut.run.attempt": run.attempt,
+            "ordinaut.run.trigger": run.trigger,
+            "ordinaut.worker": worker,
+        }
+        return tracing.span(
+            "ordinaut.run", attributes, kind="consumer",
+            parent=cause.parent if cause is not None else None,
+            start_time=cause.queued_at if cause is not None else None,
+        )  # fmt: skip
