@@ -18,6 +18,10 @@ class EventMeta(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     correlation_id: str
     causation_id: str | None = None
     idempotency_key: str | None = None
+    # The W3C trace context of the work that appended the event (only when tracing is on),
+    # so whatever the event causes later, in any process, continues the same trace.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,6 +39,7 @@ from services.api.routes import (
 from services.api.ui.render import template_config
 from services.api.ui.router import ui_router
 from services.mcp.http import McpMount
+from services.runtime.tracing import api_plugins
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
@@ -140,6 +141,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
         ),
         before_request=contract.strict_json_body,
         debug=False,
+        plugins=api_plugins(),  # OpenTelemetry, when the OTEL_* variables ask for it
     )
     contract.document(app)
     return app

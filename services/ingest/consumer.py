@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from projections.base import ProjectionSet
 from services.ingest.entries import DEFAULT_MAX_PAYLOAD_BYTES, Entry, Refused, read_entry
 from services.runtime.metrics import DEAD_LETTERS
+from services.runtime.tracing import traced
 from services.store.errors import IdempotencyKeyReused, StoreError
 from services.store.publish import Publication, publish_many
 from services.worker.dispatch import WORK_STREAM, Announcer
@@ -189,6 +190,7 @@ class IngestConsumer:
         )  # fmt: skip
         return {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}  # type: ignore[arg-type]
 
+    @traced("ordinaut.ingest.batch", lambda _, entries: {"ordinaut.entries": len(entries)})
     async def process(self, entries: list[Entry]) -> None:
         """Record the good entries, dead-letter the rest, then acknowledge them all."""
         if not entries:

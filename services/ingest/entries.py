@@ -12,6 +12,7 @@ import msgspec
 from domain.envelope import EventMeta
 from services.store.publish import Publication
 
+TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 TOPIC = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 MAX_KEY_LENGTH = 200
@@ -60,9 +61,17 @@ def read_entry(entry: Entry, stream: str, max_payload_bytes: int) -> Publication
         actor=f"ingest:{source}",
         correlation_id=f"{stream}:{entry.id}",
         idempotency_key=key if key is not None else f"entry:{stream}:{entry.id}",
+        traceparent=_traceparent(entry),  # the runs it fires continue the sender's trace
     )
     occurred = _text(entry, "occurred_at")
     return Publication(topic, payload, meta, _instant(occurred), source)
+
+
+def _traceparent(entry: Entry) -> str | None:
+    text = _text(entry, "traceparent")
+    if text is not None and not TRACEPARENT.fullmatch(text):
+        raise Refused("traceparent: not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)")
+    return text
 
 
 def _text(entry: Entry, name: str) -> str | None:

@@ -22,6 +22,7 @@ from services.notify.recipients import Recipient
 from services.notify.records import delivery_state, record
 from services.notify.sender import WebhookSender, notification_body
 from services.runtime.metrics import WEBHOOK_DELIVERIES
+from services.runtime.tracing import Attributes, span
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +36,7 @@ class _Delivery:
     event_type: str
     body: bytes
     correlation_id: str | None
+    traceparent: str | None = None  # of the event: the delivery continues its trace
 
 
 @dataclass
@@ -52,8 +54,9 @@ class Deliverer:
     async def deliver(self, recipient: Recipient, fields: dict[bytes, bytes]) -> None:
         """Attempt until the delivery is over (delivered, or failed for good)."""
         position, event_type, body = notification_body(recipient.agent_id, fields)
-        correlation = json.loads(fields[b"meta"]).get("correlation_id")
-        delivery = _Delivery(recipient, position, event_type, body, correlation)
+        meta = json.loads(fields[b"meta"])
+        delivery = _Delivery(recipient, position, event_type, body, meta.get("correlation_id"),
+                             meta.get("traceparent"))  # fmt: skip
         while not await self._attempt(delivery):
             pass
 
@@ -89,10 +92,17 @@ class Deliverer:
             self._requests = asyncio.Semaphore(self.config.max_requests)
         host = urlsplit(d.recipient.url).netloc
         slot = self._slots.setdefault(host, asyncio.Semaphore(self.config.per_destination))
+        traced: Attributes = {
+            "ordinaut.agent.id": d.recipient.agent_id,
+            "ordinaut.event.type": d.event_type,
+            "ordinaut.event.position": d.position,
+            "ordinaut.webhook.attempt": attempt,
+        }
         async with slot, self._requests:
-            return await self.sender.send(
-                d.recipient.agent_id, d.recipient.url, d.body, d.event_type, attempt
-            )
+            with span("ordinaut.webhook", traced, kind="client", parent=d.traceparent):
+                return await self.sender.send(
+                    d.recipient.agent_id, d.recipient.url, d.body, d.event_type, attempt
+                )
 
 
 def _log_outcome(agent_id: str, position: int, outcome: str, error: str | None) -> None:

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from services.relay.metrics import RELAY_LAG
 from services.relay.publisher import EVENTS_STREAM, StreamWriter
+from services.runtime.tracing import traced
 from services.store.events import StoredEvent
 from services.store.order import START, Cursor
 from services.store.tail import follow_stored
@@ -149,6 +150,7 @@ class Relay:
         await conn.execute(_SAVE, self.config.stream, top.txid, top.position)
         return top
 
+    @traced("ordinaut.relay.batch", lambda _, __, events, *___: {"ordinaut.events": len(events)})
     async def _publish(
         self, conn: asyncpg.Connection, events: list[StoredEvent], top: Cursor
     ) -> Cursor:

@@ -10,6 +10,7 @@ import msgspec
 import structlog
 
 from services.runtime.redaction import redact_secrets
+from services.runtime.tracing import add_trace_ids
 
 _encoder = msgspec.json.Encoder(enc_hook=str)
 
@@ -28,6 +29,7 @@ def configure_logging(log_format: str, level: str = "info") -> None:
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

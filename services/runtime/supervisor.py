@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from services.runtime import tracing
+
 if TYPE_CHECKING:
     from litestar import Litestar
 
@@ -75,6 +77,7 @@ def api_component(app: Litestar, sock: socket.socket, on_ready: Callable[[], Non
 
 async def supervise(components: list[Component]) -> None:
     """Run every component until SIGTERM/SIGINT or until one of them fails, then stop them all."""
+    tracing.setup(_service_name(components))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +92,14 @@ async def supervise(components: list[Component]) -> None:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        tracing.shutdown()  # exports the spans still buffered
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         raise failures[0]
+
+
+def _service_name(components: list[Component]) -> str:
+    """The default OpenTelemetry service name: `ordinaut` for everything in one process, else
+    `ordinaut-<component>` (OTEL_SERVICE_NAME wins)."""
+    names = [c.name for c in components if c.name != "ops"]
+    return f"ordinaut-{names[0]}" if len(names) == 1 else "ordinaut"

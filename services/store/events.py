@@ -29,6 +29,7 @@ from domain.envelope import (
 )
 from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
+from services.runtime import tracing
 from services.runtime.metrics import EVENTS_APPENDED
 from services.store.errors import (
     IdempotencyKeyReused,
@@ -176,6 +177,14 @@ async def claim_idempotency_key(
     return msgspec.structs.replace(original, replayed=True)
 
 
+def _command_attributes(
+    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, *_: object, **__: object
+) -> tracing.Attributes:
+    types = [event_type(e) for a in appends for e in a.events]
+    return {"ordinaut.actor": meta.actor, "ordinaut.event.types": types}
+
+
+@tracing.traced("ordinaut.command", _command_attributes)
 async def append_in_transaction(
     conn: Connection,
     appends: Sequence[StreamAppend],
@@ -185,6 +194,7 @@ async def append_in_transaction(
     fingerprint: str = "",
 ) -> AppendResult:
     """Append one command's events inside the caller's transaction and project them inline."""
+    meta = tracing.stamped(meta)  # what these events cause continues the current trace
     if meta.idempotency_key is not None:
         replay = await claim_idempotency_key(conn, meta, fingerprint)
         if replay is not None:
@@ -313,6 +323,13 @@ class Command:
     meta: EventMeta
 
 
+def _batch_attributes(
+    conn: Connection, commands: Sequence[Command], *_: object
+) -> tracing.Attributes:
+    return {"ordinaut.commands": len(commands)}
+
+
+@tracing.traced("ordinaut.commands", _batch_attributes)
 async def insert_commands(
     conn: Connection, commands: Sequence[Command], projections: ProjectionSet
 ) -> list[list[Envelope]]:
@@ -322,6 +339,7 @@ async def insert_commands(
     For batches (ingest): the caller has claimed the commands' idempotency keys and keeps their
     results itself. Locks the streams as a single append does.
     """
+    commands = tracing.stamped_all(commands)
     owners = [i for i, c in enumerate(commands) for a in c.appends for _ in a.events]
     metas = [encode_meta(c.meta) for c in commands]
     encoded = _encode([a for c in commands for a in c.appends], commands[0].meta)

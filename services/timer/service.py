@@ -24,6 +24,7 @@ from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.runtime.metrics import TIMER_LAG
+from services.runtime.tracing import aspan
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
 from services.worker.dispatch import Announcer
@@ -148,7 +149,7 @@ class Timer:
         # find nothing due.
         if not await self.pool.fetchval(_ANY_DUE):
             return 0
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with aspan("ordinaut.timer.fire"), self.pool.acquire() as conn, conn.transaction():
             # The claimed task rows (FOR UPDATE SKIP LOCKED) are this timer's alone until
             # commit: other timers skip them, a command on one of them waits (tasks.py).
             rows = await conn.fetch(_CLAIM, self.batch)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from domain.events import ToolRegistered
 from domain.outbound import Network
 from domain.tool_schemas import SchemaViolation, check_input, check_output
+from services.runtime.tracing import Attributes, span
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.python import PythonTools
@@ -75,7 +76,8 @@ class ToolInvoker:
         check_arguments(tool, arguments)
         try:
             async with asyncio.timeout(timeout):
-                output = await self._dispatch(tool, arguments, idempotency_key, timeout)
+                with span("ordinaut.tool", _attributes(tool), kind="client"):
+                    output = await self._dispatch(tool, arguments, idempotency_key, timeout)
         except TimeoutError:
             raise ToolCallError(
                 f"{tool.address} timed out after {timeout:g} s", retryable=True
@@ -121,6 +123,11 @@ class ToolInvoker:
         await self._http.aclose()
         if self._mcp is not None:
             await self._mcp.aclose()
+
+
+def _attributes(tool: ToolRegistered) -> Attributes:
+    """What a tool call's span says: which tool, over what (never its input or endpoint)."""
+    return {"ordinaut.tool.address": tool.address, "ordinaut.tool.transport": tool.transport}
 
 
 def check_arguments(tool: ToolRegistered, arguments: object) -> None:

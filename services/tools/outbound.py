@@ -26,6 +26,7 @@ import httpx
 import httpx2
 
 from domain.outbound import Network, refusal
+from services.runtime.tracing import inject
 
 _MAX_DETAIL = 300
 
@@ -139,11 +140,19 @@ class _GuardedBackend2(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _TracedTransport(httpx.AsyncHTTPTransport):
+    """Sends the current trace context (``traceparent``) with every request, when tracing."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        inject(request.headers)
+        return await super().handle_async_request(request)
+
+
 def guarded_transport(
     allowed: tuple[Network, ...], limits: httpx.Limits
 ) -> httpx.AsyncBaseTransport:
     """An httpx transport whose connections pass the outbound rule."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport = _TracedTransport(limits=limits, trust_env=False)
     # httpx takes no network backend, so its pool is rebuilt with ours, same settings.
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(trust_env=False),

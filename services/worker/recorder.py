@@ -13,12 +13,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import asyncpg
+import msgspec
 import structlog
 
 from domain.envelope import EventMeta
 from domain.events import Event, run_stream
 from projections.base import ProjectionSet
-from services.store.events import StreamAppend, append_in_transaction
+from services.runtime import tracing
+from services.store.events import (
+    Command,
+    StreamAppend,
+    append_in_transaction,
+    insert_commands,
+)
 
 # FOR UPDATE OF d: a run's due_work row is where everything that appends to a run meets
 # (leasers skip it, a cancel waits for it), so the lease cannot move between this check and the
@@ -50,6 +57,8 @@ class _Pending:
     done: asyncio.Future[Outcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # Taken in the run's own task: its events continue the run's trace (None: tracing off).
+    traceparent: str | None = field(default_factory=tracing.current_traceparent)
 
 
 class Recorder:
@@ -114,7 +123,9 @@ class Recorder:
             appends = [
                 StreamAppend(run_stream(p.run_id), p.events) for p in batch if p.run_id in held
             ]
-            if appends:
+            if appends and tracing.enabled():  # one command per run, each with its trace
+                await insert_commands(conn, self._traced(batch, held), self.projections)
+            elif appends:
                 meta = EventMeta(actor=self.worker, correlation_id=self.worker)
                 await append_in_transaction(conn, appends, meta, self.projections)
         return [
@@ -125,6 +136,14 @@ class Recorder:
             else Outcome.RECORDED
             for p in batch
         ]
+
+    def _traced(self, batch: list[_Pending], held: dict[str, bool]) -> list[Command]:
+        meta = EventMeta(actor=self.worker, correlation_id=self.worker)
+        return [
+            Command([StreamAppend(run_stream(p.run_id), p.events)],
+                    msgspec.structs.replace(meta, traceparent=p.traceparent))
+            for p in batch if p.run_id in held
+        ]  # fmt: skip
 
 
 class RecordRejected(Exception):

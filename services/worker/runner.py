@@ -39,6 +39,7 @@ from domain.tools import BUILTIN_TOOLS
 from domain.workload import planned_iterations
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
+from services.runtime.tracing import span
 from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError, excerpt
 from services.tools.invoker import cancellable, check_arguments
@@ -195,7 +196,12 @@ class Runner:
     async def _step(
         self, context: _Context, step: Mapping[str, Any], path: str, extra: dict[str, Any]
     ) -> Any:
-        with structlog.contextvars.bound_contextvars(step_id=path):
+        uses = str(step.get("uses", ""))
+        attributes = {"ordinaut.step.id": path, "ordinaut.step.uses": uses}
+        with (
+            structlog.contextvars.bound_contextvars(step_id=path),
+            span("ordinaut.step", attributes),
+        ):
             return await self._bound_step(context, step, path, extra)
 
     async def _bound_step(

@@ -36,6 +36,7 @@ from services.worker.dispatch import Announcer, WakeListener
 from services.worker.governance import Clock, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Recorder
+from services.worker.run_trace import RunTraces
 from services.worker.runner import Runner
 from services.worker.throttle import ToolThrottle
 
@@ -173,6 +174,7 @@ class Worker:
         self.announcer = Announcer(redis_client) if redis_client is not None else None
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self.traces = RunTraces()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop``; then finish or release what is held, within the grace period."""
@@ -228,6 +230,7 @@ class Worker:
                 limit=free,
                 lease_seconds=self.config.lease_seconds,
             )
+            await self.traces.fetch(conn, leased)
         if readied and self.announcer is not None:
             await self.announcer.announce(readied)
         return leased
@@ -259,7 +262,8 @@ class Worker:
             run_id=run.run_id, task_id=run.task_id, worker=self.name
         )
         try:
-            await self.runner.execute(run)
+            with self.traces.span(run, self.name):
+                await self.runner.execute(run)
         except Exception:  # the lease lapses and another attempt picks the run up
             log.exception("run crashed the runner", run_id=run.run_id)
         finally:

@@ -46,10 +46,14 @@ def test_the_compose_file_runs_every_process_and_prometheus_scrapes_them_all() -
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"].startswith("redis:7")
     assert services["timer"]["deploy"]["replicas"] == 2
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2")
     assert services["worker"]["deploy"]["replicas"] == 3
     for name in PROCESSES:
         assert services[name]["command"] == [name]
         assert services[name]["environment"]["ORDINAUT_METRICS_PORT"] == "9464"
+        assert services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+            "http://jaeger:4318"
+        )
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )

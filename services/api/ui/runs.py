@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
+from domain.envelope import decode_meta
 from domain.runs import RunStatus
 from services.api.calls import backend_of
 from services.api.operations import runs as ops
@@ -19,6 +20,8 @@ from services.api.ui.forms import refuse
 from services.api.ui.links import link
 from services.api.ui.queries import dead_count, task_names
 from services.api.ui.render import page
+from services.runtime.tracing import trace_id_of
+from services.store.events import StoredEvent
 
 STATUSES: tuple[str, ...] = typing.get_args(RunStatus)
 # A run in these states may still change by itself, so its page keeps polling.
@@ -81,4 +84,10 @@ async def run_page(
     names = await task_names(state.pool, {run.task_id})
     history = await ops.run_history(caller, backend, run_id)
     return page(request, "run.html", run=run, task=names.get(run.task_id), history=history,
-                live=run.status in CHANGING)  # fmt: skip
+                live=run.status in CHANGING, trace_id=_trace_id(history))  # fmt: skip
+
+
+def _trace_id(history: list[StoredEvent]) -> str | None:
+    """The trace the run continues: the one its ``run.queued`` was appended in, if traced."""
+    queued = next((e for e in history if e.type == "run.queued"), None)
+    return None if queued is None else trace_id_of(decode_meta(queued.meta).traceparent)
