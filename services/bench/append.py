@@ -20,7 +20,7 @@ from domain.events import EventReceived
 from projections.base import ProjectionSet
 from projections.registry import inline_projections
 from services.bench.harness import Goal, ticking
-from services.bench.pgbench import pgbench_database, pgbench_path, run_pgbench
+from services.bench.pgbench import STORE_SCRIPT, pgbench_database, pgbench_path, run_pgbench
 from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
@@ -116,23 +116,24 @@ async def _timed_worker(
 
 async def _run_single(
     database_url: str, concurrency: int, seconds: int, rng: random.Random
-) -> tuple[float, list[float]]:
+) -> tuple[float, float, list[float]]:
     """Single-event commands from ``concurrency`` appenders for ``seconds``, each on its own
-    connection (as pgbench's clients); returns (seconds taken, latencies)."""
+    connection (as pgbench's clients); returns (seconds taken, CPU seconds this process
+    used, latencies)."""
     projections = inline_projections()
     latencies: list[float] = []
     async with (
         open_pool(database_url, size=concurrency) as pool,
         ticking(f"single-event appends, {concurrency} appenders", seconds),
     ):
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), time.process_time()
         until = started + seconds
         async with asyncio.TaskGroup() as group:
             for _ in range(concurrency):
                 worker_rng = random.Random(rng.getrandbits(64))
                 group.create_task(_timed_worker(pool, worker_rng, projections, until, latencies))
-        elapsed = time.perf_counter() - started
-    return elapsed, latencies
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+    return elapsed, cpu, latencies
 
 
 async def _compare_at(
@@ -141,15 +142,22 @@ async def _compare_at(
     """pgbench and then the store, both with ``concurrency`` clients for ``seconds``."""
     async with ticking(f"pgbench one-row inserts, {concurrency} clients", seconds):
         pgbench_tps = await run_pgbench(pgbench_url, concurrency, seconds)
-    elapsed, latencies = await _run_single(database_url, concurrency, seconds, rng)
+    elapsed, cpu, latencies = await _run_single(database_url, concurrency, seconds, rng)
     commands_per_s = len(latencies) / elapsed
+    async with ticking(f"pgbench with the store's statements, {concurrency} clients", seconds):
+        shape_tps = await run_pgbench(database_url, concurrency, seconds, STORE_SCRIPT)
     return {
         "appenders": concurrency,
         "pgbench tx/s": pgbench_tps,
         "commands/s": commands_per_s,
         "ratio": commands_per_s / pgbench_tps if pgbench_tps else math.nan,
+        "pgbench store-shaped tx/s": shape_tps,
         "p50 ms": percentile(latencies, 50) * 1000,
         "p99 ms": percentile(latencies, 99) * 1000,
+        # The appenders' own CPU per command (Python, asyncpg, the kernel's socket work): with
+        # the load average, it tells how much of a command's time is the client's.
+        "client CPU ms/command": 1000 * cpu / max(1, len(latencies)),
+        "client CPU %": 100 * cpu / elapsed,
     }
 
 
@@ -237,6 +245,7 @@ async def bench_append(
         figures[f"pgbench_c{level}_tx_per_s"] = row["pgbench tx/s"]
         figures[f"single_vs_pgbench_c{level}"] = row["ratio"]
         figures[f"single_c{level}_p99_ms"] = row["p99 ms"]
+        figures[f"pgbench_store_shaped_c{level}_tx_per_s"] = row["pgbench store-shaped tx/s"]
     return figures | _figures("batched", batched)
 
 

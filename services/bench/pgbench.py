@@ -33,6 +33,24 @@ _ROW = json.dumps(
 # One autocommitted INSERT is one transaction: the cheapest durable write a client can make.
 _INSERT = "INSERT INTO bench_rows (stream, data) VALUES ('bench-' || :n, '{row}');"
 SCRIPT = "\\set n random(0, 99)\n" + _INSERT.format(row=_ROW) + "\n"
+# The statements one single-event command of the store sends (services/store/events.py and
+# the ownership projection), each a round trip, run by pgbench in the store's own database:
+# what this transaction shape costs the server with a client that costs nothing, so the
+# bench tells the shape's share of the gap to SCRIPT from the Python client's.
+_STORE_INSERT = (
+    "INSERT INTO events (stream, version, type, data, meta) VALUES ('bench-' || :n, :v + 1,"
+    " 'pgbench.row', '{row}', '{{\"actor\": \"pgbench\"}}');"
+)
+STORE_SCRIPT = "\n".join((
+    "\\set n random(0, 99)",
+    "BEGIN;",
+    "SELECT version AS v FROM ordinaut_lock_streams(ARRAY['bench-' || :n]) \\gset",
+    _STORE_INSERT.format(row=_ROW),
+    "INSERT INTO event_owner (position, owner) VALUES"
+    " (currval(pg_get_serial_sequence('events', 'position')), 'pgbench') ON CONFLICT DO NOTHING;",
+    "COMMIT;",
+    "",
+))  # fmt: skip
 _TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)
 
 
@@ -66,17 +84,18 @@ async def pgbench_database(database_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def run_pgbench(url: str, clients: int, seconds: int) -> float:
-    """One-row insert transactions per second with ``clients`` connections (``-j 2``); NaN
-    when pgbench is missing. A failing pgbench raises RuntimeError with its output."""
+async def run_pgbench(url: str, clients: int, seconds: int, script: str = SCRIPT) -> float:
+    """Transactions of ``script`` (default: one-row inserts) per second with ``clients``
+    connections (``-j 2``); NaN when pgbench is missing. A failing pgbench raises
+    RuntimeError with its output."""
     executable = pgbench_path()
     if executable is None:
         return math.nan
-    with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
-        script.write(SCRIPT)
-        script.flush()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as file:
+        file.write(script)
+        file.flush()
         process = await asyncio.create_subprocess_exec(
-            executable, "-n", "-f", script.name, "-c", str(clients), "-j", str(min(2, clients)),
+            executable, "-n", "-f", file.name, "-c", str(clients), "-j", str(min(2, clients)),
             "-T", str(seconds), url,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
