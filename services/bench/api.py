@@ -322,4 +322,15 @@ def goals(rates: Sequence[int]) -> tuple[Goal, ...]:
 
 
 # What holds POST /tasks p99 back where a goal is missed (updated when measured).
-LIMITS = "not analysed yet."
+LIMITS = (
+    "CPU time of the one `ordinaut up` process, not a lock. The API, timer, worker, relay and"
+    " notifier share one event loop; a POST /tasks is about nine PostgreSQL round trips (tool"
+    " scopes, BEGIN, stream lock, insert, three projection statements, the task read for the"
+    " answer, COMMIT) plus the relay's publish, and under cProfile (2026-12-06) 28% of the"
+    " process's time was the kernel's loopback socket send. At 200 creates/s + 200 reads/s"
+    " that process needs about half a core (api_cpu_percent_at_200 ~49% vs ~23% at 50/s);"
+    " with the machine at load 4-5 on 2 cores it gets a core only part of the time, so"
+    " requests queue behind each other: p50 stays ~11 ms while p99 reaches hundreds of ms."
+    " Quiet-machine figures (issue 20: 11.6 ms at 50/s) and fewer round trips per command"
+    " (the same lever as `bench append`) are what would move it."
+)

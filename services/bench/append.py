@@ -250,4 +250,23 @@ async def bench_append(
 
 
 # What holds single-event commands back where the goal is missed (updated when measured).
-LIMITS = "not analysed yet."
+LIMITS = (
+    "The transaction's shape, then the Python client; no lock. A single-event command is five"
+    " round trips in one transaction (BEGIN, the stream lock and version read, the insert,"
+    " the ownership projection's row, COMMIT) where pgbench's baseline is one autocommitted"
+    " insert into a table with one index. pgbench itself, 16 clients, same server, one after"
+    " the other under load 4-5 (2026-12-06): one-row insert 11,402 tx/s; the same row into"
+    " `events` (five indexes, two jsonb columns) 6,054 (53%); BEGIN + that insert + COMMIT"
+    " 4,477 (39%); the stream-lock function and the insert as one statement 3,073 (27%); the"
+    " store's whole transaction 2,349 (21%; the bench's `pgbench store-shaped` column). So a"
+    " client that costs nothing reaches about a fifth of the baseline with this transaction;"
+    " asyncpg from one process then roughly halves that again (0.26-0.35 ms of the client's"
+    " CPU per command, mostly the kernel's loopback send; the client is busy 33-47% of the"
+    " time, waiting for PostgreSQL the rest). Appenders no longer queue on each other: at 16"
+    " they mostly wait in ClientRead. Reaching 50% needs fewer round trips per command than"
+    " one statement each (e.g. grouping concurrent single-event commands of a process into"
+    " one transaction, which the issue allows) - not done here. The NOTIFY throttle is not it:"
+    " with NOTIFY off entirely the ratio at 16 measured 0.14-0.15 against 0.13-0.14 with it;"
+    " nor the pool (one connection per appender, no reset query), nor the lock function's"
+    " body (variants without SET lock_timeout or the sort measured the same)."
+)
