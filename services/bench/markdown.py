@@ -98,7 +98,7 @@ def _figures_table(record: dict[str, Any]) -> list[str]:
 
 def _current_limits(name: str) -> str | None:
     """The LIMITS text the benchmark's module holds now (None if it has none)."""
-    module = _LIMITS_IN.get(name)
+    module = _LIMITS_IN.get(name.split("-workers-")[0])
     if module is None:
         return None
     limits = getattr(importlib.import_module(module), "LIMITS", None)
@@ -112,10 +112,17 @@ def _goals(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     )
 
 
+def _title(name: str) -> str:
+    if name.startswith("runs-workers-"):
+        workers = name.removeprefix("runs-workers-")
+        return f"End-to-end run throughput, {workers} workers (`bench runs --workers {workers}`)"
+    return TITLES.get(name, f"`bench {name}`")
+
+
 def bench_section(record: dict[str, Any]) -> list[str]:
     """One benchmark: where it ran, its figures, its goals, and what limits a missed one."""
     name = str(record.get("name", "?"))
-    lines = [f"## {TITLES.get(name, f'`bench {name}`')}", ""]
+    lines = [f"## {_title(name)}", ""]
     if "unreadable" in record:
         return [*lines, f"Result file unreadable: {record['unreadable']}", ""]
     lines += [f"- Command: `{record.get('command', '?')}`",
@@ -162,8 +169,12 @@ def reliability_section(faults: list[dict[str, Any]]) -> list[str]:
 
 def _ordered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rank = {name: n for n, name in enumerate(ORDER)}
-    return sorted(records, key=lambda r: (rank.get(str(r.get("name")), len(ORDER)),
-                                          str(r.get("name"))))  # fmt: skip
+
+    def key(record: dict[str, Any]) -> tuple[int, str]:
+        name = str(record.get("name"))  # runs-workers-N goes next to runs
+        return rank.get(name.split("-workers-")[0], len(ORDER)), name
+
+    return sorted(records, key=key)
 
 
 def _previous_sections(previous: str) -> dict[str, list[str]]:

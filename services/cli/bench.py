@@ -165,9 +165,12 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.runs import GOALS, LIMITS, bench_runs
 
+    # The default (2 workers) is "runs"; other counts keep their own result beside it, so
+    # BENCHMARKS.md shows where adding workers stops helping.
+    name = "runs" if args.workers == 2 else f"runs-workers-{args.workers}"
     async with _scratch(settings, redis=True) as (url, redis_url):
         await run_bench(
-            "runs",
+            name,
             bench_runs(
                 url,
                 redis_url,
