@@ -115,7 +115,8 @@ def _goals(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def _title(name: str) -> str:
     if name.startswith("runs-workers-"):
         workers = name.removeprefix("runs-workers-")
-        return f"End-to-end run throughput, {workers} workers (`bench runs --workers {workers}`)"
+        noun = "worker process" if workers == "1" else "worker processes"
+        return f"End-to-end run throughput, {workers} {noun} (`bench runs --workers {workers}`)"
     return TITLES.get(name, f"`bench {name}`")
 
 
