@@ -98,7 +98,7 @@ def _figures_table(record: dict[str, Any]) -> list[str]:
 
 def _current_limits(name: str) -> str | None:
     """The LIMITS text the benchmark's module holds now (None if it has none)."""
-    module = _LIMITS_IN.get(name)
+    module = _LIMITS_IN.get(name.split("-workers-")[0])
     if module is None:
         return None
     limits = getattr(importlib.import_module(module), "LIMITS", None)
@@ -112,10 +112,18 @@ def _goals(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     )
 
 
+def _title(name: str) -> str:
+    if name.startswith("runs-workers-"):
+        workers = name.removeprefix("runs-workers-")
+        noun = "worker process" if workers == "1" else "worker processes"
+        return f"End-to-end run throughput, {workers} {noun} (`bench runs --workers {workers}`)"
+    return TITLES.get(name, f"`bench {name}`")
+
+
 def bench_section(record: dict[str, Any]) -> list[str]:
     """One benchmark: where it ran, its figures, its goals, and what limits a missed one."""
     name = str(record.get("name", "?"))
-    lines = [f"## {TITLES.get(name, f'`bench {name}`')}", ""]
+    lines = [f"## {_title(name)}", ""]
     if "unreadable" in record:
         return [*lines, f"Result file unreadable: {record['unreadable']}", ""]
     lines += [f"- Command: `{record.get('command', '?')}`",
@@ -162,13 +170,50 @@ def reliability_section(faults: list[dict[str, Any]]) -> list[str]:
 
 def _ordered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rank = {name: n for n, name in enumerate(ORDER)}
-    return sorted(records, key=lambda r: (rank.get(str(r.get("name")), len(ORDER)),
-                                          str(r.get("name"))))  # fmt: skip
+
+    def key(record: dict[str, Any]) -> tuple[int, str]:
+        name = str(record.get("name"))  # runs-workers-N goes next to runs
+        return rank.get(name.split("-workers-")[0], len(ORDER)), name
+
+    return sorted(records, key=key)
 
 
-def render(folder: Path | None = None) -> str:
-    """The whole document from the results in ``folder`` (default: results_dir())."""
+def _previous_sections(previous: str) -> dict[str, list[str]]:
+    """A report's ``## `` sections by heading (each with its heading line)."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in previous.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        if current is not None:
+            current.append(line)
+    return sections
+
+
+def _carried(previous: str, measured: set[str]) -> tuple[list[str], list[str]]:
+    """From the report as it was: the goal rows and the sections of benchmarks that have no
+    result here (results are kept per machine and not in git, so regenerating the report on
+    one machine must not drop what another measured)."""
+    sections = _previous_sections(previous)
+    names = [name for name in ORDER if name not in measured and TITLES[name] in sections]
+    rows = [line for line in sections.get("Goals at a glance", [])
+            if any(line.startswith(f"| `{name}` |") for name in names)]  # fmt: skip
+    body: list[str] = []
+    for name in names:
+        body += [*sections[TITLES[name]][:1], "",
+                 "_Carried over from the previous report: no result for it here._",
+                 *sections[TITLES[name]][1:]]  # fmt: skip
+    return rows, body
+
+
+def render(folder: Path | None = None, previous: str = "") -> str:
+    """The whole document from the results in ``folder`` (default: results_dir()); sections
+    of ``previous`` (the report as it was) are kept for benchmarks with no result there."""
     benches = _ordered(load("bench", folder))
+    carried_rows, carried = _carried(previous, {str(b.get("name")) for b in benches})
+    summary = _summary(benches)
+    if carried_rows:
+        summary = _summary_with(summary, carried_rows)
     lines = [
         "# Benchmarks",
         "",
@@ -176,17 +221,32 @@ def render(folder: Path | None = None) -> str:
         "the fault suite; do not edit by hand: re-run the benchmarks (`ordinaut bench all`),",
         "then the report. Each figure names the command and the machine that produced it.",
         "",
-        *_summary(benches),
+        *summary,
     ]
-    if not benches:
+    if not benches and not carried:
         lines += ["No benchmark results yet: run `ordinaut bench all`.", ""]
     for record in benches:
         lines += bench_section(record)
-    lines += reliability_section(load("faults", folder))
+    lines += carried
+    faults = load("faults", folder)
+    if not faults and "Reliability" in (sections := _previous_sections(previous)):
+        lines += sections["Reliability"]
+    else:
+        lines += reliability_section(faults)
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _summary_with(summary: list[str], rows: list[str]) -> list[str]:
+    """The goals table with carried-over rows added (made if no goal was measured here)."""
+    if not summary:
+        header = _table(["bench", "goal", "measured", "verdict"], [])
+        return ["## Goals at a glance", "", *header, *rows, ""]
+    return [*summary[:-1], *rows, summary[-1]]
+
+
 def write_report(path: Path = REPORT, folder: Path | None = None) -> Path:
-    """Write ``render(folder)`` to ``path`` (BENCHMARKS.md in the current directory)."""
-    path.write_text(render(folder))
+    """Write ``render(folder)`` to ``path`` (BENCHMARKS.md in the current directory), keeping
+    the sections of benchmarks with no result here from the report as it was."""
+    previous = path.read_text() if path.exists() else ""
+    path.write_text(render(folder, previous))
     return path

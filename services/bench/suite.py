@@ -11,14 +11,14 @@ from typing import TextIO
 
 # Name and arguments, in the order they run.
 PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("append", ("--events", "20000")),
+    ("append", ("--events", "20000", "--concurrency", "1", "4", "16")),
     ("runs", ("--count", "20000")),
     ("compare", ("--jobs", "5000", "--rounds", "3", "--rate", "100", "--seconds", "10")),
     ("timer", ("--schedules", "10000", "--seconds", "70")),
     ("ingest", ("--events", "50000", "--rate", "1000", "--seconds", "10")),
     ("replay", ("--events", "1000000")),
     ("up", ("--rounds", "3")),
-    ("api", ("--rate", "200", "--seconds", "20")),
+    ("api", ("--rate", "50", "200", "--seconds", "20")),
     ("ui", ()),
 )
 

@@ -26,9 +26,18 @@ def add_bench_parser(sub: Any, positive: Positive, parents: list[Any]) -> None:
         dest="bench_command", required=True, metavar="BENCHMARK"
     )
     append = bench.add_parser("append", help="event store append throughput")
-    append.add_argument("--events", type=positive, default=20000)
+    append.add_argument("--events", type=positive, default=20000, help="events, batched part")
     append.add_argument("--batch", type=positive, default=500)
-    append.add_argument("--concurrency", type=positive, default=4)
+    append.add_argument(
+        "--concurrency",
+        type=positive,
+        nargs="+",
+        default=[1, 4, 16],
+        help="appenders (and pgbench clients) at each measurement (default: 1 4 16)",
+    )
+    append.add_argument(
+        "--seconds", type=positive, default=5, help="length of each pgbench and store measurement"
+    )
     timer = bench.add_parser("timer", help="timer fire lag and memory")
     timer.add_argument(
         "--schedules", type=positive, default=10000, help="schedules firing each minute"
@@ -36,7 +45,13 @@ def add_bench_parser(sub: Any, positive: Positive, parents: list[Any]) -> None:
     timer.add_argument("--registered", type=int, default=0, help="total registered (default: same)")
     timer.add_argument("--seconds", type=positive, default=70, help="how long the timer runs")
     api = bench.add_parser("api", help="API latency at a fixed request rate")
-    api.add_argument("--rate", type=positive, default=200, help="requests per second, per route")
+    api.add_argument(
+        "--rate",
+        type=positive,
+        nargs="+",
+        default=[50, 200],
+        help="requests per second, per route, one load after the other (default: 50 200)",
+    )
     api.add_argument("--seconds", type=positive, default=20, help="how long the load runs")
     runs = bench.add_parser("runs", help="end-to-end run throughput (due -> succeeded)")
     runs.add_argument("--count", type=positive, default=20000, help="runs to execute")
@@ -101,14 +116,20 @@ async def _scratch(settings: Settings, *, redis: bool) -> AsyncIterator[tuple[st
 
 
 async def cmd_append(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.append import bench_append
+    from services.bench.append import LIMITS, bench_append, goals
 
     async with _scratch(settings, redis=False) as (url, _):
         await run_bench(
             "append",
             bench_append(
-                url, events=args.events, batch_size=args.batch, concurrency=args.concurrency
+                url,
+                events=args.events,
+                batch_size=args.batch,
+                concurrency=args.concurrency,
+                seconds=args.seconds,
             ),
+            goals=goals(max(args.concurrency)),
+            limits=LIMITS,
         )
     return 0
 
@@ -129,19 +150,27 @@ async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.api import bench_api
+    from services.bench.api import LIMITS, bench_api, goals
 
     async with _scratch(settings, redis=True) as (url, redis_url):
-        await run_bench("api", bench_api(url, redis_url, rate=args.rate, seconds=args.seconds))
+        await run_bench(
+            "api",
+            bench_api(url, redis_url, rates=args.rate, seconds=args.seconds),
+            goals=goals(args.rate),
+            limits=LIMITS,
+        )
     return 0
 
 
 async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     from services.bench.runs import GOALS, LIMITS, bench_runs
 
+    # The default (2 workers) is "runs"; other counts keep their own result beside it, so
+    # BENCHMARKS.md shows where adding workers stops helping.
+    name = "runs" if args.workers == 2 else f"runs-workers-{args.workers}"
     async with _scratch(settings, redis=True) as (url, redis_url):
         await run_bench(
-            "runs",
+            name,
             bench_runs(
                 url,
                 redis_url,

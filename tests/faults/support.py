@@ -12,6 +12,8 @@ import asyncpg
 import httpx
 import redis.asyncio as redis
 
+from services.store.order import START, Cursor
+
 ADMIN = "admin-token-for-fault-tests-0123456789"
 
 
@@ -149,27 +151,36 @@ async def create_agent(client: httpx.AsyncClient, webhook_url: str) -> tuple[str
 
 
 async def stream_complete(client: redis.Redis, stream: str, pool: asyncpg.Pool) -> bool:
-    """Whether the events stream's top is the log's last position."""
+    """Whether the events stream's top is the log's last event in the log's order
+    (``(txid, position)``, services/store/order.py)."""
     try:
         last: Any = await client.xrevrange(stream, count=1)
     except (redis.RedisError, OSError):
         return False
-    top = int(last[0][0].split(b"-")[0]) if last else 0
-    return top == await pool.fetchval("SELECT coalesce(max(position), 0) FROM events")
+    top = Cursor.from_entry_id(last[0][0]) if last else START
+    row = await pool.fetchrow(
+        "SELECT txid::text::bigint AS txid, position FROM events"
+        " ORDER BY txid DESC, position DESC LIMIT 1"
+    )
+    return top == (Cursor(row["txid"], row["position"]) if row else START)
 
 
 async def stream_problems(positions: list[int], pool: asyncpg.Pool) -> tuple[int, int, bool]:
-    """(stored events missing, entries twice, out of order) of the stream against the log.
+    """(stored events missing, entries twice, out of the log's order) of the stream against
+    the log.
 
     Positions are not dense: a crashed PostgreSQL skips the sequence values it had cached,
-    so the stream is compared with the positions the log really holds.
+    so the stream is compared with the positions the log really holds, and in the log's one
+    order, ``(txid, position)``: positions alone need not grow along it.
     """
-    stored = {r["position"] for r in await pool.fetch("SELECT position FROM events")}
+    rows = await pool.fetch("SELECT position FROM events ORDER BY txid, position")
+    rank = {row["position"]: n for n, row in enumerate(rows)}
     seen = Counter(positions)
+    ranks = [rank.get(position, -1) for position in positions]
     return (
-        len(stored - set(seen)),
-        sum(n - 1 for n in seen.values() if n > 1) + len(set(seen) - stored),
-        positions != sorted(positions),
+        len(set(rank) - set(seen)),
+        sum(n - 1 for n in seen.values() if n > 1) + len(set(seen) - set(rank)),
+        ranks != sorted(ranks),
     )
 
 

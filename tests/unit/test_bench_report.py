@@ -93,3 +93,23 @@ def test_the_reliability_section_lists_each_fault_summary(tmp_path: Path) -> Non
     assert "redis-restart 1 lost | **failed** |" in reliability
     assert "broken.json" in reliability
     assert "No benchmark results yet" in text
+
+
+def test_the_report_keeps_what_it_has_no_result_for(tmp_path: Path) -> None:
+    # Results are kept per machine, not in git: regenerating on a machine that ran only one
+    # benchmark keeps the others' sections (and goal rows, and reliability) as they were.
+    _write(tmp_path, "bench", "append", {"single_c16_commands_per_s": 1200.0})
+    _write(tmp_path / "old", "bench", "runs", {"runs_per_second": 2300.5, "goals": {
+        "runs_per_second": {"goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}}})  # fmt: skip
+    _write(tmp_path / "old", "bench", "append", {"single_c16_commands_per_s": 1.0})
+    _write(tmp_path / "old", "faults", "worker-kill", {"summary": "faults: worker-kill ok",
+                                                      "passed": True})  # fmt: skip
+    previous = render(tmp_path / "old")
+    report = render(tmp_path, previous)
+    assert "## End-to-end run throughput (`bench runs`)" in report
+    assert "_Carried over from the previous report" in report
+    assert "| `runs` | ≥ 2,000 runs/s | 2,300 | met |" in report
+    assert "| single_c16_commands_per_s | 1,200 |" in report
+    assert "| single_c16_commands_per_s | 1.00 |" not in report
+    assert "faults: worker-kill ok" in report
+    assert render(tmp_path, "").count("Carried over") == 0
