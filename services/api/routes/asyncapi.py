@@ -1,0 +1,24 @@
+"""The AsyncAPI document of the streams, beside the OpenAPI one (no authentication).
+
+FastStream generates it from the client's subscriber kit (clients/python); the server serves the
+committed file so it never imports FastStream. Regenerate with
+``python -m ordinaut_client.kit > services/api/asyncapi.json`` (a test compares them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Response, get
+
+DOCUMENT = Path(__file__).resolve().parents[1] / "asyncapi.json"
+
+
+@get("/schema/asyncapi.json", tags=["events"], summary="AsyncAPI document of the Redis streams",
+     include_in_schema=True, media_type="application/json")  # fmt: skip
+async def asyncapi_document() -> Response[bytes]:
+    """`ordinaut:events` (every recorded event, typed by `type`) and `ordinaut:ingest`."""
+    return Response(DOCUMENT.read_bytes(), media_type="application/json")
+
+
+ROUTES = [asyncapi_document]
