@@ -100,9 +100,10 @@ def compare_models(document: dict[str, Any]) -> list[str]:
     """Every component schema of the OpenAPI document against models.py, both ways."""
     problems: list[str] = []
     schemas: dict[str, Any] = document["components"]["schemas"]
+    module = client_models.__name__
     ours = {
         name: cls for name, cls in vars(client_models).items()
-        if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == client_models.__name__
+        if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == module
     }  # fmt: skip
     for name in sorted(schemas.keys() - ours.keys()):
         problems.append(f"{name}: documented by the server, no model in the client")

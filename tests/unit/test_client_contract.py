@@ -107,7 +107,7 @@ def test_the_client_distribution_does_not_depend_on_the_server() -> None:
 
     project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
     names = [d.split(">")[0].split("[")[0] for d in project["dependencies"]]
-    assert sorted(names) == ["httpx", "pydantic"]
+    assert sorted(names) == ["httpx", "pydantic", "typing-extensions"]
     imported = set()
     for path in (CLIENT / "src").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -117,4 +117,4 @@ def test_the_client_distribution_does_not_depend_on_the_server() -> None:
                 imported.add(node.module.split(".")[0])
     third_party = imported - set(sys.stdlib_module_names) - {"ordinaut_client"}
     # faststream and redis (which faststream[redis] brings) only in the optional kit modules
-    assert third_party == {"httpx", "pydantic", "faststream", "redis"}
+    assert third_party == {"httpx", "pydantic", "typing_extensions", "faststream", "redis"}
