@@ -30,6 +30,7 @@ from ordinaut_client.errors import error_for
 T = TypeVar("T")
 _HISTORY = TypeAdapter(dict[str, list[m.StoredEvent]])
 _OCCURRENCES = TypeAdapter(dict[str, list[str]])
+_DOCUMENT = TypeAdapter(dict[str, Any])
 
 
 class AsyncOrdinaut:
@@ -433,12 +434,16 @@ class AsyncOrdinaut:
     @operation("GET", "/schema/tasks-file.json")
     async def tasks_file_schema(self) -> dict[str, Any]:
         """The JSON Schema of tasks files (`ordinaut apply -f`)."""
-        return await self._get(TypeAdapter(dict[str, Any]), "/schema/tasks-file.json")
+        return await self._get(_DOCUMENT, "/schema/tasks-file.json")
 
     @operation("GET", "/schema/asyncapi.json")
     async def asyncapi(self) -> dict[str, Any]:
         """The AsyncAPI document of the streams (`ordinaut:events`, `ordinaut:ingest`)."""
-        return await self._get(TypeAdapter(dict[str, Any]), "/schema/asyncapi.json")
+        return await self._get(_DOCUMENT, "/schema/asyncapi.json")
+
+    async def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document the server serves: the contract this client is checked against."""
+        return await self._get(_DOCUMENT, "/schema/openapi.json")
 
 
 def _decode(model: type[T] | TypeAdapter[T] | None, response: httpx.Response) -> T:
