@@ -9,7 +9,9 @@ is stopped while the run goes on, and resumes where it stopped: nothing missed o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import io
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +133,8 @@ async def test_the_python_client_drives_ordinaut_up(tmp_path: Path, start_servic
         await _refusals(api, task)
     sync = await asyncio.to_thread(_read_with_the_sync_client, service.base_url, token.token, task)
     assert sync == task.id
+    printed = await asyncio.to_thread(_run_the_client_readme, service.base_url, token.token)
+    assert "['schedule_expr']" in printed
     assert service.stop() == 0
 
 
@@ -179,6 +183,16 @@ async def _refusals(api: AsyncOrdinaut, task: TaskView) -> None:
     await api.update_task(task.id, TaskPatch(title="renamed"), if_match=current)
     with pytest.raises(Conflict):  # the version read before the rename is stale now
         await api.update_task(task.id, TaskPatch(title="again"), if_match=current)
+
+
+def _run_the_client_readme(base_url: str, token: str) -> str:
+    """The client README's example, verbatim but for the address: it runs, as shown."""
+    readme = (Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(example.replace("http://127.0.0.1:8080", base_url), {"token": token})
+    return output.getvalue()
 
 
 def _read_with_the_sync_client(base_url: str, token: str, task: TaskView) -> str:
