@@ -13,7 +13,7 @@ import contextlib
 import inspect
 import io
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class Received:
 
     def __init__(self, redis_url: str, stream: str) -> None:
         self.items: list[tuple[int, AnyEvent, str]] = []
+        self.running = False
         self.events = OrdinautEvents(
             redis_url, group="e2e", consumer="e2e-1", stream=stream, start="0",
             polling_interval=100,
@@ -76,13 +77,33 @@ class Received:
         async def on_any(event: AnyEvent, entry: Entry) -> None:
             self.items.append((entry.position, event, entry.stream))
 
+    async def start(self) -> None:
+        await self.events.app.start()
+        self.running = True
+
+    async def stop(self) -> None:
+        if self.running:
+            self.running = False
+            await self.events.app.stop()
+
     def of_run(self, run_id: str) -> list[tuple[int, AnyEvent]]:
         """The events of the run's own stream (its history), as received."""
         return [(p, e) for p, e, stream in self.items if stream == f"run-{run_id}"]
 
 
+@pytest.fixture
+async def subscribers() -> AsyncIterator[list[Received]]:
+    """Subscriber sessions a test starts; any still running when it fails are stopped."""
+    started: list[Received] = []
+    yield started
+    for session in started:
+        await session.stop()
+
+
 @pytest.mark.timeout(240)
-async def test_the_python_client_drives_ordinaut_up(tmp_path: Path, start_service: Any) -> None:
+async def test_the_python_client_drives_ordinaut_up(
+    tmp_path: Path, start_service: Any, subscribers: list[Received]
+) -> None:
     stream = f"test-{uuid.uuid4().hex}:events"
     service = start_service(tmp_path / ".ordinaut", env={"ORDINAUT_EVENTS_STREAM": stream})
     await service.wait_ready()
@@ -95,7 +116,8 @@ async def test_the_python_client_drives_ordinaut_up(tmp_path: Path, start_servic
         agent = await admin.create_agent(CreateAgent(name="ops", scopes=SCOPES))
         token = await admin.issue_token(agent.id)
     first = Received(runtime.redis_url, stream)
-    await first.events.app.start()
+    subscribers.append(first)
+    await first.start()
     async with AsyncOrdinaut(service.base_url, token.token) as api:
         task = await api.create_task(echo_task("ship", APPROVE_THEN_ECHO))
         run_id = (await api.run_task_now(task.id)).run_id
@@ -105,7 +127,7 @@ async def test_the_python_client_drives_ordinaut_up(tmp_path: Path, start_servic
 
         await eventually(parked)
         await eventually(lambda: _has(first.of_run(run_id), ApprovalRequested))
-        await first.events.app.stop()  # the subscriber is down while the run goes on
+        await first.stop()  # the subscriber is down while the run goes on
 
         approved = await api.approve_run(run_id, Decision(comment="yes"))
         assert approved.id == run_id
@@ -115,11 +137,12 @@ async def test_the_python_client_drives_ordinaut_up(tmp_path: Path, start_servic
 
         await eventually(done)
         second = Received(runtime.redis_url, stream)
-        await second.events.app.start()
+        subscribers.append(second)
+        await second.start()
         try:
             await eventually(lambda: _has(second.of_run(run_id), RunSucceeded))
         finally:
-            await second.events.app.stop()
+            await second.stop()
         history = (await api.run_history(run_id))["items"]
         received = first.of_run(run_id) + second.of_run(run_id)
         assert [p for p, _ in received] == [e.position for e in history]  # in order, once each

@@ -15,7 +15,7 @@ import redis.asyncio as redis
 
 from ordinaut_client import IngestRefused
 from ordinaut_client.events import RunDead, RunSucceeded
-from ordinaut_client.ingest import entry_fields
+from ordinaut_client.ingest import dead_letter, entry_fields
 from ordinaut_client.kit import OrdinautEvents
 from tests.workers import eventually
 
@@ -122,3 +122,19 @@ def test_ingest_entries_are_checked_as_the_consumer_checks_them() -> None:
         with pytest.raises(IngestRefused) as refused:
             bad()
         assert refused.value.field == field
+
+
+async def test_a_dead_lettered_entry_is_read_back_as_its_refusal(redis_url: str) -> None:
+    dead = f"test-{uuid.uuid4().hex}:dead"
+    async with redis.Redis.from_url(redis_url) as client:
+        try:
+            # as services/ingest/consumer.py dead-letters an entry
+            await client.xadd(dead, {"reason": "payload: 300000 bytes, over the limit of 262144",
+                                     "source_stream": "ordinaut:ingest", "source_id": "7-0",
+                                     "topic": "t"})  # fmt: skip
+            refused = await dead_letter(client, "7-0", dead_stream=dead)
+            assert refused is not None
+            assert refused.field == "payload"
+            assert await dead_letter(client, "8-0", dead_stream=dead) is None
+        finally:
+            await client.delete(dead)
