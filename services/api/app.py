@@ -25,6 +25,7 @@ from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
 from services.api.routes import (
     agent_limits,
     agents,
+    asyncapi,
     dry_runs,
     events,
     health,
@@ -121,6 +122,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             *tools.ROUTES,
             *secrets.ROUTES,
             *task_files.ROUTES,
+            *asyncapi.ROUTES,
             ui_router(),
             *extra_routes,
         ],
