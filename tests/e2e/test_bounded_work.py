@@ -55,11 +55,17 @@ async def live_latencies(url: str) -> AsyncIterator[list[float]]:
                 assert response.status_code == 200
                 await asyncio.sleep(0.02)
 
+    async def answered(count: int) -> None:
+        deadline = time.perf_counter() + 10
+        while len(latencies) < count and time.perf_counter() < deadline and not poller.done():  # noqa: ASYNC110 - a bounded poll of a list the prober fills
+            await asyncio.sleep(0.01)
+
     poller = asyncio.create_task(poll())
-    await asyncio.sleep(0.2)  # a few answers before the load
+    await answered(3)  # a few answers before the load (however slow the machine's first one)
     try:
         yield latencies
     finally:
+        await answered(len(latencies) + 2)  # and answers after it
         stop.set()
         await poller
 
