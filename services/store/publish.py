@@ -25,14 +25,23 @@ from domain.events import (
     Event,
     EventReceived,
     RunQueued,
+    RunResumed,
     TaskDefinition,
     condition_stream,
     run_stream,
 )
-from domain.triggers import ConditionState, Subscriber, decide_triggers, evolve_condition
+from domain.triggers import (
+    ConditionState,
+    Subscriber,
+    decide_triggers,
+    event_context,
+    evolve_condition,
+)
+from domain.waits import decide_resumes
 from projections.base import Connection, ProjectionSet
 from services.store.errors import IdempotencyKeyReused
 from services.store.events import APPEND_LOCK, Command, StreamAppend, insert_commands
+from services.store.wait_resumes import waiting_runs
 
 
 class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +57,8 @@ class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
     triggered_tasks: list[str] = msgspec.field(default_factory=list)
     run_ids: list[str] = msgspec.field(default_factory=list)
     replayed: bool = False
+    # Waiting runs (orchestrator.wait_for_event) this event resumed.
+    resumed_runs: list[str] = msgspec.field(default_factory=list)
 
     @property
     def position(self) -> int:
@@ -216,10 +227,13 @@ async def _record(
     # condition state). Keys were claimed before, in the same order as every other command.
     await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
     events = [_received(p) for p in publications]
-    subscribers, states = await _subscribers(conn, sorted({e.topic for e in events}))
+    topics = sorted({e.topic for e in events})
+    subscribers, states = await _subscribers(conn, topics)
+    waiting, resumed = await waiting_runs(conn, topics), set[str]()
     commands: list[Command] = []
     for p, event in zip(publications, events, strict=True):
         fired = decide_triggers(event, subscribers, states, now, lambda: str(uuid.uuid4()))
+        fired += decide_resumes(event_context(event), p.meta.actor, waiting, resumed, now)
         for change in fired:
             if isinstance(change, ConditionEvaluated):
                 states[change.task_id] = evolve_condition(states.get(change.task_id,
@@ -242,6 +256,8 @@ def _appends(fired: list[Event]) -> list[StreamAppend]:
             appends.append(StreamAppend(run_stream(event.run_id), [event], expected_version=0))
         elif isinstance(event, ConditionEvaluated):
             appends.append(StreamAppend(condition_stream(event.task_id), [event]))
+        elif isinstance(event, RunResumed):
+            appends.append(StreamAppend(run_stream(event.run_id), [event]))
     return appends
 
 
@@ -256,6 +272,7 @@ def _result_of(command: Command, envelopes: list[Any]) -> PublishResult:
         event_id=received.event_id,
         triggered_tasks=list(dict.fromkeys(run.task_id for run in runs)),
         run_ids=[run.run_id for run in runs],
+        resumed_runs=[e.event.run_id for e in envelopes if isinstance(e.event, RunResumed)],
     )
 
 

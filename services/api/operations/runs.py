@@ -28,7 +28,8 @@ RunStatusFilter = RunStatus
 _COLUMNS = (
     "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"
     " queued_at, started_at, finished_at, worker, error, cancel_requested,"
-    " steps::text AS steps, approval::text AS approval, queued::text AS queued"
+    " steps::text AS steps, approval::text AS approval, queued::text AS queued,"
+    " wait::text AS wait, rerun_of, reruns::text AS reruns"
 )
 _json = msgspec.json.Decoder()
 _queued = msgspec.json.Decoder(RunQueued)
@@ -71,6 +72,11 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     approval: dict[str, Any] | None
     event: dict[str, Any] | None
     steps: list[StepView]
+    # The pending or last wait (wait_for_event, sleep): step, topic, filter, until, status.
+    wait: dict[str, Any] | None = None
+    # The run this one re-runs, and the re-runs of this one.
+    rerun_of: str | None = None
+    reruns: list[str] = msgspec.field(default_factory=list)
 
 
 class RunPage(msgspec.Struct, frozen=True):
@@ -108,7 +114,18 @@ def _view(row: Any) -> RunView:
         approval=_json.decode(row["approval"]) if row["approval"] else None,
         event=_json.decode(row["queued"]).get("event"),
         steps=[msgspec.convert({"id": step_id, **step}, StepView) for step_id, step in ordered],
+        wait=_wait_view(row["wait"]),
+        rerun_of=row["rerun_of"],
+        reruns=_json.decode(row["reruns"]),
     )
+
+
+def _wait_view(text: str | None) -> dict[str, Any] | None:
+    """The wait as shown: what it waits for and until when (not the run's copied scope)."""
+    if not text:
+        return None
+    wait = _json.decode(text)
+    return {k: v for k, v in wait.items() if k not in ("scope", "consumed")}
 
 
 def _owner(principal: Principal, first: int) -> tuple[str, list[Any]]:

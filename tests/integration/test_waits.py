@@ -1,0 +1,164 @@
+"""Durable waits through the API and in-process workers: wait_for_event and sleep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.workers import (
+    AUTH,
+    api_client,
+    create_task,
+    get_run,
+    of_type,
+    run_events,
+    run_in,
+    run_now,
+    run_to_end,
+    running_workers,
+)
+
+
+@pytest.fixture
+async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(database_url, redis_url) as test_client:
+        yield test_client
+
+
+SEND_AND_WAIT = [
+    {"id": "send", "uses": "debug.echo", "with": {"message_id": "m-${params.n}"}},
+    {
+        "id": "reply",
+        "uses": "orchestrator.wait_for_event",
+        "with": {
+            "topic": "mail.*",
+            "filter": "event.payload.in_reply_to == '${steps.send.message_id}'",
+            "timeout_seconds": 120,
+        },
+    },
+    {"id": "file", "uses": "debug.echo", "with": {"text": "${steps.reply.payload.text}"}},
+]
+
+
+async def publish(client: httpx.AsyncClient, topic: str, payload: dict[str, Any]) -> Any:
+    response = await client.post("/events", json={"topic": topic, "payload": payload}, headers=AUTH)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def step(run: dict[str, Any], step_id: str) -> dict[str, Any]:
+    return next(s for s in run["steps"] if s["id"] == step_id)
+
+
+async def test_a_run_waits_for_its_reply_and_resumes_with_it(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    task = await create_task(client, SEND_AND_WAIT)
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        waiting = await run_in(client, run_id, ("waiting",))
+        assert waiting["wait"]["topic"] == "mail.*"
+        assert waiting["wait"]["filter"] == "event.payload.in_reply_to == 'm-3'"
+        assert waiting["worker"] is None
+        assert step(waiting, "reply")["status"] == "waiting"
+        # not the reply it waits for: another message's, and another topic
+        other = await publish(client, "mail.reply", {"in_reply_to": "m-4", "text": "no"})
+        assert other["resumed_runs"] == []
+        await publish(client, "chat.reply", {"in_reply_to": "m-3", "text": "no"})
+        await asyncio.sleep(0.5)
+        assert (await get_run(client, run_id))["status"] == "waiting"
+        reply = await publish(client, "mail.reply", {"in_reply_to": "m-3", "text": "yes"})
+        assert reply["resumed_runs"] == [run_id]
+        done = await run_to_end(client, run_id)
+    assert done["status"] == "succeeded", done
+    assert step(done, "reply")["output"]["event_id"] == reply["id"]
+    assert step(done, "reply")["output"]["payload"] == {"in_reply_to": "m-3", "text": "yes"}
+    assert step(done, "file")["output"] == {"text": "yes"}
+    assert done["wait"]["status"] == "resumed"
+    types = [e["type"] for e in await run_events(pool, run_id)]
+    assert types.count("run.waiting") == 1
+    assert types.count("run.resumed") == 1
+
+
+async def test_an_event_published_before_the_wait_began_is_not_lost(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    pipeline = [
+        {"id": "announce", "uses": "orchestrator.publish_event",
+         "with": {"topic": "job.done", "payload": {"job": "${run.id}"}}},
+        {"id": "done", "uses": "orchestrator.wait_for_event",
+         "with": {"topic": "job.done", "filter": "event.payload.job == run.id"}},
+    ]  # fmt: skip
+    task = await create_task(client, pipeline)
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        done = await run_to_end(client, run_id)
+    assert done["status"] == "succeeded", done
+    assert step(done, "done")["output"]["payload"] == {"job": run_id}
+
+
+async def test_a_wait_times_out_to_its_default_or_fails(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    waiting = {"topic": "never", "timeout_seconds": 0.5}
+    with_default = await create_task(client, [
+        {"id": "w", "uses": "orchestrator.wait_for_event",
+         "with": {**waiting, "on_timeout": "default", "default": {"text": "none"}}},
+        {"id": "after", "uses": "debug.echo", "with": {"got": "${steps.w.text}"}},
+    ])  # fmt: skip
+    failing = await create_task(client, [
+        {"id": "w", "uses": "orchestrator.wait_for_event", "with": waiting},
+    ])  # fmt: skip
+    first = await run_now(client, with_default["id"])
+    second = await run_now(client, failing["id"])
+    async with running_workers(database_url, redis_url):
+        defaulted = await run_to_end(client, first)
+        failed = await run_to_end(client, second)
+    assert defaulted["status"] == "succeeded", defaulted
+    assert step(defaulted, "after")["output"] == {"got": "none"}
+    assert defaulted["wait"]["status"] == "timed_out"
+    assert failed["status"] == "dead", failed
+    assert "timed out waiting for an event on 'never'" in failed["error"]
+
+
+async def test_a_waiting_run_can_be_canceled(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    task = await create_task(client, SEND_AND_WAIT)
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        await run_in(client, run_id, ("waiting",))
+        canceled = await client.post(f"/runs/{run_id}/cancel", headers=AUTH)
+        assert canceled.status_code == 200, canceled.text
+        assert canceled.json()["status"] == "canceled"
+        reply = await publish(client, "mail.reply", {"in_reply_to": "m-3", "text": "late"})
+    assert reply["resumed_runs"] == []
+    assert (await get_run(client, run_id))["status"] == "canceled"
+
+
+async def test_a_sleep_parks_the_run_without_a_lease_and_wakes_it(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    task = await create_task(client, [
+        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
+        {"id": "after", "uses": "debug.echo", "with": {"woke": "${steps.nap.until}"}},
+    ])  # fmt: skip
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        waiting = await run_in(client, run_id, ("waiting",))
+        assert waiting["wait"]["kind"] == "sleep"
+        held = await pool.fetchval("SELECT locked_by FROM due_work WHERE run_id = $1", run_id)
+        assert held is None
+        done = await run_to_end(client, run_id)
+    assert done["status"] == "succeeded", done
+    events = await run_events(pool, run_id)
+    (woke,) = of_type(events, "run.resumed")
+    (slept,) = of_type(events, "run.waiting")
+    assert woke["at"] >= datetime.fromisoformat(slept["until"])
+    assert len(of_type(events, "run.started")) == 2
