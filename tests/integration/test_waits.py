@@ -162,3 +162,44 @@ async def test_a_sleep_parks_the_run_without_a_lease_and_wakes_it(
     (slept,) = of_type(events, "run.waiting")
     assert woke["at"] >= datetime.fromisoformat(slept["until"])
     assert len(of_type(events, "run.started")) == 2
+
+
+async def test_a_two_second_sleep_across_a_worker_restart_wakes_once_on_time(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    task = await create_task(client, [
+        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 2}},
+        {"id": "after", "uses": "debug.echo", "with": {"n": "${params.n}"}},
+    ])  # fmt: skip
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        await run_in(client, run_id, ("waiting",))
+    # the first worker is gone; a new one takes over the sleeping run
+    async with running_workers(database_url, redis_url) as (worker,):
+        done = await run_to_end(client, run_id)
+        poll = worker.config.poll_seconds
+    assert done["status"] == "succeeded", done
+    events = await run_events(pool, run_id)
+    (slept,) = of_type(events, "run.waiting")
+    (woke,) = of_type(events, "run.resumed")
+    until = datetime.fromisoformat(slept["until"])
+    late = (woke["at"] - until).total_seconds()
+    # the leasing worker wakes it on its next poll after the deadline (plenty of slack for a
+    # loaded machine: the point is "not early, not a poll loop's worth of seconds late")
+    assert 0 <= late < poll + 2.0, late
+    assert [e["type"] for e in events].count("run.step_succeeded") == 1
+
+
+async def test_a_sleep_until_an_instant_from_a_template(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    task = await create_task(client, [
+        {"id": "nap", "uses": "orchestrator.sleep", "with": {"until": "${now+1s}"}},
+    ])  # fmt: skip
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        done = await run_to_end(client, run_id)
+    assert done["status"] == "succeeded", done
+    (slept,) = of_type(await run_events(pool, run_id), "run.waiting")
+    woke = datetime.fromisoformat(done["steps"][0]["output"]["until"])
+    assert woke == datetime.fromisoformat(slept["until"])
