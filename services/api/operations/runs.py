@@ -93,6 +93,16 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     approved_items: list[Any] | None = None
 
 
+def view_of(row: Any) -> RunView:
+    """A ``runs`` row (selected with this module's columns) as the API shows it."""
+    return _view(row)
+
+
+async def load_run(conn: Connection, principal: Principal, run_id: str) -> Any:
+    """The caller's run's row (404 if it has none by that id)."""
+    return await _load(conn, principal, run_id)
+
+
 def _view(row: Any) -> RunView:
     steps = _json.decode(row["steps"])
     ordered = sorted(steps.items(), key=lambda item: (str(item[1].get("at", "")), item[0]))
