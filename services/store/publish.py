@@ -24,6 +24,7 @@ from domain.events import (
     ConditionEvaluated,
     Event,
     EventReceived,
+    RunDebounced,
     RunQueued,
     RunResumed,
     TaskDefinition,
@@ -39,6 +40,7 @@ from domain.triggers import (
 )
 from domain.waits import decide_resumes
 from projections.base import Connection, ProjectionSet
+from services.store.debounces import collecting_runs
 from services.store.errors import IdempotencyKeyReused
 from services.store.events import APPEND_LOCK, Command, StreamAppend, insert_commands
 from services.store.wait_resumes import waiting_runs
@@ -230,9 +232,14 @@ async def _record(
     topics = sorted({e.topic for e in events})
     subscribers, states = await _subscribers(conn, topics)
     waiting, resumed = await waiting_runs(conn, topics), set[str]()
+    debouncing = await collecting_runs(
+        conn, [s.task_id for s in subscribers if s.definition.debounce_seconds]
+    )
     commands: list[Command] = []
     for p, event in zip(publications, events, strict=True):
-        fired = decide_triggers(event, subscribers, states, now, lambda: str(uuid.uuid4()))
+        fired = decide_triggers(
+            event, subscribers, states, now, lambda: str(uuid.uuid4()), debouncing
+        )
         fired += decide_resumes(event_context(event), p.meta.actor, waiting, resumed, now)
         for change in fired:
             if isinstance(change, ConditionEvaluated):
@@ -256,7 +263,7 @@ def _appends(fired: list[Event]) -> list[StreamAppend]:
             appends.append(StreamAppend(run_stream(event.run_id), [event], expected_version=0))
         elif isinstance(event, ConditionEvaluated):
             appends.append(StreamAppend(condition_stream(event.task_id), [event]))
-        elif isinstance(event, RunResumed):
+        elif isinstance(event, RunResumed | RunDebounced):
             appends.append(StreamAppend(run_stream(event.run_id), [event]))
     return appends
 
