@@ -37,7 +37,7 @@ from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.secrets import redact, references
 from domain.templates import TemplateError, condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
-from domain.waits import SLEEP, WAIT_TOOLS, timeout_error
+from domain.waits import SLEEP, WAIT_FOR_EVENT, WAIT_TOOLS, timeout_error
 from domain.workload import planned_iterations
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
@@ -242,7 +242,10 @@ class Runner:
             return await self._foreach(context, step, path, data, extra)
         if step["uses"] == APPROVAL and self.park_for_approval:
             await self._park(context, step, path, data)
-        if step["uses"] in WAIT_TOOLS and self.park_for_approval:
+        # A dry run stops at a wait for an event (what follows depends on it) and sleeps not.
+        if step["uses"] in WAIT_TOOLS and (
+            self.park_for_approval or step["uses"] == WAIT_FOR_EVENT
+        ):
             await self._wait(context, step, path, data)
         return await self._call(context, step, path, data)
 
