@@ -16,7 +16,13 @@ import msgspec
 import redis.asyncio as redis
 
 from projections.base import Connection
-from services.runtime.metrics import DUE_WORK_OLDEST, DUE_WORK_READY, STREAM_PENDING, WORKERS_ALIVE
+from services.runtime.metrics import (
+    DUE_WORK_OLDEST,
+    DUE_WORK_READY,
+    RUNS_WAITING,
+    STREAM_PENDING,
+    WORKERS_ALIVE,
+)
 from services.worker import presence
 
 # (degraded from, failing from), in seconds
@@ -36,6 +42,8 @@ SELECT count(*) AS ready,
 FROM due_work
 WHERE run_at <= now() AND NOT parked AND (locked_until IS NULL OR locked_until < now())
 """
+# Runs parked in a durable wait (a partial index keeps this cheap: migrations/0040).
+_WAITING = "SELECT count(*) FROM runs WHERE status = 'waiting'"
 _RELAY = """
 SELECT (SELECT position FROM relay_checkpoint WHERE name = $1) AS relayed,
        (SELECT coalesce(max(position), 0) FROM events) AS last
@@ -89,6 +97,7 @@ async def report(
         assert ready is not None
         DUE_WORK_READY.set(ready["ready"])
         DUE_WORK_OLDEST.set(ready["oldest"])
+        RUNS_WAITING.set(await conn.fetchval(_WAITING))
         components["ready_work"] = Component(
             _grade(ready["oldest"], OLDEST_READY),
             {"ready": ready["ready"], "oldest_seconds": round(ready["oldest"], 3)},

@@ -33,6 +33,9 @@ DUE_WORK_READY = Gauge("ordinaut_due_work_ready", "Due work that no worker holds
 DUE_WORK_OLDEST = Gauge(
     "ordinaut_due_work_oldest_seconds", "How long the oldest ready work has been waiting"
 )
+RUNS_WAITING = Gauge(
+    "ordinaut_runs_waiting", "Runs parked at a wait_for_event or sleep step (holding no worker)"
+)
 WORKERS_ALIVE = Gauge("ordinaut_workers_alive", "Workers that reported in the last 30 s")
 STREAM_PENDING = Gauge(
     "ordinaut_stream_pending", "Entries read but not acknowledged", ["stream", "group"]

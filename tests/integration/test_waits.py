@@ -10,8 +10,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
+from services.runtime.health import report
+from tests.ui_client import signed_in
 from tests.workers import (
+    ADMIN,
     AUTH,
     api_client,
     create_task,
@@ -127,13 +131,23 @@ async def test_a_wait_times_out_to_its_default_or_fails(
     assert "timed out waiting for an event on 'never'" in failed["error"]
 
 
-async def test_a_waiting_run_can_be_canceled(
-    client: httpx.AsyncClient, database_url: str, redis_url: str
+async def test_a_waiting_run_is_shown_and_can_be_canceled(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
 ) -> None:
     task = await create_task(client, SEND_AND_WAIT)
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         await run_in(client, run_id, ("waiting",))
+        async with signed_in(client, ADMIN) as ui:
+            overview = (await ui.get("/ui")).text
+            page = (await ui.get(f"/ui/runs/{run_id}")).text
+        await report(pool, None)  # what /metrics serves is sampled here
+        assert "Waiting for an event or a time" in overview
+        assert f'data-run-id="{run_id}"' in overview
+        assert 'data-testid="wait"' in page
+        assert "event.payload.in_reply_to == &#39;m-3&#39;" in page
+        assert "Cancel run" in page
+        assert REGISTRY.get_sample_value("ordinaut_runs_waiting") == 1
         canceled = await client.post(f"/runs/{run_id}/cancel", headers=AUTH)
         assert canceled.status_code == 200, canceled.text
         assert canceled.json()["status"] == "canceled"
