@@ -20,7 +20,7 @@ import msgspec
 from domain.envelope import EventMeta
 from domain.events import EventReceived, RunCanceled, RunResumed, RunWaiting, run_stream
 from domain.triggers import event_context
-from domain.waits import SLEEP, WAIT_FOR_EVENT, matches
+from domain.waits import MAX_WAIT_SECONDS, SLEEP, WAIT_FOR_EVENT, matches
 from projections.base import ProjectionSet
 from services.store.events import APPEND_LOCK, StreamAppend, append_in_transaction
 from services.tools.errors import ToolCallError
@@ -89,6 +89,8 @@ def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> 
         ) from None
     if instant.tzinfo is None:  # a wall time in the task's zone
         instant = instant.replace(tzinfo=ZoneInfo(run.definition.timezone))
+    if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
+        raise ToolCallError(f"until: {text!r} is more than a year away", retryable=False)
     return max(instant.astimezone(UTC), now)
 
 
