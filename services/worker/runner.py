@@ -215,7 +215,12 @@ class Runner:
             return done.get("output")
         if done is not None and done.get("status") == "skipped":
             return None
-        if done is not None and done.get("status") == "timed_out":
+        # A wait that timed out in this attempt fails its step (a later attempt waits again).
+        if (
+            done is not None
+            and done.get("status") == "timed_out"
+            and (done.get("attempt") == run.attempt)
+        ):
             failure = Failure(timeout_error(done.get("input") or {}), retryable=False)
             return await self._fail(context, step, path, done.get("input"), 0.0, failure)
         data = context.data(extra)

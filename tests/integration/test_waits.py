@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.runtime.health import report
-from tests.ui_client import signed_in
+from tests.ui_client import agent_token, signed_in
 from tests.workers import (
     ADMIN,
     AUTH,
@@ -129,6 +129,13 @@ async def test_a_wait_times_out_to_its_default_or_fails(
     assert defaulted["wait"]["status"] == "timed_out"
     assert failed["status"] == "dead", failed
     assert "timed out waiting for an event on 'never'" in failed["error"]
+    # a retry waits again (and times out again), rather than failing on the old timeout
+    async with running_workers(database_url, redis_url):
+        retried = await client.post(f"/runs/{second}/retry", headers=AUTH)
+        assert retried.status_code == 200, retried.text
+        await run_in(client, second, ("waiting",))
+        again = await run_to_end(client, second)
+    assert (again["status"], again["attempt"]) == ("dead", 2)
 
 
 async def test_a_waiting_run_is_shown_and_can_be_canceled(
@@ -217,3 +224,33 @@ async def test_a_sleep_until_an_instant_from_a_template(
     (slept,) = of_type(await run_events(pool, run_id), "run.waiting")
     woke = datetime.fromisoformat(done["steps"][0]["output"]["until"])
     assert woke == datetime.fromisoformat(slept["until"])
+
+
+async def test_only_the_owners_and_the_admins_events_resume_an_agents_run(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    scopes = ["tasks:read", "tasks:write", "runs:read", "events:publish"]
+    _, alice = await agent_token(client, "alice", scopes)
+    _, mallory = await agent_token(client, "mallory", scopes)
+    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
+            "payload": {"pipeline": [{"id": "w", "uses": "orchestrator.wait_for_event",
+                                      "with": {"topic": "go"}}]}}  # fmt: skip
+
+    async def as_agent(token: str, method: str, url: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        response = await client.request(method, url, headers=headers, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    task = await as_agent(alice, "POST", "/tasks", json=body)
+    first = (await as_agent(alice, "POST", f"/tasks/{task['id']}/run_now"))["run_id"]
+    second = (await as_agent(alice, "POST", f"/tasks/{task['id']}/run_now"))["run_id"]
+    async with running_workers(database_url, redis_url):
+        await run_in(client, first, ("waiting",))
+        await run_in(client, second, ("waiting",))
+        event = {"topic": "go", "payload": {}}
+        assert (await as_agent(mallory, "POST", "/events", json=event))["resumed_runs"] == []
+        mine = await as_agent(alice, "POST", "/events", json=event)
+        assert len(mine["resumed_runs"]) == 2
+        await run_to_end(client, first)
+        await run_to_end(client, second)
