@@ -5,8 +5,9 @@
   ``{event, params, steps, run}``; templates in it were rendered when the wait began) holds.
 - Only events the run's owner may see resume it: those it published itself, and the admin's.
   An admin-owned run may be resumed by any event (the admin sees the whole log). Events that
-  pipelines publish are recorded under their worker's name, so they resume admin-owned runs
-  only.
+  pipelines publish (recorded under their worker's name) and ingest-stream events
+  (``ingest:<source>``) therefore resume admin-owned runs only: a wait must not let whoever
+  may publish steer another agent's run.
 - Events recorded after the run's first event and before the wait began count too: entering
   the wait looks them up in the log (in the transaction that records ``run.waiting``), so
   nothing published in between is lost. One event resumes one wait of a run (an event a
