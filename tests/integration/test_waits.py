@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -254,3 +254,23 @@ async def test_only_the_owners_and_the_admins_events_resume_an_agents_run(
         assert len(mine["resumed_runs"]) == 2
         await run_to_end(client, first)
         await run_to_end(client, second)
+
+
+async def test_a_sleep_ending_in_quiet_hours_wakes_when_they_end(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    now = datetime.now(UTC)
+    start, end = (now - timedelta(minutes=5)).time(), (now + timedelta(minutes=10)).time()
+    quiet = [{"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}]
+    task = await create_task(client, [
+        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
+    ], quiet_hours=quiet)  # fmt: skip
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        waiting = await run_in(client, run_id, ("waiting",))
+    until = datetime.fromisoformat(waiting["wait"]["until"])
+    window_end = datetime.combine(now.date(), end.replace(second=0, microsecond=0), UTC)
+    if window_end < now:  # the window crosses midnight
+        window_end += timedelta(days=1)
+    assert until == window_end
+    assert (await client.post(f"/runs/{run_id}/cancel", headers=AUTH)).status_code == 200
