@@ -64,6 +64,10 @@ class TaskDefinition(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     # steps that notify must wait (local windows in the task's zone).
     budget_per_day: float | None = None
     quiet_hours: tuple[QuietWindow, ...] = ()
+    # Event tasks: events within this many seconds of the first one join its run (which
+    # starts when the window ends), per ``debounce_key`` (JMESPath over the event) if given.
+    debounce_seconds: int | None = None
+    debounce_key: str | None = None
 
 
 class TaskCreated(_Event, frozen=True, tag="task.created"):
@@ -275,7 +279,7 @@ class EventReceived(_Event, frozen=True, tag="event.received"):
     source: str = "api"
 
 
-RunTrigger = Literal["schedule", "run_now", "event", "condition", "retry"]
+RunTrigger = Literal["schedule", "run_now", "event", "condition", "retry", "rerun"]
 
 
 class RunQueued(_Event, frozen=True, tag="run.queued"):
@@ -298,6 +302,12 @@ class RunQueued(_Event, frozen=True, tag="run.queued"):
     dedupe_key: str | None = None
     dedupe_window_seconds: int | None = None
     event: dict[str, Any] | None = None
+    # A re-run: the run it repeats, from which step (the steps before keep that run's outputs).
+    rerun_of: str | None = None
+    from_step: str | None = None
+    # A debounced event task's key (the owner's; see domain.debounce): later events within the
+    # window join this run (``run.debounced``) instead of queueing their own.
+    debounce_key: str | None = None
 
 
 class ConditionEvaluated(_Event, frozen=True, tag="condition.evaluated"):
@@ -344,6 +354,8 @@ class RunStepSucceeded(_Event, frozen=True, tag="run.step_succeeded"):
     # and the day it counts for in the task's zone (agents' budgets count UTC days).
     cost: float = 0.0
     cost_day: str | None = None
+    # A re-run's kept step: the run whose recorded output this is (the tool was not called).
+    reused_from: str | None = None
 
 
 class RunStepFailed(_Event, frozen=True, tag="run.step_failed"):
@@ -478,6 +490,68 @@ class ApprovalRejected(_Event, frozen=True, tag="approval.rejected"):
     expired: bool = False
 
 
+class RunWaiting(_Event, frozen=True, tag="run.waiting"):
+    """The run parked at ``step_id``, holding no lease, for an event or for a time.
+
+    ``kind`` "event": until an ``event.received`` on ``topic`` (a glob) whose ``filter`` (JMESPath
+    over ``{event, params, steps, run}``; ``scope`` holds the run's part) holds, published by
+    the run's owner or the admin after ``since_position``; or until ``until`` (then
+    ``on_timeout``: fail the step, or output ``default``). ``kind`` "sleep": until ``until``.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int
+    kind: Literal["event", "sleep"]
+    tool: str
+    input: Any = None
+    topic: str | None = None
+    filter: str | None = None
+    scope: dict[str, Any] = msgspec.field(default_factory=dict)
+    until: datetime | None = None
+    on_timeout: Literal["fail", "default"] = "fail"
+    default: Any = None
+    since_position: int = 0
+    # Event ids earlier waits of this run consumed: one event resumes one wait.
+    consumed: tuple[str, ...] = ()
+
+
+class RunResumed(_Event, frozen=True, tag="run.resumed"):
+    """The waiting step ended: its event came (``output`` is that event) or a sleep ended."""
+
+    run_id: str
+    step_id: str
+    reason: Literal["event", "woke"]
+    output: Any = None
+    position: int | None = None
+
+
+class RunWaitTimedOut(_Event, frozen=True, tag="run.wait_timed_out"):
+    """No matching event came in time: the step failed, or output its default."""
+
+    run_id: str
+    step_id: str
+    failed: bool
+    output: Any = None
+
+
+class RunRerunRequested(_Event, frozen=True, tag="run.rerun_requested"):
+    """Someone re-ran this run from ``from_step`` as the new run ``rerun_id``."""
+
+    run_id: str
+    rerun_id: str
+    from_step: str
+
+
+class RunDebounced(_Event, frozen=True, tag="run.debounced"):
+    """One more event joined a debounced run before it started: the run sees ``event`` (the
+    last one, with ``debounce.count`` events so far)."""
+
+    run_id: str
+    event: dict[str, Any]
+    count: int
+
+
 class WebhookAttempted(_Event, frozen=True, tag="webhook.attempted"):
     """One try to deliver the event at ``position`` to an agent's webhook.
 
@@ -547,6 +621,11 @@ Event = (
     | ApprovalRequested
     | ApprovalGranted
     | ApprovalRejected
+    | RunWaiting
+    | RunResumed
+    | RunWaitTimedOut
+    | RunRerunRequested
+    | RunDebounced
     | WebhookAttempted
     | WebhookDelivered
     | WebhookFailed

@@ -21,7 +21,13 @@ PAYLOAD_KEYS = frozenset({"pipeline", "params"})
 FOREACH = "pipeline.foreach"
 # Builtins whose input becomes an event or drives the run itself: no place for a secret.
 RECORDING_BUILTINS = frozenset(
-    {FOREACH, "orchestrator.publish_event", "orchestrator.request_approval"}
+    {
+        FOREACH,
+        "orchestrator.publish_event",
+        "orchestrator.request_approval",
+        "orchestrator.wait_for_event",
+        "orchestrator.sleep",
+    }
 )
 _STEP_REF = re.compile(r"(?<![A-Za-z0-9_.])steps\.([A-Za-z_][A-Za-z0-9_-]*)")
 _LOOP_REF = re.compile(r"(?<![A-Za-z0-9_.])(item|index)\b")

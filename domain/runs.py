@@ -28,6 +28,7 @@ RunStatus = Literal[
     "queued",
     "running",
     "awaiting_approval",
+    "waiting",
     "deferred",
     "succeeded",
     "dead",

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from domain.budgets import check_amount
+from domain.debounce import check_debounce
 from domain.errors import RuleViolation
 from domain.events import (
     Event,
@@ -97,6 +98,10 @@ def _check_expressions(definition: TaskDefinition) -> None:
         check_expression(bare_expression(definition.condition, "condition"), "condition")
     elif definition.condition is not None:
         raise TaskRejected("condition", "only condition tasks take a condition")
+    try:
+        check_debounce(definition)
+    except RuleViolation as exc:
+        raise TaskRejected(exc.field, exc.reason) from None
 
 
 def first_run(definition: TaskDefinition, now: datetime) -> datetime | None:

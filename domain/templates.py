@@ -111,6 +111,11 @@ def condition_holds(
     raise TemplateError(field, f"{expression.strip()}: {reason}")
 
 
+def select_value(expression: str, context: Mapping[str, Any], *, now: datetime, field: str) -> Any:
+    """Whatever an expression (with or without ``${}``) selects, e.g. a debounce key."""
+    return _Run(context, now).evaluate_bare(expression, field)
+
+
 def select_items(
     expression: str, context: Mapping[str, Any], *, now: datetime, field: str
 ) -> list[Any]:

@@ -19,6 +19,7 @@ from domain.events import ToolRateLimit, ToolRegistered
 from domain.shell import INPUT_SCHEMA as _SHELL_INPUT
 from domain.shell import OUTPUT_SCHEMA as _SHELL_OUTPUT
 from domain.shell import SHELL_EXEC
+from domain.waits import SLEEP, SLEEP_INPUT, SLEEP_OUTPUT, WAIT_FOR_EVENT, WAIT_INPUT, WAIT_OUTPUT
 
 ADDRESS = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")
 SCOPE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
@@ -148,6 +149,11 @@ BUILTIN_TOOLS: Mapping[str, ToolRegistered] = MappingProxyType(
             _builtin("orchestrator.request_approval",
                      "Parks the run until someone approves or rejects it.",
                      _APPROVAL_INPUT, _APPROVAL_OUTPUT),
+            _builtin(WAIT_FOR_EVENT,
+                     "Parks the run until a matching event arrives (or its timeout).",
+                     WAIT_INPUT, WAIT_OUTPUT),
+            _builtin(SLEEP, "Parks the run for a duration or until an instant.",
+                     SLEEP_INPUT, SLEEP_OUTPUT),
             _builtin("pipeline.foreach", "Runs the body steps once for each item.",
                      _FOREACH_INPUT, _FOREACH_OUTPUT),
             # an agent needs the "shell" scope: running programs on a worker is no small thing

@@ -17,8 +17,10 @@ import fnmatch
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from domain.debounce import Debouncing, debounced
 from domain.errors import RuleViolation
 from domain.events import (
     ConditionEvaluated,
@@ -93,15 +95,25 @@ def decide_triggers(
     conditions: Mapping[str, ConditionState],
     now: datetime,
     new_id: Callable[[], str],
+    debouncing: Debouncing | None = None,
 ) -> list[Event]:
-    """The ``run.queued`` (and ``condition.evaluated``) events that ``event`` causes."""
+    """The ``run.queued`` (and ``condition.evaluated``) events that ``event`` causes.
+
+    A debounced task's event joins the run its key is collecting in ``debouncing`` (updated
+    in place) instead, or queues one due at the window's end (domain.debounce)."""
     context = event_context(event)
     decided: list[Event] = []
     for task in subscribers:
         d = task.definition
         if not topic_matches(d.schedule_expr, event.topic) or not holds(d.filter, context, now):
             continue
-        if d.schedule_kind == "event":
+        if d.schedule_kind == "event" and d.debounce_seconds:
+            decided.append(debounced(
+                partial(_queued, task, now=now, context=context, trigger="event"),
+                task.task_id, d, context, now, new_id,
+                debouncing if debouncing is not None else {},
+            ))  # fmt: skip
+        elif d.schedule_kind == "event":
             decided.append(_queued(task, new_id(), now, context, "event"))
         elif d.schedule_kind == "condition":
             decided += _evaluate(task, conditions.get(task.task_id, ConditionState()),

@@ -14,7 +14,10 @@ from domain.events import (
     RunAttemptFailed,
     RunDeferred,
     RunQueued,
+    RunResumed,
     RunStarted,
+    RunWaiting,
+    RunWaitTimedOut,
 )
 from domain.ownership import scoped_key
 from projections.base import Connection, Statement, run_plan
@@ -76,6 +79,9 @@ class DueWorkProjection:
             "approval.requested",
             "approval.granted",
             "approval.rejected",
+            "run.waiting",
+            "run.resumed",
+            "run.wait_timed_out",
             *_FINISHING,
         }
     )
@@ -114,6 +120,13 @@ class DueWorkProjection:
             case ApprovalRequested(expires_at=deadline):
                 return [(_PARK, (event.run_id, deadline))]
             case ApprovalGranted() | ApprovalRejected():
+                return [(_UNPARK, (event.run_id, envelope.recorded_at))]
+            # A wait parks like an approval: no row without a deadline, due at it otherwise.
+            case RunWaiting(until=None):
+                return [(_DONE, (event.run_id,))]
+            case RunWaiting(until=deadline):
+                return [(_PARK, (event.run_id, deadline))]
+            case RunResumed() | RunWaitTimedOut():
                 return [(_UNPARK, (event.run_id, envelope.recorded_at))]
             case _ if envelope.type in _FINISHING:
                 return [(_DONE, (envelope.event.run_id,))]  # type: ignore[union-attr]

@@ -15,22 +15,28 @@ from domain.events import (
     RunCanceled,
     RunCancelRequested,
     RunDead,
+    RunDebounced,
     RunDeduplicated,
     RunDeferred,
     RunQueued,
+    RunRerunRequested,
+    RunResumed,
     RunStarted,
     RunStepFailed,
     RunStepSkipped,
     RunStepSucceeded,
     RunSucceeded,
+    RunWaiting,
+    RunWaitTimedOut,
 )
 from domain.ownership import scoped_key
 from projections.base import Connection, Statement, run_plan
 
 _QUEUE = """
 INSERT INTO runs (run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for,
-                  run_at, queued_at, dedupe_key, concurrency_key, queued, version)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)
+                  run_at, queued_at, dedupe_key, concurrency_key, queued, version, rerun_of,
+                  debounce_key)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15)
 ON CONFLICT (run_id) DO UPDATE SET status = 'queued', trigger = EXCLUDED.trigger,
     attempt = EXCLUDED.attempt, run_at = EXCLUDED.run_at, finished_at = NULL,
     cancel_requested = false, version = EXCLUDED.version
@@ -77,6 +83,25 @@ UPDATE runs SET status = 'queued', run_at = $5,
     version = $4
 WHERE run_id = $1
 """
+# Waits: parked without a worker; resumed or timed out, queued again with the step's outcome.
+_WAITING = """
+UPDATE runs SET status = 'waiting', wait = $2::jsonb, worker = NULL, version = $3,
+    steps = steps || jsonb_build_object($4::text, $5::jsonb)
+WHERE run_id = $1
+"""
+_WAIT_ENDED = """
+UPDATE runs SET status = 'queued', run_at = $5, wait = wait || $2::jsonb,
+    steps = steps || jsonb_build_object(wait->>'step_id',
+        coalesce(steps->(wait->>'step_id'), '{}'::jsonb) || $3::jsonb),
+    version = $4
+WHERE run_id = $1
+"""
+_RERUN_REQUESTED = """
+UPDATE runs SET reruns = reruns || jsonb_build_array($2::text), version = $3 WHERE run_id = $1
+"""
+_DEBOUNCED = """
+UPDATE runs SET queued = jsonb_set(queued, '{event}', $2::jsonb), version = $3 WHERE run_id = $1
+"""
 _encode = msgspec.json.Encoder()
 
 
@@ -108,6 +133,11 @@ class RunsProjection:
             "approval.requested",
             "approval.granted",
             "approval.rejected",
+            "run.waiting",
+            "run.resumed",
+            "run.wait_timed_out",
+            "run.rerun_requested",
+            "run.debounced",
         }
     )
 
@@ -124,7 +154,7 @@ class RunsProjection:
                     e.run_id, e.task_id, e.owner, e.trigger, e.attempt, e.priority,
                     e.scheduled_for, e.run_at, at, scoped_key(e.owner, e.dedupe_key),
                     scoped_key(e.owner, e.concurrency_key),
-                    _json(e), version,
+                    _json(e), version, e.rerun_of, scoped_key(e.owner, e.debounce_key),
                 ))]  # fmt: skip
             case RunStarted() as e:
                 return [(_START, (e.run_id, e.attempt, e.worker, at, version))]
@@ -134,6 +164,8 @@ class RunsProjection:
                         "attempt": e.attempt, "at": at}  # fmt: skip
                 if e.cost:
                     step["cost"] = e.cost
+                if e.reused_from:
+                    step["reused_from"] = e.reused_from
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepFailed() as e:
                 step = {"status": "failed", "tool": e.tool, "input": e.input, "error": e.error,
@@ -169,7 +201,39 @@ class RunsProjection:
                                                _json(step)))]  # fmt: skip
             case ApprovalGranted() | ApprovalRejected() as e:
                 return [_decided(envelope, e)]
+            case RunWaiting() as e:
+                return [_waiting(envelope, e)]
+            case RunResumed() | RunWaitTimedOut() as e:
+                return [_wait_ended(envelope, e)]
+            case RunRerunRequested() as e:
+                return [(_RERUN_REQUESTED, (e.run_id, e.rerun_id, version))]
+            case RunDebounced() as e:
+                return [(_DEBOUNCED, (e.run_id, _json(e.event), version))]
         return []
+
+
+def _waiting(envelope: Envelope, e: RunWaiting) -> Statement:
+    wait = {"step_id": e.step_id, "kind": e.kind, "topic": e.topic, "filter": e.filter,
+            "until": e.until, "on_timeout": e.on_timeout, "default": e.default,
+            "since_position": e.since_position, "scope": e.scope, "consumed": e.consumed,
+            "status": "waiting", "waiting_since": envelope.recorded_at}  # fmt: skip
+    step = {"status": "waiting", "tool": e.tool, "input": e.input, "attempt": e.attempt,
+            "at": envelope.recorded_at}  # fmt: skip
+    return (_WAITING, (e.run_id, _json(wait), envelope.version, e.step_id, _json(step)))
+
+
+def _wait_ended(envelope: Envelope, e: RunResumed | RunWaitTimedOut) -> Statement:
+    at = envelope.recorded_at
+    if isinstance(e, RunResumed):
+        ended: dict[str, Any] = {"status": "resumed" if e.reason == "event" else "woke",
+                                 "ended_at": at}  # fmt: skip
+        step: dict[str, Any] = {"status": "succeeded", "output": e.output, "at": at}
+    else:
+        ended = {"status": "timed_out", "ended_at": at}
+        step = {"status": "timed_out", "at": at}
+        if not e.failed:
+            step = {"status": "succeeded", "output": e.output, "timed_out": True, "at": at}
+    return (_WAIT_ENDED, (e.run_id, _json(ended), _json(step), envelope.version, at))
 
 
 def _decided(envelope: Envelope, e: ApprovalGranted | ApprovalRejected) -> Statement:

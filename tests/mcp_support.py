@@ -61,8 +61,8 @@ BRIEFING = {
 TOOL_NAMES = {
     "create_task", "update_task", "list_tasks", "get_task", "preview_schedule", "run_task_now",
     "pause_task", "resume_task", "snooze_task", "cancel_task", "delete_task", "list_runs",
-    "get_run", "approve_run", "reject_run", "publish_event", "list_tools", "dry_run_pipeline",
-    "get_history",
+    "get_run", "approve_run", "reject_run", "rerun_run", "publish_event", "list_tools",
+    "dry_run_pipeline", "get_history",
 }  # fmt: skip
 
 

@@ -3,8 +3,9 @@
 The real runner executes the pipeline, so templates, conditions, foreach and schema checks
 behave exactly as they will for real; only the adapters are fakes. Each tool "returns" an
 example of its output schema (after its input was checked against its input schema),
-approvals are taken as granted for every item, `debug.echo` echoes, and nothing is
-recorded or called.
+approvals are taken as granted for every item, `debug.echo` echoes, a sleep returns at
+once, and nothing is recorded or called. A wait for an event ends the dry run there (status
+``waiting``, saying what it would wait for): the steps after it depend on that event.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from domain.events import (
     RunStepSkipped,
     RunStepSucceeded,
     RunSucceeded,
+    RunWaiting,
     TaskDefinition,
     ToolRegistered,
 )
 from domain.limits import WorkLimits
 from domain.tool_schemas import check_input, check_output, example_output
+from domain.waits import SLEEP
 from services.tools.errors import ToolCallError
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome
@@ -47,6 +50,7 @@ class DryRunStep(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     input: Any = None
     output: Any = None
     error: str | None = None
+    note: str | None = None  # e.g. what a waiting step would wait for
 
 
 class DryRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,6 +78,13 @@ async def _fake_call(
         }
     if tool.address == ECHO:
         return arguments
+    if tool.address == SLEEP:
+        seconds = arguments.get("seconds")
+        until = (
+            arguments.get("until")
+            or (datetime.now(UTC) + timedelta(seconds=float(seconds or 0))).isoformat()
+        )
+        return {"until": str(until)}
     output = example_output(tool.output_schema)
     check_output(tool, output)
     return output
@@ -169,7 +180,18 @@ def _report(events: list[Event]) -> DryRun:
                 )
             case RunStepSkipped():
                 steps.append(DryRunStep(id=event.step_id, status="skipped"))
+            case RunWaiting():
+                steps.append(_waiting(event))
             case RunAttemptFailed() | RunDead():
                 error = event.error
-    ok = error is None and any(isinstance(e, RunSucceeded) for e in events)
-    return DryRun(ok=ok, error=error, steps=steps)
+    ended = any(isinstance(e, RunSucceeded | RunWaiting) for e in events)
+    return DryRun(ok=error is None and ended, error=error, steps=steps)
+
+
+def _waiting(event: RunWaiting) -> DryRunStep:
+    what = f"an event on {event.topic!r}" + (f" matching {event.filter!r}" if event.filter else "")
+    if event.until is not None:
+        what += f" until {event.until.isoformat()} (then {event.on_timeout})"
+    note = f"would wait for {what}; the steps after it are not dry-run"
+    return DryRunStep(id=event.step_id, status="waiting", tool=event.tool, input=event.input,
+                      note=note)  # fmt: skip

@@ -61,6 +61,9 @@ class TaskBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     quiet_hours: Annotated[list[QuietHours], msgspec.Meta(max_length=20)] = msgspec.field(
         default_factory=list
     )
+    # Event tasks: events within this many seconds of the first join its run (per key).
+    debounce_seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | None = None
+    debounce_key: Expression | None = None
 
 
 # PATCH takes any subset of the same fields, with the same constraints.

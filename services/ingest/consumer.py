@@ -238,7 +238,7 @@ class IngestConsumer:
             batch.done.append(entry)
             if not outcome.replayed:
                 self.recorded += 1
-                run_ids += outcome.run_ids
+                run_ids += [*outcome.run_ids, *outcome.resumed_runs]
         return run_ids
 
     async def _finish(self, batch: _Batch) -> None:

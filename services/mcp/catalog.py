@@ -162,8 +162,9 @@ List runs of your tasks, newest first, filtered by `status` and `task_id`. Pass 
         "runs:read",
         a.RunRef,
         f"""\
-Read one run: status (queued, running, awaiting_approval, deferred, succeeded, dead, \
-canceled, deduplicated), error, approval, and every step's rendered input, output or error. \
+Read one run: status (queued, running, awaiting_approval, waiting, deferred, succeeded, \
+dead, canceled, deduplicated), error, approval, `wait` (what a waiting run waits for and \
+until when), `rerun_of`/`reruns`, and every step's rendered input, output or error. \
 Scope: runs:read.
 
 {ERRORS}""",
@@ -193,13 +194,28 @@ Reject the approval step a run waits at; the run resumes and its next steps see 
         h.reject,
     ),
     ToolSpec(
+        "rerun_run",
+        "tasks:write",
+        a.RerunRun,
+        f"""\
+Start a new run of a finished run's task from `from_step`: that step and the ones after it \
+run again; the steps before it keep the original run's outputs (their tools are not called \
+again). The new run names the original (`rerun_of`). Refused (409) if the pipeline changed \
+before `from_step` or a kept step did not succeed; 422 for a step the pipeline lacks. \
+Scope: tasks:write.
+
+{ERRORS}""",
+        h.rerun,
+    ),
+    ToolSpec(
         "publish_event",
         "events:publish",
         PublishEvent,
         f"""\
-Record an external event (`topic` like "calendar.changed", a `payload` object) and queue a \
-run of every event task it matches. A repeated `idempotency_key` records and fires nothing \
-again. Answers the event id and the tasks it fired. Scope: events:publish.
+Record an external event (`topic` like "calendar.changed", a `payload` object), queue a \
+run of every event task it matches and resume the runs waiting for it. A repeated \
+`idempotency_key` records and fires nothing again. Answers the event id, the tasks it fired \
+and the runs it resumed. Scope: events:publish.
 
 {ERRORS}""",
         h.publish,

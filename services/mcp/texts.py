@@ -32,7 +32,10 @@ What runs: `payload.pipeline`, a list of steps {"id", "uses" (a tool address fro
 "with" (its input), "save_as", "if" (JMESPath boolean), "timeout_seconds", "on_error"}; \
 `payload.params` are inputs. Strings may hold templates: ${params.x}, ${steps.<id>.<field>}, \
 ${event.payload.x}, ${now}, ${now+24h}. "orchestrator.request_approval" parks the run until \
-approve_run or reject_run."""
+approve_run or reject_run. "orchestrator.wait_for_event" {"topic", "filter" (JMESPath over \
+{event, params, steps, run}), "timeout_seconds", "on_timeout": "fail"|"default", "default"} \
+parks the run (status waiting) until a matching event (its output) or the timeout; \
+"orchestrator.sleep" {"seconds"} or {"until": "${now+2h}"} parks it until then."""
 
 ERRORS = """\
 Errors come back as a tool error whose structured content is a problem document {status, \

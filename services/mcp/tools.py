@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from services.api.operations import dry_runs, events, runs, schedules, tasks
+from services.api.operations import dry_runs, events, reruns, runs, schedules, tasks
 from services.api.operations.context import Backend, Caller, Outcome
 from services.api.operations.dry_runs import DryRunBody, DryRunOptions
 from services.api.operations.events import PublishEvent
@@ -165,6 +165,12 @@ async def reject(caller: Caller, backend: Backend, args: a.RejectRun) -> Result:
     decision = Decision(comment=args.comment)
     run = plain(await runs.decide_run(caller, backend, args.run_id, False, decision))
     return run, "Rejected; " + _run_line(run)
+
+
+async def rerun(caller: Caller, backend: Backend, args: a.RerunRun) -> Result:
+    body = reruns.Rerun(from_step=args.from_step)
+    run = plain(await reruns.rerun(caller, backend, args.run_id, body))
+    return run, f"Re-run of {args.run_id} from {args.from_step!r}; " + _run_line(run)
 
 
 async def publish(caller: Caller, backend: Backend, args: PublishEvent) -> Result:

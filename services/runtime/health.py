@@ -20,6 +20,7 @@ from services.runtime.metrics import (
     DUE_WORK_OLDEST,
     DUE_WORK_READY,
     EVENT_HORIZON_AGE,
+    RUNS_WAITING,
     STREAM_PENDING,
     WORKERS_ALIVE,
 )
@@ -45,6 +46,8 @@ WHERE run_at <= now() AND NOT parked AND (locked_until IS NULL OR locked_until <
 """
 HORIZON_AGE = (5.0, 60.0)
 # Events after the relay's checkpoint (a cursor in the log's order, services/store/order.py).
+# Runs parked in a durable wait (a partial index keeps this cheap: migrations/0040).
+_WAITING = "SELECT count(*) FROM runs WHERE status = 'waiting'"
 _RELAY = """
 SELECT c.name IS NOT NULL AS relayed,
        (SELECT count(*) FROM events e
@@ -100,6 +103,7 @@ async def report(
         assert ready is not None
         DUE_WORK_READY.set(ready["ready"])
         DUE_WORK_OLDEST.set(ready["oldest"])
+        RUNS_WAITING.set(await conn.fetchval(_WAITING))
         components["ready_work"] = Component(
             _grade(ready["oldest"], OLDEST_READY),
             {"ready": ready["ready"], "oldest_seconds": round(ready["oldest"], 3)},

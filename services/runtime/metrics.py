@@ -38,6 +38,9 @@ EVENT_HORIZON_AGE = Gauge(
     "Age of the oldest open transaction that has written (anywhere in the cluster): readers"
     " of the event log wait for it; /health names it",
 )
+RUNS_WAITING = Gauge(
+    "ordinaut_runs_waiting", "Runs parked at a wait_for_event or sleep step (holding no worker)"
+)
 WORKERS_ALIVE = Gauge("ordinaut_workers_alive", "Workers that reported in the last 30 s")
 STREAM_PENDING = Gauge(
     "ordinaut_stream_pending", "Entries read but not acknowledged", ["stream", "group"]

@@ -24,15 +24,26 @@ from domain.events import (
     ConditionEvaluated,
     Event,
     EventReceived,
+    RunDebounced,
     RunQueued,
+    RunResumed,
     TaskDefinition,
     condition_stream,
     run_stream,
 )
-from domain.triggers import ConditionState, Subscriber, decide_triggers, evolve_condition
+from domain.triggers import (
+    ConditionState,
+    Subscriber,
+    decide_triggers,
+    event_context,
+    evolve_condition,
+)
+from domain.waits import decide_resumes
 from projections.base import Connection, ProjectionSet
+from services.store.debounces import collecting_runs
 from services.store.errors import IdempotencyKeyReused
 from services.store.events import Command, StreamAppend, insert_commands, lock_streams
+from services.store.wait_resumes import hold_for_publication, waiting_runs
 
 
 class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +59,8 @@ class PublishResult(msgspec.Struct, frozen=True, kw_only=True):
     triggered_tasks: list[str] = msgspec.field(default_factory=list)
     run_ids: list[str] = msgspec.field(default_factory=list)
     replayed: bool = False
+    # Waiting runs (orchestrator.wait_for_event) this event resumed.
+    resumed_runs: list[str] = msgspec.field(default_factory=list)
 
     @property
     def position(self) -> int:
@@ -208,6 +221,9 @@ async def _replay(conn: Connection, p: Publication, fingerprint: str, result: st
     return msgspec.structs.replace(original, replayed=True)
 
 
+_LOCK_RUNS = "SELECT 1 FROM due_work WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE"
+
+
 async def _record(
     conn: Connection, projections: ProjectionSet, publications: list[Publication], now: datetime
 ) -> list[PublishResult]:
@@ -217,6 +233,7 @@ async def _record(
     # condition streams locked: two events never both decide from the same state, and the
     # second sees what the first recorded. No global lock: publications of unrelated topics
     # and conditions run concurrently.
+    await hold_for_publication(conn)
     events = [_received(p) for p in publications]
     topics = sorted({e.topic for e in events})
     subscribers, states = await _subscribers(conn, topics)
@@ -225,9 +242,26 @@ async def _record(
     if conditions:
         await lock_streams(conn, conditions)
         subscribers, states = await _subscribers(conn, topics)
+    # Waiting runs and debounce windows this publication may join: their due_work rows are
+    # locked (in run_id order, as the recorder and run commands lock them) and the lookups
+    # read again, so a run a worker started, timed out or canceled meanwhile is not joined,
+    # and a lease skips a run being joined until this commits.
+    debounced = [s.task_id for s in subscribers if s.definition.debounce_seconds]
+    waiting, resumed = await waiting_runs(conn, topics), set[str]()
+    debouncing = await collecting_runs(conn, debounced)
+    joined = sorted({w.run_id for w in waiting} | {run for run, _ in debouncing.values()})
+    if joined:
+        await conn.execute(_LOCK_RUNS, joined)
+        waiting, debouncing = (
+            await waiting_runs(conn, topics),
+            await collecting_runs(conn, debounced),
+        )
     commands: list[Command] = []
     for p, event in zip(publications, events, strict=True):
-        fired = decide_triggers(event, subscribers, states, now, lambda: str(uuid.uuid4()))
+        fired = decide_triggers(
+            event, subscribers, states, now, lambda: str(uuid.uuid4()), debouncing
+        )
+        fired += decide_resumes(event_context(event), p.meta.actor, waiting, resumed, now)
         for change in fired:
             if isinstance(change, ConditionEvaluated):
                 states[change.task_id] = evolve_condition(states.get(change.task_id,
@@ -250,6 +284,8 @@ def _appends(fired: list[Event]) -> list[StreamAppend]:
             appends.append(StreamAppend(run_stream(event.run_id), [event], expected_version=0))
         elif isinstance(event, ConditionEvaluated):
             appends.append(StreamAppend(condition_stream(event.task_id), [event]))
+        elif isinstance(event, RunResumed | RunDebounced):
+            appends.append(StreamAppend(run_stream(event.run_id), [event]))
     return appends
 
 
@@ -264,6 +300,7 @@ def _result_of(command: Command, envelopes: list[Any]) -> PublishResult:
         event_id=received.event_id,
         triggered_tasks=list(dict.fromkeys(run.task_id for run in runs)),
         run_ids=[run.run_id for run in runs],
+        resumed_runs=[e.event.run_id for e in envelopes if isinstance(e.event, RunResumed)],
     )
 
 

@@ -25,11 +25,14 @@ from domain.events import (
     RunCanceled,
     RunDeduplicated,
     RunQueued,
+    RunResumed,
     RunStarted,
+    RunWaitTimedOut,
     TaskDefinition,
     run_stream,
 )
 from domain.runs import Failure, decide_failure
+from domain.waits import deadline_passed
 from projections.base import Connection, ProjectionSet
 from services.runtime.metrics import RUNS
 from services.store.events import StreamAppend, append_in_transaction
@@ -62,7 +65,7 @@ LIMIT 1
 _DETAILS = """
 SELECT r.run_id, r.task_id, r.attempt, r.trigger, r.scheduled_for, r.started_at,
        r.cancel_requested, r.steps::text AS steps, r.queued::text AS queued,
-       r.approval::text AS approval,
+       r.approval::text AS approval, r.wait::text AS wait, r.status AS run_status,
        t.definition::text AS definition, t.title, t.status AS task_status, t.deleted,
        l.budget_per_day AS owner_budget, l.quiet_hours::text AS owner_quiet_hours,
        l.timezone AS owner_timezone
@@ -176,7 +179,9 @@ async def lease(
             settled = await _settle(conn, candidate, row, now, starting)
             if settled is not None:
                 appends.append(StreamAppend(run_stream(candidate.run_id), [settled]))
-                if isinstance(settled, ApprovalGranted | ApprovalRejected):
+                if isinstance(
+                    settled, ApprovalGranted | ApprovalRejected | RunResumed | RunWaitTimedOut
+                ):
                     readied.append(candidate.run_id)
                 continue
             if candidate.run_id not in admitted:
@@ -248,6 +253,8 @@ async def _settle(
 ) -> Event | None:
     """The event that settles a candidate without running it, if one does."""
     if candidate.parked:
+        if row["run_status"] == "waiting" and row["wait"]:  # a wait's deadline came
+            return deadline_passed({**_json.decode(row["wait"]), "run_id": candidate.run_id})
         return _approval_timeout(row)
     if row["task_status"] == "canceled" or row["deleted"]:
         reason = "the task was deleted" if row["deleted"] else "the task was canceled"

@@ -28,6 +28,7 @@ from domain.events import (
     RunStepSkipped,
     RunStepSucceeded,
     RunSucceeded,
+    RunWaiting,
     ToolRegistered,
 )
 from domain.limits import LimitExceeded, WorkBudget, WorkLimits
@@ -36,6 +37,7 @@ from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.secrets import redact, references
 from domain.templates import TemplateError, condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from domain.waits import SLEEP, WAIT_FOR_EVENT, WAIT_TOOLS, timeout_error
 from domain.workload import planned_iterations
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
@@ -46,6 +48,7 @@ from services.tools.invoker import cancellable, check_arguments
 from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun
 from services.worker.recorder import Outcome, RecordRejected
+from services.worker.waits import waiting_event
 
 APPROVAL = "orchestrator.request_approval"
 PUBLISH = "orchestrator.publish_event"
@@ -60,6 +63,8 @@ Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
 CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
 # (run owner, tool address, secret names) -> name -> value; raises SecretUnavailable
 LoadSecrets = Callable[[str, str, set[str]], Awaitable[dict[str, str]]]
+# Records a wait step's run.waiting (see services/worker/waits.py)
+EnterWait = Callable[[RunWaiting], Awaitable[Outcome]]
 
 
 class _Stop(Exception):
@@ -132,6 +137,8 @@ class Runner:
     limits: WorkLimits = field(default_factory=WorkLimits)
     # A dry run lets LimitExceeded out (the API answers 422) instead of failing the step.
     raise_limits: bool = False
+    # Wait steps park the run through this (None: they are recorded like any step's events).
+    enter_wait: EnterWait | None = None
     # run id -> its tool call in flight, for calls that can be abandoned (see `abort`)
     _in_flight: dict[str, asyncio.Future[Any]] = field(default_factory=dict, init=False)
     # run id -> the secrets its steps received: redacted from everything the run records
@@ -214,6 +221,14 @@ class Runner:
             return done.get("output")
         if done is not None and done.get("status") == "skipped":
             return None
+        # A wait that timed out in this attempt fails its step (a later attempt waits again).
+        if (
+            done is not None
+            and done.get("status") == "timed_out"
+            and (done.get("attempt") == run.attempt)
+        ):
+            failure = Failure(timeout_error(done.get("input") or {}), retryable=False)
+            return await self._fail(context, step, path, done.get("input"), 0.0, failure)
         data = context.data(extra)
         if "if" in step:
             holds = await self._guard(
@@ -238,6 +253,11 @@ class Runner:
             return await self._foreach(context, step, path, data, extra)
         if step["uses"] == APPROVAL and self.park_for_approval:
             await self._park(context, step, path, data)
+        # A dry run stops at a wait for an event (what follows depends on it) and sleeps not.
+        if step["uses"] in WAIT_TOOLS and (
+            self.park_for_approval or step["uses"] == WAIT_FOR_EVENT
+        ):
+            await self._wait(context, step, path, data)
         return await self._call(context, step, path, data)
 
     async def _foreach(
@@ -306,6 +326,37 @@ class Runner:
             on_timeout="approve" if rendered.get("on_timeout") == "approve" else "reject",
         )
         await self._record(run, [requested])
+        raise _Stop
+
+    async def _wait(
+        self, context: _Context, step: Mapping[str, Any], path: str, data: dict[str, Any]
+    ) -> None:
+        """Park the run until its event, timeout or wake-up; the step's output comes back
+        recorded (``run.resumed``/``run.wait_timed_out``) when a worker leases it again."""
+        run, uses = context.run, str(step["uses"])
+        rendered = await self._guard(
+            context,
+            path,
+            lambda: self._rendered_input(context, step.get("with", {}), data, f"{path}.with"),
+            tool=uses,
+        )
+        try:
+            check_arguments(BUILTIN_TOOLS[uses], rendered)
+            waiting = waiting_event(run, path, uses, rendered, data, datetime.now(UTC))
+        except ToolCallError as exc:
+            await self._fail(context, step, path, rendered, 0.0, Failure(exc.message, False))
+            raise _Stop from None
+        if uses == SLEEP and waiting.until is not None and self.governor is not None:
+            # quiet hours hold the wake-up back to their end, as they hold notifying steps
+            quiet = self.governor.quiet_until(run, waiting.until)
+            if quiet is not None:
+                waiting = msgspec.structs.replace(waiting, until=quiet)
+        if self.enter_wait is None:
+            await self._record(run, [waiting])
+            raise _Stop
+        outcome = await self.enter_wait(waiting)
+        if outcome is Outcome.LOST:
+            log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
         raise _Stop
 
     async def _call(

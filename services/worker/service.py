@@ -39,6 +39,7 @@ from services.worker.recorder import Recorder
 from services.worker.run_trace import RunTraces
 from services.worker.runner import Runner
 from services.worker.throttle import ToolThrottle
+from services.worker.waits import enter_wait
 
 log = structlog.get_logger(__name__)
 _tool = msgspec.json.Decoder(ToolRegistered)
@@ -169,6 +170,7 @@ class Worker:
             check_access=OwnerScopes(pool).refusal,
             storage_errors=DB_FAILURES,
             limits=config.work_limits,
+            enter_wait=lambda waiting: enter_wait(pool, projections, self.name, waiting),
         )
         self.redis = redis_client
         self.announcer = Announcer(redis_client) if redis_client is not None else None
@@ -365,7 +367,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             result = await publish_external(conn, self.projections, publication)
         if self.announcer is not None and not result.replayed:
-            await self.announcer.announce(result.run_ids)
+            await self.announcer.announce([*result.run_ids, *result.resumed_runs])
         return {"event_id": result.event_id, "position": result.position}
 
 

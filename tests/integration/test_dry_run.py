@@ -136,3 +136,22 @@ async def test_an_invalid_task_is_refused_like_a_create(client: AsyncTestClient[
     response = await client.post("/tasks/dry_run", json=body, headers=AUTH)
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "schedule_expr"
+
+
+async def test_a_sleep_returns_at_once_and_a_wait_for_an_event_ends_the_dry_run(
+    client: AsyncTestClient[Any],
+) -> None:
+    pipeline = [
+        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 3600}},
+        {"id": "reply", "uses": "orchestrator.wait_for_event",
+         "with": {"topic": "mail.reply", "filter": "event.payload.to == '${params.city}'",
+                  "timeout_seconds": 60}},
+        {"id": "file", "uses": "debug.echo", "with": {"text": "${steps.reply.payload.text}"}},
+    ]  # fmt: skip
+    result = await dry(client, pipeline)
+    assert result["ok"] is True, result
+    nap, reply = result["steps"]
+    assert (nap["status"], set(nap["output"])) == ("succeeded", {"until"})
+    assert reply["status"] == "waiting"
+    assert reply["input"]["filter"] == "event.payload.to == 'Chisinau'"
+    assert "would wait for an event on 'mail.reply'" in reply["note"]

@@ -143,6 +143,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("get_run", {"run_id": None}, "run_id"),
     ("approve_run", {"run_id": "{task}", "approved_items": "all"}, "approved_items"),
     ("reject_run", {"run_id": "{task}", "comment": 5}, "comment"),
+    ("rerun_run", {"run_id": "{task}", "from_step": ""}, "from_step"),
     ("publish_event", {"topic": "bad topic!", "payload": {}}, "topic"),
     ("publish_event", {"topic": "calendar.changed"}, "payload"),
     ("list_tools", {"verbose": True}, "verbose"),

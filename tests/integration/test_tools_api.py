@@ -22,7 +22,8 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
 CATALOG: list[dict[str, Any]] = json.loads((EXAMPLES / "tool_catalog_example.json").read_text())
 BUILTINS = ["debug.echo", "http.request", "orchestrator.publish_event",
-            "orchestrator.request_approval", "pipeline.foreach", "shell.exec"]  # fmt: skip
+            "orchestrator.request_approval", "orchestrator.sleep", "orchestrator.wait_for_event",
+            "pipeline.foreach", "shell.exec"]  # fmt: skip
 FORECAST = {"address": "weather-mcp.forecast", "transport": "mcp",
             "endpoint": "http://127.0.0.1:8087/mcp"}  # fmt: skip
 

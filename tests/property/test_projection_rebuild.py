@@ -25,13 +25,18 @@ from domain.events import (
     RunCanceled,
     RunCancelRequested,
     RunDead,
+    RunDebounced,
     RunDeduplicated,
     RunQueued,
+    RunRerunRequested,
+    RunResumed,
     RunStarted,
     RunStepFailed,
     RunStepSkipped,
     RunStepSucceeded,
     RunSucceeded,
+    RunWaiting,
+    RunWaitTimedOut,
     ScheduleKind,
     ScheduleMissed,
     TaskCanceled,
@@ -108,8 +113,8 @@ class Model:
 
     def due_work(self) -> int:
         """Runs that hold a due_work row: waiting, running, or parked with a deadline."""
-        return sum(state in ("queued", "running", "parked_deadline") for state, _, _ in
-                   self.runs.values())  # fmt: skip
+        return sum(state in ("queued", "running", "parked_deadline", "waiting_deadline")
+                   for state, _, _ in self.runs.values())  # fmt: skip
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -217,6 +222,8 @@ def _queued(draw: st.DrawFn, model: Model, due: TaskDue) -> RunQueued:
         dedupe_key=draw(st.sampled_from([None, "daily"])),
         dedupe_window_seconds=draw(st.sampled_from([None, 3600])),
         event=draw(st.none() | st.dictionaries(texts, scalars, max_size=2)),
+        rerun_of=draw(st.sampled_from([None, "run-original"])),
+        debounce_key=draw(st.sampled_from([None, "", "user-1"])),
     )
     model.runs[due.run_id] = ("queued", 1, queued)
     return queued
@@ -224,14 +231,16 @@ def _queued(draw: st.DrawFn, model: Model, due: TaskDue) -> RunQueued:
 
 # Which run events make sense in each run state, and the state each leaves the run in.
 RUN_MOVES: dict[str, tuple[str, ...]] = {
-    "queued": ("start", "cancel", "dedupe"),
+    "queued": ("start", "cancel", "dedupe", "debounce"),
     "running": ("step_ok", "step_failed", "step_skipped", "succeed", "fail_attempt", "die",
-                "cancel_request", "cancel", "park", "park_deadline"),
+                "cancel_request", "cancel", "park", "park_deadline", "wait", "wait_deadline"),
     "parked": ("approve", "reject", "cancel"),
     "parked_deadline": ("approve", "reject", "cancel"),
-    "dead": ("retry",),
-    "succeeded": (),
-    "canceled": (),
+    "waiting": ("resume", "time_out", "cancel"),
+    "waiting_deadline": ("resume", "time_out", "cancel"),
+    "dead": ("retry", "rerun"),
+    "succeeded": ("rerun",),
+    "canceled": ("rerun",),
     "deduplicated": (),
 }  # fmt: skip
 
@@ -297,6 +306,30 @@ def _run_event(draw: st.DrawFn, model: Model, run_id: str, move: str) -> Event:
                 data=draw(scalars),
                 expires_at=deadline,
             )
+        case "wait" | "wait_deadline":
+            deadline = draw(instants) if move == "wait_deadline" else None
+            after = "waiting_deadline" if deadline else "waiting"
+            event = RunWaiting(
+                run_id=run_id, step_id=step, attempt=attempt,
+                kind=draw(st.sampled_from(["event", "sleep"])), tool="orchestrator.wait_for_event",
+                input=draw(scalars), topic=draw(st.none() | texts), filter=draw(st.none() | texts),
+                scope=draw(st.dictionaries(texts, scalars, max_size=2)), until=deadline,
+                on_timeout=draw(st.sampled_from(["fail", "default"])), default=draw(scalars),
+                since_position=draw(st.integers(0, 100)),
+            )  # fmt: skip
+        case "resume":
+            after = "queued"
+            event = RunResumed(run_id=run_id, step_id=step, output=draw(scalars),
+                               reason=draw(st.sampled_from(["event", "woke"])))  # fmt: skip
+        case "time_out":
+            after = "queued"
+            event = RunWaitTimedOut(run_id=run_id, step_id=step, failed=draw(st.booleans()),
+                                    output=draw(scalars))  # fmt: skip
+        case "debounce":
+            event = RunDebounced(run_id=run_id, event=draw(st.dictionaries(texts, scalars,
+                                 max_size=2)), count=draw(st.integers(2, 50)))  # fmt: skip
+        case "rerun":
+            event = RunRerunRequested(run_id=run_id, rerun_id=draw(texts), from_step=step)
         case "approve":
             after = "queued"
             event = ApprovalGranted(
@@ -437,8 +470,9 @@ async def test_rebuild_yields_the_inline_built_tables(
     assert len(tables["due_work"]) == model.due_work()
     runs = {r["run_id"]: r["status"] for r in tables["runs"]}
     expected_runs = {run: state for run, (state, _, _) in model.runs.items()}
+    shown = {"parked": "awaiting_approval", "waiting": "waiting"}
     assert runs == {
-        run: "awaiting_approval" if state.startswith("parked") else state
+        run: shown.get(state.removesuffix("_deadline"), state)
         for run, state in expected_runs.items()
     }
     total = sum(len(c.events) for c in commands)

@@ -39,6 +39,8 @@ def test_the_builtins_are_the_documented_ones() -> None:
         "http.request",
         "orchestrator.publish_event",
         "orchestrator.request_approval",
+        "orchestrator.sleep",
+        "orchestrator.wait_for_event",
         "pipeline.foreach",
         "shell.exec",
     }

@@ -24,11 +24,13 @@ class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class Published(msgspec.Struct, frozen=True):
-    """Where a published event landed, and the tasks it fired (a run each)."""
+    """Where a published event landed, the tasks it fired (a run each), and the waiting runs
+    (``orchestrator.wait_for_event``) it resumed."""
 
     id: str
     position: int
     triggered_tasks: list[str]
+    resumed_runs: list[str] = msgspec.field(default_factory=list)
 
 
 async def publish_event(caller: Caller, backend: Backend, data: PublishEvent) -> Published:
@@ -43,5 +45,7 @@ async def publish_event(caller: Caller, backend: Backend, data: PublishEvent) ->
     async with backend.pool.acquire() as conn, conn.transaction():
         result = await publish_external(conn, backend.projections, publication)
     if not result.replayed:
-        await backend.announce(result.run_ids)
-    return Published(str(result.event_id), result.position, result.triggered_tasks)
+        await backend.announce([*result.run_ids, *result.resumed_runs])
+    return Published(
+        str(result.event_id), result.position, result.triggered_tasks, result.resumed_runs
+    )

@@ -27,7 +27,8 @@ RunStatusFilter = RunStatus
 _COLUMNS = (
     "run_id, task_id, owner, status, trigger, attempt, priority, scheduled_for, run_at,"
     " queued_at, started_at, finished_at, worker, error, cancel_requested,"
-    " steps::text AS steps, approval::text AS approval, queued::text AS queued"
+    " steps::text AS steps, approval::text AS approval, queued::text AS queued,"
+    " wait::text AS wait, rerun_of, reruns::text AS reruns"
 )
 _json = msgspec.json.Decoder()
 _queued = msgspec.json.Decoder(RunQueued)
@@ -70,6 +71,11 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     approval: dict[str, Any] | None
     event: dict[str, Any] | None
     steps: list[StepView]
+    # The pending or last wait (wait_for_event, sleep): step, topic, filter, until, status.
+    wait: dict[str, Any] | None = None
+    # The run this one re-runs, and the re-runs of this one.
+    rerun_of: str | None = None
+    reruns: list[str] = msgspec.field(default_factory=list)
 
 
 class RunPage(msgspec.Struct, frozen=True):
@@ -84,6 +90,16 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     comment: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
     approved_items: list[Any] | None = None
+
+
+def view_of(row: Any) -> RunView:
+    """A ``runs`` row (selected with this module's columns) as the API shows it."""
+    return _view(row)
+
+
+async def load_run(conn: Connection, principal: Principal, run_id: str) -> Any:
+    """The caller's run's row (404 if it has none by that id)."""
+    return await _load(conn, principal, run_id)
 
 
 def _view(row: Any) -> RunView:
@@ -107,7 +123,18 @@ def _view(row: Any) -> RunView:
         approval=_json.decode(row["approval"]) if row["approval"] else None,
         event=_json.decode(row["queued"]).get("event"),
         steps=[msgspec.convert({"id": step_id, **step}, StepView) for step_id, step in ordered],
+        wait=_wait_view(row["wait"]),
+        rerun_of=row["rerun_of"],
+        reruns=_json.decode(row["reruns"]),
     )
+
+
+def _wait_view(text: str | None) -> dict[str, Any] | None:
+    """The wait as shown: what it waits for and until when (not the run's copied scope)."""
+    if not text:
+        return None
+    wait = _json.decode(text)
+    return {k: v for k, v in wait.items() if k not in ("scope", "consumed")}
 
 
 def _owner(principal: Principal, first: int) -> tuple[str, list[Any]]:

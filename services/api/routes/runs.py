@@ -12,12 +12,14 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from services.api.auth import requires
 from services.api.calls import IdempotencyKey, backend_of, caller_of
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
+from services.api.operations import reruns
 from services.api.operations import runs as ops
 from services.api.operations.context import Caller
+from services.api.operations.reruns import Rerun
 from services.api.operations.runs import Decision, RunPage, RunStatusFilter, RunView
 from services.store.events import StoredEvent
 
-__all__ = ["ROUTES", "Decision", "RunPage", "RunView"]
+__all__ = ["ROUTES", "Decision", "Rerun", "RunPage", "RunView"]
 
 
 def _steering(request: Request[Any, Any, Any], idempotency_key: str | None) -> Caller:
@@ -112,4 +114,19 @@ async def reject_run(
     )
 
 
-ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run]
+@post("/runs/{run_id:str}/rerun", guards=[requires("tasks:write")], tags=["runs"], status_code=201)
+async def rerun_run(
+    request: Request[Any, Any, Any],
+    state: State,
+    run_id: FromPath[str],
+    data: JSONBody[Rerun],
+    idempotency_key: IdempotencyKey = None,
+) -> RunView:
+    """Start a new run of this finished run's task from ``from_step``: the steps before it keep
+    this run's outputs (their tools are not called again). 409 if the pipeline changed before
+    ``from_step`` or a kept step did not succeed; 422 for a step the pipeline does not have."""
+    return await reruns.rerun(_steering(request, idempotency_key), backend_of(state), run_id, data)
+
+
+ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run,
+          rerun_run]  # fmt: skip

@@ -15,9 +15,10 @@ Contract the browser tests rely on (keep it stable):
   links its latest run as ``data-testid="latest-run"`` (refreshed every 3 s). Timeline rows
   ``data-testid="occurrence"``; a change of UTC offset is a row ``data-testid="dst-change"``.
 - ``/ui/runs/{id}``: ``data-testid="run-status"`` holds the status as domain.runs.RunStatus
-  names it (queued, running, awaiting_approval, deferred, succeeded, dead, canceled,
+  names it (queued, running, awaiting_approval, waiting, deferred, succeeded, dead, canceled,
   deduplicated), refreshed every second by htmx while the run can still change (queued,
-  running, deferred); steps are ``data-testid="step"``; buttons ``Approve`` and ``Reject``
+  running, deferred, waiting); steps are ``data-testid="step"``; a durable wait is
+  ``data-testid="wait"`` (what it waits for, until when); buttons ``Approve`` and ``Reject``
   (awaiting_approval), ``Retry`` (dead), ``Cancel run`` (not yet finished).
 - ``/ui/runs?status=&task_id=&cursor=``: rows ``data-testid="run-row"``; the button
   ``Retry all dead`` opens a confirmation page ``/ui/runs/retry-dead`` (``data-testid=
@@ -25,7 +26,8 @@ Contract the browser tests rely on (keep it stable):
   click), then redirects to ``/ui/runs?done=retried_all&n=N``.
 - ``/ui`` (overview, refreshed every 5 s): ``data-testid`` ``health``, ``timer-lag``,
   ``ready-backlog``, ``workers-alive``, ``task-counts``, ``run-counts``, rows ``firing`` (next
-  10 firings), run tables of pending approvals and dead runs, ``dead-letter`` rows (admin).
+  10 firings), run tables of pending approvals, waiting runs and dead runs, ``dead-letter``
+  rows (admin).
 - ``/ui/events?stream=&type=&actor=&correlation_id=&after=&before=&since=&until=``: rows
   ``data-testid="event-row"``, newest first, each with ``<details data-testid="event-json">``.
 - After an action a notice ``data-testid="notice"`` says what happened; refusals are HTML

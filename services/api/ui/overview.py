@@ -40,7 +40,9 @@ async def overview(request: Request[Any, Any, Any], state: State) -> Template:
                                                         None)).items  # fmt: skip
         context["approvals"] = (await run_ops.find_runs(caller, backend, "awaiting_approval",
                                                          None, LISTED, None)).items  # fmt: skip
-        runs = [*context["failures"], *context["approvals"]]
+        context["waiting"] = (await run_ops.find_runs(caller, backend, "waiting", None, LISTED,
+                                                       None)).items  # fmt: skip
+        runs = [*context["failures"], *context["approvals"], *context["waiting"]]
         context["names"] = await task_names(pool, {run.task_id for run in runs})
     if session.can("admin"):
         context["dead_letters"] = await dead_letters(state.redis, LISTED)

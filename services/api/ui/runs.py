@@ -25,7 +25,7 @@ from services.store.events import StoredEvent
 
 STATUSES: tuple[str, ...] = typing.get_args(RunStatus)
 # A run in these states may still change by itself, so its page keeps polling.
-CHANGING = ("queued", "running", "deferred")
+CHANGING = ("queued", "running", "deferred", "waiting")
 PAGE_SIZE = 50
 
 Query = FromQuery[str | None]

@@ -232,13 +232,18 @@ class RunQueued(BaseModel):
     scheduled_for: str
     run_at: str
     attempt: int | None = 1
-    trigger: Literal["condition", "event", "retry", "run_now", "schedule"] | None = "schedule"
+    trigger: Literal["condition", "event", "rerun", "retry", "run_now", "schedule"] | None = (
+        "schedule"
+    )
     priority: int | None = 5
     concurrency_key: str | None = None
     max_concurrency: int | None = 1
     dedupe_key: str | None = None
     dedupe_window_seconds: int | None = None
     event: dict[str, Any] | None = None
+    rerun_of: str | None = None
+    from_step: str | None = None
+    debounce_key: str | None = None
 
 
 class ConditionEvaluated(BaseModel):
@@ -290,6 +295,7 @@ class RunStepSucceeded(BaseModel):
     duration_ms: float | None = 0.0
     cost: float | None = 0.0
     cost_day: str | None = None
+    reused_from: str | None = None
 
 
 class RunStepFailed(BaseModel):
@@ -460,6 +466,81 @@ class ApprovalRejected(BaseModel):
     expired: bool | None = False
 
 
+class RunWaiting(BaseModel):
+    """
+    The run parked at ``step_id``, holding no lease, for an event or for a time.
+
+    ``kind`` "event": until an ``event.received`` on ``topic`` (a glob) whose ``filter`` (JMESPath
+    over ``{event, params, steps, run}``; ``scope`` holds the run's part) holds, published by
+    the run's owner or the admin after ``since_position``; or until ``until`` (then
+    ``on_timeout``: fail the step, or output ``default``). ``kind`` "sleep": until ``until``.
+    """
+
+    type: Literal["run.waiting"]
+    run_id: str
+    step_id: str
+    attempt: int
+    kind: Literal["event", "sleep"]
+    tool: str
+    input: Any | None = None
+    topic: str | None = None
+    filter: str | None = None
+    scope: dict[str, Any] | None = {}
+    until: str | None = None
+    on_timeout: Literal["default", "fail"] | None = "fail"
+    default: Any | None = None
+    since_position: int | None = 0
+    consumed: list[str] | None = []
+
+
+class RunResumed(BaseModel):
+    """
+    The waiting step ended: its event came (``output`` is that event) or a sleep ended.
+    """
+
+    type: Literal["run.resumed"]
+    run_id: str
+    step_id: str
+    reason: Literal["event", "woke"]
+    output: Any | None = None
+    position: int | None = None
+
+
+class RunWaitTimedOut(BaseModel):
+    """
+    No matching event came in time: the step failed, or output its default.
+    """
+
+    type: Literal["run.wait_timed_out"]
+    run_id: str
+    step_id: str
+    failed: bool
+    output: Any | None = None
+
+
+class RunRerunRequested(BaseModel):
+    """
+    Someone re-ran this run from ``from_step`` as the new run ``rerun_id``.
+    """
+
+    type: Literal["run.rerun_requested"]
+    run_id: str
+    rerun_id: str
+    from_step: str
+
+
+class RunDebounced(BaseModel):
+    """
+    One more event joined a debounced run before it started: the run sees ``event`` (the
+    last one, with ``debounce.count`` events so far).
+    """
+
+    type: Literal["run.debounced"]
+    run_id: str
+    event: dict[str, Any]
+    count: int
+
+
 class WebhookAttempted(BaseModel):
     """
     One try to deliver the event at ``position`` to an agent's webhook.
@@ -556,6 +637,8 @@ class TaskDefinition(BaseModel):
     condition_cron: str | None = None
     budget_per_day: float | None = None
     quiet_hours: Annotated[list[QuietWindow] | None, Field(validate_default=True)] = []
+    debounce_seconds: int | None = None
+    debounce_key: str | None = None
 
 
 class TaskUpdated(BaseModel):

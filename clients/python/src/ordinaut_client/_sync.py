@@ -395,6 +395,14 @@ class Ordinaut:
     ) -> m.RunView:  # fmt: skip
         return self._run_command(run_id, "reject", body, idempotency_key)
 
+    @operation("POST", "/runs/{run_id}/rerun", body=m.Rerun, response=m.RunView)
+    def rerun_run(
+        self, run_id: str, body: m.Rerun | Body, *, idempotency_key: str | None = None
+    ) -> m.RunView:
+        """A new run of this finished run's task from ``body.from_step``, keeping the outputs
+        of the steps before it."""
+        return self._run_command(run_id, "rerun", body, idempotency_key)
+
     # -- tools and secrets ---------------------------------------------------------------------
 
     @operation("GET", "/tools", response=m.ToolList)

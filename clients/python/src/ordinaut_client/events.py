@@ -29,14 +29,19 @@ from ordinaut_client._event_models import (
     RunCanceled,
     RunCancelRequested,
     RunDead,
+    RunDebounced,
     RunDeduplicated,
     RunDeferred,
     RunQueued,
+    RunRerunRequested,
+    RunResumed,
     RunStarted,
     RunStepFailed,
     RunStepSkipped,
     RunStepSucceeded,
     RunSucceeded,
+    RunWaiting,
+    RunWaitTimedOut,
     ScheduleMissed,
     SecretDeleted,
     SecretStored,
@@ -65,7 +70,8 @@ AnyEvent = (
     | RunStepFailed | RunStepSkipped | RunSucceeded | RunAttemptFailed | RunDead | RunDeferred
     | BudgetExceeded | RunCancelRequested | RunCanceled | RunDeduplicated | ApprovalRequested
     | ApprovalGranted | ApprovalRejected | WebhookAttempted | WebhookDelivered | WebhookFailed
-    | SecretStored | SecretDeleted
+    | SecretStored | SecretDeleted | RunWaiting | RunResumed | RunWaitTimedOut | RunRerunRequested
+    | RunDebounced
 )  # fmt: skip
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 EVENT_MODELS: dict[str, type[BaseModel]] = {

@@ -79,6 +79,7 @@ class DryRunStep(BaseModel):
     input: Any | None = None
     output: Any | None = None
     error: str | None = None
+    note: str | None = None
 
 
 class FieldError(BaseModel):
@@ -171,12 +172,14 @@ class PublishEvent(BaseModel):
 
 class Published(BaseModel):
     """
-    Where a published event landed, and the tasks it fired (a run each).
+    Where a published event landed, the tasks it fired (a run each), and the waiting runs
+    (``orchestrator.wait_for_event``) it resumed.
     """
 
     id: str
     position: int
     triggered_tasks: list[str]
+    resumed_runs: list[str] | None = []
 
 
 class QuietHours(BaseModel):
@@ -212,6 +215,18 @@ class RateLimitBody(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+
+
+class Rerun(BaseModel):
+    """
+    Where the re-run starts: this step and every one after it run again; the steps
+    before it keep the original run's outputs.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    from_step: Annotated[str, Field(max_length=200, min_length=1)]
 
 
 class Resume(BaseModel):
@@ -379,6 +394,8 @@ class TaskBody(BaseModel):
     quiet_hours: Annotated[
         list[QuietHours] | None, Field(max_length=20, validate_default=True)
     ] = []
+    debounce_seconds: Annotated[int | None, Field(ge=1, le=86400)] = None
+    debounce_key: Annotated[str | None, Field(max_length=2000, min_length=1)] = None
 
 
 class TaskPatch(BaseModel):
@@ -417,6 +434,8 @@ class TaskPatch(BaseModel):
     condition_cron: Annotated[str | None, Field(max_length=200, min_length=1)] = None
     budget_per_day: Annotated[float | None, Field(ge=0.0, le=1000000000000.0)] = None
     quiet_hours: Annotated[list[QuietHours] | None, Field(max_length=20)] = None
+    debounce_seconds: Annotated[int | None, Field(ge=1, le=86400)] = None
+    debounce_key: Annotated[str | None, Field(max_length=2000, min_length=1)] = None
 
 
 class TaskView(BaseModel):
@@ -647,6 +666,9 @@ class RunView(BaseModel):
     approval: dict[str, Any] | None
     event: dict[str, Any] | None
     steps: list[StepView]
+    wait: dict[str, Any] | None = None
+    rerun_of: str | None = None
+    reruns: list[str] | None = []
 
 
 class SecretList(BaseModel):
