@@ -73,6 +73,8 @@ def debounced(
     debouncing[(task_id, key)] = (run.run_id, 1)
     window = timedelta(seconds=definition.debounce_seconds or 0)
     return msgspec.structs.replace(
-        run, run_at=now + window, debounce_key=key,
+        run,
+        run_at=now + window,
+        debounce_key=key,
         event={**context, "debounce": {"count": 1, "key": key}},
-    )  # fmt: skip
+    )

@@ -62,15 +62,20 @@ class WorkBudget:
     def check_items(self, field: str, count: int) -> None:
         """LimitExceeded if one foreach would loop over ``count`` items."""
         if count > self.limits.foreach_max_items:
-            raise exceeded(field, f"{count} items", "foreach_max_items",
-                           self.limits.foreach_max_items)  # fmt: skip
+            raise exceeded(
+                field, f"{count} items", "foreach_max_items", self.limits.foreach_max_items
+            )
 
     def check_planned(self, field: str, planned: int) -> None:
         """LimitExceeded if ``planned`` more iterations would go past the run's bound."""
         total = self.iterations + planned
         if total > self.limits.run_max_iterations:
-            raise exceeded(field, f"{total} foreach iterations in the run",
-                           "run_max_iterations", self.limits.run_max_iterations)  # fmt: skip
+            raise exceeded(
+                field,
+                f"{total} foreach iterations in the run",
+                "run_max_iterations",
+                self.limits.run_max_iterations,
+            )
 
     def iterate(self, field: str) -> None:
         """Count one foreach body execution."""
@@ -80,8 +85,12 @@ class WorkBudget:
     def spend_rendered(self, field: str, size: int) -> None:
         """Count one step's rendered input of ``size`` bytes against both size bounds."""
         if size > self.limits.step_input_max_bytes:
-            raise exceeded(field, f"the rendered input ({size} bytes)", "step_input_max_bytes",
-                           self.limits.step_input_max_bytes)  # fmt: skip
+            raise exceeded(
+                field,
+                f"the rendered input ({size} bytes)",
+                "step_input_max_bytes",
+                self.limits.step_input_max_bytes,
+            )
         total = self.rendered_bytes + size
         if total > self.limits.run_max_rendered_bytes:
             limit = self.limits.run_max_rendered_bytes

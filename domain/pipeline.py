@@ -102,8 +102,9 @@ def _check_size(steps: Sequence[Mapping[str, Any]], path: str, max_depth: int) -
     def count(steps: Sequence[Mapping[str, Any]], where: str, depth: int) -> None:
         nonlocal total
         if depth > max_depth:
-            raise exceeded(where, f"pipeline.foreach nested {depth} deep", "foreach_max_depth",
-                           max_depth)  # fmt: skip
+            raise exceeded(
+                where, f"pipeline.foreach nested {depth} deep", "foreach_max_depth", max_depth
+            )
         for index, step in enumerate(steps):
             total += 1
             if total > MAX_STEPS:
@@ -152,8 +153,9 @@ def _validate_step(
     for field, text in _strings(step.get("with", {}), f"{where}.with"):
         _check_templates(text, field, known, in_loop)
         if uses in RECORDING_BUILTINS and mentions_secrets(text):
-            raise PipelineError(field, f"{uses} records its input as an event, so it cannot "
-                                       "take a secret")  # fmt: skip
+            raise PipelineError(
+                field, f"{uses} records its input as an event, so it cannot take a secret"
+            )
     for option in ("if", "idempotency_key"):
         if isinstance(step.get(option), str) and mentions_secrets(str(step[option])):
             raise PipelineError(f"{where}.{option}", "secrets may only be used in a step's with")
@@ -257,7 +259,9 @@ def _check_expression(expression: str, field: str, known: set[str], in_loop: boo
         raise PipelineError(field, exc.reason) from None
     for name in _STEP_REF.findall(expression):
         if name not in known:
-            raise PipelineError(field, f"${{{expression}}} refers to step {name!r}, which does "
-                                       "not run before this one")  # fmt: skip
+            raise PipelineError(
+                field,
+                f"${{{expression}}} refers to step {name!r}, which does not run before this one",
+            )
     if not in_loop and _LOOP_REF.search(expression.split(".")[0]):
         raise PipelineError(field, f"${{{expression}}} uses item/index outside pipeline.foreach")

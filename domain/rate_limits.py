@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from domain.errors import RuleViolation
 
 ROUTE_GROUPS = ("commands", "reads", "events")
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
-          "h": 3600.0, "hour": 3600.0}  # fmt: skip
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
 _LIMIT = re.compile(
     r"^\s*(?P<n>\d+(?:\.\d+)?)\s*/\s*(?P<unit>[a-z]+)(?:\s+burst\s+(?P<burst>\d+))?\s*$"
 )

@@ -53,9 +53,17 @@ def decide_rerun(
         )
     run_id = queued.run_id
     new = msgspec.structs.replace(
-        queued, run_id=new_run_id, attempt=1, trigger="rerun", scheduled_for=now, run_at=now,
-        rerun_of=run_id, from_step=from_step, dedupe_key=None, dedupe_window_seconds=None,
-    )  # fmt: skip
+        queued,
+        run_id=new_run_id,
+        attempt=1,
+        trigger="rerun",
+        scheduled_for=now,
+        run_at=now,
+        rerun_of=run_id,
+        from_step=from_step,
+        dedupe_key=None,
+        dedupe_window_seconds=None,
+    )
     events: list[Event] = [new]
     for step in kept:
         events.append(_kept(str(step["id"]), recorded, run_id, new_run_id))
@@ -66,8 +74,9 @@ def decide_rerun(
 def _kept(step_id: str, recorded: Mapping[str, Mapping[str, Any]], run_id: str, new: str) -> Event:
     step = recorded.get(step_id) or {}
     if step.get("status") == "skipped":
-        return RunStepSkipped(run_id=new, step_id=step_id, attempt=1,
-                              condition=str(step.get("condition", "")))  # fmt: skip
+        return RunStepSkipped(
+            run_id=new, step_id=step_id, attempt=1, condition=str(step.get("condition", ""))
+        )
     if step.get("status") != "succeeded":
         raise RuleViolation(
             "from_step",
@@ -76,9 +85,14 @@ def _kept(step_id: str, recorded: Mapping[str, Mapping[str, Any]], run_id: str, 
             409,
         )
     return RunStepSucceeded(
-        run_id=new, step_id=step_id, attempt=1, tool=str(step.get("tool", "")),
-        input=step.get("input"), output=step.get("output"), reused_from=run_id,
-    )  # fmt: skip
+        run_id=new,
+        step_id=step_id,
+        attempt=1,
+        tool=str(step.get("tool", "")),
+        input=step.get("input"),
+        output=step.get("output"),
+        reused_from=run_id,
+    )
 
 
 def _first_difference(old: Sequence[Mapping[str, Any]], kept: Sequence[Mapping[str, Any]]) -> str:

@@ -45,11 +45,29 @@ def queue_runs(
     runs: list[RunQueued] = []
     for event in task_events:
         if isinstance(event, TaskDue):
-            runs.append(_queued(definition, owner, event.task_id, event.run_id,
-                                event.scheduled_for, event.run_at, "schedule"))  # fmt: skip
+            runs.append(
+                _queued(
+                    definition,
+                    owner,
+                    event.task_id,
+                    event.run_id,
+                    event.scheduled_for,
+                    event.run_at,
+                    "schedule",
+                )
+            )
         elif isinstance(event, TaskRunRequested):
-            runs.append(_queued(definition, owner, event.task_id, event.run_id,
-                                event.run_at, event.run_at, "run_now"))  # fmt: skip
+            runs.append(
+                _queued(
+                    definition,
+                    owner,
+                    event.task_id,
+                    event.run_id,
+                    event.run_at,
+                    event.run_at,
+                    "run_now",
+                )
+            )
     return runs
 
 
@@ -213,5 +231,4 @@ def decide_approval(
         raise RuleViolation("approved_items", "must be items of the approval's data")
     else:
         items = approved_items
-    return [ApprovalGranted(run_id=run_id, step_id=step_id, comment=comment,
-                            approved_items=items)]  # fmt: skip
+    return [ApprovalGranted(run_id=run_id, step_id=step_id, comment=comment, approved_items=items)]

@@ -33,17 +33,25 @@ INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "argv": {"type": "array", "minItems": 1, "maxItems": 1000,
-                 "items": {"type": "string", "maxLength": 100_000}},
+        "argv": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {"type": "string", "maxLength": 100_000},
+        },
         "command": {"type": "string", "minLength": 1, "maxLength": 100_000},
         "shell": {"type": "boolean", "default": False},
         "cwd": {"type": "string", "minLength": 1, "maxLength": 4096},
         "env": {"type": "object", "additionalProperties": {"type": "string"}},
         "stdin": {"type": "string"},
-        "max_output_bytes": {"type": "integer", "minimum": 0, "maximum": OUTPUT_BYTES_MAX,
-                             "default": OUTPUT_BYTES_DEFAULT},
+        "max_output_bytes": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": OUTPUT_BYTES_MAX,
+            "default": OUTPUT_BYTES_DEFAULT,
+        },
     },
-}  # fmt: skip
+}
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["exit_code", "stdout", "stderr", "stdout_truncated", "stderr_truncated"],
@@ -61,11 +69,38 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Read by the dynamic loader, a shell, an interpreter or libc whatever the program is: setting
 # one runs code or changes which code runs. PATH too: an allowed script's commands would run
 # from anywhere the task names.
-DENIED_ENV = ("LD_*", "DYLD_*", "BASH_ENV", "ENV", "BASH_FUNC_*", "BASHOPTS", "SHELLOPTS",
-              "PS4", "IFS", "CDPATH", "GLOBIGNORE", "PROMPT_COMMAND", "PATH", "PYTHON*",
-              "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS",
-              "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "GCONV_PATH", "GLIBC_TUNABLES", "MALLOC_*",
-              "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF", "LOCALDOMAIN")  # fmt: skip
+DENIED_ENV = (
+    "LD_*",
+    "DYLD_*",
+    "BASH_ENV",
+    "ENV",
+    "BASH_FUNC_*",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "PS4",
+    "IFS",
+    "CDPATH",
+    "GLOBIGNORE",
+    "PROMPT_COMMAND",
+    "PATH",
+    "PYTHON*",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "MALLOC_*",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "RESOLV_HOST_CONF",
+    "LOCALDOMAIN",
+)
 
 
 class ShellRefused(RuleViolation):
@@ -126,12 +161,14 @@ def check_env(env: object, field: str) -> None:
 def check_executable(executable: str, allow: Sequence[str], field: str) -> None:
     """ShellRefused naming ``field`` unless ``executable`` matches an allow-list entry."""
     if "/" in executable and not executable.startswith("/"):
-        raise ShellRefused(field, f"{executable!r} is a relative path; give an absolute path "
-                                  "or a program name")  # fmt: skip
+        raise ShellRefused(
+            field, f"{executable!r} is a relative path; give an absolute path or a program name"
+        )
     if not any(_matches(executable, pattern) for pattern in allow):
         hint = "nothing is allowed" if not allow else "it matches no entry"
-        raise ShellRefused(field, f"{executable!r} is not allowed to run ({hint} in "
-                                  "ORDINAUT_SHELL_ALLOW)")  # fmt: skip
+        raise ShellRefused(
+            field, f"{executable!r} is not allowed to run ({hint} in ORDINAUT_SHELL_ALLOW)"
+        )
 
 
 def _matches(executable: str, pattern: str) -> bool:

@@ -169,8 +169,11 @@ def decide_update(
         bool(SCHEDULE_FIELDS & set(changed)) or prepared.dtstart != state.definition.dtstart
     )
     next_run_at = first_run(prepared, now) if rescheduled else state.next_run_at
-    return [TaskUpdated(task_id=state.task_id, definition=prepared, changed=changed,
-                        next_run_at=next_run_at)]  # fmt: skip
+    return [
+        TaskUpdated(
+            task_id=state.task_id, definition=prepared, changed=changed, next_run_at=next_run_at
+        )
+    ]
 
 
 def definition_changes(stored: TaskDefinition, desired: TaskDefinition) -> dict[str, object]:
@@ -230,8 +233,15 @@ def decide_run_now(state: TaskState, now: datetime, run_id: str) -> list[Event]:
     """A run now, beside the schedule (also for a paused task)."""
     _require_open(state)
     d = state.definition
-    return [TaskRunRequested(task_id=state.task_id, run_id=run_id, run_at=now,
-                             priority=d.priority, concurrency_key=d.concurrency_key)]  # fmt: skip
+    return [
+        TaskRunRequested(
+            task_id=state.task_id,
+            run_id=run_id,
+            run_at=now,
+            priority=d.priority,
+            concurrency_key=d.concurrency_key,
+        )
+    ]
 
 
 def decide_cancel(state: TaskState) -> list[Event]:

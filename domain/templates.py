@@ -398,8 +398,12 @@ class _Run:
             except (TypeError, msgspec.EncodeError, RecursionError) as exc:
                 raise _Problem(f"{_kind(value)} cannot be written as JSON ({exc})") from None
         if self.spent > self.max_bytes:
-            raise exceeded(field, f"the rendered input (over {self.spent} bytes)",
-                           "step_input_max_bytes", self.max_bytes)  # fmt: skip
+            raise exceeded(
+                field,
+                f"the rendered input (over {self.spent} bytes)",
+                "step_input_max_bytes",
+                self.max_bytes,
+            )
 
     def evaluate_text(self, source: str) -> str:
         shown = f"${{{source}}}"

@@ -76,10 +76,13 @@ def decide_due(
     if missed or more:
         events.append(
             ScheduleMissed(
-                task_id=task.task_id, occurrences=tuple(missed),
-                policy=task.definition.misfire_policy, more=more, next_run_at=next_run_at,
+                task_id=task.task_id,
+                occurrences=tuple(missed),
+                policy=task.definition.misfire_policy,
+                more=more,
+                next_run_at=next_run_at,
             )
-        )  # fmt: skip
+        )
     for occurrence in [*catch_up, *on_time]:
         events.append(
             _fire(task, occurrence, now, next_run_at, new_run_id(), occurrence in catch_up)

@@ -198,8 +198,9 @@ class _Examples:
         for key in ("oneOf", "anyOf"):
             for branch in schema.get(key, []):
                 rest = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
-                yield self.make(_merge(rest, branch) if isinstance(branch, dict) else branch,
-                                depth + 1, variant)  # fmt: skip
+                yield self.make(
+                    _merge(rest, branch) if isinstance(branch, dict) else branch, depth + 1, variant
+                )
         for kind in _types(schema):
             yield _MAKERS[kind](self, schema, depth, variant)
 
@@ -232,10 +233,12 @@ def _types(schema: dict[str, Any]) -> list[str]:
     """The types to try, null last: a null is the least telling example."""
     declared = [t for t in _listed(schema.get("type", [])) if t in _MAKERS]
     if not declared:
-        hints = (("object", ("properties", "required", "additionalProperties")),
-                 ("array", ("items", "prefixItems", "minItems")),
-                 ("string", ("minLength", "maxLength", "pattern", "format")),
-                 ("number", ("minimum", "maximum", "exclusiveMinimum", "multipleOf")))  # fmt: skip
+        hints = (
+            ("object", ("properties", "required", "additionalProperties")),
+            ("array", ("items", "prefixItems", "minItems")),
+            ("string", ("minLength", "maxLength", "pattern", "format")),
+            ("number", ("minimum", "maximum", "exclusiveMinimum", "multipleOf")),
+        )
         declared = [kind for kind, keys in hints if any(k in schema for k in keys)]
         declared = declared or ["object", "string"]
     return sorted(declared, key=lambda kind: kind == "null")

@@ -142,26 +142,54 @@ BUILTIN_TOOLS: Mapping[str, ToolRegistered] = MappingProxyType(
         tool.address: tool
         for tool in (
             _builtin("debug.echo", "Returns its input unchanged.", _ANY_OBJECT, _ANY_OBJECT),
-            _builtin("http.request", "Sends one HTTP request and returns the response.",
-                     _HTTP_INPUT, _HTTP_OUTPUT),
-            _builtin("orchestrator.publish_event", "Publishes an event to Ordinaut.",
-                     _PUBLISH_INPUT, _PUBLISH_OUTPUT, "events:publish"),
-            _builtin("orchestrator.request_approval",
-                     "Parks the run until someone approves or rejects it.",
-                     _APPROVAL_INPUT, _APPROVAL_OUTPUT),
-            _builtin(WAIT_FOR_EVENT,
-                     "Parks the run until a matching event arrives (or its timeout).",
-                     WAIT_INPUT, WAIT_OUTPUT),
-            _builtin(SLEEP, "Parks the run for a duration or until an instant.",
-                     SLEEP_INPUT, SLEEP_OUTPUT),
-            _builtin("pipeline.foreach", "Runs the body steps once for each item.",
-                     _FOREACH_INPUT, _FOREACH_OUTPUT),
+            _builtin(
+                "http.request",
+                "Sends one HTTP request and returns the response.",
+                _HTTP_INPUT,
+                _HTTP_OUTPUT,
+            ),
+            _builtin(
+                "orchestrator.publish_event",
+                "Publishes an event to Ordinaut.",
+                _PUBLISH_INPUT,
+                _PUBLISH_OUTPUT,
+                "events:publish",
+            ),
+            _builtin(
+                "orchestrator.request_approval",
+                "Parks the run until someone approves or rejects it.",
+                _APPROVAL_INPUT,
+                _APPROVAL_OUTPUT,
+            ),
+            _builtin(
+                WAIT_FOR_EVENT,
+                "Parks the run until a matching event arrives (or its timeout).",
+                WAIT_INPUT,
+                WAIT_OUTPUT,
+            ),
+            _builtin(
+                SLEEP,
+                "Parks the run for a duration or until an instant.",
+                SLEEP_INPUT,
+                SLEEP_OUTPUT,
+            ),
+            _builtin(
+                "pipeline.foreach",
+                "Runs the body steps once for each item.",
+                _FOREACH_INPUT,
+                _FOREACH_OUTPUT,
+            ),
             # an agent needs the "shell" scope: running programs on a worker is no small thing
-            _builtin(SHELL_EXEC, "Runs an allow-listed program; returns its exit code and output.",
-                     _SHELL_INPUT, _SHELL_OUTPUT, "shell"),
+            _builtin(
+                SHELL_EXEC,
+                "Runs an allow-listed program; returns its exit code and output.",
+                _SHELL_INPUT,
+                _SHELL_OUTPUT,
+                "shell",
+            ),
         )
     }
-)  # fmt: skip
+)
 
 
 # "package.module:function" (a dotted attribute path after the colon is allowed too)

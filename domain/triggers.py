@@ -108,16 +108,23 @@ def decide_triggers(
         if not topic_matches(d.schedule_expr, event.topic) or not holds(d.filter, context, now):
             continue
         if d.schedule_kind == "event" and d.debounce_seconds:
-            decided.append(debounced(
-                partial(_queued, task, now=now, context=context, trigger="event"),
-                task.task_id, d, context, now, new_id,
-                debouncing if debouncing is not None else {},
-            ))  # fmt: skip
+            decided.append(
+                debounced(
+                    partial(_queued, task, now=now, context=context, trigger="event"),
+                    task.task_id,
+                    d,
+                    context,
+                    now,
+                    new_id,
+                    debouncing if debouncing is not None else {},
+                )
+            )
         elif d.schedule_kind == "event":
             decided.append(_queued(task, new_id(), now, context, "event"))
         elif d.schedule_kind == "condition":
-            decided += _evaluate(task, conditions.get(task.task_id, ConditionState()),
-                                 context, now, new_id)  # fmt: skip
+            decided += _evaluate(
+                task, conditions.get(task.task_id, ConditionState()), context, now, new_id
+            )
     return decided
 
 

@@ -37,12 +37,11 @@ WAIT_INPUT: dict[str, Any] = {
     "properties": {
         "topic": {"type": "string", "pattern": r"^[A-Za-z0-9_.:\-*?]+$", "maxLength": 200},
         "filter": {"type": "string", "minLength": 1, "maxLength": 4000},
-        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0,
-                            "maximum": MAX_WAIT_SECONDS},
+        "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_SECONDS},
         "on_timeout": {"enum": ["fail", "default"], "default": "fail"},
         "default": {},
     },
-}  # fmt: skip
+}
 WAIT_OUTPUT: dict[str, Any] = {}  # the resuming event, or the step's default
 SLEEP_INPUT: dict[str, Any] = {
     "type": "object",
@@ -108,10 +107,17 @@ def decide_resumes(
 def deadline_passed(waiting: RunWaiting | Mapping[str, Any]) -> Event:
     """What ends a wait whose ``until`` came: a sleep wakes; an event wait times out."""
     fields: Mapping[str, Any] = (
-        {"run_id": waiting.run_id, "step_id": waiting.step_id, "kind": waiting.kind,
-         "until": waiting.until, "on_timeout": waiting.on_timeout, "default": waiting.default}
-        if isinstance(waiting, RunWaiting) else waiting
-    )  # fmt: skip
+        {
+            "run_id": waiting.run_id,
+            "step_id": waiting.step_id,
+            "kind": waiting.kind,
+            "until": waiting.until,
+            "on_timeout": waiting.on_timeout,
+            "default": waiting.default,
+        }
+        if isinstance(waiting, RunWaiting)
+        else waiting
+    )
     run_id, step_id = str(fields["run_id"]), str(fields["step_id"])
     if fields.get("kind") == "sleep":
         until = fields.get("until")
@@ -119,9 +125,11 @@ def deadline_passed(waiting: RunWaiting | Mapping[str, Any]) -> Event:
         return RunResumed(run_id=run_id, step_id=step_id, reason="woke", output={"until": text})
     failed = fields.get("on_timeout", "fail") != "default"
     return RunWaitTimedOut(
-        run_id=run_id, step_id=step_id, failed=failed,
+        run_id=run_id,
+        step_id=step_id,
+        failed=failed,
         output=None if failed else fields.get("default"),
-    )  # fmt: skip
+    )
 
 
 def timeout_error(wait: Mapping[str, Any]) -> str:

@@ -71,10 +71,15 @@ def record_attempt(
         error = f"HTTP {result.status}"
     events: list[Event] = [
         WebhookAttempted(
-            agent_id=agent_id, position=position, event_type=event_type, attempt=attempt,
-            status=result.status, error=error, duration_ms=round(result.duration_ms, 3),
+            agent_id=agent_id,
+            position=position,
+            event_type=event_type,
+            attempt=attempt,
+            status=result.status,
+            error=error,
+            duration_ms=round(result.duration_ms, 3),
         )
-    ]  # fmt: skip
+    ]
     if result.ok:
         events.append(WebhookDelivered(agent_id=agent_id, position=position, attempt=attempt))
     elif attempt >= max_attempts or result.final:

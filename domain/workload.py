@@ -46,8 +46,9 @@ def planned_iterations(
             continue
         budget.check_items(f"{where}.with.items_path", count)
         body = step["with"]["body"]
-        total += count * (1 + planned_iterations(body, data, now, budget, f"{where}.with.body",
-                                                 shadowed))  # fmt: skip
+        total += count * (
+            1 + planned_iterations(body, data, now, budget, f"{where}.with.body", shadowed)
+        )
     return total
 
 

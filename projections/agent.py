@@ -63,9 +63,17 @@ class AgentProjection:
                 agent_id=agent_id, name=name, scopes=scopes, webhook_url=url, notify_events=chosen
             ):
                 await conn.execute(
-                    _INSERT_AGENT, agent_id, name, name_key(name), list(scopes), url,
-                    envelope.meta.actor, at, version, None if chosen is None else list(chosen),
-                )  # fmt: skip
+                    _INSERT_AGENT,
+                    agent_id,
+                    name,
+                    name_key(name),
+                    list(scopes),
+                    url,
+                    envelope.meta.actor,
+                    at,
+                    version,
+                    None if chosen is None else list(chosen),
+                )
             case AgentUpdated(agent_id=agent_id, scopes=scopes):
                 await conn.execute(_UPDATE_SCOPES, agent_id, scopes and list(scopes), at, version)
             case AgentTokenIssued(

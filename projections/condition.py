@@ -35,6 +35,10 @@ class ConditionProjection:
             await conn.execute(_RESET, event.task_id)
         elif isinstance(event, ConditionEvaluated):
             await conn.execute(
-                _UPSERT, event.task_id, event.value, msgspec.json.encode(event.payload).decode(),
-                event.event_id, envelope.recorded_at,
-            )  # fmt: skip
+                _UPSERT,
+                event.task_id,
+                event.value,
+                msgspec.json.encode(event.payload).decode(),
+                event.event_id,
+                envelope.recorded_at,
+            )

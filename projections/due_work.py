@@ -95,13 +95,24 @@ class DueWorkProjection:
         event = envelope.event
         match event:
             case RunQueued():
-                return [(_QUEUE, (
-                    event.run_id, event.task_id, event.scheduled_for, event.run_at,
-                    event.priority, scoped_key(event.owner, event.concurrency_key),
-                    event.max_concurrency, scoped_key(event.owner, event.dedupe_key),
-                    event.dedupe_window_seconds, event.attempt,
-                    envelope.recorded_at,
-                ))]  # fmt: skip
+                return [
+                    (
+                        _QUEUE,
+                        (
+                            event.run_id,
+                            event.task_id,
+                            event.scheduled_for,
+                            event.run_at,
+                            event.priority,
+                            scoped_key(event.owner, event.concurrency_key),
+                            event.max_concurrency,
+                            scoped_key(event.owner, event.dedupe_key),
+                            event.dedupe_window_seconds,
+                            event.attempt,
+                            envelope.recorded_at,
+                        ),
+                    )
+                ]
             case RunStarted():
                 lease = (
                     event.run_id,

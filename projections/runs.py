@@ -150,31 +150,64 @@ class RunsProjection:
         at, version = envelope.recorded_at, envelope.version
         match envelope.event:
             case RunQueued() as e:
-                return [(_QUEUE, (
-                    e.run_id, e.task_id, e.owner, e.trigger, e.attempt, e.priority,
-                    e.scheduled_for, e.run_at, at, scoped_key(e.owner, e.dedupe_key),
-                    scoped_key(e.owner, e.concurrency_key),
-                    _json(e), version, e.rerun_of, scoped_key(e.owner, e.debounce_key),
-                ))]  # fmt: skip
+                return [
+                    (
+                        _QUEUE,
+                        (
+                            e.run_id,
+                            e.task_id,
+                            e.owner,
+                            e.trigger,
+                            e.attempt,
+                            e.priority,
+                            e.scheduled_for,
+                            e.run_at,
+                            at,
+                            scoped_key(e.owner, e.dedupe_key),
+                            scoped_key(e.owner, e.concurrency_key),
+                            _json(e),
+                            version,
+                            e.rerun_of,
+                            scoped_key(e.owner, e.debounce_key),
+                        ),
+                    )
+                ]
             case RunStarted() as e:
                 return [(_START, (e.run_id, e.attempt, e.worker, at, version))]
             case RunStepSucceeded() as e:
-                step = {"status": "succeeded", "tool": e.tool, "input": e.input,
-                        "output": e.output, "duration_ms": e.duration_ms,
-                        "attempt": e.attempt, "at": at}  # fmt: skip
+                step = {
+                    "status": "succeeded",
+                    "tool": e.tool,
+                    "input": e.input,
+                    "output": e.output,
+                    "duration_ms": e.duration_ms,
+                    "attempt": e.attempt,
+                    "at": at,
+                }
                 if e.cost:
                     step["cost"] = e.cost
                 if e.reused_from:
                     step["reused_from"] = e.reused_from
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepFailed() as e:
-                step = {"status": "failed", "tool": e.tool, "input": e.input, "error": e.error,
-                        "duration_ms": e.duration_ms, "attempt": e.attempt,
-                        "continued": e.continued, "at": at}  # fmt: skip
+                step = {
+                    "status": "failed",
+                    "tool": e.tool,
+                    "input": e.input,
+                    "error": e.error,
+                    "duration_ms": e.duration_ms,
+                    "attempt": e.attempt,
+                    "continued": e.continued,
+                    "at": at,
+                }
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunStepSkipped() as e:
-                step = {"status": "skipped", "condition": e.condition, "attempt": e.attempt,
-                        "at": at}  # fmt: skip
+                step = {
+                    "status": "skipped",
+                    "condition": e.condition,
+                    "attempt": e.attempt,
+                    "at": at,
+                }
                 return [(_STEP, (e.run_id, e.step_id, _json(step), version))]
             case RunSucceeded() as e:
                 return [(_SUCCEED, (e.run_id, at, version))]
@@ -192,13 +225,27 @@ class RunsProjection:
                 reason = f"duplicate of run {e.duplicate_of} (dedupe key {e.dedupe_key!r})"
                 return [(_FINISH, (e.run_id, "deduplicated", reason, at, version))]
             case ApprovalRequested() as e:
-                approval = {"step_id": e.step_id, "message": e.message, "data": e.data,
-                            "expires_at": e.expires_at, "on_timeout": e.on_timeout,
-                            "status": "pending", "requested_at": at}  # fmt: skip
-                step = {"status": "waiting", "tool": "orchestrator.request_approval",
-                        "input": {"message": e.message, "data": e.data}, "at": at}  # fmt: skip
-                return [(_APPROVAL_REQUESTED, (e.run_id, _json(approval), version, e.step_id,
-                                               _json(step)))]  # fmt: skip
+                approval = {
+                    "step_id": e.step_id,
+                    "message": e.message,
+                    "data": e.data,
+                    "expires_at": e.expires_at,
+                    "on_timeout": e.on_timeout,
+                    "status": "pending",
+                    "requested_at": at,
+                }
+                step = {
+                    "status": "waiting",
+                    "tool": "orchestrator.request_approval",
+                    "input": {"message": e.message, "data": e.data},
+                    "at": at,
+                }
+                return [
+                    (
+                        _APPROVAL_REQUESTED,
+                        (e.run_id, _json(approval), version, e.step_id, _json(step)),
+                    )
+                ]
             case ApprovalGranted() | ApprovalRejected() as e:
                 return [_decided(envelope, e)]
             case RunWaiting() as e:
@@ -213,20 +260,37 @@ class RunsProjection:
 
 
 def _waiting(envelope: Envelope, e: RunWaiting) -> Statement:
-    wait = {"step_id": e.step_id, "kind": e.kind, "topic": e.topic, "filter": e.filter,
-            "until": e.until, "on_timeout": e.on_timeout, "default": e.default,
-            "since_position": e.since_position, "scope": e.scope, "consumed": e.consumed,
-            "status": "waiting", "waiting_since": envelope.recorded_at}  # fmt: skip
-    step = {"status": "waiting", "tool": e.tool, "input": e.input, "attempt": e.attempt,
-            "at": envelope.recorded_at}  # fmt: skip
+    wait = {
+        "step_id": e.step_id,
+        "kind": e.kind,
+        "topic": e.topic,
+        "filter": e.filter,
+        "until": e.until,
+        "on_timeout": e.on_timeout,
+        "default": e.default,
+        "since_position": e.since_position,
+        "scope": e.scope,
+        "consumed": e.consumed,
+        "status": "waiting",
+        "waiting_since": envelope.recorded_at,
+    }
+    step = {
+        "status": "waiting",
+        "tool": e.tool,
+        "input": e.input,
+        "attempt": e.attempt,
+        "at": envelope.recorded_at,
+    }
     return (_WAITING, (e.run_id, _json(wait), envelope.version, e.step_id, _json(step)))
 
 
 def _wait_ended(envelope: Envelope, e: RunResumed | RunWaitTimedOut) -> Statement:
     at = envelope.recorded_at
     if isinstance(e, RunResumed):
-        ended: dict[str, Any] = {"status": "resumed" if e.reason == "event" else "woke",
-                                 "ended_at": at}  # fmt: skip
+        ended: dict[str, Any] = {
+            "status": "resumed" if e.reason == "event" else "woke",
+            "ended_at": at,
+        }
         step: dict[str, Any] = {"status": "succeeded", "output": e.output, "at": at}
     else:
         ended = {"status": "timed_out", "ended_at": at}
@@ -240,12 +304,28 @@ def _decided(envelope: Envelope, e: ApprovalGranted | ApprovalRejected) -> State
     approved = isinstance(e, ApprovalGranted)
     items = e.approved_items if isinstance(e, ApprovalGranted) else []
     by = envelope.meta.actor
-    output = {"status": "approved" if approved else "rejected", "approved_items": items,
-              "comment": e.comment, "by": by, "expired": e.expired}  # fmt: skip
-    decision = {"status": output["status"], "comment": e.comment, "by": by,
-                "approved_items": items, "decided_at": envelope.recorded_at,
-                "expired": e.expired}  # fmt: skip
-    step = {"status": "succeeded", "tool": "orchestrator.request_approval",
-            "output": output, "at": envelope.recorded_at}  # fmt: skip
-    return (_APPROVAL_DECIDED, (e.run_id, _json(decision), _json(step), envelope.version,
-                                envelope.recorded_at))  # fmt: skip
+    output = {
+        "status": "approved" if approved else "rejected",
+        "approved_items": items,
+        "comment": e.comment,
+        "by": by,
+        "expired": e.expired,
+    }
+    decision = {
+        "status": output["status"],
+        "comment": e.comment,
+        "by": by,
+        "approved_items": items,
+        "decided_at": envelope.recorded_at,
+        "expired": e.expired,
+    }
+    step = {
+        "status": "succeeded",
+        "tool": "orchestrator.request_approval",
+        "output": output,
+        "at": envelope.recorded_at,
+    }
+    return (
+        _APPROVAL_DECIDED,
+        (e.run_id, _json(decision), _json(step), envelope.version, envelope.recorded_at),
+    )

@@ -37,9 +37,15 @@ class SecretProjection:
         match envelope.event:
             case SecretStored() as stored:
                 await conn.execute(
-                    _UPSERT, stored.name, stored.ciphertext, list(stored.allowed_tools),
-                    stored.description, envelope.recorded_at, envelope.version, stored.owner,
+                    _UPSERT,
+                    stored.name,
+                    stored.ciphertext,
+                    list(stored.allowed_tools),
+                    stored.description,
+                    envelope.recorded_at,
+                    envelope.version,
+                    stored.owner,
                     list(shared_with(stored.agents)),
-                )  # fmt: skip
+                )
             case SecretDeleted(name=name):
                 await conn.execute("DELETE FROM secret WHERE name = $1", name)

@@ -106,16 +106,44 @@ class TaskProjection:
         at, version = envelope.recorded_at, envelope.version
         match event:
             case TaskCreated(task_id=task_id, definition=d, next_run_at=next_run_at):
-                return [(_INSERT, (
-                    task_id, d.key, d.title, d.schedule_kind, d.schedule_expr, d.timezone,
-                    d.priority, msgspec.json.encode(d).decode(), next_run_at,
-                    envelope.meta.actor, at, version,
-                ))]  # fmt: skip
+                return [
+                    (
+                        _INSERT,
+                        (
+                            task_id,
+                            d.key,
+                            d.title,
+                            d.schedule_kind,
+                            d.schedule_expr,
+                            d.timezone,
+                            d.priority,
+                            msgspec.json.encode(d).decode(),
+                            next_run_at,
+                            envelope.meta.actor,
+                            at,
+                            version,
+                        ),
+                    )
+                ]
             case TaskUpdated(task_id=task_id, definition=d, next_run_at=next_run_at):
-                return [(_UPDATE_DEFINITION, (
-                    task_id, d.key, d.title, d.schedule_kind, d.schedule_expr, d.timezone,
-                    d.priority, msgspec.json.encode(d).decode(), next_run_at, at, version,
-                ))]  # fmt: skip
+                return [
+                    (
+                        _UPDATE_DEFINITION,
+                        (
+                            task_id,
+                            d.key,
+                            d.title,
+                            d.schedule_kind,
+                            d.schedule_expr,
+                            d.timezone,
+                            d.priority,
+                            msgspec.json.encode(d).decode(),
+                            next_run_at,
+                            at,
+                            version,
+                        ),
+                    )
+                ]
             case TaskDue(task_id=task_id, next_run_at=next_run_at):
                 return [_set(task_id, None, next_run_at, envelope)]
             case ScheduleMissed(task_id=task_id, next_run_at=next_run_at):

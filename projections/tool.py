@@ -39,8 +39,12 @@ class ToolProjection:
         match envelope.event:
             case ToolRegistered(address=address, transport=transport) as tool:
                 await conn.execute(
-                    _UPSERT, address, transport, definition_json(tool),
-                    envelope.recorded_at, envelope.version,
-                )  # fmt: skip
+                    _UPSERT,
+                    address,
+                    transport,
+                    definition_json(tool),
+                    envelope.recorded_at,
+                    envelope.version,
+                )
             case ToolRemoved(address=address):
                 await conn.execute(_DELETE, address)

@@ -78,9 +78,10 @@ def _model_schema(model: type[BaseModel], template: str) -> dict[str, Any]:
     """The model's JSON Schema, with type aliases (defs that are not models) inlined."""
     schema = model.model_json_schema(ref_template=template)
     aliases = {
-        name: definition for name, definition in schema.get("$defs", {}).items()
+        name: definition
+        for name, definition in schema.get("$defs", {}).items()
         if "properties" not in definition
-    }  # fmt: skip
+    }
     inlined: dict[str, Any] = _inline(schema, aliases)
     return inlined
 
@@ -102,9 +103,10 @@ def compare_models(document: dict[str, Any]) -> list[str]:
     schemas: dict[str, Any] = document["components"]["schemas"]
     module = client_models.__name__
     ours = {
-        name: cls for name, cls in vars(client_models).items()
+        name: cls
+        for name, cls in vars(client_models).items()
         if inspect.isclass(cls) and issubclass(cls, BaseModel) and cls.__module__ == module
-    }  # fmt: skip
+    }
     for name in sorted(schemas.keys() - ours.keys()):
         problems.append(f"{name}: documented by the server, no model in the client")
     for name in sorted(ours.keys() - schemas.keys()):
@@ -155,8 +157,9 @@ def compare_operations(document: dict[str, Any]) -> list[str]:
                 problems.append(f"{' '.join(key)}: body {body}, client sends {mine.body}")
             answers = [
                 _schema_name(answer.get("content"))
-                for status, answer in operation["responses"].items() if status.startswith("2")
-            ]  # fmt: skip
+                for status, answer in operation["responses"].items()
+                if status.startswith("2")
+            ]
             response = mine.response.__name__ if mine.response else None
             if response not in answers:
                 problems.append(f"{' '.join(key)}: answers {answers}, client reads {response}")

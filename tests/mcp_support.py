@@ -59,11 +59,27 @@ BRIEFING = {
     "payload": {"pipeline": ECHO_AFTER_APPROVAL, "params": {"who": "Ana"}},
 }
 TOOL_NAMES = {
-    "create_task", "update_task", "list_tasks", "get_task", "preview_schedule", "run_task_now",
-    "pause_task", "resume_task", "snooze_task", "cancel_task", "delete_task", "list_runs",
-    "get_run", "approve_run", "reject_run", "rerun_run", "publish_event", "list_tools",
-    "dry_run_pipeline", "get_history",
-}  # fmt: skip
+    "create_task",
+    "update_task",
+    "list_tasks",
+    "get_task",
+    "preview_schedule",
+    "run_task_now",
+    "pause_task",
+    "resume_task",
+    "snooze_task",
+    "cancel_task",
+    "delete_task",
+    "list_runs",
+    "get_run",
+    "approve_run",
+    "reject_run",
+    "rerun_run",
+    "publish_event",
+    "list_tools",
+    "dry_run_pipeline",
+    "get_history",
+}
 
 
 async def run_reaching(client: Client, run_id: str, status: str, within: float = 20.0) -> Any:
@@ -94,8 +110,14 @@ async def schedule_run_and_approve(client: Client, http: httpx.AsyncClient) -> N
     preview = await ok(client, "preview_schedule", task_id=task["id"], count=5)
     over_http = await http.get(f"/tasks/{task['id']}/occurrences?count=5", headers=auth)
     assert preview == over_http.json()
-    rule = await ok(client, "preview_schedule", schedule_kind="cron", schedule_expr="30 8 * * 1-5",
-                    timezone="Europe/Chisinau", count=5)  # fmt: skip
+    rule = await ok(
+        client,
+        "preview_schedule",
+        schedule_kind="cron",
+        schedule_expr="30 8 * * 1-5",
+        timezone="Europe/Chisinau",
+        count=5,
+    )
     assert rule == preview
 
     run_id = (await ok(client, "run_task_now", task_id=task["id"]))["run_id"]

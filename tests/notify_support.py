@@ -42,8 +42,13 @@ async def create_agent(
 ) -> str:
     """An agent whose webhook is ``url``; its id."""
     agent_id = str(uuid.uuid4())
-    event = AgentCreated(agent_id=agent_id, name=f"agent {agent_id}", scopes=("runs:read",),
-                         webhook_url=url, notify_events=notify_events)  # fmt: skip
+    event = AgentCreated(
+        agent_id=agent_id,
+        name=f"agent {agent_id}",
+        scopes=("runs:read",),
+        webhook_url=url,
+        notify_events=notify_events,
+    )
     await _append(pool, agent_stream(agent_id), [event], "admin")
     return agent_id
 
@@ -52,8 +57,9 @@ async def queue_run(pool: asyncpg.Pool, owner: str) -> str:
     """A run owned by ``owner`` (queued, never executed); its id."""
     run_id = str(uuid.uuid4())
     now = await pool.fetchval("SELECT now()")
-    queued = RunQueued(run_id=run_id, task_id=str(uuid.uuid4()), owner=owner,
-                       scheduled_for=now, run_at=now)  # fmt: skip
+    queued = RunQueued(
+        run_id=run_id, task_id=str(uuid.uuid4()), owner=owner, scheduled_for=now, run_at=now
+    )
     await _append(pool, run_stream(run_id), [queued], "timer")
     return run_id
 

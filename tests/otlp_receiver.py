@@ -59,10 +59,16 @@ class OtlpReceiver:
             self.bodies.append(body)
             self._keep(body)
             status = 200
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/x-protobuf")]})  # fmt: skip
-        await send({"type": "http.response.body",
-                    "body": ExportTraceServiceResponse().SerializeToString()})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/x-protobuf")],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": ExportTraceServiceResponse().SerializeToString()}
+        )
 
     def _keep(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
@@ -70,13 +76,19 @@ class OtlpReceiver:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    self.spans.append(ReceivedSpan(
-                        name=span.name, trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
-                        parent_id=span.parent_span_id.hex(), kind=span.kind,
-                        service=str(resource.get("service.name", "")),
-                        attributes={a.key: _value(a.value) for a in span.attributes},
-                        start_ns=span.start_time_unix_nano, end_ns=span.end_time_unix_nano,
-                    ))  # fmt: skip
+                    self.spans.append(
+                        ReceivedSpan(
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_id=span.parent_span_id.hex(),
+                            kind=span.kind,
+                            service=str(resource.get("service.name", "")),
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
+                        )
+                    )
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         """The spans received so far of one trace."""

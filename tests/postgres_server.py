@@ -61,10 +61,21 @@ def initdb(directory: Path) -> Path:
     directory.mkdir(parents=True)
     _hand_over(directory)
     subprocess.run(
-        [str(_binaries() / "initdb"), "-D", str(directory), "--auth=trust", "-U", "postgres",
-         "--encoding=utf8", "--no-sync"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **as_user,  # type: ignore[call-overload]
-    )  # fmt: skip
+        [
+            str(_binaries() / "initdb"),
+            "-D",
+            str(directory),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "--encoding=utf8",
+            "--no-sync",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **as_user,  # type: ignore[call-overload]
+    )
     return directory
 
 
@@ -97,11 +108,27 @@ class PostgresServer:
         _hand_over(socket_dir)
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; readiness polled
-                [str(_binaries() / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={socket_dir}",
-                 "-c", "max_connections=300", "-c", "fsync=off", "-c", "full_page_writes=off"],
-                stdout=sink, stderr=subprocess.STDOUT, **_run_as(),  # type: ignore[call-overload]
-            )  # fmt: skip
+                [
+                    str(_binaries() / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={socket_dir}",
+                    "-c",
+                    "max_connections=300",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                **_run_as(),  # type: ignore[call-overload]
+            )
         deadline = asyncio.get_running_loop().time() + within
         while asyncio.get_running_loop().time() < deadline:
             assert self.process.poll() is None, self.log.read_text(errors="replace")[-3000:]

@@ -103,8 +103,10 @@ def start_process(name: str, n: int, env: dict[str, str], logs: Path) -> Process
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", name],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     return Process(name, process, ops_port, log, api_port)
 
 

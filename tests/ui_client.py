@@ -11,8 +11,14 @@ import httpx
 
 from tests.workers import AUTH
 
-ALL_SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read",
-              "events:publish"]  # fmt: skip
+ALL_SCOPES = [
+    "tasks:read",
+    "tasks:write",
+    "runs:read",
+    "runs:approve",
+    "events:read",
+    "events:publish",
+]
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 

@@ -45,8 +45,14 @@ async def api_client(
     event loop, so a command waiting for the append lock held by a worker in this loop would
     wait forever.
     """
-    config = ApiConfig(database_url, redis_url, token_hash(ADMIN), secret_key=secret_key,
-                       shell_allow=shell_allow, python_allow=python_allow)  # fmt: skip
+    config = ApiConfig(
+        database_url,
+        redis_url,
+        token_hash(ADMIN),
+        secret_key=secret_key,
+        shell_allow=shell_allow,
+        python_allow=python_allow,
+    )
     app = create_app(config)
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
@@ -157,8 +163,9 @@ async def run_events(pool: asyncpg.Pool, run_id: str) -> list[dict[str, Any]]:
         " ORDER BY version",
         f"run-{run_id}",
     )
-    return [{"type": r["type"], "at": r["recorded_at"], **msgspec.json.decode(r["data"])}
-            for r in rows]  # fmt: skip
+    return [
+        {"type": r["type"], "at": r["recorded_at"], **msgspec.json.decode(r["data"])} for r in rows
+    ]
 
 
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -51,9 +51,11 @@ _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 def problem_spec(description: str) -> ResponseSpec:
     """A problem+json answer, for routes that declare a status of their own (e.g. 503)."""
     return ResponseSpec(
-        data_container=Problem, description=description, media_type=PROBLEM_JSON,
+        data_container=Problem,
+        description=description,
+        media_type=PROBLEM_JSON,
         generate_examples=False,
-    )  # fmt: skip
+    )
 
 
 def error_codes(handler: HTTPRouteHandler, path_params: bool) -> set[int]:

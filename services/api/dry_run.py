@@ -193,5 +193,6 @@ def _waiting(event: RunWaiting) -> DryRunStep:
     if event.until is not None:
         what += f" until {event.until.isoformat()} (then {event.on_timeout})"
     note = f"would wait for {what}; the steps after it are not dry-run"
-    return DryRunStep(id=event.step_id, status="waiting", tool=event.tool, input=event.input,
-                      note=note)  # fmt: skip
+    return DryRunStep(
+        id=event.step_id, status="waiting", tool=event.tool, input=event.input, note=note
+    )

@@ -120,8 +120,10 @@ def validation_problem(request: Request[Any, Any, Any], exc: ValidationException
     errors = _field_errors(request, exc)
     if any(e.reason == "'data'" for e in errors):  # Litestar's way of saying "no body at all"
         return problem_response(request, 400, "Malformed request", "a JSON body is required")
-    malformed = any("malformed" in e.reason.lower() or "invalid json" in e.reason.lower()
-                    for e in errors) or "malformed" in str(exc.detail).lower()  # fmt: skip
+    malformed = (
+        any("malformed" in e.reason.lower() or "invalid json" in e.reason.lower() for e in errors)
+        or "malformed" in str(exc.detail).lower()
+    )
     if malformed:
         return problem_response(request, 400, "Malformed request", "the body is not valid JSON")
     if not errors:
@@ -179,8 +181,9 @@ def unique_problem(
     if known is None:
         return internal_problem(request, exc)
     field, reason = known
-    return problem_response(request, 409, "Conflict", f"{field}: {reason}",
-                            errors=[FieldError(field, reason)])  # fmt: skip
+    return problem_response(
+        request, 409, "Conflict", f"{field}: {reason}", errors=[FieldError(field, reason)]
+    )
 
 
 def nesting_problem(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:

@@ -110,9 +110,12 @@ def encode_cursor(view: TaskView) -> str:
 
 
 async def list_tasks(
-    conn: Connection, principal: Principal, filters: dict[str, Any], limit: int,
+    conn: Connection,
+    principal: Principal,
+    filters: dict[str, Any],
+    limit: int,
     after: tuple[datetime, str] | None,
-) -> list[TaskView]:  # fmt: skip
+) -> list[TaskView]:
     """Live tasks matching ``filters``, oldest first, stable across pages."""
     clauses, args = ["NOT deleted"], []
     for column, value in filters.items():
@@ -156,5 +159,8 @@ async def remember(conn: Connection, actor: str, key: str, status: int, body: ob
     await conn.execute(
         "UPDATE command_log SET response_status = $3, response = $4::jsonb"
         " WHERE actor = $1 AND idempotency_key = $2",
-        actor, key, status, msgspec.json.encode(body).decode(),
-    )  # fmt: skip
+        actor,
+        key,
+        status,
+        msgspec.json.encode(body).decode(),
+    )

@@ -91,7 +91,7 @@ class _Api:
         self._create = RequestBytes(
             "POST", "/tasks", host, {**auth, "Content-Type": "application/json"}, body
         ).encode()
-        self._read = RequestBytes("GET", "/tasks/", host, auth)  # fmt: skip
+        self._read = RequestBytes("GET", "/tasks/", host, auth)
 
     def create(self) -> Awaitable[Response]:
         return self.creators.request(self._create)
@@ -123,10 +123,22 @@ def _start_api(
     )
     with (data_dir / "ordinaut-up.log").open("wb") as log:
         return subprocess.Popen(  # noqa: S603 - our own argv; only the port and temp dir vary
-            [sys.executable, "-m", "services.cli.main", "up", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "services.cli.main",
+                "up",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
@@ -280,8 +292,10 @@ async def bench_api(
     figures["create_p99_ratio"] = (
         figures[f"create_p99_ms_at_{high}"] / figures[f"create_p99_ms_at_{low}"]
     )
-    print(f"POST /tasks p99 at {high}/s is {figures['create_p99_ratio']:.2f}x its p99 at {low}/s",
-          file=out)  # fmt: skip
+    print(
+        f"POST /tasks p99 at {high}/s is {figures['create_p99_ratio']:.2f}x its p99 at {low}/s",
+        file=out,
+    )
     return figures | {"table": rows}
 
 
@@ -302,8 +316,15 @@ async def _at_rate(
     }
     rows = [{"rate": rate, **create.row(started)}, {"rate": rate, **read.row(started)}]
     for prefix, row in (("create", rows[0]), ("read", rows[1])):
-        for key in ("requests", "errors", "achieved_rps", "p50_ms", "p99_ms", "max_ms",
-                    "send_lag_p99_ms"):  # fmt: skip
+        for key in (
+            "requests",
+            "errors",
+            "achieved_rps",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "send_lag_p99_ms",
+        ):
             value = row[key]
             assert isinstance(value, int | float)
             figures[f"{prefix}_{key}_at_{rate}"] = float(value)
@@ -316,9 +337,13 @@ def goals(rates: Sequence[int]) -> tuple[Goal, ...]:
     low, high = min(rates), max(rates)
     return (
         Goal(f"create_p99_ms_at_{high}", 20.0, False, f"POST /tasks p99 at {high}/s ≤ 20 ms"),
-        Goal("create_p99_ratio", 2.0, False,
-             f"POST /tasks p99 at {high}/s ≤ 2 times its p99 at {low}/s"),
-    )  # fmt: skip
+        Goal(
+            "create_p99_ratio",
+            2.0,
+            False,
+            f"POST /tasks p99 at {high}/s ≤ 2 times its p99 at {low}/s",
+        ),
+    )
 
 
 # What holds POST /tasks p99 back where a goal is missed (updated when measured).

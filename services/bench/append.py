@@ -107,9 +107,12 @@ async def _run(
 
 
 async def _timed_worker(
-    pool: asyncpg.Pool, rng: random.Random, projections: ProjectionSet, until: float,
+    pool: asyncpg.Pool,
+    rng: random.Random,
+    projections: ProjectionSet,
+    until: float,
     out: list[float],
-) -> None:  # fmt: skip
+) -> None:
     while time.perf_counter() < until:
         out.append(await _append(pool, _command(rng, 1), projections))
 
@@ -203,10 +206,13 @@ async def _migrate(database_url: str) -> None:
 def goals(concurrency: int) -> tuple[Goal, ...]:
     """Done-when 2 of issue 20, at the highest concurrency measured."""
     return (
-        Goal(f"single_vs_pgbench_c{concurrency}", 0.5, True,
-             f"single-event commands/s ≥ 50% of pgbench one-row inserts at {concurrency}"
-             " clients"),
-    )  # fmt: skip
+        Goal(
+            f"single_vs_pgbench_c{concurrency}",
+            0.5,
+            True,
+            f"single-event commands/s ≥ 50% of pgbench one-row inserts at {concurrency} clients",
+        ),
+    )
 
 
 async def bench_append(

@@ -73,11 +73,16 @@ async def run_bench(
     load_after = os.getloadavg()[0]
     verdicts = judge(goals, figures)
     for verdict in verdicts.values():
-        print(f"goal {verdict['goal']}: {_verdict(verdict['met'])}"
-              f" ({_show(verdict['value'])})", file=out)  # fmt: skip
+        print(
+            f"goal {verdict['goal']}: {_verdict(verdict['met'])} ({_show(verdict['value'])})",
+            file=out,
+        )
     # How busy the machine was: on 2 cores, a load above ~2 means the figures got a share.
-    result: Figures = {**figures, "goals": verdicts,
-                       "load_average": [round(load_before, 2), round(load_after, 2)]}  # fmt: skip
+    result: Figures = {
+        **figures,
+        "goals": verdicts,
+        "load_average": [round(load_before, 2), round(load_after, 2)],
+    }
     if limits:
         result["limits"] = limits
     path: Path = write_result("bench", name, result)

@@ -64,20 +64,29 @@ class IngestBenchError(RuntimeError):
 async def _subscribe(pool: asyncpg.Pool) -> None:
     """A few event tasks, as a real deployment has, so that matching is part of the cost."""
     definitions = [
-        TaskDefinition(title="paid", schedule_kind="event", schedule_expr="orders.paid",
-                       filter="payload.amount_cents > `990000`"),
-        TaskDefinition(title="builds", schedule_kind="event", schedule_expr="builds.*",
-                       filter="payload.amount_cents < `10000`"),
+        TaskDefinition(
+            title="paid",
+            schedule_kind="event",
+            schedule_expr="orders.paid",
+            filter="payload.amount_cents > `990000`",
+        ),
+        TaskDefinition(
+            title="builds",
+            schedule_kind="event",
+            schedule_expr="builds.*",
+            filter="payload.amount_cents < `10000`",
+        ),
         TaskDefinition(title="never", schedule_kind="event", schedule_expr="nothing.*"),
-    ]  # fmt: skip
+    ]
     appends = []
     for definition in definitions:
         task_id = str(uuid.uuid4())
         created = TaskCreated(task_id=task_id, definition=definition)
         appends.append(StreamAppend(task_stream(task_id), [created], 0))
     async with pool.acquire() as conn, conn.transaction():
-        await append_in_transaction(conn, appends, EventMeta(actor="bench", correlation_id="bench"),
-                                    inline_projections())  # fmt: skip
+        await append_in_transaction(
+            conn, appends, EventMeta(actor="bench", correlation_id="bench"), inline_projections()
+        )
 
 
 def _entry(rng: random.Random, n: int) -> dict[Any, Any]:
@@ -130,9 +139,13 @@ async def bench_ingest(
     onto a scratch events stream; then add ``rate`` entries a second for ``seconds`` and
     report the relay lag."""
     prefix = f"bench-{uuid.uuid4().hex[:10]}"
-    config = IngestConfig(stream=f"{prefix}:ingest", group=f"{prefix}:ingestors",
-                          dead_stream=f"{prefix}:dead", work_stream=f"{prefix}:work",
-                          batch=batch)  # fmt: skip
+    config = IngestConfig(
+        stream=f"{prefix}:ingest",
+        group=f"{prefix}:ingestors",
+        dead_stream=f"{prefix}:dead",
+        work_stream=f"{prefix}:work",
+        batch=batch,
+    )
     events_stream = f"{prefix}:events" if relay else None
     client = redis.Redis.from_url(redis_url, socket_timeout=30)
     try:
@@ -140,12 +153,14 @@ async def bench_ingest(
             open_pool(database_url, size=consumers + 2) as pool,
             _relaying(database_url, redis_url, events_stream) as process,
         ):
-            figures = await _measure(pool, client, config, events_stream, process, consumers,
-                                     events, rate, seconds, out)  # fmt: skip
+            figures = await _measure(
+                pool, client, config, events_stream, process, consumers, events, rate, seconds, out
+            )
         figures["dead_lettered"] = float(await client.xlen(config.dead_stream))
     finally:
-        await client.delete(config.stream, config.dead_stream, config.work_stream,
-                            events_stream or config.stream)  # fmt: skip
+        await client.delete(
+            config.stream, config.dead_stream, config.work_stream, events_stream or config.stream
+        )
         await client.aclose()
     figures.update(consumers=float(consumers), batch=float(batch))
     print_table([{k: round(v, 2) for k, v in figures.items()}], out)
@@ -153,9 +168,17 @@ async def bench_ingest(
 
 
 async def _measure(
-    pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, events_stream: str | None,
-    relay: _Relay | None, consumers: int, events: int, rate: int, seconds: int, out: TextIO,
-) -> dict[str, float]:  # fmt: skip
+    pool: asyncpg.Pool,
+    client: redis.Redis,
+    config: IngestConfig,
+    events_stream: str | None,
+    relay: _Relay | None,
+    consumers: int,
+    events: int,
+    rate: int,
+    seconds: int,
+    out: TextIO,
+) -> dict[str, float]:
     await _subscribe(pool)
     print(f"adding {events} entries to {config.stream} ...", file=out, flush=True)
     produce_seconds = await _produce(client, config.stream, events)
@@ -175,8 +198,9 @@ async def _measure(
         top = await _last_position(pool)
         async with watching(client, events_stream, top) as watcher:
             await _produce_at(client, config.stream, rate, seconds)
-            await _drain(pool, members, events + rate * seconds, client, events_stream, relay,
-                         watcher)  # fmt: skip
+            await _drain(
+                pool, members, events + rate * seconds, client, events_stream, relay, watcher
+            )
         seen = watcher.seen
     return {
         **figures,
@@ -208,12 +232,17 @@ async def _relaying(
     if stream is None:
         yield None
         return
-    env = {**os.environ, "ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-           "ORDINAUT_LOG_LEVEL": "warning"}  # fmt: skip
+    env = {
+        **os.environ,
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_LOG_LEVEL": "warning",
+    }
     relay = subprocess.Popen(  # noqa: ASYNC220, S603 - returns at once; our own command
         [sys.executable, "-m", "services.cli.main", "relay", "--stream", stream],
-        env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         yield _Relay(relay, stream)
     finally:
@@ -230,8 +259,10 @@ async def _consuming(
     pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig, consumers: int
 ) -> AsyncIterator[list[IngestConsumer]]:
     stop = asyncio.Event()
-    members = [IngestConsumer(pool, client, inline_projections(), config, name=f"bench-{n}")
-               for n in range(consumers)]  # fmt: skip
+    members = [
+        IngestConsumer(pool, client, inline_projections(), config, name=f"bench-{n}")
+        for n in range(consumers)
+    ]
     tasks = [asyncio.create_task(member.run(stop)) for member in members]
     try:
         yield members
@@ -241,14 +272,21 @@ async def _consuming(
         for task in running:
             task.cancel()
         if running:
-            raise IngestBenchError(f"{len(running)} ingest consumer(s) did not stop within"
-                                   f" {STOP_SECONDS:g} s of being asked")  # fmt: skip
+            raise IngestBenchError(
+                f"{len(running)} ingest consumer(s) did not stop within"
+                f" {STOP_SECONDS:g} s of being asked"
+            )
 
 
 async def _drain(
-    pool: asyncpg.Pool, members: list[IngestConsumer], total: int, client: redis.Redis,
-    events_stream: str | None, relay: _Relay | None, watcher: Watcher | None = None,
-) -> tuple[float, float]:  # fmt: skip
+    pool: asyncpg.Pool,
+    members: list[IngestConsumer],
+    total: int,
+    client: redis.Redis,
+    events_stream: str | None,
+    relay: _Relay | None,
+    watcher: Watcher | None = None,
+) -> tuple[float, float]:
     """Wait until ``total`` entries are stored, then until the relay published them all;
     (seconds to store, seconds to relay) from now. Fails once either stops moving."""
     bar, started = ProgressBar("ingest"), time.perf_counter()
@@ -288,8 +326,9 @@ class _Stall:
         if progress > self.best:
             self.best, self.since = progress, now
         elif now - self.since > self.seconds:
-            raise IngestBenchError(f"{self.what} stalled: {status}, nothing new for"
-                                   f" {self.seconds:g} s")  # fmt: skip
+            raise IngestBenchError(
+                f"{self.what} stalled: {status}, nothing new for {self.seconds:g} s"
+            )
 
 
 async def _last_position(pool: asyncpg.Pool) -> Cursor:

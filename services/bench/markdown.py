@@ -26,8 +26,16 @@ TITLES = {
     "append": "Event store appends (`bench append`)",
     "api": "API latency at a fixed rate (`bench api`)",
 }
-_RECORD_KEYS = {"name", "command", "machine", "finished_at", "goals", "limits", "table",
-                "load_average"}  # fmt: skip
+_RECORD_KEYS = {
+    "name",
+    "command",
+    "machine",
+    "finished_at",
+    "goals",
+    "limits",
+    "table",
+    "load_average",
+}
 # Where each benchmark keeps its LIMITS text, for results stored before it was written.
 _LIMITS_IN = {
     "runs": "services.bench.runs",
@@ -75,9 +83,11 @@ def machine_text(machine: object) -> str:
     """The record's machine as one line (as ``describe_machine`` prints it)."""
     if not isinstance(machine, dict):
         return "unknown machine"
-    return (f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}),"
-            f" {machine.get('memory_gib', '?')} GiB, {machine.get('os', '?')},"
-            f" Python {machine.get('python', '?')}")  # fmt: skip
+    return (
+        f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}),"
+        f" {machine.get('memory_gib', '?')} GiB, {machine.get('os', '?')},"
+        f" Python {machine.get('python', '?')}"
+    )
 
 
 def _verdict(met: object) -> str:
@@ -91,8 +101,11 @@ def _figures_table(record: dict[str, Any]) -> list[str]:
     if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
         headers = list(rows[0])
         return _table(headers, ([row.get(h, "") for h in headers] for row in rows))
-    figures: list[list[object]] = [[key, value] for key, value in record.items()
-               if key not in _RECORD_KEYS and isinstance(value, int | float)]  # fmt: skip
+    figures: list[list[object]] = [
+        [key, value]
+        for key, value in record.items()
+        if key not in _RECORD_KEYS and isinstance(value, int | float)
+    ]
     return _table(["figure", "value"], figures) if figures else []
 
 
@@ -126,9 +139,11 @@ def bench_section(record: dict[str, Any]) -> list[str]:
     lines = [f"## {_title(name)}", ""]
     if "unreadable" in record:
         return [*lines, f"Result file unreadable: {record['unreadable']}", ""]
-    lines += [f"- Command: `{record.get('command', '?')}`",
-              f"- Machine: {machine_text(record.get('machine'))}",
-              f"- Finished: {record.get('finished_at', '?')}"]  # fmt: skip
+    lines += [
+        f"- Command: `{record.get('command', '?')}`",
+        f"- Machine: {machine_text(record.get('machine'))}",
+        f"- Finished: {record.get('finished_at', '?')}",
+    ]
     load = record.get("load_average")
     if isinstance(load, list) and len(load) == 2:
         lines.append(f"- Load average (1 min) at start and end: {load[0]} and {load[1]}")
@@ -136,9 +151,10 @@ def bench_section(record: dict[str, Any]) -> list[str]:
     lines += [*_figures_table(record), ""]
     goals = _goals(record)
     if goals:
-        lines += _table(["goal", "measured", "verdict"],
-                        ([g.get("goal", k), g.get("value"), _verdict(g.get("met"))]
-                         for k, g in goals.items()))  # fmt: skip
+        lines += _table(
+            ["goal", "measured", "verdict"],
+            ([g.get("goal", k), g.get("value"), _verdict(g.get("met"))] for k, g in goals.items()),
+        )
         lines.append("")
     if any(g.get("met") is False for g in goals.values()):
         limits = record.get("limits") or _current_limits(name)
@@ -148,8 +164,11 @@ def bench_section(record: dict[str, Any]) -> list[str]:
 
 
 def _summary(benches: list[dict[str, Any]]) -> list[str]:
-    rows = [[f"`{b.get('name')}`", g.get("goal", k), g.get("value"), _verdict(g.get("met"))]
-            for b in benches for k, g in _goals(b).items()]  # fmt: skip
+    rows = [
+        [f"`{b.get('name')}`", g.get("goal", k), g.get("value"), _verdict(g.get("met"))]
+        for b in benches
+        for k, g in _goals(b).items()
+    ]
     if not rows:
         return []
     return ["## Goals at a glance", "", *_table(["bench", "goal", "measured", "verdict"], rows), ""]
@@ -160,12 +179,22 @@ def reliability_section(faults: list[dict[str, Any]]) -> list[str]:
     lines = ["## Reliability", ""]
     if not faults:
         return [*lines, "No fault-suite results yet.", ""]
-    rows = [[f.get("name", "?"), f.get("summary", f.get("unreadable", "")),
-             "passed" if f.get("passed") is True else "**failed**",
-             f"`{f.get('command', '?')}`", machine_text(f.get("machine")),
-             f.get("finished_at", "?")] for f in faults]  # fmt: skip
-    return [*lines, *_table(["fault", "summary", "result", "command", "machine", "finished"],
-                            rows), ""]  # fmt: skip
+    rows = [
+        [
+            f.get("name", "?"),
+            f.get("summary", f.get("unreadable", "")),
+            "passed" if f.get("passed") is True else "**failed**",
+            f"`{f.get('command', '?')}`",
+            machine_text(f.get("machine")),
+            f.get("finished_at", "?"),
+        ]
+        for f in faults
+    ]
+    return [
+        *lines,
+        *_table(["fault", "summary", "result", "command", "machine", "finished"], rows),
+        "",
+    ]
 
 
 def _ordered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,13 +225,19 @@ def _carried(previous: str, measured: set[str]) -> tuple[list[str], list[str]]:
     one machine must not drop what another measured)."""
     sections = _previous_sections(previous)
     names = [name for name in ORDER if name not in measured and TITLES[name] in sections]
-    rows = [line for line in sections.get("Goals at a glance", [])
-            if any(line.startswith(f"| `{name}` |") for name in names)]  # fmt: skip
+    rows = [
+        line
+        for line in sections.get("Goals at a glance", [])
+        if any(line.startswith(f"| `{name}` |") for name in names)
+    ]
     body: list[str] = []
     for name in names:
-        body += [*sections[TITLES[name]][:1], "",
-                 "_Carried over from the previous report: no result for it here._",
-                 *sections[TITLES[name]][1:]]  # fmt: skip
+        body += [
+            *sections[TITLES[name]][:1],
+            "",
+            "_Carried over from the previous report: no result for it here._",
+            *sections[TITLES[name]][1:],
+        ]
     return rows, body
 
 

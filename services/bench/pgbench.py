@@ -41,16 +41,19 @@ _STORE_INSERT = (
     "INSERT INTO events (stream, version, type, data, meta) VALUES ('bench-' || :n, :v + 1,"
     " 'pgbench.row', '{row}', '{{\"actor\": \"pgbench\"}}');"
 )
-STORE_SCRIPT = "\n".join((
-    "\\set n random(0, 99)",
-    "BEGIN;",
-    "SELECT version AS v FROM ordinaut_lock_streams(ARRAY['bench-' || :n]) \\gset",
-    _STORE_INSERT.format(row=_ROW),
-    "INSERT INTO event_owner (position, owner) VALUES"
-    " (currval(pg_get_serial_sequence('events', 'position')), 'pgbench') ON CONFLICT DO NOTHING;",
-    "COMMIT;",
-    "",
-))  # fmt: skip
+STORE_SCRIPT = "\n".join(
+    (
+        "\\set n random(0, 99)",
+        "BEGIN;",
+        "SELECT version AS v FROM ordinaut_lock_streams(ARRAY['bench-' || :n]) \\gset",
+        _STORE_INSERT.format(row=_ROW),
+        "INSERT INTO event_owner (position, owner) VALUES"
+        " (currval(pg_get_serial_sequence('events', 'position')), 'pgbench')"
+        " ON CONFLICT DO NOTHING;",
+        "COMMIT;",
+        "",
+    )
+)
 _TPS = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.MULTILINE)
 
 
@@ -95,10 +98,20 @@ async def run_pgbench(url: str, clients: int, seconds: int, script: str = SCRIPT
         file.write(script)
         file.flush()
         process = await asyncio.create_subprocess_exec(
-            executable, "-n", "-f", file.name, "-c", str(clients), "-j", str(min(2, clients)),
-            "-T", str(seconds), url,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+            executable,
+            "-n",
+            "-f",
+            file.name,
+            "-c",
+            str(clients),
+            "-j",
+            str(min(2, clients)),
+            "-T",
+            str(seconds),
+            url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
         output, _ = await process.communicate()
     text = output.decode(errors="replace")
     match = _TPS.search(text)

@@ -40,8 +40,9 @@ from services.bench.harness import Goal
 from services.bench.report import print_table
 from services.cli.progress import ProgressBar
 
-GOALS = (Goal("events_per_second", 50_000, at_least=True,
-              text="projection rebuild ≥ 50,000 events/s"),)  # fmt: skip
+GOALS = (
+    Goal("events_per_second", 50_000, at_least=True, text="projection rebuild ≥ 50,000 events/s"),
+)
 # Measured by timing each statement of a 100,000-event rebuild; update when measured again.
 LIMITS: str | None = (
     "The rebuild runs each wave's statements of one kind as one set-based statement over"
@@ -81,8 +82,12 @@ class _Log:
 
 
 def _definition(n: int) -> TaskDefinition:
-    return TaskDefinition(title=f"replay bench {n}", schedule_kind="cron",
-                          schedule_expr=f"{n % 60} * * * *", payload=_PIPELINE)  # fmt: skip
+    return TaskDefinition(
+        title=f"replay bench {n}",
+        schedule_kind="cron",
+        schedule_expr=f"{n % 60} * * * *",
+        payload=_PIPELINE,
+    )
 
 
 def _cycle(log: _Log, rng: random.Random, task_ids: list[str], first: int) -> Iterator[Row]:
@@ -91,12 +96,23 @@ def _cycle(log: _Log, rng: random.Random, task_ids: list[str], first: int) -> It
     for n in range(first, first + CONCURRENT_RUNS):
         task_id, run_id = task_ids[n % len(task_ids)], str(uuid.UUID(int=rng.getrandbits(128)))
         at = log.clock
-        yield log.row(task_stream(task_id), TaskDue(
-            task_id=task_id, run_id=run_id, scheduled_for=at, fired_at=at, run_at=at,
-            next_run_at=at + timedelta(hours=1)), "task.due")  # fmt: skip
-        yield log.row(run_stream(run_id), RunQueued(
-            run_id=run_id, task_id=task_id, owner="admin", scheduled_for=at, run_at=at),
-            "run.queued")  # fmt: skip
+        yield log.row(
+            task_stream(task_id),
+            TaskDue(
+                task_id=task_id,
+                run_id=run_id,
+                scheduled_for=at,
+                fired_at=at,
+                run_at=at,
+                next_run_at=at + timedelta(hours=1),
+            ),
+            "task.due",
+        )
+        yield log.row(
+            run_stream(run_id),
+            RunQueued(run_id=run_id, task_id=task_id, owner="admin", scheduled_for=at, run_at=at),
+            "run.queued",
+        )
         runs.append((task_id, run_id))
         if n % 10 == 0:
             topic = rng.choice(TOPICS)
@@ -106,14 +122,30 @@ def _cycle(log: _Log, rng: random.Random, task_ids: list[str], first: int) -> It
             )
             yield log.row(f"topic-{topic}", received, "event.received")
     for _, run_id in runs:
-        yield log.row(run_stream(run_id), RunStarted(
-            run_id=run_id, attempt=1, worker="bench-worker",
-            lease_until=log.clock + timedelta(seconds=30)), "run.started")  # fmt: skip
+        yield log.row(
+            run_stream(run_id),
+            RunStarted(
+                run_id=run_id,
+                attempt=1,
+                worker="bench-worker",
+                lease_until=log.clock + timedelta(seconds=30),
+            ),
+            "run.started",
+        )
     for _, run_id in runs:
-        yield log.row(run_stream(run_id), RunStepSucceeded(
-            run_id=run_id, step_id="echo", attempt=1, tool="debug.echo",
-            input={"text": run_id}, output={"text": run_id}, duration_ms=0.4),
-            "run.step_succeeded")  # fmt: skip
+        yield log.row(
+            run_stream(run_id),
+            RunStepSucceeded(
+                run_id=run_id,
+                step_id="echo",
+                attempt=1,
+                tool="debug.echo",
+                input={"text": run_id},
+                output={"text": run_id},
+                duration_ms=0.4,
+            ),
+            "run.step_succeeded",
+        )
     for _, run_id in runs:
         yield log.row(run_stream(run_id), RunSucceeded(run_id=run_id, attempt=1), "run.succeeded")
 
@@ -170,8 +202,7 @@ async def bench_replay(
         seeded = await seed(conn, events)
         bar = ProgressBar("rebuilding all projections")
         started = time.perf_counter()
-        replayed = await rebuild(conn, inline_projections(),
-                                 progress=bar.update)  # fmt: skip
+        replayed = await rebuild(conn, inline_projections(), progress=bar.update)
         seconds = time.perf_counter() - started
         bar.finish()
         runs = int(await conn.fetchval("SELECT count(*) FROM runs WHERE status = 'succeeded'"))

@@ -29,8 +29,7 @@ from services.store.events import StreamAppend, append_in_transaction
 from services.worker.dispatch import Announcer
 
 _BATCH = 1000
-GOALS = (Goal("runs_per_second", 2000, at_least=True,
-              text="≥ 2,000 runs/s end-to-end on 2 cores"),)  # fmt: skip
+GOALS = (Goal("runs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"),)
 # py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
 LIMITS: str | None = (
     "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"

@@ -22,8 +22,9 @@ from services.bench.report import percentile, print_table
 from services.store.events import StreamAppend, append_in_transaction
 
 _BATCH = 1000
-GOALS = (Goal("lag_p99_ms", 50, at_least=False,
-              text="timer lag p99 ≤ 50 ms at 10,000 schedules/min"),)  # fmt: skip
+GOALS = (
+    Goal("lag_p99_ms", 50, at_least=False, text="timer lag p99 ≤ 50 ms at 10,000 schedules/min"),
+)
 # py-spy over the timer process during `bench timer` (update when measured again).
 LIMITS: str | None = (
     "Not the timer's own work: py-spy over the timer process during the benchmark found it"

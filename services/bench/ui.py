@@ -33,9 +33,13 @@ from services.runtime.admin_token import token_hash
 
 GOAL_MS = 200.0
 GOALS = (
-    Goal("slowest_p95_ms", GOAL_MS, at_least=False,
-         text="every dashboard page p95 < 200 ms with 10,000 tasks and 100,000 runs"),
-)  # fmt: skip
+    Goal(
+        "slowest_p95_ms",
+        GOAL_MS,
+        at_least=False,
+        text="every dashboard page p95 < 200 ms with 10,000 tasks and 100,000 runs",
+    ),
+)
 AGENT_SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read"]
 
 
@@ -120,8 +124,10 @@ async def page_list(client: httpx.AsyncClient, seeded: Seeded, deep: int) -> lis
         ("runs ?status=awaiting_approval", "/ui/runs?status=awaiting_approval"),
         ("runs ?task_id=", f"/ui/runs?task_id={seeded.task_id}"),
     ]
-    pages += [(f"run ({status})", f"/ui/runs/{run_id}")
-              for status, run_id in sorted(seeded.run_ids.items())]  # fmt: skip
+    pages += [
+        (f"run ({status})", f"/ui/runs/{run_id}")
+        for status, run_id in sorted(seeded.run_ids.items())
+    ]
     pages.append(("events", "/ui/events"))
     return pages
 
@@ -142,17 +148,19 @@ async def time_pages(
             await response.aread()
             times.append((time.perf_counter() - started) * 1000)
             errors += response.status_code != 200
-        rows.append({
-            "page": name,
-            "rows": count_rows(first.text),
-            "kib": round(len(first.content) / 1024, 1),
-            "errors": errors,
-            "p50_ms": percentile(times, 50),
-            "p95_ms": percentile(times, 95),
-            "max_ms": max(times),
-            "goal_ms": GOAL_MS,
-            "ok": "yes" if max(times) < GOAL_MS and not errors else "NO",
-        })  # fmt: skip
+        rows.append(
+            {
+                "page": name,
+                "rows": count_rows(first.text),
+                "kib": round(len(first.content) / 1024, 1),
+                "errors": errors,
+                "p50_ms": percentile(times, 50),
+                "p95_ms": percentile(times, 95),
+                "max_ms": max(times),
+                "goal_ms": GOAL_MS,
+                "ok": "yes" if max(times) < GOAL_MS and not errors else "NO",
+            }
+        )
     return rows
 
 
@@ -190,8 +198,11 @@ async def bench_ui(
             await sign_in(c, token)
             pages = await page_list(c, seeded, deep)
             rows = await time_pages(c, pages, repeat)
-    print(f"\npage times over {repeat} loads each, one at a time (goal: every page under "
-          f"{GOAL_MS:.0f} ms)", file=out)  # fmt: skip
+    print(
+        f"\npage times over {repeat} loads each, one at a time (goal: every page under "
+        f"{GOAL_MS:.0f} ms)",
+        file=out,
+    )
     print_table(rows, out)
     return {
         "tasks": tasks,

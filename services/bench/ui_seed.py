@@ -83,12 +83,25 @@ def _run_events(run_id: str, task_id: str, owner: str, at: datetime, status: str
         asked = ApprovalRequested(run_id=run_id, step_id="ask", message="Send it?")
         return [queued, started, asked]
     if status == "dead":
-        failed = RunStepFailed(run_id=run_id, step_id="deliver", attempt=1, tool="debug.echo",
-                               error="HTTP 500 from the partner", input={"to": "ana"})  # fmt: skip
+        failed = RunStepFailed(
+            run_id=run_id,
+            step_id="deliver",
+            attempt=1,
+            tool="debug.echo",
+            error="HTTP 500 from the partner",
+            input={"to": "ana"},
+        )
         dead = RunDead(run_id=run_id, attempt=1, error="deliver: HTTP 500 from the partner")
         return [queued, started, failed, dead]
-    step = RunStepSucceeded(run_id=run_id, step_id="deliver", attempt=1, tool="debug.echo",
-                            input={"to": "ana"}, output={"to": "ana"}, duration_ms=3.0)  # fmt: skip
+    step = RunStepSucceeded(
+        run_id=run_id,
+        step_id="deliver",
+        attempt=1,
+        tool="debug.echo",
+        input={"to": "ana"},
+        output={"to": "ana"},
+        duration_ms=3.0,
+    )
     return [queued, started, step, RunSucceeded(run_id=run_id, attempt=1)]
 
 

@@ -47,10 +47,21 @@ def _launch(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env["ORDINAUT_LOG_LEVEL"] = "warning"
     with (data_dir.parent / f"{data_dir.name}.log").open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - our own argv
-            [sys.executable, "-m", "services.cli.main", "up", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "services.cli.main",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 async def _ready_after(process: subprocess.Popen[bytes], port: int, started: float) -> float:
@@ -111,7 +122,11 @@ async def bench_up(*, rounds: int = 3, out: TextIO = sys.stdout) -> dict[str, fl
         "warm_ready_seconds": median(warm),
         "warm_max_seconds": max(warm),
     }
-    print_table([{"start": "fresh (median)", "seconds": figures["fresh_ready_seconds"]},
-                 {"start": "warm (median)", "seconds": figures["warm_ready_seconds"]}],
-                out)  # fmt: skip
+    print_table(
+        [
+            {"start": "fresh (median)", "seconds": figures["fresh_ready_seconds"]},
+            {"start": "warm (median)", "seconds": figures["warm_ready_seconds"]},
+        ],
+        out,
+    )
     return figures

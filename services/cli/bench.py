@@ -190,9 +190,16 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         async with _scratch(settings, redis=True) as (url, redis_url):
-            measure = bench_ingest(url, redis_url, events=args.events, consumers=args.consumers,
-                                   batch=args.batch, rate=args.rate, seconds=args.seconds,
-                                   relay=not args.no_relay)  # fmt: skip
+            measure = bench_ingest(
+                url,
+                redis_url,
+                events=args.events,
+                consumers=args.consumers,
+                batch=args.batch,
+                rate=args.rate,
+                seconds=args.seconds,
+                relay=not args.no_relay,
+            )
             await run_bench("ingest", measure, goals=GOALS)
     except (IngestBenchError, WatchError) as exc:
         # Something the bench waited for did not arrive: say what, never wait on.
@@ -227,9 +234,14 @@ async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         measure = driver.bench_compare(
-            servers.database_url, servers.redis_url, jobs=args.jobs, rounds=args.rounds,
-            rate=args.rate, seconds=args.seconds, only=args.only,
-        )  # fmt: skip
+            servers.database_url,
+            servers.redis_url,
+            jobs=args.jobs,
+            rounds=args.rounds,
+            rate=args.rate,
+            seconds=args.seconds,
+            only=args.only,
+        )
         await run_bench("compare", measure, goals=driver.GOALS, limits=driver.LIMITS)
     except (driver.CompareError, RuntimeError) as exc:
         # A peer that cannot start, a worker that died, a round that never finished.
@@ -248,8 +260,9 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
         async with _scratch(settings, redis=True) as (url, redis_url):
-            measure = bench_ui(url, redis_url, tasks=args.tasks, runs=args.runs,
-                               repeat=args.repeat, deep=args.deep)  # fmt: skip
+            measure = bench_ui(
+                url, redis_url, tasks=args.tasks, runs=args.runs, repeat=args.repeat, deep=args.deep
+            )
             await run_bench("ui", measure, goals=GOALS)
     except BenchError as exc:
         raise CommandError(str(exc)) from None

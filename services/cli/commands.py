@@ -59,9 +59,12 @@ async def storage(
     ``current`` refuses a database whose schema is behind (or missing) with a one-line error.
     """
     servers = await start_servers(
-        settings.database_url, settings.redis_url, settings.data_dir,
-        with_redis=False, create=create,
-    )  # fmt: skip
+        settings.database_url,
+        settings.redis_url,
+        settings.data_dir,
+        with_redis=False,
+        create=create,
+    )
     try:
         if current:
             await require_current_schema(servers.database_url)
@@ -258,8 +261,13 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
         async with storage(settings) as servers:
-            await mcp_stdio.serve_direct(servers.database_url, servers.redis_url or None,
-                                         token, admin_hash, settings.shell_allow)  # fmt: skip
+            await mcp_stdio.serve_direct(
+                servers.database_url,
+                servers.redis_url or None,
+                token,
+                admin_hash,
+                settings.shell_allow,
+            )
     except mcp_stdio.TokenRefused as exc:
         raise CommandError(str(exc)) from None
     return 0

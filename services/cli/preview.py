@@ -27,8 +27,10 @@ async def cmd_schedule_preview(args: argparse.Namespace, settings: Settings) -> 
         return _preview_batch(args, now)
     if not args.schedule_kind or args.schedule_expr is None:
         if args.jsonl:  # --jsonl used to read requests from stdin: say where that went
-            raise CommandError("--jsonl only formats the answer now; preview requests read from"
-                               " a file or stdin with --batch FILE (- = stdin)")  # fmt: skip
+            raise CommandError(
+                "--jsonl only formats the answer now; preview requests read from"
+                " a file or stdin with --batch FILE (- = stdin)"
+            )
         raise CommandError(
             "schedule preview needs --schedule-kind and --schedule-expr (or --batch FILE)"
         )

@@ -67,8 +67,9 @@ def _worker(servers: Servers, settings: Settings, concurrency: int | None = None
 def _tasks_files(servers: Servers, settings: Settings, paths: list[Path]) -> Component:
     """Applies the tasks files at start and on every save; the files own their tasks, so a
     task removed from a file is canceled (pruned)."""
-    options = ApplyOptions(prune=True, shell_allow=settings.shell_allow,
-                           python_allow=settings.python_allow)  # fmt: skip
+    options = ApplyOptions(
+        prune=True, shell_allow=settings.shell_allow, python_allow=settings.python_allow
+    )
 
     async def run(stop: asyncio.Event) -> None:
         async with open_pool(servers.database_url, size=2, warm=1) as pool:
@@ -266,8 +267,13 @@ async def _supervise(servers: Servers, settings: Settings, components: list[Comp
     if settings.metrics_port:
         from services.runtime.ops_server import ops_component  # Litestar: only when served
 
-        ops = ops_component(servers.database_url, servers.redis_url, settings.metrics_host,
-                            settings.metrics_port, settings.events_stream)  # fmt: skip
+        ops = ops_component(
+            servers.database_url,
+            servers.redis_url,
+            settings.metrics_host,
+            settings.metrics_port,
+            settings.events_stream,
+        )
         components = [*components, ops]
     await supervise(components)
 
@@ -291,8 +297,10 @@ async def run_up(settings: Settings, tasks_files: Sequence[Path] = ()) -> None:
         raise StartupError(f"no such tasks file: {', '.join(missing)}")
     running = read_runtime(settings.data_dir)
     if running is not None:
-        raise StartupError(f"ordinaut up already runs on {settings.data_dir} (pid {running.pid},"
-                           f" API {running.api_url})")  # fmt: skip
+        raise StartupError(
+            f"ordinaut up already runs on {settings.data_dir} (pid {running.pid},"
+            f" API {running.api_url})"
+        )
     sock = bind_socket(settings.host, settings.port)
     servers = await open_servers(settings, create=True)
     try:

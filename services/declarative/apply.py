@@ -79,9 +79,14 @@ async def apply_file(
         stored, sourced = await _stored(conn, [d.key or "" for d in desired], loaded.source)
         catalog = Catalog(frozenset(known), options.shell_allow)
         changes, rule_problems = plan_tasks(
-            desired, stored, sourced, prune=options.prune, now=now, catalog=catalog,
+            desired,
+            stored,
+            sourced,
+            prune=options.prune,
+            now=now,
+            catalog=catalog,
             new_id=lambda: str(uuid.uuid4()),
-        )  # fmt: skip
+        )
         problems += [_problem(loaded, exc) for exc in rule_problems]
         if problems:
             raise FileInvalid(loaded.name, problems)
@@ -134,15 +139,17 @@ async def _stored(
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM task WHERE created_by = $1 AND key = ANY($2::text[])"  # noqa: S608 - fixed columns
         " AND NOT deleted FOR UPDATE",
-        ACTOR, list(keys),
-    )  # fmt: skip
+        ACTOR,
+        list(keys),
+    )
     sourced = await conn.fetch(
         f"SELECT {_COLUMNS} FROM task WHERE created_by = $1 AND NOT deleted"  # noqa: S608 - fixed columns
         # the expression of the task_source index (migration 0015), spelled the same
         " AND status IN ('active', 'paused') AND definition -> 'metadata' ->> 'source' = $2"
         " ORDER BY created_at, id FOR UPDATE",
-        ACTOR, source,
-    )  # fmt: skip
+        ACTOR,
+        source,
+    )
     by_key = {task.state.definition.key or "": task for task in map(_stored_task, rows)}
     return by_key, [_stored_task(row) for row in sourced]
 

@@ -6,8 +6,14 @@ import json
 
 from services.declarative.apply import ApplyReport
 
-_MARKS = {"create": "+", "register": "+", "update": "~", "replace": "~", "unchanged": "=",
-          "prune": "-"}  # fmt: skip
+_MARKS = {
+    "create": "+",
+    "register": "+",
+    "update": "~",
+    "replace": "~",
+    "unchanged": "=",
+    "prune": "-",
+}
 _VALUE_MAX = 120
 
 
@@ -23,9 +29,13 @@ def describe(report: ApplyReport) -> list[str]:
             lines.append(f"      {name}: {_show(before)} -> {_show(after)}")
     counts = ", ".join(
         f"{report.count(action)} {word}"
-        for action, word in (("create", "created"), ("update", "updated"),
-                             ("unchanged", "unchanged"), ("prune", "pruned"))
-    )  # fmt: skip
+        for action, word in (
+            ("create", "created"),
+            ("update", "updated"),
+            ("unchanged", "unchanged"),
+            ("prune", "pruned"),
+        )
+    )
     suffix = " (dry run: nothing was written)" if report.dry_run else ""
     lines.append(f"{counts}{suffix}")
     return lines

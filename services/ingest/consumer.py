@@ -168,9 +168,13 @@ class IngestConsumer:
         start = "0-0"
         while True:
             reply = await self.client.xautoclaim(
-                self.config.stream, self.config.group, self.name,
-                self.config.reclaim_idle_ms, start_id=start, count=self.config.batch,
-            )  # fmt: skip
+                self.config.stream,
+                self.config.group,
+                self.name,
+                self.config.reclaim_idle_ms,
+                start_id=start,
+                count=self.config.batch,
+            )
             start, claimed = reply[0], [_entry(i, f) for i, f in reply[1] if f]
             if claimed:
                 counts = await self._deliveries(claimed)
@@ -185,9 +189,13 @@ class IngestConsumer:
 
     async def _deliveries(self, entries: list[Entry]) -> dict[str, int]:
         rows = await self.client.xpending_range(
-            self.config.stream, self.config.group, min=entries[0].id, max=entries[-1].id,
-            count=len(entries) * 2, consumername=self.name,
-        )  # fmt: skip
+            self.config.stream,
+            self.config.group,
+            min=entries[0].id,
+            max=entries[-1].id,
+            count=len(entries) * 2,
+            consumername=self.name,
+        )
         return {_text(row["message_id"]): int(row["times_delivered"]) for row in rows}  # type: ignore[arg-type]
 
     @traced("ordinaut.ingest.batch", lambda _, entries: {"ordinaut.entries": len(entries)})
@@ -250,8 +258,9 @@ class IngestConsumer:
                 await pipe.execute()
             self.dead += len(batch.dead)
             DEAD_LETTERS.labels(self.config.dead_stream).inc(len(batch.dead))
-            log.info("ingest entries dead-lettered", count=len(batch.dead),
-                     first_reason=batch.dead[0][1])  # fmt: skip
+            log.info(
+                "ingest entries dead-lettered", count=len(batch.dead), first_reason=batch.dead[0][1]
+            )
         ids = [e.id for e in batch.done] + [e.id for e, _ in batch.dead]
         if ids:
             await self.client.xack(self.config.stream, self.config.group, *ids)

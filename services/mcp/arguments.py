@@ -108,9 +108,12 @@ class RerunRun(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
     run_id: RunId
     from_step: Annotated[
         str,
-        msgspec.Meta(min_length=1, max_length=200,
-                     description="The step to run again; the steps before it keep their outputs"),
-    ]  # fmt: skip
+        msgspec.Meta(
+            min_length=1,
+            max_length=200,
+            description="The step to run again; the steps before it keep their outputs",
+        ),
+    ]
 
 
 class ListTools(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):

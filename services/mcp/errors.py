@@ -12,8 +12,15 @@ from services.api.problems import ApiError, FieldError, Problem, field_name
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 _log = structlog.get_logger("ordinaut.mcp")
-_TITLES = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-           422: "Invalid request", 429: "Too many requests", 500: "Internal error"}  # fmt: skip
+_TITLES = {
+    400: "Bad request",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+}
 
 
 def _problem(

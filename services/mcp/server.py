@@ -64,9 +64,12 @@ def _error(problem: Any) -> types.CallToolResult:
 
 
 async def call(
-    spec: ToolSpec, arguments: dict[str, Any], principal: Principal, correlation_id: str,
+    spec: ToolSpec,
+    arguments: dict[str, Any],
+    principal: Principal,
+    correlation_id: str,
     backend: Backend,
-) -> types.CallToolResult:  # fmt: skip
+) -> types.CallToolResult:
     """Run one tool call; every refusal is a tool error carrying the API's problem document."""
     raw = msgspec.json.encode(arguments)
     try:
@@ -109,14 +112,18 @@ async def read(uri: str, principal: Principal, correlation_id: str, backend: Bac
 
 TEMPLATES = [
     types.ResourceTemplate(
-        name="task", uri_template="ordinaut://tasks/{id}", mime_type="application/json",
+        name="task",
+        uri_template="ordinaut://tasks/{id}",
+        mime_type="application/json",
         description="A task as get_task answers it",
     ),
     types.ResourceTemplate(
-        name="run", uri_template="ordinaut://runs/{id}", mime_type="application/json",
+        name="run",
+        uri_template="ordinaut://runs/{id}",
+        mime_type="application/json",
         description="A run with every step, as get_run answers it",
     ),
-]  # fmt: skip
+]
 
 
 def build_server(session: Session) -> Server[Any]:

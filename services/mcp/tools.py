@@ -84,8 +84,13 @@ async def update(caller: Caller, backend: Backend, args: a.UpdateTask) -> Result
 
 
 async def list_tasks(caller: Caller, backend: Backend, args: a.ListTasks) -> Result:
-    filters = {"status": args.status, "schedule_kind": args.schedule_kind, "created_by": None,
-               "key": args.key, "title": args.q}  # fmt: skip
+    filters = {
+        "status": args.status,
+        "schedule_kind": args.schedule_kind,
+        "created_by": None,
+        "key": args.key,
+        "title": args.q,
+    }
     page = plain(await tasks.find_tasks(caller, backend, filters, args.limit, args.cursor))
     lines = [task_line(f"{t['id']}:", t) for t in page["items"]]
     more = " (more: pass next as cursor)" if page["next"] else ""
@@ -107,8 +112,11 @@ async def preview(caller: Caller, backend: Backend, args: a.PreviewSchedule) -> 
         preview = SchedulePreview(
             schedule_kind=_require(args.schedule_kind, "schedule_kind", needed),
             schedule_expr=_require(args.schedule_expr, "schedule_expr", needed),
-            timezone=args.timezone, after=args.after, count=args.count, dtstart=args.dtstart,
-        )  # fmt: skip
+            timezone=args.timezone,
+            after=args.after,
+            count=args.count,
+            dtstart=args.dtstart,
+        )
         found, tz = schedules.preview_schedule(preview).occurrences, args.timezone
     shown = ", ".join(_when(instant, tz) for instant in found[:5])
     return {"occurrences": found}, f"{len(found)} occurrence(s): {shown or 'none'}"

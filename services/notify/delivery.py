@@ -55,8 +55,14 @@ class Deliverer:
         """Attempt until the delivery is over (delivered, or failed for good)."""
         position, event_type, body = notification_body(recipient.agent_id, fields)
         meta = json.loads(fields[b"meta"])
-        delivery = _Delivery(recipient, position, event_type, body, meta.get("correlation_id"),
-                             meta.get("traceparent"))  # fmt: skip
+        delivery = _Delivery(
+            recipient,
+            position,
+            event_type,
+            body,
+            meta.get("correlation_id"),
+            meta.get("traceparent"),
+        )
         while not await self._attempt(delivery):
             pass
 
@@ -73,9 +79,14 @@ class Deliverer:
             agent_id, d.position, d.event_type, attempt, result, self.config.max_attempts
         )
         recorded = await record(
-            self.pool, self.projections, agent_id, d.position, events,
-            expected_version=version, correlation_id=d.correlation_id,
-        )  # fmt: skip
+            self.pool,
+            self.projections,
+            agent_id,
+            d.position,
+            events,
+            expected_version=version,
+            correlation_id=d.correlation_id,
+        )
         if not recorded:
             return False  # another notifier recorded an attempt meanwhile: look again
         if len(events) > 1:

@@ -78,8 +78,9 @@ class Notifier:
         client = webhook_client(self.config.timeout_seconds, self.config.outbound_allow)
         async with client as http:
             sender = WebhookSender(http, self.key)
-            self.deliverer = Deliverer(pool=self.pool, projections=self.projections,
-                                       sender=sender, config=self.config)  # fmt: skip
+            self.deliverer = Deliverer(
+                pool=self.pool, projections=self.projections, sender=sender, config=self.config
+            )
             try:
                 await self._read_until(stop)
             finally:
@@ -131,9 +132,12 @@ class Notifier:
                     await asyncio.wait_for(self._room.wait(), self.config.block_ms / 1000)
                 continue
             reply: Any = await self.client.xreadgroup(  # redis-py types the reply loosely
-                self.config.group, self.consumer, {self.config.stream: ">"},
-                count=min(room, 100), block=self.config.block_ms,
-            )  # fmt: skip
+                self.config.group,
+                self.consumer,
+                {self.config.stream: ">"},
+                count=min(room, 100),
+                block=self.config.block_ms,
+            )
             for _, entries in reply or ():
                 for entry_id, fields in entries:
                     await self._accept(entry_id, fields)
@@ -144,9 +148,13 @@ class Notifier:
         ids: list[Any] = list(self.in_flight)
         for start in range(0, len(ids), 500):
             await self.client.xclaim(
-                self.config.stream, self.config.group, self.consumer, min_idle_time=0,
-                message_ids=ids[start : start + 500], justid=True,
-            )  # fmt: skip
+                self.config.stream,
+                self.config.group,
+                self.consumer,
+                min_idle_time=0,
+                message_ids=ids[start : start + 500],
+                justid=True,
+            )
 
     async def _reclaim(self) -> None:
         """Take over entries that dead notifiers read and never acknowledged."""
@@ -154,9 +162,13 @@ class Notifier:
         start: Any = "0-0"
         while True:
             reply: Any = await self.client.xautoclaim(
-                self.config.stream, self.config.group, self.consumer, idle_ms,
-                start_id=start, count=100,
-            )  # fmt: skip
+                self.config.stream,
+                self.config.group,
+                self.consumer,
+                idle_ms,
+                start_id=start,
+                count=100,
+            )
             start, claimed = reply[0], reply[1]
             for entry_id, fields in claimed:
                 await self._accept(entry_id, fields)
@@ -214,8 +226,9 @@ class Notifier:
             assert self.deliverer is not None
             await self.deliverer.deliver(recipient, fields)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            log.warning("webhook delivery interrupted", agent_id=recipient.agent_id,
-                        reason=str(exc))  # fmt: skip
+            log.warning(
+                "webhook delivery interrupted", agent_id=recipient.agent_id, reason=str(exc)
+            )
             return
         except Exception:
             log.exception("webhook delivery failed unexpectedly", agent_id=recipient.agent_id)

@@ -136,9 +136,12 @@ class Relay:
         )
         saved = Cursor(int(row["txid"]), row["position"]) if row is not None else None
         if saved is not None and top < saved:
-            log.warning("events stream is behind the checkpoint; re-publishing",
-                        stream=self.config.stream, stream_top=top.entry_id,
-                        checkpoint=saved.entry_id)  # fmt: skip
+            log.warning(
+                "events stream is behind the checkpoint; re-publishing",
+                stream=self.config.stream,
+                stream_top=top.entry_id,
+                checkpoint=saved.entry_id,
+            )
         found = await conn.fetchrow(_LAST)
         last = Cursor(int(found["txid"]), found["position"]) if found is not None else START
         if top > last or (top != START and not await conn.fetchval(_HAS, top.txid, top.position)):
@@ -156,8 +159,11 @@ class Relay:
     ) -> Cursor:
         outcome = await self.writer.publish(events, top, self.config.maxlen)
         if not outcome.written:
-            log.warning("events stream changed behind the relay; resuming from its top",
-                        expected=top, found=outcome.top)  # fmt: skip
+            log.warning(
+                "events stream changed behind the relay; resuming from its top",
+                expected=top,
+                found=outcome.top,
+            )
             raise _Resync()
         now = datetime.now(UTC)
         for event in events:

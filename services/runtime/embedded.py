@@ -118,8 +118,12 @@ def _psql(pgdata: Path, uri: str, sql: str, password: str) -> None:
     env = {**os.environ, "PGPASSWORD": password}
     subprocess.run(  # noqa: S603 - our own binary, fixed arguments
         [str(psql), "-v", "ON_ERROR_STOP=1", "-q", uri],
-        input=sql.encode(), env=env, check=True, capture_output=True, cwd=pgdata.parent,
-    )  # fmt: skip
+        input=sql.encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=pgdata.parent,
+    )
 
 
 def _require_password(server: Any, pgdata: Path, password: str) -> None:
@@ -218,8 +222,9 @@ class EmbeddedValkey:
         private_dir(directory)
         _tighten(directory)
         password = read_or_create(self.data_dir / VALKEY_PASSWORD_FILE, _new_password)
-        server = _PasswordValkeyServer(password, data_dir=str(directory), persist=True,
-                                       appendonly="yes", requirepass=password)  # fmt: skip
+        server = _PasswordValkeyServer(
+            password, data_dir=str(directory), persist=True, appendonly="yes", requirepass=password
+        )
         with _private_files():
             server.start()
         self._server, self._pid = server, server.pid

@@ -134,8 +134,11 @@ async def _relay(conn: Connection, stream: str) -> Component:
     assert row is not None
     behind = row["behind"]
     if not row["relayed"]:
-        return Component("degraded", {"behind_events": float(behind)},
-                         "no relay has published to this stream yet")  # fmt: skip
+        return Component(
+            "degraded",
+            {"behind_events": float(behind)},
+            "no relay has published to this stream yet",
+        )
     age = float(row["age"] or 0.0) if behind else 0.0
     return Component(
         _grade(age, RELAY_LAG), {"behind_events": float(behind), "lag_seconds": round(age, 3)}

@@ -39,8 +39,13 @@ def _start_time(pid: int) -> float | None:
 def runtime_of_this_process(database_url: str, redis_url: str, api_url: str) -> Runtime:
     """The record this process writes when it serves."""
     pid = os.getpid()
-    return Runtime(pid=pid, started=_start_time(pid) or 0.0, database_url=database_url,
-                   redis_url=redis_url, api_url=api_url)  # fmt: skip
+    return Runtime(
+        pid=pid,
+        started=_start_time(pid) or 0.0,
+        database_url=database_url,
+        redis_url=redis_url,
+        api_url=api_url,
+    )
 
 
 def write_runtime(data_dir: Path, runtime: Runtime) -> None:

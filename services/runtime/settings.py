@@ -267,8 +267,9 @@ def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     prefixes = parse_allow(env.get(name, ""))
     for prefix in prefixes:
         if not _MODULE.match(prefix):
-            raise SettingsError(f"{name} must list module names such as mycompany.tools, "
-                                f"not {prefix!r}")  # fmt: skip
+            raise SettingsError(
+                f"{name} must list module names such as mycompany.tools, not {prefix!r}"
+            )
     return prefixes
 
 

@@ -364,9 +364,15 @@ async def insert_commands(
     for (stream, version, _), event, owner in zip(numbered, encoded.stored, owners, strict=True):
         row = found[(stream, version)]
         envelopes[owner].append(
-            Envelope(position=row["position"], stream=stream, version=version, event=event,
-                     meta=commands[owner].meta, recorded_at=row["recorded_at"])
-        )  # fmt: skip
+            Envelope(
+                position=row["position"],
+                stream=stream,
+                version=version,
+                event=event,
+                meta=commands[owner].meta,
+                recorded_at=row["recorded_at"],
+            )
+        )
     await projections.apply(conn, sorted((e for c in envelopes for e in c), key=_position))
     return envelopes
 

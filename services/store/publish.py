@@ -139,8 +139,9 @@ async def publish_many(
     first_of = await _claim_keys(conn, publications, outcomes)
     fresh = [i for i, outcome in enumerate(outcomes) if outcome is None and first_of[i] == i]
     if fresh:
-        results = await _record(conn, projections, [publications[i] for i in fresh],
-                                now or datetime.now(UTC))  # fmt: skip
+        results = await _record(
+            conn, projections, [publications[i] for i in fresh], now or datetime.now(UTC)
+        )
         for index, result in zip(fresh, results, strict=True):
             outcomes[index] = result
         if remember:
@@ -181,8 +182,11 @@ async def _claim_keys(
     for index, p in enumerate(publications):
         if p.meta.idempotency_key is not None:
             first_of[index] = seen.setdefault((p.meta.actor, p.meta.idempotency_key), index)
-    keyed = [i for i, first in enumerate(first_of) if first == i
-             and publications[i].meta.idempotency_key is not None]  # fmt: skip
+    keyed = [
+        i
+        for i, first in enumerate(first_of)
+        if first == i and publications[i].meta.idempotency_key is not None
+    ]
     if not keyed:
         return first_of
     # Claimed in one order by everyone, so two batches sharing keys wait, never deadlock.
@@ -192,10 +196,13 @@ async def _claim_keys(
     actors = [publications[i].meta.actor for i in keyed]
     keys = [str(publications[i].meta.idempotency_key) for i in keyed]
     fingerprints = [publications[i].fingerprint() for i in keyed]
-    claimed = {(r["actor"], r["idempotency_key"])
-               for r in await conn.fetch(_CLAIM, actors, keys, fingerprints)}  # fmt: skip
-    taken = [(i, a, k) for i, a, k in zip(keyed, actors, keys, strict=True)
-             if (a, k) not in claimed]  # fmt: skip
+    claimed = {
+        (r["actor"], r["idempotency_key"])
+        for r in await conn.fetch(_CLAIM, actors, keys, fingerprints)
+    }
+    taken = [
+        (i, a, k) for i, a, k in zip(keyed, actors, keys, strict=True) if (a, k) not in claimed
+    ]
     if taken:
         rows = await conn.fetch(_PRIOR, [a for _, a, _ in taken], [k for _, _, k in taken])
         prior = {(r["actor"], r["idempotency_key"]): r for r in rows}
@@ -237,8 +244,11 @@ async def _record(
     events = [_received(p) for p in publications]
     topics = sorted({e.topic for e in events})
     subscribers, states = await _subscribers(conn, topics)
-    conditions = [condition_stream(s.task_id) for s in subscribers
-                  if s.definition.schedule_kind == "condition"]  # fmt: skip
+    conditions = [
+        condition_stream(s.task_id)
+        for s in subscribers
+        if s.definition.schedule_kind == "condition"
+    ]
     if conditions:
         await lock_streams(conn, conditions)
         subscribers, states = await _subscribers(conn, topics)
@@ -264,17 +274,24 @@ async def _record(
         fired += decide_resumes(event_context(event), p.meta.actor, waiting, resumed, now)
         for change in fired:
             if isinstance(change, ConditionEvaluated):
-                states[change.task_id] = evolve_condition(states.get(change.task_id,
-                                                          ConditionState()), change)  # fmt: skip
-        commands.append(Command([StreamAppend(f"topic-{p.topic}", [event]),
-                                 *_appends(fired)], p.meta))  # fmt: skip
+                states[change.task_id] = evolve_condition(
+                    states.get(change.task_id, ConditionState()), change
+                )
+        commands.append(
+            Command([StreamAppend(f"topic-{p.topic}", [event]), *_appends(fired)], p.meta)
+        )
     envelopes = await insert_commands(conn, commands, projections)
     return [_result_of(command, found) for command, found in zip(commands, envelopes, strict=True)]
 
 
 def _received(p: Publication) -> EventReceived:
-    return EventReceived(event_id=p.event_id, topic=p.topic, payload=p.payload,
-                         occurred_at=p.occurred_at, source=p.source)  # fmt: skip
+    return EventReceived(
+        event_id=p.event_id,
+        topic=p.topic,
+        payload=p.payload,
+        occurred_at=p.occurred_at,
+        source=p.source,
+    )
 
 
 def _appends(fired: list[Event]) -> list[StreamAppend]:
@@ -308,8 +325,9 @@ async def _subscribers(
     conn: Connection, topics: list[str]
 ) -> tuple[list[Subscriber], dict[str, ConditionState]]:
     rows = await conn.fetch(_SUBSCRIBERS, topics)
-    subscribers = [Subscriber(r["id"], r["created_by"], _definition.decode(r["definition"]))
-                   for r in rows]  # fmt: skip
+    subscribers = [
+        Subscriber(r["id"], r["created_by"], _definition.decode(r["definition"])) for r in rows
+    ]
     states = {
         r["id"]: ConditionState(r["value"], msgspec.json.decode(r["payload"]))
         for r in rows
@@ -321,8 +339,11 @@ async def _subscribers(
 async def _remember(
     conn: Connection, publications: list[Publication], results: list[PublishResult]
 ) -> None:
-    keyed = [(p, r) for p, r in zip(publications, results, strict=True)
-             if p.meta.idempotency_key is not None]  # fmt: skip
+    keyed = [
+        (p, r)
+        for p, r in zip(publications, results, strict=True)
+        if p.meta.idempotency_key is not None
+    ]
     if keyed:
         await conn.execute(
             _REMEMBER,

@@ -75,12 +75,18 @@ class HttpTools:
         A non-2xx status or a body that is not JSON raises ToolCallError naming the status
         and the start of the body; 408, 429 and 5xx are retryable.
         """
-        headers = {"Content-Type": "application/json", "Accept": "application/json",
-                   "Idempotency-Key": idempotency_key}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Idempotency-Key": idempotency_key,
+        }
         request = self._client.build_request(
-            "POST", endpoint, content=msgspec.json.encode(payload), headers=headers,
+            "POST",
+            endpoint,
+            content=msgspec.json.encode(payload),
+            headers=headers,
             timeout=timeout_seconds,
-        )  # fmt: skip
+        )
         response, body = await self._send(request)
         status = response.status_code
         if not 200 <= status < 300:
@@ -116,9 +122,13 @@ class HttpTools:
         method = str(arguments.get("method", "GET"))
         try:
             request = self._client.build_request(
-                method, arguments["url"], params=arguments.get("query"), headers=headers,
-                content=content, timeout=limit,
-            )  # fmt: skip
+                method,
+                arguments["url"],
+                params=arguments.get("query"),
+                headers=headers,
+                content=content,
+                timeout=limit,
+            )
         except (httpx.InvalidURL, ValueError) as exc:
             raise ToolCallError(f"http.request cannot send this: {exc}", retryable=False) from None
         response, body = await self._send_following(request)

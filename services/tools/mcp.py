@@ -85,8 +85,9 @@ def _connect_error(target: Target, exc: BaseException, timeout: float) -> ToolCa
     cause = root_cause(exc)
     where = f"MCP server {_describe(target)}"
     if isinstance(cause, TimeoutError):
-        return ToolCallError(f"could not connect to {where}: no answer within {timeout:g} s",
-                             retryable=True)  # fmt: skip
+        return ToolCallError(
+            f"could not connect to {where}: no answer within {timeout:g} s", retryable=True
+        )
     if isinstance(target, str):
         failure = outbound_failure(cause, where, doing="connect to")
         return ToolCallError(failure.message, retryable=failure.retryable)
@@ -182,8 +183,9 @@ class McpSessions:
                 raise _call_error(tool, exc) from exc
             except (ValueError, RuntimeError) as exc:  # a result that breaks the protocol
                 # (pydantic) or the tool's own output schema (the SDK checks it)
-                raise ToolCallError(f"{tool.address}: bad MCP result: {excerpt(str(exc))}",
-                                    retryable=False) from exc  # fmt: skip
+                raise ToolCallError(
+                    f"{tool.address}: bad MCP result: {excerpt(str(exc))}", retryable=False
+                ) from exc
             except Exception as exc:  # the transport broke: this session may be unusable
                 await self._drop(session)
                 cause = root_cause(exc)
@@ -235,8 +237,12 @@ def output_of(address: str, result: mcp_types.CallToolResult) -> Any:
     if result.structured_content is not None:
         return result.structured_content
     if len(texts) != len(result.content):
-        return {"content": [block.model_dump(mode="json", by_alias=True, exclude_none=True)
-                            for block in result.content]}  # fmt: skip
+        return {
+            "content": [
+                block.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for block in result.content
+            ]
+        }
     if len(texts) == 1:
         try:
             return msgspec.json.decode(texts[0])

@@ -36,8 +36,10 @@ class OutboundRefused(Exception):
 
     def __init__(self, host: str, address: str, reason: str) -> None:
         shown = host if host == address else f"{host} ({address})"
-        super().__init__(f"refused to connect to {shown}: {reason}; an admin can allow it "
-                         "with ORDINAUT_OUTBOUND_ALLOW")  # fmt: skip
+        super().__init__(
+            f"refused to connect to {shown}: {reason}; an admin can allow it "
+            "with ORDINAUT_OUTBOUND_ALLOW"
+        )
 
 
 class OutboundFailure(NamedTuple):
@@ -88,9 +90,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(_unresolved(host, exc)) from exc
         return await self._inner.connect_tcp(
-            address, port, timeout=timeout, local_address=local_address,
+            address,
+            port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
-        )  # fmt: skip
+        )
 
     async def connect_unix_socket(
         self,
@@ -124,9 +129,12 @@ class _GuardedBackend2(httpcore2.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore2.ConnectError(_unresolved(host, exc)) from exc
         return await self._inner.connect_tcp(
-            address, port, timeout=timeout, local_address=local_address,
+            address,
+            port,
+            timeout=timeout,
+            local_address=local_address,
             socket_options=socket_options,
-        )  # fmt: skip
+        )
 
     async def connect_unix_socket(
         self,
@@ -183,9 +191,14 @@ def guarded_mcp_client(allowed: tuple[Network, ...], timeout: float) -> httpx2.A
 # Errors of the connection, which a later try may not meet; other HTTP errors (a bad URL, a
 # protocol this client does not speak) would only repeat.
 _NETWORK = (
-    httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError,
-    httpx2.NetworkError, httpx2.RemoteProtocolError, httpx2.ProxyError, OSError,
-)  # fmt: skip
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+    httpx2.NetworkError,
+    httpx2.RemoteProtocolError,
+    httpx2.ProxyError,
+    OSError,
+)
 _TIMEOUTS = (httpx.TimeoutException, httpx2.TimeoutException, TimeoutError)
 
 

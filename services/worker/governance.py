@@ -98,10 +98,17 @@ class Governor:
     ) -> list[Event]:
         """What to record when a step may not go ahead now."""
         if isinstance(verdict, Defer):
-            log.info("step deferred by quiet hours", run_id=run.run_id, step=path,
-                     until=verdict.until.isoformat())  # fmt: skip
-            return [RunDeferred(run_id=run.run_id, step_id=path, attempt=run.attempt,
-                                until=verdict.until)]  # fmt: skip
+            log.info(
+                "step deferred by quiet hours",
+                run_id=run.run_id,
+                step=path,
+                until=verdict.until.isoformat(),
+            )
+            return [
+                RunDeferred(
+                    run_id=run.run_id, step_id=path, attempt=run.attempt, until=verdict.until
+                )
+            ]
         budget = verdict.budget
         error = (
             f"budget exceeded: the {budget.scope}'s budget of {budget.limit:g} per day has "
@@ -115,15 +122,29 @@ class Governor:
         )
         log.info("run stopped: budget exceeded", run_id=run.run_id, step=path, scope=budget.scope)
         return [
-            RunStepFailed(run_id=run.run_id, step_id=path, attempt=run.attempt,
-                          tool=tool.address, error=error, retryable=False),
+            RunStepFailed(
+                run_id=run.run_id,
+                step_id=path,
+                attempt=run.attempt,
+                tool=tool.address,
+                error=error,
+                retryable=False,
+            ),
             # The owner hears of it (a notifier delivers budget.exceeded to ``owner``).
-            BudgetExceeded(run_id=run.run_id, task_id=run.task_id, owner=run.queued.owner,
-                           step_id=path, tool=tool.address, scope=budget.scope,
-                           budget=budget.limit, spent=budget.spent, cost=verdict.cost, day=day),
-            RunDead(run_id=run.run_id, attempt=run.attempt, error=error,
-                    reason="budget_exceeded"),
-        ]  # fmt: skip
+            BudgetExceeded(
+                run_id=run.run_id,
+                task_id=run.task_id,
+                owner=run.queued.owner,
+                step_id=path,
+                tool=tool.address,
+                scope=budget.scope,
+                budget=budget.limit,
+                spent=budget.spent,
+                cost=verdict.cost,
+                day=day,
+            ),
+            RunDead(run_id=run.run_id, attempt=run.attempt, error=error, reason="budget_exceeded"),
+        ]
 
     def cost_day(self, run: LeasedRun) -> str:
         """Today in the task's zone: the day a cost counts for against the task's budget."""

@@ -279,11 +279,14 @@ async def _settle(
 def _lapsed(candidate: _Candidate, row: Any, now: datetime) -> Event:
     """The attempt's end once its lease lapsed MAX_LAPSES times: whatever keeps killing its
     worker (or losing its records) counts against the run's retries like any failure."""
-    error = (f"the run's lease lapsed {candidate.lapses + 1} times in this attempt without it "
-             "ending (its worker stopped, hung or lost the database)")  # fmt: skip
+    error = (
+        f"the run's lease lapsed {candidate.lapses + 1} times in this attempt without it "
+        "ending (its worker stopped, hung or lost the database)"
+    )
     failure = Failure(error, retryable=True)
-    return decide_failure(candidate.run_id, candidate.attempt, failure,
-                          _definition.decode(row["definition"]), now)  # fmt: skip
+    return decide_failure(
+        candidate.run_id, candidate.attempt, failure, _definition.decode(row["definition"]), now
+    )
 
 
 def _approval_timeout(row: Any) -> Event:

@@ -107,8 +107,11 @@ class Recorder:
                 if storage_failure(exc):
                     await asyncio.sleep(0.1)  # the runs retry later, on a later lease
                 return
-            log.warning("recording a batch failed; recording its runs one by one",
-                        error=f"{type(exc).__name__}: {exc}", runs=len(batch))  # fmt: skip
+            log.warning(
+                "recording a batch failed; recording its runs one by one",
+                error=f"{type(exc).__name__}: {exc}",
+                runs=len(batch),
+            )
         for pending in batch:
             try:
                 _settle([pending], await self._flush([pending]))
@@ -140,10 +143,13 @@ class Recorder:
     def _traced(self, batch: list[_Pending], held: dict[str, bool]) -> list[Command]:
         meta = EventMeta(actor=self.worker, correlation_id=self.worker)
         return [
-            Command([StreamAppend(run_stream(p.run_id), p.events)],
-                    msgspec.structs.replace(meta, traceparent=p.traceparent))
-            for p in batch if p.run_id in held
-        ]  # fmt: skip
+            Command(
+                [StreamAppend(run_stream(p.run_id), p.events)],
+                msgspec.structs.replace(meta, traceparent=p.traceparent),
+            )
+            for p in batch
+            if p.run_id in held
+        ]
 
 
 class RecordRejected(Exception):

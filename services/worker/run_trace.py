@@ -47,8 +47,12 @@ class RunTraces:
         for row in rows:
             parent = None
             if row["traceparent"]:
-                parent = EventMeta(actor="", correlation_id="", traceparent=row["traceparent"],
-                                   tracestate=row["tracestate"])  # fmt: skip
+                parent = EventMeta(
+                    actor="",
+                    correlation_id="",
+                    traceparent=row["traceparent"],
+                    tracestate=row["tracestate"],
+                )
             self._causes[row["stream"].removeprefix("run-")] = _Cause(parent, row["recorded_at"])
 
     def span(self, run: LeasedRun, worker: str) -> contextlib.AbstractContextManager[Any]:
@@ -64,7 +68,9 @@ class RunTraces:
             "ordinaut.worker": worker,
         }
         return tracing.span(
-            "ordinaut.run", attributes, kind="consumer",
+            "ordinaut.run",
+            attributes,
+            kind="consumer",
             parent=cause.parent if cause is not None else None,
             start_time=cause.queued_at if cause is not None else None,
-        )  # fmt: skip
+        )

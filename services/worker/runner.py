@@ -544,8 +544,14 @@ class Runner:
         """A limit exceeded fails its step for good, naming the limit (retrying can't help)."""
         failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
         run = context.run
-        failed = RunStepFailed(run_id=run.run_id, step_id=path, attempt=run.attempt,
-                               tool=tool, error=failure.error, retryable=False)  # fmt: skip
+        failed = RunStepFailed(
+            run_id=run.run_id,
+            step_id=path,
+            attempt=run.attempt,
+            tool=tool,
+            error=failure.error,
+            retryable=False,
+        )
         await self._end_attempt(context, path, failure, [failed])
 
     async def _fail(
@@ -591,9 +597,13 @@ class Runner:
         failed: list[Event] = []
         if path:
             step = RunStepFailed(
-                run_id=run.run_id, step_id=path, attempt=run.attempt, tool=uses,
-                error=failure.error, retryable=True,
-            )  # fmt: skip
+                run_id=run.run_id,
+                step_id=path,
+                attempt=run.attempt,
+                tool=uses,
+                error=failure.error,
+                retryable=True,
+            )
             failed.append(step)
         await self._end_attempt(context, path, failure, failed)
 
@@ -661,8 +671,12 @@ def _redacted(event: Event, secrets: dict[str, str]) -> Event:
     return msgspec.convert(fields, type(event))
 
 
-_OUTCOMES = {"run.succeeded": "succeeded", "run.attempt_failed": "attempt_failed",
-             "run.dead": "dead", "run.canceled": "canceled"}  # fmt: skip
+_OUTCOMES = {
+    "run.succeeded": "succeeded",
+    "run.attempt_failed": "attempt_failed",
+    "run.dead": "dead",
+    "run.canceled": "canceled",
+}
 
 
 def _count_outcomes(events: list[Event]) -> None:

@@ -60,8 +60,13 @@ def waiting_event(
     now: datetime,
 ) -> RunWaiting:
     """The ``run.waiting`` of a wait step (its deadline before quiet hours are applied)."""
-    common: dict[str, Any] = {"run_id": run.run_id, "step_id": path, "attempt": run.attempt,
-                              "tool": uses, "input": dict(rendered)}  # fmt: skip
+    common: dict[str, Any] = {
+        "run_id": run.run_id,
+        "step_id": path,
+        "attempt": run.attempt,
+        "tool": uses,
+        "input": dict(rendered),
+    }
     if uses == SLEEP:
         return RunWaiting(kind="sleep", until=_sleep_until(rendered, run, now), **common)
     assert uses == WAIT_FOR_EVENT
@@ -70,15 +75,21 @@ def waiting_event(
     consumed = tuple(
         str(step["output"]["event_id"])
         for step in run.steps.values()
-        if step.get("tool") == WAIT_FOR_EVENT and isinstance(step.get("output"), dict)
+        if step.get("tool") == WAIT_FOR_EVENT
+        and isinstance(step.get("output"), dict)
         and "event_id" in step["output"]
-    )  # fmt: skip
+    )
     return RunWaiting(
-        kind="event", topic=str(rendered["topic"]), filter=rendered.get("filter"),
-        scope={k: scope.get(k) for k in ("params", "steps", "run")}, until=until,
+        kind="event",
+        topic=str(rendered["topic"]),
+        filter=rendered.get("filter"),
+        scope={k: scope.get(k) for k in ("params", "steps", "run")},
+        until=until,
         on_timeout="default" if rendered.get("on_timeout") == "default" else "fail",
-        default=rendered.get("default"), consumed=consumed, **common,
-    )  # fmt: skip
+        default=rendered.get("default"),
+        consumed=consumed,
+        **common,
+    )
 
 
 def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> datetime:

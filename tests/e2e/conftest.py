@@ -99,10 +99,21 @@ def start_service() -> Iterator[object]:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli.main", "up", "--port", str(port),
-                 "--data-dir", str(data_dir), *args],
-                env=environment, stdout=sink, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli.main",
+                    "up",
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(data_dir),
+                    *args,
+                ],
+                env=environment,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         service = Service(process, f"http://127.0.0.1:{port}", data_dir, log)
         started.append(service)
         return service

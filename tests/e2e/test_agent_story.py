@@ -83,11 +83,19 @@ async def test_an_agent_schedules_and_steers_its_tasks(
         log = await ok(await api.get("/events?limit=1000"))
         mine = [e for e in log["items"] if e["meta"]["actor"] == agent["id"]]
         assert [e["type"] for e in mine] == [
-            "task.created", "task.created", "task.created", "task.created", "task.paused",
-            "task.resumed", "task.snoozed", "task.updated", "task.run_requested", "run.queued",
+            "task.created",
+            "task.created",
+            "task.created",
+            "task.created",
+            "task.paused",
+            "task.resumed",
+            "task.snoozed",
+            "task.updated",
+            "task.run_requested",
+            "run.queued",
             "task.canceled",
             "task.deleted",
-        ]  # fmt: skip
+        ]
         # audit completeness: every change, whoever made it, says who and in which request
         for event in log["items"]:
             assert event["meta"]["actor"], event

@@ -74,15 +74,27 @@ def nested(items_path: str, inner_path: str, depth: int = 3) -> dict[str, Any]:
     """A foreach over ``items_path`` whose body nests foreach steps over ``inner_path``."""
     body: list[dict[str, Any]] = [{"id": "echo", "uses": "debug.echo", "with": {"i": "${item}"}}]
     for level in range(depth - 1, 0, -1):
-        body = [{"id": f"loop{level}", "uses": "pipeline.foreach",
-                 "with": {"items_path": inner_path, "body": body}}]  # fmt: skip
-    return {"id": "loop0", "uses": "pipeline.foreach",
-            "with": {"items_path": items_path, "body": body}}  # fmt: skip
+        body = [
+            {
+                "id": f"loop{level}",
+                "uses": "pipeline.foreach",
+                "with": {"items_path": inner_path, "body": body},
+            }
+        ]
+    return {
+        "id": "loop0",
+        "uses": "pipeline.foreach",
+        "with": {"items_path": items_path, "body": body},
+    }
 
 
 def task(pipeline: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
-    return {"title": "bounded", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline, "params": params}}  # fmt: skip
+    return {
+        "title": "bounded",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline, "params": params},
+    }
 
 
 def assert_live(latencies: list[float]) -> None:

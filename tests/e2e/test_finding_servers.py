@@ -29,9 +29,15 @@ def ordinaut(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Comp
     """The CLI as a user runs it elsewhere: no ORDINAUT_* variable, another directory."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args], cwd=cwd, env=environment,
-        input=stdin, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "services.cli.main", *args],
+        cwd=cwd,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def server_pids(data_dir: Path) -> list[int]:
@@ -145,8 +151,12 @@ async def test_replay_and_rebuild_from_elsewhere_join_the_live_servers(
 
 def test_a_command_on_an_empty_data_dir_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
-    for args in (("events", "tail"), ("events", "replay", "--jsonl", "-"),
-                 ("projections", "rebuild"), ("worker",)):  # fmt: skip
+    for args in (
+        ("events", "tail"),
+        ("events", "replay", "--jsonl", "-"),
+        ("projections", "rebuild"),
+        ("worker",),
+    ):
         result = ordinaut(*args, "--data-dir", str(empty), cwd=tmp_path)
         assert result.returncode != 0
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -185,21 +195,29 @@ async def test_the_embedded_servers_refuse_a_client_without_the_password(
     ):
         await asyncpg.connect(without_password(runtime.database_url))
 
-    private = [data_dir / n for n in ("valkey-password", "postgres-password", "runtime.json",
-                                       "admin-token")]  # fmt: skip
+    private = [
+        data_dir / n
+        for n in ("valkey-password", "postgres-password", "runtime.json", "admin-token")
+    ]
     valkey_files = [p for p in (data_dir / "valkey").rglob("*") if p.is_file()]
     assert valkey_files
     for path in [*private, *valkey_files]:
         assert path.stat().st_mode & 0o777 == 0o600, path
-    for directory in (data_dir / "valkey", data_dir / "valkey" / "appendonlydir",
-                      data_dir / "postgres"):  # fmt: skip
+    for directory in (
+        data_dir / "valkey",
+        data_dir / "valkey" / "appendonlydir",
+        data_dir / "postgres",
+    ):
         assert directory.stat().st_mode & 0o777 == 0o700, directory
     if os.geteuid() == 0:  # another local user cannot read the password either
         nobody = pwd.getpwnam("nobody")
         peek = await asyncio.to_thread(
-            subprocess.run, ["cat", str(data_dir / "valkey-password")],
-            user=nobody.pw_uid, capture_output=True, check=False,
-        )  # fmt: skip
+            subprocess.run,
+            ["cat", str(data_dir / "valkey-password")],
+            user=nobody.pw_uid,
+            capture_output=True,
+            check=False,
+        )
         assert peek.returncode != 0
         assert peek.stdout == b""
     assert service.stop() == 0

@@ -25,11 +25,16 @@ async def test_up_turns_ingest_entries_into_runs_and_dead_letters_bad_ones(
     try:
         async with service.client() as client:
             step = {"id": "say", "uses": "debug.echo", "with": {"n": "${event.payload.n}"}}
-            body = {"title": "on build", "schedule_kind": "event", "schedule_expr": "build.*",
-                    "payload": {"pipeline": [step]}}  # fmt: skip
+            body = {
+                "title": "on build",
+                "schedule_kind": "event",
+                "schedule_expr": "build.*",
+                "payload": {"pipeline": [step]},
+            }
             task = (await client.post("/tasks", json=body)).json()
-            await producer.xadd("ordinaut:ingest", {"topic": "build.done",
-                                                    "payload": json.dumps({"n": 7})})  # fmt: skip
+            await producer.xadd(
+                "ordinaut:ingest", {"topic": "build.done", "payload": json.dumps({"n": 7})}
+            )
             await producer.xadd("ordinaut:ingest", {"topic": "build.done", "payload": "[]"})
 
             async def succeeded() -> list[dict[str, Any]]:

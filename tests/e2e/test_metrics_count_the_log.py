@@ -50,9 +50,13 @@ async def test_appended_events_metric_equals_the_log_by_type(
     async with service.client() as client:
         tasks = [  # POST /tasks: the timer fires the first, events fire the second
             {"title": "once", "schedule_kind": "once", "schedule_expr": soon, "payload": ECHO},
-            {"title": "on paid", "schedule_kind": "event", "schedule_expr": "paid.*",
-             "payload": ECHO},
-        ]  # fmt: skip
+            {
+                "title": "on paid",
+                "schedule_kind": "event",
+                "schedule_expr": "paid.*",
+                "payload": ECHO,
+            },
+        ]
         for body in tasks:
             response = await client.post("/tasks", json=body)
             assert response.status_code == 201, response.text

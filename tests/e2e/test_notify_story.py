@@ -24,22 +24,32 @@ async def test_a_finished_run_reaches_its_owners_webhook_and_the_events_stream(
     tmp_path: Path, start_service: Any, database_url: str, redis_url: str
 ) -> None:
     stream = unique_stream()  # removed by start_service afterwards
-    env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-           "ORDINAUT_EVENTS_STREAM": stream}  # fmt: skip
+    env = {
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_EVENTS_STREAM": stream,
+    }
     service = start_service(tmp_path / "data", env)
     receiver = WebhookReceiver()
     with serve(receiver, lifespan="off") as hooks:
         await service.wait_ready()
         async with service.client() as admin:
-            body = {"name": "owner", "scopes": ["tasks:write", "tasks:read", "runs:read"],
-                    "webhook_url": f"{hooks}/ok"}  # fmt: skip
+            body = {
+                "name": "owner",
+                "scopes": ["tasks:write", "tasks:read", "runs:read"],
+                "webhook_url": f"{hooks}/ok",
+            }
             agent = await ok(await admin.post("/agents", json=body), 201)
             token = await ok(await admin.post(f"/agents/{agent['id']}/tokens", json={}), 201)
         receiver.secrets[agent["id"]] = agent["webhook_secret"]
         headers = {"Authorization": f"Bearer {token['token']}"}
         async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as api:
-            task = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-                    "payload": {"pipeline": PIPELINE}}  # fmt: skip
+            task = {
+                "title": "t",
+                "schedule_kind": "cron",
+                "schedule_expr": "0 0 1 1 *",
+                "payload": {"pipeline": PIPELINE},
+            }
             created = await ok(await api.post("/tasks", json=task), 201)
             run = await ok(await api.post(f"/tasks/{created['id']}/run_now"), 202)
             for _ in range(300):

@@ -35,8 +35,7 @@ from ordinaut_client.models import CreateAgent, Decision, TaskBody, TaskPatch, T
 from services.runtime.runtime_file import read_runtime
 from tests.client_contract import compare_models, compare_operations
 
-SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read",
-          "events:publish"]  # fmt: skip
+SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read", "events:publish"]
 APPROVE_THEN_ECHO = [
     {"id": "ask", "uses": "orchestrator.request_approval", "with": {"message": "Ship it?"}},
     {"id": "send", "uses": "debug.echo", "with": {"decision": "${steps.ask.status}"}},
@@ -45,9 +44,11 @@ APPROVE_THEN_ECHO = [
 
 def echo_task(title: str, pipeline: list[dict[str, Any]]) -> TaskBody:
     return TaskBody(
-        title=title, schedule_kind="cron", schedule_expr="0 0 1 1 *",
+        title=title,
+        schedule_kind="cron",
+        schedule_expr="0 0 1 1 *",
         payload={"pipeline": pipeline},
-    )  # fmt: skip
+    )
 
 
 async def eventually(check: Callable[[], Any], within: float = 60) -> Any:
@@ -69,9 +70,13 @@ class Received:
         self.items: list[tuple[int, AnyEvent, str]] = []
         self.running = False
         self.events = OrdinautEvents(
-            redis_url, group="e2e", consumer="e2e-1", stream=stream, start="0",
+            redis_url,
+            group="e2e",
+            consumer="e2e-1",
+            stream=stream,
+            start="0",
             polling_interval=100,
-        )  # fmt: skip
+        )
 
         @self.events.on
         async def on_any(event: AnyEvent, entry: Entry) -> None:
@@ -189,7 +194,7 @@ async def _publish_both_ways(api: AsyncOrdinaut, admin: AsyncOrdinaut, redis_url
         found = {
             e.data["payload"]["via"]
             async for e in admin.iter_events(type=["event.received"], limit=1)
-        }  # fmt: skip
+        }
         return found if found == {"http", "stream"} else set()
 
     await eventually(both)

@@ -51,9 +51,15 @@ async def test_the_readme_redis_examples_work_verbatim(tmp_path: Path, start_ser
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
     for block in blocks("sh", "redis-cli"):
         result = await asyncio.to_thread(
-            subprocess.run, ["bash", "-euo", "pipefail", "-c", block], cwd=work, env=environment,
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            subprocess.run,
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=work,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, f"{block}\n{result.stdout}\n{result.stderr}"
         assert "ERR" not in result.stdout, result.stdout  # redis-cli exits 0 on a refusal
         assert "NOAUTH" not in result.stdout, result.stdout
@@ -73,6 +79,7 @@ async def test_the_readme_redis_examples_work_verbatim(tmp_path: Path, start_ser
     assert '"source": "shop"' in row["data"]
     async with redis.Redis.from_url(runtime.redis_url) as live:
         users = await live.acl_users()
-    assert {b"ingest-producer", b"events-reader"} <= {u.encode() if isinstance(u, str) else u
-                                                      for u in users}  # fmt: skip
+    assert {b"ingest-producer", b"events-reader"} <= {
+        u.encode() if isinstance(u, str) else u for u in users
+    }
     assert service.stop() == 0

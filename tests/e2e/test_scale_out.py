@@ -112,29 +112,55 @@ def _bodies(anchor: datetime) -> Iterator[tuple[str, dict[str, Any], Any]]:
     base = {"payload": echo, "timezone": "UTC"}
     for n in range(CRON_TASKS):
         expr = f"*/{CRON_EVERY} * * * * *"
-        yield "cron", {**base, "title": f"cron {n}", "schedule_kind": "cron",
-                       "schedule_expr": expr}, timedelta(seconds=CRON_EVERY)  # fmt: skip
+        yield (
+            "cron",
+            {**base, "title": f"cron {n}", "schedule_kind": "cron", "schedule_expr": expr},
+            timedelta(seconds=CRON_EVERY),
+        )
     for n in range(RRULE_TASKS):
         every = RRULE_INTERVALS[n % len(RRULE_INTERVALS)]
-        yield "rrule", {**base, "title": f"rrule {n}", "schedule_kind": "rrule",
-                        "schedule_expr": f"FREQ=SECONDLY;INTERVAL={every}",
-                        "dtstart": anchor.isoformat()}, timedelta(seconds=every)  # fmt: skip
+        yield (
+            "rrule",
+            {
+                **base,
+                "title": f"rrule {n}",
+                "schedule_kind": "rrule",
+                "schedule_expr": f"FREQ=SECONDLY;INTERVAL={every}",
+                "dtstart": anchor.isoformat(),
+            },
+            timedelta(seconds=every),
+        )
     for n in range(ONCE_TASKS):
         at = anchor + timedelta(seconds=8 + n % 15)
-        yield "once", {**base, "title": f"once {n}", "schedule_kind": "once",
-                       "schedule_expr": at.isoformat()}, at  # fmt: skip
+        yield (
+            "once",
+            {
+                **base,
+                "title": f"once {n}",
+                "schedule_kind": "once",
+                "schedule_expr": at.isoformat(),
+            },
+            at,
+        )
     for n in range(EVENT_TASKS):
         topic = TOPICS[n % len(TOPICS)]
-        yield "event", {**base, "title": f"event {n}", "schedule_kind": "event",
-                        "schedule_expr": topic}, topic  # fmt: skip
+        yield (
+            "event",
+            {**base, "title": f"event {n}", "schedule_kind": "event", "schedule_expr": topic},
+            topic,
+        )
 
 
 async def _create_tasks(clients: list[httpx.AsyncClient], anchor: datetime) -> Created:
     """POST every task, alternating between the two APIs, a few at a time."""
     created, gate = Created(), asyncio.Semaphore(8)
     bodies = list(_bodies(anchor))
-    order = [i for pair in itertools.zip_longest(*(range(k, len(bodies), 4) for k in range(4)))
-             for i in pair if i is not None]  # fmt: skip
+    order = [
+        i
+        for pair in itertools.zip_longest(*(range(k, len(bodies), 4) for k in range(4)))
+        for i in pair
+        if i is not None
+    ]
 
     async def create(i: int) -> None:
         kind, body, remember = bodies[i]
@@ -203,10 +229,13 @@ async def test_scaled_out_processes_run_each_occurrence_once_through_kills(
     fleet: Fleet, pool: asyncpg.Pool, redis_url: str
 ) -> None:
     apis = [
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{p.api_port}", timeout=30,
-                          headers={"Authorization": f"Bearer {ADMIN}"})
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{p.api_port}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
         for p in fleet.by_kind["api"]
-    ]  # fmt: skip
+    ]
     try:
         anchor = (await db_now(pool)).replace(microsecond=0)
         created = await _create_tasks(apis, anchor)
@@ -286,8 +315,9 @@ async def _check_runs(pool: asyncpg.Pool, created: Created, cutoff: datetime) ->
     assert {r["trigger"] for r in rows} == {"schedule", "event"}
     assert [r["run_id"] for r in rows if r["succeeded"] != 1] == [], "not one run.succeeded"
     assert [r["run_id"] for r in rows if r["steps"] != 1] == [], "a step was recorded twice"
-    scheduled = Counter((r["task_id"], r["scheduled_for"]) for r in rows
-                        if r["trigger"] == "schedule")  # fmt: skip
+    scheduled = Counter(
+        (r["task_id"], r["scheduled_for"]) for r in rows if r["trigger"] == "schedule"
+    )
     assert [key for key, n in scheduled.items() if n > 1] == [], "an occurrence ran twice"
     dues = await pool.fetchval("SELECT count(*) FROM events WHERE type = 'task.due'")
     assert dues == sum(scheduled.values())

@@ -25,8 +25,10 @@ def start_timer(database_url: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "timer"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @pytest.mark.timeout(180)

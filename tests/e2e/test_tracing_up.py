@@ -25,8 +25,11 @@ async def ok(response: httpx.Response, status: int = 200) -> Any:
 
 
 def one(spans: list[ReceivedSpan], name: str, **attributes: Any) -> ReceivedSpan:
-    found = [s for s in spans if s.name == name
-             and all(s.attributes.get(k) == v for k, v in attributes.items())]  # fmt: skip
+    found = [
+        s
+        for s in spans
+        if s.name == name and all(s.attributes.get(k) == v for k, v in attributes.items())
+    ]
     assert len(found) == 1, (name, attributes, [(s.name, s.attributes) for s in spans])
     return found[0]
 
@@ -37,25 +40,41 @@ async def test_a_published_event_is_traced_to_the_http_tool_call(
 ) -> None:
     receiver, tool = OtlpReceiver(), ToolServer()
     with serve(receiver) as otlp, serve(tool) as tools:
-        env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-               "OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_BSP_SCHEDULE_DELAY": "100",
-               "OTEL_SERVICE_NAME": "ordinaut-e2e"}  # fmt: skip
+        env = {
+            "ORDINAUT_DATABASE_URL": database_url,
+            "ORDINAUT_REDIS_URL": redis_url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_SERVICE_NAME": "ordinaut-e2e",
+        }
         service = start_service(tmp_path / "data", env)
         await service.wait_ready()
         async with service.client() as client:
-            tool_body = {"address": "traced.call", "transport": "http",
-                         "endpoint": f"{tools}/echo", "input_schema": {"type": "object"},
-                         "output_schema": {"type": "object"}, "timeout_seconds": 10}  # fmt: skip
+            tool_body = {
+                "address": "traced.call",
+                "transport": "http",
+                "endpoint": f"{tools}/echo",
+                "input_schema": {"type": "object"},
+                "output_schema": {"type": "object"},
+                "timeout_seconds": 10,
+            }
             await ok(await client.post("/tools", json=tool_body), 201)
             secret = {"name": "API_TOKEN", "value": SECRET, "allowed_tools": ["traced.*"]}
             await ok(await client.post("/secrets", json=secret), 201)
             pipeline = [
                 {"id": "first", "uses": "debug.echo", "with": {"n": "${event.payload.n}"}},
-                {"id": "call", "uses": "traced.call",
-                 "with": {"token": "${secrets.API_TOKEN}", "n": "${steps.first.n}"}},
-            ]  # fmt: skip
-            task = {"title": "on order", "schedule_kind": "event", "schedule_expr": "order.*",
-                    "payload": {"pipeline": pipeline}}  # fmt: skip
+                {
+                    "id": "call",
+                    "uses": "traced.call",
+                    "with": {"token": "${secrets.API_TOKEN}", "n": "${steps.first.n}"},
+                },
+            ]
+            task = {
+                "title": "on order",
+                "schedule_kind": "event",
+                "schedule_expr": "order.*",
+                "payload": {"pipeline": pipeline},
+            }
             task_id = (await ok(await client.post("/tasks", json=task), 201))["id"]
             trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
             headers = {"traceparent": f"00-{trace_id}-{caller}-01"}
@@ -107,22 +126,35 @@ async def test_a_runs_end_webhook_continues_the_trace_of_the_request_that_ran_it
 ) -> None:
     receiver, hooks_app = OtlpReceiver(), WebhookReceiver()
     with serve(receiver) as otlp, serve(hooks_app, lifespan="off") as hooks:
-        env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-               "OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_BSP_SCHEDULE_DELAY": "100"}  # fmt: skip
+        env = {
+            "ORDINAUT_DATABASE_URL": database_url,
+            "ORDINAUT_REDIS_URL": redis_url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
         service = start_service(tmp_path / "data", env)
         await service.wait_ready()
         async with service.client() as admin:
-            body = {"name": "owner", "scopes": ["tasks:write", "tasks:read", "runs:read"],
-                    "webhook_url": f"{hooks}/ok"}  # fmt: skip
+            body = {
+                "name": "owner",
+                "scopes": ["tasks:write", "tasks:read", "runs:read"],
+                "webhook_url": f"{hooks}/ok",
+            }
             agent = await ok(await admin.post("/agents", json=body), 201)
             token = await ok(await admin.post(f"/agents/{agent['id']}/tokens", json={}), 201)
         hooks_app.secrets[agent["id"]] = agent["webhook_secret"]
         trace_id = secrets.token_hex(16)
-        headers = {"Authorization": f"Bearer {token['token']}",
-                   "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {token['token']}",
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        }
         async with httpx.AsyncClient(base_url=service.base_url, headers=headers) as api:
-            task = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-                    "payload": {"pipeline": [{"id": "hello", "uses": "debug.echo"}]}}  # fmt: skip
+            task = {
+                "title": "t",
+                "schedule_kind": "cron",
+                "schedule_expr": "0 0 1 1 *",
+                "payload": {"pipeline": [{"id": "hello", "uses": "debug.echo"}]},
+            }
             created = await ok(await api.post("/tasks", json=task), 201)
             await ok(await api.post(f"/tasks/{created['id']}/run_now"), 202)
 

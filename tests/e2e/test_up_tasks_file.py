@@ -48,8 +48,11 @@ async def test_up_applies_the_tasks_file_and_runs_its_shell_task(
     job.chmod(job.stat().st_mode | stat.S_IXUSR)
     tasks = tmp_path / "tasks.yaml"
     write(tasks, TASKS.replace("JOB", str(job)))
-    env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-           "ORDINAUT_SHELL_ALLOW": f"{tmp_path}/*.sh"}  # fmt: skip
+    env = {
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_SHELL_ALLOW": f"{tmp_path}/*.sh",
+    }
     service = start_service(tmp_path / "data", env, ["--tasks-file", str(tasks)])
     await service.wait_ready()
     async with service.client() as client:
@@ -63,8 +66,10 @@ async def test_up_applies_the_tasks_file_and_runs_its_shell_task(
         run = await poll(succeeded_run)
         output = run["steps"][0]["output"]
         assert (output["exit_code"], output["stdout"], output["stderr"]) == (
-            0, "hello e2e\n", "lang=C\n",
-        )  # fmt: skip
+            0,
+            "hello e2e\n",
+            "lang=C\n",
+        )
 
         write(tasks, "source: e2e\ntasks: []\n")  # the file owns its tasks: tick is pruned
 

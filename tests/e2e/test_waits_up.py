@@ -13,18 +13,31 @@ import pytest
 
 WAIT_FOR_REPLY = [
     {"id": "send", "uses": "debug.echo", "with": {"message_id": "m-${params.n}"}},
-    {"id": "reply", "uses": "orchestrator.wait_for_event",
-     "with": {"topic": "mail.reply", "timeout_seconds": 600,
-              "filter": "event.payload.in_reply_to == '${steps.send.message_id}'"}},
+    {
+        "id": "reply",
+        "uses": "orchestrator.wait_for_event",
+        "with": {
+            "topic": "mail.reply",
+            "timeout_seconds": 600,
+            "filter": "event.payload.in_reply_to == '${steps.send.message_id}'",
+        },
+    },
     {"id": "file", "uses": "debug.echo", "with": {"text": "${steps.reply.payload.text}"}},
-]  # fmt: skip
+]
 WAIT_BRIEFLY = [
-    {"id": "reply", "uses": "orchestrator.wait_for_event",
-     "with": {"topic": "mail.reply", "timeout_seconds": 1, "on_timeout": "default",
-              "filter": "event.payload.in_reply_to == 'm-${params.n}'",
-              "default": {"text": "no reply"}}},
+    {
+        "id": "reply",
+        "uses": "orchestrator.wait_for_event",
+        "with": {
+            "topic": "mail.reply",
+            "timeout_seconds": 1,
+            "on_timeout": "default",
+            "filter": "event.payload.in_reply_to == 'm-${params.n}'",
+            "default": {"text": "no reply"},
+        },
+    },
     {"id": "file", "uses": "debug.echo", "with": {"text": "${steps.reply.text}"}},
-]  # fmt: skip
+]
 
 
 async def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -33,8 +46,12 @@ async def ok(response: httpx.Response, status: int = 200) -> Any:
 
 
 async def task_run(api: httpx.AsyncClient, pipeline: list[dict[str, Any]], n: int) -> str:
-    body = {"title": "waits", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline, "params": {"n": n}}}  # fmt: skip
+    body = {
+        "title": "waits",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline, "params": {"n": n}},
+    }
     task = await ok(await api.post("/tasks", json=body), 201)
     return str((await ok(await api.post(f"/tasks/{task['id']}/run_now"), 202))["run_id"])
 
@@ -57,8 +74,11 @@ async def publish(api: httpx.AsyncClient, n: int, text: str) -> Any:
 async def test_a_waiting_run_survives_a_killed_service_and_resumes_on_its_event(
     tmp_path: Path, start_service: Any, database_url: str, redis_url: str
 ) -> None:
-    env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-           "ORDINAUT_WORKER_POLL_SECONDS": "0.2"}  # fmt: skip
+    env = {
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_WORKER_POLL_SECONDS": "0.2",
+    }
     first = start_service(tmp_path / "data", env)
     await first.wait_ready()
     async with first.client() as api:

@@ -69,8 +69,12 @@ def fault(request: pytest.FixtureRequest) -> Iterator[FaultResult]:
         result.summary = f"faults: {name} failed before it had figures"
     if not passed and "FAILED" not in result.summary:
         result.summary += " (FAILED)"
-    write_result("faults", name, {"summary": result.summary, "passed": passed,
-                                  **result.figures}, command=result.command)  # fmt: skip
+    write_result(
+        "faults",
+        name,
+        {"summary": result.summary, "passed": passed, **result.figures},
+        command=result.command,
+    )
     _SUMMARIES.append(result.summary)
     capture = request.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled():

@@ -29,8 +29,11 @@ class FaultResult:
 
 def api(port: int | None, token: str = ADMIN) -> httpx.AsyncClient:
     """A client of one `ordinaut api` process."""
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}",
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 async def eventually(check: Any, within: float, what: str, every: float = 0.25) -> None:
@@ -54,17 +57,28 @@ async def redis_answers(url: str) -> bool:
 
 async def register_tool(client: httpx.AsyncClient, address: str, endpoint: str) -> None:
     """An http tool taking and returning any object."""
-    body = {"address": address, "transport": "http", "endpoint": endpoint,
-            "input_schema": {"type": "object"}, "output_schema": {"type": "object"},
-            "timeout_seconds": 10}  # fmt: skip
+    body = {
+        "address": address,
+        "transport": "http",
+        "endpoint": endpoint,
+        "input_schema": {"type": "object"},
+        "output_schema": {"type": "object"},
+        "timeout_seconds": 10,
+    }
     response = await client.post("/tools", json=body)
     assert response.status_code == 201, response.text
 
 
 def every_second(title: str, steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
     """A POST /tasks body firing every second (6-field cron)."""
-    return {"title": title, "schedule_kind": "cron", "schedule_expr": "* * * * * *",
-            "timezone": "UTC", "payload": {"pipeline": steps}, **fields}  # fmt: skip
+    return {
+        "title": title,
+        "schedule_kind": "cron",
+        "schedule_expr": "* * * * * *",
+        "timezone": "UTC",
+        "payload": {"pipeline": steps},
+        **fields,
+    }
 
 
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +115,13 @@ async def runs(pool: asyncpg.Pool) -> dict[str, RunRecord]:
         run = found.get(row["run_id"])
         if run is None:
             run = found[row["run_id"]] = RunRecord(
-                row["run_id"], row["task_id"], row["status"], row["trigger"],
-                row["scheduled_for"], row["event_id"],
-            )  # fmt: skip
+                row["run_id"],
+                row["task_id"],
+                row["status"],
+                row["trigger"],
+                row["scheduled_for"],
+                row["event_id"],
+            )
         run.types[row["type"]] += 1
         if row["type"] == "run.step_succeeded":
             run.steps[row["step_id"]] += 1
@@ -118,8 +136,9 @@ def run_problems(found: dict[str, RunRecord]) -> dict[str, list[str]]:
             problems["not succeeded exactly once"].append(run.run_id)
         if any(n != 1 for n in run.steps.values()):
             problems["a step recorded twice"].append(run.run_id)
-    occurrences = Counter((r.task_id, r.scheduled_for) for r in found.values()
-                          if r.trigger == "schedule")  # fmt: skip
+    occurrences = Counter(
+        (r.task_id, r.scheduled_for) for r in found.values() if r.trigger == "schedule"
+    )
     problems["an occurrence queued twice"] = [str(k) for k, n in occurrences.items() if n > 1]
     fired = Counter((r.task_id, r.event_id) for r in found.values() if r.trigger == "event")
     problems["an event fired a task twice"] = [str(k) for k, n in fired.items() if n > 1]
@@ -140,8 +159,11 @@ async def db_now(pool: asyncpg.Pool) -> datetime:
 
 async def create_agent(client: httpx.AsyncClient, webhook_url: str) -> tuple[str, str, str]:
     """An agent whose webhook is ``webhook_url``: (id, token, webhook secret)."""
-    body = {"name": "fault owner", "scopes": ["tasks:write", "tasks:read", "runs:read"],
-            "webhook_url": webhook_url}  # fmt: skip
+    body = {
+        "name": "fault owner",
+        "scopes": ["tasks:write", "tasks:read", "runs:read"],
+        "webhook_url": webhook_url,
+    }
     response = await client.post("/agents", json=body)
     assert response.status_code == 201, response.text
     agent = response.json()
@@ -216,9 +238,13 @@ async def webhooks(pool: asyncpg.Pool, receiver: Any, agent_id: str) -> Webhooks
     records = Counter(int(r["stream"].rsplit("-", 1)[1]) for r in rows)
     delivered = {int(r["stream"].rsplit("-", 1)[1]): r["recorded_at"] for r in rows}
     prefix = f"{agent_id}-"
-    arrivals = [(int(d.body["delivery_id"].removeprefix(prefix)), d.wall)
-                for d in receiver.received if d.verified]  # fmt: skip
+    arrivals = [
+        (int(d.body["delivery_id"].removeprefix(prefix)), d.wall)
+        for d in receiver.received
+        if d.verified
+    ]
     requests = Counter(position for position, _ in arrivals)
-    after = sorted({p for p, wall in arrivals
-                    if p in delivered and wall > delivered[p].timestamp()})  # fmt: skip
+    after = sorted(
+        {p for p, wall in arrivals if p in delivered and wall > delivered[p].timestamp()}
+    )
     return Webhooks(expected, delivered, records, requests, after)

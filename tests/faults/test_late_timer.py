@@ -118,11 +118,11 @@ async def _observed(pool: asyncpg.Pool, task_id: str, batch: str) -> dict[str, A
             seen["completed"] = True
     statuses = await pool.fetch(
         "SELECT status FROM runs WHERE task_id = $1 AND scheduled_for = ANY($2::timestamptz[])",
-        task_id, seen["runs"],
-    )  # fmt: skip
+        task_id,
+        seen["runs"],
+    )
     seen["statuses"] = Counter(r["status"] for r in statuses)
-    seen["next_run_at"] = await pool.fetchval("SELECT next_run_at FROM task WHERE id = $1",
-                                              task_id)  # fmt: skip
+    seen["next_run_at"] = await pool.fetchval("SELECT next_run_at FROM task WHERE id = $1", task_id)
     return seen
 
 
@@ -163,8 +163,11 @@ async def test_each_misfire_policy_after_hours_without_a_timer(
         + ", ".join(f"{name} {text}" for name, text in results.items())
         + ")"
     )
-    fault.figures = {"down_hours": DOWN.total_seconds() / 3600, "policies": results,
-                     "wrong": {k: str(v) for k, v in wrong.items()}}  # fmt: skip
+    fault.figures = {
+        "down_hours": DOWN.total_seconds() / 3600,
+        "policies": results,
+        "wrong": {k: str(v) for k, v in wrong.items()},
+    }
 
     assert set(codes.values()) == {0}, f"{codes}\n{fleet.tails()}"
     assert wrong == {}, wrong

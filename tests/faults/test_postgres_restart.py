@@ -61,8 +61,12 @@ async def _send_until_acknowledged(client: httpx.AsyncClient, n: int, acks: Ackn
     else:
         pipeline = {"pipeline": [{"id": "a", "uses": "debug.echo"}]}
         path = "/tasks"
-        body = {"title": f"later {n}", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-                "payload": pipeline}  # fmt: skip
+        body = {
+            "title": f"later {n}",
+            "schedule_kind": "cron",
+            "schedule_expr": "0 0 1 1 *",
+            "payload": pipeline,
+        }
     while True:
         try:
             response = await client.post(path, json=body, headers={"Idempotency-Key": key})
@@ -124,9 +128,12 @@ async def test_processes_reconnect_and_nothing_acknowledged_is_lost(
     _, base_url = tool
     api_process = await fleet.start("api")
     await asyncio.gather(
-        fleet.start("timer"), fleet.start("worker", **ENV), fleet.start("worker", **ENV),
-        fleet.start("relay"), fleet.start("notifier"),
-    )  # fmt: skip
+        fleet.start("timer"),
+        fleet.start("worker", **ENV),
+        fleet.start("worker", **ENV),
+        fleet.start("relay"),
+        fleet.start("notifier"),
+    )
     acks, stop_commands = Acknowledged(), asyncio.Event()
     async with api(api_process.api_port) as client:
         await register_tool(client, "test.step", f"{base_url}/slow?seconds=0.5")
@@ -156,10 +163,13 @@ async def test_processes_reconnect_and_nothing_acknowledged_is_lost(
         await client_r.aclose()
     codes |= await stop([p for p in fleet.all if p.alive])
 
-    lost = [r["key"] for r in await pool.fetch(_LOST_EVENTS, list(acks.events),
-                                                list(acks.events.values()))]  # fmt: skip
-    lost += [r["key"] for r in await pool.fetch(_LOST_TASKS, list(acks.tasks),
-                                                 list(acks.tasks.values()))]  # fmt: skip
+    lost = [
+        r["key"]
+        for r in await pool.fetch(_LOST_EVENTS, list(acks.events), list(acks.events.values()))
+    ]
+    lost += [
+        r["key"] for r in await pool.fetch(_LOST_TASKS, list(acks.tasks), list(acks.tasks.values()))
+    ]
     found = await runs(pool)
     problems = run_problems(found)
     after = await pool.fetchval(
@@ -177,12 +187,19 @@ async def test_processes_reconnect_and_nothing_acknowledged_is_lost(
         f" stream {gaps} missing / {twice} twice"
     )
     fault.figures = {
-        "down_seconds": DOWN_SECONDS, "processes_alive": alive_after,
-        "acknowledged": acknowledged, "lost": lost, "refused_tries": acks.refused,
-        "commands_back_seconds": [round(s, 2) for s in back_after], "runs": len(found),
-        "runs_succeeded_after_crash": after, "run_problems": problems,
-        "stream_missing": gaps, "stream_twice": twice, "stream_out_of_order": disordered,
-    }  # fmt: skip
+        "down_seconds": DOWN_SECONDS,
+        "processes_alive": alive_after,
+        "acknowledged": acknowledged,
+        "lost": lost,
+        "refused_tries": acks.refused,
+        "commands_back_seconds": [round(s, 2) for s in back_after],
+        "runs": len(found),
+        "runs_succeeded_after_crash": after,
+        "run_problems": problems,
+        "stream_missing": gaps,
+        "stream_twice": twice,
+        "stream_out_of_order": disordered,
+    }
 
     assert all(alive_after.values()), f"{alive_after}\n{fleet.tails()}"
     assert set(codes.values()) == {0}, f"{codes}\n{fleet.tails()}"

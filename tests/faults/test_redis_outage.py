@@ -38,8 +38,10 @@ OUTAGE_SECONDS = 60
 TASKS = 3
 COMMAND_EVERY = 0.2
 ENV = {"ORDINAUT_WORKER_POLL_SECONDS": "0.2", "ORDINAUT_WORKER_LEASE_SECONDS": "5"}
-ECHO = [{"id": "one", "uses": "debug.echo", "with": {"run": "${run.id}"}},
-        {"id": "two", "uses": "debug.echo", "with": {"after": "${steps.one}"}}]  # fmt: skip
+ECHO = [
+    {"id": "one", "uses": "debug.echo", "with": {"run": "${run.id}"}},
+    {"id": "two", "uses": "debug.echo", "with": {"after": "${steps.one}"}},
+]
 
 
 _SUCCEEDED_SINCE = "SELECT count(*) FROM events WHERE type = 'run.succeeded' AND recorded_at > $1"
@@ -56,8 +58,12 @@ class Commands:
     async def run(self, stop: asyncio.Event) -> None:
         for n in itertools.count():
             if n % 2:
-                body = {"title": f"later {n}", "schedule_kind": "cron",
-                        "schedule_expr": "0 0 1 1 *", "payload": {"pipeline": ECHO}}  # fmt: skip
+                body = {
+                    "title": f"later {n}",
+                    "schedule_kind": "cron",
+                    "schedule_expr": "0 0 1 1 *",
+                    "payload": {"pipeline": ECHO},
+                }
                 response = await self.client.post("/tasks", json=body)
             else:
                 response = await self.client.post(
@@ -85,17 +91,24 @@ async def test_commands_and_runs_go_on_while_redis_is_stopped(
     hooks_server, hooks = receiver
     api_process = await fleet.start("api")
     await asyncio.gather(
-        fleet.start("timer"), fleet.start("worker", **ENV), fleet.start("worker", **ENV),
-        fleet.start("relay"), fleet.start("notifier"),
-    )  # fmt: skip
+        fleet.start("timer"),
+        fleet.start("worker", **ENV),
+        fleet.start("worker", **ENV),
+        fleet.start("relay"),
+        fleet.start("notifier"),
+    )
     async with api(api_process.api_port) as admin:
         agent_id, token, secret = await create_agent(admin, f"{hooks}/ok")
         hooks_server.secrets[agent_id] = secret
         async with api(api_process.api_port, token) as owner:
             for n in range(TASKS):
                 await create(owner, every_second(f"load {n}", ECHO))
-            event_task = {"title": "on tick", "schedule_kind": "event",
-                          "schedule_expr": "fault.*", "payload": {"pipeline": ECHO}}  # fmt: skip
+            event_task = {
+                "title": "on tick",
+                "schedule_kind": "event",
+                "schedule_expr": "fault.*",
+                "payload": {"pipeline": ECHO},
+            }
             await create(owner, event_task)
         commands, stop_commands = Commands(admin), asyncio.Event()
         sender = asyncio.create_task(commands.run(stop_commands))
@@ -118,8 +131,11 @@ async def test_commands_and_runs_go_on_while_redis_is_stopped(
             await sender
             codes = await stop(fleet.by_kind["timer"] + fleet.by_kind["api"])
             await eventually(lambda: drained(pool), 60, "runs did not drain:\n" + fleet.tails())
-            await eventually(lambda: _all_delivered(pool, hooks_server, agent_id), 60,
-                             "webhooks were not all delivered:\n" + fleet.tails())  # fmt: skip
+            await eventually(
+                lambda: _all_delivered(pool, hooks_server, agent_id),
+                60,
+                "webhooks were not all delivered:\n" + fleet.tails(),
+            )
             await eventually(lambda: stream_complete(client, stream, pool), 30, "stream behind")
             codes |= await stop([p for p in fleet.all if p.alive])
             positions = await stream_positions(client, stream)
@@ -145,14 +161,23 @@ async def test_commands_and_runs_go_on_while_redis_is_stopped(
         f" ({hooks_seen.repeats} repeated)"
     )
     fault.figures = {
-        "outage_seconds": OUTAGE_SECONDS, "commands": sent, "refused": refused,
-        "runs": len(found), "runs_succeeded_during_outage": succeeded_during,
+        "outage_seconds": OUTAGE_SECONDS,
+        "commands": sent,
+        "refused": refused,
+        "runs": len(found),
+        "runs_succeeded_during_outage": succeeded_during,
         "run_problems": problems,
-        "duplicated": duplicated, "stream_events": len(positions), "log_events": last,
-        "stream_missing": gaps, "stream_twice": twice, "stream_out_of_order": disordered,
-        "caught_up_seconds": round(caught_up, 2), "webhooks_expected": len(hooks_seen.expected),
-        "webhooks_delivered": len(hooks_seen.delivered), "webhook_repeats": hooks_seen.repeats,
-    }  # fmt: skip
+        "duplicated": duplicated,
+        "stream_events": len(positions),
+        "log_events": last,
+        "stream_missing": gaps,
+        "stream_twice": twice,
+        "stream_out_of_order": disordered,
+        "caught_up_seconds": round(caught_up, 2),
+        "webhooks_expected": len(hooks_seen.expected),
+        "webhooks_delivered": len(hooks_seen.delivered),
+        "webhook_repeats": hooks_seen.repeats,
+    }
 
     assert set(codes.values()) == {0}, f"{codes}\n{fleet.tails()}"
     assert refused == {"before": 0, "outage": 0, "after": 0}, commands.answers

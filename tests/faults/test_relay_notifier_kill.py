@@ -72,10 +72,11 @@ async def test_killing_relays_and_notifiers_leaves_no_gap_and_no_repeat(
     api_process = await fleet.start("api")
     # Three of each: a kill waits for two to be alive, so a replacement has time to start.
     await asyncio.gather(
-        fleet.start("timer"), fleet.start("worker"),
+        fleet.start("timer"),
+        fleet.start("worker"),
         *(fleet.start("relay") for _ in range(3)),
         *(fleet.start("notifier", **NOTIFIER_ENV) for _ in range(3)),
-    )  # fmt: skip
+    )
     async with api(api_process.api_port) as admin:
         agent_id, token, secret = await create_agent(admin, f"{hooks}/ok")
         hooks_server.secrets[agent_id] = secret
@@ -108,8 +109,11 @@ async def test_killing_relays_and_notifiers_leaves_no_gap_and_no_repeat(
     client = redis.Redis.from_url(own_redis.url)
     try:
         await eventually(lambda: stream_complete(client, stream, pool), 60, "stream behind")
-        await eventually(lambda: _all_delivered(pool, hooks_server, agent_id), 60,
-                         "webhooks were not all delivered:\n" + fleet.tails())  # fmt: skip
+        await eventually(
+            lambda: _all_delivered(pool, hooks_server, agent_id),
+            60,
+            "webhooks were not all delivered:\n" + fleet.tails(),
+        )
         codes |= await stop([p for p in fleet.all if p.alive])
         positions = await stream_positions(client, stream)
     finally:
@@ -127,13 +131,21 @@ async def test_killing_relays_and_notifiers_leaves_no_gap_and_no_repeat(
         f" ({seen.repeats} re-sent after a kill before their success was recorded; seed {seed})"
     )
     fault.figures = {
-        "relay_kills": KILLS, "leading_relay_kills": leaders_killed, "notifier_kills": KILLS,
-        "stream_events": len(positions), "stream_missing": missing, "stream_twice": twice,
-        "stream_out_of_order": disordered, "webhooks_expected": len(seen.expected),
-        "webhooks_delivered": len(seen.delivered), "recorded_twice": recorded_twice,
-        "sent_after_success": len(seen.after_success), "resent_before_record": seen.repeats,
-        "seed": seed, "duration_seconds": round(time.monotonic() - began, 1),
-    }  # fmt: skip
+        "relay_kills": KILLS,
+        "leading_relay_kills": leaders_killed,
+        "notifier_kills": KILLS,
+        "stream_events": len(positions),
+        "stream_missing": missing,
+        "stream_twice": twice,
+        "stream_out_of_order": disordered,
+        "webhooks_expected": len(seen.expected),
+        "webhooks_delivered": len(seen.delivered),
+        "recorded_twice": recorded_twice,
+        "sent_after_success": len(seen.after_success),
+        "resent_before_record": seen.repeats,
+        "seed": seed,
+        "duration_seconds": round(time.monotonic() - began, 1),
+    }
 
     assert set(codes.values()) == {0}, f"{codes}\n{fleet.tails()}"
     assert (missing, twice, disordered) == (0, 0, False)

@@ -175,12 +175,19 @@ async def test_killing_workers_loses_and_repeats_nothing(
         f" steps called again with their key; lease {LEASE_SECONDS} s, seed {seed})"
     )
     fault.figures = {
-        "kills": KILLS, "recovered": len(recovered), "lost": lost, "duplicated": duplicated,
-        "max_recovery_seconds": round(max_recovery, 2), "lease_seconds": LEASE_SECONDS,
-        "runs": len(found), "orphaned_runs": orphaned, "in_flight_steps_recalled": recalled,
+        "kills": KILLS,
+        "recovered": len(recovered),
+        "lost": lost,
+        "duplicated": duplicated,
+        "max_recovery_seconds": round(max_recovery, 2),
+        "lease_seconds": LEASE_SECONDS,
+        "runs": len(found),
+        "orphaned_runs": orphaned,
+        "in_flight_steps_recalled": recalled,
         "recovery_seconds": [None if r is None else round(r, 2) for r in recoveries],
-        "seed": seed, "duration_seconds": round(time.monotonic() - began, 1),
-    }  # fmt: skip
+        "seed": seed,
+        "duration_seconds": round(time.monotonic() - began, 1),
+    }
 
     assert set(codes.values()) == {0}, f"{codes}\n{fleet.tails()}"
     assert problems == {}, problems

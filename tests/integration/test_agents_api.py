@@ -59,8 +59,16 @@ async def test_the_admin_creates_lists_and_reads_agents(client: AsyncTestClient[
     response = await client.post("/agents", headers=AUTH, json=body)
     assert response.status_code == 201, response.text
     mailer = response.json()
-    assert set(mailer) == {"id", "name", "scopes", "webhook_url", "created_at", "tokens",
-                           "notify_events", "webhook_secret"}  # fmt: skip
+    assert set(mailer) == {
+        "id",
+        "name",
+        "scopes",
+        "webhook_url",
+        "created_at",
+        "tokens",
+        "notify_events",
+        "webhook_secret",
+    }
     assert mailer["notify_events"] is None  # the defaults
     assert mailer["webhook_secret"] is None  # this app has no webhook key
     assert uuid.UUID(mailer["id"])
@@ -280,9 +288,15 @@ async def test_an_invalid_token_request_is_a_422(
 
 async def test_only_admins_manage_agents(client: AsyncTestClient[Any]) -> None:
     ordinary = await create_agent(
-        client, "ordinary", "tasks:read", "tasks:write", "runs:read", "runs:approve",
-        "events:publish", "events:read",
-    )  # fmt: skip
+        client,
+        "ordinary",
+        "tasks:read",
+        "tasks:write",
+        "runs:read",
+        "runs:approve",
+        "events:publish",
+        "events:read",
+    )
     token = bearer((await issue(client, ordinary["id"]))["token"])
     body = {"name": "sneaky", "scopes": ["admin"]}
     for response in (
@@ -373,8 +387,12 @@ async def test_the_admin_sees_the_webhook_secret_and_chosen_events(
     key = b"webhook-key-for-tests-0123456789"
     app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), webhook_key=key))
     async with AsyncTestClient(app) as client:
-        body = {"name": "hooked", "scopes": ["runs:read"], "webhook_url": "https://h.example/x",
-                "notify_events": ["run.dead", "run.queued", "run.dead"]}  # fmt: skip
+        body = {
+            "name": "hooked",
+            "scopes": ["runs:read"],
+            "webhook_url": "https://h.example/x",
+            "notify_events": ["run.dead", "run.queued", "run.dead"],
+        }
         created = (await client.post("/agents", headers=AUTH, json=body)).json()
         assert created["webhook_secret"] == webhook_secret(key, created["id"])
         assert created["notify_events"] == ["run.dead", "run.queued"]

@@ -128,9 +128,9 @@ async def test_unknown_routes_and_methods_are_problems(client: AsyncTestClient[A
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [("after=-1", "after"), ("limit=0", "limit"), ("limit=5000", "limit"),
-                         ("after=abc", "after")]
-)  # fmt: skip
+    ("query", "field"),
+    [("after=-1", "after"), ("limit=0", "limit"), ("limit=5000", "limit"), ("after=abc", "after")],
+)
 async def test_bad_query_parameters_name_the_parameter(
     client: AsyncTestClient[Any], query: str, field: str
 ) -> None:
@@ -178,8 +178,13 @@ async def test_readiness_reports_each_dependency(client: AsyncTestClient[Any]) -
 
 
 async def test_schedule_preview_over_http(client: AsyncTestClient[Any]) -> None:
-    body = {"schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5", "timezone": "Europe/Chisinau",
-            "after": "2026-11-20T12:00:00+02:00", "count": 2}  # fmt: skip
+    body = {
+        "schedule_kind": "cron",
+        "schedule_expr": "30 8 * * 1-5",
+        "timezone": "Europe/Chisinau",
+        "after": "2026-11-20T12:00:00+02:00",
+        "count": 2,
+    }
     response = await client.post("/schedules/preview", headers=AUTH, json=body)
     assert response.status_code == 200, response.text
     assert response.json() == {

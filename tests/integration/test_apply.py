@@ -46,8 +46,12 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args],
-        env={**environment, **env}, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -122,8 +126,10 @@ async def test_prune_cancels_only_tasks_of_this_source_that_left_the_file(
 ) -> None:
     apply(env, tasks_file)
     other = tmp_path / "other.yaml"  # no source: line, so its source is its file name
-    write(other, "tasks:\n  - {key: backup, title: B, schedule_kind: cron, "
-                     "schedule_expr: '0 3 * * *'}\n")  # fmt: skip
+    write(
+        other,
+        "tasks:\n  - {key: backup, title: B, schedule_kind: cron, schedule_expr: '0 3 * * *'}\n",
+    )
     assert apply(env, other).returncode == 0
     assert json.loads((await tasks_by_key(pool))["backup"]["definition"])["metadata"] == {
         "source": "other.yaml"
@@ -139,8 +145,12 @@ async def test_prune_cancels_only_tasks_of_this_source_that_left_the_file(
     assert pruned.returncode == 0, pruned.stderr
     assert "- weekly: prune" in pruned.stdout
     statuses = {k: r["status"] for k, r in (await tasks_by_key(pool)).items()}
-    assert statuses == {"standup": "active", "on-deploy": "active", "weekly": "canceled",
-                        "backup": "active"}  # fmt: skip
+    assert statuses == {
+        "standup": "active",
+        "on-deploy": "active",
+        "weekly": "canceled",
+        "backup": "active",
+    }
     assert len(await events(pool, "task.canceled")) == 1
 
     write(tasks_file, TASKS)  # back in the file: a new task takes the key
@@ -155,9 +165,10 @@ async def test_dry_run_prints_the_diff_and_writes_nothing(
     apply(env, tasks_file)
     count = len(await events(pool))
     changed = TASKS.replace("priority: 3", "priority: 2").replace(
-        "  - key: on-deploy", "  - {key: new, title: N, schedule_kind: once, "
+        "  - key: on-deploy",
+        "  - {key: new, title: N, schedule_kind: once, "
         "schedule_expr: '2099-01-01T00:00:00Z'}\n  - key: on-deploy",
-    )  # fmt: skip
+    )
     write(tasks_file, changed.replace("  - key: standup", "  - key: standup-renamed"))
     result = apply(env, tasks_file, "--dry-run", "--prune")
     assert result.returncode == 0, result.stderr
@@ -176,8 +187,11 @@ async def test_an_invalid_file_names_line_and_field_and_applies_nothing(
     env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
 ) -> None:
     broken = TASKS.replace("uses: debug.echo", "uses: nowhere.tool")
-    write(tasks_file, broken + "  - {key: late, title: L, schedule_kind: cron, "
-                                   "schedule_expr: '0 8 * * *', priority: 12}\n")  # fmt: skip
+    write(
+        tasks_file,
+        broken + "  - {key: late, title: L, schedule_kind: cron, "
+        "schedule_expr: '0 8 * * *', priority: 12}\n",
+    )
     result = apply(env, tasks_file)
     assert result.returncode == 1
     assert "tasks.yaml:20: tasks[3].priority: 12 is greater than the maximum of 9" in result.stderr
@@ -186,10 +200,14 @@ async def test_an_invalid_file_names_line_and_field_and_applies_nothing(
     write(tasks_file, broken)
     result = apply(env, tasks_file)
     assert result.returncode == 1
-    assert ("tasks.yaml:10: tasks[0].payload.pipeline[0].uses: unknown tool 'nowhere.tool'"
-            in result.stderr), result.stderr  # fmt: skip
-    write(tasks_file, TASKS + "  - {key: weekly, title: again, schedule_kind: event, "
-                                  "schedule_expr: x}\n")  # fmt: skip
+    assert (
+        "tasks.yaml:10: tasks[0].payload.pipeline[0].uses: unknown tool 'nowhere.tool'"
+        in result.stderr
+    ), result.stderr
+    write(
+        tasks_file,
+        TASKS + "  - {key: weekly, title: again, schedule_kind: event, schedule_expr: x}\n",
+    )
     result = apply(env, tasks_file)
     assert (
         "tasks.yaml:20: tasks[3].key: duplicate key 'weekly' (first at tasks[1])" in result.stderr
@@ -205,8 +223,17 @@ async def test_json_files_and_missing_files(
     env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
     path = tmp_path / "tasks.json"
-    body = {"tasks": [{"key": "j", "title": "J", "schedule_kind": "cron",
-                       "schedule_expr": "0 9 * * *", "priority": 0}]}  # fmt: skip
+    body = {
+        "tasks": [
+            {
+                "key": "j",
+                "title": "J",
+                "schedule_kind": "cron",
+                "schedule_expr": "0 9 * * *",
+                "priority": 0,
+            }
+        ]
+    }
     write(path, json.dumps(body, indent="\t"))
     result = apply(env, path)
     assert result.returncode == 1
@@ -225,10 +252,17 @@ async def test_watch_applies_each_save_and_ignores_invalid_ones(
 ) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli.main", "apply", "-f", str(tasks_file), "--watch",
-        env={**environment, **env}, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "services.cli.main",
+        "apply",
+        "-f",
+        str(tasks_file),
+        "--watch",
+        env={**environment, **env},
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     assert process.stdout is not None
     assert process.stderr is not None
 
@@ -265,7 +299,9 @@ async def test_tools_in_the_file_and_allow_lists_from_the_settings(
     env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
     path = tmp_path / "ops.yaml"
-    write(path, textwrap.dedent("""\
+    write(
+        path,
+        textwrap.dedent("""\
         tools:
           - address: calc.add
             transport: python
@@ -287,7 +323,8 @@ async def test_tools_in_the_file_and_allow_lists_from_the_settings(
                 - id: dump
                   uses: shell.exec
                   with: {argv: [/usr/bin/pg_dump, mydb]}
-        """))  # fmt: skip
+        """),
+    )
     refused = apply(env, path)
     assert refused.returncode == 1
     assert (
@@ -295,13 +332,19 @@ async def test_tools_in_the_file_and_allow_lists_from_the_settings(
         in refused.stderr
     )
     assert "ops.yaml:21: tasks[1].payload.pipeline[0].with.argv[0]" in refused.stderr
-    allowed = {**env, "ORDINAUT_PYTHON_TOOLS_ALLOW": "tests.tools_servers",
-               "ORDINAUT_SHELL_ALLOW": "/usr/bin/pg_dump"}  # fmt: skip
+    allowed = {
+        **env,
+        "ORDINAUT_PYTHON_TOOLS_ALLOW": "tests.tools_servers",
+        "ORDINAUT_SHELL_ALLOW": "/usr/bin/pg_dump",
+    }
     result = apply(allowed, path)
     assert result.returncode == 0, result.stderr
     assert "+ tool calc.add: register" in result.stdout
-    assert [e["type"] for e in await events(pool)] == ["tool.registered", "task.created",
-                                                       "task.created"]  # fmt: skip
+    assert [e["type"] for e in await events(pool)] == [
+        "tool.registered",
+        "task.created",
+        "task.created",
+    ]
     assert "= tool calc.add: unchanged" in apply(allowed, path).stdout
 
 

@@ -96,8 +96,11 @@ async def test_filtered_pages_follow_next(
     seen: list[int] = []
     after = 0
     while True:
-        page = (await client.get("/events", params={"actor": "actor1", "limit": 2, "after": after},
-                                 headers=AUTH)).json()  # fmt: skip
+        page = (
+            await client.get(
+                "/events", params={"actor": "actor1", "limit": 2, "after": after}, headers=AUTH
+            )
+        ).json()
         seen += [item["position"] for item in page["items"]]
         if page["next"] is None:
             break
@@ -139,8 +142,12 @@ async def test_a_time_window_with_offsets_is_read_in_utc(
 async def test_run_history_lists_the_runs_events_and_404s_otherwise(
     client: AsyncTestClient[Any],
 ) -> None:
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": [{"id": "a", "uses": "debug.echo"}]}}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": [{"id": "a", "uses": "debug.echo"}]},
+    }
     task = (await client.post("/tasks", json=body, headers=AUTH)).json()
     run_id = (await client.post(f"/tasks/{task['id']}/run_now", headers=AUTH)).json()["run_id"]
     response = await client.get(f"/runs/{run_id}/history", headers=AUTH)

@@ -62,19 +62,31 @@ async def test_every_route_refuses_bad_credentials_and_writes_nothing(
     routes = guarded_routes(app)
     assert len(routes) >= 15, routes
     grantable = sorted(SCOPES - {ADMIN_SCOPE})
-    lacking = {s: (await agent_token(client, f"without {s}", [g for g in grantable if g != s]))[2]
-               for s in grantable}  # fmt: skip
+    lacking = {
+        s: (await agent_token(client, f"without {s}", [g for g in grantable if g != s]))[2]
+        for s in grantable
+    }
     agent_id, token_id, revoked = await agent_token(client, "revoked", grantable)
     await client.delete(f"/agents/{agent_id}/tokens/{token_id}", headers=ADMIN)
     before = await pool.fetchval("SELECT count(*) FROM events")
 
     failures = []
     for method, path, scope in routes:
-        cases = [("none", {}, 401), ("wrong", {"Authorization": "Bearer not-a-token"}, 401),
-                 ("revoked", {"Authorization": f"Bearer {revoked}"}, 401)]  # fmt: skip
+        cases = [
+            ("none", {}, 401),
+            ("wrong", {"Authorization": "Bearer not-a-token"}, 401),
+            ("revoked", {"Authorization": f"Bearer {revoked}"}, 401),
+        ]
         no_scope = lacking.get(scope)
-        cases.append(("no scope", {"Authorization": f"Bearer {no_scope}"} if no_scope else
-                      {"Authorization": f"Bearer {lacking[grantable[0]]}"}, 403))  # fmt: skip
+        cases.append(
+            (
+                "no scope",
+                {"Authorization": f"Bearer {no_scope}"}
+                if no_scope
+                else {"Authorization": f"Bearer {lacking[grantable[0]]}"},
+                403,
+            )
+        )
         for name, headers, expected in cases:
             response = await client.request(method, path, headers=headers, json={})
             if response.status_code != expected:

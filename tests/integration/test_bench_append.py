@@ -16,8 +16,9 @@ from services.bench.pgbench import pgbench_path
 @pytest.mark.skipif(pgbench_path() is None, reason="pgbench is not installed")
 async def test_pgbench_and_the_store_are_measured_side_by_side(database_url: str) -> None:
     out = io.StringIO()
-    figures = await bench_append(database_url, events=40, batch_size=10, concurrency=(1, 2),
-                                 seconds=1, out=out)  # fmt: skip
+    figures = await bench_append(
+        database_url, events=40, batch_size=10, concurrency=(1, 2), seconds=1, out=out
+    )
     for level in (1, 2):
         assert figures[f"pgbench_c{level}_tx_per_s"] > 0
         assert figures[f"single_c{level}_commands_per_s"] > 0

@@ -16,24 +16,28 @@ import redis.asyncio as redis
 from services.bench.compare.driver import bench_compare
 from services.bench.replay import bench_replay
 
-PEERS_MISSING = [name for name in ("procrastinate", "celery")
-                 if importlib.util.find_spec(name) is None]  # fmt: skip
+PEERS_MISSING = [
+    name for name in ("procrastinate", "celery") if importlib.util.find_spec(name) is None
+]
 
 
 async def test_compare_runs_ordinaut_alone_and_counts_every_job(
     postgres_url: str, redis_url: str
 ) -> None:
     out = io.StringIO()
-    figures = await bench_compare(postgres_url, redis_url, jobs=20, rounds=1, rate=10,
-                                  seconds=1, only=["ordinaut"], out=out)  # fmt: skip
+    figures = await bench_compare(
+        postgres_url, redis_url, jobs=20, rounds=1, rate=10, seconds=1, only=["ordinaut"], out=out
+    )
     assert figures["ordinaut_jobs_per_second"] > 0
     assert figures["ordinaut_delay_p99_ms"] >= figures["ordinaut_delay_p50_ms"]
     assert [row["system"] for row in figures["table"]] == ["ordinaut"]
     assert "round 1/1 ordinaut: 20 jobs" in out.getvalue()
 
 
-WHY_SKIPPED = (f"the `bench` extra is not installed (missing: {', '.join(PEERS_MISSING)}):"
-               " pip install -e '.[bench]'")  # fmt: skip
+WHY_SKIPPED = (
+    f"the `bench` extra is not installed (missing: {', '.join(PEERS_MISSING)}):"
+    " pip install -e '.[bench]'"
+)
 
 
 @pytest.mark.skipif(bool(PEERS_MISSING), reason=WHY_SKIPPED)
@@ -43,9 +47,16 @@ async def test_compare_runs_the_peers_and_deletes_only_their_keys(
     client = redis.Redis.from_url(redis_url)
     await client.set("bench-compare-test:unrelated", "kept")
     try:
-        figures = await bench_compare(postgres_url, redis_url, jobs=30, rounds=1, rate=20,
-                                      seconds=1, only=["procrastinate", "celery"],
-                                      out=io.StringIO())  # fmt: skip
+        figures = await bench_compare(
+            postgres_url,
+            redis_url,
+            jobs=30,
+            rounds=1,
+            rate=20,
+            seconds=1,
+            only=["procrastinate", "celery"],
+            out=io.StringIO(),
+        )
         assert figures["procrastinate_jobs_per_second"] > 0
         assert figures["celery_jobs_per_second"] > 0
         assert figures["celery_delay_p99_ms"] >= figures["celery_delay_p50_ms"]
@@ -73,8 +84,14 @@ sys.exit(main(["bench", "compare", "--jobs", "10"]))
 def test_compare_without_the_bench_extra_says_what_to_install(postgres_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     env.update(ORDINAUT_DATABASE_URL=postgres_url, ORDINAUT_REDIS_URL="redis://127.0.0.1:1/0")
-    result = subprocess.run([sys.executable, "-c", _WITHOUT_PEERS], env=env, capture_output=True,
-                            text=True, timeout=60, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PEERS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()

@@ -47,9 +47,18 @@ async def test_budget_exceeded_is_delivered_to_the_owner_by_default(
     app.secrets[owner] = webhook_secret(KEY, owner)
     run_id = await queue_run(pool, owner)
     task_id = await pool.fetchval("SELECT task_id FROM runs WHERE run_id = $1", run_id)
-    exceeded = BudgetExceeded(run_id=run_id, task_id=task_id, owner=owner, step_id="send",
-                              tool="paid.send", scope="task", budget=1.0, spent=0.8, cost=0.4,
-                              day="2026-11-29")  # fmt: skip
+    exceeded = BudgetExceeded(
+        run_id=run_id,
+        task_id=task_id,
+        owner=owner,
+        step_id="send",
+        tool="paid.send",
+        scope="task",
+        budget=1.0,
+        spent=0.8,
+        cost=0.4,
+        day="2026-11-29",
+    )
     dead = RunDead(run_id=run_id, attempt=1, error="budget exceeded", reason="budget_exceeded")
     await _append(pool, f"run-{run_id}", [exceeded, dead], "worker")
     config = NotifierConfig(stream=stream, start_id="0", timeout_seconds=0.5, block_ms=200)

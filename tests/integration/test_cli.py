@@ -28,8 +28,13 @@ def run(
     environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", *args],
-        env=environment, input=stdin, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_version() -> None:
@@ -74,9 +79,19 @@ def test_a_taken_port_is_one_clear_line(tmp_path: object) -> None:
 
 def test_schedule_preview_prints_occurrences_with_offsets() -> None:
     result = run(
-        "schedule", "preview", "--schedule-kind", "cron", "--schedule-expr", "30 8 * * 1-5",
-        "--timezone", "Europe/Chisinau", "--after", "2026-11-20T12:00:00+02:00", "--count", "3",
-    )  # fmt: skip
+        "schedule",
+        "preview",
+        "--schedule-kind",
+        "cron",
+        "--schedule-expr",
+        "30 8 * * 1-5",
+        "--timezone",
+        "Europe/Chisinau",
+        "--after",
+        "2026-11-20T12:00:00+02:00",
+        "--count",
+        "3",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
         "2026-11-23T08:30:00+02:00",
@@ -94,11 +109,17 @@ def test_schedule_preview_rejects_a_bad_rule_with_the_field() -> None:
 
 def test_schedule_preview_batch_answers_every_line() -> None:
     lines = [
-        {"schedule_kind": "rrule", "schedule_expr": "FREQ=DAILY;COUNT=2", "timezone": "UTC",
-         "after": "2026-01-01T00:00:00Z", "count": 5, "dtstart": "2026-01-01T09:00:00"},
+        {
+            "schedule_kind": "rrule",
+            "schedule_expr": "FREQ=DAILY;COUNT=2",
+            "timezone": "UTC",
+            "after": "2026-01-01T00:00:00Z",
+            "count": 5,
+            "dtstart": "2026-01-01T09:00:00",
+        },
         {"schedule_kind": "cron", "schedule_expr": "* * 31 2 *", "timezone": "UTC"},
         "not an object",
-    ]  # fmt: skip
+    ]
     stdin = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"
     result = run("schedule", "preview", "--batch", "-", stdin=stdin)
     assert result.returncode == 0, result.stderr
@@ -109,8 +130,13 @@ def test_schedule_preview_batch_answers_every_line() -> None:
 
 def test_schedule_preview_batch_reads_a_file_and_jsonl_only_formats(tmp_path: Path) -> None:
     batch = tmp_path / "requests.jsonl"
-    request = {"schedule_kind": "cron", "schedule_expr": "0 9 * * *", "timezone": "UTC",
-               "count": 1, "after": "2026-01-01T00:00:00Z"}  # fmt: skip
+    request = {
+        "schedule_kind": "cron",
+        "schedule_expr": "0 9 * * *",
+        "timezone": "UTC",
+        "count": 1,
+        "after": "2026-01-01T00:00:00Z",
+    }
     batch.write_text(json.dumps(request) + "\n")
     from_file = run("schedule", "preview", "--batch", str(batch))
     assert from_file.returncode == 0, from_file.stderr
@@ -144,9 +170,13 @@ def test_schedule_preview_batch_never_waits_on_a_terminal() -> None:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
         result = subprocess.run(
             [sys.executable, "-m", "services.cli.main", "schedule", "preview", "--batch", "-"],
-            stdin=follower, capture_output=True, text=True, timeout=60, env=environment,
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environment,
             check=False,
-        )  # fmt: skip
+        )
     finally:
         os.close(leader)
         os.close(follower)
@@ -175,9 +205,16 @@ async def test_events_tail_prints_the_log_then_follows_it(database_url: str) -> 
     async with asyncpg.create_pool(database_url, min_size=1, max_size=2) as pool:
         await publish(pool, 0)
         tail = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli.main", "events", "tail", "--type", "event.received",
-            env=environment, stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "services.cli.main",
+            "events",
+            "tail",
+            "--type",
+            "event.received",
+            env=environment,
+            stdout=asyncio.subprocess.PIPE,
+        )
         assert tail.stdout is not None
         try:
             first = json.loads(await asyncio.wait_for(tail.stdout.readline(), 30))

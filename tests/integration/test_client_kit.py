@@ -30,11 +30,19 @@ async def stream(redis_url: str) -> AsyncIterator[str]:
 
 async def append(client: redis.Redis, stream: str, position: int, event: dict[str, object]) -> None:
     """An entry as services/relay/publisher.py writes it."""
-    await client.xadd(stream, {
-        "position": str(position), "stream": f"run-{event['run_id']}", "version": "1",
-        "type": str(event["type"]), "data": json.dumps(event), "meta": "{}",
-        "recorded_at": datetime.now(UTC).isoformat(),
-    }, id=f"{position}-0")  # fmt: skip
+    await client.xadd(
+        stream,
+        {
+            "position": str(position),
+            "stream": f"run-{event['run_id']}",
+            "version": "1",
+            "type": str(event["type"]),
+            "data": json.dumps(event),
+            "meta": "{}",
+            "recorded_at": datetime.now(UTC).isoformat(),
+        },
+        id=f"{position}-0",
+    )
 
 
 async def _true_now(value: bool) -> bool:
@@ -56,13 +64,15 @@ async def test_a_restarted_consumer_gets_its_unacknowledged_entries_then_new_one
         await client.xreadgroup("billing", "billing-1", {stream: ">"}, count=3)
         await client.xack(stream, "billing", "1-0")
         await append(client, stream, 4, succeeded(4))
-        await append(client, stream, 5, {"type": "run.dead", "run_id": "r5", "attempt": 3,
-                                         "error": "boom"})  # fmt: skip
+        await append(
+            client, stream, 5, {"type": "run.dead", "run_id": "r5", "attempt": 3, "error": "boom"}
+        )
 
         received: list[str] = []
         dead: list[RunDead] = []
-        events = OrdinautEvents(redis_url, group="billing", consumer="billing-1", stream=stream,
-                                polling_interval=100)  # fmt: skip
+        events = OrdinautEvents(
+            redis_url, group="billing", consumer="billing-1", stream=stream, polling_interval=100
+        )
 
         @events.on
         async def on_succeeded(event: RunSucceeded) -> None:
@@ -85,8 +95,9 @@ async def test_a_restarted_consumer_gets_its_unacknowledged_entries_then_new_one
 
 async def test_a_failing_handler_leaves_its_entry_pending(redis_url: str, stream: str) -> None:
     async with redis.Redis.from_url(redis_url) as client:
-        events = OrdinautEvents(redis_url, group="g", consumer="g-1", stream=stream, start="0",
-                                polling_interval=100)  # fmt: skip
+        events = OrdinautEvents(
+            redis_url, group="g", consumer="g-1", stream=stream, start="0", polling_interval=100
+        )
         calls: list[str] = []
 
         @events.on
@@ -110,8 +121,12 @@ def test_ingest_entries_are_checked_as_the_consumer_checks_them() -> None:
     fields = entry_fields(
         "orders.placed", {"id": 7}, source="shop", occurred_at="2026-01-01T00:00:00+00:00"
     )
-    assert fields == {"topic": "orders.placed", "payload": '{"id":7}', "source": "shop",
-                      "occurred_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    assert fields == {
+        "topic": "orders.placed",
+        "payload": '{"id":7}',
+        "source": "shop",
+        "occurred_at": "2026-01-01T00:00:00+00:00",
+    }
     for bad, field in [
         (lambda: entry_fields("a b", {}), "topic"),
         (lambda: entry_fields("t", [1]), "payload"),  # type: ignore[arg-type]
@@ -129,9 +144,15 @@ async def test_a_dead_lettered_entry_is_read_back_as_its_refusal(redis_url: str)
     async with redis.Redis.from_url(redis_url) as client:
         try:
             # as services/ingest/consumer.py dead-letters an entry
-            await client.xadd(dead, {"reason": "payload: 300000 bytes, over the limit of 262144",
-                                     "source_stream": "ordinaut:ingest", "source_id": "7-0",
-                                     "topic": "t"})  # fmt: skip
+            await client.xadd(
+                dead,
+                {
+                    "reason": "payload: 300000 bytes, over the limit of 262144",
+                    "source_stream": "ordinaut:ingest",
+                    "source_id": "7-0",
+                    "topic": "t",
+                },
+            )
             refused = await dead_letter(client, "7-0", dead_stream=dead)
             assert refused is not None
             assert refused.field == "payload"

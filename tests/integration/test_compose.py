@@ -33,8 +33,11 @@ def _load(path: str) -> Any:
 
 def used_metrics() -> set[str]:
     """Metric families named by the alert rules and the dashboard."""
-    exprs = [rule["expr"] for group in _load("prometheus/alerts.yml")["groups"]
-             for rule in group["rules"]]  # fmt: skip
+    exprs = [
+        rule["expr"]
+        for group in _load("prometheus/alerts.yml")["groups"]
+        for rule in group["rules"]
+    ]
     dashboard = json.loads((COMPOSE / "grafana/dashboards/ordinaut.json").read_text())
     exprs += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     names = {name for expr in exprs for name in _METRIC.findall(expr)}
@@ -67,9 +70,12 @@ def test_the_compose_file_runs_every_process_and_prometheus_scrapes_them_all() -
 def test_alert_rules_are_well_formed() -> None:
     rules = [rule for group in _load("prometheus/alerts.yml")["groups"] for rule in group["rules"]]
     assert {r["alert"] for r in rules} >= {
-        "OrdinautTimerLagging", "OrdinautBacklogAging", "OrdinautDeadLetters",
-        "OrdinautWebhooksFailing", "OrdinautNoWorkers",
-    }  # fmt: skip
+        "OrdinautTimerLagging",
+        "OrdinautBacklogAging",
+        "OrdinautDeadLetters",
+        "OrdinautWebhooksFailing",
+        "OrdinautNoWorkers",
+    }
     for rule in rules:
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
         assert rule["labels"]["severity"] in ("warning", "critical")
@@ -94,16 +100,22 @@ def test_every_process_serves_every_metric_the_rules_and_dashboard_use(
     for name, port in ports.items():
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
         env.update(
-            ORDINAUT_DATABASE_URL=database_url, ORDINAUT_REDIS_URL=redis_url,
-            ORDINAUT_METRICS_PORT=str(port), ORDINAUT_PORT=str(free_port()),
-            ORDINAUT_EVENTS_STREAM=stream, ORDINAUT_DATA_DIR=str(tmp_path / "data"),
-            ORDINAUT_ADMIN_TOKEN="admin-token-for-compose-test", ORDINAUT_LOG_LEVEL="warning",
-        )  # fmt: skip
+            ORDINAUT_DATABASE_URL=database_url,
+            ORDINAUT_REDIS_URL=redis_url,
+            ORDINAUT_METRICS_PORT=str(port),
+            ORDINAUT_PORT=str(free_port()),
+            ORDINAUT_EVENTS_STREAM=stream,
+            ORDINAUT_DATA_DIR=str(tmp_path / "data"),
+            ORDINAUT_ADMIN_TOKEN="admin-token-for-compose-test",
+            ORDINAUT_LOG_LEVEL="warning",
+        )
         with (tmp_path / f"{name}.log").open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli.main", name],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         started.append((name, process))
     try:
         for name, port in ports.items():

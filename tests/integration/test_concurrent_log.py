@@ -43,9 +43,15 @@ def _event_id(data: bytes | str) -> str:
 
 async def _other_process(url: str) -> dict[str, list[str]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.concurrent_appender", url, "2",
-        str(APPENDERS_PER_PROCESS), str(TRANSACTIONS), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "tests.integration.concurrent_appender",
+        url,
+        "2",
+        str(APPENDERS_PER_PROCESS),
+        str(TRANSACTIONS),
+        stdout=asyncio.subprocess.PIPE,
+    )
     out, _ = await proc.communicate()
     assert proc.returncode == 0
     return msgspec.json.decode(out, type=dict[str, list[str]])

@@ -20,11 +20,20 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 async def event_task(client: httpx.AsyncClient, **fields: Any) -> str:
     body = {
-        "title": "rebuild", "schedule_kind": "event", "schedule_expr": "docs.changed",
-        "payload": {"pipeline": [{"id": "rebuild", "uses": "debug.echo", "with": {
-            "last": "${event.payload.n}", "count": "${event.debounce.count}"}}]},
+        "title": "rebuild",
+        "schedule_kind": "event",
+        "schedule_expr": "docs.changed",
+        "payload": {
+            "pipeline": [
+                {
+                    "id": "rebuild",
+                    "uses": "debug.echo",
+                    "with": {"last": "${event.payload.n}", "count": "${event.debounce.count}"},
+                }
+            ]
+        },
         **fields,
-    }  # fmt: skip
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -68,19 +77,30 @@ async def test_a_debounce_key_keeps_one_run_per_key(client: httpx.AsyncClient) -
     for n, user in enumerate(["ana", "bo", "ana", "ana", "bo"]):
         await publish(client, {"n": n, "user": user})
     runs = await runs_of(client, task_id)
-    counts = sorted((r["event"]["payload"]["user"], r["event"]["debounce"]["count"],
-                     r["event"]["payload"]["n"]) for r in runs)  # fmt: skip
+    counts = sorted(
+        (r["event"]["payload"]["user"], r["event"]["debounce"]["count"], r["event"]["payload"]["n"])
+        for r in runs
+    )
     assert counts == [("ana", 3, 3), ("bo", 2, 4)]
 
 
 async def test_debounce_is_refused_where_it_means_nothing(client: httpx.AsyncClient) -> None:
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "debounce_seconds": 5}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "debounce_seconds": 5,
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "debounce_seconds"
-    body = {"title": "t", "schedule_kind": "event", "schedule_expr": "x",
-            "debounce_seconds": 5, "debounce_key": "payload.("}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "event",
+        "schedule_expr": "x",
+        "debounce_seconds": 5,
+        "debounce_key": "payload.(",
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "debounce_key"

@@ -143,11 +143,17 @@ async def test_a_sleep_returns_at_once_and_a_wait_for_an_event_ends_the_dry_run(
 ) -> None:
     pipeline = [
         {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 3600}},
-        {"id": "reply", "uses": "orchestrator.wait_for_event",
-         "with": {"topic": "mail.reply", "filter": "event.payload.to == '${params.city}'",
-                  "timeout_seconds": 60}},
+        {
+            "id": "reply",
+            "uses": "orchestrator.wait_for_event",
+            "with": {
+                "topic": "mail.reply",
+                "filter": "event.payload.to == '${params.city}'",
+                "timeout_seconds": 60,
+            },
+        },
         {"id": "file", "uses": "debug.echo", "with": {"text": "${steps.reply.payload.text}"}},
-    ]  # fmt: skip
+    ]
     result = await dry(client, pipeline)
     assert result["ok"] is True, result
     nap, reply = result["steps"]

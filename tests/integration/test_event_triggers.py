@@ -13,9 +13,17 @@ from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from tests.workers import AUTH, api_client, eventually, run_to_end, running_workers
 
-ECHO = [{"id": "echo", "uses": "debug.echo",
-         "with": {"topic": "${event.topic}", "who": "${event.payload.who}",
-                  "line": "${event.payload.who} at ${event.source}"}}]  # fmt: skip
+ECHO = [
+    {
+        "id": "echo",
+        "uses": "debug.echo",
+        "with": {
+            "topic": "${event.topic}",
+            "who": "${event.payload.who}",
+            "line": "${event.payload.who} at ${event.source}",
+        },
+    }
+]
 
 
 @pytest.fixture
@@ -25,18 +33,25 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 
 async def task(client: httpx.AsyncClient, expr: str, kind: str = "event", **fields: Any) -> str:
-    body = {"title": expr, "schedule_kind": kind, "schedule_expr": expr,
-            "payload": {"pipeline": ECHO}, **fields}  # fmt: skip
+    body = {
+        "title": expr,
+        "schedule_kind": kind,
+        "schedule_expr": expr,
+        "payload": {"pipeline": ECHO},
+        **fields,
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
-async def publish(client: httpx.AsyncClient, topic: str, key: str | None = None,
-                  **payload: Any) -> dict[str, Any]:  # fmt: skip
+async def publish(
+    client: httpx.AsyncClient, topic: str, key: str | None = None, **payload: Any
+) -> dict[str, Any]:
     headers = {**AUTH, **({"Idempotency-Key": key} if key else {})}
-    response = await client.post("/events", json={"topic": topic, "payload": payload},
-                                 headers=headers)  # fmt: skip
+    response = await client.post(
+        "/events", json={"topic": topic, "payload": payload}, headers=headers
+    )
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -64,8 +79,10 @@ async def test_an_event_fires_matching_active_tasks_once_and_a_repeat_fires_noth
     assert len(await runs_of(pool, glob)) == 1
     assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'event.received'") == 1
     # run.queued is in the same transaction as the event: consecutive positions
-    positions = await pool.fetch("SELECT position, type FROM events WHERE position >= $1"
-                                 " ORDER BY position", first["position"])  # fmt: skip
+    positions = await pool.fetch(
+        "SELECT position, type FROM events WHERE position >= $1 ORDER BY position",
+        first["position"],
+    )
     assert [r["type"] for r in positions] == ["event.received", "run.queued", "run.queued"]
 
     ana = await publish(client, "calendar.moved", who="Ana")
@@ -85,8 +102,7 @@ async def test_an_event_triggered_run_sees_the_event_in_its_templates(
     async with running_workers(database_url, redis_url):
         run = await run_to_end(client, queued["run_id"])
     assert run["status"] == "succeeded", run
-    assert run["steps"][0]["output"] == {"topic": "build.done", "who": "Ana",
-                                         "line": "Ana at api"}  # fmt: skip
+    assert run["steps"][0]["output"] == {"topic": "build.done", "who": "Ana", "line": "Ana at api"}
 
 
 async def test_a_condition_task_fires_only_when_its_condition_turns_true(
@@ -132,9 +148,16 @@ async def test_bad_event_and_condition_tasks_are_refused_with_422(
     cases = [
         ({"schedule_kind": "condition", "schedule_expr": "a.*"}, "condition"),
         ({"schedule_kind": "event", "schedule_expr": "a.*", "filter": "payload.[x"}, "filter"),
-        ({"schedule_kind": "condition", "schedule_expr": "a.*", "condition": "a",
-          "condition_cron": "* * * * *"}, "condition_cron"),
-    ]  # fmt: skip
+        (
+            {
+                "schedule_kind": "condition",
+                "schedule_expr": "a.*",
+                "condition": "a",
+                "condition_cron": "* * * * *",
+            },
+            "condition_cron",
+        ),
+    ]
     for fields, field in cases:
         response = await client.post("/tasks", json={"title": "t", **fields}, headers=AUTH)
         assert response.status_code == 422, response.text
@@ -145,10 +168,17 @@ async def test_the_publish_event_tool_fires_event_tasks_too(
     client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
 ) -> None:
     listener = await task(client, "chain.next")
-    step = {"id": "pub", "uses": "orchestrator.publish_event",
-            "with": {"topic": "chain.next", "payload": {"who": "Eve"}}}  # fmt: skip
-    body = {"title": "first", "schedule_kind": "event", "schedule_expr": "chain.start",
-            "payload": {"pipeline": [step]}}  # fmt: skip
+    step = {
+        "id": "pub",
+        "uses": "orchestrator.publish_event",
+        "with": {"topic": "chain.next", "payload": {"who": "Eve"}},
+    }
+    body = {
+        "title": "first",
+        "schedule_kind": "event",
+        "schedule_expr": "chain.start",
+        "payload": {"pipeline": [step]},
+    }
     assert (await client.post("/tasks", json=body, headers=AUTH)).status_code == 201
     await publish(client, "chain.start")
     async with running_workers(database_url, redis_url):

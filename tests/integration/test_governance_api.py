@@ -55,8 +55,9 @@ async def test_a_task_keeps_its_budget_and_quiet_hours(client: AsyncTestClient[A
     definition = created.json()["definition"]
     assert definition["budget_per_day"] == 2.5
     assert definition["quiet_hours"] == [{"start": "22:00", "end": "07:30"}]
-    patched = await client.patch(f"/tasks/{created.json()['id']}",
-                                 json={"quiet_hours": []}, headers=AUTH)  # fmt: skip
+    patched = await client.patch(
+        f"/tasks/{created.json()['id']}", json={"quiet_hours": []}, headers=AUTH
+    )
     assert patched.status_code == 200, patched.text
     assert "quiet_hours" not in patched.json()["definition"]
 
@@ -85,8 +86,9 @@ async def test_a_tool_shows_its_rate_limit_and_cost(client: AsyncTestClient[Any]
 
 
 async def test_agent_limits_are_checked_and_read_back(client: AsyncTestClient[Any]) -> None:
-    agent = (await client.post("/agents", json={"name": "a", "scopes": ["tasks:read"]},
-                               headers=AUTH)).json()  # fmt: skip
+    agent = (
+        await client.post("/agents", json={"name": "a", "scopes": ["tasks:read"]}, headers=AUTH)
+    ).json()
     path = f"/agents/{agent['id']}/limits"
     empty = (await client.get(path, headers=AUTH)).json()
     assert (empty["budget_per_day"], empty["quiet_hours"], empty["updated_at"]) == (None, [], None)
@@ -113,8 +115,12 @@ async def test_an_mcp_import_gives_every_tool_the_rate_limit_and_cost(
 ) -> None:
     server, _ = build_server()
     with serve(server.streamable_http_app()) as base_url:
-        body = {"name": "echo", "endpoint": f"{base_url}/mcp", "cost_per_call": 0.1,
-                "rate_limit": {"calls": 3, "per_seconds": 10}}  # fmt: skip
+        body = {
+            "name": "echo",
+            "endpoint": f"{base_url}/mcp",
+            "cost_per_call": 0.1,
+            "rate_limit": {"calls": 3, "per_seconds": 10},
+        }
         response = await client.post("/tools/mcp_servers", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     items = response.json()["items"]

@@ -37,8 +37,9 @@ async def test_a_rate_limited_tool_spreads_its_calls_over_runs_and_workers(
     tool: tuple[StepTool, str],
 ) -> None:
     step_tool, base_url = tool
-    await register(client, "limited.ok", f"{base_url}/ok",
-                   rate_limit={"calls": 2, "per_seconds": 1})  # fmt: skip
+    await register(
+        client, "limited.ok", f"{base_url}/ok", rate_limit={"calls": 2, "per_seconds": 1}
+    )
     pipeline = [{"id": f"call{i}", "uses": "limited.ok", "with": {"i": i}} for i in range(2)]
     task = await create_task(client, pipeline)
     async with running_workers(database_url, redis_url, count=2):
@@ -68,8 +69,13 @@ async def _agent_task(
     pipeline: list[dict[str, Any]],
     **fields: Any,
 ) -> str:
-    body = {"title": "costly", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline}, **fields}  # fmt: skip
+    body = {
+        "title": "costly",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline},
+        **fields,
+    }
     response = await client.post("/tasks", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -85,8 +91,11 @@ async def test_a_step_over_the_task_budget_kills_the_run_and_tells_the_owner(
     step_tool, base_url = tool
     await register(client, "paid.ok", f"{base_url}/ok", cost_per_call=0.4)
     agent_id, headers = await _agent_client(client)
-    pipeline = [{"id": "first", "uses": "paid.ok"}, {"id": "second", "uses": "paid.ok"},
-                {"id": "after", "uses": "debug.echo"}]  # fmt: skip
+    pipeline = [
+        {"id": "first", "uses": "paid.ok"},
+        {"id": "second", "uses": "paid.ok"},
+        {"id": "after", "uses": "debug.echo"},
+    ]
     task_id = await _agent_task(client, headers, pipeline, budget_per_day=1.0)
     async with running_workers(database_url, redis_url):
         within = await run_to_end(client, await run_now(client, task_id))
@@ -125,8 +134,9 @@ async def test_a_cost_the_tool_reports_counts_and_an_agent_budget_stops_its_task
     step_tool, base_url = tool
     await register(client, "metered.call", f"{base_url}/cost")
     agent_id, headers = await _agent_client(client)
-    limits = await client.put(f"/agents/{agent_id}/limits", json={"budget_per_day": 2.5},
-                              headers=AUTH)  # fmt: skip
+    limits = await client.put(
+        f"/agents/{agent_id}/limits", json={"budget_per_day": 2.5}, headers=AUTH
+    )
     assert limits.status_code == 200, limits.text
     pipeline = [{"id": "spend", "uses": "metered.call", "with": {"cost": 1.5}}]
     task_id = await _agent_task(client, headers, pipeline)

@@ -84,9 +84,16 @@ async def test_good_entries_become_events_and_fire_event_tasks_exactly_once(
 ) -> None:
     definition = TaskDefinition(title="orders", schedule_kind="event", schedule_expr="order.*")
     (task_id,) = await create_tasks(pool, [definition], await db_now(pool))
-    await add(client, config.stream, [good(1, idempotency_key="k1", source="shop"),
-                                      good(2, idempotency_key="k2"), good(3),
-                                      good(1, idempotency_key="k1", source="shop")])  # fmt: skip
+    await add(
+        client,
+        config.stream,
+        [
+            good(1, idempotency_key="k1", source="shop"),
+            good(2, idempotency_key="k2"),
+            good(3),
+            good(1, idempotency_key="k1", source="shop"),
+        ],
+    )
     async with consuming(pool, client, config):
         await eventually(lambda: _at_least(pool, "event.received", 3))
         await add(client, config.stream, [good(2, idempotency_key="k2")])  # re-sent later
@@ -96,8 +103,9 @@ async def test_good_entries_become_events_and_fire_event_tasks_exactly_once(
         "SELECT queued FROM runs WHERE task_id = $1 ORDER BY queued_at", task_id
     )
     assert [json.loads(r["queued"])["event"]["payload"]["n"] for r in runs] == [1, 2, 3]
-    actors = await pool.fetch("SELECT DISTINCT meta->>'actor' AS a FROM events"
-                              " WHERE type = 'event.received' ORDER BY 1")  # fmt: skip
+    actors = await pool.fetch(
+        "SELECT DISTINCT meta->>'actor' AS a FROM events WHERE type = 'event.received' ORDER BY 1"
+    )
     assert [r["a"] for r in actors] == ["ingest:shop", "ingest:stream"]
     assert await client.xlen(config.dead_stream) == 0
 
@@ -248,8 +256,9 @@ async def test_two_consumers_record_each_key_once(
 ) -> None:
     small = replace(config, batch=50)
     # every key twice, far apart, so the two copies usually go to different consumers
-    await add(client, config.stream, [good(n % 1000, idempotency_key=f"k{n % 1000}")
-                                      for n in range(2000)])  # fmt: skip
+    await add(
+        client, config.stream, [good(n % 1000, idempotency_key=f"k{n % 1000}") for n in range(2000)]
+    )
     async with consuming(pool, client, small, name="A"), consuming(pool, client, small, name="B"):
         await eventually(lambda: _pending_is_empty(client, config), within=60)
     assert await count(pool, "event.received") == 1000
@@ -259,8 +268,9 @@ async def test_two_consumers_record_each_key_once(
 async def test_a_key_reused_with_other_content_is_dead_lettered(
     pool: asyncpg.Pool, client: redis.Redis, config: IngestConfig
 ) -> None:
-    ids = await add(client, config.stream, [good(1, idempotency_key="k"),
-                                            good(2, idempotency_key="k")])  # fmt: skip
+    ids = await add(
+        client, config.stream, [good(1, idempotency_key="k"), good(2, idempotency_key="k")]
+    )
     async with consuming(pool, client, config):
         await eventually(lambda: _pending_is_empty(client, config))
     assert await count(pool, "event.received") == 1

@@ -22,12 +22,14 @@ async def test_the_admin_keeps_control_of_an_agent_after_setting_its_limits(
     body = {"name": "limited", "scopes": ["tasks:read"]}
     agent = (await client.post("/agents", headers=AUTH, json=body)).json()
     token = (await client.post(f"/agents/{agent['id']}/tokens", headers=AUTH, json={})).json()
-    limits = await client.put(f"/agents/{agent['id']}/limits", headers=AUTH,
-                              json={"rate_limits": {"reads": "5/s"}})  # fmt: skip
+    limits = await client.put(
+        f"/agents/{agent['id']}/limits", headers=AUTH, json={"rate_limits": {"reads": "5/s"}}
+    )
     assert limits.status_code == 200, limits.text
 
-    patched = await client.patch(f"/agents/{agent['id']}", headers=AUTH,
-                                 json={"scopes": ["tasks:read", "runs:read"]})  # fmt: skip
+    patched = await client.patch(
+        f"/agents/{agent['id']}", headers=AUTH, json={"scopes": ["tasks:read", "runs:read"]}
+    )
     assert patched.status_code == 200, patched.text
     again = await client.put(f"/agents/{agent['id']}/limits", headers=AUTH, json={})
     assert again.status_code == 200, again.text

@@ -51,8 +51,12 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 async def _task(client: httpx.AsyncClient, who: Footprint, **body: Any) -> str:
-    base = {"title": f"task of {who.agent_id}", "schedule_kind": "cron",
-            "schedule_expr": "0 0 1 1 *", "payload": {"params": {"who": who.agent_id}}}  # fmt: skip
+    base = {
+        "title": f"task of {who.agent_id}",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"params": {"who": who.agent_id}},
+    }
     response = await client.post("/tasks", json={**base, **body}, headers=_bearer(who.token))
     assert response.status_code == 201, response.text
     task_id = str(response.json()["id"])
@@ -76,14 +80,18 @@ async def _ok(response: httpx.Response) -> None:
 async def _act(client: httpx.AsyncClient, pool: asyncpg.Pool, who: Footprint) -> None:
     auth, agent = _bearer(who.token), who.agent_id
     # The admin's doings on the agent: its limits, a second token revoked, new scopes.
-    await _ok(await client.put(f"/agents/{agent}/limits", headers=AUTH,
-                               json={"budget_per_day": 5}))  # fmt: skip
+    await _ok(await client.put(f"/agents/{agent}/limits", headers=AUTH, json={"budget_per_day": 5}))
     spare = (await client.post(f"/agents/{agent}/tokens", headers=AUTH, json={})).json()
     await _ok(await client.delete(f"/agents/{agent}/tokens/{spare['id']}", headers=AUTH))
     await _ok(await client.patch(f"/agents/{agent}", headers=AUTH, json={"scopes": ALL_SCOPES}))
     # Task commands.
-    plain = await _task(client, who, payload={"pipeline": ECHO, "params": {"who": agent}},
-                        dedupe_key="nightly-report", concurrency_key="billing-export")  # fmt: skip
+    plain = await _task(
+        client,
+        who,
+        payload={"pipeline": ECHO, "params": {"who": agent}},
+        dedupe_key="nightly-report",
+        concurrency_key="billing-export",
+    )
     await _ok(await client.patch(f"/tasks/{plain}", headers=auth, json={"title": "renamed"}))
     await _ok(await client.post(f"/tasks/{plain}/snooze", headers=auth, json={"seconds": 60}))
     await _ok(await client.post(f"/tasks/{plain}/pause", headers=auth))
@@ -101,8 +109,14 @@ async def _act(client: httpx.AsyncClient, pool: asyncpg.Pool, who: Footprint) ->
     topic = f"sensor.{agent}"
     echo = {"pipeline": ECHO, "params": {"who": agent}}
     await _task(client, who, schedule_kind="event", schedule_expr=topic, payload=echo)
-    await _task(client, who, schedule_kind="condition", schedule_expr=topic,
-                condition="event.payload.t > `30`", payload=echo)  # fmt: skip
+    await _task(
+        client,
+        who,
+        schedule_kind="condition",
+        schedule_expr=topic,
+        condition="event.payload.t > `30`",
+        payload=echo,
+    )
     event = {"topic": topic, "payload": {"t": 40, "who": agent}}
     published = await client.post("/events", headers=auth, json=event)
     assert published.status_code == 202, published.text
@@ -121,13 +135,24 @@ async def _act(client: httpx.AsyncClient, pool: asyncpg.Pool, who: Footprint) ->
 async def _webhooks(pool: asyncpg.Pool, agent: str) -> None:
     position = int(await pool.fetchval("SELECT max(position) FROM events"))
     tries = [
-        (webhook_stream(agent, position), [
-            WebhookAttempted(agent_id=agent, position=position, event_type="run.succeeded",
-                             attempt=1, status=200),
-            WebhookDelivered(agent_id=agent, position=position, attempt=1)]),
-        (webhook_stream(agent, position - 1), [
-            WebhookFailed(agent_id=agent, position=position - 1, attempts=1, error="down")]),
-    ]  # fmt: skip
+        (
+            webhook_stream(agent, position),
+            [
+                WebhookAttempted(
+                    agent_id=agent,
+                    position=position,
+                    event_type="run.succeeded",
+                    attempt=1,
+                    status=200,
+                ),
+                WebhookDelivered(agent_id=agent, position=position, attempt=1),
+            ],
+        ),
+        (
+            webhook_stream(agent, position - 1),
+            [WebhookFailed(agent_id=agent, position=position - 1, attempts=1, error="down")],
+        ),
+    ]
     async with pool.acquire() as conn, conn.transaction():
         appends = [StreamAppend(stream, list(events)) for stream, events in tries]
         meta = EventMeta(actor="notifier", correlation_id="notifier")
@@ -139,8 +164,9 @@ async def _read_all(client: httpx.AsyncClient, token: str) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     after: int | None = 0
     while after is not None:
-        page = await client.get("/events", params={"after": after, "limit": 7},
-                                headers=_bearer(token))  # fmt: skip
+        page = await client.get(
+            "/events", params={"after": after, "limit": 7}, headers=_bearer(token)
+        )
         assert page.status_code == 200, page.text
         body = page.json()
         assert body["next"] is None or len(body["items"]) == 7  # pages stay full
@@ -150,13 +176,33 @@ async def _read_all(client: httpx.AsyncClient, token: str) -> list[dict[str, Any
 
 
 EXPECTED_TYPES = {
-    "agent.created", "agent.token_issued", "agent.token_revoked", "agent.limits_set",
-    "agent.updated", "task.created", "task.updated", "task.snoozed", "task.paused",
-    "task.resumed", "task.canceled", "task.deleted", "run.queued", "run.started",
-    "run.step_succeeded", "run.step_failed", "run.succeeded", "run.dead",
-    "approval.requested", "approval.granted", "approval.rejected", "event.received",
-    "condition.evaluated", "webhook.attempted", "webhook.delivered", "webhook.failed",
-}  # fmt: skip
+    "agent.created",
+    "agent.token_issued",
+    "agent.token_revoked",
+    "agent.limits_set",
+    "agent.updated",
+    "task.created",
+    "task.updated",
+    "task.snoozed",
+    "task.paused",
+    "task.resumed",
+    "task.canceled",
+    "task.deleted",
+    "run.queued",
+    "run.started",
+    "run.step_succeeded",
+    "run.step_failed",
+    "run.succeeded",
+    "run.dead",
+    "approval.requested",
+    "approval.granted",
+    "approval.rejected",
+    "event.received",
+    "condition.evaluated",
+    "webhook.attempted",
+    "webhook.delivered",
+    "webhook.failed",
+}
 
 
 async def test_an_agent_reads_none_of_another_agents_events(
@@ -187,8 +233,9 @@ async def test_an_agent_reads_none_of_another_agents_events(
             assert len([e for e in mine if e["stream"].split("-", 1)[1] in me.ids]) == own
             # Asking for the other's stream by name gives nothing.
             for run_id in other.run_ids:
-                page = await client.get("/events", params={"stream": f"run-{run_id}"},
-                                        headers=_bearer(me.token))  # fmt: skip
+                page = await client.get(
+                    "/events", params={"stream": f"run-{run_id}"}, headers=_bearer(me.token)
+                )
                 assert page.status_code == 200
                 assert page.json()["items"] == []
         everything = await client.get("/events", params={"limit": 1000}, headers=AUTH)
@@ -221,14 +268,18 @@ async def test_the_migration_files_an_existing_log_as_the_projection_does(
         async with running_workers(database_url, redis_url):
             await _act(client, pool, who)
         query = "SELECT {} FROM {} ORDER BY 1, 2"
-        live = [await pool.fetch(query.format("stream, owner", "stream_owner")),
-                await pool.fetch(query.format("owner, position", "event_owner"))]  # fmt: skip
+        live = [
+            await pool.fetch(query.format("stream, owner", "stream_owner")),
+            await pool.fetch(query.format("owner, position", "event_owner")),
+        ]
         sql = (Path(__file__).parents[2] / "migrations" / "0020_ownership.sql").read_text()
         backfill = sql[sql.index("-- The existing log") : sql.index("INSERT INTO projection_")]
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("TRUNCATE stream_owner, event_owner")
             await conn.execute(backfill)
-        again = [await pool.fetch(query.format("stream, owner", "stream_owner")),
-                 await pool.fetch(query.format("owner, position", "event_owner"))]  # fmt: skip
+        again = [
+            await pool.fetch(query.format("stream, owner", "stream_owner")),
+            await pool.fetch(query.format("owner, position", "event_owner")),
+        ]
     assert again == live
     assert len(live[1]) > 40

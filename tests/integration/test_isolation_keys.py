@@ -20,16 +20,22 @@ ECHO = [{"id": "echo", "uses": "debug.echo", "with": {"x": 1}}]
 
 
 async def _task(client: httpx.AsyncClient, token: str, pipeline: list[Any], **fields: Any) -> Any:
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline}, **fields}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline},
+        **fields,
+    }
     return await client.post("/tasks", json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 async def _run(client: httpx.AsyncClient, token: str, pipeline: list[Any], **fields: Any) -> str:
     created = await _task(client, token, pipeline, **fields)
     assert created.status_code == 201, created.text
-    queued = await client.post(f"/tasks/{created.json()['id']}/run_now",
-                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    queued = await client.post(
+        f"/tasks/{created.json()['id']}/run_now", headers={"Authorization": f"Bearer {token}"}
+    )
     assert queued.status_code == 202, queued.text
     return str(queued.json()["run_id"])
 
@@ -44,8 +50,9 @@ async def test_another_agents_keys_neither_deduplicate_nor_delay_my_runs(
     dedupe = {"dedupe_key": "nightly-report", "dedupe_window_seconds": 3600}
     async with running_workers(database_url, redis_url):
         # B's run holds "billing-export" until the gate opens; B ran "nightly-report".
-        holder = await _run(client, b, [{"id": "hold", "uses": "test.hold"}],
-                            concurrency_key="billing-export")  # fmt: skip
+        holder = await _run(
+            client, b, [{"id": "hold", "uses": "test.hold"}], concurrency_key="billing-export"
+        )
         await server.wait_entered("hold")
         assert (await run_to_end(client, await _run(client, b, ECHO, **dedupe)))["status"] == (
             "succeeded"
@@ -71,6 +78,10 @@ async def test_only_the_admin_sets_a_key_shared_across_agents(client: httpx.Asyn
     refused = await _task(client, a, ECHO, concurrency_key="shared:billing")
     assert refused.status_code == 403, refused.text
     assert refused.json()["errors"][0]["field"] == "concurrency_key"
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "dedupe_key": "shared:nightly"}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "dedupe_key": "shared:nightly",
+    }
     assert (await client.post("/tasks", json=body, headers=AUTH)).status_code == 201

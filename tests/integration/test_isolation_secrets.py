@@ -21,8 +21,7 @@ from tests.ui_client import agent_token
 from tests.workers import AUTH, FAST, api_client, run_to_end, running_workers
 
 KEY = os.urandom(32)
-SCOPES = ["tasks:read", "tasks:write", "runs:read", "events:read", "secrets:read",
-          "secrets:write"]  # fmt: skip
+SCOPES = ["tasks:read", "tasks:write", "runs:read", "events:read", "secrets:read", "secrets:write"]
 WORKERS = dataclasses.replace(FAST, secret_key=KEY)
 
 
@@ -36,17 +35,26 @@ def _as(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _store(client: httpx.AsyncClient, headers: dict[str, str], name: str,
-                 **body: Any) -> httpx.Response:  # fmt: skip
+async def _store(
+    client: httpx.AsyncClient, headers: dict[str, str], name: str, **body: Any
+) -> httpx.Response:
     secret = {"name": name, "value": f"value-of-{name}-7c1d", "allowed_tools": ["debug.echo"]}
     return await client.post("/secrets", json={**secret, **body}, headers=headers)
 
 
 async def _use(client: httpx.AsyncClient, headers: dict[str, str], name: str) -> dict[str, Any]:
     """A run of the caller's that sends secret ``name`` to debug.echo, run to its end."""
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *", "max_retries": 0,
-            "payload": {"pipeline": [{"id": "use", "uses": "debug.echo",
-                                      "with": {"token": f"${{secrets.{name}}}"}}]}}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "max_retries": 0,
+        "payload": {
+            "pipeline": [
+                {"id": "use", "uses": "debug.echo", "with": {"token": f"${{secrets.{name}}}"}}
+            ]
+        },
+    }
     task = await client.post("/tasks", json=body, headers=headers)
     assert task.status_code == 201, task.text
     queued = await client.post(f"/tasks/{task.json()['id']}/run_now", headers=headers)
@@ -108,8 +116,11 @@ async def test_an_agent_uses_its_own_secrets_and_those_the_admin_shares_with_it(
     assert own["status"] == "succeeded", own
     assert own["steps"][0]["output"] == {"token": "[secret:A_TOKEN]"}
     assert shared["status"] == "succeeded", shared
-    for refused, name, owner in ((stolen, "A_TOKEN", b_id), (private, "ADMIN_ONLY", b_id),
-                                 (not_shared, "FOR_B", a_id)):  # fmt: skip
+    for refused, name, owner in (
+        (stolen, "A_TOKEN", b_id),
+        (private, "ADMIN_ONLY", b_id),
+        (not_shared, "FOR_B", a_id),
+    ):
         assert refused["status"] == "dead", refused
         error = refused["steps"][0]["error"]
         assert f"secret {name!r} is not {owner}'s and not shared with it" in error

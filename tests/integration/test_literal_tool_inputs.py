@@ -20,8 +20,12 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 def body(options: dict[str, Any]) -> dict[str, Any]:
     step = {"id": "call", "uses": "http.request", "with": options}
-    return {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": [step], "params": {"method": "GET"}}}  # fmt: skip
+    return {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": [step], "params": {"method": "GET"}},
+    }
 
 
 @pytest.mark.parametrize(
@@ -48,8 +52,9 @@ async def test_a_literal_input_that_breaks_the_schema_is_refused_naming_the_fiel
 async def test_an_update_to_a_bad_literal_input_is_refused(client: httpx.AsyncClient) -> None:
     task = await create_task(client, body({"url": "https://example.com/"})["payload"]["pipeline"])
     bad = body({"method": "SET", "url": "https://example.com/"})
-    response = await client.patch(f"/tasks/{task['id']}", json={"payload": bad["payload"]},
-                                  headers=AUTH)  # fmt: skip
+    response = await client.patch(
+        f"/tasks/{task['id']}", json={"payload": bad["payload"]}, headers=AUTH
+    )
     assert response.status_code == 422, response.text
     assert "payload.pipeline[0].with.method" in response.text
 

@@ -26,8 +26,9 @@ NAME = "ordinaut-lost-connection-test"
 async def _running(database_url: str, make: object) -> AsyncIterator[asyncio.Task[None]]:
     """``make(pool)`` run until the block ends, on a pool whose connections carry NAME."""
     stop = asyncio.Event()
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=6,
-                                   server_settings={"application_name": NAME}) as pool:  # fmt: skip
+    async with asyncpg.create_pool(
+        database_url, min_size=1, max_size=6, server_settings={"application_name": NAME}
+    ) as pool:
         task = asyncio.create_task(make(pool).run(stop))  # type: ignore[operator]
         try:
             yield task

@@ -80,8 +80,11 @@ async def test_mcp_refuses_missing_wrong_and_revoked_tokens_at_connection(
     agent_id, token_id, revoked = await agent_token(http, ["tasks:read"])
     await http.delete(f"/agents/{agent_id}/tokens/{token_id}")
     hello = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    for headers in ({}, {"Authorization": "Bearer not-a-token"},
-                    {"Authorization": f"Bearer {revoked}"}):  # fmt: skip
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"Authorization": f"Bearer {revoked}"},
+    ):
         async with httpx.AsyncClient(base_url=base_url) as anonymous:
             response = await anonymous.post("/mcp", json=hello, headers=headers)
         assert response.status_code == 401, response.text
@@ -111,27 +114,45 @@ async def test_mcp_refuses_hosts_it_does_not_serve(served: tuple[str, httpx.Asyn
 
 
 BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
-    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "61 * * * *"},
-     "schedule_expr"),
-    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "* * * * *",
-                     "priority": 10}, "priority"),
-    ("create_task", {"title": "x", "schedule_kind": "cron", "schedule_expr": "* * * * *",
-                     "timezone": "Mars/Olympus"}, "timezone"),
+    (
+        "create_task",
+        {"title": "x", "schedule_kind": "cron", "schedule_expr": "61 * * * *"},
+        "schedule_expr",
+    ),
+    (
+        "create_task",
+        {"title": "x", "schedule_kind": "cron", "schedule_expr": "* * * * *", "priority": 10},
+        "priority",
+    ),
+    (
+        "create_task",
+        {
+            "title": "x",
+            "schedule_kind": "cron",
+            "schedule_expr": "* * * * *",
+            "timezone": "Mars/Olympus",
+        },
+        "timezone",
+    ),
     ("create_task", {"schedule_kind": "cron", "schedule_expr": "* * * * *"}, "title"),
-    ("create_task", {"title": "x", "schedule_kind": "weekly", "schedule_expr": "x"},
-     "schedule_kind"),
+    (
+        "create_task",
+        {"title": "x", "schedule_kind": "weekly", "schedule_expr": "x"},
+        "schedule_kind",
+    ),
     ("update_task", {"task_id": "{task}", "changes": {"priority": 0}}, "changes.priority"),
-    ("update_task", {"task_id": "{task}", "changes": {"schedule_expr": "nope"}},
-     "schedule_expr"),
-    ("update_task", {"task_id": "{task}", "changes": {}, "expected_version": 99},
-     ""),
+    ("update_task", {"task_id": "{task}", "changes": {"schedule_expr": "nope"}}, "schedule_expr"),
+    ("update_task", {"task_id": "{task}", "changes": {}, "expected_version": 99}, ""),
     ("list_tasks", {"limit": 0}, "limit"),
     ("list_tasks", {"status": "sleeping"}, "status"),
     ("list_tasks", {"cursor": "forged"}, "cursor"),
     ("get_task", {}, "task_id"),
     ("preview_schedule", {"schedule_kind": "cron", "schedule_expr": "bad"}, "schedule_expr"),
-    ("preview_schedule", {"schedule_kind": "cron", "schedule_expr": "* * * * *", "count": 0},
-     "count"),
+    (
+        "preview_schedule",
+        {"schedule_kind": "cron", "schedule_expr": "* * * * *", "count": 0},
+        "count",
+    ),
     ("preview_schedule", {"schedule_expr": "* * * * *"}, "schedule_kind"),
     ("run_task_now", {"task_id": 5}, "task_id"),
     ("pause_task", {"task_id": ""}, "task_id"),
@@ -148,11 +169,20 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("publish_event", {"topic": "calendar.changed"}, "payload"),
     ("list_tools", {"verbose": True}, "verbose"),
     ("dry_run_pipeline", {}, "task_id"),
-    ("dry_run_pipeline", {"task": {"title": "x", "schedule_kind": "cron",
-                                   "schedule_expr": "* * * * *", "priority": 0}},
-     "task.priority"),
+    (
+        "dry_run_pipeline",
+        {
+            "task": {
+                "title": "x",
+                "schedule_kind": "cron",
+                "schedule_expr": "* * * * *",
+                "priority": 0,
+            }
+        },
+        "task.priority",
+    ),
     ("get_history", {}, "task_id"),
-]  # fmt: skip
+]
 
 
 async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
@@ -170,7 +200,9 @@ async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
             if tool == "create_task":  # the same validation as the API, word for word
                 over_http = (await http.post("/tasks", json=filled)).json()
                 assert (problem["status"], problem["errors"]) == (
-                    over_http["status"], over_http["errors"]), over_http  # fmt: skip
+                    over_http["status"],
+                    over_http["errors"],
+                ), over_http
         assert {t for t, _, _ in BAD_INPUT} == {t.name for t in listed_tools()}
         assert (await ok(client, "get_task", task_id=task["id"]))["version"] == task["version"]
 
@@ -178,8 +210,9 @@ async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
 def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:
     """A change to what models read about the tools must be deliberate: regenerate with
     ORDINAUT_UPDATE_SNAPSHOTS=1 and review the diff."""
-    current = [tool.model_dump(mode="json", by_alias=True, exclude_none=True)
-               for tool in listed_tools()]  # fmt: skip
+    current = [
+        tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in listed_tools()
+    ]
     if os.environ.get("ORDINAUT_UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(current, indent=2, ensure_ascii=False) + "\n")
     assert json.loads(SNAPSHOT.read_text()) == current
@@ -194,9 +227,13 @@ async def test_tasks_and_runs_are_resources_as_the_api_shows_them(
     async with mcp_http(base_url, ADMIN) as client:
         templates = (await client.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == {
-            "ordinaut://tasks/{id}", "ordinaut://runs/{id}"}  # fmt: skip
-        for uri, path in ((f"ordinaut://tasks/{task['id']}", f"/tasks/{task['id']}"),
-                          (f"ordinaut://runs/{run_id}", f"/runs/{run_id}")):  # fmt: skip
+            "ordinaut://tasks/{id}",
+            "ordinaut://runs/{id}",
+        }
+        for uri, path in (
+            (f"ordinaut://tasks/{task['id']}", f"/tasks/{task['id']}"),
+            (f"ordinaut://runs/{run_id}", f"/runs/{run_id}"),
+        ):
             (content,) = (await client.read_resource(uri)).contents
             assert content.mime_type == "application/json"
             assert json.loads(content.text) == (await http.get(path)).json()  # type: ignore[union-attr]

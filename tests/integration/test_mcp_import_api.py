@@ -22,8 +22,16 @@ ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 MCP_SCRIPT = Path(__file__).parent.parent / "tools_servers" / "mcp_echo_server.py"
 STDIO = [sys.executable, str(MCP_SCRIPT)]
-ADDRESSES = ["echo.add", "echo.die", "echo.echo", "echo.fail", "echo.greet",
-             "echo.handshakes", "echo.idempotency_key", "echo.slow"]  # fmt: skip
+ADDRESSES = [
+    "echo.add",
+    "echo.die",
+    "echo.echo",
+    "echo.fail",
+    "echo.greet",
+    "echo.handshakes",
+    "echo.idempotency_key",
+    "echo.slow",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +66,12 @@ async def test_an_mcp_server_over_http_is_imported_tool_by_tool(
     imported = await import_server(client, body, 201)
     assert [t["address"] for t in imported["items"]] == ADDRESSES
     assert imported["skipped"] == [
-        {"name": "search/web", "reason": "address: must be dotted names of letters, digits, _ "
-                                         "or -, e.g. weather-mcp.forecast"},
-    ]  # fmt: skip
+        {
+            "name": "search/web",
+            "reason": "address: must be dotted names of letters, digits, _ "
+            "or -, e.g. weather-mcp.forecast",
+        },
+    ]
     add = (await client.get("/tools/echo.add", headers=AUTH)).json()
     assert add == next(t for t in imported["items"] if t["address"] == "echo.add")
     assert (add["transport"], add["endpoint"], add["command"]) == ("mcp", mcp_endpoint, None)
@@ -119,8 +130,9 @@ async def test_bad_imports_are_refused_as_problems(
 
 async def test_an_unreachable_endpoint_is_a_bad_gateway(client: AsyncTestClient[Any]) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}/mcp"
-    response = await client.post("/tools/mcp_servers", json={"name": "gone", "endpoint": endpoint},
-                                 headers=AUTH)  # fmt: skip
+    response = await client.post(
+        "/tools/mcp_servers", json={"name": "gone", "endpoint": endpoint}, headers=AUTH
+    )
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"].startswith(f"could not connect to MCP server {endpoint}: ")

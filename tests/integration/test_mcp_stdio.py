@@ -23,17 +23,24 @@ ROOT = Path(__file__).parent.parent.parent
 def environment(database_url: str, redis_url: str, token: str) -> dict[str, str]:
     """The subprocess's environment: this checkout, the test's servers, the token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    env.update(ORDINAUT_DATABASE_URL=database_url, ORDINAUT_REDIS_URL=redis_url,
-               ORDINAUT_ADMIN_TOKEN=ADMIN, ORDINAUT_TOKEN=token, ORDINAUT_LOG_FORMAT="json",
-               PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(
+        ORDINAUT_DATABASE_URL=database_url,
+        ORDINAUT_REDIS_URL=redis_url,
+        ORDINAUT_ADMIN_TOKEN=ADMIN,
+        ORDINAUT_TOKEN=token,
+        ORDINAUT_LOG_FORMAT="json",
+        PYTHONPATH=str(ROOT),
+    )
     return env
 
 
 def ordinaut_mcp(env: dict[str, str], *args: str) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "services.cli.main", "mcp", *args], env=env,
+        command=sys.executable,
+        args=["-m", "services.cli.main", "mcp", *args],
+        env=env,
         cwd=str(ROOT),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -73,9 +80,14 @@ async def test_a_reader_token_over_stdio_cannot_create_tasks(
 def test_ordinaut_mcp_refuses_a_bad_token_before_serving(database_url: str, redis_url: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "services.cli.main", "mcp"],
-        env=environment(database_url, redis_url, "not-a-token"), cwd=ROOT, input="",
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=environment(database_url, redis_url, "not-a-token"),
+        cwd=ROOT,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2, result
     assert result.stdout == ""  # stdout is the protocol's: nothing else is ever written there
     assert "ORDINAUT_TOKEN is not a valid token" in result.stderr

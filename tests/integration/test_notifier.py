@@ -58,9 +58,14 @@ async def relayed(database_url: str, redis_url: str, stream: str) -> AsyncIterat
 
 def fast(stream: str, **changes: object) -> NotifierConfig:
     config = NotifierConfig(
-        stream=stream, start_id="0", max_attempts=5, timeout_seconds=0.5,
-        backoff_base_seconds=0.1, backoff_max_seconds=0.4, block_ms=200,
-    )  # fmt: skip
+        stream=stream,
+        start_id="0",
+        max_attempts=5,
+        timeout_seconds=0.5,
+        backoff_base_seconds=0.1,
+        backoff_max_seconds=0.4,
+        block_ms=200,
+    )
     return replace(config, **changes)  # type: ignore[arg-type]
 
 
@@ -76,9 +81,12 @@ async def finished(pool: asyncpg.Pool, agent_id: str, position: int) -> list[str
 
 
 async def test_a_receiver_verifies_the_signature_of_the_one_delivery_it_gets(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/ok")
     run_id = await queue_run(pool, agent)
@@ -104,9 +112,12 @@ async def test_a_receiver_verifies_the_signature_of_the_one_delivery_it_gets(
 
 
 async def test_a_receiver_failing_three_times_gets_the_event_once(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/flaky/3")
     position = await finish_run(pool, await queue_run(pool, agent), dead=True)
@@ -125,9 +136,12 @@ async def test_a_receiver_failing_three_times_gets_the_event_once(
 
 
 async def test_a_failing_receiver_is_recorded_as_failed_and_delays_no_one_else(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     hanging = await agent_at(pool, app, f"{base}/hang")
     down = await agent_at(pool, app, f"{base}/down")
@@ -156,9 +170,12 @@ async def test_a_failing_receiver_is_recorded_as_failed_and_delays_no_one_else(
 
 
 async def test_entries_a_dead_notifier_held_are_reclaimed_and_delivered(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/ok")
     position = await finish_run(pool, await queue_run(pool, agent))
@@ -187,9 +204,12 @@ async def _holds(client: redis.Redis, stream: str, entry_id: str) -> bool:
 
 
 async def test_an_agent_chooses_its_event_types(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/ok", notify_events=("run.queued",))
     run_id = await queue_run(pool, agent)
@@ -206,13 +226,19 @@ async def test_ordinaut_notifier_runs_alone_and_stops_cleanly(
     database_url: str, redis_url: str, stream: str, tmp_path: Path
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    env |= {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-            "ORDINAUT_WEBHOOK_KEY": KEY.decode(), "ORDINAUT_DATA_DIR": str(tmp_path)}  # fmt: skip
+    env |= {
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_WEBHOOK_KEY": KEY.decode(),
+        "ORDINAUT_DATA_DIR": str(tmp_path),
+    }
     with (tmp_path / "notifier.log").open("wb") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 - returns at once; readiness is polled
             [sys.executable, "-m", "services.cli.main", "notifier", "--stream", stream],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         async with redis.Redis.from_url(redis_url) as client:
             await eventually(lambda: _has_group(client, stream), within=30)
@@ -234,9 +260,12 @@ async def _has_group(client: redis.Redis, stream: str) -> bool:
 
 
 async def test_after_redis_loses_the_stream_delivery_goes_on_without_repeats(
-    pool: asyncpg.Pool, redis_url: str, stream: str, relayed: None,
+    pool: asyncpg.Pool,
+    redis_url: str,
+    stream: str,
+    relayed: None,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/ok")
     async with redis.Redis.from_url(redis_url) as client:
@@ -270,9 +299,11 @@ async def test_a_webhook_to_a_refused_address_fails_at_once_without_connecting(
 
 
 async def test_notifications_go_on_after_a_redis_outage_without_repeats(
-    database_url: str, pool: asyncpg.Pool, own_redis: RedisServer,
+    database_url: str,
+    pool: asyncpg.Pool,
+    own_redis: RedisServer,
     receiver: tuple[WebhookReceiver, str],
-) -> None:  # fmt: skip
+) -> None:
     app, base = receiver
     agent = await agent_at(pool, app, f"{base}/ok")
     stream = unique_stream()  # on the test's own server, which is thrown away

@@ -37,15 +37,25 @@ async def test_health_shows_a_stopped_timer_and_its_recovery(
 ) -> None:
     before = await health(client)
     assert set(before["components"]) == {
-        "db", "redis", "timer", "ready_work", "relay", "workers", "event_horizon",
-    }  # fmt: skip
+        "db",
+        "redis",
+        "timer",
+        "ready_work",
+        "relay",
+        "workers",
+        "event_horizon",
+    }
     assert before["components"]["timer"]["status"] == "ok"
 
     # A one-shot due 20 s ago (inside the grace a late one-shot still gets) and no timer running:
     # the timer's lag is 20 s and growing.
     due = (datetime.now(UTC) - timedelta(seconds=20)).isoformat()
-    body = {"title": "late", "schedule_kind": "once", "schedule_expr": due,
-            "payload": {"pipeline": [{"id": "e", "uses": "debug.echo"}]}}  # fmt: skip
+    body = {
+        "title": "late",
+        "schedule_kind": "once",
+        "schedule_expr": due,
+        "payload": {"pipeline": [{"id": "e", "uses": "debug.echo"}]},
+    }
     assert (await client.post("/tasks", json=body, headers=AUTH)).status_code == 201
     lagging = await health(client)
     assert lagging["components"]["timer"]["status"] == "degraded"
@@ -99,7 +109,7 @@ def test_the_ops_port_serves_metrics_and_health(database_url: str, redis_url: st
             "ordinaut_timer_lag_seconds_bucket",
             "ordinaut_relay_lag_seconds_bucket",
         ):
-            assert name in metrics.text  # fmt: skip
+            assert name in metrics.text
         assert ops.get("/health/ready").json() == {"status": "ready"}
         assert ops.get("/health").json()["components"]["db"]["status"] == "ok"
         assert ops.get("/health/live").status_code == 200

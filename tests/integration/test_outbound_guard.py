@@ -52,15 +52,23 @@ async def test_http_request_to_an_unresolvable_host_is_a_step_failure_on_error_c
 ) -> None:
     task = await create_task(
         client,
-        [{"id": "call", "uses": "http.request", "with": {"url": f"http://{UNRESOLVABLE}/x"},
-          "on_error": "continue"},
-         {"id": "after", "uses": "debug.echo", "with": {"went_on": True}}],
-    )  # fmt: skip
+        [
+            {
+                "id": "call",
+                "uses": "http.request",
+                "with": {"url": f"http://{UNRESOLVABLE}/x"},
+                "on_error": "continue",
+            },
+            {"id": "after", "uses": "debug.echo", "with": {"went_on": True}},
+        ],
+    )
     strict = await create_task(
         client,
         [{"id": "call", "uses": "http.request", "with": {"url": f"http://{UNRESOLVABLE}/x"}}],
-        max_retries=1, backoff_strategy="fixed", backoff_base_seconds=0.1,
-    )  # fmt: skip
+        max_retries=1,
+        backoff_strategy="fixed",
+        backoff_base_seconds=0.1,
+    )
     async with running_workers(database_url, redis_url):
         went_on = await run_to_end(client, await run_now(client, task["id"]))
         dead = await run_to_end(client, await run_now(client, strict["id"]))
@@ -86,9 +94,14 @@ async def test_a_webhook_to_an_unresolvable_host_is_recorded_and_given_up(
     pool: asyncpg.Pool, database_url: str, redis_url: str, stream: str
 ) -> None:
     config = NotifierConfig(
-        stream=stream, start_id="0", max_attempts=2, timeout_seconds=0.5,
-        backoff_base_seconds=0.1, backoff_max_seconds=0.2, block_ms=200,
-    )  # fmt: skip
+        stream=stream,
+        start_id="0",
+        max_attempts=2,
+        timeout_seconds=0.5,
+        backoff_base_seconds=0.1,
+        backoff_max_seconds=0.2,
+        block_ms=200,
+    )
     agent = await create_agent(pool, f"http://{UNRESOLVABLE}/hook")
     position = await finish_run(pool, await queue_run(pool, agent))
 
@@ -103,8 +116,10 @@ async def test_a_webhook_to_an_unresolvable_host_is_recorded_and_given_up(
         await eventually(ended)
     records = await delivery_records(pool, agent, position)
     assert [t for t, _, _ in records] == [
-        "webhook.attempted", "webhook.attempted", "webhook.failed",
-    ]  # fmt: skip
+        "webhook.attempted",
+        "webhook.attempted",
+        "webhook.failed",
+    ]
     assert all("cannot resolve" in event.error for t, event, _ in records[:2])
 
 
@@ -121,8 +136,9 @@ async def test_an_mcp_import_is_refused_where_http_tools_are(
     # 0.0.0.0 reaches this machine, but it is no public unicast address: http tools are
     # refused there by default, and so is an MCP server.
     endpoint = f"http://0.0.0.0:{mcp_port}/mcp"
-    response = await api.post("/tools/mcp_servers", json={"name": "sneak", "endpoint": endpoint},
-                              headers=AUTH)  # fmt: skip
+    response = await api.post(
+        "/tools/mcp_servers", json={"name": "sneak", "endpoint": endpoint}, headers=AUTH
+    )
     assert response.status_code == 502, response.text
     detail = response.json()["detail"]
     assert "refused to connect" in detail
@@ -131,11 +147,13 @@ async def test_an_mcp_import_is_refused_where_http_tools_are(
 
 
 async def test_an_mcp_call_is_refused_where_http_tools_are(mcp_port: int) -> None:
-    tool = ToolRegistered(address="echo.add", transport="mcp",
-                          endpoint=f"http://0.0.0.0:{mcp_port}/mcp")  # fmt: skip
+    tool = ToolRegistered(
+        address="echo.add", transport="mcp", endpoint=f"http://0.0.0.0:{mcp_port}/mcp"
+    )
     strict = ToolInvoker(outbound_allow=())  # loopback too is refused without the allow-list
-    loopback = ToolRegistered(address="echo.add", transport="mcp",
-                              endpoint=f"http://127.0.0.1:{mcp_port}/mcp")  # fmt: skip
+    loopback = ToolRegistered(
+        address="echo.add", transport="mcp", endpoint=f"http://127.0.0.1:{mcp_port}/mcp"
+    )
     invoker = ToolInvoker()
     try:
         for calling, target in ((invoker, tool), (strict, loopback)):
@@ -154,8 +172,11 @@ async def _talkative_error(scope: dict[str, Any], receive: Any, send: Any) -> No
     """An MCP endpoint that refuses everything with a JSON-RPC error full of its internals."""
     if scope["type"] != "http":
         return
-    body = (b'{"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "'
-            + BODY_SECRET.encode() + b' at db.internal:5432"}}')  # fmt: skip
+    body = (
+        b'{"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": "'
+        + BODY_SECRET.encode()
+        + b' at db.internal:5432"}}'
+    )
     headers = [(b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": 400, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -166,9 +187,10 @@ async def test_an_mcp_import_failure_names_its_class_without_echoing_the_server(
 ) -> None:
     with serve(_talkative_error, lifespan="off") as base_url:
         response = await api.post(
-            "/tools/mcp_servers", json={"name": "chatty", "endpoint": f"{base_url}/mcp"},
+            "/tools/mcp_servers",
+            json={"name": "chatty", "endpoint": f"{base_url}/mcp"},
             headers=AUTH,
-        )  # fmt: skip
+        )
     assert response.status_code == 502, response.text
     detail = response.json()["detail"]
     assert BODY_SECRET not in detail

@@ -70,8 +70,9 @@ async def test_loopback_is_allowed_by_default_and_refused_without_the_allow_list
 async def test_the_allow_list_opens_a_private_network(tool_url: str) -> None:
     tools = HttpTools(allowed=parse_allow_list("127.0.0.0/8"))
     try:
-        answer = await tools.post(f"{tool_url}/ok", {"a": 1}, idempotency_key="k",
-                                  timeout_seconds=5)  # fmt: skip
+        answer = await tools.post(
+            f"{tool_url}/ok", {"a": 1}, idempotency_key="k", timeout_seconds=5
+        )
         assert answer["input"] == {"a": 1}
     finally:
         await tools.aclose()
@@ -83,9 +84,14 @@ async def test_a_pipeline_step_to_the_metadata_address_fails_without_retrying(
     async with api_client(database_url, redis_url) as client:
         task = await create_task(
             client,
-            [{"id": "steal", "uses": "http.request",
-              "with": {"url": "http://169.254.169.254/latest/meta-data/iam/"}}],
-        )  # fmt: skip
+            [
+                {
+                    "id": "steal",
+                    "uses": "http.request",
+                    "with": {"url": "http://169.254.169.254/latest/meta-data/iam/"},
+                }
+            ],
+        )
         async with running_workers(database_url, redis_url):
             run = await run_to_end(client, await run_now(client, task["id"]))
     assert run["status"] == "dead", run

@@ -23,8 +23,13 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 
 def tool(address: str, function: str, **fields: Any) -> dict[str, Any]:
-    return {"address": address, "transport": "python", "callable": f"{MODULE}:{function}",
-            "output_schema": {"type": "object"}, **fields}  # fmt: skip
+    return {
+        "address": address,
+        "transport": "python",
+        "callable": f"{MODULE}:{function}",
+        "output_schema": {"type": "object"},
+        **fields,
+    }
 
 
 async def register(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -34,8 +39,11 @@ async def register(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Res
 async def test_sync_and_async_python_tools_run_in_a_pipeline(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:
-    add_schema = {"type": "object", "required": ["a", "b"],
-                  "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}  # fmt: skip
+    add_schema = {
+        "type": "object",
+        "required": ["a", "b"],
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+    }
     response = await register(client, tool("calc.add", "add", input_schema=add_schema))
     assert response.status_code == 201, response.text
     assert response.json()["callable"] == f"{MODULE}:add"
@@ -58,8 +66,11 @@ async def test_sync_and_async_python_tools_run_in_a_pipeline(
 async def test_input_schema_and_exceptions_become_step_errors(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:
-    schema = {"type": "object", "required": ["reason"],
-              "properties": {"reason": {"type": "string"}}}  # fmt: skip
+    schema = {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string"}},
+    }
     assert (await register(client, tool("x.explode", "explode", input_schema=schema))).is_success
     config = dataclasses.replace(FAST, python_allow=ALLOW)
     boom = {"id": "boom", "uses": "x.explode"}
@@ -94,8 +105,9 @@ async def test_a_worker_without_the_module_allowed_refuses_to_run_it(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:
     assert (await register(client, tool("people.greet", "greet"))).status_code == 201
-    task = await create_task(client, [{"id": "hello", "uses": "people.greet",
-                                       "with": {"name": "Ana"}}], max_retries=0)  # fmt: skip
+    task = await create_task(
+        client, [{"id": "hello", "uses": "people.greet", "with": {"name": "Ana"}}], max_retries=0
+    )
     async with running_workers(database_url, redis_url):  # allows no python tool
         run = await run_to_end(client, await run_now(client, task["id"]))
     assert run["status"] == "dead"

@@ -32,14 +32,19 @@ def created(task_id: str) -> TaskCreated:
 
 def due(task_id: str) -> TaskDue:
     return TaskDue(
-        task_id=task_id, run_id=f"run-{task_id}", scheduled_for=AT, fired_at=AT, run_at=AT,
+        task_id=task_id,
+        run_id=f"run-{task_id}",
+        scheduled_for=AT,
+        fired_at=AT,
+        run_at=AT,
         next_run_at=None,
-    )  # fmt: skip
+    )
 
 
 def queued(task_id: str) -> RunQueued:
-    return RunQueued(run_id=f"run-{task_id}", task_id=task_id, owner="tester",
-                     scheduled_for=AT, run_at=AT)  # fmt: skip
+    return RunQueued(
+        run_id=f"run-{task_id}", task_id=task_id, owner="tester", scheduled_for=AT, run_at=AT
+    )
 
 
 async def append(conn: Connection, task_id: str, *events: Event, stream: str = "") -> None:

@@ -90,13 +90,19 @@ def _start_relay(
     database_url: str, redis_url: str, stream: str, log: Path
 ) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    env |= {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url,
-            "ORDINAUT_LOG_FORMAT": "json", "PYTHONPATH": os.getcwd()}  # fmt: skip
+    env |= {
+        "ORDINAUT_DATABASE_URL": database_url,
+        "ORDINAUT_REDIS_URL": redis_url,
+        "ORDINAUT_LOG_FORMAT": "json",
+        "PYTHONPATH": os.getcwd(),
+    }
     with log.open("ab") as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "relay", "--stream", stream],
-            env=env, stdout=subprocess.DEVNULL, stderr=output,
-        )  # fmt: skip
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=output,
+        )
 
 
 async def test_a_relay_killed_mid_stream_and_restarted_publishes_each_event_once(

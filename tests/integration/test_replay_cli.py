@@ -43,9 +43,19 @@ async def test_replay_a_time_range_to_a_redis_stream(
     env = _env(database_url, redis_url)
     try:
         result = await asyncio.to_thread(
-            run, "events", "replay", "--from", start, "--to", end, "--type", "event.received",
-            "--to-redis", target, env=env,
-        )  # fmt: skip
+            run,
+            "events",
+            "replay",
+            "--from",
+            start,
+            "--to",
+            end,
+            "--type",
+            "event.received",
+            "--to-redis",
+            target,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
         async with redis.Redis.from_url(redis_url) as client:
             assert await stream_positions(client, target) == [r["position"] for r in rows[3:7]]

@@ -96,7 +96,10 @@ async def test_a_failed_run_reruns_from_its_failed_step_without_calling_the_step
     assert caused == run_id
     kept = (await run_events(pool, rerun["id"]))[1]
     assert (kept["type"], kept["step_id"], kept["reused_from"]) == (
-        "run.step_succeeded", "fetch", run_id)  # fmt: skip
+        "run.step_succeeded",
+        "fetch",
+        run_id,
+    )
 
 
 async def test_a_rerun_is_refused_for_an_unknown_step_or_a_changed_pipeline(

@@ -41,8 +41,13 @@ async def agent_task(
     client: httpx.AsyncClient, token: str, pipeline: list[dict[str, Any]], **fields: Any
 ) -> str:
     """A task created by the agent holding ``token``; its id."""
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline}, **fields}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline},
+        **fields,
+    }
     response = await client.post("/tasks", json=body, headers=_bearer(token))
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -112,8 +117,9 @@ async def test_an_output_that_cannot_be_recorded_fails_the_attempt_and_is_retrie
     assert "NUL character" in run["error"]
     events = await run_events(pool, run_id)
     assert [e["type"] for e in events if e["type"].startswith("run.attempt")] == [
-        "run.attempt_failed", "run.attempt_failed",
-    ]  # fmt: skip
+        "run.attempt_failed",
+        "run.attempt_failed",
+    ]
 
 
 async def test_a_removed_tool_under_on_error_continue_fails_its_step_and_the_run_goes_on(
@@ -123,9 +129,11 @@ async def test_a_removed_tool_under_on_error_continue_fails_its_step_and_the_run
     await register_tool(client, "gone.soon", f"{base_url}/ok")
     task = await create_task(
         client,
-        [{"id": "call", "uses": "gone.soon", "with": {}, "on_error": "continue"},
-         {"id": "after", "uses": "debug.echo", "with": {"seen": "${steps.call.error}"}}],
-    )  # fmt: skip
+        [
+            {"id": "call", "uses": "gone.soon", "with": {}, "on_error": "continue"},
+            {"id": "after", "uses": "debug.echo", "with": {"seen": "${steps.call.error}"}},
+        ],
+    )
     response = await client.delete("/tools/gone.soon", headers=AUTH)
     assert response.status_code == 204, response.text
     async with running_workers(database_url, redis_url):
@@ -156,13 +164,15 @@ async def test_a_run_whose_lease_keeps_lapsing_counts_a_failed_attempt(
 ) -> None:
     # Three workers leased the run's first attempt in turn and vanished (killed, hung, cut off
     # from the database): the next lease ends that attempt instead of resuming it forever.
-    task = await create_task(client, [{"id": "hello", "uses": "debug.echo", "with": {"n": 1}}],
-                             **SHORT_RETRIES)  # fmt: skip
+    task = await create_task(
+        client, [{"id": "hello", "uses": "debug.echo", "with": {"n": 1}}], **SHORT_RETRIES
+    )
     run_id = await run_now(client, task["id"])
     for ghost in range(MAX_LAPSES):
         lapsed = await pool.fetchval("SELECT now() - interval '1 second'")
-        started = RunStarted(run_id=run_id, attempt=1, worker=f"ghost-{ghost}",
-                             lease_until=lapsed, resumed=ghost > 0)  # fmt: skip
+        started = RunStarted(
+            run_id=run_id, attempt=1, worker=f"ghost-{ghost}", lease_until=lapsed, resumed=ghost > 0
+        )
         async with pool.acquire() as conn, conn.transaction():
             meta = EventMeta(actor=f"ghost-{ghost}", correlation_id=f"ghost-{ghost}")
             await append_in_transaction(
@@ -206,6 +216,10 @@ async def test_a_batch_with_one_unrecordable_run_records_the_others(
     assert isinstance(outcomes[1], RecordRejected)
     assert "RecursionError" in str(outcomes[1])
     assert outcomes[2] is Outcome.RECORDED
-    statuses = {r["run_id"]: r["status"] for r in await pool.fetch(
-        "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])", run_ids)}  # fmt: skip
+    statuses = {
+        r["run_id"]: r["status"]
+        for r in await pool.fetch(
+            "SELECT run_id, status FROM runs WHERE run_id = ANY($1::text[])", run_ids
+        )
+    }
     assert statuses == {run_ids[0]: "succeeded", run_ids[1]: "running", run_ids[2]: "succeeded"}

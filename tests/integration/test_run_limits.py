@@ -33,9 +33,12 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 
 async def run_with(
-    client: httpx.AsyncClient, database_url: str, redis_url: str,
-    pipeline: list[dict[str, Any]], limits: WorkLimits | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pipeline: list[dict[str, Any]],
+    limits: WorkLimits | None = None,
+) -> dict[str, Any]:
     task = await create_task(client, pipeline, max_retries=0)
     config = dataclasses.replace(FAST, work_limits=limits or WorkLimits())
     async with running_workers(database_url, redis_url, config=config):
@@ -66,10 +69,14 @@ async def test_a_foreach_over_more_items_than_allowed_fails_its_step(
 ) -> None:
     make = {"id": "make", "uses": "debug.echo", "with": {"xs": [1, 2, 3, 4, 5]}}
     echo = {"id": "e", "uses": "debug.echo", "with": {"i": "${item}"}}
-    loop = {"id": "loop", "uses": "pipeline.foreach",
-            "with": {"items_path": "steps.make.xs", "body": [echo]}}  # fmt: skip
-    run = await run_with(client, database_url, redis_url, [make, loop],
-                         WorkLimits(foreach_max_items=4))  # fmt: skip
+    loop = {
+        "id": "loop",
+        "uses": "pipeline.foreach",
+        "with": {"items_path": "steps.make.xs", "body": [echo]},
+    }
+    run = await run_with(
+        client, database_url, redis_url, [make, loop], WorkLimits(foreach_max_items=4)
+    )
     assert run["status"] == "dead", run
     [failed] = of_type(await run_events(pool, run["id"]), "run.step_failed")
     assert failed["step_id"] == "loop"
@@ -84,8 +91,9 @@ async def test_a_template_repeating_a_large_value_stops_at_the_input_limit(
     big = {"id": "big", "uses": "debug.echo", "with": {"s": "x" * 2000}}
     text = "${steps.big.s}" * 200  # 400 kB if rendered whole
     repeat = {"id": "repeat", "uses": "debug.echo", "with": {"t": text}}
-    run = await run_with(client, database_url, redis_url, [big, repeat],
-                         WorkLimits(step_input_max_bytes=10_000))  # fmt: skip
+    run = await run_with(
+        client, database_url, redis_url, [big, repeat], WorkLimits(step_input_max_bytes=10_000)
+    )
     assert run["status"] == "dead", run
     [failed] = of_type(await run_events(pool, run["id"]), "run.step_failed")
     assert failed["step_id"] == "repeat"
@@ -98,10 +106,19 @@ async def test_task_creation_refuses_foreach_nested_deeper_than_allowed(
 ) -> None:
     body: list[dict[str, Any]] = [{"id": "e", "uses": "debug.echo"}]
     for level in range(4):
-        body = [{"id": f"l{level}", "uses": "pipeline.foreach",
-                 "with": {"items_path": "params.xs", "body": body}}]  # fmt: skip
-    task = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": body, "params": {"xs": [1]}}}  # fmt: skip
+        body = [
+            {
+                "id": f"l{level}",
+                "uses": "pipeline.foreach",
+                "with": {"items_path": "params.xs", "body": body},
+            }
+        ]
+    task = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": body, "params": {"xs": [1]}},
+    }
     response = await client.post("/tasks", json=task, headers=AUTH)
     assert response.status_code == 422, response.text
     assert "ORDINAUT_FOREACH_MAX_DEPTH" in response.text

@@ -61,8 +61,12 @@ from tests.database_pool import DatabasePool
 
 ADMIN = "admin-token-for-schemathesis-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
-CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
-        "timezone": "Europe/Chisinau"}  # fmt: skip
+CRON = {
+    "title": "Standup",
+    "schedule_kind": "cron",
+    "schedule_expr": "30 8 * * 1-5",
+    "timezone": "Europe/Chisinau",
+}
 PROBLEM_JSON = "application/problem+json"
 MAX_EXAMPLES = 8  # fuzzed requests per operation and token, on top of the coverage phase's
 STATEFUL_EXAMPLES = 15  # scenarios of the stateful test, per token
@@ -73,8 +77,9 @@ pytestmark = pytest.mark.slow
 
 def _document() -> dict[str, Any]:
     """The app's OpenAPI document (create_app opens no connection before its lifespan)."""
-    config = ApiConfig("postgresql://unused@127.0.0.1/unused", "redis://127.0.0.1",
-                       token_hash(ADMIN))  # fmt: skip
+    config = ApiConfig(
+        "postgresql://unused@127.0.0.1/unused", "redis://127.0.0.1", token_hash(ADMIN)
+    )
     schema = create_app(config).openapi_schema.to_schema()
     document: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(schema))
     return document
@@ -184,8 +189,14 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-API_SCOPES = ["tasks:read", "tasks:write", "runs:read", "runs:approve", "events:read",
-              "events:publish"]  # fmt: skip
+API_SCOPES = [
+    "tasks:read",
+    "tasks:write",
+    "runs:read",
+    "runs:approve",
+    "events:read",
+    "events:publish",
+]
 
 
 def _agent_token(base_url: str) -> str:
@@ -323,11 +334,14 @@ def test_routes_list_the_precondition_and_idempotency_headers_they_honour() -> N
         parameters = DOCUMENT["paths"][path][method].get("parameters", [])
         return {p["name"] for p in parameters if p["in"] == "header"}
 
-    task_changes = [("post", "/tasks"), ("patch", "/tasks/{task_id}"),
-                    ("delete", "/tasks/{task_id}")] + [
+    task_changes = [
+        ("post", "/tasks"),
+        ("patch", "/tasks/{task_id}"),
+        ("delete", "/tasks/{task_id}"),
+    ] + [
         ("post", f"/tasks/{{task_id}}/{action}")
         for action in ("pause", "resume", "snooze", "run_now", "cancel")
-    ]  # fmt: skip
+    ]
     for method, path in task_changes:
         assert headers_of(method, path) == {"If-Match", "Idempotency-Key"}, (method, path)
     run_decisions = [f"/runs/{{run_id}}/{d}" for d in ("cancel", "retry", "approve", "reject")]

@@ -43,8 +43,13 @@ async def keyed_tool(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     token = json.loads(body)["token"]
     answer = {"as_key": {token: 1}, "deeper": {"a": [{f"x-{token}-y": {token: token}}]}}
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
 
 
@@ -61,16 +66,22 @@ async def client(database_url: str, redis_url: str) -> AsyncIterator[httpx.Async
 
 
 async def test_a_secret_returned_as_a_key_is_masked_everywhere_it_is_kept(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool,
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pool: asyncpg.Pool,
     tool_url: str,
-) -> None:  # fmt: skip
+) -> None:
     await register_tool(client, "vault.keyed", f"{tool_url}/keyed")
     secret = {"name": "API_TOKEN", "value": VALUE, "allowed_tools": ["vault.*"]}
     assert (await client.post("/secrets", json=secret, headers=AUTH)).status_code == 201
-    task = await create_task(client, [
-        {"id": "call", "uses": "vault.keyed", "with": {"token": "${secrets.API_TOKEN}"}},
-        {"id": "after", "uses": "debug.echo", "with": {"prev": "${steps.call}"}},
-    ])  # fmt: skip
+    task = await create_task(
+        client,
+        [
+            {"id": "call", "uses": "vault.keyed", "with": {"token": "${secrets.API_TOKEN}"}},
+            {"id": "after", "uses": "debug.echo", "with": {"prev": "${steps.call}"}},
+        ],
+    )
     async with running_workers(
         database_url, redis_url, config=dataclasses.replace(FAST, secret_key=KEY)
     ):

@@ -119,17 +119,24 @@ async def test_bad_secrets_are_refused_naming_the_field(
     [
         ({"id": "s", "uses": "debug.echo", "if": "secrets.T == 'x'"}, "payload.pipeline[0].if"),
         (
-            {"id": "s", "uses": "orchestrator.publish_event",
-             "with": {"topic": "t", "payload": {"k": "${secrets.T}"}}},
+            {
+                "id": "s",
+                "uses": "orchestrator.publish_event",
+                "with": {"topic": "t", "payload": {"k": "${secrets.T}"}},
+            },
             "payload.pipeline[0].with.payload.k",
         ),
     ],
-)  # fmt: skip
+)
 async def test_secrets_are_refused_where_they_would_be_recorded(
     client: httpx.AsyncClient, step: dict[str, Any], field: str
 ) -> None:
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": [step]}}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": [step]},
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 422, response.text
     assert field in response.text
@@ -153,9 +160,12 @@ async def test_a_step_gets_the_secret_but_no_record_or_log_line_holds_it(
 
     uses_secret = {"token": "${secrets.TELEGRAM_TOKEN}", "text": "bot ${secrets.TELEGRAM_TOKEN}"}
     sent = await create_task(
-        client, [{"id": "send", "uses": "notify.send", "with": uses_secret},
-                 {"id": "after", "uses": "debug.echo", "with": {"prev": "${steps.send}"}}],
-    )  # fmt: skip
+        client,
+        [
+            {"id": "send", "uses": "notify.send", "with": uses_secret},
+            {"id": "after", "uses": "debug.echo", "with": {"prev": "${steps.send}"}},
+        ],
+    )
     failing = await create_task(
         client, [{"id": "send", "uses": "notify.fail", "with": uses_secret}], max_retries=0
     )
@@ -175,8 +185,10 @@ async def test_a_step_gets_the_secret_but_no_record_or_log_line_holds_it(
     assert received == [{"token": VALUE, "text": f"bot {VALUE}"}]
     assert ok["status"] == "succeeded", ok
     steps = {s["id"]: s for s in ok["steps"]}
-    assert steps["send"]["input"] == {"token": "[secret:TELEGRAM_TOKEN]",
-                                      "text": "bot [secret:TELEGRAM_TOKEN]"}  # fmt: skip
+    assert steps["send"]["input"] == {
+        "token": "[secret:TELEGRAM_TOKEN]",
+        "text": "bot [secret:TELEGRAM_TOKEN]",
+    }
     assert steps["after"]["output"]["prev"]["input"]["token"] == "[secret:TELEGRAM_TOKEN]"
     assert failed["status"] == "dead"
     assert "[secret:TELEGRAM_TOKEN]" in failed["steps"][0]["error"]  # the 400 quoted it back
@@ -187,18 +199,24 @@ async def test_a_step_gets_the_secret_but_no_record_or_log_line_holds_it(
 
     reads = [
         (await client.get(path, headers=AUTH)).text
-        for path in (f"/runs/{ok['id']}", f"/runs/{failed['id']}", "/events?limit=1000",
-                     f"/tasks/{sent['id']}/history", "/secrets")
-    ]  # fmt: skip
+        for path in (
+            f"/runs/{ok['id']}",
+            f"/runs/{failed['id']}",
+            "/events?limit=1000",
+            f"/tasks/{sent['id']}/history",
+            "/secrets",
+        )
+    ]
     stored = await pool.fetchval("SELECT string_agg(data::text, '') FROM events")
     logs = capfd.readouterr()
     for text in [*reads, stored, logs.out, logs.err]:
         assert VALUE not in text
     assert "[secret:TELEGRAM_TOKEN]" in logs.err  # the failure was logged, redacted
     failure = next(
-        json.loads(line) for line in logs.err.splitlines()
+        json.loads(line)
+        for line in logs.err.splitlines()
         if line.startswith("{") and '"run attempt failed"' in line
-    )  # fmt: skip
+    )
     assert failure["run_id"] == failed["id"]
     assert failure["task_id"] == failing["id"]
     assert failure["step_id"] == "send"

@@ -66,14 +66,20 @@ def step(**options: Any) -> dict[str, Any]:
 
 
 async def test_an_allowed_script_on_a_per_second_cron_records_its_output(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool,
-    jobs: Path, allow: tuple[str, ...],
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    pool: asyncpg.Pool,
+    jobs: Path,
+    allow: tuple[str, ...],
+) -> None:
     path = script(jobs, "report.sh", 'echo "rows: $1"\necho "warning: slow" >&2')
     body = {
-        "title": "every second", "schedule_kind": "cron", "schedule_expr": "* * * * * *",
+        "title": "every second",
+        "schedule_kind": "cron",
+        "schedule_expr": "* * * * * *",
         "payload": {"pipeline": [step(**{"with": {"argv": [path, "42"]}})]},
-    }  # fmt: skip
+    }
     response = await client.post("/tasks", json=body, headers=AUTH)
     assert response.status_code == 201, response.text
     task_id = response.json()["id"]
@@ -84,9 +90,9 @@ async def test_an_allowed_script_on_a_per_second_cron_records_its_output(
 
             async def finished_run() -> str | None:
                 return await pool.fetchval(  # type: ignore[no-any-return]
-                    "SELECT run_id FROM runs WHERE task_id = $1 AND status = 'succeeded'"
-                    " LIMIT 1", task_id,
-                )  # fmt: skip
+                    "SELECT run_id FROM runs WHERE task_id = $1 AND status = 'succeeded' LIMIT 1",
+                    task_id,
+                )
 
             run_id = await eventually(finished_run, within=20)
     finally:
@@ -96,9 +102,12 @@ async def test_an_allowed_script_on_a_per_second_cron_records_its_output(
     assert run["trigger"] == "schedule"
     (job,) = run["steps"]
     assert job["output"] == {
-        "exit_code": 0, "stdout": "rows: 42\n", "stderr": "warning: slow\n",
-        "stdout_truncated": False, "stderr_truncated": False,
-    }  # fmt: skip
+        "exit_code": 0,
+        "stdout": "rows: 42\n",
+        "stderr": "warning: slow\n",
+        "stdout_truncated": False,
+        "stderr_truncated": False,
+    }
 
 
 async def test_a_program_not_on_the_allow_list_is_refused_at_task_creation(
@@ -110,8 +119,12 @@ async def test_a_program_not_on_the_allow_list_is_refused_at_task_creation(
         ({"command": "rm -rf /", "shell": True}, "payload.pipeline[0].with.shell"),
         ({"command": "env"}, "payload.pipeline[0].with.argv"),
     ]:
-        body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-                "payload": {"pipeline": [step(**{"with": options})]}}  # fmt: skip
+        body = {
+            "title": "t",
+            "schedule_kind": "cron",
+            "schedule_expr": "0 0 1 1 *",
+            "payload": {"pipeline": [step(**{"with": options})]},
+        }
         response = await client.post("/tasks", json=body, headers=AUTH)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == field
@@ -132,9 +145,12 @@ async def test_a_program_known_only_at_run_time_is_checked_by_the_worker(
 
 
 async def test_a_failing_program_fails_the_step_with_its_exit_code_and_stderr_tail(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, jobs: Path,
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    jobs: Path,
     allow: tuple[str, ...],
-) -> None:  # fmt: skip
+) -> None:
     path = script(jobs, "fail.sh", 'echo "starting"\necho "disk full on /data" >&2\nexit 3')
     task = await create_task(client, [step(**{"with": {"argv": [path]}})], max_retries=0)
     async with workers(database_url, redis_url, allow):
@@ -148,8 +164,11 @@ async def test_a_failing_program_fails_the_step_with_its_exit_code_and_stderr_ta
 async def test_only_listed_environment_reaches_the_program_and_output_is_truncated(
     client: httpx.AsyncClient, database_url: str, redis_url: str, allow: tuple[str, ...]
 ) -> None:
-    options = {"argv": ["env"], "env": {"GREETING": "hello", "PADDING": "x" * 100},
-               "max_output_bytes": 40}  # fmt: skip
+    options = {
+        "argv": ["env"],
+        "env": {"GREETING": "hello", "PADDING": "x" * 100},
+        "max_output_bytes": 40,
+    }
     task = await create_task(client, [step(**{"with": options})], max_retries=0)
     async with workers(database_url, redis_url, allow):
         run = await run_to_end(client, await run_now(client, task["id"]))
@@ -177,9 +196,12 @@ def _alive(pid: int) -> bool:
 
 
 async def test_a_hanging_program_is_killed_at_its_timeout_with_its_children(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, jobs: Path,
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    jobs: Path,
     allow: tuple[str, ...],
-) -> None:  # fmt: skip
+) -> None:
     pids = jobs / "pids"
     path = script(jobs, "hang.sh", f'sleep 300 &\necho "$$ $!" > {pids}\nwait')
     task = await create_task(
@@ -199,10 +221,16 @@ async def test_a_hanging_program_is_killed_at_its_timeout_with_its_children(
 
 async def test_agents_need_the_shell_scope(client: httpx.AsyncClient) -> None:
     pipeline = [step(**{"with": {"argv": ["env"]}})]
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": pipeline}}  # fmt: skip
-    for name, scopes, status in [("plain", ["tasks:write"], 403),
-                                 ("ops", ["tasks:write", "shell"], 201)]:  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": pipeline},
+    }
+    for name, scopes, status in [
+        ("plain", ["tasks:write"], 403),
+        ("ops", ["tasks:write", "shell"], 201),
+    ]:
         created = await client.post("/agents", json={"name": name, "scopes": scopes}, headers=AUTH)
         agent_id = created.json()["id"]
         token = (await client.post(f"/agents/{agent_id}/tokens", json={}, headers=AUTH)).json()
@@ -214,9 +242,12 @@ async def test_agents_need_the_shell_scope(client: httpx.AsyncClient) -> None:
 
 
 async def test_canceling_the_run_kills_the_program_and_its_children(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, jobs: Path,
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    jobs: Path,
     allow: tuple[str, ...],
-) -> None:  # fmt: skip
+) -> None:
     pids = jobs / "pids"
     path = script(jobs, "long.sh", f'sleep 300 &\necho "$$ $!" > {pids}\nwait')
     task = await create_task(client, [step(**{"with": {"argv": [path]}})], max_retries=0)

@@ -45,63 +45,87 @@ async def client(
 
 
 async def run_once(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, allow: tuple[str, ...],
-    options: dict[str, Any], **params: Any,
-) -> dict[str, Any]:  # fmt: skip
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    allow: tuple[str, ...],
+    options: dict[str, Any],
+    **params: Any,
+) -> dict[str, Any]:
     step = {"id": "job", "uses": "shell.exec", "with": options}
     task = await create_task(client, [step], max_retries=0)
     if params:
         patched = await client.patch(
-            f"/tasks/{task['id']}", json={"payload": {"pipeline": [step], "params": params}},
+            f"/tasks/{task['id']}",
+            json={"payload": {"pipeline": [step], "params": params}},
             headers=AUTH,
-        )  # fmt: skip
+        )
         assert patched.status_code == 200, patched.text
     config = dataclasses.replace(FAST, shell_allow=allow)
     async with running_workers(database_url, redis_url, config=config):
         return await run_to_end(client, await run_now(client, task["id"]))
 
 
-@pytest.mark.parametrize("name", ["BASH_ENV", "LD_PRELOAD", "ENV", "PYTHONSTARTUP",
-                                  "BASH_FUNC_echo%%", "IFS", "PATH"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["BASH_ENV", "LD_PRELOAD", "ENV", "PYTHONSTARTUP", "BASH_FUNC_echo%%", "IFS", "PATH"]
+)
 async def test_a_task_setting_a_variable_that_changes_how_programs_start_is_refused(
     client: httpx.AsyncClient, jobs: Path, name: str
 ) -> None:
     path = script(jobs / "job.sh", "echo hi", shell="/bin/bash")
-    step = {"id": "job", "uses": "shell.exec",
-            "with": {"argv": [path], "env": {"GREETING": "hi", name: "$(id >&2)"}}}  # fmt: skip
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": [step]}}  # fmt: skip
+    step = {
+        "id": "job",
+        "uses": "shell.exec",
+        "with": {"argv": [path], "env": {"GREETING": "hi", name: "$(id >&2)"}},
+    }
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {"pipeline": [step]},
+    }
     for route in ("/tasks", "/tasks/dry_run"):
-        response = await client.post(route, json=body if route == "/tasks" else {"task": body},
-                                     headers=AUTH)  # fmt: skip
+        response = await client.post(
+            route, json=body if route == "/tasks" else {"task": body}, headers=AUTH
+        )
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         assert f"payload.pipeline[0].with.env.{name}" in response.text
 
 
 async def test_bash_env_from_a_template_is_dropped_so_it_runs_nothing(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, jobs: Path,
-    allow: tuple[str, ...], tmp_path: Path,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    jobs: Path,
+    allow: tuple[str, ...],
+    tmp_path: Path,
+) -> None:
     marker = tmp_path / "ran"
     path = script(jobs / "job.sh", "echo done", shell="/bin/bash")
     env = {"BASH_ENV": f"$(touch {marker})", "GREETING": "hi"}
-    run = await run_once(client, database_url, redis_url, allow,
-                         {"argv": [path], "env": "${params.env}"}, env=env)  # fmt: skip
+    run = await run_once(
+        client, database_url, redis_url, allow, {"argv": [path], "env": "${params.env}"}, env=env
+    )
     assert run["status"] == "succeeded", run
     assert run["steps"][0]["output"]["stdout"] == "done\n"
     assert not marker.exists()
 
 
 async def test_ld_preload_from_a_template_never_reaches_the_program_or_its_children(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, allow: tuple[str, ...],
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    allow: tuple[str, ...],
     jobs: Path,
-) -> None:  # fmt: skip
+) -> None:
     env = {"LD_PRELOAD": "/nonexistent/evil.so", "GREETING": "hi"}
     # find -exec starts env as a child: an allowed program is trusted with its arguments,
     # but what it starts inherits the same clean environment.
-    options = {"argv": ["find", str(jobs), "-maxdepth", "0", "-exec", "env", ";"],
-               "env": "${params.env}"}  # fmt: skip
+    options = {
+        "argv": ["find", str(jobs), "-maxdepth", "0", "-exec", "env", ";"],
+        "env": "${params.env}",
+    }
     run = await run_once(client, database_url, redis_url, allow, options, env=env)
     assert run["status"] == "succeeded", run
     output = run["steps"][0]["output"]
@@ -110,9 +134,13 @@ async def test_ld_preload_from_a_template_never_reaches_the_program_or_its_child
 
 
 async def test_a_path_through_a_symlink_out_of_the_allowed_directory_is_refused(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, allow: tuple[str, ...],
-    jobs: Path, tmp_path: Path,
-) -> None:  # fmt: skip
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    allow: tuple[str, ...],
+    jobs: Path,
+    tmp_path: Path,
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "inner").mkdir(parents=True)
     marker = tmp_path / "payload-ran"
@@ -130,9 +158,12 @@ async def test_a_path_through_a_symlink_out_of_the_allowed_directory_is_refused(
 
 
 async def test_an_allowed_symlink_to_an_allowed_program_still_runs(
-    client: httpx.AsyncClient, database_url: str, redis_url: str, allow: tuple[str, ...],
+    client: httpx.AsyncClient,
+    database_url: str,
+    redis_url: str,
+    allow: tuple[str, ...],
     jobs: Path,
-) -> None:  # fmt: skip
+) -> None:
     real = script(jobs / "real.sh", 'echo "as $0"')
     (jobs / "alias.sh").symlink_to(real)
     run = await run_once(client, database_url, redis_url, allow, {"argv": [f"{jobs}/alias.sh"]})

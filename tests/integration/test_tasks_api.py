@@ -18,8 +18,12 @@ from services.runtime.admin_token import token_hash
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
-CRON = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "30 8 * * 1-5",
-        "timezone": "Europe/Chisinau"}  # fmt: skip
+CRON = {
+    "title": "Standup",
+    "schedule_kind": "cron",
+    "schedule_expr": "30 8 * * 1-5",
+    "timezone": "Europe/Chisinau",
+}
 RRULE = {**CRON, "schedule_kind": "rrule"}
 
 
@@ -117,9 +121,16 @@ async def test_lifecycle_of_a_task(client: AsyncTestClient[Any], pool: asyncpg.P
     assert (await client.get(url, headers=AUTH)).status_code == 404
     types = [e["type"] for e in (await pool.fetch("SELECT type FROM events ORDER BY position"))]
     assert types == [
-        "task.created", "task.updated", "task.paused", "task.resumed",
-        "task.snoozed", "task.run_requested", "run.queued", "task.canceled", "task.deleted",
-    ]  # fmt: skip
+        "task.created",
+        "task.updated",
+        "task.paused",
+        "task.resumed",
+        "task.snoozed",
+        "task.run_requested",
+        "run.queued",
+        "task.canceled",
+        "task.deleted",
+    ]
     actors = {json.loads(r["meta"])["actor"] for r in await pool.fetch("SELECT meta FROM events")}
     assert actors == {"admin"}
 
@@ -142,8 +153,11 @@ async def test_malformed_if_match_and_idempotency_key_are_refused_naming_the_hea
 ) -> None:
     task = await create(client, CRON)
     url = f"/tasks/{task['id']}/pause"
-    for header, value in [("If-Match", "version seven"), ("If-Match", '"' + "9" * 19 + '"'),
-                          ("Idempotency-Key", "k" * 201)]:  # fmt: skip
+    for header, value in [
+        ("If-Match", "version seven"),
+        ("If-Match", '"' + "9" * 19 + '"'),
+        ("Idempotency-Key", "k" * 201),
+    ]:
         refused = await client.post(url, headers={**AUTH, header: value})
         assert refused.status_code == 422, (header, value, refused.text)
         assert refused.headers["content-type"] == "application/problem+json"
@@ -184,8 +198,9 @@ async def test_restating_a_keyed_task_unchanged_records_nothing(
     assert again.status_code == 200, again.text
     assert again.json()["version"] == first["version"]
     assert await count(pool, "task.updated") == 0
-    changed = await client.post("/tasks", json={**daily, "key": "daily", "priority": 2},
-                                headers=AUTH)  # fmt: skip
+    changed = await client.post(
+        "/tasks", json={**daily, "key": "daily", "priority": 2}, headers=AUTH
+    )
     assert changed.json()["definition"]["dtstart"] == first["definition"]["dtstart"]
     (updated,) = await pool.fetch("SELECT data FROM events WHERE type = 'task.updated'")
     assert msgspec.json.decode(updated["data"])["changed"] == ["priority"]
@@ -220,8 +235,11 @@ async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -
 
 def _nested_foreach(depth: int) -> dict[str, Any]:
     body = [{"id": "leaf", "uses": "x"}] if depth == 1 else [_nested_foreach(depth - 1)]
-    return {"id": f"loop{depth}", "uses": "pipeline.foreach",
-            "with": {"items_path": "params.items", "body": body}}  # fmt: skip
+    return {
+        "id": f"loop{depth}",
+        "uses": "pipeline.foreach",
+        "with": {"items_path": "params.items", "body": body},
+    }
 
 
 BAD = [
@@ -239,8 +257,18 @@ BAD = [
     ({**CRON, "title": ""}, "title"),
     ({**CRON, "title": 5}, "title"),
     ({**CRON, "payload": []}, "payload"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "with": {"t": "${steps.b.v}"}},
-                                       {"id": "b", "uses": "y"}]}}, "payload.pipeline[0].with.t"),
+    (
+        {
+            **CRON,
+            "payload": {
+                "pipeline": [
+                    {"id": "a", "uses": "x", "with": {"t": "${steps.b.v}"}},
+                    {"id": "b", "uses": "y"},
+                ]
+            },
+        },
+        "payload.pipeline[0].with.t",
+    ),
     ({**CRON, "payload": {"pipeline": [{"id": "a"}]}}, "payload.pipeline[0].uses"),
     ({**CRON, "payload": {"pipelines": []}}, "payload.pipelines"),
     ({**CRON, "schedule_expr": "@reboot"}, "schedule_expr"),
@@ -269,31 +297,53 @@ BAD = [
     ({**CRON, "dtstart": "not a date"}, "dtstart"),
     ({**CRON, "title": "x" * 201}, "title"),
     ({k: v for k, v in CRON.items() if k != "title"}, "title"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "timeout_seconds": -1}]}},
-     "payload.pipeline[0].timeout_seconds"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "on_error": "explode"}]}},
-     "payload.pipeline[0].on_error"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "with": {"v": "${nope.[}"}}]}},
-     "payload.pipeline[0].with.v"),
+    (
+        {**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "timeout_seconds": -1}]}},
+        "payload.pipeline[0].timeout_seconds",
+    ),
+    (
+        {**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "on_error": "explode"}]}},
+        "payload.pipeline[0].on_error",
+    ),
+    (
+        {**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "with": {"v": "${nope.[}"}}]}},
+        "payload.pipeline[0].with.v",
+    ),
     ({**CRON, "payload": {"pipeline": [{"id": "a b", "uses": "x"}]}}, "payload.pipeline[0].id"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "if": "${steps.z.ok}"}]}},
-     "payload.pipeline[0].if"),
+    (
+        {**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x", "if": "${steps.z.ok}"}]}},
+        "payload.pipeline[0].if",
+    ),
     ({**CRON, "payload": {"params": []}}, "payload.params"),
-    ({**CRON, "payload": {"pipeline": [{"id": f"s{i}", "uses": "x"} for i in range(201)]}},
-     "payload.pipeline"),
-    ({**CRON, "payload": {"pipeline": [_nested_foreach(4)]}},
-     "payload.pipeline[0].with.body[0].with.body[0].with.body[0].with.body"),
-    ({**CRON, "payload": {"pipeline": [{"id": "a", "uses": "x",
-                                        "with": {"t": "${params.a}" + "x" * 4000}}]}},
-     "payload.pipeline[0].with.t"),
-]  # fmt: skip
+    (
+        {**CRON, "payload": {"pipeline": [{"id": f"s{i}", "uses": "x"} for i in range(201)]}},
+        "payload.pipeline",
+    ),
+    (
+        {**CRON, "payload": {"pipeline": [_nested_foreach(4)]}},
+        "payload.pipeline[0].with.body[0].with.body[0].with.body[0].with.body",
+    ),
+    (
+        {
+            **CRON,
+            "payload": {
+                "pipeline": [{"id": "a", "uses": "x", "with": {"t": "${params.a}" + "x" * 4000}}]
+            },
+        },
+        "payload.pipeline[0].with.t",
+    ),
+]
 
 
 @pytest.mark.parametrize(
     ("content", "status"),
-    [(b"{not json", 400), (b'{"title": "x"', 400), (b"", 400),
-     (b'{"title": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413)],
-)  # fmt: skip
+    [
+        (b"{not json", 400),
+        (b'{"title": "x"', 400),
+        (b"", 400),
+        (b'{"title": "' + b"a" * (2 * 1024 * 1024) + b'"}', 413),
+    ],
+)
 async def test_malformed_and_oversize_bodies_are_refused(
     client: AsyncTestClient[Any], pool: asyncpg.Pool, content: bytes, status: int
 ) -> None:
@@ -306,10 +356,15 @@ async def test_malformed_and_oversize_bodies_are_refused(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/tasks/no-such-task"), ("PATCH", "/tasks/00000000-0000-0000-0000-000000000000"),
-     ("POST", "/tasks/%00/pause"), ("DELETE", "/tasks/x"), ("GET", "/tasks/x/occurrences"),
-     ("POST", "/tasks/x/run_now")],
-)  # fmt: skip
+    [
+        ("GET", "/tasks/no-such-task"),
+        ("PATCH", "/tasks/00000000-0000-0000-0000-000000000000"),
+        ("POST", "/tasks/%00/pause"),
+        ("DELETE", "/tasks/x"),
+        ("GET", "/tasks/x/occurrences"),
+        ("POST", "/tasks/x/run_now"),
+    ],
+)
 async def test_bad_or_unknown_ids_are_404(
     client: AsyncTestClient[Any], pool: asyncpg.Pool, method: str, path: str
 ) -> None:

@@ -70,9 +70,12 @@ async def test_after_downtime_each_misfire_policy_does_what_it_says(
     now = await db_now(pool)
     first = now.replace(second=0, microsecond=0) - timedelta(minutes=5)
     definition = TaskDefinition(
-        title="report", schedule_kind="cron", schedule_expr="* * * * *",
-        misfire_policy=policy, misfire_grace_seconds=1,  # type: ignore[arg-type]
-    )  # fmt: skip
+        title="report",
+        schedule_kind="cron",
+        schedule_expr="* * * * *",
+        misfire_policy=policy,
+        misfire_grace_seconds=1,  # type: ignore[arg-type]
+    )
     (task_id,) = await create_tasks(pool, [definition], first)
     assert await Timer(pool, PROJECTIONS).fire_due() == 1
     fired_at = await pool.fetchval("SELECT max(recorded_at) FROM events")

@@ -36,14 +36,21 @@ def sync(
     site: Path, database_url: str, *args: str, allow: str = "fakepkg_tools"
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    environment.update({
-        "ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_PYTHON_TOOLS_ALLOW": allow,
-        "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()]),
-    })  # fmt: skip
+    environment.update(
+        {
+            "ORDINAUT_DATABASE_URL": database_url,
+            "ORDINAUT_PYTHON_TOOLS_ALLOW": allow,
+            "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()]),
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "services.cli.main", "tools", "sync", *args],
-        env=environment, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture

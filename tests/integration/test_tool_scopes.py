@@ -27,8 +27,13 @@ async def agent(
 
 
 async def register_notify(client: httpx.AsyncClient, base_url: str) -> None:
-    body = {"address": "notify.send", "transport": "http", "endpoint": f"{base_url}/ok",
-            "scopes": ["notify"], "output_schema": {"type": "object"}}  # fmt: skip
+    body = {
+        "address": "notify.send",
+        "transport": "http",
+        "endpoint": f"{base_url}/ok",
+        "scopes": ["notify"],
+        "output_schema": {"type": "object"},
+    }
     assert (await client.post("/tools", json=body, headers=AUTH)).status_code == 201
 
 
@@ -63,14 +68,19 @@ async def test_a_task_may_only_use_tools_within_the_agents_scopes(
     _, notifier = await agent(client, "notifier", [*API_SCOPES, "notify"])
     before = await pool.fetchval("SELECT count(*) FROM events")
 
-    nested = {"id": "each", "uses": "pipeline.foreach",
-              "with": {"items_path": "params.xs", "body": [SEND]}}  # fmt: skip
+    nested = {
+        "id": "each",
+        "uses": "pipeline.foreach",
+        "with": {"items_path": "params.xs", "body": [SEND]},
+    }
     for pipeline, field in (
         ([SEND], "payload.pipeline[0].uses"),
         ([nested], "payload.pipeline[0].with.body[0].uses"),
-        ([{"id": "p", "uses": "orchestrator.publish_event", "with": {"topic": "t"}}],
-         "payload.pipeline[0].uses"),
-    ):  # fmt: skip
+        (
+            [{"id": "p", "uses": "orchestrator.publish_event", "with": {"topic": "t"}}],
+            "payload.pipeline[0].uses",
+        ),
+    ):
         refused = await client.post("/tasks", json=task(pipeline), headers=plain)
         assert refused.status_code == 403, refused.text
         assert refused.json()["errors"][0]["field"] == field

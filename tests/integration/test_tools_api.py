@@ -21,11 +21,21 @@ ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 EXAMPLES = Path(__file__).parent.parent / "data" / "examples"
 CATALOG: list[dict[str, Any]] = json.loads((EXAMPLES / "tool_catalog_example.json").read_text())
-BUILTINS = ["debug.echo", "http.request", "orchestrator.publish_event",
-            "orchestrator.request_approval", "orchestrator.sleep", "orchestrator.wait_for_event",
-            "pipeline.foreach", "shell.exec"]  # fmt: skip
-FORECAST = {"address": "weather-mcp.forecast", "transport": "mcp",
-            "endpoint": "http://127.0.0.1:8087/mcp"}  # fmt: skip
+BUILTINS = [
+    "debug.echo",
+    "http.request",
+    "orchestrator.publish_event",
+    "orchestrator.request_approval",
+    "orchestrator.sleep",
+    "orchestrator.wait_for_event",
+    "pipeline.foreach",
+    "shell.exec",
+]
+FORECAST = {
+    "address": "weather-mcp.forecast",
+    "transport": "mcp",
+    "endpoint": "http://127.0.0.1:8087/mcp",
+}
 
 
 @pytest.fixture
@@ -51,8 +61,7 @@ async def test_the_example_catalog_registers_unchanged(
 ) -> None:
     for entry in CATALOG:
         tool = await register(client, entry)
-        expected = {"description": None, "command": None, **entry,
-                    "builtin": False}  # fmt: skip
+        expected = {"description": None, "command": None, **entry, "builtin": False}
         assert tool == expected
         assert (await client.get(f"/tools/{entry['address']}", headers=AUTH)).json() == tool
     listed = (await client.get("/tools", headers=AUTH)).json()["items"]
@@ -68,10 +77,11 @@ async def test_builtins_are_listed_with_schemas_and_cannot_be_changed(
 ) -> None:
     echo = (await client.get("/tools/debug.echo", headers=AUTH)).json()
     assert (echo["transport"], echo["builtin"], echo["input_schema"]) == (
-        "builtin", True, {"type": "object"},
-    )  # fmt: skip
-    replaced = await client.post("/tools", json={**FORECAST, "address": "debug.echo"},
-                                 headers=AUTH)  # fmt: skip
+        "builtin",
+        True,
+        {"type": "object"},
+    )
+    replaced = await client.post("/tools", json={**FORECAST, "address": "debug.echo"}, headers=AUTH)
     assert replaced.status_code == 422
     assert replaced.json()["errors"][0]["field"] == "address"
     removed = await client.delete("/tools/pipeline.foreach", headers=AUTH)
@@ -83,13 +93,17 @@ async def test_builtins_are_listed_with_schemas_and_cannot_be_changed(
 async def test_replace_and_remove_a_tool(client: AsyncTestClient[Any], pool: asyncpg.Pool) -> None:
     first = await register(client, FORECAST)
     assert (first["input_schema"], first["output_schema"], first["timeout_seconds"]) == (
-        {"type": "object"}, {}, 30,
-    )  # fmt: skip
+        {"type": "object"},
+        {},
+        30,
+    )
     stdio = {**FORECAST, "endpoint": None, "command": ["uvx", "weather-mcp"], "timeout_seconds": 5}
     replaced = await register(client, stdio, status=200)
     assert (replaced["command"], replaced["endpoint"], replaced["timeout_seconds"]) == (
-        ["uvx", "weather-mcp"], None, 5,
-    )  # fmt: skip
+        ["uvx", "weather-mcp"],
+        None,
+        5,
+    )
     assert (await client.get("/tools/weather-mcp.forecast", headers=AUTH)).json() == replaced
     assert await register(client, stdio, status=200) == replaced  # the same again: no event
 
@@ -145,7 +159,7 @@ BAD = [
     ({**FORECAST, "scopes": ["Notify"]}, "scopes[0]"),
     ({**FORECAST, "scopes": "notify"}, "scopes"),
     ({"transport": "mcp", "endpoint": "http://127.0.0.1:8087/mcp"}, "address"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("body", "field"), BAD)

@@ -52,8 +52,10 @@ async def test_an_mcp_call_sends_the_trace_context_of_its_span(exported: Any, mc
     finally:
         await invoker.aclose()
     call = next(s for s in exported.get_finished_spans() if s.name == "ordinaut.tool")
-    assert dict(call.attributes) == {"ordinaut.tool.address": "echo.trace_context",
-                                     "ordinaut.tool.transport": "mcp"}  # fmt: skip
+    assert dict(call.attributes) == {
+        "ordinaut.tool.address": "echo.trace_context",
+        "ordinaut.tool.transport": "mcp",
+    }
     trace_id = f"{call.context.trace_id:032x}"
     # the MCP SDK's own span is a child of ours (or, with no global provider, ours itself)
     assert answer["traceparent"].startswith(f"00-{trace_id}-")

@@ -58,8 +58,9 @@ async def test_signing_in_sets_a_strict_http_only_cookie_that_holds_no_token(
         response = await sign_in(ui, token)
         assert response.status_code == 303
         assert response.headers["location"] == "/ui"
-        cookie = next(c for c in response.headers.get_list("set-cookie")
-                      if c.startswith("ordinaut_session="))  # fmt: skip
+        cookie = next(
+            c for c in response.headers.get_list("set-cookie") if c.startswith("ordinaut_session=")
+        )
         flags = {part.strip().lower() for part in cookie.split(";")}
         assert {"httponly", "samesite=strict", "path=/ui"} <= flags
         assert token not in cookie
@@ -69,8 +70,12 @@ async def test_signing_in_sets_a_strict_http_only_cookie_that_holds_no_token(
         assert overview.status_code == 200
         assert "reader" in overview.text
         assert re.search(r"<button[^>]*>Sign out</button>", overview.text)
-        for label, href in (("Overview", "/ui"), ("Tasks", "/ui/tasks"), ("Runs", "/ui/runs"),
-                            ("Events", "/ui/events")):  # fmt: skip
+        for label, href in (
+            ("Overview", "/ui"),
+            ("Tasks", "/ui/tasks"),
+            ("Runs", "/ui/runs"),
+            ("Events", "/ui/events"),
+        ):
             assert re.search(rf'<a href="{href}"[^>]*>{label}</a>', overview.text), label
 
         out = await ui.post("/ui/logout", data={"csrf_token": csrf_of(overview.text)})
@@ -154,15 +159,17 @@ async def test_pages_and_buttons_follow_the_tokens_scopes(
         page = await ui.get(f"/ui/tasks/{task_id}")
         assert re.search(r"<button[^>]*>Run now</button>", page.text)
         # Scopes are read on every request: taking one away applies to the open session.
-        changed = await client.patch(f"/agents/{agent_id}", json={"scopes": ["tasks:read"]},
-                                     headers=AUTH)  # fmt: skip
+        changed = await client.patch(
+            f"/agents/{agent_id}", json={"scopes": ["tasks:read"]}, headers=AUTH
+        )
         assert changed.status_code == 200, changed.text
         page = await ui.get(f"/ui/tasks/{task_id}")
         assert "Run now" not in page.text
         assert "Pause" not in page.text
         before = await pool.fetchval("SELECT count(*) FROM events")
-        refused = await ui.post(f"/ui/tasks/{task_id}/run-now",
-                                data={"csrf_token": csrf_of(page.text)})  # fmt: skip
+        refused = await ui.post(
+            f"/ui/tasks/{task_id}/run-now", data={"csrf_token": csrf_of(page.text)}
+        )
         assert refused.status_code == 403
         assert "tasks:write" in refused.text
         assert await pool.fetchval("SELECT count(*) FROM events") == before
@@ -200,8 +207,9 @@ async def test_a_form_without_the_sessions_csrf_token_changes_nothing(
             assert "CSRF" in refused.text
         assert await pool.fetchval("SELECT count(*) FROM events") == before
         # htmx requests send it as a header instead of a field.
-        paused = await ui.post(f"/ui/tasks/{task_id}/pause",
-                               headers={"X-CSRF-Token": csrf_of(page.text)})  # fmt: skip
+        paused = await ui.post(
+            f"/ui/tasks/{task_id}/pause", headers={"X-CSRF-Token": csrf_of(page.text)}
+        )
         assert paused.status_code == 303
         assert nonce_of(page.text)
     async with signed_in(client, token) as other:

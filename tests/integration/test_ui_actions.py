@@ -20,8 +20,14 @@ APPROVAL = [
 
 
 async def _task(api: httpx.AsyncClient, token: str, pipeline: list[Any], **fields: Any) -> str:
-    body = {"title": "Buttons", "schedule_kind": "cron", "schedule_expr": "0 9 * * *",
-            "timezone": "Europe/Chisinau", "payload": {"pipeline": pipeline}, **fields}  # fmt: skip
+    body = {
+        "title": "Buttons",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 9 * * *",
+        "timezone": "Europe/Chisinau",
+        "payload": {"pipeline": pipeline},
+        **fields,
+    }
     response = await api.post("/tasks", json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -79,8 +85,12 @@ async def test_task_buttons_record_events_as_the_agent(
         assert "canceled" in again.text
     history = await _events(pool, f"task-{task_id}")
     assert [kind for kind, _ in history] == [
-        "task.created", "task.paused", "task.resumed", "task.snoozed", "task.canceled",
-    ]  # fmt: skip
+        "task.created",
+        "task.paused",
+        "task.resumed",
+        "task.snoozed",
+        "task.canceled",
+    ]
     assert {actor for _, actor in history} == {agent_id}
 
 
@@ -126,8 +136,9 @@ async def test_approve_reject_and_retry_steer_runs(
     async with signed_in(client, token) as ui, running_workers(database_url, redis_url):
         runs = {}
         for name, task_id in (("yes", parked), ("no", parked), ("dead", flaky), ("dead2", flaky)):
-            runs[name] = _run_id(await post_form(ui, f"/ui/tasks/{task_id}",
-                                                 f"/ui/tasks/{task_id}/run-now"))  # fmt: skip
+            runs[name] = _run_id(
+                await post_form(ui, f"/ui/tasks/{task_id}", f"/ui/tasks/{task_id}/run-now")
+            )
         await run_in(client, runs["yes"], ("awaiting_approval",))
         await run_in(client, runs["no"], ("awaiting_approval",))
         page = (await ui.get(f"/ui/runs/{runs['yes']}")).text

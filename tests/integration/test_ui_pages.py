@@ -23,11 +23,14 @@ MONTHLY = {  # 20 monthly occurrences always cross a change of Chisinau's offset
         "params": {"who": "Ana", "items": [1, 2]},
         "pipeline": [
             {"id": "greet", "uses": "debug.echo", "with": {"text": "hi ${params.who}"}},
-            {"id": "loop", "uses": "pipeline.foreach",
-             "with": {"items_path": "params.items", "body": [EACH]}},
+            {
+                "id": "loop",
+                "uses": "pipeline.foreach",
+                "with": {"items_path": "params.items", "body": [EACH]},
+            },
         ],
     },
-}  # fmt: skip
+}
 _ZONED = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d)? [+-]\d\d:\d\d Europe/Chisinau")
 
 
@@ -40,8 +43,9 @@ async def _own_task(api: httpx.AsyncClient, token: str, **fields: Any) -> dict[s
 
 def rows(page: str, testid: str) -> list[str]:
     """The HTML of each element with this data-testid."""
-    return re.findall(rf'<(?:tr|li|article)[^>]*data-testid="{testid}".*?</(?:tr|li|article)>',
-                      page, re.S)  # fmt: skip
+    return re.findall(
+        rf'<(?:tr|li|article)[^>]*data-testid="{testid}".*?</(?:tr|li|article)>', page, re.S
+    )
 
 
 async def test_pages_show_a_task_its_run_and_its_events(
@@ -50,8 +54,14 @@ async def test_pages_show_a_task_its_run_and_its_events(
     _, token = await agent_token(client, "viewer", ALL_SCOPES)
     auth = {"Authorization": f"Bearer {token}"}
     task = await _own_task(client, token)
-    other = await _own_task(client, token, title="Mid-month thing", schedule_expr="5 3 15 * *",
-                            timezone="UTC", payload={})  # fmt: skip
+    other = await _own_task(
+        client,
+        token,
+        title="Mid-month thing",
+        schedule_expr="5 3 15 * *",
+        timezone="UTC",
+        payload={},
+    )
     run_id = await run_now_as(client, task["id"], auth)
     async with running_workers(database_url, redis_url):
         assert (await run_to_end(client, run_id))["status"] == "succeeded"
@@ -69,8 +79,13 @@ async def test_pages_show_a_task_its_run_and_its_events(
         assert len(rows(listed, "task-row")) == 2
         assert f'<a href="/ui/tasks/{task["id"]}">Monthly report</a>' in listed
         assert _ZONED.search(listed)
-        for query, expected in (("q=monthly", 1), ("status=paused", 0), ("kind=cron", 2),
-                                ("kind=rrule", 0), ("q=nothing-like-it", 0)):  # fmt: skip
+        for query, expected in (
+            ("q=monthly", 1),
+            ("status=paused", 0),
+            ("kind=cron", 2),
+            ("kind=rrule", 0),
+            ("q=nothing-like-it", 0),
+        ):
             assert len(rows((await ui.get(f"/ui/tasks?{query}")).text, "task-row")) == expected
         first = (await client.get("/tasks?limit=1", headers=auth)).json()
         after = (await ui.get(f"/ui/tasks?cursor={first['next']}")).text

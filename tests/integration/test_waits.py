@@ -94,11 +94,17 @@ async def test_an_event_published_before_the_wait_began_is_not_lost(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:
     pipeline = [
-        {"id": "announce", "uses": "orchestrator.publish_event",
-         "with": {"topic": "job.done", "payload": {"job": "${run.id}"}}},
-        {"id": "done", "uses": "orchestrator.wait_for_event",
-         "with": {"topic": "job.done", "filter": "event.payload.job == run.id"}},
-    ]  # fmt: skip
+        {
+            "id": "announce",
+            "uses": "orchestrator.publish_event",
+            "with": {"topic": "job.done", "payload": {"job": "${run.id}"}},
+        },
+        {
+            "id": "done",
+            "uses": "orchestrator.wait_for_event",
+            "with": {"topic": "job.done", "filter": "event.payload.job == run.id"},
+        },
+    ]
     task = await create_task(client, pipeline)
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
@@ -111,14 +117,23 @@ async def test_a_wait_times_out_to_its_default_or_fails(
     client: httpx.AsyncClient, database_url: str, redis_url: str
 ) -> None:
     waiting = {"topic": "never", "timeout_seconds": 0.5}
-    with_default = await create_task(client, [
-        {"id": "w", "uses": "orchestrator.wait_for_event",
-         "with": {**waiting, "on_timeout": "default", "default": {"text": "none"}}},
-        {"id": "after", "uses": "debug.echo", "with": {"got": "${steps.w.text}"}},
-    ])  # fmt: skip
-    failing = await create_task(client, [
-        {"id": "w", "uses": "orchestrator.wait_for_event", "with": waiting},
-    ])  # fmt: skip
+    with_default = await create_task(
+        client,
+        [
+            {
+                "id": "w",
+                "uses": "orchestrator.wait_for_event",
+                "with": {**waiting, "on_timeout": "default", "default": {"text": "none"}},
+            },
+            {"id": "after", "uses": "debug.echo", "with": {"got": "${steps.w.text}"}},
+        ],
+    )
+    failing = await create_task(
+        client,
+        [
+            {"id": "w", "uses": "orchestrator.wait_for_event", "with": waiting},
+        ],
+    )
     first = await run_now(client, with_default["id"])
     second = await run_now(client, failing["id"])
     async with running_workers(database_url, redis_url):
@@ -166,10 +181,13 @@ async def test_a_waiting_run_is_shown_and_can_be_canceled(
 async def test_a_sleep_parks_the_run_without_a_lease_and_wakes_it(
     client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
 ) -> None:
-    task = await create_task(client, [
-        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
-        {"id": "after", "uses": "debug.echo", "with": {"woke": "${steps.nap.until}"}},
-    ])  # fmt: skip
+    task = await create_task(
+        client,
+        [
+            {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
+            {"id": "after", "uses": "debug.echo", "with": {"woke": "${steps.nap.until}"}},
+        ],
+    )
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         waiting = await run_in(client, run_id, ("waiting",))
@@ -188,10 +206,13 @@ async def test_a_sleep_parks_the_run_without_a_lease_and_wakes_it(
 async def test_a_two_second_sleep_across_a_worker_restart_wakes_once_on_time(
     client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
 ) -> None:
-    task = await create_task(client, [
-        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 2}},
-        {"id": "after", "uses": "debug.echo", "with": {"n": "${params.n}"}},
-    ])  # fmt: skip
+    task = await create_task(
+        client,
+        [
+            {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 2}},
+            {"id": "after", "uses": "debug.echo", "with": {"n": "${params.n}"}},
+        ],
+    )
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         await run_in(client, run_id, ("waiting",))
@@ -214,9 +235,12 @@ async def test_a_two_second_sleep_across_a_worker_restart_wakes_once_on_time(
 async def test_a_sleep_until_an_instant_from_a_template(
     client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
 ) -> None:
-    task = await create_task(client, [
-        {"id": "nap", "uses": "orchestrator.sleep", "with": {"until": "${now+1s}"}},
-    ])  # fmt: skip
+    task = await create_task(
+        client,
+        [
+            {"id": "nap", "uses": "orchestrator.sleep", "with": {"until": "${now+1s}"}},
+        ],
+    )
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         done = await run_to_end(client, run_id)
@@ -232,9 +256,16 @@ async def test_only_the_owners_and_the_admins_events_resume_an_agents_run(
     scopes = ["tasks:read", "tasks:write", "runs:read", "events:publish"]
     _, alice = await agent_token(client, "alice", scopes)
     _, mallory = await agent_token(client, "mallory", scopes)
-    body = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 0 1 1 *",
-            "payload": {"pipeline": [{"id": "w", "uses": "orchestrator.wait_for_event",
-                                      "with": {"topic": "go"}}]}}  # fmt: skip
+    body = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 0 1 1 *",
+        "payload": {
+            "pipeline": [
+                {"id": "w", "uses": "orchestrator.wait_for_event", "with": {"topic": "go"}}
+            ]
+        },
+    }
 
     async def as_agent(token: str, method: str, url: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"}
@@ -262,9 +293,13 @@ async def test_a_sleep_ending_in_quiet_hours_wakes_when_they_end(
     now = datetime.now(UTC)
     start, end = (now - timedelta(minutes=5)).time(), (now + timedelta(minutes=10)).time()
     quiet = [{"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}]
-    task = await create_task(client, [
-        {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
-    ], quiet_hours=quiet)  # fmt: skip
+    task = await create_task(
+        client,
+        [
+            {"id": "nap", "uses": "orchestrator.sleep", "with": {"seconds": 1}},
+        ],
+        quiet_hours=quiet,
+    )
     run_id = await run_now(client, task["id"])
     async with running_workers(database_url, redis_url):
         waiting = await run_in(client, run_id, ("waiting",))

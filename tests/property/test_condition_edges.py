@@ -15,9 +15,10 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 TASK = Subscriber(
     "c",
     "owner",
-    TaskDefinition(title="c", schedule_kind="condition", schedule_expr="s.*",
-                   condition="event.payload.on"),
-)  # fmt: skip
+    TaskDefinition(
+        title="c", schedule_kind="condition", schedule_expr="s.*", condition="event.payload.on"
+    ),
+)
 
 
 @given(st.lists(st.booleans(), max_size=60))

@@ -16,8 +16,16 @@ from domain.schedules import validate_timezone
 SETTINGS = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-ZONES = ["UTC", "America/New_York", "Europe/Chisinau", "Australia/Lord_Howe",
-         "Europe/London", "Antarctica/Troll", "America/St_Johns", "Pacific/Chatham"]  # fmt: skip
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/Chisinau",
+    "Australia/Lord_Howe",
+    "Europe/London",
+    "Antarctica/Troll",
+    "America/St_Johns",
+    "Pacific/Chatham",
+]
 
 limits = st.builds(
     RateLimit,

@@ -113,8 +113,10 @@ class Model:
 
     def due_work(self) -> int:
         """Runs that hold a due_work row: waiting, running, or parked with a deadline."""
-        return sum(state in ("queued", "running", "parked_deadline", "waiting_deadline")
-                   for state, _, _ in self.runs.values())  # fmt: skip
+        return sum(
+            state in ("queued", "running", "parked_deadline", "waiting_deadline")
+            for state, _, _ in self.runs.values()
+        )
 
 
 # --- strategies ---------------------------------------------------------------------------
@@ -232,8 +234,20 @@ def _queued(draw: st.DrawFn, model: Model, due: TaskDue) -> RunQueued:
 # Which run events make sense in each run state, and the state each leaves the run in.
 RUN_MOVES: dict[str, tuple[str, ...]] = {
     "queued": ("start", "cancel", "dedupe", "debounce"),
-    "running": ("step_ok", "step_failed", "step_skipped", "succeed", "fail_attempt", "die",
-                "cancel_request", "cancel", "park", "park_deadline", "wait", "wait_deadline"),
+    "running": (
+        "step_ok",
+        "step_failed",
+        "step_skipped",
+        "succeed",
+        "fail_attempt",
+        "die",
+        "cancel_request",
+        "cancel",
+        "park",
+        "park_deadline",
+        "wait",
+        "wait_deadline",
+    ),
     "parked": ("approve", "reject", "cancel"),
     "parked_deadline": ("approve", "reject", "cancel"),
     "waiting": ("resume", "time_out", "cancel"),
@@ -242,7 +256,7 @@ RUN_MOVES: dict[str, tuple[str, ...]] = {
     "succeeded": ("rerun",),
     "canceled": ("rerun",),
     "deduplicated": (),
-}  # fmt: skip
+}
 
 
 def _run_event(draw: st.DrawFn, model: Model, run_id: str, move: str) -> Event:
@@ -310,24 +324,39 @@ def _run_event(draw: st.DrawFn, model: Model, run_id: str, move: str) -> Event:
             deadline = draw(instants) if move == "wait_deadline" else None
             after = "waiting_deadline" if deadline else "waiting"
             event = RunWaiting(
-                run_id=run_id, step_id=step, attempt=attempt,
-                kind=draw(st.sampled_from(["event", "sleep"])), tool="orchestrator.wait_for_event",
-                input=draw(scalars), topic=draw(st.none() | texts), filter=draw(st.none() | texts),
-                scope=draw(st.dictionaries(texts, scalars, max_size=2)), until=deadline,
-                on_timeout=draw(st.sampled_from(["fail", "default"])), default=draw(scalars),
+                run_id=run_id,
+                step_id=step,
+                attempt=attempt,
+                kind=draw(st.sampled_from(["event", "sleep"])),
+                tool="orchestrator.wait_for_event",
+                input=draw(scalars),
+                topic=draw(st.none() | texts),
+                filter=draw(st.none() | texts),
+                scope=draw(st.dictionaries(texts, scalars, max_size=2)),
+                until=deadline,
+                on_timeout=draw(st.sampled_from(["fail", "default"])),
+                default=draw(scalars),
                 since_position=draw(st.integers(0, 100)),
-            )  # fmt: skip
+            )
         case "resume":
             after = "queued"
-            event = RunResumed(run_id=run_id, step_id=step, output=draw(scalars),
-                               reason=draw(st.sampled_from(["event", "woke"])))  # fmt: skip
+            event = RunResumed(
+                run_id=run_id,
+                step_id=step,
+                output=draw(scalars),
+                reason=draw(st.sampled_from(["event", "woke"])),
+            )
         case "time_out":
             after = "queued"
-            event = RunWaitTimedOut(run_id=run_id, step_id=step, failed=draw(st.booleans()),
-                                    output=draw(scalars))  # fmt: skip
+            event = RunWaitTimedOut(
+                run_id=run_id, step_id=step, failed=draw(st.booleans()), output=draw(scalars)
+            )
         case "debounce":
-            event = RunDebounced(run_id=run_id, event=draw(st.dictionaries(texts, scalars,
-                                 max_size=2)), count=draw(st.integers(2, 50)))  # fmt: skip
+            event = RunDebounced(
+                run_id=run_id,
+                event=draw(st.dictionaries(texts, scalars, max_size=2)),
+                count=draw(st.integers(2, 50)),
+            )
         case "rerun":
             event = RunRerunRequested(run_id=run_id, rerun_id=draw(texts), from_step=step)
         case "approve":

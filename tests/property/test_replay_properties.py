@@ -52,8 +52,9 @@ async def relayed(
         name = await conn.fetchval("SELECT current_database()")
         database_url = with_database(postgres_url, name)
         async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool:
-            await asyncio.gather(*(append_received(pool, EVENTS // 4, per_command=n)
-                                   for n in (1, 3, 7, 10)))  # fmt: skip
+            await asyncio.gather(
+                *(append_received(pool, EVENTS // 4, per_command=n) for n in (1, 3, 7, 10))
+            )
             positions = await stored_positions(pool)
         stream = unique_stream()
         client = redis.Redis.from_url(redis_url)

@@ -30,13 +30,14 @@ commands = st.lists(
         st.tuples(st.just("create"), st.sampled_from(SCHEDULES), st.integers(1, 9)),
         st.tuples(st.just("patch"), st.integers(0, 3), st.sampled_from(SCHEDULES)),
         st.tuples(st.just("retitle"), st.integers(0, 3), st.text(min_size=1, max_size=20)),
-        st.tuples(st.sampled_from(["pause", "resume", "cancel", "run_now", "delete"]),
-                  st.integers(0, 3)),
+        st.tuples(
+            st.sampled_from(["pause", "resume", "cancel", "run_now", "delete"]), st.integers(0, 3)
+        ),
         st.tuples(st.just("snooze"), st.integers(0, 3), st.integers(1, 86_400)),
     ),
     min_size=1,
     max_size=15,
-)  # fmt: skip
+)
 
 
 async def send(client: AsyncTestClient[Any], ids: list[str], command: tuple[Any, ...]) -> None:

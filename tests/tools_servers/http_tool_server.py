@@ -61,8 +61,10 @@ class ToolServer:
         path: str = scope["path"]
         as_json = [(b"content-type", b"application/json")]
         if path == "/echo":
-            answer = {"input": json.loads(body or b"null"),
-                      "idempotency_key": headers.get("idempotency-key")}  # fmt: skip
+            answer = {
+                "input": json.loads(body or b"null"),
+                "idempotency_key": headers.get("idempotency-key"),
+            }
             return 200, as_json, json.dumps(answer).encode()
         if path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
@@ -81,8 +83,12 @@ class ToolServer:
             return 200, [*as_json, (b"set-cookie", b"session=secret; Path=/")], b"{}"
         if path == "/big":
             return 200, as_json, b'"' + b"x" * (2 * 1024 * 1024) + b'"'
-        reflected = {"method": scope["method"], "query": scope["query_string"].decode(),
-                     "headers": headers, "body": body.decode()}  # fmt: skip
+        reflected = {
+            "method": scope["method"],
+            "query": scope["query_string"].decode(),
+            "headers": headers,
+            "body": body.decode(),
+        }
         return 200, [*as_json, (b"x-tool", b"a"), (b"x-tool", b"b")], json.dumps(reflected).encode()
 
 

@@ -85,8 +85,11 @@ def build_server(name: str = "echo") -> tuple[MCPServer, MethodCounter]:
         threading.Timer(0.2, os._exit, args=(3,)).start()
         return "bye"
 
-    server.add_tool(lambda query: {"hits": [query]}, name="search/web",
-                    description="A name that cannot be part of an address")  # fmt: skip
+    server.add_tool(
+        lambda query: {"hits": [query]},
+        name="search/web",
+        description="A name that cannot be part of an address",
+    )
     return server, counter
 
 

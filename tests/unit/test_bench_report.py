@@ -18,15 +18,21 @@ MACHINE = {"cpu": "Test CPU", "cores": 2, "memory_gib": 24.0, "os": "Linux 6", "
 
 def _write(folder: Path, kind: str, name: str, record: dict[str, Any]) -> None:
     (folder / kind).mkdir(parents=True, exist_ok=True)
-    base = {"name": name, "command": f"ordinaut bench {name}", "machine": MACHINE,
-            "finished_at": "2026-11-29T12:00:00+00:00"}  # fmt: skip
+    base = {
+        "name": name,
+        "command": f"ordinaut bench {name}",
+        "machine": MACHINE,
+        "finished_at": "2026-11-29T12:00:00+00:00",
+    }
     (folder / kind / f"{name}.json").write_text(json.dumps({**base, **record}))
 
 
 def test_goals_are_judged_at_least_or_at_most() -> None:
-    goals = [Goal("rate", 100, at_least=True, text="rate ≥ 100"),
-             Goal("lag", 50, at_least=False, text="lag ≤ 50"),
-             Goal("gone", 1, at_least=True, text="not measured")]  # fmt: skip
+    goals = [
+        Goal("rate", 100, at_least=True, text="rate ≥ 100"),
+        Goal("lag", 50, at_least=False, text="lag ≤ 50"),
+        Goal("gone", 1, at_least=True, text="not measured"),
+    ]
     verdicts = judge(goals, {"rate": 150.0, "lag": 51.0, "gone": float("nan")})
     assert [v["met"] for v in verdicts.values()] == [True, False, None]
     assert verdicts["rate"]["goal"] == "rate ≥ 100"
@@ -56,17 +62,40 @@ def test_a_bench_writes_its_figures_goals_and_machine(
 def test_the_report_has_a_section_per_bench_with_its_command_machine_and_goals(
     tmp_path: Path,
 ) -> None:
-    _write(tmp_path, "bench", "runs", {
-        "runs_per_second": 2300.5, "goals": {"runs_per_second": {
-            "goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}},
-        "limits": "never shown: the goal is met", "load_average": [7.5, 8.25]})  # fmt: skip
-    _write(tmp_path, "bench", "replay", {
-        "events_per_second": 9000.0, "goals": {"events_per_second": {
-            "goal": "≥ 50,000 events/s", "value": 9000.0, "met": False}},
-        "limits": "One statement per event and read model."})  # fmt: skip
-    _write(tmp_path, "bench", "compare", {"table": [
-        {"system": "ordinaut", "jobs/s (median)": 2100.0},
-        {"system": "celery", "jobs/s (median)": 700.0}]})  # fmt: skip
+    _write(
+        tmp_path,
+        "bench",
+        "runs",
+        {
+            "runs_per_second": 2300.5,
+            "goals": {"runs_per_second": {"goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}},
+            "limits": "never shown: the goal is met",
+            "load_average": [7.5, 8.25],
+        },
+    )
+    _write(
+        tmp_path,
+        "bench",
+        "replay",
+        {
+            "events_per_second": 9000.0,
+            "goals": {
+                "events_per_second": {"goal": "≥ 50,000 events/s", "value": 9000.0, "met": False}
+            },
+            "limits": "One statement per event and read model.",
+        },
+    )
+    _write(
+        tmp_path,
+        "bench",
+        "compare",
+        {
+            "table": [
+                {"system": "ordinaut", "jobs/s (median)": 2100.0},
+                {"system": "celery", "jobs/s (median)": 700.0},
+            ]
+        },
+    )
     text = render(tmp_path)
     assert text.index("## End-to-end run throughput") < text.index("## Ordinaut, Procrastinate")
     assert "- Command: `ordinaut bench replay`" in text
@@ -83,8 +112,12 @@ def test_the_report_has_a_section_per_bench_with_its_command_machine_and_goals(
 def test_the_reliability_section_lists_each_fault_summary(tmp_path: Path) -> None:
     summary = "faults: worker-kill 20/20 recovered, 0 lost, 0 duplicated"
     _write(tmp_path, "faults", "worker-kill", {"summary": summary, "passed": True})
-    _write(tmp_path, "faults", "redis-restart", {"summary": "faults: redis-restart 1 lost",
-                                                  "passed": False})  # fmt: skip
+    _write(
+        tmp_path,
+        "faults",
+        "redis-restart",
+        {"summary": "faults: redis-restart 1 lost", "passed": False},
+    )
     (tmp_path / "faults" / "broken.json").write_text("{not json")
     path = write_report(tmp_path / "BENCHMARKS.md", tmp_path)
     text = path.read_text()
@@ -99,11 +132,22 @@ def test_the_report_keeps_what_it_has_no_result_for(tmp_path: Path) -> None:
     # Results are kept per machine, not in git: regenerating on a machine that ran only one
     # benchmark keeps the others' sections (and goal rows, and reliability) as they were.
     _write(tmp_path, "bench", "append", {"single_c16_commands_per_s": 1200.0})
-    _write(tmp_path / "old", "bench", "runs", {"runs_per_second": 2300.5, "goals": {
-        "runs_per_second": {"goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}}})  # fmt: skip
+    _write(
+        tmp_path / "old",
+        "bench",
+        "runs",
+        {
+            "runs_per_second": 2300.5,
+            "goals": {"runs_per_second": {"goal": "≥ 2,000 runs/s", "value": 2300.5, "met": True}},
+        },
+    )
     _write(tmp_path / "old", "bench", "append", {"single_c16_commands_per_s": 1.0})
-    _write(tmp_path / "old", "faults", "worker-kill", {"summary": "faults: worker-kill ok",
-                                                      "passed": True})  # fmt: skip
+    _write(
+        tmp_path / "old",
+        "faults",
+        "worker-kill",
+        {"summary": "faults: worker-kill ok", "passed": True},
+    )
     previous = render(tmp_path / "old")
     report = render(tmp_path, previous)
     assert "## End-to-end run throughput (`bench runs`)" in report

@@ -13,9 +13,16 @@ from ordinaut_client import AsyncOrdinaut, Invalid, Ordinaut, RateLimited, Retry
 from ordinaut_client.models import CreateAgent, TaskView
 
 FAST = Retry(attempts=3, backoff=0.001)
-TASK = {"id": "t1", "status": "active", "version": 3, "next_run_at": None, "created_by": "admin",
-        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
-        "definition": {}}  # fmt: skip
+TASK = {
+    "id": "t1",
+    "status": "active",
+    "version": 3,
+    "next_run_at": None,
+    "created_by": "admin",
+    "created_at": "2026-01-01T00:00:00Z",
+    "updated_at": "2026-01-01T00:00:00Z",
+    "definition": {},
+}
 
 
 def answering(
@@ -29,8 +36,13 @@ def answering(
         status = statuses[min(len(seen), len(statuses)) - 1]
         if status < 400:
             return httpx.Response(status, json=TASK)
-        problem = {"type": "urn:x", "title": "No", "status": status, "detail": "refused",
-                   "errors": [{"field": "schedule_expr", "reason": "not a cron"}]}  # fmt: skip
+        problem = {
+            "type": "urn:x",
+            "title": "No",
+            "status": status,
+            "detail": "refused",
+            "errors": [{"field": "schedule_expr", "reason": "not a cron"}],
+        }
         headers = {"Retry-After": "0", "Content-Type": "application/problem+json"}
         return httpx.Response(status, content=json.dumps(problem), headers=headers)
 

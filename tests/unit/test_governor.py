@@ -10,8 +10,9 @@ from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun, OwnerLimits
 
 AT = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)
-NOTIFY = ToolRegistered(address="chat.send", transport="http", endpoint="https://x.example",
-                        scopes=("notify",))  # fmt: skip
+NOTIFY = ToolRegistered(
+    address="chat.send", transport="http", endpoint="https://x.example", scopes=("notify",)
+)
 
 
 def _run(task_windows: list[QuietWindow], owner: OwnerLimits | None) -> LeasedRun:
@@ -23,9 +24,19 @@ def _run(task_windows: list[QuietWindow], owner: OwnerLimits | None) -> LeasedRu
         quiet_hours=tuple(task_windows),
     )
     queued = RunQueued(run_id="r", task_id="t", owner="agent", scheduled_for=AT, run_at=AT)
-    return LeasedRun(run_id="r", task_id="t", task_title="t", attempt=1, trigger="run_now",
-                     scheduled_for=AT, definition=definition, queued=queued, steps={},
-                     lease_until=AT, owner_limits=owner)  # fmt: skip
+    return LeasedRun(
+        run_id="r",
+        task_id="t",
+        task_title="t",
+        attempt=1,
+        trigger="run_now",
+        scheduled_for=AT,
+        definition=definition,
+        queued=queued,
+        steps={},
+        lease_until=AT,
+        owner_limits=owner,
+    )
 
 
 def _governor(at: datetime) -> Governor:

@@ -28,8 +28,12 @@ def test_a_live_service_is_found_and_its_file_is_private(tmp_path: Path) -> None
 
 
 def test_a_file_left_by_a_dead_process_is_stale_and_not_removed_by_others(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stale = Runtime(pid=int(dead.stdout), started=0.0, database_url="d", redis_url="r")
     (tmp_path / RUNTIME_FILE).write_bytes(msgspec.json.encode(stale))
     assert read_runtime(tmp_path) is None

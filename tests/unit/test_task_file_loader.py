@@ -67,8 +67,15 @@ def test_alias_bombs_and_deep_nesting_are_refused() -> None:
 
 def test_fields_map_to_paths() -> None:
     assert parse_field("tasks[1].payload.pipeline[0].with.argv[0]") == (
-        "tasks", 1, "payload", "pipeline", 0, "with", "argv", 0,
-    )  # fmt: skip
+        "tasks",
+        1,
+        "payload",
+        "pipeline",
+        0,
+        "with",
+        "argv",
+        0,
+    )
 
 
 def test_the_readme_sample_is_a_valid_tasks_file() -> None:

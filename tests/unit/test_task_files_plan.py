@@ -16,8 +16,13 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def task(key: str, **fields: object) -> TaskDefinition:
-    base: dict[str, object] = {"title": key, "schedule_kind": "cron", "schedule_expr": "0 8 * * *",
-                               "key": key, "metadata": {"source": "f"}}  # fmt: skip
+    base: dict[str, object] = {
+        "title": key,
+        "schedule_kind": "cron",
+        "schedule_expr": "0 8 * * *",
+        "key": key,
+        "metadata": {"source": "f"},
+    }
     return msgspec.convert({**base, **fields}, TaskDefinition)
 
 
@@ -30,10 +35,14 @@ def plan(
 ) -> list[TaskChange]:
     ids = iter(f"new-{n}" for n in range(100))
     changes, problems = plan_tasks(
-        desired, {c.state.definition.key or "": c for c in current},
+        desired,
+        {c.state.definition.key or "": c for c in current},
         [c for c in current if c.state.status in ("active", "paused")],
-        prune=prune, now=NOW, catalog=Catalog(), new_id=lambda: next(ids),
-    )  # fmt: skip
+        prune=prune,
+        now=NOW,
+        catalog=Catalog(),
+        new_id=lambda: next(ids),
+    )
     assert problems == []
     return changes
 
@@ -70,9 +79,14 @@ def test_a_key_held_by_a_canceled_task_retires_it_for_a_new_one() -> None:
 
 def test_every_problem_is_reported_with_its_task() -> None:
     _, problems = plan_tasks(
-        [task("a", schedule_expr="61 * * * *"), task("b"), task("b")], {}, [],
-        prune=False, now=NOW, catalog=Catalog(), new_id=lambda: "x",
-    )  # fmt: skip
+        [task("a", schedule_expr="61 * * * *"), task("b"), task("b")],
+        {},
+        [],
+        prune=False,
+        now=NOW,
+        catalog=Catalog(),
+        new_id=lambda: "x",
+    )
     assert [p.field.split(".")[0] for p in problems] == ["tasks[0]", "tasks[2]"]
     assert "duplicate key 'b'" in problems[1].reason
 
@@ -87,9 +101,14 @@ def test_the_source_label_is_set_by_apply() -> None:
 def test_a_task_from_another_source_is_not_taken_over() -> None:
     theirs = stored(task("a", metadata={"source": "theirs.yaml"}))
     _, problems = plan_tasks(
-        [task("a")], {"a": theirs}, [], prune=False, now=NOW, catalog=Catalog(),
+        [task("a")],
+        {"a": theirs},
+        [],
+        prune=False,
+        now=NOW,
+        catalog=Catalog(),
         new_id=lambda: "x",
-    )  # fmt: skip
+    )
     assert [(p.field, p.reason) for p in problems] == [
         ("tasks[0].key", "task 'a' comes from source 'theirs.yaml', not 'f'")
     ]

@@ -155,12 +155,16 @@ def test_example_output_follows_refs_combinators_and_bounds() -> None:
         "type": "object",
         "required": ["events", "status"],
         "properties": {
-            "events": {"type": "array", "minItems": 2, "uniqueItems": True,
-                       "items": {"$ref": "#/$defs/Event"}},
+            "events": {
+                "type": "array",
+                "minItems": 2,
+                "uniqueItems": True,
+                "items": {"$ref": "#/$defs/Event"},
+            },
             "status": {"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 4}]},
             "title": {"allOf": [{"type": "string"}, {"maxLength": 3}]},
         },
-    }  # fmt: skip
+    }
     value = example_output(schema)
     assert validator_for(schema).is_valid(value)
     assert len(value["events"]) == 2
@@ -242,8 +246,11 @@ def _objects(
     def build(draw: st.DrawFn) -> dict[str, Any]:
         properties = draw(st.dictionaries(names, values, max_size=4))
         schema: dict[str, Any] = {"type": "object", "properties": properties}
-        schema["required"] = draw(st.lists(st.sampled_from(sorted(properties)), unique=True)
-                                  if properties else st.just([]))  # fmt: skip
+        schema["required"] = draw(
+            st.lists(st.sampled_from(sorted(properties)), unique=True)
+            if properties
+            else st.just([])
+        )
         if draw(st.booleans()):
             schema["additionalProperties"] = False
         return schema
@@ -287,17 +294,20 @@ _PART = {"$ref": "#/$defs/Part"}
 SIMPLE_SCHEMAS = st.one_of(
     _NESTED,
     _NESTED.map(lambda part: {"$defs": {"Part": part}, **_PART}),
-    _NESTED.map(lambda part: {
-        "$defs": {"Part": part},
-        "type": "object",
-        "required": ["one"],
-        "properties": {"one": _PART, "many": {"type": "array", "items": _PART}},
-    }),
-)  # fmt: skip
+    _NESTED.map(
+        lambda part: {
+            "$defs": {"Part": part},
+            "type": "object",
+            "required": ["one"],
+            "properties": {"one": _PART, "many": {"type": "array", "items": _PART}},
+        }
+    ),
+)
 
 
-@settings(max_examples=300, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(SIMPLE_SCHEMAS)
 def test_example_output_satisfies_any_simple_schema(schema: dict[str, Any]) -> None:
     Draft202012Validator.check_schema(schema)

@@ -74,9 +74,19 @@ def test_dotted_addresses_are_accepted(address: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["forecast", ".forecast", "weather.", "weather..forecast", "wea ther.f", "é.f",
-                "weather/forecast", "a." + "b" * 300, ""]
-)  # fmt: skip
+    "address",
+    [
+        "forecast",
+        ".forecast",
+        "weather.",
+        "weather..forecast",
+        "wea ther.f",
+        "é.f",
+        "weather/forecast",
+        "a." + "b" * 300,
+        "",
+    ],
+)
 def test_addresses_that_are_not_dotted_names_are_refused(address: str) -> None:
     assert refused_field(tool(address=address)) == "address"
 
@@ -93,9 +103,17 @@ def test_the_builtin_transport_cannot_be_registered() -> None:
 
 
 @pytest.mark.parametrize(
-    "endpoint", [None, "weather.example/forecast", "ftp://weather.example/x", "http://",
-                 "https://host:99999/x", "https://host/a b", "javascript:alert(1)"]
-)  # fmt: skip
+    "endpoint",
+    [
+        None,
+        "weather.example/forecast",
+        "ftp://weather.example/x",
+        "http://",
+        "https://host:99999/x",
+        "https://host/a b",
+        "javascript:alert(1)",
+    ],
+)
 def test_an_http_tool_needs_an_http_endpoint(endpoint: str | None) -> None:
     assert refused_field(tool(endpoint=endpoint)) == "endpoint"
 

@@ -57,8 +57,13 @@ def test_an_event_fires_each_matching_task_once_with_the_event_in_the_run() -> N
     ]
     run = fired[0]
     assert isinstance(run, RunQueued)
-    assert run.event == {"topic": "calendar.created", "payload": {"id": 7},
-                         "occurred_at": None, "source": "api", "event_id": "e1"}  # fmt: skip
+    assert run.event == {
+        "topic": "calendar.created",
+        "payload": {"id": 7},
+        "occurred_at": None,
+        "source": "api",
+        "event_id": "e1",
+    }
     assert (run.run_at, run.owner) == (NOW, "owner")
 
 
@@ -104,9 +109,10 @@ def test_a_condition_sees_the_state_its_last_change_left() -> None:
     assert first[1].trigger == "condition"
     state = {"up": ConditionState(True, {"p": 10})}
     assert decide_triggers(received("price", p=5), [rising], state, NOW, ids())[0] == (
-        ConditionEvaluated(task_id="up", value=False, previous=True, event_id="e1",
-                           topic="price", payload={"p": 5})
-    )  # fmt: skip
+        ConditionEvaluated(
+            task_id="up", value=False, previous=True, event_id="e1", topic="price", payload={"p": 5}
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,8 +124,12 @@ def test_a_condition_sees_the_state_its_last_change_left() -> None:
         ({"schedule_kind": "event", "schedule_expr": "a.*", "condition": "a"}, "condition"),
         ({"schedule_kind": "cron", "schedule_expr": "* * * * *", "filter": "a"}, "filter"),
         (
-            {"schedule_kind": "condition", "schedule_expr": "a", "condition": "a",
-             "condition_cron": "*/5 * * * *"},
+            {
+                "schedule_kind": "condition",
+                "schedule_expr": "a",
+                "condition": "a",
+                "condition_cron": "*/5 * * * *",
+            },
             "condition_cron",
         ),
         ({"schedule_kind": "event", "schedule_expr": "has space"}, "schedule_expr"),
@@ -128,7 +138,7 @@ def test_a_condition_sees_the_state_its_last_change_left() -> None:
             "filter",
         ),
     ],
-)  # fmt: skip
+)
 def test_bad_event_and_condition_tasks_are_refused_naming_the_field(
     fields: dict[str, Any], field: str
 ) -> None:

@@ -15,9 +15,12 @@ from domain.waits import Waiting, deadline_passed, decide_resumes, matches
 
 NOW = datetime(2030, 1, 1, 9, tzinfo=UTC)
 WAIT = {
-    "step_id": "reply", "topic": "mail.*", "filter": "event.payload.to == params.who",
-    "scope": {"params": {"who": "ana"}, "steps": {}, "run": {}}, "consumed": ["e-0"],
-}  # fmt: skip
+    "step_id": "reply",
+    "topic": "mail.*",
+    "filter": "event.payload.to == params.who",
+    "scope": {"params": {"who": "ana"}, "steps": {}, "run": {}},
+    "consumed": ["e-0"],
+}
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -64,8 +67,15 @@ def test_a_deadline_wakes_a_sleep_and_times_out_a_wait() -> None:
 
 
 PIPELINE = [{"id": "a", "uses": "t.a"}, {"id": "b", "uses": "t.b"}, {"id": "c", "uses": "t.c"}]
-QUEUED = RunQueued(run_id="old", task_id="t", owner="alice", scheduled_for=NOW, run_at=NOW,
-                   dedupe_key="k", dedupe_window_seconds=60)  # fmt: skip
+QUEUED = RunQueued(
+    run_id="old",
+    task_id="t",
+    owner="alice",
+    scheduled_for=NOW,
+    run_at=NOW,
+    dedupe_key="k",
+    dedupe_window_seconds=60,
+)
 DONE = {"a": {"status": "succeeded", "tool": "t.a", "output": 1}, "b": {"status": "failed"}}
 
 
@@ -74,7 +84,11 @@ def test_a_rerun_keeps_the_steps_before_and_links_the_runs() -> None:
     queued, kept = events
     assert isinstance(queued, RunQueued)
     assert (queued.run_id, queued.trigger, queued.rerun_of, queued.dedupe_key) == (
-        "new", "rerun", "old", None)  # fmt: skip
+        "new",
+        "rerun",
+        "old",
+        None,
+    )
     assert (kept.step_id, kept.output, kept.reused_from) == ("a", 1, "old")  # type: ignore[union-attr]
     assert (note.run_id, note.rerun_id, note.from_step) == ("old", "new", "b")
 
@@ -95,8 +109,13 @@ def test_a_rerun_is_refused(status: str, old: list[Any], from_step: str, code: i
 
 
 def test_debounce_joins_events_of_a_key_until_the_run_starts() -> None:
-    definition = TaskDefinition(title="t", schedule_kind="event", schedule_expr="x",
-                                debounce_seconds=5, debounce_key="payload.user")  # fmt: skip
+    definition = TaskDefinition(
+        title="t",
+        schedule_kind="event",
+        schedule_expr="x",
+        debounce_seconds=5,
+        debounce_key="payload.user",
+    )
     state: dict[tuple[str, str], tuple[str, int]] = {}
     ids = iter(["r-1", "r-2"])
 
@@ -115,14 +134,18 @@ def test_debounce_joins_events_of_a_key_until_the_run_starts() -> None:
         "debounce": {"count": 1, "key": "ana"},
     }
     joined = one("ana", 2)
-    assert joined == RunDebounced(run_id="r-1", count=2, event={
-        "payload": {"user": "ana", "n": 2}, "debounce": {"count": 2, "key": "ana"}})  # fmt: skip
+    assert joined == RunDebounced(
+        run_id="r-1",
+        count=2,
+        event={"payload": {"user": "ana", "n": 2}, "debounce": {"count": 2, "key": "ana"}},
+    )
     assert one("bo", 3).run_id == "r-2"
 
 
 def test_debounce_belongs_to_event_tasks() -> None:
-    cron = TaskDefinition(title="t", schedule_kind="cron", schedule_expr="* * * * *",
-                          debounce_seconds=5)  # fmt: skip
+    cron = TaskDefinition(
+        title="t", schedule_kind="cron", schedule_expr="* * * * *", debounce_seconds=5
+    )
     with pytest.raises(RuleViolation, match="debounce_seconds"):
         check_debounce(cron)
     keyed = TaskDefinition(title="t", schedule_kind="event", schedule_expr="x", debounce_key="a")

@@ -19,8 +19,12 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def loop(items_path: str, *body: dict[str, Any], **extra: Any) -> dict[str, Any]:
     steps = list(body) or [{"id": "e", "uses": "debug.echo"}]
-    return {"id": f"l{len(items_path)}", "uses": "pipeline.foreach",
-            "with": {"items_path": items_path, "body": steps}, **extra}  # fmt: skip
+    return {
+        "id": f"l{len(items_path)}",
+        "uses": "pipeline.foreach",
+        "with": {"items_path": items_path, "body": steps},
+        **extra,
+    }
 
 
 def test_loops_over_params_are_counted_at_every_level() -> None:
@@ -29,8 +33,9 @@ def test_loops_over_params_are_counted_at_every_level() -> None:
     planned = planned_iterations(pipeline, {"params": {"xs": list(range(70))}}, NOW, budget, "p")
     assert planned == 70 + 70 * (70 + 70 * 70)
     with pytest.raises(LimitExceeded, match="ORDINAUT_RUN_MAX_ITERATIONS"):
-        check_payload_work({"pipeline": pipeline, "params": {"xs": list(range(70))}}, NOW,
-                           WorkLimits())  # fmt: skip
+        check_payload_work(
+            {"pipeline": pipeline, "params": {"xs": list(range(70))}}, NOW, WorkLimits()
+        )
 
 
 @pytest.mark.parametrize(
@@ -53,14 +58,16 @@ def test_loops_that_vary_from_one_execution_to_the_next_are_not_counted(
 
 def test_a_loop_over_unknown_data_is_not_refused_before_it_runs() -> None:
     pipeline = [loop("event.xs", loop("params.xs"))]
-    check_payload_work({"pipeline": pipeline, "params": {"xs": list(range(900))}}, NOW,
-                       WorkLimits())  # fmt: skip
+    check_payload_work(
+        {"pipeline": pipeline, "params": {"xs": list(range(900))}}, NOW, WorkLimits()
+    )
 
 
 def test_too_many_items_in_one_known_loop_are_refused() -> None:
     with pytest.raises(LimitExceeded, match=r"1001 items .*ORDINAUT_FOREACH_MAX_ITEMS") as caught:
-        check_payload_work({"pipeline": [loop("params.xs")], "params": {"xs": [0] * 1001}}, NOW,
-                           WorkLimits())  # fmt: skip
+        check_payload_work(
+            {"pipeline": [loop("params.xs")], "params": {"xs": [0] * 1001}}, NOW, WorkLimits()
+        )
     assert caught.value.field == "payload.pipeline[0].with.items_path"
 
 
@@ -85,9 +92,22 @@ def test_the_run_budget_counts_rendered_bytes_across_steps() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "PYTHONPATH", "BASH_FUNC_f%%",
-             "IFS", "PS4", "SHELLOPTS", "PATH", "1BAD", "A=B"],
-)  # fmt: skip
+    "name",
+    [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "BASH_ENV",
+        "ENV",
+        "PYTHONPATH",
+        "BASH_FUNC_f%%",
+        "IFS",
+        "PS4",
+        "SHELLOPTS",
+        "PATH",
+        "1BAD",
+        "A=B",
+    ],
+)
 def test_variables_that_change_how_programs_start_are_refused(name: str) -> None:
     assert env_refusal(name) is not None
     assert clean_env({name: "x", "GREETING": "hi"}) == {"GREETING": "hi"}
@@ -110,8 +130,9 @@ def test_redaction_covers_keys_nested_and_inside_longer_keys() -> None:
 
 def test_limits_are_read_from_settings_with_their_defaults() -> None:
     assert Settings.from_env({}).work_limits == WorkLimits()
-    settings = Settings.from_env({"ORDINAUT_FOREACH_MAX_ITEMS": "50",
-                                  "ORDINAUT_RUN_MAX_RENDERED_BYTES": "2048"})  # fmt: skip
+    settings = Settings.from_env(
+        {"ORDINAUT_FOREACH_MAX_ITEMS": "50", "ORDINAUT_RUN_MAX_RENDERED_BYTES": "2048"}
+    )
     assert settings.work_limits.foreach_max_items == 50
     assert settings.work_limits.run_max_rendered_bytes == 2048
     assert settings.work_limits.run_max_iterations == WorkLimits().run_max_iterations

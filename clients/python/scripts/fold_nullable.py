@@ -14,9 +14,17 @@ import sys
 from typing import Any
 
 _CONSTRAINTS = {
-    "maxLength", "minLength", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "maxItems", "minItems", "additionalProperties",
-}  # fmt: skip
+    "maxLength",
+    "minLength",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "maxItems",
+    "minItems",
+    "additionalProperties",
+}
 _NULL = {"type": "null"}
 
 

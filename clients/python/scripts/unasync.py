@@ -12,8 +12,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ordinaut_client"
 _REPLACEMENTS = [
     (r"The async client: one method", "The sync client: one method"),
-    (r"The sync client \(_sync\.py\) is generated from this file by scripts/unasync\.py: "
-     r"edit this one\.", "Generated from _async.py by scripts/unasync.py: edit that one."),
+    (
+        r"The sync client \(_sync\.py\) is generated from this file by scripts/unasync\.py: "
+        r"edit this one\.",
+        "Generated from _async.py by scripts/unasync.py: edit that one.",
+    ),
     (r"\bAsyncOrdinaut\b", "Ordinaut"),
     (r"\bhttpx\.AsyncClient\b", "httpx.Client"),
     (r"\bAsyncIterator\b", "Iterator"),
@@ -26,7 +29,7 @@ _REPLACEMENTS = [
     (r"\basyncio\.sleep\b", "time.sleep"),
     (r"^import asyncio$", "import time"),
     (r"with AsyncOrdinaut\(url, token\) as api: await ", "with Ordinaut(url, token) as api: "),
-]  # fmt: skip
+]
 
 
 def unasync(source: str) -> str:

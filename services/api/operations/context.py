@@ -65,8 +65,12 @@ class Caller:
             return
         match = _VERSION.match(self.if_match)
         if match is None or match.group(3) is None:
-            raise ApiError(422, "Invalid request", "If-Match: must be the task's version",
-                           [FieldError("If-Match", "must be the task's version")])  # fmt: skip
+            raise ApiError(
+                422,
+                "Invalid request",
+                "If-Match: must be the task's version",
+                [FieldError("If-Match", "must be the task's version")],
+            )
         if int(match.group(3)) != version:
             raise ApiError(409, "Version conflict", f"the task is at version {version}")
 

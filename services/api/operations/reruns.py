@@ -47,12 +47,20 @@ async def rerun(caller: Caller, backend: Backend, run_id: str, body: Rerun) -> R
         row = await load_run(conn, caller.principal, run_id)
         old, new = await _pipelines(conn, row["task_id"], run_id)
         events, note = decide_rerun(
-            _queued.decode(row["queued"]), row["status"], _json.decode(row["steps"]),
-            old, new, body.from_step, new_run_id, datetime.now(UTC),
-        )  # fmt: skip
+            _queued.decode(row["queued"]),
+            row["status"],
+            _json.decode(row["steps"]),
+            old,
+            new,
+            body.from_step,
+            new_run_id,
+            datetime.now(UTC),
+        )
         meta = msgspec.structs.replace(caller.meta(), causation_id=run_id)
-        appends = [StreamAppend(run_stream(new_run_id), events, expected_version=0),
-                   StreamAppend(run_stream(run_id), [note])]  # fmt: skip
+        appends = [
+            StreamAppend(run_stream(new_run_id), events, expected_version=0),
+            StreamAppend(run_stream(run_id), [note]),
+        ]
         await append_in_transaction(conn, appends, meta, backend.projections)
         view = view_of(await load_run(conn, caller.principal, new_run_id))
     await backend.announce([new_run_id])

@@ -68,9 +68,15 @@ async def _view(conn: Connection, agent_id: str) -> LimitsView:
     row = await conn.fetchrow(_SELECT, agent_id)
     spent = float(await conn.fetchval(_SPENT_TODAY, agent_id))
     if row is None:
-        return LimitsView(agent_id=agent_id, budget_per_day=None, quiet_hours=[],
-                          timezone="UTC", rate_limits={}, updated_at=None,
-                          spent_today=spent)  # fmt: skip
+        return LimitsView(
+            agent_id=agent_id,
+            budget_per_day=None,
+            quiet_hours=[],
+            timezone="UTC",
+            rate_limits={},
+            updated_at=None,
+            spent_today=spent,
+        )
     return LimitsView(
         spent_today=spent,
         agent_id=agent_id,
@@ -91,12 +97,18 @@ async def _locked_version(conn: Connection, agent_id: str) -> int:
     return version
 
 
-@put("/agents/{agent_id:str}/limits", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
-     summary="Set an agent's limits")  # fmt: skip
+@put(
+    "/agents/{agent_id:str}/limits",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["agents"],
+    summary="Set an agent's limits",
+)
 async def put_limits(
-    request: Request[Any, Any, Any], state: State, agent_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    agent_id: FromPath[str],
     data: JSONBody[LimitsBody],
-) -> LimitsView:  # fmt: skip
+) -> LimitsView:
     """Record ``agent.limits_set``; the agent's next requests and tool calls follow it."""
     event = set_limits(
         agent_id,
@@ -105,8 +117,9 @@ async def put_limits(
         timezone=data.timezone,
         rate_limits=data.rate_limits,
     )
-    meta = EventMeta(actor=principal_of(request).actor,
-                     correlation_id=request.scope["state"]["correlation_id"])  # fmt: skip
+    meta = EventMeta(
+        actor=principal_of(request).actor, correlation_id=request.scope["state"]["correlation_id"]
+    )
     async with state.pool.acquire() as conn, conn.transaction():
         version = await _locked_version(conn, agent_id)
         append = StreamAppend(agent_stream(agent_id), [event], expected_version=version)
@@ -114,8 +127,12 @@ async def put_limits(
         return await _view(conn, agent_id)
 
 
-@get("/agents/{agent_id:str}/limits", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
-     summary="Read an agent's limits")  # fmt: skip
+@get(
+    "/agents/{agent_id:str}/limits",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["agents"],
+    summary="Read an agent's limits",
+)
 async def get_limits(state: State, agent_id: FromPath[str]) -> LimitsView:
     """The agent's limits (empty when none were set); 404 for an unknown agent."""
     async with state.pool.acquire() as conn:

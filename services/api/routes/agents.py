@@ -110,12 +110,18 @@ async def _views(conn: Connection, rows: list[asyncpg.Record], state: State) -> 
             TokenView(token["id"], token["label"], token["created_at"], token["revoked_at"])
         )
     return [
-        AgentView(row["id"], row["name"], list(row["scopes"]), row["webhook_url"],
-                  row["created_at"], tokens[row["id"]],
-                  None if row["notify_events"] is None else list(row["notify_events"]),
-                  _secret(state, row))
+        AgentView(
+            row["id"],
+            row["name"],
+            list(row["scopes"]),
+            row["webhook_url"],
+            row["created_at"],
+            tokens[row["id"]],
+            None if row["notify_events"] is None else list(row["notify_events"]),
+            _secret(state, row),
+        )
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 async def _agent(conn: Connection, agent_id: str, state: State) -> AgentView:
@@ -169,8 +175,13 @@ async def _append(
     await append_in_transaction(conn, [stream], _meta(request), request.app.state.projections)
 
 
-@post("/agents", guards=[requires(ADMIN_SCOPE)], status_code=201, tags=["agents"],
-      summary="Create an agent")  # fmt: skip
+@post(
+    "/agents",
+    guards=[requires(ADMIN_SCOPE)],
+    status_code=201,
+    tags=["agents"],
+    summary="Create an agent",
+)
 async def create_agent(
     request: Request[Any, Any, Any], state: State, data: JSONBody[CreateAgent]
 ) -> AgentView:
@@ -192,8 +203,12 @@ async def create_agent(
         return await _agent(conn, agent_id, state)
 
 
-@patch("/agents/{agent_id:str}", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
-       summary="Change an agent")  # fmt: skip
+@patch(
+    "/agents/{agent_id:str}",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["agents"],
+    summary="Change an agent",
+)
 async def change_agent(
     request: Request[Any, Any, Any],
     state: State,
@@ -221,16 +236,25 @@ async def list_agents(state: State) -> AgentList:
         return AgentList(await _views(conn, rows, state))
 
 
-@get("/agents/{agent_id:str}", guards=[requires(ADMIN_SCOPE)], tags=["agents"],
-     summary="Read an agent")  # fmt: skip
+@get(
+    "/agents/{agent_id:str}",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["agents"],
+    summary="Read an agent",
+)
 async def get_agent(state: State, agent_id: FromPath[str]) -> AgentView:
     """One agent with its tokens (ids, labels and dates; never a token or its hash)."""
     async with state.pool.acquire() as conn:
         return await _agent(conn, _canonical_id(agent_id), state)
 
 
-@post("/agents/{agent_id:str}/tokens", guards=[requires(ADMIN_SCOPE)], status_code=201,
-      tags=["agents"], summary="Issue a token")  # fmt: skip
+@post(
+    "/agents/{agent_id:str}/tokens",
+    guards=[requires(ADMIN_SCOPE)],
+    status_code=201,
+    tags=["agents"],
+    summary="Issue a token",
+)
 async def issue_token(
     request: Request[Any, Any, Any],
     state: State,
@@ -253,8 +277,13 @@ async def issue_token(
     return IssuedToken(token_id, token, event.label, created_at)
 
 
-@delete("/agents/{agent_id:str}/tokens/{token_id:str}", guards=[requires(ADMIN_SCOPE)],
-        status_code=204, tags=["agents"], summary="Revoke a token")  # fmt: skip
+@delete(
+    "/agents/{agent_id:str}/tokens/{token_id:str}",
+    guards=[requires(ADMIN_SCOPE)],
+    status_code=204,
+    tags=["agents"],
+    summary="Revoke a token",
+)
 async def revoke_token(
     request: Request[Any, Any, Any], state: State, agent_id: FromPath[str], token_id: FromPath[str]
 ) -> None:
@@ -277,6 +306,4 @@ async def revoke_token(
             await _append(conn, request, agent_id, events, version)
 
 
-ROUTES: list[Any] = [
-    create_agent, list_agents, get_agent, change_agent, issue_token, revoke_token
-]  # fmt: skip
+ROUTES: list[Any] = [create_agent, list_agents, get_agent, change_agent, issue_token, revoke_token]

@@ -17,8 +17,13 @@ from litestar import Response, get
 DOCUMENT = Path(__file__).resolve().parents[1] / "asyncapi.json"
 
 
-@get("/schema/asyncapi.json", tags=["events"], summary="AsyncAPI document of the Redis streams",
-     include_in_schema=True, media_type="application/json")  # fmt: skip
+@get(
+    "/schema/asyncapi.json",
+    tags=["events"],
+    summary="AsyncAPI document of the Redis streams",
+    include_in_schema=True,
+    media_type="application/json",
+)
 async def asyncapi_document() -> Response[dict[str, Any]]:
     """`ordinaut:events` (every recorded event, typed by `type`) and `ordinaut:ingest`."""
     return Response(_document(), media_type="application/json")

@@ -150,8 +150,9 @@ async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
     try:
         return await parse_cursor(conn, text)
     except UnknownCursor as exc:
-        raise ApiError(422, "Invalid request", f"{name}: {exc}",
-                       [FieldError(name, str(exc))]) from None  # fmt: skip
+        raise ApiError(
+            422, "Invalid request", f"{name}: {exc}", [FieldError(name, str(exc))]
+        ) from None
 
 
 @post(

@@ -66,18 +66,22 @@ async def get_run_history(
 
 @post("/runs/{run_id:str}/cancel", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
 async def cancel_run(
-    request: Request[Any, Any, Any], state: State, run_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    run_id: FromPath[str],
     idempotency_key: IdempotencyKey = None,
-) -> RunView:  # fmt: skip
+) -> RunView:
     """Cancel a queued or parked run now; a running one stops at its next step boundary."""
     return await ops.cancel_run(_steering(request, idempotency_key), backend_of(state), run_id)
 
 
 @post("/runs/{run_id:str}/retry", guards=[requires("tasks:write")], tags=["runs"], status_code=200)
 async def retry_run(
-    request: Request[Any, Any, Any], state: State, run_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    run_id: FromPath[str],
     idempotency_key: IdempotencyKey = None,
-) -> RunView:  # fmt: skip
+) -> RunView:
     """Give a dead run one more attempt now; steps that succeeded are not run again."""
     return await ops.retry_run(_steering(request, idempotency_key), backend_of(state), run_id)
 
@@ -128,5 +132,13 @@ async def rerun_run(
     return await reruns.rerun(_steering(request, idempotency_key), backend_of(state), run_id, data)
 
 
-ROUTES = [list_runs, get_run, get_run_history, cancel_run, retry_run, approve_run, reject_run,
-          rerun_run]  # fmt: skip
+ROUTES = [
+    list_runs,
+    get_run,
+    get_run_history,
+    cancel_run,
+    retry_run,
+    approve_run,
+    reject_run,
+    rerun_run,
+]

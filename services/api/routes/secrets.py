@@ -130,8 +130,14 @@ async def store_secret(
         held_by = row["owner"] if row else await conn.fetchval(_STREAM_OWNER, secret_stream(name))
         owner = owner_on_store(principal.actor, _is_admin(principal), held_by)
         agents = agents_on_store(_is_admin(principal), data.agents, row["agents"] if row else ())
-        event = SecretStored(name=name, ciphertext=box.seal(name, value), allowed_tools=tools,
-                             description=data.description, owner=owner, agents=agents)  # fmt: skip
+        event = SecretStored(
+            name=name,
+            ciphertext=box.seal(name, value),
+            allowed_tools=tools,
+            description=data.description,
+            owner=owner,
+            agents=agents,
+        )
         at = row["version"] if row else await stream_version(conn, secret_stream(name))
         await _append(conn, request, name, event, at)
         stored = await conn.fetchrow(f"SELECT {_COLUMNS} FROM secret WHERE name = $1", name)  # noqa: S608 - fixed columns
@@ -155,8 +161,13 @@ async def list_secrets(request: Request[Any, Any, Any], state: State) -> SecretL
     return SecretList([_view(row, principal) for row in rows])
 
 
-@delete("/secrets/{name:str}", guards=[requires(WRITE_SCOPE)], tags=["secrets"],
-        status_code=204, summary="Delete a secret")  # fmt: skip
+@delete(
+    "/secrets/{name:str}",
+    guards=[requires(WRITE_SCOPE)],
+    tags=["secrets"],
+    status_code=204,
+    summary="Delete a secret",
+)
 async def delete_secret(request: Request[Any, Any, Any], state: State, name: FromPath[str]) -> None:
     """Record ``secret.deleted``; steps that use the secret fail from now on. An agent
     deletes only its own (404 for any other, as for a name that does not exist)."""

@@ -34,9 +34,12 @@ from services.store.events import StoredEvent
     responses={200: ResponseSpec(TaskView, description="The caller's task with this key, updated")},
 )
 async def create_task(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[TaskBody],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[TaskView]:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    data: JSONBody[TaskBody],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -64,9 +67,12 @@ async def update_task(
     "/tasks/{task_id:str}/pause", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def pause_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[TaskView]:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Stop firing until resumed."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -78,10 +84,13 @@ async def pause_task(
     "/tasks/{task_id:str}/resume", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def resume_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
     data: JSONBody[Resume | None] = None,
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[TaskView]:  # fmt: skip
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Fire again from now on (no catch-up storm unless ``catch_up`` is true)."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -94,9 +103,13 @@ async def resume_task(
     "/tasks/{task_id:str}/snooze", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def snooze_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], data: JSONBody[Snooze],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[TaskView]:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
+    data: JSONBody[Snooze],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Move only the next occurrence."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -113,9 +126,12 @@ async def snooze_task(
     status_code=202,
 )
 async def run_task_now(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[RunStarted]:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[RunStarted]:
     """Queue a run now without disturbing the schedule (202 with its run id)."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -127,9 +143,12 @@ async def run_task_now(
     "/tasks/{task_id:str}/cancel", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def cancel_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> Response[TaskView]:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response[TaskView]:
     """Never fire again (terminal)."""
     caller = caller_of(
         request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
@@ -139,9 +158,12 @@ async def cancel_task(
 
 @delete("/tasks/{task_id:str}", guards=[requires("tasks:write")], tags=["tasks"], status_code=204)
 async def delete_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None, if_match: IfMatch = None,
-) -> None:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> None:
     """Hide the task from reads; its events stay for audit."""
     caller = caller_of(request, idempotency_key=idempotency_key, if_match=if_match)
     await ops.delete_task(caller, backend_of(state), task_id)
@@ -164,8 +186,13 @@ async def get_tasks(
     cursor: Cursor = None,
 ) -> TaskPage:
     """The caller's tasks (admin: everyone's), oldest first, cursor-paginated."""
-    filters = {"status": status, "schedule_kind": schedule_kind, "created_by": created_by,
-               "key": key, "title": q}  # fmt: skip
+    filters = {
+        "status": status,
+        "schedule_kind": schedule_kind,
+        "created_by": created_by,
+        "key": key,
+        "title": q,
+    }
     return await ops.find_tasks(caller_of(request), backend_of(state), filters, limit, cursor)
 
 
@@ -180,9 +207,11 @@ async def get_task(
 
 @get("/tasks/{task_id:str}/occurrences", guards=[requires("tasks:read")], tags=["tasks"])
 async def get_occurrences(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str],
+    request: Request[Any, Any, Any],
+    state: State,
+    task_id: FromPath[str],
     count: Annotated[int, QueryParameter(ge=1, le=1000)] = 10,
-) -> dict[str, list[str]]:  # fmt: skip
+) -> dict[str, list[str]]:
     """The next ``count`` occurrences, starting with the next run."""
     found = await ops.task_occurrences(caller_of(request), backend_of(state), task_id, count)
     return {"occurrences": found}
@@ -196,5 +225,17 @@ async def get_history(
     return {"items": await ops.task_history(caller_of(request), backend_of(state), task_id)}
 
 
-ROUTES = [create_task, update_task, pause_task, resume_task, snooze_task, run_task_now,
-          cancel_task, delete_task, get_tasks, get_task, get_occurrences, get_history]  # fmt: skip
+ROUTES = [
+    create_task,
+    update_task,
+    pause_task,
+    resume_task,
+    snooze_task,
+    run_task_now,
+    cancel_task,
+    delete_task,
+    get_tasks,
+    get_task,
+    get_occurrences,
+    get_history,
+]

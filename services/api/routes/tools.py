@@ -76,8 +76,7 @@ async def get_tools(state: State) -> ToolList:
         return ToolList(await list_tools(conn))
 
 
-@get("/tools/{address:str}", guards=[requires("tasks:read")], tags=["tools"],
-     summary="Read a tool")  # fmt: skip
+@get("/tools/{address:str}", guards=[requires("tasks:read")], tags=["tools"], summary="Read a tool")
 async def get_tool(state: State, address: FromPath[str]) -> ToolView:
     """One tool by address; 404 if it is neither builtin nor registered."""
     if address in BUILTIN_TOOLS:
@@ -89,8 +88,13 @@ async def get_tool(state: State, address: FromPath[str]) -> ToolView:
     return tool_view(current.registration)
 
 
-@delete("/tools/{address:str}", guards=[requires(ADMIN_SCOPE)], tags=["tools"],
-        status_code=204, summary="Remove a tool")  # fmt: skip
+@delete(
+    "/tools/{address:str}",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["tools"],
+    status_code=204,
+    summary="Remove a tool",
+)
 async def remove_tool(
     request: Request[Any, Any, Any], state: State, address: FromPath[str]
 ) -> None:
@@ -139,10 +143,16 @@ def _server_probe(body: McpServerBody) -> ToolBody:
     """A registration of one tool of the server: it checks the target, timeout and scopes."""
     if not SERVER_NAME.match(body.name):
         raise ToolRuleError("name", "must be 1 to 64 letters, digits, _ or - (no dots)")
-    return ToolBody(address=f"{body.name}.tool", transport="mcp", endpoint=body.endpoint,
-                    command=body.command, timeout_seconds=body.timeout_seconds,
-                    scopes=body.scopes, rate_limit=body.rate_limit,
-                    cost_per_call=body.cost_per_call)  # fmt: skip
+    return ToolBody(
+        address=f"{body.name}.tool",
+        transport="mcp",
+        endpoint=body.endpoint,
+        command=body.command,
+        timeout_seconds=body.timeout_seconds,
+        scopes=body.scopes,
+        rate_limit=body.rate_limit,
+        cost_per_call=body.cost_per_call,
+    )
 
 
 def _importable(
@@ -172,8 +182,12 @@ def _importable(
     return sorted(accepted.values(), key=lambda t: t.address), skipped
 
 
-@post("/tools/mcp_servers", guards=[requires(ADMIN_SCOPE)], tags=["tools"],
-      summary="Import an MCP server's tools")  # fmt: skip
+@post(
+    "/tools/mcp_servers",
+    guards=[requires(ADMIN_SCOPE)],
+    tags=["tools"],
+    summary="Import an MCP server's tools",
+)
 async def import_mcp_server(
     request: Request[Any, Any, Any], state: State, data: JSONBody[McpServerBody]
 ) -> Response[McpImport]:
@@ -192,8 +206,12 @@ async def import_mcp_server(
     from services.tools.mcp import list_server_tools  # the MCP SDK loads on first use
 
     try:
-        listed = await list_server_tools(data.name, endpoint=probe.endpoint, command=probe.command,
-                                         allowed=state.get("outbound_allow"))  # fmt: skip
+        listed = await list_server_tools(
+            data.name,
+            endpoint=probe.endpoint,
+            command=probe.command,
+            allowed=state.get("outbound_allow"),
+        )
     except ToolCallError as exc:
         raise ApiError(502, "Bad gateway", exc.message) from None
     tools, skipped = _importable(listed, probe)

@@ -52,11 +52,17 @@ async def list_workers(state: State) -> WorkerList:
     return WorkerList(
         [
             WorkerView(
-                name=r["name"], host=r["host"], pid=r["pid"], concurrency=r["concurrency"],
-                running=r["running"], started_at=r["started_at"], last_seen=r["last_seen"],
-                alive=r["alive"], leased_runs=list(r["runs"]),
+                name=r["name"],
+                host=r["host"],
+                pid=r["pid"],
+                concurrency=r["concurrency"],
+                running=r["running"],
+                started_at=r["started_at"],
+                last_seen=r["last_seen"],
+                alive=r["alive"],
+                leased_runs=list(r["runs"]),
                 first_lease_ends=r["first_lease_ends"],
             )
             for r in rows
         ]
-    )  # fmt: skip
+    )

@@ -70,21 +70,32 @@ def _back(value: str | None) -> str | None:
     return None
 
 
-@post(["/runs/{run_id:str}/approve", "/runs/{run_id:str}/reject"], opt=needs("runs:approve"),
-      status_code=303)  # fmt: skip
+@post(
+    ["/runs/{run_id:str}/approve", "/runs/{run_id:str}/reject"],
+    opt=needs("runs:approve"),
+    status_code=303,
+)
 async def decide(request: Request[Any, Any, Any], state: State, run_id: FromPath[str]) -> Redirect:
     """Approve or reject the step a parked run waits at, with an optional comment."""
     fields = await posted(request)
     approve = request.url.path.endswith("/approve")
     comment = optional_text(fields, "comment", 5_000)
-    await run_ops.decide_run(caller_of(request, nonce(fields)), backend_of(state), run_id,
-                             approve, Decision(comment=comment))  # fmt: skip
+    await run_ops.decide_run(
+        caller_of(request, nonce(fields)),
+        backend_of(state),
+        run_id,
+        approve,
+        Decision(comment=comment),
+    )
     done = "approved" if approve else "rejected"
     return Redirect(f"/ui/runs/{run_id}?done={done}", status_code=303)
 
 
-@post(["/runs/{run_id:str}/retry", "/runs/{run_id:str}/cancel"], opt=needs("tasks:write"),
-      status_code=303)  # fmt: skip
+@post(
+    ["/runs/{run_id:str}/retry", "/runs/{run_id:str}/cancel"],
+    opt=needs("tasks:write"),
+    status_code=303,
+)
 async def steer(request: Request[Any, Any, Any], state: State, run_id: FromPath[str]) -> Redirect:
     """Retry a dead run, or cancel one that has not finished."""
     fields = await posted(request)

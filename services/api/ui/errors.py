@@ -27,8 +27,7 @@ def html_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     answer = _api_handler(exc)(request, exc)
     problem: Problem = answer.content
     headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
-    return page(request, "error.html", status=answer.status_code, headers=headers,
-                problem=problem)  # fmt: skip
+    return page(request, "error.html", status=answer.status_code, headers=headers, problem=problem)
 
 
 def not_signed_in(request: Request[Any, Any, Any], _: NotSignedIn) -> Response[Any]:
@@ -38,8 +37,12 @@ def not_signed_in(request: Request[Any, Any, Any], _: NotSignedIn) -> Response[A
     if request.method in ("GET", "HEAD"):
         wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return Redirect(f"{LOGIN}?next={quote(wanted, safe='')}", status_code=303)
-    problem = Problem(type="urn:ordinaut:problem:unauthorized", title="Sign in first",
-                      status=401, detail="your session has ended; sign in again")  # fmt: skip
+    problem = Problem(
+        type="urn:ordinaut:problem:unauthorized",
+        title="Sign in first",
+        status=401,
+        detail="your session has ended; sign in again",
+    )
     return page(request, "error.html", status=401, problem=problem)
 
 

@@ -68,35 +68,57 @@ def _text(name: str, value: str | None) -> str | None:
 
 def _row(stored: Any) -> EventRow:
     meta = _meta.decode(bytes(stored.meta))
-    return EventRow(stored.position, stored.stream, stored.version, stored.type,
-                    stored.recorded_at, str(meta.get("actor") or ""),
-                    str(meta.get("correlation_id") or ""), stored.data, stored.meta,
-                    _page_of(stored.stream))  # fmt: skip
+    return EventRow(
+        stored.position,
+        stored.stream,
+        stored.version,
+        stored.type,
+        stored.recorded_at,
+        str(meta.get("actor") or ""),
+        str(meta.get("correlation_id") or ""),
+        stored.data,
+        stored.meta,
+        _page_of(stored.stream),
+    )
 
 
 @get("/events", opt=needs("events:read"), name="ui_events")
 async def event_list(
-    request: Request[Any, Any, Any], state: State, stream: Query = None,
-    type: Query = None, actor: Query = None, correlation_id: Query = None,
-    after: Query = None, before: Query = None, since: Query = None,
+    request: Request[Any, Any, Any],
+    state: State,
+    stream: Query = None,
+    type: Query = None,
+    actor: Query = None,
+    correlation_id: Query = None,
+    after: Query = None,
+    before: Query = None,
+    since: Query = None,
     until: Query = None,
-) -> Template:  # fmt: skip
+) -> Template:
     """Newest first (or, given ``after``, forward from that position); an agent sees only
     its own events, as on ``GET /events``."""
-    chosen = {"stream": _text("stream", stream), "type": _text("type", type),
-              "actor": _text("actor", actor), "correlation_id": _text("correlation_id",
-              correlation_id), "since": since or "", "until": until or ""}  # fmt: skip
+    chosen = {
+        "stream": _text("stream", stream),
+        "type": _text("type", type),
+        "actor": _text("actor", actor),
+        "correlation_id": _text("correlation_id", correlation_id),
+        "since": since or "",
+        "until": until or "",
+    }
     forward = after is not None and after != ""
     async with state.pool.acquire() as conn:
         await settle(conn)  # what the user just did is on the page
         where = EventFilter(
-            stream=chosen["stream"], types=event_types([type] if type else None),
-            actor=chosen["actor"], correlation_id=chosen["correlation_id"],
+            stream=chosen["stream"],
+            types=event_types([type] if type else None),
+            actor=chosen["actor"],
+            correlation_id=chosen["correlation_id"],
             after=await _cursor(conn, "after", after) or START,
             before=await _cursor(conn, "before", before),
-            since=instant(since, "since"), until=instant(until, "until"),
+            since=instant(since, "since"),
+            until=instant(until, "until"),
             reader=session_of(request).principal.reader,
-        )  # fmt: skip
+        )
         found = await read_filtered(conn, where, PAGE_SIZE, newest_first=not forward)
     rows = [_row(event) for event in found]
     more = None
@@ -104,6 +126,14 @@ async def event_list(
         key = "after" if forward else "before"
         more = link("/ui/events", {**chosen, key: found[-1].cursor})
     here = link("/ui/events", {**chosen, "after": after, "before": before})
-    return page(request, "events.html", rows=rows, chosen=chosen, next_url=more,
-                forward=forward, live=not forward and not before, request_url=here,
-                filter_url=lambda **more: link("/ui/events", {**chosen, **more}))  # fmt: skip
+    return page(
+        request,
+        "events.html",
+        rows=rows,
+        chosen=chosen,
+        next_url=more,
+        forward=forward,
+        live=not forward and not before,
+        request_url=here,
+        filter_url=lambda **more: link("/ui/events", {**chosen, **more}),
+    )

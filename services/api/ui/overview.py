@@ -36,12 +36,15 @@ async def overview(request: Request[Any, Any, Any], state: State) -> Template:
     if session.can("runs:read"):
         caller, backend = caller_of(request), backend_of(state)
         context["run_counts"] = await run_counts(pool, principal)
-        context["failures"] = (await run_ops.find_runs(caller, backend, "dead", None, LISTED,
-                                                        None)).items  # fmt: skip
-        context["approvals"] = (await run_ops.find_runs(caller, backend, "awaiting_approval",
-                                                         None, LISTED, None)).items  # fmt: skip
-        context["waiting"] = (await run_ops.find_runs(caller, backend, "waiting", None, LISTED,
-                                                       None)).items  # fmt: skip
+        context["failures"] = (
+            await run_ops.find_runs(caller, backend, "dead", None, LISTED, None)
+        ).items
+        context["approvals"] = (
+            await run_ops.find_runs(caller, backend, "awaiting_approval", None, LISTED, None)
+        ).items
+        context["waiting"] = (
+            await run_ops.find_runs(caller, backend, "waiting", None, LISTED, None)
+        ).items
         runs = [*context["failures"], *context["approvals"], *context["waiting"]]
         context["names"] = await task_names(pool, {run.task_id for run in runs})
     if session.can("admin"):

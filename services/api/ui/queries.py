@@ -104,8 +104,10 @@ async def dead_letters(client: redis.Redis, count: int) -> list[DeadLetter] | No
         entries: Any = await asyncio.wait_for(client.xrevrange(DEAD_STREAM, count=count), 1.0)
     except Exception:  # Redis away: the overview says so instead of failing
         return None
-    return [DeadLetter(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
-            for entry_id, fields in entries]  # fmt: skip
+    return [
+        DeadLetter(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()})
+        for entry_id, fields in entries
+    ]
 
 
 def _text(value: bytes | str) -> str:

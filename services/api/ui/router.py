@@ -25,11 +25,19 @@ def ui_router() -> Router:
     return Router(
         path="/ui",
         route_handlers=[
-            signin.login_form, signin.login, signin.logout,
+            signin.login_form,
+            signin.login,
+            signin.logout,
             overview.overview,
-            tasks.task_list, tasks.task_page,
-            runs.run_list, runs.retry_dead_check, runs.run_page,
-            actions.task_action, actions.decide, actions.steer, actions.retry_all_dead,
+            tasks.task_list,
+            tasks.task_page,
+            runs.run_list,
+            runs.retry_dead_check,
+            runs.run_page,
+            actions.task_action,
+            actions.decide,
+            actions.steer,
+            actions.retry_all_dead,
             events.event_list,
             static,
         ],
@@ -37,4 +45,4 @@ def ui_router() -> Router:
         middleware=[security_headers],
         exception_handlers=UI_EXCEPTION_HANDLERS,
         include_in_schema=False,
-    )  # fmt: skip
+    )

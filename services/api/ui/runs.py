@@ -51,18 +51,35 @@ def _task_id(value: str | None) -> str | None:
 
 @get("/runs", opt=needs("runs:read"), name="ui_runs")
 async def run_list(
-    request: Request[Any, Any, Any], state: State, status: Query = None,
-    task_id: Query = None, cursor: Query = None,
-) -> Template:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    status: Query = None,
+    task_id: Query = None,
+    cursor: Query = None,
+) -> Template:
     """Runs, newest first, filtered by status and task."""
     chosen = {"status": _status(status) or "", "task_id": _task_id(task_id) or ""}
-    found = await ops.find_runs(caller_of(request), backend_of(state), chosen["status"] or None,
-                                chosen["task_id"] or None, PAGE_SIZE, cursor or None)  # fmt: skip
+    found = await ops.find_runs(
+        caller_of(request),
+        backend_of(state),
+        chosen["status"] or None,
+        chosen["task_id"] or None,
+        PAGE_SIZE,
+        cursor or None,
+    )
     names = await task_names(state.pool, {run.task_id for run in found.items})
     next_url = link("/ui/runs", {**chosen, "cursor": found.next}) if found.next else None
-    return page(request, "runs.html", runs=found.items, names=names, chosen=chosen,
-                statuses=STATUSES, next_url=next_url, first_url=link("/ui/runs", chosen),
-                paged=bool(cursor))  # fmt: skip
+    return page(
+        request,
+        "runs.html",
+        runs=found.items,
+        names=names,
+        chosen=chosen,
+        statuses=STATUSES,
+        next_url=next_url,
+        first_url=link("/ui/runs", chosen),
+        paged=bool(cursor),
+    )
 
 
 @get("/runs/retry-dead", opt=needs("tasks:write"), name="ui_retry_dead")
@@ -83,8 +100,15 @@ async def run_page(
     run = await ops.read_run(caller, backend, run_id)
     names = await task_names(state.pool, {run.task_id})
     history = await ops.run_history(caller, backend, run_id)
-    return page(request, "run.html", run=run, task=names.get(run.task_id), history=history,
-                live=run.status in CHANGING, trace_id=_trace_id(history))  # fmt: skip
+    return page(
+        request,
+        "run.html",
+        run=run,
+        task=names.get(run.task_id),
+        history=history,
+        live=run.status in CHANGING,
+        trace_id=_trace_id(history),
+    )
 
 
 def _trace_id(history: list[StoredEvent]) -> str | None:

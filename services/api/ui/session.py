@@ -73,11 +73,25 @@ async def close_session(pool: Any, session_id: str) -> None:
 def session_cookie(value: str, *, secure: bool, max_age: int | None = None) -> Cookie:
     """The session cookie: unreadable by scripts, never sent by other sites, only to /ui."""
     seconds = int(LIFETIME.total_seconds()) if max_age is None else max_age
-    return Cookie(key=COOKIE, value=value, path=PATH, httponly=True, samesite="strict",
-                  secure=secure, max_age=seconds)  # fmt: skip
+    return Cookie(
+        key=COOKIE,
+        value=value,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=seconds,
+    )
 
 
 def login_cookie(value: str, *, secure: bool, max_age: int = 3600) -> Cookie:
     """The sign-in form's CSRF cookie (lives as long as a form may stay open)."""
-    return Cookie(key=LOGIN_COOKIE, value=value, path=PATH, httponly=True, samesite="strict",
-                  secure=secure, max_age=max_age)  # fmt: skip
+    return Cookie(
+        key=LOGIN_COOKIE,
+        value=value,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+        max_age=max_age,
+    )

@@ -42,11 +42,24 @@ def _secure(request: Request[Any, Any, Any]) -> bool:
     return request.url.scheme == "https"
 
 
-def _form(request: Request[Any, Any, Any], *, status: int = 200, problem: Problem | None = None,
-          wanted: str = "/ui", headers: dict[str, str] | None = None) -> Template:  # fmt: skip
+def _form(
+    request: Request[Any, Any, Any],
+    *,
+    status: int = 200,
+    problem: Problem | None = None,
+    wanted: str = "/ui",
+    headers: dict[str, str] | None = None,
+) -> Template:
     token = secrets.token_urlsafe(32)
-    response = page(request, "login.html", status=status, headers=headers, login_csrf=token,
-                    wanted=wanted, problem=problem)  # fmt: skip
+    response = page(
+        request,
+        "login.html",
+        status=status,
+        headers=headers,
+        login_csrf=token,
+        wanted=wanted,
+        problem=problem,
+    )
     response.cookies.append(login_cookie(token, secure=_secure(request)))
     return response
 
@@ -58,8 +71,13 @@ async def login_form(request: Request[Any, Any, Any]) -> Template:
 
 
 def _refusal(field: str, reason: str, status: int) -> Problem:
-    return Problem(type="urn:ordinaut:problem:sign-in", title="Not signed in", status=status,
-                   detail=f"{field}: {reason}", errors=[FieldError(field, reason)])  # fmt: skip
+    return Problem(
+        type="urn:ordinaut:problem:sign-in",
+        title="Not signed in",
+        status=status,
+        detail=f"{field}: {reason}",
+        errors=[FieldError(field, reason)],
+    )
 
 
 @post("/login", opt=PUBLIC, status_code=303)
@@ -94,8 +112,13 @@ def _failed(request: Request[Any, Any, Any], wanted: str) -> Template:
         return _form(request, status=401, problem=_refusal("token", reason, 401), wanted=wanted)
     seconds = retry_after_header(wait)
     reason = f"too many failed sign-ins from this address; try again in {seconds} s"
-    return _form(request, status=429, problem=_refusal("token", reason, 429), wanted=wanted,
-                 headers={"Retry-After": seconds})  # fmt: skip
+    return _form(
+        request,
+        status=429,
+        problem=_refusal("token", reason, 429),
+        wanted=wanted,
+        headers={"Retry-After": seconds},
+    )
 
 
 @post("/logout", status_code=303)

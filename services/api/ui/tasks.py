@@ -53,9 +53,18 @@ class TaskRow:
 def task_row(view: TaskView) -> TaskRow:
     """The view with its definition decoded."""
     d = decoded(view.definition)
-    return TaskRow(view.id, d.get("title", ""), view.status, d.get("schedule_kind", ""),
-                   d.get("schedule_expr", ""), d.get("timezone", "UTC"), view.next_run_at,
-                   view.last_run, view.created_by, d)  # fmt: skip
+    return TaskRow(
+        view.id,
+        d.get("title", ""),
+        view.status,
+        d.get("schedule_kind", ""),
+        d.get("schedule_expr", ""),
+        d.get("timezone", "UTC"),
+        view.next_run_at,
+        view.last_run,
+        view.created_by,
+        d,
+    )
 
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
@@ -68,23 +77,38 @@ def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | Non
 
 @get("/tasks", opt=needs("tasks:read"), name="ui_tasks")
 async def task_list(
-    request: Request[Any, Any, Any], state: State, status: Query = None,
-    kind: Query = None, q: Query = None, cursor: Query = None,
-) -> Template:  # fmt: skip
+    request: Request[Any, Any, Any],
+    state: State,
+    status: Query = None,
+    kind: Query = None,
+    q: Query = None,
+    cursor: Query = None,
+) -> Template:
     """Tasks, oldest first, filtered by status, kind and title text."""
     if q is not None and len(q) > 200:
         raise refuse("q", "must be at most 200 characters")
-    filters = {"status": _choice("status", status, STATUSES),
-               "schedule_kind": _choice("kind", kind, KINDS), "title": q or None}  # fmt: skip
-    found = await ops.find_tasks(caller_of(request), backend_of(state), filters, PAGE_SIZE,
-                                 cursor or None)  # fmt: skip
+    filters = {
+        "status": _choice("status", status, STATUSES),
+        "schedule_kind": _choice("kind", kind, KINDS),
+        "title": q or None,
+    }
+    found = await ops.find_tasks(
+        caller_of(request), backend_of(state), filters, PAGE_SIZE, cursor or None
+    )
     chosen = {"status": status or "", "kind": kind or "", "q": q or ""}
     after = found.next
-    return page(request, "tasks.html", rows=[task_row(v) for v in found.items], chosen=chosen,
-                statuses=STATUSES, kinds=KINDS, paged=bool(cursor),
-                next_url=link("/ui/tasks", {**chosen, "cursor": after}) if after else None,
-                first_url=link("/ui/tasks", chosen),
-                here=link("/ui/tasks", {**chosen, "cursor": cursor}))  # fmt: skip
+    return page(
+        request,
+        "tasks.html",
+        rows=[task_row(v) for v in found.items],
+        chosen=chosen,
+        statuses=STATUSES,
+        kinds=KINDS,
+        paged=bool(cursor),
+        next_url=link("/ui/tasks", {**chosen, "cursor": after}) if after else None,
+        first_url=link("/ui/tasks", chosen),
+        here=link("/ui/tasks", {**chosen, "cursor": cursor}),
+    )
 
 
 def actions(row: TaskRow) -> list[str]:
@@ -112,5 +136,14 @@ async def task_page(
     async with state.pool.acquire() as conn:
         events = await read_stream_latest(conn, task_stream(task_id), HISTORY)
     names = {row.id: TaskName(row.title, row.timezone)}
-    return page(request, "task.html", task=row, marks=marks, runs=runs, events=events,
-                names=names, actions=actions(row), history_limit=HISTORY)  # fmt: skip
+    return page(
+        request,
+        "task.html",
+        task=row,
+        marks=marks,
+        runs=runs,
+        events=events,
+        names=names,
+        actions=actions(row),
+        history_limit=HISTORY,
+    )

@@ -74,16 +74,35 @@ class CelerySystem:
 
     @contextlib.asynccontextmanager
     async def _running(self) -> AsyncIterator[list[Any]]:
-        argv = ["-m", "celery", "-A", "services.bench.compare.celery_app", "worker",
-                "-P", "prefork", "-c", str(WORKER_PROCESSES), "-l", "WARNING",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"]  # fmt: skip
+        argv = [
+            "-m",
+            "celery",
+            "-A",
+            "services.bench.compare.celery_app",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(WORKER_PROCESSES),
+            "-l",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"bench-{uuid.uuid4().hex[:6]}@%h",
+        ]
         worker = spawn(argv, self.env)
         try:
             # Ready once a first job went through (the worker and a child are up).
             (probe,) = await asyncio.to_thread(self._send, 1)
-            await wait_done("celery start", 1, lambda: self._count([probe]), [worker],
-                            limit=READY_TIMEOUT_SECONDS)  # fmt: skip
+            await wait_done(
+                "celery start",
+                1,
+                lambda: self._count([probe]),
+                [worker],
+                limit=READY_TIMEOUT_SECONDS,
+            )
             yield [worker]
         finally:
             await stop([worker])

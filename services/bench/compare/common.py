@@ -64,9 +64,12 @@ def due_times(rate: int, count: int) -> list[float]:
 def spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A worker process of this Python, its output discarded."""
     return subprocess.Popen(  # noqa: S603 - our own argv
-        [sys.executable, *argv], env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, *argv],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 async def stop(processes: Sequence[subprocess.Popen[bytes]], sig: int = signal.SIGTERM) -> None:

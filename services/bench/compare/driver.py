@@ -32,12 +32,17 @@ from services.bench.scratch import scratch_database
 
 SYSTEMS = ("ordinaut", "procrastinate", "celery")
 GOALS = (
-    Goal("ordinaut_jobs_per_second", 2000, at_least=True,
-         text="≥ 2,000 runs/s end-to-end on 2 cores"),
-    Goal("ratio_procrastinate", 5.0, at_least=True,
-         text="≥ 5 x Procrastinate (same machine, same run)"),
+    Goal(
+        "ordinaut_jobs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"
+    ),
+    Goal(
+        "ratio_procrastinate",
+        5.0,
+        at_least=True,
+        text="≥ 5 x Procrastinate (same machine, same run)",
+    ),
     Goal("ratio_celery", 3.0, at_least=True, text="≥ 3 x Celery (same machine, same run)"),
-)  # fmt: skip
+)
 LIMITS = RUNS_LIMITS
 
 
@@ -120,8 +125,12 @@ async def _throughput(
         for system in systems:
             result = await system.throughput(jobs)
             measured[system.name].append(result)
-            print(f"round {n + 1}/{rounds} {system.name}: {jobs} jobs in {result.seconds:.2f} s"
-                  f" = {result.per_second:,.0f} jobs/s", file=out, flush=True)  # fmt: skip
+            print(
+                f"round {n + 1}/{rounds} {system.name}: {jobs} jobs in {result.seconds:.2f} s"
+                f" = {result.per_second:,.0f} jobs/s",
+                file=out,
+                flush=True,
+            )
     return measured
 
 
@@ -136,13 +145,21 @@ async def _delays(
 
 
 def _figures(
-    throughput: dict[str, list[Round]], delays: dict[str, list[float]], jobs: int, rounds: int,
-    rate: int, seconds: int,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
-    figures: dict[str, Any] = {"jobs": float(jobs), "rounds": float(rounds), "rate": float(rate),
-                               "delay_seconds": float(seconds),
-                               "worker_processes": float(WORKER_PROCESSES),
-                               "async_concurrency": float(ASYNC_CONCURRENCY)}  # fmt: skip
+    throughput: dict[str, list[Round]],
+    delays: dict[str, list[float]],
+    jobs: int,
+    rounds: int,
+    rate: int,
+    seconds: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    figures: dict[str, Any] = {
+        "jobs": float(jobs),
+        "rounds": float(rounds),
+        "rate": float(rate),
+        "delay_seconds": float(seconds),
+        "worker_processes": float(WORKER_PROCESSES),
+        "async_concurrency": float(ASYNC_CONCURRENCY),
+    }
     medians = {name: median(r.per_second for r in rs) for name, rs in throughput.items()}
     ours = medians.get("ordinaut", math.nan)
     table = []
@@ -182,8 +199,12 @@ async def bench_compare(
     check_installed(wanted)
     # Procrastinate logs every deferred job at INFO; the table is what matters here.
     logging.getLogger("procrastinate").setLevel(logging.WARNING)
-    print(f"{len(wanted)} systems, {rounds} rounds of {jobs} no-op jobs each, alternating;"
-          f" {WORKER_PROCESSES} worker processes per system", file=out, flush=True)  # fmt: skip
+    print(
+        f"{len(wanted)} systems, {rounds} rounds of {jobs} no-op jobs each, alternating;"
+        f" {WORKER_PROCESSES} worker processes per system",
+        file=out,
+        flush=True,
+    )
     try:
         async with _systems(wanted, server_url, redis_url) as systems:
             throughput = await _throughput(systems, jobs, rounds, out)

@@ -50,15 +50,20 @@ class OrdinautSystem:
         self.database_url, self.redis_url = database_url, redis_url
 
     def _env(self) -> dict[str, str]:
-        return {"ORDINAUT_DATABASE_URL": self.database_url, "ORDINAUT_REDIS_URL": self.redis_url,
-                "ORDINAUT_LOG_LEVEL": "warning",
-                "ORDINAUT_WORKER_CONCURRENCY": str(ASYNC_CONCURRENCY)}  # fmt: skip
+        return {
+            "ORDINAUT_DATABASE_URL": self.database_url,
+            "ORDINAUT_REDIS_URL": self.redis_url,
+            "ORDINAUT_LOG_LEVEL": "warning",
+            "ORDINAUT_WORKER_CONCURRENCY": str(ASYNC_CONCURRENCY),
+        }
 
     @contextlib.asynccontextmanager
     async def _running(self, pool: asyncpg.Pool, timer: bool) -> AsyncIterator[list[Any]]:
         await pool.execute("DELETE FROM worker_presence")
-        workers = [spawn(["-m", "services.cli.main", "worker"], self._env())
-                   for _ in range(WORKER_PROCESSES)]  # fmt: skip
+        workers = [
+            spawn(["-m", "services.cli.main", "worker"], self._env())
+            for _ in range(WORKER_PROCESSES)
+        ]
         if timer:
             workers.append(spawn(["-m", "services.cli.main", "timer"], self._env()))
         try:
@@ -75,8 +80,9 @@ class OrdinautSystem:
                 try:
                     started: datetime = await pool.fetchval("SELECT clock_timestamp()")
                     await _queue(pool, task_id, jobs, started, Announcer(client))
-                    await wait_done("ordinaut", jobs,
-                                    lambda: pool.fetchval(_DONE, [task_id]), workers)  # fmt: skip
+                    await wait_done(
+                        "ordinaut", jobs, lambda: pool.fetchval(_DONE, [task_id]), workers
+                    )
                 finally:
                     await client.aclose()
             finished: datetime = await pool.fetchval(
@@ -89,11 +95,17 @@ class OrdinautSystem:
             async with self._running(pool, timer=True) as processes:
                 # The timer is ready once it fired a first one-shot task.
                 (probe,) = await _create_once_tasks(pool, [time.time()])
-                await wait_done("ordinaut timer start", 1, lambda: pool.fetchval(_DONE, [probe]),
-                                processes, limit=READY_TIMEOUT_SECONDS)  # fmt: skip
+                await wait_done(
+                    "ordinaut timer start",
+                    1,
+                    lambda: pool.fetchval(_DONE, [probe]),
+                    processes,
+                    limit=READY_TIMEOUT_SECONDS,
+                )
                 task_ids = await _create_once_tasks(pool, due_times(rate, count))
-                await wait_done("ordinaut (due)", count,
-                                lambda: pool.fetchval(_DONE, task_ids), processes)  # fmt: skip
+                await wait_done(
+                    "ordinaut (due)", count, lambda: pool.fetchval(_DONE, task_ids), processes
+                )
             rows = await pool.fetch(
                 "SELECT extract(epoch FROM started_at - scheduled_for) * 1000 AS ms FROM runs"
                 " WHERE task_id = ANY($1::text[])",

@@ -68,8 +68,15 @@ class ProcrastinateSystem:
     async def _running(self, pool: asyncpg.Pool) -> AsyncIterator[list[Any]]:
         await pool.execute("DELETE FROM procrastinate_workers")
         env = {self.dsn_env: _postgres_dsn(self.database_url)}
-        argv = ["-m", "procrastinate", "--app", _APP, "worker",
-                "--concurrency", str(ASYNC_CONCURRENCY)]  # fmt: skip
+        argv = [
+            "-m",
+            "procrastinate",
+            "--app",
+            _APP,
+            "worker",
+            "--concurrency",
+            str(ASYNC_CONCURRENCY),
+        ]
         workers = [spawn(argv, env) for _ in range(WORKER_PROCESSES)]
         try:
             loop = asyncio.get_running_loop()
@@ -109,8 +116,9 @@ class ProcrastinateSystem:
                 await self.app.configure_task(
                     "noop", queue=queue, schedule_at=instant
                 ).defer_async()
-            await wait_done("procrastinate (due)", count,
-                            lambda: pool.fetchval(_DONE, queue), workers)  # fmt: skip
+            await wait_done(
+                "procrastinate (due)", count, lambda: pool.fetchval(_DONE, queue), workers
+            )
             rows = await pool.fetch(_DELAYS, queue)
         return [float(row["ms"]) for row in rows]
 

@@ -75,14 +75,22 @@ class Ordinaut:
         return given if given is not None or not self._auto_key else new_idempotency_key()
 
     def _send(
-        self, method: str, path: str, *, body: Body | None = None,
-        query: dict[str, Any] | None = None, extra: dict[str, str] | None = None,
-    ) -> httpx.Response:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Body | None = None,
+        query: dict[str, Any] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> httpx.Response:
         content = payload(body)
         request = self._http.build_request(
-            method, path, params=query, headers=extra,
+            method,
+            path,
+            params=query,
+            headers=extra,
             json=content if content is not None else None,
-        )  # fmt: skip
+        )
         attempt = 1
         while True:
             try:
@@ -105,10 +113,16 @@ class Ordinaut:
         return _decode(model, response)
 
     def _write(
-        self, model: type[T] | TypeAdapter[T] | None, method: str, path: str,
-        body: Body | None = None, *, idempotency_key: str | None = None,
-        if_match: Version | None = None, keyed: bool = True,
-    ) -> T:  # fmt: skip
+        self,
+        model: type[T] | TypeAdapter[T] | None,
+        method: str,
+        path: str,
+        body: Body | None = None,
+        *,
+        idempotency_key: str | None = None,
+        if_match: Version | None = None,
+        keyed: bool = True,
+    ) -> T:
         key = self._key(idempotency_key) if keyed else idempotency_key
         response = self._send(method, path, body=body, extra=headers(key, if_match))
         return _decode(model, response)
@@ -135,16 +149,33 @@ class Ordinaut:
 
     @operation("GET", "/events", response=m.EventPage)
     def list_events(
-        self, *, after: str | None = None, before: str | None = None, cursor: str | None = None,
-        limit: int | None = None, stream: str | None = None, type: list[str] | None = None,
-        actor: str | None = None, correlation_id: str | None = None, since: str | None = None,
+        self,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        cursor: str | None = None,
+        limit: int | None = None,
+        stream: str | None = None,
+        type: list[str] | None = None,
+        actor: str | None = None,
+        correlation_id: str | None = None,
+        since: str | None = None,
         until: str | None = None,
-    ) -> m.EventPage:  # fmt: skip
+    ) -> m.EventPage:
         return self._get(
-            m.EventPage, "/events", after=after, before=before, cursor=cursor, limit=limit,
-            stream=stream, type=type, actor=actor, correlation_id=correlation_id, since=since,
+            m.EventPage,
+            "/events",
+            after=after,
+            before=before,
+            cursor=cursor,
+            limit=limit,
+            stream=stream,
+            type=type,
+            actor=actor,
+            correlation_id=correlation_id,
+            since=since,
             until=until,
-        )  # fmt: skip
+        )
 
     def iter_events(self, **filters: Any) -> Iterator[m.StoredEvent]:
         """Every event the filters select (list_events' arguments), page after page."""
@@ -158,9 +189,13 @@ class Ordinaut:
 
     @operation("POST", "/events", body=m.PublishEvent, response=m.Published)
     def publish_event(
-        self, topic: str, payload: dict[str, Any], *, idempotency_key: str | None = None,
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
         occurred_at: str | None = None,
-    ) -> m.Published:  # fmt: skip
+    ) -> m.Published:
         """Record an external event over HTTP (the ingest stream: ordinaut_client.ingest)."""
         body = m.PublishEvent(topic=topic, payload=payload, occurred_at=occurred_at)
         return self._write(
@@ -228,14 +263,27 @@ class Ordinaut:
 
     @operation("GET", "/tasks", response=m.TaskPage)
     def list_tasks(
-        self, *, status: str | None = None, schedule_kind: str | None = None,
-        created_by: str | None = None, key: str | None = None, q: str | None = None,
-        limit: int | None = None, cursor: str | None = None,
-    ) -> m.TaskPage:  # fmt: skip
+        self,
+        *,
+        status: str | None = None,
+        schedule_kind: str | None = None,
+        created_by: str | None = None,
+        key: str | None = None,
+        q: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> m.TaskPage:
         return self._get(
-            m.TaskPage, "/tasks", status=status, schedule_kind=schedule_kind,
-            created_by=created_by, key=key, q=q, limit=limit, cursor=cursor,
-        )  # fmt: skip
+            m.TaskPage,
+            "/tasks",
+            status=status,
+            schedule_kind=schedule_kind,
+            created_by=created_by,
+            key=key,
+            q=q,
+            limit=limit,
+            cursor=cursor,
+        )
 
     def iter_tasks(self, **filters: Any) -> Iterator[m.TaskView]:
         """Every task the filters select (list_tasks' arguments), page after page."""
@@ -249,9 +297,12 @@ class Ordinaut:
 
     @operation("POST", "/tasks", body=m.TaskBody, response=m.TaskView)
     def create_task(
-        self, body: m.TaskBody | Body, *, idempotency_key: str | None = None,
+        self,
+        body: m.TaskBody | Body,
+        *,
+        idempotency_key: str | None = None,
         if_match: Version | None = None,
-    ) -> m.TaskView:  # fmt: skip
+    ) -> m.TaskView:
         """Create a task (201), or with a ``key`` update the task holding it (200)."""
         return self._write(
             m.TaskView, "POST", "/tasks", body, idempotency_key=idempotency_key, if_match=if_match
@@ -264,9 +315,13 @@ class Ordinaut:
 
     @operation("PATCH", "/tasks/{task_id}", body=m.TaskPatch, response=m.TaskView)
     def update_task(
-        self, task_id: str, body: m.TaskPatch | Body, *, idempotency_key: str | None = None,
+        self,
+        task_id: str,
+        body: m.TaskPatch | Body,
+        *,
+        idempotency_key: str | None = None,
         if_match: Version | None = None,
-    ) -> m.TaskView:  # fmt: skip
+    ) -> m.TaskView:
         path = f"/tasks/{segment(task_id)}"
         return self._write(
             m.TaskView, "PATCH", path, body, idempotency_key=idempotency_key, if_match=if_match
@@ -300,16 +355,24 @@ class Ordinaut:
 
     @operation("POST", "/tasks/{task_id}/resume", body=m.Resume, response=m.TaskView)
     def resume_task(
-        self, task_id: str, body: m.Resume | Body | None = None, *,
-        idempotency_key: str | None = None, if_match: Version | None = None,
-    ) -> m.TaskView:  # fmt: skip
+        self,
+        task_id: str,
+        body: m.Resume | Body | None = None,
+        *,
+        idempotency_key: str | None = None,
+        if_match: Version | None = None,
+    ) -> m.TaskView:
         return self._task_command(task_id, "resume", body, idempotency_key, if_match)
 
     @operation("POST", "/tasks/{task_id}/snooze", body=m.Snooze, response=m.TaskView)
     def snooze_task(
-        self, task_id: str, body: m.Snooze | Body, *, idempotency_key: str | None = None,
+        self,
+        task_id: str,
+        body: m.Snooze | Body,
+        *,
+        idempotency_key: str | None = None,
         if_match: Version | None = None,
-    ) -> m.TaskView:  # fmt: skip
+    ) -> m.TaskView:
         return self._task_command(task_id, "snooze", body, idempotency_key, if_match)
 
     @operation("POST", "/tasks/{task_id}/cancel", response=m.TaskView)
@@ -342,9 +405,13 @@ class Ordinaut:
 
     @operation("GET", "/runs", response=m.RunPage)
     def list_runs(
-        self, *, status: str | None = None, task_id: str | None = None, limit: int | None = None,
+        self,
+        *,
+        status: str | None = None,
+        task_id: str | None = None,
+        limit: int | None = None,
         cursor: str | None = None,
-    ) -> m.RunPage:  # fmt: skip
+    ) -> m.RunPage:
         return self._get(
             m.RunPage, "/runs", status=status, task_id=task_id, limit=limit, cursor=cursor
         )
@@ -383,16 +450,22 @@ class Ordinaut:
 
     @operation("POST", "/runs/{run_id}/approve", body=m.Decision, response=m.RunView)
     def approve_run(
-        self, run_id: str, body: m.Decision | Body | None = None, *,
+        self,
+        run_id: str,
+        body: m.Decision | Body | None = None,
+        *,
         idempotency_key: str | None = None,
-    ) -> m.RunView:  # fmt: skip
+    ) -> m.RunView:
         return self._run_command(run_id, "approve", body, idempotency_key)
 
     @operation("POST", "/runs/{run_id}/reject", body=m.Decision, response=m.RunView)
     def reject_run(
-        self, run_id: str, body: m.Decision | Body | None = None, *,
+        self,
+        run_id: str,
+        body: m.Decision | Body | None = None,
+        *,
         idempotency_key: str | None = None,
-    ) -> m.RunView:  # fmt: skip
+    ) -> m.RunView:
         return self._run_command(run_id, "reject", body, idempotency_key)
 
     @operation("POST", "/runs/{run_id}/rerun", body=m.Rerun, response=m.RunView)

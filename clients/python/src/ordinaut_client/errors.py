@@ -82,9 +82,18 @@ class Unavailable(ApiError):
 
 _BY_STATUS: dict[int, type[ApiError]] = {
     cls.status: cls
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-                Invalid, RateLimited, Unavailable)
-}  # fmt: skip
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        Invalid,
+        RateLimited,
+        Unavailable,
+    )
+}
 
 
 def retry_after(response: httpx.Response | None) -> float | None:
@@ -103,9 +112,11 @@ def error_for(response: httpx.Response) -> ApiError:
         problem = Problem.model_validate(response.json())
     except ValueError:
         problem = Problem(
-            type="about:blank", title=response.reason_phrase or "Error",
-            status=response.status_code, detail=response.text[:500],
-        )  # fmt: skip
+            type="about:blank",
+            title=response.reason_phrase or "Error",
+            status=response.status_code,
+            detail=response.text[:500],
+        )
     return _BY_STATUS.get(response.status_code, ApiError)(problem, response)
 
 

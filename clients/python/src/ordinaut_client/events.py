@@ -63,16 +63,53 @@ from ordinaut_client._event_models import (
 )
 
 AnyEvent = (
-    TaskCreated | TaskUpdated | TaskPaused | TaskResumed | TaskSnoozed | TaskCanceled
-    | TaskCompleted | TaskDeleted | TaskDue | TaskRunRequested | ScheduleMissed | AgentCreated
-    | AgentUpdated | AgentTokenIssued | AgentLimitsSet | AgentTokenRevoked | ToolRegistered
-    | ToolRemoved | EventReceived | RunQueued | ConditionEvaluated | RunStarted | RunStepSucceeded
-    | RunStepFailed | RunStepSkipped | RunSucceeded | RunAttemptFailed | RunDead | RunDeferred
-    | BudgetExceeded | RunCancelRequested | RunCanceled | RunDeduplicated | ApprovalRequested
-    | ApprovalGranted | ApprovalRejected | WebhookAttempted | WebhookDelivered | WebhookFailed
-    | SecretStored | SecretDeleted | RunWaiting | RunResumed | RunWaitTimedOut | RunRerunRequested
+    TaskCreated
+    | TaskUpdated
+    | TaskPaused
+    | TaskResumed
+    | TaskSnoozed
+    | TaskCanceled
+    | TaskCompleted
+    | TaskDeleted
+    | TaskDue
+    | TaskRunRequested
+    | ScheduleMissed
+    | AgentCreated
+    | AgentUpdated
+    | AgentTokenIssued
+    | AgentLimitsSet
+    | AgentTokenRevoked
+    | ToolRegistered
+    | ToolRemoved
+    | EventReceived
+    | RunQueued
+    | ConditionEvaluated
+    | RunStarted
+    | RunStepSucceeded
+    | RunStepFailed
+    | RunStepSkipped
+    | RunSucceeded
+    | RunAttemptFailed
+    | RunDead
+    | RunDeferred
+    | BudgetExceeded
+    | RunCancelRequested
+    | RunCanceled
+    | RunDeduplicated
+    | ApprovalRequested
+    | ApprovalGranted
+    | ApprovalRejected
+    | WebhookAttempted
+    | WebhookDelivered
+    | WebhookFailed
+    | SecretStored
+    | SecretDeleted
+    | RunWaiting
+    | RunResumed
+    | RunWaitTimedOut
+    | RunRerunRequested
     | RunDebounced
-)  # fmt: skip
+)
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     typing.get_args(cls.model_fields["type"].annotation)[0]: cls

@@ -28,10 +28,14 @@ _TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a
 
 
 def entry_fields(
-    topic: str, payload: dict[str, Any], *, source: str | None = None,
-    idempotency_key: str | None = None, occurred_at: datetime | str | None = None,
+    topic: str,
+    payload: dict[str, Any],
+    *,
+    source: str | None = None,
+    idempotency_key: str | None = None,
+    occurred_at: datetime | str | None = None,
     traceparent: str | None = None,
-) -> dict[str, str]:  # fmt: skip
+) -> dict[str, str]:
     """The fields of an ingest entry, checked as the consumer checks them."""
     if not _TOPIC.fullmatch(topic):
         raise IngestRefused("topic: must be 1-200 letters, digits or _ . : -")
@@ -74,17 +78,27 @@ def _instant(value: datetime | str) -> str:
 
 
 async def publish_event(
-    client: redis.Redis, topic: str, payload: dict[str, Any], *, source: str | None = None,
-    idempotency_key: str | None = None, occurred_at: datetime | str | None = None,
-    traceparent: str | None = None, stream: str = INGEST_STREAM,
-) -> str:  # fmt: skip
+    client: redis.Redis,
+    topic: str,
+    payload: dict[str, Any],
+    *,
+    source: str | None = None,
+    idempotency_key: str | None = None,
+    occurred_at: datetime | str | None = None,
+    traceparent: str | None = None,
+    stream: str = INGEST_STREAM,
+) -> str:
     """Append an event to the ingest stream; returns the entry id. Recording is asynchronous:
     GET /events shows it once the consumer has read it. Without ``idempotency_key`` the entry
     id is the key, so a redelivered entry is still recorded once."""
     fields = entry_fields(
-        topic, payload, source=source, idempotency_key=idempotency_key,
-        occurred_at=occurred_at, traceparent=traceparent,
-    )  # fmt: skip
+        topic,
+        payload,
+        source=source,
+        idempotency_key=idempotency_key,
+        occurred_at=occurred_at,
+        traceparent=traceparent,
+    )
     entry_id: Any = await client.xadd(stream, fields)  # type: ignore[arg-type]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 

@@ -52,10 +52,17 @@ class OrdinautEvents:
     """
 
     def __init__(
-        self, url: str, *, group: str, consumer: str, broker: RedisBroker | None = None,
-        stream: str = EVENTS_STREAM, start: str = "$", max_records: int = 100,
+        self,
+        url: str,
+        *,
+        group: str,
+        consumer: str,
+        broker: RedisBroker | None = None,
+        stream: str = EVENTS_STREAM,
+        start: str = "$",
+        max_records: int = 100,
         polling_interval: int = 1000,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.url, self.group, self.consumer, self.stream = url, group, consumer, stream
         self.start, self.max_records = start, max_records
         self.broker = broker or RedisBroker(url)
@@ -63,7 +70,10 @@ class OrdinautEvents:
         self._handlers: list[tuple[tuple[type[BaseModel], ...], Callable[..., Any], bool]] = []
         subscriber = self.broker.subscriber(
             stream=StreamSub(
-                stream, group=group, consumer=consumer, max_records=max_records,
+                stream,
+                group=group,
+                consumer=consumer,
+                max_records=max_records,
                 polling_interval=polling_interval,
             ),
             ack_policy=AckPolicy.REJECT_ON_ERROR,
@@ -71,7 +81,7 @@ class OrdinautEvents:
             description="Every event Ordinaut records, in log order; the entry's `data` field "
             "is the event (JSON), its other fields say where it sits: position, stream, version, "
             "meta, recorded_at.",
-        )  # fmt: skip
+        )
         subscriber(self._dispatch)
 
     @property
@@ -169,11 +179,13 @@ def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI document of Ordinaut's streams, as FastStream describes this kit."""
     events = OrdinautEvents("redis://localhost:6379", group="<group>", consumer="<consumer>")
     events.broker.publisher(
-        stream=INGEST_STREAM, title=INGEST_STREAM, schema=IngestEntry,
+        stream=INGEST_STREAM,
+        title=INGEST_STREAM,
+        schema=IngestEntry,
         description="External events to record (the ingest consumer group reads them). An "
         "entry's fields are the schema's properties, each a string; `payload` is a JSON object "
         "as text. Refused entries go to `ordinaut:dead` with the reason.",
-    )  # fmt: skip
+    )
     spec = AsyncAPI(
         events.broker, title="Ordinaut streams", version="0.1.0", schema_version="3.0.0"
     )
