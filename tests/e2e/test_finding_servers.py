@@ -179,7 +179,12 @@ async def test_the_embedded_servers_refuse_a_client_without_the_password(
     assert runtime is not None
     assert urlsplit(runtime.redis_url).password
     assert urlsplit(runtime.database_url).password
-    # The banner shows where the servers are, never their passwords.
+    # The banner shows where the servers are, never their passwords. It is printed just after
+    # the API starts answering, so it may trail the first ready answer a little.
+    for _ in range(100):
+        if without_password(runtime.redis_url) in service.output:
+            break
+        await asyncio.sleep(0.1)
     assert without_password(runtime.redis_url) in service.output
     assert urlsplit(runtime.redis_url).password not in service.output
 
