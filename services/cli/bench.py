@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from services.bench.harness import run_bench
-from services.bench.scratch import scratch_database
+from ordinaut_bench.harness import run_bench
+from ordinaut_bench.scratch import scratch_database
 from services.cli.commands import CommandError, database
 from services.runtime.logging import configure_logging
 from services.runtime.servers import start_servers
@@ -116,7 +116,7 @@ async def _scratch(settings: Settings, *, redis: bool) -> AsyncIterator[tuple[st
 
 
 async def cmd_append(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.append import LIMITS, bench_append, goals
+    from ordinaut_bench.append import LIMITS, bench_append, goals
 
     async with _scratch(settings, redis=False) as (url, _):
         await run_bench(
@@ -135,7 +135,7 @@ async def cmd_append(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.timer import GOALS, LIMITS, bench_timer
+    from ordinaut_bench.timer import GOALS, LIMITS, bench_timer
 
     async with _scratch(settings, redis=False) as (url, _):
         await run_bench(
@@ -150,7 +150,7 @@ async def cmd_timer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.api import LIMITS, bench_api, goals
+    from ordinaut_bench.api import LIMITS, bench_api, goals
 
     async with _scratch(settings, redis=True) as (url, redis_url):
         await run_bench(
@@ -163,7 +163,7 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.runs import GOALS, LIMITS, bench_runs
+    from ordinaut_bench.runs import GOALS, LIMITS, bench_runs
 
     # The default (2 workers) is "runs"; other counts keep their own result beside it, so
     # BENCHMARKS.md shows where adding workers stops helping.
@@ -185,8 +185,8 @@ async def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.ingest import GOALS, IngestBenchError, bench_ingest
-    from services.bench.relay_lag import WatchError
+    from ordinaut_bench.ingest import GOALS, IngestBenchError, bench_ingest
+    from ordinaut_bench.relay_lag import WatchError
 
     try:
         async with _scratch(settings, redis=True) as (url, redis_url):
@@ -208,7 +208,7 @@ async def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.replay import GOALS, LIMITS, bench_replay
+    from ordinaut_bench.replay import GOALS, LIMITS, bench_replay
 
     async with _scratch(settings, redis=False) as (url, _):
         await run_bench("replay", bench_replay(url, events=args.events), goals=GOALS, limits=LIMITS)
@@ -216,14 +216,14 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.up import GOALS, LIMITS, bench_up
+    from ordinaut_bench.up import GOALS, LIMITS, bench_up
 
     await run_bench("up", bench_up(rounds=args.rounds), goals=GOALS, limits=LIMITS)
     return 0
 
 
 async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.compare import driver
+    from ordinaut_bench.compare import driver
 
     try:
         driver.check_installed(driver.wanted_systems(args.only))
@@ -252,7 +252,7 @@ async def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.ui import GOALS, BenchError, bench_ui
+    from ordinaut_bench.ui import GOALS, BenchError, bench_ui
 
     if settings.log_level == "info":  # the API runs in this process: keep its request lines out
         configure_logging(settings.log_format, "warning")
@@ -270,7 +270,7 @@ async def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.markdown import write_report
+    from ordinaut_bench.markdown import write_report
 
     path = write_report()
     print(f"wrote {path}")
@@ -278,7 +278,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_all(args: argparse.Namespace, settings: Settings) -> int:
-    from services.bench.suite import run_all
+    from ordinaut_bench.suite import run_all
 
     try:
         failed = await run_all(args.skip, out=sys.stdout)

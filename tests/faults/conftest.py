@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.bench.results import write_result
+from ordinaut_bench.results import write_result
 from services.runtime.embedded import ensure_database, with_database
 from services.store.migrate import migrate
 from tests.faults.support import ADMIN, FaultResult

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from services.bench.append import bench_append, goals
-from services.bench.harness import judge
-from services.bench.pgbench import pgbench_path
+from ordinaut_bench.append import bench_append, goals
+from ordinaut_bench.harness import judge
+from ordinaut_bench.pgbench import pgbench_path
 
 
 @pytest.mark.skipif(pgbench_path() is None, reason="pgbench is not installed")

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
-from services.bench.compare.driver import bench_compare
-from services.bench.replay import bench_replay
+from ordinaut_bench.compare.driver import bench_compare
+from ordinaut_bench.replay import bench_replay
 
 PEERS_MISSING = [
     name for name in ("procrastinate", "celery") if importlib.util.find_spec(name) is None

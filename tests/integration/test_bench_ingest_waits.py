@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as redis
 
 from domain.events import TaskDefinition
-from services.bench import ingest
-from services.bench.ingest import IngestBenchError, _drain, _Relay
-from services.bench.relay_lag import Watcher, WatchError, watching
+from ordinaut_bench import ingest
+from ordinaut_bench.ingest import IngestBenchError, _drain, _Relay
+from ordinaut_bench.relay_lag import Watcher, WatchError, watching
 from services.store.order import START, Cursor
 from tests.support import create_tasks
 

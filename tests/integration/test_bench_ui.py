@@ -6,8 +6,8 @@ import io
 
 import asyncpg
 
-from services.bench.ui import bench_ui
-from services.bench.ui_pages import count_rows, form_with, next_page
+from ordinaut_bench.ui import bench_ui
+from ordinaut_bench.ui_pages import count_rows, form_with, next_page
 
 
 async def test_the_dashboard_benchmark_seeds_signs_in_and_times_every_page(

@@ -18,8 +18,8 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from domain.events import TaskDefinition
+from ordinaut_bench.ingest import bench_ingest
 from projections.registry import inline_projections
-from services.bench.ingest import bench_ingest
 from services.ingest.consumer import IngestConfig, IngestConsumer
 from tests.integration.test_worker_redis_outage import RedisServer
 from tests.support import create_tasks, db_now

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.bench.harness import Goal, judge, run_bench
-from services.bench.markdown import render, write_report
+from ordinaut_bench.harness import Goal, judge, run_bench
+from ordinaut_bench.markdown import render, write_report
 
 MACHINE = {"cpu": "Test CPU", "cores": 2, "memory_gib": 24.0, "os": "Linux 6", "python": "3.11.7"}
 

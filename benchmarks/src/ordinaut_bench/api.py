@@ -29,9 +29,9 @@ import msgspec
 import psutil
 import redis.asyncio as redis
 
-from services.bench.harness import Goal, ticking
-from services.bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
-from services.bench.report import percentile, print_table
+from ordinaut_bench.harness import Goal, ticking
+from ordinaut_bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
+from ordinaut_bench.report import percentile, print_table
 
 # Due once a year, so no task falls due while the timer runs beside the API.
 TASK_BODY = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from services.bench.results import describe_machine, write_result
+from ordinaut_bench.results import describe_machine, write_result
 from services.cli.progress import ProgressBar
 
 Figures = dict[str, Any]

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from services.bench.compare.common import (
+from ordinaut_bench.compare.common import (
     READY_TIMEOUT_SECONDS,
     WORKER_PROCESSES,
     Round,
@@ -38,7 +38,7 @@ class CelerySystem:
 
     def __init__(self, redis_url: str) -> None:
         try:
-            from services.bench.compare.celery_app import PREFIX_ENV, URL_ENV, make_app
+            from ordinaut_bench.compare.celery_app import PREFIX_ENV, URL_ENV, make_app
         except ImportError as exc:
             raise SystemUnavailable(
                 f"celery is not installed ({exc.name}): pip install 'ordinaut[bench]'"
@@ -78,7 +78,7 @@ class CelerySystem:
             "-m",
             "celery",
             "-A",
-            "services.bench.compare.celery_app",
+            "ordinaut_bench.compare.celery_app",
             "worker",
             "-P",
             "prefork",

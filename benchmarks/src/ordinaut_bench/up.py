@@ -16,9 +16,9 @@ from pathlib import Path
 from statistics import median
 from typing import TextIO
 
-from services.bench.harness import Goal
-from services.bench.http_client import ConnectionPool, HttpError, RequestBytes
-from services.bench.report import print_table
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.http_client import ConnectionPool, HttpError, RequestBytes
+from ordinaut_bench.report import print_table
 from services.cli.progress import ProgressBar
 
 GOALS = (

@@ -16,9 +16,9 @@ import psutil
 
 from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
+from ordinaut_bench.harness import Goal, ticking
+from ordinaut_bench.report import percentile, print_table
 from projections.registry import inline_projections
-from services.bench.harness import Goal, ticking
-from services.bench.report import percentile, print_table
 from services.store.events import StreamAppend, append_in_transaction
 
 _BATCH = 1000

@@ -36,5 +36,5 @@ def noop() -> float:
     return time.time()
 
 
-# What `celery -A services.bench.compare.celery_app worker` loads.
+# What `celery -A ordinaut_bench.compare.celery_app worker` loads.
 app = make_app(os.environ.get(URL_ENV, "redis://127.0.0.1:6379/0"), os.environ.get(PREFIX_ENV, ""))

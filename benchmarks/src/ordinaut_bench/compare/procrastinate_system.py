@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from services.bench.compare.common import (
+from ordinaut_bench.compare.common import (
     ASYNC_CONCURRENCY,
     READY_TIMEOUT_SECONDS,
     WORKER_PROCESSES,
@@ -26,7 +26,7 @@ from services.bench.compare.common import (
     wait_done,
 )
 
-_APP = "services.bench.compare.procrastinate_app.app"
+_APP = "ordinaut_bench.compare.procrastinate_app.app"
 _ALIVE = "SELECT count(*) FROM procrastinate_workers"
 _DONE = "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = $1 AND status = 'succeeded'"
 _FINISHED = """
@@ -51,7 +51,7 @@ class ProcrastinateSystem:
 
     def __init__(self, database_url: str) -> None:
         try:
-            from services.bench.compare.procrastinate_app import DSN_ENV, make_app
+            from ordinaut_bench.compare.procrastinate_app import DSN_ENV, make_app
         except ImportError as exc:
             raise SystemUnavailable(
                 f"procrastinate is not installed ({exc.name}): pip install 'ordinaut[bench]'"

@@ -21,9 +21,9 @@ import asyncpg
 
 from domain.envelope import EventMeta
 from domain.events import RunQueued, TaskCreated, TaskDefinition, run_stream, task_stream
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.report import percentile, print_table
 from projections.registry import inline_projections
-from services.bench.harness import Goal
-from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
 from services.worker.dispatch import Announcer

@@ -17,18 +17,18 @@ from collections.abc import AsyncIterator, Sequence
 from statistics import median
 from typing import Any, TextIO
 
-from services.bench.compare.common import (
+from ordinaut_bench.compare.common import (
     ASYNC_CONCURRENCY,
     WORKER_PROCESSES,
     Round,
     System,
     SystemUnavailable,
 )
-from services.bench.compare.ordinaut_system import OrdinautSystem
-from services.bench.harness import Goal
-from services.bench.report import percentile, print_table
-from services.bench.runs import LIMITS as RUNS_LIMITS
-from services.bench.scratch import scratch_database
+from ordinaut_bench.compare.ordinaut_system import OrdinautSystem
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.report import percentile, print_table
+from ordinaut_bench.runs import LIMITS as RUNS_LIMITS
+from ordinaut_bench.scratch import scratch_database
 
 SYSTEMS = ("ordinaut", "procrastinate", "celery")
 GOALS = (
@@ -83,14 +83,14 @@ async def _systems(
                 url = await stack.enter_async_context(scratch_database(server_url))
                 systems.append(OrdinautSystem(url, redis_url))
             elif name == "procrastinate":
-                from services.bench.compare.procrastinate_system import ProcrastinateSystem
+                from ordinaut_bench.compare.procrastinate_system import ProcrastinateSystem
 
                 url = await stack.enter_async_context(_empty_database(server_url))
                 peer = ProcrastinateSystem(url)
                 await peer.prepare()
                 systems.append(peer)
             else:
-                from services.bench.compare.celery_system import CelerySystem
+                from ordinaut_bench.compare.celery_system import CelerySystem
 
                 systems.append(CelerySystem(redis_url))
             stack.push_async_callback(systems[-1].close)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from services.bench.results import results_dir
+from ordinaut_bench.results import results_dir
 
 REPORT = Path("BENCHMARKS.md")
 # Benchmarks in reading order; any other name follows, alphabetically.
@@ -38,11 +38,11 @@ _RECORD_KEYS = {
 }
 # Where each benchmark keeps its LIMITS text, for results stored before it was written.
 _LIMITS_IN = {
-    "runs": "services.bench.runs",
-    "compare": "services.bench.compare.driver",
-    "timer": "services.bench.timer",
-    "replay": "services.bench.replay",
-    "up": "services.bench.up",
+    "runs": "ordinaut_bench.runs",
+    "compare": "ordinaut_bench.compare.driver",
+    "timer": "ordinaut_bench.timer",
+    "replay": "ordinaut_bench.replay",
+    "up": "ordinaut_bench.up",
 }
 
 

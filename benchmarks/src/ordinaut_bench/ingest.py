@@ -36,11 +36,11 @@ import redis.asyncio as redis
 
 from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
+from ordinaut_bench.append import TOPICS, _payload
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.relay_lag import Watcher, watching
+from ordinaut_bench.report import percentile, print_table
 from projections.registry import inline_projections
-from services.bench.append import TOPICS, _payload
-from services.bench.harness import Goal
-from services.bench.relay_lag import Watcher, watching
-from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.ingest.consumer import IngestConfig, IngestConsumer
 from services.relay.publisher import StreamWriter

@@ -21,5 +21,5 @@ def make_app(dsn: str) -> procrastinate.App:
     return app
 
 
-# What `procrastinate --app services.bench.compare.procrastinate_app.app worker` loads.
+# What `procrastinate --app ordinaut_bench.compare.procrastinate_app.app worker` loads.
 app = make_app(os.environ.get(DSN_ENV, ""))

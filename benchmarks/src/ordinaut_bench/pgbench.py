@@ -19,7 +19,7 @@ import asyncpg
 
 from services.runtime.embedded import with_database
 
-# About the size of an appended event (services.bench.append._payload), so both write as much.
+# About the size of an appended event (ordinaut_bench.append._payload), so both write as much.
 _ROW = json.dumps(
     {
         "id": "5f0c1d2e3b4a59687766554433221100",

@@ -24,11 +24,11 @@ import asyncpg
 import httpx
 import uvicorn
 
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.report import percentile, print_table
+from ordinaut_bench.ui_pages import count_rows, form_with, next_page
+from ordinaut_bench.ui_seed import RARE_WORD, Seeded, seed
 from services.api.app import ApiConfig, create_app
-from services.bench.harness import Goal
-from services.bench.report import percentile, print_table
-from services.bench.ui_pages import count_rows, form_with, next_page
-from services.bench.ui_seed import RARE_WORD, Seeded, seed
 from services.runtime.admin_token import token_hash
 
 GOAL_MS = 200.0

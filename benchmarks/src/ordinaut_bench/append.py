@@ -17,11 +17,11 @@ import asyncpg
 
 from domain.envelope import EventMeta
 from domain.events import EventReceived
+from ordinaut_bench.harness import Goal, ticking
+from ordinaut_bench.pgbench import STORE_SCRIPT, pgbench_database, pgbench_path, run_pgbench
+from ordinaut_bench.report import percentile, print_table
 from projections.base import ProjectionSet
 from projections.registry import inline_projections
-from services.bench.harness import Goal, ticking
-from services.bench.pgbench import STORE_SCRIPT, pgbench_database, pgbench_path, run_pgbench
-from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.migrate import migrate

@@ -21,8 +21,7 @@ import redis.asyncio as redis
 
 from domain.envelope import EventMeta
 from domain.events import TaskCreated, TaskDefinition, task_stream
-from projections.registry import inline_projections
-from services.bench.compare.common import (
+from ordinaut_bench.compare.common import (
     ASYNC_CONCURRENCY,
     READY_TIMEOUT_SECONDS,
     WORKER_PROCESSES,
@@ -32,7 +31,8 @@ from services.bench.compare.common import (
     stop,
     wait_done,
 )
-from services.bench.runs import _create_task, _queue
+from ordinaut_bench.runs import _create_task, _queue
+from projections.registry import inline_projections
 from services.store.events import StreamAppend, append_in_transaction
 from services.worker.dispatch import Announcer
 

@@ -33,11 +33,11 @@ from domain.events import (
     run_stream,
     task_stream,
 )
+from ordinaut_bench.append import TOPICS, _payload
+from ordinaut_bench.harness import Goal
+from ordinaut_bench.report import print_table
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
-from services.bench.append import TOPICS, _payload
-from services.bench.harness import Goal
-from services.bench.report import print_table
 from services.cli.progress import ProgressBar
 
 GOALS = (
