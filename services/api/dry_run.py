@@ -35,7 +35,7 @@ from domain.tool_schemas import check_input, check_output, example_output
 from domain.waits import SLEEP
 from services.tools.errors import ToolCallError
 from services.worker.leases import LeasedRun
-from services.worker.recorder import Outcome
+from services.worker.recorder import RecordOutcome
 from services.worker.runner import APPROVAL, FindTool, LoadSecrets, Runner
 
 ECHO = "debug.echo"  # calls nothing anyway, so the dry run shows its real output
@@ -111,9 +111,9 @@ async def dry_run(
     """
     recorded: list[Event] = []
 
-    async def record(_run_id: str, events: list[Event]) -> Outcome:
+    async def record(_run_id: str, events: list[Event]) -> RecordOutcome:
         recorded.extend(events)
-        return Outcome.RECORDED
+        return RecordOutcome.RECORDED
 
     now = datetime.now(UTC)
     run_id = f"dry-run-{uuid.uuid4()}"

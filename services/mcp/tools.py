@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from services.api.operations import dry_runs, events, reruns, runs, schedules, tasks
-from services.api.operations.context import Backend, Caller, Outcome
+from services.api.operations.context import Backend, Caller, OperationResult
 from services.api.operations.dry_runs import DryRunBody, DryRunOptions
 from services.api.operations.events import PublishEvent
 from services.api.operations.runs import Decision
@@ -60,7 +60,7 @@ def task_line(verb: str, task: dict[str, Any]) -> str:
     return f"{verb} {definition['title']!r} ({task['status']}); next run {next_run}"
 
 
-def _task_result(verb: str, outcome: Outcome) -> Result:
+def _task_result(verb: str, outcome: OperationResult) -> Result:
     body = plain(outcome.body)
     return body, task_line(verb, body)
 
@@ -129,7 +129,7 @@ async def run_now(caller: Caller, backend: Backend, args: a.RunNow) -> Result:
     return body, f"Queued run {body['run_id']}"
 
 
-def state_change(verb: str, operation: Callable[..., Awaitable[Outcome]]) -> Run:
+def state_change(verb: str, operation: Callable[..., Awaitable[OperationResult]]) -> Run:
     async def run(caller: Caller, backend: Backend, args: Any) -> Result:
         extra: dict[str, Any] = (
             {"catch_up": args.catch_up} if isinstance(args, a.ResumeTask) else {}

@@ -75,7 +75,7 @@ def entry_fields(event: StoredEvent) -> list[str | bytes]:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StreamWriteResult:
     """What a publish did: ``written`` False means the top was not ``expected``; ``top`` is
     the stream's last generated position afterwards."""
 
@@ -98,13 +98,13 @@ class StreamWriter:
 
     async def publish(
         self, events: Sequence[StoredEvent], expected_top: Cursor, maxlen: int | None
-    ) -> Outcome:
+    ) -> StreamWriteResult:
         """Append ``events`` if the stream's top is still ``expected_top``."""
         args: list[str | bytes | int] = [expected_top.entry_id, str(maxlen or "")]
         for event in events:
             args += entry_fields(event)
         reply: Any = await self._publish(keys=[self.stream], args=args)
-        return Outcome(bool(reply[0]), Cursor.from_entry_id(reply[1]))
+        return StreamWriteResult(bool(reply[0]), Cursor.from_entry_id(reply[1]))
 
     async def trim_before(self, first: Cursor) -> None:
         """Drop entries (approximately, whole nodes) before ``first``."""

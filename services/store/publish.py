@@ -85,7 +85,7 @@ class Publication:
         return hashlib.sha256(body).hexdigest()
 
 
-Outcome = PublishResult | IdempotencyKeyReused
+PublishOutcome = PublishResult | IdempotencyKeyReused
 _result = msgspec.json.Decoder(PublishResult)
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -127,7 +127,7 @@ async def publish_many(
     now: datetime | None = None,
     *,
     remember: bool = True,
-) -> list[Outcome]:
+) -> list[PublishOutcome]:
     """Record the events (in the caller's transaction); one outcome per publication.
 
     A publication whose key was used before (or earlier in the batch) gets the first result,
@@ -135,7 +135,7 @@ async def publish_many(
     Without ``remember`` only the keys are kept, not the results (a repeat then learns only
     that it is one): ingest needs no answer, and saves a write per event.
     """
-    outcomes: list[Outcome | None] = [None] * len(publications)
+    outcomes: list[PublishOutcome | None] = [None] * len(publications)
     first_of = await _claim_keys(conn, publications, outcomes)
     fresh = [i for i, outcome in enumerate(outcomes) if outcome is None and first_of[i] == i]
     if fresh:
@@ -170,7 +170,7 @@ async def publish_external(
 
 
 async def _claim_keys(
-    conn: Connection, publications: Sequence[Publication], outcomes: list[Outcome | None]
+    conn: Connection, publications: Sequence[Publication], outcomes: list[PublishOutcome | None]
 ) -> list[int]:
     """Reserve every key; fill in the outcome of keys used before. For each publication, the
     index of the first one in the batch with its (actor, key): itself unless it repeats one.
@@ -214,7 +214,9 @@ async def _claim_keys(
     return first_of
 
 
-async def _replay(conn: Connection, p: Publication, fingerprint: str, result: str) -> Outcome:
+async def _replay(
+    conn: Connection, p: Publication, fingerprint: str, result: str
+) -> PublishOutcome:
     if fingerprint != p.fingerprint():
         return IdempotencyKeyReused(str(p.meta.idempotency_key))
     if result == "null":  # recorded without its result (see remember)

@@ -42,7 +42,7 @@ MAX_BATCH = 500
 log = structlog.get_logger(__name__)
 
 
-class Outcome(Enum):
+class RecordOutcome(Enum):
     """What became of a record."""
 
     RECORDED = "recorded"
@@ -54,7 +54,7 @@ class Outcome(Enum):
 class _Pending:
     run_id: str
     events: list[Event]
-    done: asyncio.Future[Outcome] = field(
+    done: asyncio.Future[RecordOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     # Taken in the run's own task: its events continue the run's trace (None: tracing off).
@@ -69,7 +69,7 @@ class Recorder:
         self._queue: list[_Pending] = []
         self._ready = asyncio.Event()
 
-    async def record(self, run_id: str, events: list[Event]) -> Outcome:
+    async def record(self, run_id: str, events: list[Event]) -> RecordOutcome:
         """Append ``events`` to the run's stream once they are committed (or not, if fenced)."""
         pending = _Pending(run_id, events)
         self._queue.append(pending)
@@ -119,7 +119,7 @@ class Recorder:
                 _log_failure(exc, [pending])
                 _fail([pending], exc)
 
-    async def _flush(self, batch: list[_Pending]) -> list[Outcome]:
+    async def _flush(self, batch: list[_Pending]) -> list[RecordOutcome]:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_HELD, [p.run_id for p in batch], self.worker)
             held = {r["run_id"]: r["cancel_requested"] for r in rows}
@@ -132,11 +132,11 @@ class Recorder:
                 meta = EventMeta(actor=self.worker, correlation_id=self.worker)
                 await append_in_transaction(conn, appends, meta, self.projections)
         return [
-            Outcome.LOST
+            RecordOutcome.LOST
             if p.run_id not in held
-            else Outcome.CANCEL_REQUESTED
+            else RecordOutcome.CANCEL_REQUESTED
             if held[p.run_id]
-            else Outcome.RECORDED
+            else RecordOutcome.RECORDED
             for p in batch
         ]
 
@@ -186,7 +186,7 @@ def _log_failure(exc: Exception, batch: list[_Pending]) -> None:
         log.exception("run events were rejected", error=error, run_id=batch[0].run_id)
 
 
-def _settle(batch: list[_Pending], outcomes: list[Outcome]) -> None:
+def _settle(batch: list[_Pending], outcomes: list[RecordOutcome]) -> None:
     for pending, outcome in zip(batch, outcomes, strict=True):
         if not pending.done.done():
             pending.done.set_result(outcome)

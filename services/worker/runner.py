@@ -47,7 +47,7 @@ from services.tools.errors import ToolCallError, excerpt
 from services.tools.invoker import cancellable, check_arguments
 from services.worker.governance import Defer, Governor
 from services.worker.leases import LeasedRun
-from services.worker.recorder import Outcome, RecordRejected
+from services.worker.recorder import RecordOutcome, RecordRejected
 from services.worker.waits import waiting_event
 
 APPROVAL = "orchestrator.request_approval"
@@ -55,7 +55,7 @@ PUBLISH = "orchestrator.publish_event"
 
 log = structlog.get_logger(__name__)
 
-Record = Callable[[str, list[Event]], Awaitable[Outcome]]
+Record = Callable[[str, list[Event]], Awaitable[RecordOutcome]]
 FindTool = Callable[[str], Awaitable[ToolRegistered | None]]
 CallTool = Callable[[ToolRegistered, dict[str, Any], str, float], Awaitable[Any]]
 Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
@@ -64,7 +64,7 @@ CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
 # (run owner, tool address, secret names) -> name -> value; raises SecretUnavailable
 LoadSecrets = Callable[[str, str, set[str]], Awaitable[dict[str, str]]]
 # Records a wait step's run.waiting (see services/worker/waits.py)
-EnterWait = Callable[[RunWaiting], Awaitable[Outcome]]
+EnterWait = Callable[[RunWaiting], Awaitable[RecordOutcome]]
 
 
 class _Stop(Exception):
@@ -355,7 +355,7 @@ class Runner:
             await self._record(run, [waiting])
             raise _Stop
         outcome = await self.enter_wait(waiting)
-        if outcome is Outcome.LOST:
+        if outcome is RecordOutcome.LOST:
             log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
         raise _Stop
 
@@ -621,23 +621,23 @@ class Runner:
         )
         await self._emit(run, [*events, ending])
 
-    async def _emit(self, run: LeasedRun, events: list[Event]) -> Outcome:
+    async def _emit(self, run: LeasedRun, events: list[Event]) -> RecordOutcome:
         """Record ``events``, with the secrets the run received blanked out of them."""
         secrets = self._secrets.get(run.run_id)
         if secrets:
             events = [_redacted(event, secrets) for event in events]
         outcome = await self.record(run.run_id, events)
-        if outcome is not Outcome.LOST and self.observe:
+        if outcome is not RecordOutcome.LOST and self.observe:
             _count_outcomes(events)
         return outcome
 
     async def _record(self, run: LeasedRun, events: list[Event]) -> None:
         """Record; stop if the lease is gone, or stop at this boundary if canceled."""
         outcome = await self._emit(run, events)
-        if outcome is Outcome.LOST:
+        if outcome is RecordOutcome.LOST:
             log.warning("lease lost; another worker owns the run now", run_id=run.run_id)
             raise _Stop
-        if outcome is Outcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
+        if outcome is RecordOutcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
             await self._emit(run, [RunCanceled(run_id=run.run_id, reason="canceled on request")])
             raise _Stop
 

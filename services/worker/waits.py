@@ -26,7 +26,7 @@ from services.store.events import StreamAppend, append_in_transaction
 from services.store.wait_resumes import hold_for_wait_entry
 from services.tools.errors import ToolCallError
 from services.worker.leases import LeasedRun
-from services.worker.recorder import Outcome
+from services.worker.recorder import RecordOutcome
 
 # FOR UPDATE OF d: the run's due_work row, where everything that appends to a run meets (the
 # recorder, run commands, a publication resuming it).
@@ -111,14 +111,14 @@ def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> 
 
 async def enter_wait(
     pool: asyncpg.Pool, projections: ProjectionSet, worker: str, waiting: RunWaiting
-) -> Outcome:
+) -> RecordOutcome:
     """Record ``waiting`` if this worker still holds the run (and, for an event wait whose
     event is already recorded, its ``run.resumed`` with it); a canceled run ends instead."""
     async with pool.acquire() as conn, conn.transaction():
         await hold_for_wait_entry(conn)
         held = await conn.fetchrow(_HELD, waiting.run_id, worker)
         if held is None:
-            return Outcome.LOST
+            return RecordOutcome.LOST
         stream = run_stream(waiting.run_id)
         events: list[Any]
         if held["cancel_requested"]:
@@ -127,7 +127,7 @@ async def enter_wait(
             events = await _waiting_events(conn, waiting, str(held["owner"]), stream)
         meta = EventMeta(actor=worker, correlation_id=worker)
         await append_in_transaction(conn, [StreamAppend(stream, events)], meta, projections)
-    return Outcome.CANCEL_REQUESTED if held["cancel_requested"] else Outcome.RECORDED
+    return RecordOutcome.CANCEL_REQUESTED if held["cancel_requested"] else RecordOutcome.RECORDED
 
 
 async def _waiting_events(conn: Any, waiting: RunWaiting, owner: str, stream: str) -> list[Any]:

@@ -15,7 +15,7 @@ from domain.events import RunStarted, RunStepSucceeded, RunSucceeded, run_stream
 from projections.registry import inline_projections
 from services.store.events import StreamAppend, append_in_transaction
 from services.worker.leases import MAX_LAPSES, lease
-from services.worker.recorder import Outcome, Recorder, RecordRejected
+from services.worker.recorder import Recorder, RecordOutcome, RecordRejected
 from tests.tools_servers.step_tool import StepTool
 from tests.ui_client import ALL_SCOPES, agent_token
 from tests.workers import (
@@ -212,10 +212,10 @@ async def test_a_batch_with_one_unrecordable_run_records_the_others(
     outcomes = await asyncio.gather(*records, return_exceptions=True)
     stop.set()
     await flushing
-    assert outcomes[0] is Outcome.RECORDED
+    assert outcomes[0] is RecordOutcome.RECORDED
     assert isinstance(outcomes[1], RecordRejected)
     assert "RecursionError" in str(outcomes[1])
-    assert outcomes[2] is Outcome.RECORDED
+    assert outcomes[2] is RecordOutcome.RECORDED
     statuses = {
         r["run_id"]: r["status"]
         for r in await pool.fetch(

@@ -76,7 +76,7 @@ class Caller:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class OperationResult:
     """An operation's answer: the status the API gives it, and its body."""
 
     status: int

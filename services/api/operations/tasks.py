@@ -35,7 +35,7 @@ from domain.tasks import (
     definition_changes,
 )
 from projections.base import Connection
-from services.api.operations.context import Backend, Caller, Outcome
+from services.api.operations.context import Backend, Caller, OperationResult
 from services.api.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
 from services.api.task_store import (
     decode_cursor,
@@ -68,12 +68,12 @@ class TaskCommand:
         self.principal = caller.principal
         self.key = caller.idempotency_key
 
-    async def replayed(self, conn: Connection) -> Outcome | None:
+    async def replayed(self, conn: Connection) -> OperationResult | None:
         """The stored answer to an earlier call with this idempotency key, if any."""
         if self.key is None:
             return None
         prior = await replay(conn, self.principal.actor, self.key, self.caller.fingerprint)
-        return None if prior is None else Outcome(prior[0], prior[1])
+        return None if prior is None else OperationResult(prior[0], prior[1])
 
     async def append(
         self,
@@ -99,15 +99,15 @@ class TaskCommand:
         )
         return not result.replayed
 
-    async def answer(self, conn: Connection, status: int, body: object) -> Outcome:
+    async def answer(self, conn: Connection, status: int, body: object) -> OperationResult:
         """The answer, remembered for repeats of an idempotent call."""
         if self.key is not None:
             await remember(conn, self.principal.actor, self.key, status, body)
-        return Outcome(status, body)
+        return OperationResult(status, body)
 
     async def on_task(
         self, task_id: str, decide: Decide, respond: Respond, status: int = 200
-    ) -> Outcome:
+    ) -> OperationResult:
         """Decide on the task's current state, append, and answer with ``respond``."""
         async with self.backend.pool.acquire() as conn, conn.transaction():
             if (prior := await self.replayed(conn)) is not None:
@@ -120,15 +120,17 @@ class TaskCommand:
             self.caller.check_version(view.version)
             events = decide(task, datetime.now(UTC))
             if not events:
-                return Outcome(status, respond(view, events))
+                return OperationResult(status, respond(view, events))
             if not await self.append(
                 conn, task_id, events, view.version, task.definition, view.created_by
             ):
-                return await self.replayed(conn) or Outcome(status, None)
+                return await self.replayed(conn) or OperationResult(status, None)
             after = None if status == 204 else (await load_task(conn, self.principal, task_id))[0]
             body = respond(after, events)
             return (
-                await self.answer(conn, status, body) if body is not None else Outcome(status, None)
+                await self.answer(conn, status, body)
+                if body is not None
+                else OperationResult(status, None)
             )
 
 
@@ -150,7 +152,7 @@ def _view(view: TaskView | None, _: list[Event]) -> object:
 Changes = Callable[[TaskState], dict[str, Any]]
 
 
-async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Outcome:
+async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> OperationResult:
     """Apply ``changes`` (computed from the task's current state) if the caller may."""
     async with command.backend.pool.acquire() as conn:
         scopes = await tool_scopes(conn)
@@ -167,7 +169,7 @@ async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Out
     )
 
 
-async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outcome:
+async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> OperationResult:
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
     command = TaskCommand(caller, backend)
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
@@ -192,24 +194,26 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outco
         if (prior := await command.replayed(conn)) is not None:
             return prior
         if not await command.append(conn, task_id, events, 0, definition, caller.principal.actor):
-            return await command.replayed(conn) or Outcome(201, None)
+            return await command.replayed(conn) or OperationResult(201, None)
         view, _ = await load_task(conn, caller.principal, task_id)
         return await command.answer(conn, 201, view)
 
 
 async def update_task(
     caller: Caller, backend: Backend, task_id: str, changes: dict[str, Any]
-) -> Outcome:
+) -> OperationResult:
     """Change the given fields only; a schedule change recomputes the next run."""
     return await _updating(TaskCommand(caller, backend), task_id, lambda _: changes)
 
 
-async def pause_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+async def pause_task(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
     """Stop firing until resumed."""
     return await TaskCommand(caller, backend).on_task(task_id, lambda t, _: decide_pause(t), _view)
 
 
-async def resume_task(caller: Caller, backend: Backend, task_id: str, catch_up: bool) -> Outcome:
+async def resume_task(
+    caller: Caller, backend: Backend, task_id: str, catch_up: bool
+) -> OperationResult:
     """Fire again from now on (no catch-up storm unless ``catch_up``)."""
     return await TaskCommand(caller, backend).on_task(
         task_id, lambda t, now: decide_resume(t, now, catch_up), _view
@@ -218,7 +222,7 @@ async def resume_task(caller: Caller, backend: Backend, task_id: str, catch_up: 
 
 async def snooze_task(
     caller: Caller, backend: Backend, task_id: str, seconds: int | None, until: datetime | None
-) -> Outcome:
+) -> OperationResult:
     """Move only the next occurrence, by ``seconds`` from its due time or to ``until``."""
     return await TaskCommand(caller, backend).on_task(
         task_id, lambda t, now: decide_snooze(t, now, seconds=seconds, until=until), _view
@@ -230,7 +234,7 @@ def _run_started(_: TaskView | None, events: list[Event]) -> object:
     return RunStarted(requested.run_id)
 
 
-async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
     """Queue a run now without disturbing the schedule (202 with its run id)."""
     run_id = str(uuid.uuid4())
     outcome = await TaskCommand(caller, backend).on_task(
@@ -240,12 +244,12 @@ async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> Outcom
     return outcome
 
 
-async def cancel_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+async def cancel_task(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
     """Never fire again (terminal)."""
     return await TaskCommand(caller, backend).on_task(task_id, lambda t, _: decide_cancel(t), _view)
 
 
-async def delete_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
+async def delete_task(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
     """Hide the task from reads; its events stay for audit."""
     return await TaskCommand(caller, backend).on_task(
         task_id, lambda t, _: decide_delete(t), lambda *_: None, 204
