@@ -15,7 +15,7 @@ from services.cli import preview as preview_command
 from services.cli.bench import add_bench_parser
 from services.runtime.embedded import ServersError
 from services.runtime.logging import configure_logging
-from services.runtime.settings import Settings, SettingsError
+from services.runtime.settings import DEFAULTS, Settings, SettingsError
 from services.runtime.supervisor import StartupError
 
 
@@ -36,7 +36,9 @@ def _storage_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
     group = options.add_argument_group("servers")
     group.add_argument(
-        "--data-dir", type=Path, help="data directory (default ORDINAUT_DATA_DIR or ./.ordinaut)"
+        "--data-dir",
+        type=Path,
+        help=f"data directory (default ORDINAUT_DATA_DIR or {DEFAULTS.data_dir})",
     )
     group.add_argument("--database-url", help="PostgreSQL URL (default ORDINAUT_DATABASE_URL)")
     group.add_argument("--redis-url", help="Redis URL (default ORDINAUT_REDIS_URL)")
@@ -50,9 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="migrate and run every service in one process")
-    up.add_argument("--host", help="listen address (default 127.0.0.1)")
-    up.add_argument("--port", type=int, help="API port (default 8080)")
-    up.add_argument("--data-dir", type=Path, help="data directory (default ./.ordinaut)")
+    up.add_argument("--host", help=f"listen address (default ORDINAUT_HOST or {DEFAULTS.host})")
+    up.add_argument("--port", type=int, help=f"API port (default ORDINAUT_PORT or {DEFAULTS.port})")
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"data directory (default ORDINAUT_DATA_DIR or {DEFAULTS.data_dir})",
+    )
     up.add_argument(
         "--tasks-file",
         type=Path,
@@ -100,8 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     api = sub.add_parser(
         "api", parents=storage, help="run only the API (any number may run at once)"
     )
-    api.add_argument("--host", help="listen address (default 127.0.0.1)")
-    api.add_argument("--port", type=int, help="API port (default 8080)")
+    api.add_argument("--host", help=f"listen address (default ORDINAUT_HOST or {DEFAULTS.host})")
+    api.add_argument(
+        "--port", type=int, help=f"API port (default ORDINAUT_PORT or {DEFAULTS.port})"
+    )
 
     sub.add_parser("migrate", parents=storage, help="apply pending database migrations")
     mcp = sub.add_parser(
@@ -112,7 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "worker", parents=storage, help="run only a worker (any number may run at once)"
     )
-    worker.add_argument("--concurrency", type=_positive, help="runs at once (default 16)")
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        help=f"runs at once (default ORDINAUT_WORKER_CONCURRENCY or {DEFAULTS.worker_concurrency})",
+    )
     sub.add_parser(
         "ingest", parents=storage, help="run only the ingest consumer (any number may run at once)"
     )

@@ -28,8 +28,9 @@ import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from projections.base import ProjectionSet
-from services.ingest.entries import DEFAULT_MAX_PAYLOAD_BYTES, Entry, Refused, read_entry
+from services.ingest.entries import Entry, Refused, read_entry
 from services.runtime.metrics import DEAD_LETTERS
+from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import traced
 from services.store.errors import IdempotencyKeyReused, StoreError
 from services.store.publish import Publication, publish_many
@@ -59,11 +60,11 @@ class IngestConfig:
     stream: str = INGEST_STREAM
     group: str = INGEST_GROUP
     dead_stream: str = DEAD_STREAM
-    batch: int = 1000
+    batch: int = DEFAULTS.ingest_batch
     block_ms: int = 1000
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_payload_bytes: int = DEFAULTS.ingest_max_payload_bytes
     # An entry delivered this many times without being acknowledged is dead-lettered.
-    max_deliveries: int = 5
+    max_deliveries: int = DEFAULTS.ingest_max_deliveries
     # A consumer that has not acknowledged an entry for this long is presumed dead.
     reclaim_idle_ms: int = 30_000
     max_backoff_seconds: float = 5.0

@@ -16,7 +16,6 @@ TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-
 TOPIC = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 SOURCE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")
 MAX_KEY_LENGTH = 200
-DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 
 
 class Refused(Exception):

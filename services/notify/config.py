@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
-from services.relay.publisher import EVENTS_STREAM
+from domain.outbound import Network
+from services.runtime.settings import DEFAULTS
 
 NOTIFIER_GROUP = "ordinaut:notifier"
 
@@ -14,18 +14,18 @@ NOTIFIER_GROUP = "ordinaut:notifier"
 class NotifierConfig:
     """How the notifier reads and delivers."""
 
-    stream: str = EVENTS_STREAM
+    stream: str = DEFAULTS.events_stream
     group: str = NOTIFIER_GROUP
     # Where a new group starts: "$" = only events published from now on.
     start_id: str = "$"
-    max_attempts: int = 8
+    max_attempts: int = DEFAULTS.webhook_max_attempts
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 300.0
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = DEFAULTS.webhook_timeout_seconds
     per_destination: int = 4  # requests at once to one host
     max_requests: int = 64  # requests at once in all
     max_in_flight: int = 1000  # deliveries (entries) held at once before reading pauses
-    reclaim_idle_seconds: float = 60.0
+    reclaim_idle_seconds: float = DEFAULTS.notifier_reclaim_seconds
     block_ms: int = 1000
     # Where webhooks may go besides public addresses (ORDINAUT_OUTBOUND_ALLOW).
-    outbound_allow: tuple[Network, ...] = parse_allow_list(DEFAULT_ALLOW)
+    outbound_allow: tuple[Network, ...] = DEFAULTS.outbound_allow

@@ -19,10 +19,11 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from services.runtime.settings import DEFAULTS
 from services.store.events import StoredEvent
 from services.store.order import Cursor
 
-EVENTS_STREAM = "ordinaut:events"
+EVENTS_STREAM = DEFAULTS.events_stream
 
 _TOP_FUNCTION = """
 local function top(key)

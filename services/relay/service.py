@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from services.relay.metrics import RELAY_LAG
 from services.relay.publisher import EVENTS_STREAM, StreamWriter
+from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import traced
 from services.store.events import StoredEvent
 from services.store.order import START, Cursor
@@ -54,8 +55,8 @@ class RelayConfig:
 
     stream: str = EVENTS_STREAM
     batch: int = 500
-    maxlen: int | None = 1_000_000
-    max_age_seconds: float | None = None
+    maxlen: int | None = DEFAULTS.relay_maxlen or None
+    max_age_seconds: float | None = DEFAULTS.relay_max_age_seconds or None
     # With nothing new for this long the relay re-checks the stream (a flush is noticed).
     idle_seconds: float = 5.0
     backoff_max_seconds: float = 5.0

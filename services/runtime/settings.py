@@ -33,48 +33,50 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Process settings.
+    """Process settings: each field's default is the one below, written nowhere else (the process
+    configs start from DEFAULTS; the README's table is checked against it by a test).
 
     database_url: ORDINAUT_DATABASE_URL, a postgresql:// URL; unset = embedded PostgreSQL.
     redis_url: ORDINAUT_REDIS_URL, a redis:// URL; unset = embedded Valkey.
     data_dir: ORDINAUT_DATA_DIR, where embedded servers (and their passwords), the admin token
-        and a running service's runtime.json live (./.ordinaut).
+        and a running service's runtime.json live.
     admin_token: ORDINAUT_ADMIN_TOKEN; unset = a random one kept in <data_dir>/admin-token.
     log_format: ORDINAUT_LOG_FORMAT, json | console (console when stderr is a terminal).
     log_level: ORDINAUT_LOG_LEVEL, debug | info | warning | error.
-    host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens (127.0.0.1:8080).
+    host, port: ORDINAUT_HOST / ORDINAUT_PORT, where the API listens.
     metrics_host, metrics_port: ORDINAUT_METRICS_HOST / ORDINAUT_METRICS_PORT, where this
-        process serves /metrics and /health (127.0.0.1; port 0 = not served).
-    worker_concurrency: ORDINAUT_WORKER_CONCURRENCY, runs one worker executes at once (16).
+        process serves /metrics and /health (port 0 = not served).
+    worker_concurrency: ORDINAUT_WORKER_CONCURRENCY, runs one worker executes at once.
     worker_lease_seconds: ORDINAUT_WORKER_LEASE_SECONDS, how long a lease lasts between
-        heartbeats; a crashed worker's runs restart after at most this long (30).
+        heartbeats; a crashed worker's runs restart after at most this long.
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
-        wake-up arrives through Redis (1).
+        wake-up arrives through Redis.
     events_stream: ORDINAUT_EVENTS_STREAM, the Redis stream the relay fills and the notifier
-        reads (ordinaut:events).
+        reads.
     relay_maxlen: ORDINAUT_RELAY_MAXLEN, about how many entries the events stream keeps
-        (approximate trimming, MAXLEN ~); 0 = no length limit (1000000).
+        (approximate trimming, MAXLEN ~); 0 = no length limit.
     relay_max_age_seconds: ORDINAUT_RELAY_MAX_AGE_SECONDS, drop stream entries of events
-        older than this (approximate, MINID ~); 0 = no age limit (0).
+        older than this (approximate, MINID ~); 0 = no age limit.
     webhook_key: ORDINAUT_WEBHOOK_KEY, what agents' webhook secrets derive from (>= 16
         characters); unset = a random one kept in <data_dir>/webhook-key.
     webhook_max_attempts: ORDINAUT_WEBHOOK_MAX_ATTEMPTS, tries per notification before it
-        is recorded as failed (8).
-    webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take (10).
+        is recorded as failed.
+    webhook_timeout_seconds: ORDINAUT_WEBHOOK_TIMEOUT_SECONDS, how long one try may take.
     notifier_reclaim_seconds: ORDINAUT_NOTIFIER_RECLAIM_SECONDS, how long an entry a notifier
-        read stays unacknowledged before another notifier takes it over (60).
+        read stays unacknowledged before another notifier takes it over.
     worker_grace_seconds: ORDINAUT_WORKER_GRACE_SECONDS, how long a stopping worker lets its
-        runs go on before releasing them to other workers (20).
+        runs go on before releasing them to other workers.
     rate_limits: ORDINAUT_RATE_LIMIT_COMMANDS / _READS / _EVENTS, each agent's API limit per
-        route group as "N/s burst B" (or /min, /hour), or "off"
-        (defaults 500/s burst 1000, 1000/s burst 2000, 1000/s burst 2000).
+        route group as "N/s burst B" (or /min, /hour), or "off" (defaults in
+        domain/rate_limits.py).
     auth_failure_limit: ORDINAUT_AUTH_FAILURE_LIMIT, failed authentications (invalid bearer
         tokens, failed /ui/login) each client address may make, per API process, as
-        "N/min burst B" or "off" (20/min burst 20); over it they get 429.
+        "N/min burst B" or "off"; over it they get 429.
     secret_key: ORDINAUT_SECRET_KEY, 32 bytes in base64url that encrypt stored secrets; unset =
         one generated once into <data_dir>/secret-key (every process must use the same key).
     outbound_allow: ORDINAUT_OUTBOUND_ALLOW, comma-separated networks that http tools may
-        reach although they are not public (default loopback only; "" refuses loopback too).
+        reach although they are not public (default loopback only, domain/outbound.py; ""
+        refuses loopback too).
     shell_allow: ORDINAUT_SHELL_ALLOW, comma-separated programs `shell.exec` may run: absolute
         paths or path globs (`/opt/jobs/*.sh`), or program names looked up on PATH; empty
         (the default) refuses every program. Read by the API (at task creation) and workers.
@@ -82,18 +84,18 @@ class Settings:
         may be registered from and run (`mycompany.tools` allows `mycompany.tools.reports`);
         empty (the default) refuses every python tool.
     ingest_batch: ORDINAUT_INGEST_BATCH, entries of `ordinaut:ingest` read and recorded in one
-        transaction (1000).
+        transaction.
     ingest_max_payload_bytes: ORDINAUT_INGEST_MAX_PAYLOAD_BYTES, larger payloads are
-        dead-lettered (262144).
+        dead-lettered.
     ingest_max_deliveries: ORDINAUT_INGEST_MAX_DELIVERIES, an entry delivered more often than
-        this without being acknowledged is dead-lettered (5).
+        this without being acknowledged is dead-lettered.
     mcp_allowed_hosts: ORDINAUT_MCP_ALLOWED_HOSTS, comma-separated Host headers /mcp accepts
         besides loopback ones and ORDINAUT_HOST (e.g. "ordinaut.internal:*"); DNS-rebinding
         protection refuses the others with 421.
     work_limits: what one run or dry run may do (defaults in domain/limits.py), read by the
-        API (task creation, dry runs) and workers: ORDINAUT_FOREACH_MAX_ITEMS (1000),
-        ORDINAUT_RUN_MAX_ITERATIONS (10000), ORDINAUT_FOREACH_MAX_DEPTH (3),
-        ORDINAUT_STEP_INPUT_MAX_BYTES (1048576), ORDINAUT_RUN_MAX_RENDERED_BYTES (8388608).
+        API (task creation, dry runs) and workers: ORDINAUT_FOREACH_MAX_ITEMS,
+        ORDINAUT_RUN_MAX_ITERATIONS, ORDINAUT_FOREACH_MAX_DEPTH, ORDINAUT_STEP_INPUT_MAX_BYTES,
+        ORDINAUT_RUN_MAX_RENDERED_BYTES.
     """
 
     database_url: str | None = None
@@ -131,47 +133,72 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Read and validate ORDINAUT_* variables; raises SettingsError on the first bad one."""
-        default_format = "console" if sys.stderr.isatty() else "json"
+        """Read and validate ORDINAUT_* variables; raises SettingsError on the first bad one.
+        An unset variable keeps the field's default above, the only place it is written (the
+        README's table is checked against it by a test)."""
+        d = cls()
+        default_format = "console" if sys.stderr.isatty() else d.log_format
         settings = cls(
-            database_url=env.get("ORDINAUT_DATABASE_URL") or None,
-            redis_url=env.get("ORDINAUT_REDIS_URL") or None,
-            data_dir=Path(env.get("ORDINAUT_DATA_DIR") or ".ordinaut"),
-            admin_token=env.get("ORDINAUT_ADMIN_TOKEN") or None,
+            database_url=env.get("ORDINAUT_DATABASE_URL") or d.database_url,
+            redis_url=env.get("ORDINAUT_REDIS_URL") or d.redis_url,
+            data_dir=Path(env.get("ORDINAUT_DATA_DIR") or d.data_dir),
+            admin_token=env.get("ORDINAUT_ADMIN_TOKEN") or d.admin_token,
             log_format=env.get("ORDINAUT_LOG_FORMAT", default_format).lower(),
-            log_level=env.get("ORDINAUT_LOG_LEVEL", "info").lower(),
-            host=env.get("ORDINAUT_HOST", "127.0.0.1"),
-            port=_port(env.get("ORDINAUT_PORT", "8080"), "ORDINAUT_PORT"),
-            metrics_host=env.get("ORDINAUT_METRICS_HOST", "127.0.0.1"),
-            metrics_port=_port(env.get("ORDINAUT_METRICS_PORT", "0"), "ORDINAUT_METRICS_PORT"),
-            worker_concurrency=int(_number(env, "ORDINAUT_WORKER_CONCURRENCY", 16, 1, 10_000)),
-            worker_lease_seconds=_number(env, "ORDINAUT_WORKER_LEASE_SECONDS", 30, 1, 3600),
-            worker_poll_seconds=_number(env, "ORDINAUT_WORKER_POLL_SECONDS", 1, 0.05, 60),
-            events_stream=env.get("ORDINAUT_EVENTS_STREAM") or "ordinaut:events",
-            relay_maxlen=int(_number(env, "ORDINAUT_RELAY_MAXLEN", 1_000_000, 0, 10**10)),
-            relay_max_age_seconds=_number(env, "ORDINAUT_RELAY_MAX_AGE_SECONDS", 0, 0, 10**9),
-            webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or None,
-            webhook_max_attempts=int(_number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", 8, 1, 100)),
-            webhook_timeout_seconds=_number(env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", 10, 0.1, 300),
+            log_level=env.get("ORDINAUT_LOG_LEVEL", d.log_level).lower(),
+            host=env.get("ORDINAUT_HOST", d.host),
+            port=_port(env.get("ORDINAUT_PORT", str(d.port)), "ORDINAUT_PORT"),
+            metrics_host=env.get("ORDINAUT_METRICS_HOST", d.metrics_host),
+            metrics_port=_port(
+                env.get("ORDINAUT_METRICS_PORT", str(d.metrics_port)), "ORDINAUT_METRICS_PORT"
+            ),
+            worker_concurrency=int(
+                _number(env, "ORDINAUT_WORKER_CONCURRENCY", d.worker_concurrency, 1, 10_000)
+            ),
+            worker_lease_seconds=_number(
+                env, "ORDINAUT_WORKER_LEASE_SECONDS", d.worker_lease_seconds, 1, 3600
+            ),
+            worker_poll_seconds=_number(
+                env, "ORDINAUT_WORKER_POLL_SECONDS", d.worker_poll_seconds, 0.05, 60
+            ),
+            events_stream=env.get("ORDINAUT_EVENTS_STREAM") or d.events_stream,
+            relay_maxlen=int(_number(env, "ORDINAUT_RELAY_MAXLEN", d.relay_maxlen, 0, 10**10)),
+            relay_max_age_seconds=_number(
+                env, "ORDINAUT_RELAY_MAX_AGE_SECONDS", d.relay_max_age_seconds, 0, 10**9
+            ),
+            webhook_key=env.get("ORDINAUT_WEBHOOK_KEY") or d.webhook_key,
+            webhook_max_attempts=int(
+                _number(env, "ORDINAUT_WEBHOOK_MAX_ATTEMPTS", d.webhook_max_attempts, 1, 100)
+            ),
+            webhook_timeout_seconds=_number(
+                env, "ORDINAUT_WEBHOOK_TIMEOUT_SECONDS", d.webhook_timeout_seconds, 0.1, 300
+            ),
             notifier_reclaim_seconds=_number(
-                env, "ORDINAUT_NOTIFIER_RECLAIM_SECONDS", 60, 1, 86400
+                env, "ORDINAUT_NOTIFIER_RECLAIM_SECONDS", d.notifier_reclaim_seconds, 1, 86400
             ),
-            worker_grace_seconds=_number(env, "ORDINAUT_WORKER_GRACE_SECONDS", 20, 0, 3600),
-            rate_limits=_rate_limits(env),
-            auth_failure_limit=_limit(env, "ORDINAUT_AUTH_FAILURE_LIMIT", AUTH_FAILURES),
-            outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", DEFAULT_ALLOW),
-            secret_key=env.get("ORDINAUT_SECRET_KEY") or None,
-            shell_allow=parse_allow(env.get("ORDINAUT_SHELL_ALLOW", "")),
-            python_allow=_modules(env, "ORDINAUT_PYTHON_TOOLS_ALLOW"),
-            ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", 1000, 1, 10_000)),
+            worker_grace_seconds=_number(
+                env, "ORDINAUT_WORKER_GRACE_SECONDS", d.worker_grace_seconds, 0, 3600
+            ),
+            rate_limits=_rate_limits(env, d.rate_limits),
+            auth_failure_limit=_limit(env, "ORDINAUT_AUTH_FAILURE_LIMIT", d.auth_failure_limit),
+            outbound_allow=_networks(env, "ORDINAUT_OUTBOUND_ALLOW", d.outbound_allow),
+            secret_key=env.get("ORDINAUT_SECRET_KEY") or d.secret_key,
+            shell_allow=_programs(env, "ORDINAUT_SHELL_ALLOW", d.shell_allow),
+            python_allow=_modules(env, "ORDINAUT_PYTHON_TOOLS_ALLOW", d.python_allow),
+            ingest_batch=int(_number(env, "ORDINAUT_INGEST_BATCH", d.ingest_batch, 1, 10_000)),
             ingest_max_payload_bytes=int(
-                _number(env, "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES", 256 * 1024, 1, 16 * 1024 * 1024)
+                _number(
+                    env,
+                    "ORDINAUT_INGEST_MAX_PAYLOAD_BYTES",
+                    d.ingest_max_payload_bytes,
+                    1,
+                    16 * 1024 * 1024,
+                )
             ),
-            ingest_max_deliveries=int(_number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", 5, 1, 1000)),
-            mcp_allowed_hosts=tuple(
-                h.strip() for h in env.get("ORDINAUT_MCP_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ingest_max_deliveries=int(
+                _number(env, "ORDINAUT_INGEST_MAX_DELIVERIES", d.ingest_max_deliveries, 1, 1000)
             ),
-            work_limits=_work_limits(env),
+            mcp_allowed_hosts=_hosts(env, "ORDINAUT_MCP_ALLOWED_HOSTS", d.mcp_allowed_hosts),
+            work_limits=_work_limits(env, d.work_limits),
         )
         settings.validate()
         return settings
@@ -213,6 +240,11 @@ class Settings:
             raise SettingsError(f"ORDINAUT_DATA_DIR {str(self.data_dir)!r} is not a directory")
 
 
+# The defaults, for the process configs (WorkerConfig, NotifierConfig, ...) to start from, so each
+# default is written once, in Settings.
+DEFAULTS = Settings()
+
+
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
     raw = env.get(name)
     if not raw:
@@ -226,8 +258,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
-def _work_limits(env: Mapping[str, str]) -> WorkLimits:
-    defaults = WorkLimits()
+def _work_limits(env: Mapping[str, str], defaults: WorkLimits) -> WorkLimits:
     values = {
         name: int(_number(env, variable, getattr(defaults, name), low, high))
         for name, (variable, low, high) in WORK_LIMIT_SETTINGS.items()
@@ -235,8 +266,7 @@ def _work_limits(env: Mapping[str, str]) -> WorkLimits:
     return WorkLimits(**values)
 
 
-def _rate_limits(env: Mapping[str, str]) -> RateLimits:
-    defaults = RateLimits()
+def _rate_limits(env: Mapping[str, str], defaults: RateLimits) -> RateLimits:
     limits = {
         group: _limit(env, f"ORDINAUT_RATE_LIMIT_{group.upper()}", defaults.for_group(group))
         for group in ROUTE_GROUPS
@@ -256,15 +286,31 @@ def _limit(env: Mapping[str, str], name: str, default: RateLimit | None) -> Rate
         raise SettingsError(f"{name} {exc.reason} or be off, not {raw!r}") from None
 
 
-def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[Network, ...]:
+def _networks(
+    env: Mapping[str, str], name: str, default: tuple[Network, ...]
+) -> tuple[Network, ...]:
+    # Set but empty means something here: refuse loopback too.
+    if name not in env:
+        return default
     try:
-        return parse_allow_list(env.get(name, default))
+        return parse_allow_list(env[name])
     except OutboundRuleError as exc:
         raise SettingsError(f"{name}: {exc.reason}") from None
 
 
-def _modules(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    prefixes = parse_allow(env.get(name, ""))
+def _programs(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    return parse_allow(env[name]) if env.get(name) else default
+
+
+def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    hosts = tuple(h.strip() for h in env.get(name, "").split(",") if h.strip())
+    return hosts or default
+
+
+def _modules(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not env.get(name):
+        return default
+    prefixes = parse_allow(env[name])
     for prefix in prefixes:
         if not _MODULE.match(prefix):
             raise SettingsError(

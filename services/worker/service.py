@@ -22,6 +22,7 @@ from domain.limits import WorkLimits
 from domain.outbound import Network
 from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
+from services.runtime.settings import DEFAULTS
 from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
@@ -61,12 +62,12 @@ TOOL_CACHE_SECONDS = 2.0
 class WorkerConfig:
     """How one worker process behaves."""
 
-    concurrency: int = 16
-    lease_seconds: float = 30.0
+    concurrency: int = DEFAULTS.worker_concurrency
+    lease_seconds: float = DEFAULTS.worker_lease_seconds
     # The longest due work waits when no wake-up arrives (Redis away or an entry lost).
-    poll_seconds: float = 1.0
+    poll_seconds: float = DEFAULTS.worker_poll_seconds
     # On SIGTERM, how long in-flight runs may take to reach their end before being released.
-    grace_seconds: float = 20.0
+    grace_seconds: float = DEFAULTS.worker_grace_seconds
     # Networks http tools may reach although not public (None: loopback only).
     outbound_allow: tuple[Network, ...] | None = None
     # The key stored secrets are sealed with (None: steps using secrets fail, saying why).
