@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.outbound import DEFAULT_ALLOW, Network, parse_allow_list
-from services.relay.publisher import EVENTS_STREAM
+from services.channels.events import EVENTS_STREAM
 
 NOTIFIER_GROUP = "ordinaut:notifier"
 
