@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.notify.signing import SIGNATURE_HEADER, verify
+from domain.webhook_signing import SIGNATURE_HEADER, verify
 
 
 @dataclass

@@ -30,7 +30,7 @@ DST policy:
 
 from domain.schedules.base import Schedule, next_occurrences
 from domain.schedules.errors import ScheduleError
-from domain.schedules.factory import compile_schedule
+from domain.schedules.factory import compile_schedule, load_schedule
 from domain.schedules.preview import preview_request
 from domain.schedules.zones import anchor_dtstart, validate_timezone
 
@@ -39,6 +39,7 @@ __all__ = [
     "ScheduleError",
     "anchor_dtstart",
     "compile_schedule",
+    "load_schedule",
     "next_occurrences",
     "preview_request",
     "validate_timezone",

@@ -1,7 +1,9 @@
-"""compile_schedule: validate a task's schedule fields and build its Schedule."""
+"""compile_schedule: validate a task's schedule fields and build its Schedule (load_schedule:
+the same for a stored one, cached)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from domain.schedules.base import Schedule
@@ -37,3 +39,10 @@ def compile_schedule(
     if kind == "once":
         return compile_once(expr, zone, now)
     raise ScheduleError("schedule_kind", f"unknown kind {kind!r} (expected cron, rrule or once)")
+
+
+# Schedules are immutable values, so one compiled object serves every caller (timer, API).
+@functools.lru_cache(maxsize=200_000)
+def load_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | None) -> Schedule:
+    """A stored task's compiled schedule, cached: compiling an RRULE costs more than using it."""
+    return compile_schedule(kind, expr, timezone, dtstart=dtstart, now=None)

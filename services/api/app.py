@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as redis
 from litestar import Litestar
@@ -39,11 +40,10 @@ from services.api.routes import (
 )
 from services.api.ui.render import template_config
 from services.api.ui.router import ui_router
-from services.mcp.http import McpMount
+from services.channels.work import Announcer
 from services.runtime.tracing import api_plugins
 from services.secrets.box import SecretBox
 from services.store.pool import open_pool
-from services.worker.dispatch import Announcer
 
 MAX_BODY_BYTES = 1024 * 1024
 _HTTP_METRICS = PrometheusConfig(app_name="ordinaut", prefix="ordinaut_http", group_path=True)
@@ -66,8 +66,6 @@ class ApiConfig:
     auth_failure_limit: RateLimit | None = AUTH_FAILURES
     # Seals stored secrets (None: POST /secrets answers 503).
     secret_key: bytes | None = None
-    # Host headers /mcp accepts besides loopback ones (e.g. "api.example.com", "10.0.0.5:*").
-    mcp_allowed_hosts: tuple[str, ...] = ()
     # The stream the relay fills (its lag is part of GET /health).
     events_stream: str = "ordinaut:events"
     # Programs `shell.exec` steps may run (ORDINAUT_SHELL_ALLOW): checked at task creation.
@@ -80,7 +78,20 @@ class ApiConfig:
     work_limits: WorkLimits = field(default_factory=WorkLimits)
 
 
-def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litestar:
+class Mount(Protocol):
+    """What another package serves under the API (MCP at /mcp): its route and lifespan. The
+    composition root passes mounts in, so the API imports no other process."""
+
+    route: Any  # a Litestar route handler
+
+    def lifespan(self, app: Litestar) -> AbstractAsyncContextManager[None]:
+        """Runs for as long as the app does."""
+        ...
+
+
+def create_app(
+    config: ApiConfig, *, mounts: Sequence[Mount] = (), extra_routes: Sequence[Any] = ()
+) -> Litestar:
     """Build the app; connections open in its lifespan, never at import time."""
 
     @contextlib.asynccontextmanager
@@ -103,10 +114,9 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
                 await client.aclose()
                 await limits.aclose()
 
-    mcp = McpMount(config.mcp_allowed_hosts)
     app = Litestar(
         route_handlers=[
-            mcp.route,
+            *(mount.route for mount in mounts),
             health.live,
             health.ready,
             health.components,
@@ -126,7 +136,7 @@ def create_app(config: ApiConfig, *, extra_routes: Sequence[Any] = ()) -> Litest
             ui_router(),
             *extra_routes,
         ],
-        lifespan=[connections, mcp.lifespan],
+        lifespan=[connections, *(mount.lifespan for mount in mounts)],
         state=_initial_state(config),
         # HTTP metrics by route template (group_path), never by raw path: ids would explode
         # the number of series.

@@ -33,10 +33,10 @@ from domain.events import (
 from domain.limits import WorkLimits
 from domain.tool_schemas import check_input, check_output, example_output
 from domain.waits import SLEEP
+from services.pipeline.recording import RecordOutcome
+from services.pipeline.run import LeasedRun
+from services.pipeline.runner import APPROVAL, FindTool, LoadSecrets, Runner
 from services.tools.errors import ToolCallError
-from services.worker.leases import LeasedRun
-from services.worker.recorder import RecordOutcome
-from services.worker.runner import APPROVAL, FindTool, LoadSecrets, Runner
 
 ECHO = "debug.echo"  # calls nothing anyway, so the dry run shows its real output
 

@@ -33,6 +33,8 @@ from services.cli.up import (
     run_worker_alone,
 )
 from services.declarative.apply import ApplyOptions
+from services.declarative.entry_points import GROUP as ENTRY_POINTS
+from services.declarative.entry_points import declared_tools
 from services.declarative.file_format import TaskFile
 from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
@@ -44,8 +46,6 @@ from services.store.errors import UnknownCursor
 from services.store.pool import open_pool
 from services.store.read import parse_cursor
 from services.store.tail import follow_stored
-from services.tools.entry_points import GROUP as ENTRY_POINTS
-from services.tools.entry_points import declared_tools
 
 
 @asynccontextmanager

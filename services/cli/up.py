@@ -241,6 +241,7 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
 def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component:
     # Imported here: the API (Litestar, the MCP SDK) costs seconds that other processes skip.
     from services.api.app import ApiConfig, create_app
+    from services.mcp.http import McpMount
 
     token = load_admin_token(settings.admin_token, settings.data_dir)
     config = ApiConfig(
@@ -251,7 +252,6 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
         webhook_key=load_webhook_key(settings.webhook_key, settings.data_dir),
         rate_limits=settings.rate_limits,
         auth_failure_limit=settings.auth_failure_limit,
-        mcp_allowed_hosts=(f"{settings.host}:*", *settings.mcp_allowed_hosts),
         shell_allow=settings.shell_allow,
         python_allow=settings.python_allow,
         outbound_allow=settings.outbound_allow,
@@ -259,13 +259,14 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
     )
     banner = _banner(settings, servers, str(token.path) if token.path else None)
     announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-    return api_component(create_app(config), sock, announce)
+    mcp = McpMount((f"{settings.host}:*", *settings.mcp_allowed_hosts))
+    return api_component(create_app(config, mounts=[mcp]), sock, announce)
 
 
 async def _supervise(servers: Servers, settings: Settings, components: list[Component]) -> None:
     """Run ``components``, with this process's ops port (metrics, health) when configured."""
     if settings.metrics_port:
-        from services.runtime.ops_server import ops_component  # Litestar: only when served
+        from services.health.ops_server import ops_component  # Litestar: only when served
 
         ops = ops_component(
             servers.database_url,

@@ -7,8 +7,9 @@ dead stream with the reason and are acknowledged: nothing blocks the group. An e
 acknowledged only after its event committed; one that was delivered again (its consumer
 died first) is recorded once, by its idempotency key (the entry id when it has none).
 
-Like dispatch, this uses redis-py: it needs XAUTOCLAIM of dead consumers' entries, delivery
-counts from XPENDING and a reconnect loop, which FastStream offers only on Redis >= 8.4.
+Like the wake-ups (services/channels/work.py), this uses redis-py: it needs XAUTOCLAIM of dead
+consumers' entries, delivery counts from XPENDING and a reconnect loop, which FastStream offers
+only on Redis >= 8.4.
 """
 
 from __future__ import annotations
@@ -28,17 +29,14 @@ import structlog
 from redis.exceptions import RedisError, ResponseError
 
 from projections.base import ProjectionSet
+from services.application.triggers import Publication, publish_many
+from services.channels.ingest import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
+from services.channels.work import WORK_STREAM, Announcer
 from services.ingest.entries import Entry, Refused, read_entry
 from services.runtime.metrics import DEAD_LETTERS
 from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import traced
 from services.store.errors import IdempotencyKeyReused, StoreError
-from services.store.publish import Publication, publish_many
-from services.worker.dispatch import WORK_STREAM, Announcer
-
-INGEST_STREAM = "ordinaut:ingest"
-INGEST_GROUP = "ordinaut:ingestors"
-DEAD_STREAM = "ordinaut:dead"
 
 log = structlog.get_logger(__name__)
 # Errors that say a server is away (or going away), not that an entry is bad.

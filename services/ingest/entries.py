@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from domain.envelope import EventMeta
-from services.store.publish import Publication
+from services.application.triggers import Publication
 
 TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
 TOPIC = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")

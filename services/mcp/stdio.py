@@ -16,9 +16,9 @@ from mcp.shared.exceptions import MCPError
 from projections.registry import inline_projections
 from services.api.auth import Principal, principal_for
 from services.api.operations.context import Backend
+from services.channels.work import Announcer
 from services.mcp.server import build_server
 from services.store.pool import open_pool
-from services.worker.dispatch import Announcer
 
 
 class TokenRefused(Exception):

@@ -10,8 +10,8 @@ import httpx
 import msgspec
 
 from domain.outbound import Network
+from domain.webhook_signing import SIGNATURE_HEADER, sign, webhook_secret
 from domain.webhooks import AttemptResult
-from services.notify.signing import SIGNATURE_HEADER, sign, webhook_secret
 from services.tools.outbound import guarded_transport, outbound_failure
 
 MAX_ERROR_CHARS = 500

@@ -29,11 +29,11 @@ from domain.webhooks import (
     wants,
 )
 from projections.base import ProjectionSet
+from services.channels.events import StreamWriter
 from services.notify.config import NOTIFIER_GROUP, NotifierConfig
 from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
 from services.notify.sender import WebhookSender, notification_body, webhook_client
-from services.relay.publisher import StreamWriter
 from services.store.order import START, Cursor
 
 log = structlog.get_logger(__name__)

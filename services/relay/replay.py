@@ -11,7 +11,7 @@ import msgspec
 import redis.asyncio as redis
 
 from projections.base import Connection
-from services.relay.publisher import StreamWriter
+from services.channels.events import StreamWriter
 from services.store.audit import EventFilter, count_filtered, current_horizon, read_filtered
 from services.store.events import StoredEvent
 from services.store.order import Cursor

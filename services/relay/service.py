@@ -1,8 +1,8 @@
 """The relay process: follow the log and publish it to the events stream, exactly once.
 
-Order and exactly-once come from the stream ids (see publisher.py); the Postgres checkpoint
-only records progress. Redis being away never touches commands: the relay backs off, retries,
-and on reconnecting resumes from what the stream really holds.
+Order and exactly-once come from the stream ids (see services/channels/events.py); the
+Postgres checkpoint only records progress. Redis being away never touches commands: the relay
+backs off, retries, and on reconnecting resumes from what the stream really holds.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import redis.asyncio as redis
 import structlog
 from redis.exceptions import RedisError
 
-from services.relay.metrics import RELAY_LAG
-from services.relay.publisher import EVENTS_STREAM, StreamWriter
+from services.channels.events import EVENTS_STREAM, StreamWriter
+from services.runtime.metrics import RELAY_LAG
 from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import traced
 from services.store.events import StoredEvent

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.relay.metrics import RELAY_LAG
-
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 EVENTS_APPENDED = Counter(
@@ -24,6 +22,11 @@ STEP_DURATION = Histogram(
     "ordinaut_step_duration_seconds", "Tool call duration by tool", ["tool"], buckets=_SECONDS
 )
 STEP_FAILURES = Counter("ordinaut_step_failures", "Failed steps by tool", ["tool"])
+RELAY_LAG = Histogram(
+    "ordinaut_relay_lag_seconds",
+    "Time from an event's commit (recorded_at) to its XADD on the events stream",
+    buckets=_SECONDS,
+)
 TIMER_LAG = Histogram(
     "ordinaut_timer_lag_seconds",
     "From an occurrence's due instant to its task.due being recorded",

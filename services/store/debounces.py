@@ -1,6 +1,7 @@
 """The runs debounced event tasks are still collecting events into, read in the publish
-transaction. Their due_work rows are locked there before a second read (services/store/publish.py),
-so a run a worker started is not found, and a lease skips one being joined until it commits."""
+transaction. Their due_work rows are locked there before a second read
+(services/application/triggers.py), so a run a worker started is not found, and a lease skips
+one being joined until it commits."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
 import time
 import uuid
@@ -19,15 +18,15 @@ import structlog
 from domain.envelope import EventMeta
 from domain.events import RunQueued, TaskDefinition, TaskDue, run_stream, task_stream
 from domain.runs import queue_runs
-from domain.schedules import Schedule, compile_schedule
+from domain.schedules import load_schedule
 from domain.timer import DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
+from services.channels.work import Announcer
 from services.runtime.metrics import TIMER_LAG
 from services.runtime.tracing import aspan
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
-from services.worker.dispatch import Announcer
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -67,12 +66,6 @@ _CONNECTION_FAILURES = (
 )
 
 log = structlog.get_logger(__name__)
-
-
-@functools.lru_cache(maxsize=200_000)
-def load_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | None) -> Schedule:
-    """A stored task's compiled schedule, cached: compiling an RRULE costs more than using it."""
-    return compile_schedule(kind, expr, timezone, dtstart=dtstart, now=None)
 
 
 LagObserver = Callable[[TaskDue], None]

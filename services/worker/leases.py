@@ -34,6 +34,7 @@ from domain.events import (
 from domain.runs import Failure, decide_failure
 from domain.waits import deadline_passed
 from projections.base import Connection, ProjectionSet
+from services.pipeline.run import LeasedRun, OwnerLimits
 from services.runtime.metrics import RUNS
 from services.store.events import StreamAppend, append_in_transaction
 
@@ -86,33 +87,6 @@ _definition = msgspec.json.Decoder(TaskDefinition)
 _queued = msgspec.json.Decoder(RunQueued)
 _json = msgspec.json.Decoder()
 _windows = msgspec.json.Decoder(tuple[QuietWindow, ...])
-
-
-@dataclass(frozen=True)
-class OwnerLimits:
-    """What the admin set for the agent owning a run's task (see ``agent.limits_set``)."""
-
-    budget_per_day: float | None = None
-    quiet_hours: tuple[QuietWindow, ...] = ()
-    timezone: str = "UTC"
-
-
-@dataclass(frozen=True)
-class LeasedRun:
-    """A run this worker holds, with everything executing it needs."""
-
-    run_id: str
-    task_id: str
-    task_title: str
-    attempt: int
-    trigger: str
-    scheduled_for: datetime
-    definition: TaskDefinition
-    queued: RunQueued
-    # step path -> the recorded step (status, output, ...), from earlier attempts or workers
-    steps: dict[str, Any]
-    lease_until: datetime
-    owner_limits: OwnerLimits | None = None
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from enum import Enum
 
 import asyncpg
 import msgspec
@@ -19,6 +18,7 @@ import structlog
 from domain.envelope import EventMeta
 from domain.events import Event, run_stream
 from projections.base import ProjectionSet
+from services.pipeline.recording import RecordOutcome, RecordRejected
 from services.runtime import tracing
 from services.store.events import (
     Command,
@@ -40,14 +40,6 @@ FOR UPDATE OF d
 MAX_BATCH = 500
 
 log = structlog.get_logger(__name__)
-
-
-class RecordOutcome(Enum):
-    """What became of a record."""
-
-    RECORDED = "recorded"
-    CANCEL_REQUESTED = "cancel_requested"  # recorded; someone asked the run to stop
-    LOST = "lost"  # not recorded: the lease is no longer this worker's
 
 
 @dataclass
@@ -150,11 +142,6 @@ class Recorder:
             for p in batch
             if p.run_id in held
         ]
-
-
-class RecordRejected(Exception):
-    """The events could not be recorded because of what they hold (not the store's state):
-    recording them again cannot succeed, so the run's attempt fails instead."""
 
 
 # SQLSTATE classes that say the store (not the data) is in trouble: connection exceptions,

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from domain.envelope import EventMeta
 from domain.events import run_stream
 from projections.base import Connection
+from services.pipeline.run import LeasedRun
 from services.runtime import tracing
-from services.worker.leases import LeasedRun
 
 _CAUSES = """
 SELECT DISTINCT ON (stream) stream, meta->>'traceparent' AS traceparent,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import msgspec
 import redis.asyncio as redis
 import structlog
 
@@ -20,30 +19,30 @@ from domain.envelope import EventMeta
 from domain.events import ToolRegistered
 from domain.limits import WorkLimits
 from domain.outbound import Network
-from domain.tools import BUILTIN_TOOLS
 from projections.base import ProjectionSet
+from services.application.triggers import Publication, publish_external
+from services.channels.work import Announcer, WakeListener
+from services.health import presence
+from services.pipeline.governance import Clock, Governor
+from services.pipeline.run import LeasedRun
+from services.pipeline.runner import Runner
 from services.runtime.settings import DEFAULTS
 from services.secrets.box import SecretBox
 from services.secrets.vault import SecretVault
 from services.store.pool import open_pool
-from services.store.publish import Publication, publish_external
+from services.tools.catalog import ToolCatalog
 from services.tools.errors import ToolCallError
 from services.tools.http import HttpTools
 from services.tools.invoker import ToolInvoker
 from services.tools.python import PythonTools
 from services.tools.shell import ShellTool
-from services.worker import leases, presence
-from services.worker.dispatch import Announcer, WakeListener
-from services.worker.governance import Clock, Governor
-from services.worker.leases import LeasedRun
+from services.worker import leases
 from services.worker.recorder import Recorder
 from services.worker.run_trace import RunTraces
-from services.worker.runner import Runner
 from services.worker.throttle import ToolThrottle
 from services.worker.waits import enter_wait
 
 log = structlog.get_logger(__name__)
-_tool = msgspec.json.Decoder(ToolRegistered)
 # What losing the database looks like (a restart, a failover): asyncpg raises InterfaceError
 # for a connection that closed under a statement or a transaction, and InternalClientError
 # ("cannot switch to state ...") when it closes while a transaction is being ended.
@@ -54,8 +53,8 @@ DB_FAILURES = (
     OSError,
     TimeoutError,
 )
-# The catalog and agents' scopes change rarely; a short cache spares a query per step.
-TOOL_CACHE_SECONDS = 2.0
+# Agents' scopes change rarely; a short cache spares a query per step.
+SCOPES_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,27 +79,6 @@ class WorkerConfig:
     work_limits: WorkLimits = field(default_factory=WorkLimits)
 
 
-class ToolCatalog:
-    """Looks up tools by address: builtins from code, the rest from the `tool` table."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-        self._cache: dict[str, tuple[float, ToolRegistered | None]] = {}
-
-    async def find(self, address: str) -> ToolRegistered | None:
-        if address in BUILTIN_TOOLS:
-            return BUILTIN_TOOLS[address]
-        cached = self._cache.get(address)
-        if cached is not None and time.monotonic() - cached[0] < TOOL_CACHE_SECONDS:
-            return cached[1]
-        text = await self.pool.fetchval(
-            "SELECT definition::text FROM tool WHERE address = $1", address
-        )
-        tool = None if text is None else _tool.decode(text)
-        self._cache[address] = (time.monotonic(), tool)
-        return tool
-
-
 class OwnerScopes:
     """Whether a run's owner may still use a tool: scopes can be revoked while tasks live."""
 
@@ -123,7 +101,7 @@ class OwnerScopes:
 
     async def _scopes(self, owner: str) -> frozenset[str] | None:
         cached = self._cache.get(owner)
-        if cached is not None and time.monotonic() - cached[0] < TOOL_CACHE_SECONDS:
+        if cached is not None and time.monotonic() - cached[0] < SCOPES_CACHE_SECONDS:
             return cached[1]
         scopes = await self.pool.fetchval("SELECT scopes FROM agent WHERE id = $1", owner)
         granted = None if scopes is None else frozenset(scopes)

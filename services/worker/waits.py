@@ -1,18 +1,16 @@
-"""Entering a durable wait: the step's ``run.waiting``, built from its rendered input, and
+"""Entering a durable wait: the step's ``run.waiting`` (built by services/pipeline/wait_steps.py)
 recorded together with an early resume when the awaited event is already in the log.
 
 The worker records ``run.waiting`` under the append lock, after reading the log from the
 run's first event on (READ COMMITTED: the read comes after the lock was granted, so it sees
 every event committed before). An event committed later finds the run waiting (the publish
-path, services/store/publish.py). Either way no event in between is lost.
+path, services/application/triggers.py). Either way no event in between is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
@@ -20,13 +18,11 @@ import msgspec
 from domain.envelope import EventMeta
 from domain.events import EventReceived, RunCanceled, RunResumed, RunWaiting, run_stream
 from domain.triggers import event_context
-from domain.waits import MAX_WAIT_SECONDS, SLEEP, WAIT_FOR_EVENT, matches
+from domain.waits import matches
 from projections.base import ProjectionSet
+from services.pipeline.recording import RecordOutcome
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.wait_resumes import hold_for_wait_entry
-from services.tools.errors import ToolCallError
-from services.worker.leases import LeasedRun
-from services.worker.recorder import RecordOutcome
 
 # FOR UPDATE OF d: the run's due_work row, where everything that appends to a run meets (the
 # recorder, run commands, a publication resuming it).
@@ -49,64 +45,6 @@ def like_pattern(glob: str) -> str:
     """A topic glob (``*``, ``?``) as a LIKE pattern; the domain checks the match again."""
     escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
-
-
-def waiting_event(
-    run: LeasedRun,
-    path: str,
-    uses: str,
-    rendered: Mapping[str, Any],
-    scope: Mapping[str, Any],
-    now: datetime,
-) -> RunWaiting:
-    """The ``run.waiting`` of a wait step (its deadline before quiet hours are applied)."""
-    common: dict[str, Any] = {
-        "run_id": run.run_id,
-        "step_id": path,
-        "attempt": run.attempt,
-        "tool": uses,
-        "input": dict(rendered),
-    }
-    if uses == SLEEP:
-        return RunWaiting(kind="sleep", until=_sleep_until(rendered, run, now), **common)
-    assert uses == WAIT_FOR_EVENT
-    timeout = rendered.get("timeout_seconds")
-    until = now + timedelta(seconds=float(timeout)) if timeout is not None else None
-    consumed = tuple(
-        str(step["output"]["event_id"])
-        for step in run.steps.values()
-        if step.get("tool") == WAIT_FOR_EVENT
-        and isinstance(step.get("output"), dict)
-        and "event_id" in step["output"]
-    )
-    return RunWaiting(
-        kind="event",
-        topic=str(rendered["topic"]),
-        filter=rendered.get("filter"),
-        scope={k: scope.get(k) for k in ("params", "steps", "run")},
-        until=until,
-        on_timeout="default" if rendered.get("on_timeout") == "default" else "fail",
-        default=rendered.get("default"),
-        consumed=consumed,
-        **common,
-    )
-
-
-def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> datetime:
-    if "seconds" in rendered:
-        return now + timedelta(seconds=float(rendered["seconds"]))
-    text = str(rendered["until"])
-    try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ToolCallError(
-            f"until: {text!r} is not an ISO-8601 instant", retryable=False
-        ) from None
-    if instant.tzinfo is None:  # a wall time in the task's zone
-        instant = instant.replace(tzinfo=ZoneInfo(run.definition.timezone))
-    if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
-        raise ToolCallError(f"until: {text!r} is more than a year away", retryable=False)
-    return max(instant.astimezone(UTC), now)
 
 
 async def enter_wait(

@@ -382,7 +382,7 @@ async def test_a_rebuild_reproduces_the_agent_tables(
 async def test_the_admin_sees_the_webhook_secret_and_chosen_events(
     database_url: str, redis_url: str
 ) -> None:
-    from services.notify.signing import webhook_secret
+    from domain.webhook_signing import webhook_secret
 
     key = b"webhook-key-for-tests-0123456789"
     app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN), webhook_key=key))

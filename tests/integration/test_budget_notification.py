@@ -10,8 +10,8 @@ import pytest
 import redis.asyncio as redis
 
 from domain.events import BudgetExceeded, RunDead
+from domain.webhook_signing import webhook_secret
 from services.notify.service import NotifierConfig
-from services.notify.signing import webhook_secret
 from services.relay.service import RelayConfig
 from tests.notify_support import KEY, _append, create_agent, notifying, queue_run
 from tests.relay_support import relaying, unique_stream

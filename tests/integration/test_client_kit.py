@@ -29,7 +29,7 @@ async def stream(redis_url: str) -> AsyncIterator[str]:
 
 
 async def append(client: redis.Redis, stream: str, position: int, event: dict[str, object]) -> None:
-    """An entry as services/relay/publisher.py writes it."""
+    """An entry as services/channels/events.py writes it."""
     await client.xadd(
         stream,
         {

@@ -20,9 +20,9 @@ import redis.asyncio as redis
 from domain.envelope import EventMeta
 from domain.events import EventReceived
 from projections.registry import inline_projections
+from services.health.report import report
 from services.relay.service import Relay, RelayConfig
 from services.runtime.embedded import ensure_database, with_database
-from services.runtime.health import report
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.migrate import migrate
 from services.store.order import START

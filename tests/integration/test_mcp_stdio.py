@@ -13,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from services.api.app import ApiConfig, create_app
+from services.mcp.http import McpMount
 from services.runtime.admin_token import token_hash
 from tests.mcp_support import BRIEFING, ok, refused, schedule_run_and_approve
 from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
@@ -45,7 +46,7 @@ def ordinaut_mcp(env: dict[str, str], *args: str) -> StdioServerParameters:
 
 @pytest.fixture
 async def served(database_url: str, redis_url: str) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)))
+    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)), mounts=[McpMount()])
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
             yield base_url, http

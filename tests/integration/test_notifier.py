@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
+from domain.webhook_signing import SIGNATURE_HEADER, verify, webhook_secret
 from services.notify.service import NOTIFIER_GROUP, NotifierConfig
-from services.notify.signing import SIGNATURE_HEADER, verify, webhook_secret
 from services.relay.service import RelayConfig
 from services.store.order import Cursor
 from tests.notify_support import (

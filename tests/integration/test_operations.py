@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 
 from projections.registry import inline_projections
-from services.runtime.ops_server import ops_app
+from services.health.ops_server import ops_app
 from services.timer.service import Timer
 from tests.tools_servers.step_tool import StepTool
 from tests.workers import (

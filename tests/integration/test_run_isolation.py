@@ -13,9 +13,10 @@ import httpx
 from domain.envelope import EventMeta
 from domain.events import RunStarted, RunStepSucceeded, RunSucceeded, run_stream
 from projections.registry import inline_projections
+from services.pipeline.recording import RecordOutcome, RecordRejected
 from services.store.events import StreamAppend, append_in_transaction
 from services.worker.leases import MAX_LAPSES, lease
-from services.worker.recorder import Recorder, RecordOutcome, RecordRejected
+from services.worker.recorder import Recorder
 from tests.tools_servers.step_tool import StepTool
 from tests.ui_client import ALL_SCOPES, agent_token
 from tests.workers import (

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from services.runtime.health import report
+from services.health.report import report
 from tests.ui_client import agent_token, signed_in
 from tests.workers import (
     ADMIN,

@@ -7,7 +7,7 @@ import uuid
 
 import redis.asyncio as redis
 
-from services.worker.dispatch import WORK_GROUP, WakeListener
+from services.channels.work import WORK_GROUP, WakeListener
 
 
 async def _consumers(client: redis.Redis, stream: str) -> dict[str, int]:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.events import QuietWindow, RunQueued, TaskDefinition, ToolRegistered
-from services.worker.governance import Defer, Governor
-from services.worker.leases import LeasedRun, OwnerLimits
+from services.pipeline.governance import Defer, Governor
+from services.pipeline.run import LeasedRun, OwnerLimits
 
 AT = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)
 NOTIFY = ToolRegistered(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.events import WebhookAttempted, WebhookDelivered, WebhookFailed
+from domain.webhook_signing import sign, verify, webhook_secret
 from domain.webhooks import (
     AttemptResult,
     DeliveryState,
@@ -11,7 +12,6 @@ from domain.webhooks import (
     retry_delay,
     wants,
 )
-from services.notify.signing import sign, verify, webhook_secret
 
 BODY = b'{"type":"run.succeeded"}'
 

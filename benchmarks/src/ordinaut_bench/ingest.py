@@ -41,9 +41,9 @@ from ordinaut_bench.harness import Goal
 from ordinaut_bench.relay_lag import Watcher, watching
 from ordinaut_bench.report import percentile, print_table
 from projections.registry import inline_projections
+from services.channels.events import StreamWriter
 from services.cli.progress import ProgressBar
 from services.ingest.consumer import IngestConfig, IngestConsumer
-from services.relay.publisher import StreamWriter
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.order import START, Cursor
 from services.store.pool import open_pool

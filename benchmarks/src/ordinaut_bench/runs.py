@@ -24,9 +24,9 @@ from domain.events import RunQueued, TaskCreated, TaskDefinition, run_stream, ta
 from ordinaut_bench.harness import Goal
 from ordinaut_bench.report import percentile, print_table
 from projections.registry import inline_projections
+from services.channels.work import Announcer
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
-from services.worker.dispatch import Announcer
 
 _BATCH = 1000
 GOALS = (Goal("runs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"),)

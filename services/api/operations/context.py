@@ -11,7 +11,7 @@ from domain.limits import WorkLimits
 from projections.base import ProjectionSet
 from services.api.auth import Principal
 from services.api.problems import ApiError, FieldError
-from services.worker.dispatch import Announcer
+from services.channels.work import Announcer
 
 # If-Match: `*`, or a task version as its ETag ("7", W/"7") or bare (7). Spaces and tabs only
 # (HTTP strips them around a header value), and digits bounded so any value parses as an int.

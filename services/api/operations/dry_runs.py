@@ -15,7 +15,7 @@ from services.api.task_bodies import TaskBody
 from services.api.task_store import load_task
 from services.api.tool_store import known_tool_addresses
 from services.secrets.vault import SecretVault
-from services.worker.service import ToolCatalog
+from services.tools.catalog import ToolCatalog
 
 
 class DryRunOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

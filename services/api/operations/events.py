@@ -9,7 +9,7 @@ import msgspec
 
 from domain.envelope import EventMeta
 from services.api.operations.context import Backend, Caller
-from services.store.publish import Publication, publish_external
+from services.application.triggers import Publication, publish_external
 
 
 class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -21,7 +21,7 @@ from domain.events import (
 from domain.ownership import check_shared_keys
 from domain.pipeline import check_tool_scopes
 from domain.runs import queue_runs
-from domain.schedules import next_occurrences
+from domain.schedules import load_schedule, next_occurrences
 from domain.tasks import (
     TaskState,
     decide_cancel,
@@ -54,7 +54,6 @@ from services.store.events import (
     append_in_transaction,
     read_stream_stored,
 )
-from services.timer.service import load_schedule
 
 Decide = Callable[[TaskState, datetime], list[Event]]
 Respond = Callable[[TaskView | None, list[Event]], object]

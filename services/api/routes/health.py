@@ -10,7 +10,7 @@ from litestar import Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
-from services.runtime.health import HealthReport, report
+from services.health.report import HealthReport, report
 from services.store.migrate import pending_migrations
 
 _CHECK_TIMEOUT_SECONDS = 2.0

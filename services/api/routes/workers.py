@@ -9,7 +9,7 @@ from litestar import get
 from litestar.datastructures import State
 
 from services.api.auth import ADMIN_SCOPE, requires
-from services.worker.presence import ALIVE_WITHIN_SECONDS
+from services.health.presence import ALIVE_WITHIN_SECONDS
 
 _WORKERS = """
 SELECT w.name, w.host, w.pid, w.concurrency, w.running, w.started_at, w.last_seen,

@@ -19,7 +19,7 @@ from services.api.ui.queries import (
     task_names,
 )
 from services.api.ui.render import page
-from services.runtime.health import report
+from services.health.report import report
 
 LISTED = 10
 

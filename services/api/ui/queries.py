@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from domain.events import TaskDefinition
 from services.api.auth import Principal
 from services.api.operations.tasks import upcoming
-from services.ingest.consumer import DEAD_STREAM
+from services.channels.ingest import DEAD_STREAM
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 

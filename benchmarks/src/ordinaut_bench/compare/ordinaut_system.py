@@ -1,7 +1,7 @@
 """Ordinaut under `bench compare`: `ordinaut worker` processes on a scratch database.
 
 Enqueue is what the timer does when runs fall due: ``run.queued`` events appended in batches
-of 1,000 per transaction, with a Redis wake-up per run (services/worker/dispatch.py). The
+of 1,000 per transaction, with a Redis wake-up per run (services/channels/work.py). The
 job is a one-step ``debug.echo`` pipeline. The delay part creates one-shot (``once``) tasks
 and runs `ordinaut timer` beside the workers (a third, mostly idle process).
 """
@@ -33,8 +33,8 @@ from ordinaut_bench.compare.common import (
 )
 from ordinaut_bench.runs import _create_task, _queue
 from projections.registry import inline_projections
+from services.channels.work import Announcer
 from services.store.events import StreamAppend, append_in_transaction
-from services.worker.dispatch import Announcer
 
 _ALIVE = "SELECT count(*) FROM worker_presence WHERE last_seen >= now() - interval '30 seconds'"
 _DONE = "SELECT count(*) FROM runs WHERE task_id = ANY($1::text[]) AND status = 'succeeded'"

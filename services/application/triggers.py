@@ -1,5 +1,5 @@
-"""Recording external events and the runs they fire: POST /events, the publish_event tool and
-the ingest stream all come through here.
+"""Recording external events and the runs they fire (trigger fan-out): POST /events, the
+publish_event tool and the ingest stream all come through here.
 
 Each event is one command: its ``event.received``, the ``run.queued`` of every event task it
 matches and the ``condition.evaluated`` (+ run) of every condition task it moves, appended in
@@ -27,13 +27,11 @@ from domain.events import (
     RunDebounced,
     RunQueued,
     RunResumed,
-    TaskDefinition,
     condition_stream,
     run_stream,
 )
 from domain.triggers import (
     ConditionState,
-    Subscriber,
     decide_triggers,
     event_context,
     evolve_condition,
@@ -43,6 +41,14 @@ from projections.base import Connection, ProjectionSet
 from services.store.debounces import collecting_runs
 from services.store.errors import IdempotencyKeyReused
 from services.store.events import Command, StreamAppend, insert_commands, lock_streams
+from services.store.publications import (
+    claim_keys,
+    event_id_at,
+    lock_runs,
+    prior_uses,
+    read_subscribers,
+    remember_results,
+)
 from services.store.wait_resumes import hold_for_publication, waiting_runs
 
 
@@ -87,37 +93,6 @@ class Publication:
 
 PublishOutcome = PublishResult | IdempotencyKeyReused
 _result = msgspec.json.Decoder(PublishResult)
-_definition = msgspec.json.Decoder(TaskDefinition)
-
-# Every active event/condition task whose topic glob matches one of the topics. The glob becomes
-# a LIKE pattern (`_` escaped first); the domain checks the match again, and the filter.
-_SUBSCRIBERS = r"""
-SELECT t.id, t.created_by, t.definition::text AS definition, c.value, c.payload::text AS payload
-FROM task t LEFT JOIN condition_state c ON c.task_id = t.id
-WHERE t.status = 'active' AND NOT t.deleted AND t.schedule_kind IN ('event', 'condition')
-  AND EXISTS (SELECT FROM unnest($1::text[]) AS e(topic)
-              WHERE e.topic LIKE replace(replace(replace(t.schedule_expr, '_', '\_'), '*', '%'),
-                                         '?', '_'))
-ORDER BY t.created_at, t.id
-FOR SHARE OF t
-"""
-_CLAIM = """
-INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
-SELECT actor, key, fingerprint, 'null' FROM unnest($1::text[], $2::text[], $3::text[])
-    AS c(actor, key, fingerprint)
-ON CONFLICT DO NOTHING
-RETURNING actor, idempotency_key
-"""
-_PRIOR = """
-SELECT c.actor, c.idempotency_key, c.fingerprint, c.result::text AS result
-FROM command_log c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
-    ON c.actor = k.actor AND c.idempotency_key = k.key
-"""
-_REMEMBER = """
-UPDATE command_log c SET result = r.result::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[]) AS r(actor, key, result)
-WHERE c.actor = r.actor AND c.idempotency_key = r.key
-"""
 
 
 async def publish_many(
@@ -196,21 +171,15 @@ async def _claim_keys(
     actors = [publications[i].meta.actor for i in keyed]
     keys = [str(publications[i].meta.idempotency_key) for i in keyed]
     fingerprints = [publications[i].fingerprint() for i in keyed]
-    claimed = {
-        (r["actor"], r["idempotency_key"])
-        for r in await conn.fetch(_CLAIM, actors, keys, fingerprints)
-    }
+    claimed = await claim_keys(conn, actors, keys, fingerprints)
     taken = [
         (i, a, k) for i, a, k in zip(keyed, actors, keys, strict=True) if (a, k) not in claimed
     ]
     if taken:
-        rows = await conn.fetch(_PRIOR, [a for _, a, _ in taken], [k for _, _, k in taken])
-        prior = {(r["actor"], r["idempotency_key"]): r for r in rows}
+        prior = await prior_uses(conn, [a for _, a, _ in taken], [k for _, _, k in taken])
         for index, actor, key in taken:
-            row = prior[(actor, key)]
-            outcomes[index] = await _replay(
-                conn, publications[index], row["fingerprint"], row["result"]
-            )
+            fingerprint, result = prior[(actor, key)]
+            outcomes[index] = await _replay(conn, publications[index], fingerprint, result)
     return first_of
 
 
@@ -223,14 +192,9 @@ async def _replay(
         return PublishResult(first_position=0, replayed=True)
     original = _result.decode(result)
     if original.event_id is None:  # recorded before results named their event
-        event_id = await conn.fetchval(
-            "SELECT data->>'event_id' FROM events WHERE position = $1", original.first_position
-        )
-        original = msgspec.structs.replace(original, event_id=str(event_id))
+        event_id = await event_id_at(conn, original.first_position)
+        original = msgspec.structs.replace(original, event_id=event_id)
     return msgspec.structs.replace(original, replayed=True)
-
-
-_LOCK_RUNS = "SELECT 1 FROM due_work WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE"
 
 
 async def _record(
@@ -245,7 +209,7 @@ async def _record(
     await hold_for_publication(conn)
     events = [_received(p) for p in publications]
     topics = sorted({e.topic for e in events})
-    subscribers, states = await _subscribers(conn, topics)
+    subscribers, states = await read_subscribers(conn, topics)
     conditions = [
         condition_stream(s.task_id)
         for s in subscribers
@@ -253,7 +217,7 @@ async def _record(
     ]
     if conditions:
         await lock_streams(conn, conditions)
-        subscribers, states = await _subscribers(conn, topics)
+        subscribers, states = await read_subscribers(conn, topics)
     # Waiting runs and debounce windows this publication may join: their due_work rows are
     # locked (in run_id order, as the recorder and run commands lock them) and the lookups
     # read again, so a run a worker started, timed out or canceled meanwhile is not joined,
@@ -263,7 +227,7 @@ async def _record(
     debouncing = await collecting_runs(conn, debounced)
     joined = sorted({w.run_id for w in waiting} | {run for run, _ in debouncing.values()})
     if joined:
-        await conn.execute(_LOCK_RUNS, joined)
+        await lock_runs(conn, joined)
         waiting, debouncing = (
             await waiting_runs(conn, topics),
             await collecting_runs(conn, debounced),
@@ -323,21 +287,6 @@ def _result_of(command: Command, envelopes: list[Any]) -> PublishResult:
     )
 
 
-async def _subscribers(
-    conn: Connection, topics: list[str]
-) -> tuple[list[Subscriber], dict[str, ConditionState]]:
-    rows = await conn.fetch(_SUBSCRIBERS, topics)
-    subscribers = [
-        Subscriber(r["id"], r["created_by"], _definition.decode(r["definition"])) for r in rows
-    ]
-    states = {
-        r["id"]: ConditionState(r["value"], msgspec.json.decode(r["payload"]))
-        for r in rows
-        if r["value"] is not None
-    }
-    return subscribers, states
-
-
 async def _remember(
     conn: Connection, publications: list[Publication], results: list[PublishResult]
 ) -> None:
@@ -347,8 +296,8 @@ async def _remember(
         if p.meta.idempotency_key is not None
     ]
     if keyed:
-        await conn.execute(
-            _REMEMBER,
+        await remember_results(
+            conn,
             [p.meta.actor for p, _ in keyed],
             [p.meta.idempotency_key for p, _ in keyed],
             [msgspec.json.encode(r).decode() for _, r in keyed],

@@ -15,7 +15,7 @@ from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from services.runtime.health import HealthReport, report
+from services.health.report import HealthReport, report
 from services.runtime.supervisor import Component, api_component, bind_socket
 from services.store.pool import open_pool
 

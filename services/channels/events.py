@@ -1,4 +1,5 @@
-"""Writes stored events to a Redis stream, each under its cursor's id, in batches.
+"""The events stream: the relay writes stored events to it, each under its cursor's id, in
+batches; the notifier reads its top.
 
 The id is the event's place in the log's global order (services/store/order.py): events
 written before that order existed keep ``<position>-0``, later ones get ids above every old

@@ -25,7 +25,7 @@ from domain.events import (
 )
 from domain.quiet_hours import quiet_until
 from domain.schedules import validate_timezone
-from services.worker.leases import LeasedRun
+from services.pipeline.run import LeasedRun
 
 NOTIFY_SCOPE = "notify"
 SHORT_WAIT = timedelta(seconds=1)

@@ -16,6 +16,9 @@ import msgspec
 import redis.asyncio as redis
 
 from projections.base import Connection
+from services.channels.ingest import INGEST_STREAM
+from services.channels.work import WORK_STREAM
+from services.health import presence
 from services.runtime.metrics import (
     DUE_WORK_OLDEST,
     DUE_WORK_READY,
@@ -25,7 +28,6 @@ from services.runtime.metrics import (
     WORKERS_ALIVE,
 )
 from services.store.horizon import oldest_writer
-from services.worker import presence
 
 # (degraded from, failing from), in seconds
 TIMER_LAG = (5.0, 60.0)
@@ -158,7 +160,7 @@ async def _horizon(conn: Connection) -> Component:
 
 
 async def _sample_pending(client: redis.Redis, events_stream: str) -> None:
-    for stream in (events_stream, "ordinaut:ingest", "ordinaut:work"):
+    for stream in (events_stream, INGEST_STREAM, WORK_STREAM):
         try:
             groups: Any = await asyncio.wait_for(client.xinfo_groups(stream), _TIMEOUT)
         except Exception:  # noqa: S112 - a stream that does not exist yet has no groups

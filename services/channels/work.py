@@ -3,7 +3,7 @@
 An entry is only a hint; Postgres (the lease) decides who runs what. So a lost, repeated or
 late entry never runs anything twice or skips it: workers also poll `due_work` at a bounded
 interval, which is all they do while Redis is away. We use redis-py rather than FastStream
-here because dispatch needs an explicit XAUTOCLAIM of dead consumers' entries and a
+here because the wake-ups need an explicit XAUTOCLAIM of dead consumers' entries and a
 reconnect loop that coexists with polling; FastStream's Redis subscriber offers claiming
 only on Redis >= 8.4, and neither retry caps nor reclaiming on older servers.
 """

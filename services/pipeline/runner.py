@@ -39,16 +39,16 @@ from domain.templates import TemplateError, condition_holds, render, select_item
 from domain.tools import BUILTIN_TOOLS
 from domain.waits import SLEEP, WAIT_FOR_EVENT, WAIT_TOOLS, timeout_error
 from domain.workload import planned_iterations
+from services.pipeline.governance import Defer, Governor
+from services.pipeline.recording import RecordOutcome, RecordRejected
+from services.pipeline.run import LeasedRun
+from services.pipeline.wait_steps import waiting_event
 from services.runtime.metrics import RUN_DURATION, RUNS, STEP_DURATION, STEP_FAILURES
 from services.runtime.redaction import remember_secrets
 from services.runtime.tracing import span
 from services.secrets.vault import SecretUnavailable
 from services.tools.errors import ToolCallError, excerpt
 from services.tools.invoker import cancellable, check_arguments
-from services.worker.governance import Defer, Governor
-from services.worker.leases import LeasedRun
-from services.worker.recorder import RecordOutcome, RecordRejected
-from services.worker.waits import waiting_event
 
 APPROVAL = "orchestrator.request_approval"
 PUBLISH = "orchestrator.publish_event"
@@ -63,7 +63,7 @@ Publish = Callable[[LeasedRun, dict[str, Any], str], Awaitable[dict[str, Any]]]
 CheckAccess = Callable[[str, ToolRegistered], Awaitable[str | None]]
 # (run owner, tool address, secret names) -> name -> value; raises SecretUnavailable
 LoadSecrets = Callable[[str, str, set[str]], Awaitable[dict[str, str]]]
-# Records a wait step's run.waiting (see services/worker/waits.py)
+# Records a wait step's run.waiting (the worker's: services/worker/waits.py)
 EnterWait = Callable[[RunWaiting], Awaitable[RecordOutcome]]
 
 

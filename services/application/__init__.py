@@ -1,0 +1,1 @@
+"""The use cases HTTP, MCP, the CLI and the declarative loader call."""

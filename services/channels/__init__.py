@@ -1,0 +1,1 @@
+"""The Redis streams processes talk through (AsyncAPI's channels): names and both ends' code."""

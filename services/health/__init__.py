@@ -1,0 +1,1 @@
+"""Health: worker presence, the /health report, and the ops server for processes without the API."""

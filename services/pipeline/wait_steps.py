@@ -1,0 +1,72 @@
+"""A wait step's ``run.waiting``, built from its rendered input (the worker records it:
+services/worker/waits.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.events import RunWaiting
+from domain.waits import MAX_WAIT_SECONDS, SLEEP, WAIT_FOR_EVENT
+from services.pipeline.run import LeasedRun
+from services.tools.errors import ToolCallError
+
+
+def waiting_event(
+    run: LeasedRun,
+    path: str,
+    uses: str,
+    rendered: Mapping[str, Any],
+    scope: Mapping[str, Any],
+    now: datetime,
+) -> RunWaiting:
+    """The ``run.waiting`` of a wait step (its deadline before quiet hours are applied)."""
+    common: dict[str, Any] = {
+        "run_id": run.run_id,
+        "step_id": path,
+        "attempt": run.attempt,
+        "tool": uses,
+        "input": dict(rendered),
+    }
+    if uses == SLEEP:
+        return RunWaiting(kind="sleep", until=_sleep_until(rendered, run, now), **common)
+    assert uses == WAIT_FOR_EVENT
+    timeout = rendered.get("timeout_seconds")
+    until = now + timedelta(seconds=float(timeout)) if timeout is not None else None
+    consumed = tuple(
+        str(step["output"]["event_id"])
+        for step in run.steps.values()
+        if step.get("tool") == WAIT_FOR_EVENT
+        and isinstance(step.get("output"), dict)
+        and "event_id" in step["output"]
+    )
+    return RunWaiting(
+        kind="event",
+        topic=str(rendered["topic"]),
+        filter=rendered.get("filter"),
+        scope={k: scope.get(k) for k in ("params", "steps", "run")},
+        until=until,
+        on_timeout="default" if rendered.get("on_timeout") == "default" else "fail",
+        default=rendered.get("default"),
+        consumed=consumed,
+        **common,
+    )
+
+
+def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> datetime:
+    if "seconds" in rendered:
+        return now + timedelta(seconds=float(rendered["seconds"]))
+    text = str(rendered["until"])
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ToolCallError(
+            f"until: {text!r} is not an ISO-8601 instant", retryable=False
+        ) from None
+    if instant.tzinfo is None:  # a wall time in the task's zone
+        instant = instant.replace(tzinfo=ZoneInfo(run.definition.timezone))
+    if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
+        raise ToolCallError(f"until: {text!r} is more than a year away", retryable=False)
+    return max(instant.astimezone(UTC), now)
