@@ -24,6 +24,7 @@ from services.bench.pgbench import STORE_SCRIPT, pgbench_database, pgbench_path,
 from services.bench.report import percentile, print_table
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
+from services.store.group import LANES, GroupCommitter
 from services.store.migrate import migrate
 from services.store.pool import open_pool
 
@@ -107,34 +108,33 @@ async def _run(
 
 
 async def _timed_worker(
-    pool: asyncpg.Pool,
-    rng: random.Random,
-    projections: ProjectionSet,
-    until: float,
-    out: list[float],
+    committer: GroupCommitter, rng: random.Random, until: float, out: list[float]
 ) -> None:
     while time.perf_counter() < until:
-        out.append(await _append(pool, _command(rng, 1), projections))
+        meta = EventMeta(actor="bench", correlation_id=str(uuid.uuid4()))
+        started = time.perf_counter()
+        await committer.append(_command(rng, 1), meta)
+        out.append(time.perf_counter() - started)
 
 
 async def _run_single(
     database_url: str, concurrency: int, seconds: int, rng: random.Random
 ) -> tuple[float, float, list[float]]:
-    """Single-event commands from ``concurrency`` appenders for ``seconds``, each on its own
-    connection (as pgbench's clients); returns (seconds taken, CPU seconds this process
-    used, latencies)."""
-    projections = inline_projections()
+    """Single-event commands from ``concurrency`` concurrent callers of this process for
+    ``seconds``, through the store's group committer as the service's commands go; returns
+    (seconds taken, CPU seconds this process used, latencies)."""
     latencies: list[float] = []
     async with (
-        open_pool(database_url, size=concurrency) as pool,
+        open_pool(database_url, size=LANES) as pool,
         ticking(f"single-event appends, {concurrency} appenders", seconds),
     ):
+        committer = GroupCommitter(pool, inline_projections(), lanes=LANES)
         started, cpu_before = time.perf_counter(), time.process_time()
         until = started + seconds
         async with asyncio.TaskGroup() as group:
             for _ in range(concurrency):
                 worker_rng = random.Random(rng.getrandbits(64))
-                group.create_task(_timed_worker(pool, worker_rng, projections, until, latencies))
+                group.create_task(_timed_worker(committer, worker_rng, until, latencies))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     return elapsed, cpu, latencies
 
