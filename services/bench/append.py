@@ -119,10 +119,10 @@ async def _timed_worker(
 
 async def _run_single(
     database_url: str, concurrency: int, seconds: int, rng: random.Random
-) -> tuple[float, float, list[float]]:
+) -> tuple[float, float, list[float], int]:
     """Single-event commands from ``concurrency`` concurrent callers of this process for
     ``seconds``, through the store's group committer as the service's commands go; returns
-    (seconds taken, CPU seconds this process used, latencies)."""
+    (seconds taken, CPU seconds this process used, latencies, transactions used)."""
     latencies: list[float] = []
     async with (
         open_pool(database_url, size=LANES) as pool,
@@ -136,7 +136,7 @@ async def _run_single(
                 worker_rng = random.Random(rng.getrandbits(64))
                 group.create_task(_timed_worker(committer, worker_rng, until, latencies))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
-    return elapsed, cpu, latencies
+    return elapsed, cpu, latencies, committer.transactions
 
 
 async def _compare_at(
@@ -145,7 +145,9 @@ async def _compare_at(
     """pgbench and then the store, both with ``concurrency`` clients for ``seconds``."""
     async with ticking(f"pgbench one-row inserts, {concurrency} clients", seconds):
         pgbench_tps = await run_pgbench(pgbench_url, concurrency, seconds)
-    elapsed, cpu, latencies = await _run_single(database_url, concurrency, seconds, rng)
+    elapsed, cpu, latencies, transactions = await _run_single(
+        database_url, concurrency, seconds, rng
+    )
     commands_per_s = len(latencies) / elapsed
     async with ticking(f"pgbench with the store's statements, {concurrency} clients", seconds):
         shape_tps = await run_pgbench(database_url, concurrency, seconds, STORE_SCRIPT)
@@ -155,6 +157,8 @@ async def _compare_at(
         "commands/s": commands_per_s,
         "ratio": commands_per_s / pgbench_tps if pgbench_tps else math.nan,
         "pgbench store-shaped tx/s": shape_tps,
+        # How many commands shared a transaction (the group committer's groups), on average.
+        "commands/tx": len(latencies) / max(1, transactions),
         "p50 ms": percentile(latencies, 50) * 1000,
         "p99 ms": percentile(latencies, 99) * 1000,
         # The appenders' own CPU per command (Python, asyncpg, the kernel's socket work): with
@@ -252,29 +256,27 @@ async def bench_append(
         figures[f"single_vs_pgbench_c{level}"] = row["ratio"]
         figures[f"single_c{level}_p99_ms"] = row["p99 ms"]
         figures[f"pgbench_store_shaped_c{level}_tx_per_s"] = row["pgbench store-shaped tx/s"]
+    figures["notes"] = LIMITS
     return figures | _figures("batched", batched)
 
 
-# What holds single-event commands back where the goal is missed (updated when measured).
+# What holds single-event commands back (updated when measured); shown in BENCHMARKS.md.
 LIMITS = (
-    "The transaction's shape, then the Python client; no lock. A single-event command is five"
-    " round trips in one transaction (BEGIN, the stream lock and version read, the insert,"
-    " the ownership projection's row, COMMIT) where pgbench's baseline is one autocommitted"
-    " insert into a table with one index. pgbench itself, 16 clients, same server, one after"
-    " the other under load 4-5 (2026-12-06): one-row insert 11,402 tx/s; the same row into"
-    " `events` (five indexes, two jsonb columns) 6,054 (53%); BEGIN + that insert + COMMIT"
-    " 4,477 (39%); the stream-lock function and the insert as one statement 3,073 (27%); the"
-    " store's whole transaction 2,349 (21%; the bench's `pgbench store-shaped` column). So a"
-    " client that costs nothing reaches about a fifth of the baseline with this transaction;"
-    " asyncpg from one process then roughly halves that again (0.26-0.35 ms of the client's"
-    " CPU per command, mostly the kernel's loopback send; the client is busy 33-47% of the"
-    " time, waiting for PostgreSQL or a core the rest). Appenders no longer queue on each"
-    " other: sampled at 16, PostgreSQL's backends wait in ClientRead for the transaction's"
-    " next statement, on a lock only when two appenders pick the same stream. Reaching 50%"
-    " needs fewer round trips per command than"
-    " one statement each (e.g. grouping concurrent single-event commands of a process into"
-    " one transaction, which the issue allows) - not done here. The NOTIFY throttle is not it:"
-    " with NOTIFY off entirely the ratio at 16 measured 0.14-0.15 against 0.13-0.14 with it;"
-    " nor the pool (one connection per appender, no reset query), nor the lock function's"
-    " body (variants without SET lock_timeout or the sort measured the same)."
+    "Round trips and the machine, no lock. Single-event commands go through the store's group"
+    " committer (services/store/group.py), as the notifier's do: the commands that arrive"
+    " while a group is in flight share the next transaction, recorded set-based in four round"
+    " trips whatever its size (BEGIN; one statement that locks the streams, numbers and"
+    " inserts the events; the ownership projection's rows; COMMIT), and in up to four groups at"
+    " once (LANES). The `commands/tx` column is the average group. Before group commit each"
+    " command was its own five-round-trip transaction: 0.14-0.17 of pgbench at 16 (the"
+    " `pgbench store-shaped` column still runs that transaction: about a fifth of the"
+    " baseline with a client that costs nothing). At 1 appender a group holds one command, so"
+    " a command still pays four round trips to pgbench's one; from 4 appenders on, groups fill"
+    " and the ratio holds while the server's work per command shrinks. What is left is"
+    " latency, not work: sampled at 16, the store's backends wait in ClientRead for the"
+    " Python client, which is busy about a fifth of the time (0.1 ms CPU per command) and"
+    " otherwise waits for a core on this shared 2-core machine, while pgbench's 16 backends"
+    " and 2 threads get a larger share of it. Fewer round trips per group would need the"
+    " projections folded into the insert statement or a driver with pipelining; lanes 2, 3,"
+    " 4 and 8 measured 0.39-0.85, 0.41-0.57, 0.41-0.71 and 0.44-0.46 under load 6-9."
 )

@@ -5,8 +5,11 @@ global order from the transaction id each row records (see services/store/order.
 to one stream queue on that stream's lock (``ordinaut_lock_streams``, migration 0030), so
 versions are handed out without conflicts between appenders that do not expect a version.
 
-``append_in_transaction`` (one command) and ``insert_commands`` (a batch) are the store's one
-way to record events with their inline projections; callers take no store locks themselves.
+``append_in_transaction`` (one command, in the caller's transaction) and ``insert_commands`` (a
+batch) are the store's one way to record events with their inline projections; callers take
+no store locks themselves. A command that needs no transaction of its caller's goes through
+the process's group committer (services/store/group.py), which records concurrent commands
+together with these same functions.
 """
 
 from __future__ import annotations

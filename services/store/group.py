@@ -64,6 +64,7 @@ class GroupCommitter:
         self.pool, self.projections = pool, projections
         self.lanes, self.max_group = lanes, max_group
         self._queue = _Queue()
+        self.transactions = 0  # groups recorded (or attempted) so far: commands per transaction
 
     async def append(
         self,
@@ -96,6 +97,7 @@ class GroupCommitter:
         while queue.waiting and queue.running < self.lanes:
             group = self._take()
             queue.running += 1
+            self.transactions += 1
             task = asyncio.create_task(self._run(group))
             queue.tasks.add(task)
             task.add_done_callback(queue.tasks.discard)
