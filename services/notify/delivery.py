@@ -23,6 +23,7 @@ from services.notify.records import delivery_state, record
 from services.notify.sender import WebhookSender, notification_body
 from services.runtime.metrics import WEBHOOK_DELIVERIES
 from services.runtime.tracing import Attributes, span
+from services.store.group import GroupCommitter
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +51,11 @@ class Deliverer:
     config: NotifierConfig
     _slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _requests: asyncio.Semaphore | None = None
+    _committer: GroupCommitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Two lanes: the pool's other connections stay free for reading delivery states.
+        self._committer = GroupCommitter(self.pool, self.projections, lanes=2)
 
     async def deliver(self, recipient: Recipient, fields: dict[bytes, bytes]) -> None:
         """Attempt until the delivery is over (delivered, or failed for good)."""
@@ -79,8 +85,7 @@ class Deliverer:
             agent_id, d.position, d.event_type, attempt, result, self.config.max_attempts
         )
         recorded = await record(
-            self.pool,
-            self.projections,
+            self._committer,
             agent_id,
             d.position,
             events,

@@ -16,9 +16,9 @@ import asyncpg
 from domain.envelope import EventMeta
 from domain.events import Event, webhook_stream
 from domain.webhooks import DeliveryState, evolve
-from projections.base import ProjectionSet
 from services.store.errors import VersionConflict
-from services.store.events import StreamAppend, append_in_transaction, read_stream
+from services.store.events import StreamAppend, read_stream
+from services.store.group import GroupCommitter
 
 ACTOR = "notifier"
 
@@ -34,8 +34,7 @@ async def delivery_state(
 
 
 async def record(
-    pool: asyncpg.Pool,
-    projections: ProjectionSet,
+    committer: GroupCommitter,
     agent_id: str,
     position: int,
     events: Sequence[Event],
@@ -43,7 +42,10 @@ async def record(
     expected_version: int,
     correlation_id: str | None,
 ) -> bool:
-    """Append an attempt's events; False if another notifier recorded one meanwhile."""
+    """Append an attempt's events; False if another notifier recorded one meanwhile.
+
+    Through the process's group committer: the attempts of concurrent deliveries share
+    transactions."""
     meta = EventMeta(
         actor=ACTOR,
         correlation_id=correlation_id or str(uuid.uuid4()),
@@ -51,8 +53,7 @@ async def record(
     )
     append = StreamAppend(webhook_stream(agent_id, position), events, expected_version)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            await append_in_transaction(conn, [append], meta, projections)
+        await committer.append([append], meta)
     except VersionConflict:
         return False
     return True

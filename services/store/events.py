@@ -5,8 +5,11 @@ global order from the transaction id each row records (see services/store/order.
 to one stream queue on that stream's lock (``ordinaut_lock_streams``, migration 0030), so
 versions are handed out without conflicts between appenders that do not expect a version.
 
-``append_in_transaction`` (one command) and ``insert_commands`` (a batch) are the store's one
-way to record events with their inline projections; callers take no store locks themselves.
+``append_in_transaction`` (one command, in the caller's transaction) and ``insert_commands`` (a
+batch) are the store's one way to record events with their inline projections; callers take
+no store locks themselves. A command that needs no transaction of its caller's goes through
+the process's group committer (services/store/group.py), which records concurrent commands
+together with these same functions.
 """
 
 from __future__ import annotations
@@ -124,6 +127,11 @@ class _NotifyGate:
 _gate = _NotifyGate()
 
 
+def notify_channel() -> str | None:
+    """The channel an append should notify now, or None (see NOTIFY_EVERY)."""
+    return _gate.channel()
+
+
 @dataclass(frozen=True)
 class _Encoded:
     """A command's events as JSON, and as projections will see them (decoded from that JSON).
@@ -199,6 +207,14 @@ async def append_in_transaction(
         replay = await claim_idempotency_key(conn, meta, fingerprint)
         if replay is not None:
             return replay
+    return await append_claimed(conn, appends, meta, projections)
+
+
+async def append_claimed(
+    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, projections: ProjectionSet
+) -> AppendResult:
+    """As ``append_in_transaction`` once the command's idempotency key (if any) is claimed:
+    append, project, and keep the result for repeats of the key."""
     encoded = _encode(appends, meta)
     envelopes = await _insert(conn, appends, meta, encoded)
     count_appended(encoded.types)
@@ -227,7 +243,7 @@ def count_appended(types: Sequence[str]) -> None:
         EVENTS_APPENDED.labels(kind).inc()
 
 
-async def _current_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
+async def lock_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
     """Lock the streams (until commit) and read their versions: see ordinaut_lock_streams.
 
     A stream held past the function's lock_timeout raises StreamBusy, never hangs.
@@ -242,10 +258,10 @@ async def _current_versions(conn: Connection, streams: list[str]) -> dict[str, i
 async def lock_streams(conn: Connection, streams: list[str]) -> None:
     """Lock streams until commit, as an append to them does, for a caller that must decide
     from state those streams project (e.g. a condition's last value) before appending."""
-    await _current_versions(conn, streams)
+    await lock_versions(conn, streams)
 
 
-def _number(
+def number_events(
     appends: Sequence[StreamAppend], current: dict[str, int]
 ) -> list[tuple[str, int, Event]]:
     """Give each event its stream version, refusing a stale ``expected_version``."""
@@ -267,7 +283,7 @@ async def _insert(
     conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
 ) -> list[Envelope]:
     """Check versions and insert; the streams are locked first, so their versions cannot move."""
-    numbered = _number(appends, await _current_versions(conn, [a.stream for a in appends]))
+    numbered = number_events(appends, await lock_versions(conn, [a.stream for a in appends]))
     try:
         rows = await conn.fetch(
             _INSERT,
@@ -276,7 +292,7 @@ async def _insert(
             encoded.types,
             encoded.data,
             encoded.meta,
-            _gate.channel(),
+            notify_channel(),
         )
     except asyncpg.UniqueViolationError as exc:  # only if someone inserted bypassing the store
         raise VersionConflict(numbered[0][0], numbered[0][1] - 1, -1) from exc
@@ -331,21 +347,27 @@ def _batch_attributes(
 
 @tracing.traced("ordinaut.commands", _batch_attributes)
 async def insert_commands(
-    conn: Connection, commands: Sequence[Command], projections: ProjectionSet
+    conn: Connection,
+    commands: Sequence[Command],
+    projections: ProjectionSet,
+    *,
+    versions: dict[str, int] | None = None,
 ) -> list[list[Envelope]]:
     """Append several commands' events in one statement and project them; each command's
     envelopes, in its order.
 
-    For batches (ingest): the caller has claimed the commands' idempotency keys and keeps their
-    results itself. Locks the streams as a single append does.
+    For batches (ingest, group commit): the caller has claimed the commands' idempotency keys
+    and keeps their results itself. Locks the streams as a single append does, unless the
+    caller did already and passes their ``versions`` (``lock_versions``; this changes them).
     """
     commands = tracing.stamped_all(commands)
     owners = [i for i, c in enumerate(commands) for a in c.appends for _ in a.events]
     metas = [encode_meta(c.meta) for c in commands]
     encoded = _encode([a for c in commands for a in c.appends], commands[0].meta)
     appends = [a for c in commands for a in c.appends]
-    streams = list(dict.fromkeys(a.stream for a in appends))
-    numbered = _number(appends, await _current_versions(conn, streams))
+    if versions is None:
+        versions = await lock_versions(conn, list(dict.fromkeys(a.stream for a in appends)))
+    numbered = number_events(appends, versions)
     try:
         rows = await conn.fetch(
             _INSERT_MANY,
@@ -354,7 +376,7 @@ async def insert_commands(
             encoded.types,
             encoded.data,
             [metas[owner] for owner in owners],
-            _gate.channel(),
+            notify_channel(),
         )
     except asyncpg.UntranslatableCharacterError as exc:
         raise UnstorableText() from exc

@@ -160,6 +160,8 @@ def bench_section(record: dict[str, Any]) -> list[str]:
         limits = record.get("limits") or _current_limits(name)
         text = limits if isinstance(limits, str) and limits else "not analysed yet."
         lines += [f"**What limits it.** {text}", ""]
+    elif isinstance(notes := record.get("notes"), str) and notes:
+        lines += [f"**What limits it.** {notes}", ""]  # a bench that explains its figures anyway
     return lines
 
 
