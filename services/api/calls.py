@@ -11,7 +11,7 @@ from litestar.params import HeaderParameter
 
 from domain.limits import WorkLimits
 from services.api.auth import principal_of
-from services.api.operations.context import VERSION_PATTERN, Backend, Caller, Outcome
+from services.application.context import VERSION_PATTERN, Backend, Caller, Outcome
 
 # Headers a route takes only where it honours them, so the OpenAPI document lists them there
 # and Litestar refuses a malformed one with a 422 naming it.

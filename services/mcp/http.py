@@ -14,10 +14,11 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from services.api.auth import Principal, authenticate
+from services.api.auth import authenticate
 from services.api.calls import backend_of
-from services.api.operations.context import Backend
 from services.api.rate_limit import enforce as enforce_rate_limit
+from services.application.context import Backend
+from services.application.principal import Principal
 
 log = structlog.get_logger("ordinaut.mcp")
 _UNAVAILABLE = (

@@ -14,10 +14,10 @@ from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
-from services.api.auth import Principal
-from services.api.operations import runs, tasks
-from services.api.operations.context import Backend, Caller
 from services.api.problems import ApiError
+from services.application import runs, tasks
+from services.application.context import Backend, Caller
+from services.application.principal import Principal
 from services.mcp.arguments import input_schema
 from services.mcp.catalog import TOOLS
 from services.mcp.errors import invalid_input, problem_of

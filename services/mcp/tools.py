@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from services.api.operations import dry_runs, events, reruns, runs, schedules, tasks
-from services.api.operations.context import Backend, Caller, Outcome
-from services.api.operations.dry_runs import DryRunBody, DryRunOptions
-from services.api.operations.events import PublishEvent
-from services.api.operations.runs import Decision
-from services.api.operations.schedules import SchedulePreview
 from services.api.problems import ApiError, FieldError
-from services.api.task_bodies import TaskBody, patch_changes
-from services.api.tool_store import list_tools
+from services.application import dry_runs, events, reruns, runs, schedules, tasks
+from services.application.context import Backend, Caller, Outcome
+from services.application.dry_runs import DryRunBody, DryRunOptions
+from services.application.events import PublishEvent
+from services.application.runs import Decision
+from services.application.schedules import SchedulePreview
+from services.application.task_bodies import TaskBody, patch_changes
+from services.application.tool_store import list_tools
 from services.mcp import arguments as a
 
 Result = tuple[Any, str]

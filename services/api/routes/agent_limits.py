@@ -14,9 +14,10 @@ from domain.agent_limits import set_limits
 from domain.envelope import EventMeta
 from domain.events import QuietWindow, agent_stream
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
+from services.api.auth import principal_of, requires
 from services.api.problems import ApiError
-from services.api.task_bodies import QuietHours
+from services.application.principal import ADMIN_SCOPE
+from services.application.task_bodies import QuietHours
 from services.store.events import StreamAppend, append_in_transaction
 
 RateText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]

@@ -19,8 +19,9 @@ from domain.agents import TokenState
 from domain.envelope import EventMeta
 from domain.events import Event, agent_stream
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
+from services.api.auth import principal_of, requires
 from services.api.problems import ApiError, FieldError
+from services.application.principal import ADMIN_SCOPE
 from services.notify.signing import webhook_secret
 from services.runtime.admin_token import token_hash
 from services.store.events import StreamAppend, append_in_transaction

@@ -10,9 +10,9 @@ from litestar.params import FromPath, JSONBody
 
 from services.api.auth import requires
 from services.api.calls import backend_of, caller_of
-from services.api.dry_run import DryRun
-from services.api.operations import dry_runs as ops
-from services.api.operations.dry_runs import DryRunBody, DryRunOptions
+from services.application import dry_runs as ops
+from services.application.dry_run import DryRun
+from services.application.dry_runs import DryRunBody, DryRunOptions
 
 
 @post(

@@ -16,9 +16,9 @@ from services.api.auth import principal_of, requires
 from services.api.calls import IdempotencyKey, backend_of, caller_of
 from services.api.cursors import DEFAULT_LIMIT, Limit
 from services.api.cursors import Cursor as PageCursor
-from services.api.operations import events as ops
-from services.api.operations.events import Published, PublishEvent
 from services.api.problems import ApiError, FieldError
+from services.application import events as ops
+from services.application.events import Published, PublishEvent
 from services.store.audit import EventFilter, read_filtered
 from services.store.errors import UnknownCursor
 from services.store.events import StoredEvent

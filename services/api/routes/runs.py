@@ -1,4 +1,4 @@
-"""Run routes: thin HTTP adapters over the run operations (services/api/operations/runs)."""
+"""Run routes: thin HTTP adapters over the run operations (services/application/runs)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from services.api.auth import requires
 from services.api.calls import IdempotencyKey, backend_of, caller_of
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
-from services.api.operations import reruns
-from services.api.operations import runs as ops
-from services.api.operations.context import Caller
-from services.api.operations.reruns import Rerun
-from services.api.operations.runs import Decision, RunPage, RunStatusFilter, RunView
+from services.application import reruns
+from services.application import runs as ops
+from services.application.context import Caller
+from services.application.reruns import Rerun
+from services.application.runs import Decision, RunPage, RunStatusFilter, RunView
 from services.store.events import StoredEvent
 
 __all__ = ["ROUTES", "Decision", "Rerun", "RunPage", "RunView"]

@@ -34,10 +34,11 @@ from domain.secrets import (
     owner_on_store,
 )
 from projections.base import Connection
-from services.api.auth import Principal, principal_of, requires
+from services.api.auth import principal_of, requires
 from services.api.contract import problem_spec
 from services.api.problems import ApiError
-from services.api.tool_store import stream_version
+from services.application.principal import Principal
+from services.application.tool_store import stream_version
 from services.store.events import StreamAppend, append_in_transaction
 
 

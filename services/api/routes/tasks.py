@@ -1,4 +1,4 @@
-"""Task routes: thin HTTP adapters over the task operations (services/api/operations/tasks)."""
+"""Task routes: thin HTTP adapters over the task operations (services/application/tasks)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from services.api.auth import requires
 from services.api.calls import IdempotencyKey, IfMatch, backend_of, caller_of, respond
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
-from services.api.operations import tasks as ops
-from services.api.task_bodies import (
+from services.application import tasks as ops
+from services.application.task_bodies import (
     Resume,
     RunStarted,
     Snooze,

@@ -15,10 +15,11 @@ from domain.envelope import EventMeta
 from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
+from services.api.auth import principal_of, requires
 from services.api.problems import ApiError, FieldError
-from services.api.tool_bodies import RateLimitBody, ToolBody, registration_of
-from services.api.tool_store import (
+from services.application.principal import ADMIN_SCOPE
+from services.application.tool_bodies import RateLimitBody, ToolBody, registration_of
+from services.application.tool_store import (
     ToolList,
     ToolView,
     list_tools,

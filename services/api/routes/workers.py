@@ -8,7 +8,8 @@ import msgspec
 from litestar import get
 from litestar.datastructures import State
 
-from services.api.auth import ADMIN_SCOPE, requires
+from services.api.auth import requires
+from services.application.principal import ADMIN_SCOPE
 from services.worker.presence import ALIVE_WITHIN_SECONDS
 
 _WORKERS = """

@@ -11,9 +11,9 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from services.api.operations.context import Caller
 from services.api.rate_limit import enforce as enforce_rate_limit
 from services.api.ui.session import COOKIE, UiSession, find_session
+from services.application.context import Caller
 
 
 class NotSignedIn(Exception):

@@ -14,13 +14,13 @@ from litestar.response import Redirect
 
 from domain.errors import RuleViolation
 from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
-from services.api.operations import tasks as ops
-from services.api.operations.context import Backend, Caller
-from services.api.operations.runs import Decision
 from services.api.problems import ApiError
 from services.api.ui.access import caller_of, needs
 from services.api.ui.forms import nonce, optional_text, posted, whole_number
+from services.application import runs as run_ops
+from services.application import tasks as ops
+from services.application.context import Backend, Caller
+from services.application.runs import Decision
 
 SNOOZE_MAX_MINUTES = 525_600  # a year, as the API's limit on seconds
 BULK_RETRY_MAX = 500  # per click: each retry is its own transaction

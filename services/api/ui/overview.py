@@ -9,7 +9,6 @@ from litestar.datastructures import State
 from litestar.response import Template
 
 from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
 from services.api.ui.access import caller_of, session_of
 from services.api.ui.queries import (
     dead_letters,
@@ -19,6 +18,7 @@ from services.api.ui.queries import (
     task_names,
 )
 from services.api.ui.render import page
+from services.application import runs as run_ops
 from services.runtime.health import report
 
 LISTED = 10

@@ -14,12 +14,12 @@ from litestar.response import Template
 from domain.envelope import decode_meta
 from domain.runs import RunStatus
 from services.api.calls import backend_of
-from services.api.operations import runs as ops
 from services.api.ui.access import caller_of, needs, session_of
 from services.api.ui.forms import refuse
 from services.api.ui.links import link
 from services.api.ui.queries import dead_count, task_names
 from services.api.ui.render import page
+from services.application import runs as ops
 from services.runtime.tracing import trace_id_of
 from services.store.events import StoredEvent
 

@@ -13,7 +13,6 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Template
 
 from domain.rate_limits import retry_after_header
-from services.api.auth import principal_for
 from services.api.auth_failures import too_many_failures
 from services.api.problems import FieldError, Problem
 from services.api.ui.access import PUBLIC
@@ -27,6 +26,7 @@ from services.api.ui.session import (
     open_session,
     session_cookie,
 )
+from services.application.principal import principal_for
 from services.runtime.admin_token import token_hash
 
 # Where a sign-in may send the visitor next: dashboard pages only (no open redirect).

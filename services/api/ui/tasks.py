@@ -13,9 +13,6 @@ from litestar.response import Template
 
 from domain.events import task_stream
 from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
-from services.api.operations import tasks as ops
-from services.api.task_bodies import LastRun, TaskView
 from services.api.ui.access import caller_of, needs, session_of
 from services.api.ui.formatting import decoded
 from services.api.ui.forms import refuse
@@ -23,6 +20,9 @@ from services.api.ui.links import link
 from services.api.ui.queries import TaskName
 from services.api.ui.render import page
 from services.api.ui.timeline import timeline
+from services.application import runs as run_ops
+from services.application import tasks as ops
+from services.application.task_bodies import LastRun, TaskView
 from services.store.events import read_stream_latest
 
 STATUSES = ("active", "paused", "canceled", "completed")

@@ -11,9 +11,9 @@ import msgspec
 from domain.events import RunQueued, TaskDefinition, run_stream
 from domain.reruns import decide_rerun
 from projections.base import Connection
-from services.api.operations.context import Backend, Caller
-from services.api.operations.runs import RunView, load_run, view_of
 from services.api.problems import ApiError
+from services.application.context import Backend, Caller
+from services.application.runs import RunView, load_run, view_of
 from services.store.events import StreamAppend, append_in_transaction
 
 

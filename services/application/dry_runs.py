@@ -9,11 +9,11 @@ import msgspec
 
 from domain.events import TaskDefinition
 from domain.tasks import prepare_definition
-from services.api.dry_run import DryRun, dry_run
-from services.api.operations.context import Backend, Caller
-from services.api.task_bodies import TaskBody
-from services.api.task_store import load_task
-from services.api.tool_store import known_tool_addresses
+from services.application.context import Backend, Caller
+from services.application.dry_run import DryRun, dry_run
+from services.application.task_bodies import TaskBody
+from services.application.task_store import load_task
+from services.application.tool_store import known_tool_addresses
 from services.secrets.vault import SecretVault
 from services.worker.service import ToolCatalog
 

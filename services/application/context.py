@@ -9,8 +9,8 @@ from typing import Any
 from domain.envelope import EventMeta
 from domain.limits import WorkLimits
 from projections.base import ProjectionSet
-from services.api.auth import Principal
 from services.api.problems import ApiError, FieldError
+from services.application.principal import Principal
 from services.worker.dispatch import Announcer
 
 # If-Match: `*`, or a task version as its ETag ("7", W/"7") or bare (7). Spaces and tabs only

@@ -12,10 +12,10 @@ import msgspec
 from domain.events import Event, RunQueued, run_stream
 from domain.runs import RunStatus, decide_approval, decide_cancel, decide_retry
 from projections.base import Connection
-from services.api.auth import Principal
 from services.api.cursors import decode_position, encode_position
-from services.api.operations.context import Backend, Caller
 from services.api.problems import ApiError
+from services.application.context import Backend, Caller
+from services.application.principal import Principal
 from services.store.events import (
     StoredEvent,
     StreamAppend,

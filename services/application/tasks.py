@@ -35,9 +35,9 @@ from domain.tasks import (
     definition_changes,
 )
 from projections.base import Connection
-from services.api.operations.context import Backend, Caller, Outcome
-from services.api.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
-from services.api.task_store import (
+from services.application.context import Backend, Caller, Outcome
+from services.application.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
+from services.application.task_store import (
     decode_cursor,
     encode_cursor,
     list_tasks,
@@ -47,7 +47,7 @@ from services.api.task_store import (
     replay,
     task_id_by_key,
 )
-from services.api.tool_store import tool_scopes
+from services.application.tool_store import tool_scopes
 from services.store.events import (
     StoredEvent,
     StreamAppend,

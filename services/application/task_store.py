@@ -11,10 +11,10 @@ import msgspec
 from domain.events import TaskDefinition
 from domain.tasks import TaskState
 from projections.base import Connection
-from services.api.auth import Principal
 from services.api.cursors import decode_position, encode_position
 from services.api.problems import ApiError
-from services.api.task_bodies import LastRun, TaskView
+from services.application.principal import Principal
+from services.application.task_bodies import LastRun, TaskView
 from services.store.errors import IdempotencyKeyReused
 
 _definition = msgspec.json.Decoder(TaskDefinition)
