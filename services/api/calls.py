@@ -11,7 +11,7 @@ from litestar.params import HeaderParameter
 
 from domain.limits import WorkLimits
 from services.api.auth import principal_of
-from services.application.context import VERSION_PATTERN, Backend, Caller, Outcome
+from services.application.context import VERSION_PATTERN, Answer, Backend, Caller, Outcome
 
 # Headers a route takes only where it honours them, so the OpenAPI document lists them there
 # and Litestar refuses a malformed one with a 422 naming it.
@@ -68,6 +68,10 @@ def caller_of(
     )
 
 
+# Each answer's HTTP status, in one place.
+STATUS_OF = {Answer.DONE: 200, Answer.CREATED: 201, Answer.ACCEPTED: 202, Answer.DELETED: 204}
+
+
 def respond(outcome: Outcome) -> Response[Any]:
     """The operation's answer as an HTTP response."""
-    return Response(outcome.body, status_code=outcome.status)
+    return Response(outcome.body, status_code=STATUS_OF[outcome.answer])

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from litestar.params import QueryParameter
 
-from services.api.problems import ApiError, FieldError
+from services.application.errors import Invalid, invalid
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -42,6 +42,6 @@ def decode_position(cursor: str) -> tuple[datetime, str]:
         raise _forged() from None
 
 
-def _forged() -> ApiError:
+def _forged() -> Invalid:
     reason = "is not a cursor this API returned"
-    return ApiError(422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)])
+    return invalid("cursor", reason)

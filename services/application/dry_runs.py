@@ -59,7 +59,7 @@ async def dry_run_task(
 
 
 async def dry_run_new_task(caller: Caller, backend: Backend, data: DryRunBody) -> DryRun:
-    """Validate the task as creating it would (422 if invalid), then dry-run its pipeline."""
+    """Validate the task as creating it would (refused if invalid), then dry-run its pipeline."""
     definition = msgspec.convert(msgspec.to_builtins(data.task), TaskDefinition)
     async with backend.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)

@@ -35,7 +35,7 @@ from domain.tasks import (
     definition_changes,
 )
 from projections.base import Connection
-from services.application.context import Backend, Caller, Outcome
+from services.application.context import Answer, Backend, Caller, Outcome
 from services.application.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
 from services.application.task_store import (
     decode_cursor,
@@ -99,14 +99,14 @@ class TaskCommand:
         )
         return not result.replayed
 
-    async def answer(self, conn: Connection, status: int, body: object) -> Outcome:
+    async def answer(self, conn: Connection, answer: Answer, body: object) -> Outcome:
         """The answer, remembered for repeats of an idempotent call."""
         if self.key is not None:
-            await remember(conn, self.principal.actor, self.key, status, body)
-        return Outcome(status, body)
+            await remember(conn, self.principal.actor, self.key, answer, body)
+        return Outcome(answer, body)
 
     async def on_task(
-        self, task_id: str, decide: Decide, respond: Respond, status: int = 200
+        self, task_id: str, decide: Decide, respond: Respond, answer: Answer = Answer.DONE
     ) -> Outcome:
         """Decide on the task's current state, append, and answer with ``respond``."""
         async with self.backend.pool.acquire() as conn, conn.transaction():
@@ -120,15 +120,19 @@ class TaskCommand:
             self.caller.check_version(view.version)
             events = decide(task, datetime.now(UTC))
             if not events:
-                return Outcome(status, respond(view, events))
+                return Outcome(answer, respond(view, events))
             if not await self.append(
                 conn, task_id, events, view.version, task.definition, view.created_by
             ):
-                return await self.replayed(conn) or Outcome(status, None)
-            after = None if status == 204 else (await load_task(conn, self.principal, task_id))[0]
+                return await self.replayed(conn) or Outcome(answer, None)
+            after = (
+                None
+                if answer is Answer.DELETED
+                else (await load_task(conn, self.principal, task_id))[0]
+            )
             body = respond(after, events)
             return (
-                await self.answer(conn, status, body) if body is not None else Outcome(status, None)
+                await self.answer(conn, answer, body) if body is not None else Outcome(answer, None)
             )
 
 
@@ -168,7 +172,7 @@ async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Out
 
 
 async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outcome:
-    """Create a task (201), or update the caller's task with the same ``key`` (200)."""
+    """Create a task, or update the caller's task with the same ``key``."""
     command = TaskCommand(caller, backend)
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
     async with backend.pool.acquire() as conn:
@@ -192,9 +196,9 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Outco
         if (prior := await command.replayed(conn)) is not None:
             return prior
         if not await command.append(conn, task_id, events, 0, definition, caller.principal.actor):
-            return await command.replayed(conn) or Outcome(201, None)
+            return await command.replayed(conn) or Outcome(Answer.CREATED, None)
         view, _ = await load_task(conn, caller.principal, task_id)
-        return await command.answer(conn, 201, view)
+        return await command.answer(conn, Answer.CREATED, view)
 
 
 async def update_task(
@@ -231,10 +235,10 @@ def _run_started(_: TaskView | None, events: list[Event]) -> object:
 
 
 async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> Outcome:
-    """Queue a run now without disturbing the schedule (202 with its run id)."""
+    """Queue a run now without disturbing the schedule (accepted, with its run id)."""
     run_id = str(uuid.uuid4())
     outcome = await TaskCommand(caller, backend).on_task(
-        task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, 202
+        task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, Answer.ACCEPTED
     )
     await backend.announce([run_id])
     return outcome
@@ -248,7 +252,7 @@ async def cancel_task(caller: Caller, backend: Backend, task_id: str) -> Outcome
 async def delete_task(caller: Caller, backend: Backend, task_id: str) -> Outcome:
     """Hide the task from reads; its events stay for audit."""
     return await TaskCommand(caller, backend).on_task(
-        task_id, lambda t, _: decide_delete(t), lambda *_: None, 204
+        task_id, lambda t, _: decide_delete(t), lambda *_: None, Answer.DELETED
     )
 
 
@@ -263,7 +267,7 @@ async def find_tasks(
 
 
 async def read_task(caller: Caller, backend: Backend, task_id: str) -> TaskView:
-    """One live task of the caller's (admin: anyone's); 404 otherwise."""
+    """One live task of the caller's (admin: anyone's); NotFound otherwise."""
     async with backend.pool.acquire() as conn:
         view, _ = await load_task(conn, caller.principal, task_id)
     return view

@@ -15,7 +15,7 @@ from domain.envelope import EventMeta
 from domain.events import QuietWindow, agent_stream
 from projections.base import Connection
 from services.api.auth import principal_of, requires
-from services.api.problems import ApiError
+from services.application.errors import NotFound
 from services.application.principal import ADMIN_SCOPE
 from services.application.task_bodies import QuietHours
 from services.store.events import StreamAppend, append_in_transaction
@@ -94,7 +94,7 @@ async def _locked_version(conn: Connection, agent_id: str) -> int:
         "SELECT version FROM agent WHERE id = $1 FOR UPDATE", agent_id
     )
     if version is None:
-        raise ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+        raise NotFound(f"no agent has the id {agent_id!r}")
     return version
 
 
@@ -138,7 +138,7 @@ async def get_limits(state: State, agent_id: FromPath[str]) -> LimitsView:
     """The agent's limits (empty when none were set); 404 for an unknown agent."""
     async with state.pool.acquire() as conn:
         if await conn.fetchval("SELECT true FROM agent WHERE id = $1", agent_id) is None:
-            raise ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+            raise NotFound(f"no agent has the id {agent_id!r}")
         return await _view(conn, agent_id)
 
 

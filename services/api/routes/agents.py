@@ -20,7 +20,7 @@ from domain.envelope import EventMeta
 from domain.events import Event, agent_stream
 from projections.base import Connection
 from services.api.auth import principal_of, requires
-from services.api.problems import ApiError, FieldError
+from services.application.errors import Conflict, FieldError, NotFound
 from services.application.principal import ADMIN_SCOPE
 from services.notify.signing import webhook_secret
 from services.runtime.admin_token import token_hash
@@ -137,16 +137,16 @@ def _canonical_id(raw: str) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise ApiError(404, "Not found", f"no agent or token has the id {raw!r}") from None
+        raise NotFound(f"no agent or token has the id {raw!r}") from None
 
 
-def _no_agent(agent_id: str) -> ApiError:
-    return ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+def _no_agent(agent_id: str) -> NotFound:
+    return NotFound(f"no agent has the id {agent_id!r}")
 
 
-def _name_taken(name: str) -> ApiError:
+def _name_taken(name: str) -> Conflict:
     reason = f"an agent named {name!r} already exists (names are unique regardless of case)"
-    return ApiError(409, "Conflict", f"name: {reason}", [FieldError("name", reason)])
+    return Conflict(f"name: {reason}", [FieldError("name", reason)])
 
 
 def _meta(request: Request[Any, Any, Any]) -> EventMeta:
@@ -301,7 +301,7 @@ async def revoke_token(
             agent_id,
         )
         if row is None:
-            raise ApiError(404, "Not found", f"agent {agent_id!r} has no token {token_id!r}")
+            raise NotFound(f"agent {agent_id!r} has no token {token_id!r}")
         events = agents.revoke_token(TokenState(agent_id, token_id, row["revoked_at"]))
         if events:
             await _append(conn, request, agent_id, events, version)

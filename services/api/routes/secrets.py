@@ -36,7 +36,7 @@ from domain.secrets import (
 from projections.base import Connection
 from services.api.auth import principal_of, requires
 from services.api.contract import problem_spec
-from services.api.problems import ApiError
+from services.application.errors import NotFound, Unavailable
 from services.application.principal import Principal
 from services.application.tool_store import stream_version
 from services.store.events import StreamAppend, append_in_transaction
@@ -120,7 +120,7 @@ async def store_secret(
     The name's owner keeps it (409 for another agent); the admin names who may use it."""
     box = state.secret_box
     if box is None:
-        raise ApiError(503, "Secrets unavailable", "this API has no secret key configured")
+        raise Unavailable("this API has no secret key configured", title="Secrets unavailable")
     principal, name = principal_of(request), check_name(data.name)
     value, tools = check_value(data.value), check_allowed_tools(data.allowed_tools)
     async with state.pool.acquire() as conn, conn.transaction():
@@ -178,7 +178,7 @@ async def delete_secret(request: Request[Any, Any, Any], state: State, name: Fro
             "SELECT version, owner FROM secret WHERE name = $1 FOR UPDATE", name
         )
         if row is None or not (_is_admin(principal) or row["owner"] == principal.actor):
-            raise ApiError(404, "Not found", f"no secret of yours named {name!r}")
+            raise NotFound(f"no secret of yours named {name!r}")
         await _append(conn, request, name, SecretDeleted(name=name), row["version"])
 
 

@@ -16,7 +16,7 @@ from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
 from services.api.auth import principal_of, requires
-from services.api.problems import ApiError, FieldError
+from services.application.errors import Conflict, FieldError, Invalid, NotFound, UpstreamFailed
 from services.application.principal import ADMIN_SCOPE
 from services.application.tool_bodies import RateLimitBody, ToolBody, registration_of
 from services.application.tool_store import (
@@ -33,8 +33,8 @@ from services.tools.errors import ToolCallError
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _no_tool(address: str) -> ApiError:
-    return ApiError(404, "Not found", f"no tool has the address {address!r}")
+def _no_tool(address: str) -> NotFound:
+    return NotFound(f"no tool has the address {address!r}")
 
 
 def _meta(request: Request[Any, Any, Any]) -> EventMeta:
@@ -101,7 +101,7 @@ async def remove_tool(
 ) -> None:
     """Record ``tool.removed``; tasks using the tool are refused from now on. Builtins: 409."""
     if address in BUILTIN_TOOLS:
-        raise ApiError(409, "Conflict", f"{address!r} is a builtin tool and cannot be removed")
+        raise Conflict(f"{address!r} is a builtin tool and cannot be removed")
     async with state.pool.acquire() as conn, conn.transaction():
         current = await load_tool(conn, address, lock=True)
         if current is None:
@@ -214,12 +214,12 @@ async def import_mcp_server(
             allowed=state.get("outbound_allow"),
         )
     except ToolCallError as exc:
-        raise ApiError(502, "Bad gateway", exc.message) from None
+        raise UpstreamFailed(exc.message) from None
     tools, skipped = _importable(listed, probe)
     if not tools:
         errors = [FieldError(f"tools.{s.name}", s.reason) for s in skipped] or None
         detail = f"the MCP server lists no tool that can be registered ({len(listed)} listed)"
-        raise ApiError(422, "Invalid request", detail, errors=errors)
+        raise Invalid(detail, errors=errors)
     async with state.pool.acquire() as conn, conn.transaction():
         appends = []
         for tool in tools:

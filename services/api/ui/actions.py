@@ -14,12 +14,12 @@ from litestar.response import Redirect
 
 from domain.errors import RuleViolation
 from services.api.calls import backend_of
-from services.api.problems import ApiError
 from services.api.ui.access import caller_of, needs
 from services.api.ui.forms import nonce, optional_text, posted, whole_number
 from services.application import runs as run_ops
 from services.application import tasks as ops
 from services.application.context import Backend, Caller
+from services.application.errors import ApplicationError
 from services.application.runs import Decision
 
 SNOOZE_MAX_MINUTES = 525_600  # a year, as the API's limit on seconds
@@ -127,7 +127,7 @@ async def retry_dead_runs(caller: Caller, backend: Backend) -> int:
                 return retried
             try:
                 await run_ops.retry_run(caller, backend, run.id)
-            except (RuleViolation, ApiError):
+            except (RuleViolation, ApplicationError):
                 continue  # someone retried or changed it meanwhile
             retried += 1
         if found.next is None:

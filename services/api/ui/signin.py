@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 
 from domain.rate_limits import retry_after_header
 from services.api.auth_failures import too_many_failures
-from services.api.problems import FieldError, Problem
+from services.api.problems import Problem
 from services.api.ui.access import PUBLIC
 from services.api.ui.forms import posted
 from services.api.ui.render import page
@@ -26,6 +26,7 @@ from services.api.ui.session import (
     open_session,
     session_cookie,
 )
+from services.application.errors import FieldError
 from services.application.principal import principal_for
 from services.runtime.admin_token import token_hash
 
