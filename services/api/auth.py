@@ -11,6 +11,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from services.api.auth_failures import refuse_if_too_many
 from services.api.rate_limit import enforce as enforce_rate_limit
+from services.api.state import state_of
 from services.application.principal import Principal, principal_for
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ordinaut"'}
@@ -25,7 +26,7 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The caller's principal: the admin, or the agent holding a live token; otherwise a 401."""
-    state = connection.app.state
+    state = state_of(connection.app.state)
     principal = await principal_for(_bearer(connection), state.admin_token_hash, state.pool)
     if principal is None:
         refuse_if_too_many(connection)  # 429 once this address fails too often

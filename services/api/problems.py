@@ -92,9 +92,17 @@ def _renamed(path: str, error: FieldError) -> FieldError:
 def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
     """A parameter as the client spelled it (``If-Match``), not as the handler's argument
     (``if_match``): Litestar reports the argument."""
-    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
-    return name if isinstance(name, str) and name else key
+    handler = request.route_handler
+    # The handler's own parameters, then those of the dependencies it takes (services/api/calls).
+    signatures = [handler.parsed_fn_signature] + [
+        provider.parsed_fn_signature for provider in handler.resolve_dependencies().values()
+    ]
+    for signature in signatures:
+        parameter = signature.parameters.get(key)
+        name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
+        if isinstance(name, str) and name:
+            return name
+    return key
 
 
 def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> list[FieldError]:

@@ -15,8 +15,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Receive, Scope, Send
 
 from services.api.auth import authenticate
-from services.api.calls import backend_of
 from services.api.rate_limit import enforce as enforce_rate_limit
+from services.api.state import state_of
 from services.application.context import Backend
 from services.application.principal import Principal
 
@@ -41,7 +41,7 @@ async def authenticated(
     principal = await authenticate(connection)
     await enforce_rate_limit(connection, principal.actor, principal.rate_limits)
     state = connection.scope["state"]
-    state["principal"], state["backend"] = principal, backend_of(connection.app.state)
+    state["principal"], state["backend"] = principal, state_of(connection.app.state).backend
 
 
 async def _session(ctx: Any) -> tuple[Principal, str, Backend]:

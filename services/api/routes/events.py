@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from projections.base import Connection
 from services.api.auth import principal_of, requires
-from services.api.calls import IdempotencyKey, backend_of, caller_of
+from services.api.calls import IdempotencyKey, caller_of
 from services.api.cursors import DEFAULT_LIMIT, Limit
 from services.api.cursors import Cursor as PageCursor
+from services.api.state import AppState
 from services.application import events as ops
 from services.application.errors import invalid
 from services.application.events import Published, PublishEvent
@@ -75,7 +75,7 @@ Instant = Annotated[str | None, QueryParameter(format="date-time", max_length=64
 @get("/events", guards=[requires("events:read")], tags=["events"], summary="Read the log forward")
 async def list_events(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     after: Annotated[
         str,
         QueryParameter(
@@ -162,7 +162,7 @@ async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
 )
 async def publish_event(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     data: JSONBody[PublishEvent],
     idempotency_key: IdempotencyKey = None,
 ) -> Published:
@@ -171,4 +171,4 @@ async def publish_event(
     the first answer and fires nothing (the key is the body's ``idempotency_key``, else the
     header)."""
     caller = caller_of(request, idempotency_key=idempotency_key)
-    return await ops.publish_event(caller, backend_of(state), data)
+    return await ops.publish_event(caller, state.backend, data)
