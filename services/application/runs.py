@@ -12,9 +12,9 @@ import msgspec
 from domain.events import Event, RunQueued, run_stream
 from domain.runs import RunStatus, decide_approval, decide_cancel, decide_retry
 from projections.base import Connection
-from services.api.cursors import decode_position, encode_position
 from services.application.context import Backend, Caller
 from services.application.errors import NotFound
+from services.application.paging import decode_position, encode_position
 from services.application.principal import Principal
 from services.store.events import (
     StoredEvent,

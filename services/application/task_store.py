@@ -11,9 +11,9 @@ import msgspec
 from domain.events import TaskDefinition
 from domain.tasks import TaskState
 from projections.base import Connection
-from services.api.cursors import decode_position, encode_position
 from services.application.context import Answer
 from services.application.errors import NotFound
+from services.application.paging import decode_position, encode_position
 from services.application.principal import Principal
 from services.application.task_bodies import LastRun, TaskView
 from services.store.errors import IdempotencyKeyReused

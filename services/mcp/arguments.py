@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from services.api.cursors import DEFAULT_LIMIT, MAX_LIMIT
+from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from services.application.runs import RunStatusFilter
 from services.application.task_bodies import TaskBody, TaskPatch
 
