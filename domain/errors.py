@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class Refusal(Enum):
+    """What kind of refusal a rule violation is (each interface reports the kinds its own way)."""
+
+    INVALID = "invalid"  # input the rule refuses
+    CONFLICT = "conflict"  # a command the entity's current state refuses
+    FORBIDDEN = "forbidden"  # a command the caller's scopes do not cover
+
 
 class RuleViolation(ValueError):
-    """``field`` breaks a rule for ``reason``; ``status`` is how an API reports it.
+    """``field`` breaks a rule for ``reason``; ``kind`` says what kind of refusal it is."""
 
-    422 for refused input, 409 for a command the entity's state refuses, 403 for one the
-    caller's scopes do not cover.
-    """
-
-    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+    def __init__(self, field: str, reason: str, kind: Refusal = Refusal.INVALID) -> None:
         super().__init__(f"{field}: {reason}")
-        self.field, self.reason, self.status = field, reason, status
+        self.field, self.reason, self.kind = field, reason, kind
 
-    def __reduce__(self) -> tuple[type[RuleViolation], tuple[str, str, int]]:
+    def __reduce__(self) -> tuple[type[RuleViolation], tuple[str, str, Refusal]]:
         # Exception pickling replays ``args`` (the joined message), which would not fit __init__.
-        return (type(self), (self.field, self.reason, self.status))
+        return (type(self), (self.field, self.reason, self.kind))

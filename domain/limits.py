@@ -2,7 +2,7 @@
 
 The defaults live here; settings (ORDINAUT_FOREACH_MAX_ITEMS and the others named in
 ``SETTINGS``) override them. A bound that is exceeded raises LimitExceeded naming its
-setting: the API answers 422, a worker fails the step (retrying cannot help).
+setting: the API refuses the input, a worker fails the step (retrying cannot help).
 """
 
 from __future__ import annotations

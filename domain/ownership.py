@@ -14,7 +14,7 @@ each one belongs to its publisher only. The tasks it fires get it inside their `
 
 from __future__ import annotations
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import (
     AgentCreated,
     ConditionEvaluated,
@@ -80,11 +80,13 @@ def scoped_key(owner: str, key: str | None) -> str | None:
 
 
 def check_shared_keys(definition: TaskDefinition, granted: frozenset[str]) -> None:
-    """Refuse a shared coordination key unless the caller may share keys (403)."""
+    """Refuse a shared coordination key unless the caller may share keys (forbidden)."""
     if ADMIN in granted or SHARE_KEYS_SCOPE in granted:
         return
     for name in ("dedupe_key", "concurrency_key"):
         key = getattr(definition, name)
         if key is not None and key.startswith(SHARED):
             reason = f"a key starting with {SHARED!r} is shared by every agent: the admin "
-            raise RuleViolation(name, reason + f"may set one (or grant {SHARE_KEYS_SCOPE!r})", 403)
+            raise RuleViolation(
+                name, reason + f"may set one (or grant {SHARE_KEYS_SCOPE!r})", Refusal.FORBIDDEN
+            )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.limits import WorkLimits, exceeded
 from domain.secrets import mentions_secrets
 from domain.shell import check_static_env, check_static_steps
@@ -87,7 +87,7 @@ def check_tool_scopes(
                 raise PipelineError(
                     f"{path}[{index}].uses",
                     f"tool {step['uses']!r} needs scope {missing[0]!r}, which this agent lacks",
-                    status=403,
+                    kind=Refusal.FORBIDDEN,
                 )
             if step["uses"] == FOREACH:
                 walk(step["with"]["body"], f"{path}[{index}].with.body")

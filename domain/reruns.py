@@ -1,12 +1,12 @@
 """Re-running a run from a step: what the new run keeps of the old one, and when it may not.
 
 Rule (the pipeline must not have changed where the kept outputs came from):
-- ``from_step`` names a top-level step of the task's current pipeline (else 422).
+- ``from_step`` names a top-level step of the task's current pipeline (else the input is refused).
 - The steps before it are the same, in the same order, as in the pipeline the original run
   was queued with (compared as whole definitions: id, uses, with, if, save_as, ...); steps
-  from ``from_step`` on may differ. Otherwise 409: the kept outputs would answer other steps.
+  from ``from_step`` on may differ. Otherwise a conflict: the kept outputs would answer other steps.
 - Each kept step succeeded (or was skipped) in the original run: its output is what the new
-  run's later steps see. Otherwise 409 (re-run from that step instead).
+  run's later steps see. Otherwise a conflict (re-run from that step instead).
 - Only a finished run (succeeded, dead, canceled) is re-run; the new run starts at once.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import Event, RunQueued, RunRerunRequested, RunStepSkipped, RunStepSucceeded
 from domain.runs import RunConflict
 
@@ -49,7 +49,7 @@ def decide_rerun(
             "from_step",
             f"the pipeline changed before {from_step!r} (step {changed!r} differs from the "
             "original run's): its kept outputs would not match",
-            409,
+            Refusal.CONFLICT,
         )
     run_id = queued.run_id
     new = msgspec.structs.replace(
@@ -82,7 +82,7 @@ def _kept(step_id: str, recorded: Mapping[str, Mapping[str, Any]], run_id: str, 
             "from_step",
             f"step {step_id!r} did not succeed in run {run_id} (it is "
             f"{step.get('status', 'not run')}): re-run from it instead",
-            409,
+            Refusal.CONFLICT,
         )
     return RunStepSucceeded(
         run_id=new,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import (
     ApprovalGranted,
     ApprovalRejected,
@@ -185,10 +185,10 @@ def step_idempotency_key(run_id: str, step_path: str, declared: Any) -> str:
 
 
 class RunConflict(RuleViolation):
-    """A run command that does not fit the run's state (HTTP 409)."""
+    """A run command that does not fit the run's state (a conflict)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("status", reason, 409)
+        super().__init__("status", reason, Refusal.CONFLICT)
 
 
 def decide_cancel(run_id: str, status: str, cancel_requested: bool) -> list[Event]:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 VALUE_MAX = 64 * 1024
@@ -98,7 +98,9 @@ def owner_on_store(caller: str, is_admin: bool, held_by: str | None) -> str:
         return caller
     if is_admin or held_by == caller:
         return held_by
-    raise SecretRuleError("name", "is another owner's secret; choose another name", 409)
+    raise SecretRuleError(
+        "name", "is another owner's secret; choose another name", Refusal.CONFLICT
+    )
 
 
 def agents_on_store(
@@ -110,7 +112,7 @@ def agents_on_store(
         return check_agents(requested or ())
     if requested is not None:
         reason = "only the admin shares a secret; an agent's secret is used by its own runs"
-        raise SecretRuleError("agents", reason, 403)
+        raise SecretRuleError("agents", reason, Refusal.FORBIDDEN)
     return tuple(current)
 
 

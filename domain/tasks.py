@@ -10,7 +10,7 @@ import msgspec
 
 from domain.budgets import check_amount
 from domain.debounce import check_debounce
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import (
     Event,
     TaskCanceled,
@@ -37,7 +37,7 @@ _BARE_RRULE = re.compile(r"^\s*(RRULE:)?FREQ=", re.IGNORECASE)
 
 
 class TaskRejected(RuleViolation):
-    """A task command refused: 422 for bad input, 409 for the task's state."""
+    """A task command refused: invalid input, or a conflict with the task's state."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def decide_snooze(
     """Move only the next occurrence: by ``seconds`` from when it was due, or to ``until``."""
     _require_open(state)
     if state.next_run_at is None:
-        raise TaskRejected("task", "has no next occurrence to snooze", 409)
+        raise TaskRejected("task", "has no next occurrence to snooze", Refusal.CONFLICT)
     if (seconds is None) == (until is None):
         raise TaskRejected("body", "give exactly one of seconds or until")
     target = until if until is not None else state.next_run_at + timedelta(seconds=seconds or 0)
@@ -259,4 +259,4 @@ def decide_delete(state: TaskState) -> list[Event]:
 
 def _require_open(state: TaskState) -> None:
     if state.status in ("canceled", "completed"):
-        raise TaskRejected("task", f"is {state.status}", 409)
+        raise TaskRejected("task", f"is {state.status}", Refusal.CONFLICT)

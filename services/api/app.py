@@ -20,6 +20,7 @@ from domain.rate_limits import AUTH_FAILURES, RateLimit, RateLimits
 from projections.registry import inline_projections
 from services.api import contract
 from services.api.auth_failures import FailedAuthLimiter
+from services.api.calls import DEPENDENCIES
 from services.api.middleware import correlation_middleware
 from services.api.problems import EXCEPTION_HANDLERS
 from services.api.rate_limit import DEFAULT_PREFIX, RateLimiter
@@ -38,6 +39,7 @@ from services.api.routes import (
     tools,
     workers,
 )
+from services.api.state import AppState, state_of
 from services.api.ui.render import template_config
 from services.api.ui.router import ui_router
 from services.channels.work import Announcer
@@ -96,16 +98,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
+        state = state_of(app.state)
         async with open_pool(config.database_url, size=config.pool_size) as pool:
             client = redis.Redis.from_url(config.redis_url, socket_timeout=2.0)
-            app.state.pool, app.state.redis = pool, client
+            state.pool, state.redis = pool, client
             # One for the app, so a Redis that hangs costs one timeout, then a quiet spell.
-            app.state.announcer = Announcer(client)
+            state.announcer = Announcer(client)
             # Its own client with short timeouts: a hanging Redis must not slow every request.
             limits = redis.Redis.from_url(
                 config.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
-            app.state.rate_limiter = RateLimiter(
+            state.rate_limiter = RateLimiter(
                 limits, config.rate_limits, prefix=config.rate_limit_prefix
             )
             try:
@@ -141,6 +144,7 @@ def create_app(
         # HTTP metrics by route template (group_path), never by raw path: ids would explode
         # the number of series.
         middleware=[correlation_middleware, _HTTP_METRICS.middleware],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         template_config=template_config(),
@@ -159,11 +163,9 @@ def create_app(
     return app
 
 
-def _initial_state(config: ApiConfig) -> Any:
-    from litestar.datastructures import State
-
+def _initial_state(config: ApiConfig) -> AppState:
     box = SecretBox(config.secret_key) if config.secret_key is not None else None
-    return State(
+    return AppState(
         {
             "admin_token_hash": config.admin_token_hash,
             "projections": inline_projections(),

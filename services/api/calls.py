@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import Annotated, Any
 
 from litestar import Request, Response
-from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.params import HeaderParameter
 
-from domain.limits import WorkLimits
 from services.api.auth import principal_of
-from services.api.operations.context import VERSION_PATTERN, Backend, Caller, OperationResult
+from services.api.state import AppState
+from services.application.context import VERSION_PATTERN, Answer, Backend, Caller, OperationResult
 
 # Headers a route takes only where it honours them, so the OpenAPI document lists them there
 # and Litestar refuses a malformed one with a 422 naming it.
@@ -36,17 +37,6 @@ IfMatch = Annotated[
 ]
 
 
-def backend_of(state: State) -> Backend:
-    """The store and announcer the app opened in its lifespan."""
-    return Backend(
-        state.pool,
-        state.projections,
-        state.get("announcer"),
-        state.get("shell_allow", ()),
-        state.get("work_limits", WorkLimits()),
-    )
-
-
 def caller_of(
     request: Request[Any, Any, Any],
     body: bytes = b"",
@@ -68,6 +58,50 @@ def caller_of(
     )
 
 
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """A read's caller: the principal the route's guard admitted, and the correlation id."""
+    return caller_of(request)
+
+
+async def provide_command(
+    request: Request[Any, Any, Any],
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Caller:
+    """A task command's caller: also its idempotency key, precondition and content."""
+    body = await request.body()
+    return caller_of(request, body, idempotency_key=idempotency_key, if_match=if_match)
+
+
+async def provide_steering(
+    request: Request[Any, Any, Any], idempotency_key: IdempotencyKey = None
+) -> Caller:
+    """A run command's caller: a repeated key replays the first decision on the run,
+    whatever the body said."""
+    return dataclasses.replace(
+        caller_of(request, idempotency_key=idempotency_key),
+        fingerprint=f"{request.method} {request.url.path}",
+    )
+
+
+def provide_backend(state: AppState) -> Backend:
+    """The store, announcer and limits the app opened."""
+    return state.backend
+
+
+# What a route may ask for by name (``caller``, ``command``, ``steering``, ``backend``); only
+# the header parameters of what a route asks for appear in its OpenAPI operation.
+DEPENDENCIES = {
+    "caller": Provide(provide_caller),
+    "command": Provide(provide_command),
+    "steering": Provide(provide_steering),
+    "backend": Provide(provide_backend, sync_to_thread=False),
+}
+
+# Each answer's HTTP status, in one place.
+STATUS_OF = {Answer.DONE: 200, Answer.CREATED: 201, Answer.ACCEPTED: 202, Answer.DELETED: 204}
+
+
 def respond(outcome: OperationResult) -> Response[Any]:
     """The operation's answer as an HTTP response."""
-    return Response(outcome.body, status_code=outcome.status)
+    return Response(outcome.body, status_code=STATUS_OF[outcome.answer])

@@ -23,7 +23,7 @@ from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 
 from services.api.auth import required_scope
-from services.api.problems import PROBLEM_JSON, Problem
+from services.problems.document import PROBLEM_JSON, Problem
 
 BEARER = "bearer"
 SECURITY_COMPONENTS = Components(

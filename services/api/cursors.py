@@ -1,23 +1,15 @@
-"""Paging, the same on every collection: ``{"items": [...], "next": cursor | null}``.
-
-``limit`` is 1 to MAX_LIMIT (default DEFAULT_LIMIT); ``next`` is null on the last page, and is
-otherwise passed back as ``cursor`` for the next one. Cursors are opaque: a (timestamp, id)
-position for tasks and runs, a log position for events, so pages stay stable.
-"""
+"""The paging parameters every collection route takes (see services/application/paging.py)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
 from typing import Annotated
 
 from litestar.params import QueryParameter
 
-from services.api.problems import ApiError, FieldError
+from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+__all__ = ["DEFAULT_LIMIT", "Cursor", "Limit"]
+
 Limit = Annotated[
     int,
     QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}"),
@@ -26,22 +18,3 @@ Cursor = Annotated[
     str | None,
     QueryParameter(min_length=1, max_length=500, description="`next` of the previous page"),
 ]
-
-
-def encode_position(at: datetime, item_id: str) -> str:
-    """The cursor after the item at ``(at, item_id)``."""
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{item_id}".encode()).decode()
-
-
-def decode_position(cursor: str) -> tuple[datetime, str]:
-    """``(timestamp, id)`` from a cursor; a forged one is a 422 naming `cursor`."""
-    try:
-        at, _, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), item_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise _forged() from None
-
-
-def _forged() -> ApiError:
-    reason = "is not a cursor this API returned"
-    return ApiError(422, "Invalid request", f"cursor: {reason}", [FieldError("cursor", reason)])

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import asyncpg
-import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import RuleViolation
 from domain.schedules.preview import RENAMED
+from services.application.errors import (
+    ApplicationError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unavailable,
+    UpstreamFailed,
+    refusal_of,
+)
+from services.problems.document import PROBLEM_JSON, Problem, field_name
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
-PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger("ordinaut.api")
-
-
-class FieldError(msgspec.Struct, frozen=True):
-    """One invalid input: where it is and why it was refused."""
-
-    field: str
-    reason: str
-
-
-class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """An RFC 9457 problem document."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    instance: str | None = None
-    correlation_id: str | None = None
-    errors: list[FieldError] | None = None
-
-
-class ApiError(Exception):
-    """A domain-level refusal the API turns into a problem (e.g. 404, 409, 422)."""
-
-    def __init__(
-        self, status: int, title: str, detail: str, errors: list[FieldError] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail, self.errors = status, title, detail, errors
 
 
 def problem_response(
@@ -70,20 +50,6 @@ def problem_response(
     return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
-_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
-
-
-def field_name(key: str, message: str) -> tuple[str, str]:
-    """The most precise field name msgspec's message allows, and the message without its path."""
-    path = _AT_PATH.search(message)
-    prefix = path.group(1) if path else ("" if key in ("data", "body") else key)
-    reason = _AT_PATH.sub("", message)
-    named = _NAMED_FIELD.search(reason)
-    parts = [p for p in (prefix, named.group(1) if named else "") if p]
-    return ".".join(parts) or key or "body", reason
-
-
 # Fields an earlier release spelled differently, by path: refused with the new name (422).
 RENAMED_FIELDS = {"/schedules/preview": RENAMED}
 
@@ -98,9 +64,17 @@ def _renamed(path: str, error: FieldError) -> FieldError:
 def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
     """A parameter as the client spelled it (``If-Match``), not as the handler's argument
     (``if_match``): Litestar reports the argument."""
-    parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
-    return name if isinstance(name, str) and name else key
+    handler = request.route_handler
+    # The handler's own parameters, then those of the dependencies it takes (services/api/calls).
+    signatures = [handler.parsed_fn_signature] + [
+        provider.parsed_fn_signature for provider in handler.resolve_dependencies().values()
+    ]
+    for signature in signatures:
+        parameter = signature.parameters.get(key)
+        name = getattr(getattr(parameter, "kwarg_definition", None), "name", None)
+        if isinstance(name, str) and name:
+            return name
+    return key
 
 
 def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> list[FieldError]:
@@ -139,51 +113,31 @@ def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return problem_response(request, exc.status_code, title, str(exc.detail), headers=headers)
 
 
-def api_problem(request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    """Refusals raised by our own handlers."""
-    return problem_response(request, exc.status, exc.title, exc.detail, errors=exc.errors)
+# Each kind of refusal's HTTP status, in one place (a subclass not listed takes its parent's).
+STATUS_OF: dict[type[ApplicationError], int] = {
+    ApplicationError: 400,
+    Invalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unavailable: 503,
+    UpstreamFailed: 502,
+}
 
 
-def conflict_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A stale version or a reused idempotency key."""
-    title = "Version conflict" if isinstance(exc, VersionConflict) else "Idempotency key reused"
-    status = 409 if isinstance(exc, VersionConflict) else 422
-    return problem_response(request, status, title, str(exc))
+def status_of(exc: ApplicationError) -> int:
+    """The HTTP status of a refusal: its own kind's, else the nearest listed parent's."""
+    return next(STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF)
 
 
-def unstorable_problem(request: Request[Any, Any, Any], exc: UnstorableText) -> Response[Any]:
-    """Input PostgreSQL refuses to store (a NUL character)."""
-    return problem_response(request, 422, "Invalid request", str(exc))
-
-
-def rule_problem(request: Request[Any, Any, Any], exc: RuleViolation) -> Response[Any]:
-    """Input a domain rule refuses (422), a command the entity's state refuses (409), or one
-    the caller's scopes do not cover (403)."""
-    title = {409: "Conflict", 403: "Forbidden"}.get(exc.status, "Invalid request")
-    errors = [FieldError(exc.field, exc.reason)]
-    return problem_response(request, exc.status, title, str(exc), errors=errors)
-
-
-def data_problem(request: Request[Any, Any, Any], exc: asyncpg.DataError) -> Response[Any]:
-    """PostgreSQL refused a value: every value in our SQL is a parameter, so it came from input."""
-    return problem_response(request, 422, "Invalid request", "a value in the request is not valid")
-
-
-# Unique indexes that a command can run into when another one changed data meanwhile.
-_UNIQUE_FIELDS = {"task_owner_key": ("key", "another of your tasks already has this key")}
-
-
-def unique_problem(
-    request: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError
-) -> Response[Any]:
-    """A value that must be unique is taken: a 409 naming the field, if we know which."""
-    known = _UNIQUE_FIELDS.get(exc.constraint_name or "")
-    if known is None:
+def refusal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A use case's refusal, or one from the layers below it (a domain rule, a stale version,
+    a value PostgreSQL will not store); anything else is an internal error."""
+    refusal = refusal_of(exc)
+    if refusal is None:
         return internal_problem(request, exc)
-    field, reason = known
-    return problem_response(
-        request, 409, "Conflict", f"{field}: {reason}", errors=[FieldError(field, reason)]
-    )
+    status = status_of(refusal)
+    return problem_response(request, status, refusal.title, refusal.detail, errors=refusal.errors)
 
 
 def nesting_problem(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
@@ -220,13 +174,13 @@ _TITLES = {
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ValidationException: validation_problem,
     HTTPException: http_problem,
-    ApiError: api_problem,
-    VersionConflict: conflict_problem,
-    IdempotencyKeyReused: conflict_problem,
-    UnstorableText: unstorable_problem,
-    RuleViolation: rule_problem,
-    asyncpg.DataError: data_problem,
-    asyncpg.UniqueViolationError: unique_problem,
+    ApplicationError: refusal_problem,
+    RuleViolation: refusal_problem,
+    VersionConflict: refusal_problem,
+    IdempotencyKeyReused: refusal_problem,
+    UnstorableText: refusal_problem,
+    asyncpg.DataError: refusal_problem,
+    asyncpg.UniqueViolationError: refusal_problem,
     RecursionError: nesting_problem,
     Exception: internal_problem,
 }

@@ -1,1 +1,1 @@
-"""The use cases HTTP, MCP, the CLI and the declarative loader call."""
+"""The application layer: the use cases HTTP, MCP, the CLI and the declarative loader all call."""

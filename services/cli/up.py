@@ -241,6 +241,7 @@ def _banner(settings: Settings, servers: Servers, token_path: str | None) -> str
 def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component:
     # Imported here: the API (Litestar, the MCP SDK) costs seconds that other processes skip.
     from services.api.app import ApiConfig, create_app
+    from services.api.auth import admit_any_token
     from services.mcp.http import McpMount
 
     token = load_admin_token(settings.admin_token, settings.data_dir)
@@ -259,7 +260,7 @@ def _api(servers: Servers, settings: Settings, sock: socket.socket) -> Component
     )
     banner = _banner(settings, servers, str(token.path) if token.path else None)
     announce = lambda: print(banner, file=sys.stdout, flush=True)  # noqa: E731
-    mcp = McpMount((f"{settings.host}:*", *settings.mcp_allowed_hosts))
+    mcp = McpMount(admit_any_token, (f"{settings.host}:*", *settings.mcp_allowed_hosts))
     return api_component(create_app(config, mounts=[mcp]), sock, announce)
 
 

@@ -21,8 +21,8 @@ from domain.events import TaskDefinition, ToolRegistered, task_stream, tool_stre
 from domain.task_files import Catalog, StoredTask, TaskChange, plan_tasks, with_source
 from domain.tasks import TaskState
 from projections.base import Connection, ProjectionSet
-from services.api.tool_bodies import registration_of
-from services.api.tool_store import known_tool_addresses, load_tool, stream_version
+from services.application.tool_bodies import registration_of
+from services.application.tool_store import known_tool_addresses, load_tool, stream_version
 from services.declarative.loader import FileInvalid, LoadedFile, Problem
 from services.store.events import StreamAppend, append_in_transaction
 

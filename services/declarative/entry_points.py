@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from services.api.tool_bodies import ToolBody
+from services.application.tool_bodies import ToolBody
 
 GROUP = "ordinaut.tools"
 

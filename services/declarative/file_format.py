@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from services.api.task_bodies import TaskBody, Text
-from services.api.tool_bodies import ToolBody
+from services.application.task_bodies import TaskBody, Text
+from services.application.tool_bodies import ToolBody
 
 Source = Annotated[str, msgspec.Meta(min_length=1, max_length=1_000)]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from services.api.cursors import DEFAULT_LIMIT, MAX_LIMIT
-from services.api.operations.runs import RunStatusFilter
-from services.api.task_bodies import TaskBody, TaskPatch
+from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT
+from services.application.runs import RunStatusFilter
+from services.application.task_bodies import TaskBody, TaskPatch
 
 TaskId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The task's id")]
 RunId = Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="The run's id")]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.api.operations import tasks
-from services.api.operations.events import PublishEvent
-from services.api.task_bodies import TaskBody
+from services.application import tasks
+from services.application.events import PublishEvent
+from services.application.task_bodies import TaskBody
 from services.mcp import arguments as a
 from services.mcp import tools as h
 from services.mcp.texts import ERRORS, PIPELINE, SCHEDULES

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import asyncpg
 import msgspec
 import structlog
 from litestar.exceptions import HTTPException
 
-from domain.errors import RuleViolation
-from services.api.problems import ApiError, FieldError, Problem, field_name
-from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
+from services.application.errors import (
+    ApplicationError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unavailable,
+    UpstreamFailed,
+    refusal_of,
+)
+from services.problems.document import Problem, field_name
 
 _log = structlog.get_logger("ordinaut.mcp")
 _TITLES = {
@@ -21,6 +29,22 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
+# Each kind of refusal's status in the problem document, in one place (a subclass not listed
+# takes its parent's): the numbers the HTTP API answers with, so a client reads both alike.
+STATUS_OF: dict[type[ApplicationError], int] = {
+    ApplicationError: 400,
+    Invalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unavailable: 503,
+    UpstreamFailed: 502,
+}
+
+
+def status_of(exc: ApplicationError) -> int:
+    """The problem status of a refusal: its own kind's, else the nearest listed parent's."""
+    return next(STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF)
 
 
 def _problem(
@@ -39,24 +63,11 @@ def invalid_input(exc: msgspec.ValidationError | ValueError) -> Problem:
 
 def problem_of(exc: Exception, tool: str, correlation_id: str) -> Problem:
     """The problem for ``exc``; anything unexpected is logged and answered without internals."""
-    if isinstance(exc, ApiError):
-        return _problem(exc.status, exc.title, exc.detail, exc.errors)
-    if isinstance(exc, RuleViolation):
-        title = {409: "Conflict", 403: "Forbidden"}.get(exc.status, "Invalid request")
-        return _problem(exc.status, title, str(exc), [FieldError(exc.field, exc.reason)])
-    if isinstance(exc, VersionConflict):
-        return _problem(409, "Version conflict", str(exc))
-    if isinstance(exc, IdempotencyKeyReused):
-        return _problem(422, "Idempotency key reused", str(exc))
     if isinstance(exc, msgspec.ValidationError):
         return invalid_input(exc)
-    if isinstance(exc, UnstorableText):
-        return _problem(422, "Invalid request", str(exc))
-    if isinstance(exc, asyncpg.DataError):
-        return _problem(422, "Invalid request", "a value in the request is not valid")
-    if isinstance(exc, asyncpg.UniqueViolationError) and exc.constraint_name == "task_owner_key":
-        reason = "another of your tasks already has this key"
-        return _problem(409, "Conflict", f"key: {reason}", [FieldError("key", reason)])
+    refusal = refusal_of(exc)
+    if refusal is not None:
+        return _problem(status_of(refusal), refusal.title, refusal.detail, refusal.errors)
     if isinstance(exc, HTTPException):
         title = _TITLES.get(exc.status_code, "Request refused")
         return _problem(exc.status_code, title, str(exc.detail))

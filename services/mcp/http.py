@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -14,10 +14,8 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from services.api.auth import Principal, authenticate
-from services.api.calls import backend_of
-from services.api.operations.context import Backend
-from services.api.rate_limit import enforce as enforce_rate_limit
+from services.application.context import Backend
+from services.application.principal import Principal
 
 log = structlog.get_logger("ordinaut.mcp")
 _UNAVAILABLE = (
@@ -30,17 +28,9 @@ MCP_PATH = "/mcp"
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]")
 
 
-async def authenticated(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Any valid token may connect (401 otherwise); each tool then checks its own scope.
-
-    It has no ``scope`` attribute on purpose: the route matrix test checks scoped routes.
-    """
-    principal = await authenticate(connection)
-    await enforce_rate_limit(connection, principal.actor, principal.rate_limits)
-    state = connection.scope["state"]
-    state["principal"], state["backend"] = principal, backend_of(connection.app.state)
+# Admits a request to /mcp and leaves its principal, correlation id and backend in the
+# request's scope state (the API's, passed in by the composition root: services/cli/up.py).
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 async def _session(ctx: Any) -> tuple[Principal, str, Backend]:
@@ -57,7 +47,7 @@ class McpMount:
     that arrives first waits for it (503 if it could not load).
     """
 
-    def __init__(self, allowed_hosts: Sequence[str] = ()) -> None:
+    def __init__(self, guard: Guard, allowed_hosts: Sequence[str] = ()) -> None:
         self._hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
         self._app: Any = None
         self._settled = asyncio.Event()
@@ -66,7 +56,7 @@ class McpMount:
             MCP_PATH,
             is_mount=True,
             copy_scope=True,
-            guards=[authenticated],
+            guards=[guard],
             include_in_schema=False,
         )
         async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:

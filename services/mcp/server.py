@@ -14,10 +14,10 @@ from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
-from services.api.auth import Principal
-from services.api.operations import runs, tasks
-from services.api.operations.context import Backend, Caller
-from services.api.problems import ApiError
+from services.application import runs, tasks
+from services.application.context import Backend, Caller
+from services.application.errors import Forbidden, NotFound
+from services.application.principal import Principal
 from services.mcp.arguments import input_schema
 from services.mcp.catalog import TOOLS
 from services.mcp.errors import invalid_input, problem_of
@@ -74,7 +74,7 @@ async def call(
     raw = msgspec.json.encode(arguments)
     try:
         if spec.scope is not None and not principal.allows(spec.scope):
-            raise ApiError(403, "Forbidden", f"this needs the {spec.scope!r} scope")
+            raise Forbidden(f"this needs the {spec.scope!r} scope")
         try:
             args = msgspec.json.decode(raw, type=spec.arguments)
         except msgspec.ValidationError as exc:
@@ -105,7 +105,7 @@ async def read(uri: str, principal: Principal, correlation_id: str, backend: Bac
             body = plain(await tasks.read_task(caller, backend, ident))
         else:
             body = plain(await runs.read_run(caller, backend, ident))
-    except ApiError as exc:
+    except NotFound as exc:
         raise MCPError(code=-32002, message=exc.detail) from None
     return msgspec.json.encode(body).decode()
 

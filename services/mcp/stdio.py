@@ -14,8 +14,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from projections.registry import inline_projections
-from services.api.auth import Principal, principal_for
-from services.api.operations.context import Backend
+from services.application.context import Backend
+from services.application.principal import Principal, principal_for
 from services.channels.work import Announcer
 from services.mcp.server import build_server
 from services.store.pool import open_pool

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from services.api.operations import dry_runs, events, reruns, runs, schedules, tasks
-from services.api.operations.context import Backend, Caller, OperationResult
-from services.api.operations.dry_runs import DryRunBody, DryRunOptions
-from services.api.operations.events import PublishEvent
-from services.api.operations.runs import Decision
-from services.api.operations.schedules import SchedulePreview
-from services.api.problems import ApiError, FieldError
-from services.api.task_bodies import TaskBody, patch_changes
-from services.api.tool_store import list_tools
+from services.application import dry_runs, events, reruns, runs, schedules, tasks
+from services.application.context import Answer, Backend, Caller, OperationResult
+from services.application.dry_runs import DryRunBody, DryRunOptions
+from services.application.errors import Forbidden, invalid
+from services.application.events import PublishEvent
+from services.application.runs import Decision
+from services.application.schedules import SchedulePreview
+from services.application.task_bodies import TaskBody, patch_changes
+from services.application.tool_store import list_tools
 from services.mcp import arguments as a
 
 Result = tuple[Any, str]
@@ -67,13 +67,13 @@ def _task_result(verb: str, outcome: OperationResult) -> Result:
 
 def _require(value: Any, field: str, reason: str) -> Any:
     if value is None:
-        raise ApiError(422, "Invalid request", f"{field}: {reason}", [FieldError(field, reason)])
+        raise invalid(field, reason)
     return value
 
 
 async def create(caller: Caller, backend: Backend, args: TaskBody) -> Result:
     outcome = await tasks.create_task(caller, backend, args)
-    return _task_result("Scheduled" if outcome.status == 201 else "Updated", outcome)
+    return _task_result("Scheduled" if outcome.answer is Answer.CREATED else "Updated", outcome)
 
 
 async def update(caller: Caller, backend: Backend, args: a.UpdateTask) -> Result:
@@ -210,7 +210,7 @@ async def history(caller: Caller, backend: Backend, args: a.GetHistory) -> Resul
         _require(None, "task_id", "give either task_id or run_id")
     needed = "tasks:read" if args.task_id is not None else "runs:read"
     if not caller.principal.allows(needed):
-        raise ApiError(403, "Forbidden", f"this needs the {needed!r} scope")
+        raise Forbidden(f"this needs the {needed!r} scope")
     if args.task_id is not None:
         items = await tasks.task_history(caller, backend, args.task_id)
     else:

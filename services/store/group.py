@@ -31,7 +31,7 @@ from domain.envelope import EventMeta
 from projections.base import ProjectionSet
 from services.runtime import tracing
 from services.store.events import AppendResult, StreamAppend
-from services.store.group_record import Outcome, Pending, record_each, record_together
+from services.store.group_record import CommandOutcome, Pending, record_each, record_together
 
 MAX_GROUP = 64  # commands per transaction at most; more wait for the next one
 # Groups in flight at once, each on its own connection. Callers that wait for their command
@@ -146,7 +146,7 @@ class GroupCommitter:
             else:
                 future.set_result(outcome)
 
-    async def _record(self, commands: list[Pending]) -> list[Outcome]:
+    async def _record(self, commands: list[Pending]) -> list[CommandOutcome]:
         """One transaction for the group: set-based, or command by command if that fails."""
         async with self.pool.acquire() as conn:
             transaction = conn.transaction()

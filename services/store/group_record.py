@@ -26,7 +26,7 @@ from services.store.events import (
 )
 from services.store.group_insert import insert_unversioned
 
-Outcome = AppendResult | Exception
+CommandOutcome = AppendResult | Exception
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ WHERE c.actor = k.actor AND c.idempotency_key = k.key
 
 async def record_together(
     conn: Connection, commands: Sequence[Pending], projections: ProjectionSet
-) -> list[Outcome]:
+) -> list[CommandOutcome]:
     """Record the group set-based; each command's result, or the exception that refused it.
 
     Raises if a statement fails: the caller rolls back and uses ``record_each``.
@@ -91,7 +91,7 @@ async def record_together(
 
 async def record_each(
     conn: Connection, commands: Sequence[Pending], projections: ProjectionSet
-) -> list[Outcome]:
+) -> list[CommandOutcome]:
     """Record the commands one by one, each under a savepoint: a failing one fails alone."""
     outcomes = await _claim(conn, commands)
     fresh = [i for i, outcome in enumerate(outcomes) if outcome is None]
@@ -115,7 +115,7 @@ async def _insert(
     conn: Connection,
     commands: Sequence[Pending],
     fresh: list[int],
-    outcomes: list[Outcome | None],
+    outcomes: list[CommandOutcome | None],
     projections: ProjectionSet,
 ) -> list[tuple[int, list[Envelope]]]:
     """Insert and project the fresh commands whose expected versions hold (the others get
@@ -146,7 +146,7 @@ def _numbered(
     commands: Sequence[Pending],
     fresh: list[int],
     versions: dict[str, int],
-    outcomes: list[Outcome | None],
+    outcomes: list[CommandOutcome | None],
 ) -> list[int]:
     """The commands whose expected versions hold when the group's commands are applied in
     order (each after the ones accepted before it); the others get their VersionConflict."""
@@ -164,14 +164,14 @@ def _numbered(
     return accepted
 
 
-async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[Outcome | None]:
+async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[CommandOutcome | None]:
     """Claim every key in one statement; a command whose key was used before gets the
     original result (replayed) or IdempotencyKeyReused. None: to be recorded.
 
     A concurrent first use holds its row until it commits, so the claim waits for it and then
     reads its result instead of recording the command twice.
     """
-    outcomes: list[Outcome | None] = [None] * len(commands)
+    outcomes: list[CommandOutcome | None] = [None] * len(commands)
     keyed = sorted(
         (i for i, c in enumerate(commands) if c.key is not None),
         key=lambda i: commands[i].key or ("", ""),
@@ -195,7 +195,7 @@ async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[Outcome 
     return outcomes
 
 
-def _replayed(command: Pending, fingerprint: str, result: str) -> Outcome:
+def _replayed(command: Pending, fingerprint: str, result: str) -> CommandOutcome:
     key = command.key
     assert key is not None
     if fingerprint != command.fingerprint:
@@ -211,7 +211,7 @@ async def _settle_keys(
     conn: Connection,
     commands: Sequence[Pending],
     fresh: list[int],
-    outcomes: list[Outcome | None],
+    outcomes: list[CommandOutcome | None],
     *,
     remember: bool = True,
 ) -> None:

@@ -13,7 +13,8 @@ from litestar.testing import AsyncTestClient
 
 from domain.agents import SCOPES
 from services.api.app import ApiConfig, create_app
-from services.api.auth import ADMIN_SCOPE, required_scope
+from services.api.auth import required_scope
+from services.application.principal import ADMIN_SCOPE
 from services.runtime.admin_token import token_hash
 
 ADMIN = {"Authorization": "Bearer admin-token-for-tests-0123456789"}

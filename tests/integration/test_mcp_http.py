@@ -14,6 +14,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from services.api.app import ApiConfig, create_app
+from services.api.auth import admit_any_token
 from services.mcp.http import McpMount
 from services.mcp.server import listed_tools
 from services.runtime.admin_token import token_hash
@@ -26,7 +27,9 @@ SNAPSHOT = Path(__file__).parent.parent / "data" / "mcp_tools.json"
 @pytest.fixture
 async def served(database_url: str, redis_url: str) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
     """The API served by uvicorn in a thread: its URL and an admin HTTP client."""
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)), mounts=[McpMount()])
+    app = create_app(
+        ApiConfig(database_url, redis_url, token_hash(ADMIN)), mounts=[McpMount(admit_any_token)]
+    )
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
             yield base_url, http

@@ -13,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from services.api.app import ApiConfig, create_app
+from services.api.auth import admit_any_token
 from services.mcp.http import McpMount
 from services.runtime.admin_token import token_hash
 from tests.mcp_support import BRIEFING, ok, refused, schedule_run_and_approve
@@ -46,7 +47,9 @@ def ordinaut_mcp(env: dict[str, str], *args: str) -> StdioServerParameters:
 
 @pytest.fixture
 async def served(database_url: str, redis_url: str) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
-    app = create_app(ApiConfig(database_url, redis_url, token_hash(ADMIN)), mounts=[McpMount()])
+    app = create_app(
+        ApiConfig(database_url, redis_url, token_hash(ADMIN)), mounts=[McpMount(admit_any_token)]
+    )
     with serve_in_thread(app) as base_url:
         async with httpx.AsyncClient(base_url=base_url, headers=AUTH, timeout=30) as http:
             yield base_url, http

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
 from services.api.app import ApiConfig, create_app
-from services.api.tool_store import known_tool_addresses
+from services.application.tool_store import known_tool_addresses
 from services.runtime.admin_token import token_hash
 
 ADMIN = "admin-token-for-tests-0123456789"

@@ -9,13 +9,17 @@ from typing import Any
 from services.mcp.http import McpMount
 
 
+async def _admit_nobody(*_: Any) -> None:
+    raise AssertionError("the mount never got as far as a request")
+
+
 class BrokenMount(McpMount):
     def _build(self) -> Any:
         raise ImportError("no mcp here")
 
 
 async def test_a_request_after_a_failed_load_is_a_503_problem() -> None:
-    mount = BrokenMount()
+    mount = BrokenMount(_admit_nobody)
     await asyncio.wait_for(mount._serve(asyncio.Event()), timeout=30)
     sent: list[dict[str, Any]] = []
 

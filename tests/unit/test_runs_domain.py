@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import ApprovalGranted, RunAttemptFailed, RunDead, TaskDefinition
 from domain.runs import Failure, backoff_seconds, decide_approval, decide_cancel, decide_failure
 
@@ -57,7 +57,7 @@ def test_a_failure_retrying_cannot_fix_is_dead_at_once() -> None:
 def test_cancel_refuses_a_finished_run() -> None:
     with pytest.raises(RuleViolation) as refused:
         decide_cancel("r", "succeeded", cancel_requested=False)
-    assert refused.value.status == 409
+    assert refused.value.kind is Refusal.CONFLICT
 
 
 def test_an_approver_may_pick_only_among_the_proposed_items() -> None:

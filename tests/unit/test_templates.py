@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from domain.errors import Refusal
 from domain.pipeline import PipelineError, validate_payload
 from domain.templates import (
     TemplateError,
@@ -137,7 +138,7 @@ def test_a_missing_path_is_an_error_naming_the_template(template: str, reason: s
     error = refusal({"text": f"Today: {template}"})
     assert error.field == "with.text"
     assert reason in error.reason
-    assert error.status == 422
+    assert error.kind is Refusal.INVALID
 
 
 def test_the_field_is_the_dotted_path_of_the_string() -> None:
@@ -186,7 +187,7 @@ def test_no_rendering_ever_produces_python_spellings() -> None:
 
 def test_the_error_survives_pickling_with_its_field() -> None:
     error = pickle.loads(pickle.dumps(refusal({"a": "${nope}"})))
-    assert (type(error), error.field, error.status) == (TemplateError, "with.a", 422)
+    assert (type(error), error.field, error.kind) == (TemplateError, "with.a", Refusal.INVALID)
 
 
 # --- the scanner --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import ToolRegistered
 from domain.tool_schemas import (
     SchemaViolation,
@@ -62,7 +62,7 @@ def test_a_violation_names_the_instance_path_and_the_schema_path() -> None:
         "7 is not of type 'string' (schema: properties.items.items.properties.email.type)"
     )
     assert isinstance(found, RuleViolation)
-    assert found.status == 422
+    assert found.kind is Refusal.INVALID
     output = violation(check_output, {"status": "x"})
     assert (output.field, output.reason) == (
         "output.status",

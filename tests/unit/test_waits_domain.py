@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from domain.debounce import check_debounce, debounced
-from domain.errors import RuleViolation
+from domain.errors import Refusal, RuleViolation
 from domain.events import RunDebounced, RunQueued, RunResumed, RunWaitTimedOut, TaskDefinition
 from domain.reruns import decide_rerun
 from domain.waits import Waiting, deadline_passed, decide_resumes, matches
@@ -94,18 +94,18 @@ def test_a_rerun_keeps_the_steps_before_and_links_the_runs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "old", "from_step", "code"),
+    ("status", "old", "from_step", "kind"),
     [
-        ("running", PIPELINE, "b", 409),
-        ("dead", PIPELINE, "x", 422),
-        ("dead", [{"id": "a", "uses": "t.other"}, *PIPELINE[1:]], "b", 409),
-        ("dead", PIPELINE, "c", 409),  # b did not succeed
+        ("running", PIPELINE, "b", Refusal.CONFLICT),
+        ("dead", PIPELINE, "x", Refusal.INVALID),
+        ("dead", [{"id": "a", "uses": "t.other"}, *PIPELINE[1:]], "b", Refusal.CONFLICT),
+        ("dead", PIPELINE, "c", Refusal.CONFLICT),  # b did not succeed
     ],
 )
-def test_a_rerun_is_refused(status: str, old: list[Any], from_step: str, code: int) -> None:
+def test_a_rerun_is_refused(status: str, old: list[Any], from_step: str, kind: Refusal) -> None:
     with pytest.raises(RuleViolation) as refused:
         decide_rerun(QUEUED, status, DONE, old, PIPELINE, from_step, "new", NOW)
-    assert refused.value.status == code
+    assert refused.value.kind is kind
 
 
 def test_debounce_joins_events_of_a_key_until_the_run_starts() -> None:

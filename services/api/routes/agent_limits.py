@@ -7,16 +7,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, put
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain.agent_limits import set_limits
 from domain.envelope import EventMeta
 from domain.events import QuietWindow, agent_stream
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
-from services.api.problems import ApiError
-from services.api.task_bodies import QuietHours
+from services.api.auth import principal_of, requires
+from services.api.state import AppState
+from services.application.errors import NotFound
+from services.application.principal import ADMIN_SCOPE
+from services.application.task_bodies import QuietHours
 from services.store.events import StreamAppend, append_in_transaction
 
 RateText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -93,7 +94,7 @@ async def _locked_version(conn: Connection, agent_id: str) -> int:
         "SELECT version FROM agent WHERE id = $1 FOR UPDATE", agent_id
     )
     if version is None:
-        raise ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+        raise NotFound(f"no agent has the id {agent_id!r}")
     return version
 
 
@@ -105,7 +106,7 @@ async def _locked_version(conn: Connection, agent_id: str) -> int:
 )
 async def put_limits(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     agent_id: FromPath[str],
     data: JSONBody[LimitsBody],
 ) -> LimitsView:
@@ -133,11 +134,11 @@ async def put_limits(
     tags=["agents"],
     summary="Read an agent's limits",
 )
-async def get_limits(state: State, agent_id: FromPath[str]) -> LimitsView:
+async def get_limits(state: AppState, agent_id: FromPath[str]) -> LimitsView:
     """The agent's limits (empty when none were set); 404 for an unknown agent."""
     async with state.pool.acquire() as conn:
         if await conn.fetchval("SELECT true FROM agent WHERE id = $1", agent_id) is None:
-            raise ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+            raise NotFound(f"no agent has the id {agent_id!r}")
         return await _view(conn, agent_id)
 
 

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from litestar import Request, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain import agents
@@ -20,8 +19,10 @@ from domain.envelope import EventMeta
 from domain.events import Event, agent_stream
 from domain.webhook_signing import webhook_secret
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
-from services.api.problems import ApiError, FieldError
+from services.api.auth import principal_of, requires
+from services.api.state import AppState, state_of
+from services.application.errors import Conflict, FieldError, NotFound
+from services.application.principal import ADMIN_SCOPE
 from services.runtime.admin_token import token_hash
 from services.store.events import StreamAppend, append_in_transaction
 
@@ -96,14 +97,14 @@ WHERE agent_id = ANY($1::text[]) ORDER BY created_at, id
 """
 
 
-def _secret(state: State, row: asyncpg.Record) -> str | None:
-    key: bytes | None = state.get("webhook_key")
+def _secret(state: AppState, row: asyncpg.Record) -> str | None:
+    key: bytes | None = state.webhook_key
     if key is None or row["webhook_url"] is None:
         return None
     return webhook_secret(key, row["id"])
 
 
-async def _views(conn: Connection, rows: list[asyncpg.Record], state: State) -> list[AgentView]:
+async def _views(conn: Connection, rows: list[asyncpg.Record], state: AppState) -> list[AgentView]:
     tokens: dict[str, list[TokenView]] = {row["id"]: [] for row in rows}
     for token in await conn.fetch(_SELECT_TOKENS, list(tokens)):
         tokens[token["agent_id"]].append(
@@ -124,7 +125,7 @@ async def _views(conn: Connection, rows: list[asyncpg.Record], state: State) -> 
     ]
 
 
-async def _agent(conn: Connection, agent_id: str, state: State) -> AgentView:
+async def _agent(conn: Connection, agent_id: str, state: AppState) -> AgentView:
     rows = await conn.fetch(f"{_SELECT_AGENTS} WHERE id = $1", agent_id)
     if not rows:
         raise _no_agent(agent_id)
@@ -136,16 +137,16 @@ def _canonical_id(raw: str) -> str:
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise ApiError(404, "Not found", f"no agent or token has the id {raw!r}") from None
+        raise NotFound(f"no agent or token has the id {raw!r}") from None
 
 
-def _no_agent(agent_id: str) -> ApiError:
-    return ApiError(404, "Not found", f"no agent has the id {agent_id!r}")
+def _no_agent(agent_id: str) -> NotFound:
+    return NotFound(f"no agent has the id {agent_id!r}")
 
 
-def _name_taken(name: str) -> ApiError:
+def _name_taken(name: str) -> Conflict:
     reason = f"an agent named {name!r} already exists (names are unique regardless of case)"
-    return ApiError(409, "Conflict", f"name: {reason}", [FieldError("name", reason)])
+    return Conflict(f"name: {reason}", [FieldError("name", reason)])
 
 
 def _meta(request: Request[Any, Any, Any]) -> EventMeta:
@@ -172,7 +173,9 @@ async def _append(
     at: int,
 ) -> None:
     stream = StreamAppend(agent_stream(agent_id), events, expected_version=at)
-    await append_in_transaction(conn, [stream], _meta(request), request.app.state.projections)
+    await append_in_transaction(
+        conn, [stream], _meta(request), state_of(request.app.state).projections
+    )
 
 
 @post(
@@ -183,7 +186,7 @@ async def _append(
     summary="Create an agent",
 )
 async def create_agent(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[CreateAgent]
+    request: Request[Any, Any, Any], state: AppState, data: JSONBody[CreateAgent]
 ) -> AgentView:
     """Record ``agent.created``; a name already taken (ignoring case) is a 409."""
     agent_id = str(uuid.uuid4())
@@ -211,7 +214,7 @@ async def create_agent(
 )
 async def change_agent(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     agent_id: FromPath[str],
     data: JSONBody[ChangeAgent],
 ) -> AgentView:
@@ -229,7 +232,7 @@ async def change_agent(
 
 
 @get("/agents", guards=[requires(ADMIN_SCOPE)], tags=["agents"], summary="List agents")
-async def list_agents(state: State) -> AgentList:
+async def list_agents(state: AppState) -> AgentList:
     """Every agent with its tokens, ordered by creation."""
     async with state.pool.acquire() as conn:
         rows = await conn.fetch(f"{_SELECT_AGENTS} ORDER BY created_at, id")
@@ -242,7 +245,7 @@ async def list_agents(state: State) -> AgentList:
     tags=["agents"],
     summary="Read an agent",
 )
-async def get_agent(state: State, agent_id: FromPath[str]) -> AgentView:
+async def get_agent(state: AppState, agent_id: FromPath[str]) -> AgentView:
     """One agent with its tokens (ids, labels and dates; never a token or its hash)."""
     async with state.pool.acquire() as conn:
         return await _agent(conn, _canonical_id(agent_id), state)
@@ -257,7 +260,7 @@ async def get_agent(state: State, agent_id: FromPath[str]) -> AgentView:
 )
 async def issue_token(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     agent_id: FromPath[str],
     data: JSONBody[IssueToken | None] = None,
 ) -> IssuedToken:
@@ -285,7 +288,10 @@ async def issue_token(
     summary="Revoke a token",
 )
 async def revoke_token(
-    request: Request[Any, Any, Any], state: State, agent_id: FromPath[str], token_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    state: AppState,
+    agent_id: FromPath[str],
+    token_id: FromPath[str],
 ) -> None:
     """Record ``agent.token_revoked``: the next request with the token is a 401.
 
@@ -300,7 +306,7 @@ async def revoke_token(
             agent_id,
         )
         if row is None:
-            raise ApiError(404, "Not found", f"agent {agent_id!r} has no token {token_id!r}")
+            raise NotFound(f"agent {agent_id!r} has no token {token_id!r}")
         events = agents.revoke_token(TokenState(agent_id, token_id, row["revoked_at"]))
         if events:
             await _append(conn, request, agent_id, events, version)

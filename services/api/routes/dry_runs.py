@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, post
-from litestar.datastructures import State
+from litestar import post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from services.api.auth import requires
-from services.api.calls import backend_of, caller_of
-from services.api.dry_run import DryRun
-from services.api.operations import dry_runs as ops
-from services.api.operations.dry_runs import DryRunBody, DryRunOptions
+from services.application import dry_runs as ops
+from services.application.context import Backend, Caller
+from services.application.dry_run import DryRun
+from services.application.dry_runs import DryRunBody, DryRunOptions
 
 
 @post(
@@ -23,14 +21,14 @@ from services.api.operations.dry_runs import DryRunBody, DryRunOptions
     summary="Dry-run a task's pipeline",
 )
 async def dry_run_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
+    caller: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     data: JSONBody[DryRunOptions | None] = None,
 ) -> DryRun:
     """Render and validate every step with fake tool outputs; nothing is called or recorded."""
     options = data or DryRunOptions()
-    return await ops.dry_run_task(caller_of(request), backend_of(state), task_id, options)
+    return await ops.dry_run_task(caller, backend, task_id, options)
 
 
 @post(
@@ -41,10 +39,10 @@ async def dry_run_task(
     summary="Dry-run a pipeline without creating the task",
 )
 async def dry_run_new_task(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[DryRunBody]
+    caller: NamedDependency[Caller], backend: NamedDependency[Backend], data: JSONBody[DryRunBody]
 ) -> DryRun:
     """Validate the task as POST /tasks would (422 if invalid), then dry-run its pipeline."""
-    return await ops.dry_run_new_task(caller_of(request), backend_of(state), data)
+    return await ops.dry_run_new_task(caller, backend, data)
 
 
 ROUTES = [dry_run_new_task, dry_run_task]

@@ -8,17 +8,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get, post
-from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 
 from projections.base import Connection
 from services.api.auth import principal_of, requires
-from services.api.calls import IdempotencyKey, backend_of, caller_of
+from services.api.calls import IdempotencyKey, caller_of
 from services.api.cursors import DEFAULT_LIMIT, Limit
 from services.api.cursors import Cursor as PageCursor
-from services.api.operations import events as ops
-from services.api.operations.events import Published, PublishEvent
-from services.api.problems import ApiError, FieldError
+from services.api.state import AppState
+from services.application import events as ops
+from services.application.errors import invalid
+from services.application.events import Published, PublishEvent
 from services.store.audit import EventFilter, read_filtered
 from services.store.errors import UnknownCursor
 from services.store.events import StoredEvent
@@ -50,7 +50,7 @@ def _types(raw: list[str] | None) -> tuple[str, ...]:
     for value in raw or ():
         if not _TYPES.match(value):
             reason = f"must be event types separated by commas (at most {MAX_TYPES})"
-            raise ApiError(422, "Invalid request", f"type: {reason}", [FieldError("type", reason)])
+            raise invalid("type", reason)
     return tuple(kind for value in raw or () for kind in value.split(","))
 
 
@@ -64,7 +64,7 @@ def _instant(name: str, value: str | None) -> datetime | None:
         found = None
     if found is None or found.utcoffset() is None:
         reason = "must be an RFC 3339 date-time with a UTC offset (e.g. 2026-01-01T09:00:00Z)"
-        raise ApiError(422, "Invalid request", f"{name}: {reason}", [FieldError(name, reason)])
+        raise invalid(name, reason)
     return found
 
 
@@ -75,7 +75,7 @@ Instant = Annotated[str | None, QueryParameter(format="date-time", max_length=64
 @get("/events", guards=[requires("events:read")], tags=["events"], summary="Read the log forward")
 async def list_events(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     after: Annotated[
         str,
         QueryParameter(
@@ -142,7 +142,7 @@ async def _bound(conn: Connection, text: str) -> Cursor:
     bound = await _cursor(conn, "before", text)
     if bound == START:
         reason = "must be an event's cursor or a position after the start of the log"
-        raise ApiError(422, "Invalid request", f"before: {reason}", [FieldError("before", reason)])
+        raise invalid("before", reason)
     return bound
 
 
@@ -150,9 +150,7 @@ async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
     try:
         return await parse_cursor(conn, text)
     except UnknownCursor as exc:
-        raise ApiError(
-            422, "Invalid request", f"{name}: {exc}", [FieldError(name, str(exc))]
-        ) from None
+        raise invalid(name, str(exc)) from None
 
 
 @post(
@@ -164,7 +162,7 @@ async def _cursor(conn: Connection, name: str, text: str) -> Cursor:
 )
 async def publish_event(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     data: JSONBody[PublishEvent],
     idempotency_key: IdempotencyKey = None,
 ) -> Published:
@@ -173,4 +171,4 @@ async def publish_event(
     the first answer and fires nothing (the key is the body's ``idempotency_key``, else the
     header)."""
     caller = caller_of(request, idempotency_key=idempotency_key)
-    return await ops.publish_event(caller, backend_of(state), data)
+    return await ops.publish_event(caller, state.backend, data)

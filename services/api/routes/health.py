@@ -7,9 +7,9 @@ from typing import Any
 
 import msgspec
 from litestar import Response, get
-from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 
+from services.api.state import AppState
 from services.health.report import HealthReport, report
 from services.store.migrate import pending_migrations
 
@@ -37,13 +37,13 @@ async def _check(name: str, probe: Any) -> tuple[str, str]:
     return name, result or "ok"
 
 
-async def _postgres(state: State) -> str | None:
+async def _postgres(state: AppState) -> str | None:
     async with state.pool.acquire() as conn:
         pending = await pending_migrations(conn)
     return f"failing: {len(pending)} migrations pending" if pending else None
 
 
-async def _redis(state: State) -> str | None:
+async def _redis(state: AppState) -> str | None:
     await state.redis.ping()
     return None
 
@@ -54,7 +54,7 @@ async def _redis(state: State) -> str | None:
     summary="Postgres and Redis reachable, schema current",
     responses={503: ResponseSpec(Readiness, description="A dependency is failing (named)")},
 )
-async def ready(state: State) -> Response[Readiness]:
+async def ready(state: AppState) -> Response[Readiness]:
     """200 when every dependency answers; 503 (with the failing ones named) otherwise."""
     results = await asyncio.gather(
         _check("postgres", _postgres(state)), _check("redis", _redis(state))
@@ -66,7 +66,7 @@ async def ready(state: State) -> Response[Readiness]:
 
 
 @get("/health", tags=["health"], summary="Each component's state, with its numbers")
-async def components(state: State) -> HealthReport:
+async def components(state: AppState) -> HealthReport:
     """db, redis, timer lag, oldest ready work, relay lag and workers alive: each ok, degraded
     or failing; the status is the worst of them. Always 200 (use /health/ready for probes)."""
     return await report(state.pool, state.redis, state.events_stream)

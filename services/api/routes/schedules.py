@@ -6,8 +6,8 @@ from litestar import post
 from litestar.params import JSONBody
 
 from services.api.auth import requires
-from services.api.operations import schedules as ops
-from services.api.operations.schedules import Occurrences, SchedulePreview
+from services.application import schedules as ops
+from services.application.schedules import Occurrences, SchedulePreview
 
 __all__ = ["Occurrences", "SchedulePreview", "preview_schedule"]
 

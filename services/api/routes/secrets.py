@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
@@ -34,10 +33,12 @@ from domain.secrets import (
     owner_on_store,
 )
 from projections.base import Connection
-from services.api.auth import Principal, principal_of, requires
+from services.api.auth import principal_of, requires
 from services.api.contract import problem_spec
-from services.api.problems import ApiError
-from services.api.tool_store import stream_version
+from services.api.state import AppState, state_of
+from services.application.errors import NotFound, Unavailable
+from services.application.principal import Principal
+from services.application.tool_store import stream_version
 from services.store.events import StreamAppend, append_in_transaction
 
 
@@ -98,7 +99,7 @@ async def _append(
         actor=principal_of(request).actor, correlation_id=request.scope["state"]["correlation_id"]
     )
     append = StreamAppend(secret_stream(name), [event], expected_version=at)
-    await append_in_transaction(conn, [append], meta, request.app.state.projections)
+    await append_in_transaction(conn, [append], meta, state_of(request.app.state).projections)
 
 
 @post(
@@ -112,14 +113,14 @@ async def _append(
     },
 )
 async def store_secret(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[SecretBody]
+    request: Request[Any, Any, Any], state: AppState, data: JSONBody[SecretBody]
 ) -> Response[SecretView]:
     """Record ``secret.stored`` (only the ciphertext): 201 for a new name, 200 to replace.
 
     The name's owner keeps it (409 for another agent); the admin names who may use it."""
     box = state.secret_box
     if box is None:
-        raise ApiError(503, "Secrets unavailable", "this API has no secret key configured")
+        raise Unavailable("this API has no secret key configured", title="Secrets unavailable")
     principal, name = principal_of(request), check_name(data.name)
     value, tools = check_value(data.value), check_allowed_tools(data.allowed_tools)
     async with state.pool.acquire() as conn, conn.transaction():
@@ -150,7 +151,7 @@ _VISIBLE = f"SELECT {_COLUMNS} FROM secret WHERE owner = $1 OR agents && ARRAY[$
 
 
 @get("/secrets", guards=[requires(READ_SCOPE)], tags=["secrets"], summary="List secrets")
-async def list_secrets(request: Request[Any, Any, Any], state: State) -> SecretList:
+async def list_secrets(request: Request[Any, Any, Any], state: AppState) -> SecretList:
     """The secrets the caller may use (all for the admin): names, tools, times; never a value."""
     principal = principal_of(request)
     async with state.pool.acquire() as conn:
@@ -168,7 +169,9 @@ async def list_secrets(request: Request[Any, Any, Any], state: State) -> SecretL
     status_code=204,
     summary="Delete a secret",
 )
-async def delete_secret(request: Request[Any, Any, Any], state: State, name: FromPath[str]) -> None:
+async def delete_secret(
+    request: Request[Any, Any, Any], state: AppState, name: FromPath[str]
+) -> None:
     """Record ``secret.deleted``; steps that use the secret fail from now on. An agent
     deletes only its own (404 for any other, as for a name that does not exist)."""
     principal = principal_of(request)
@@ -177,7 +180,7 @@ async def delete_secret(request: Request[Any, Any, Any], state: State, name: Fro
             "SELECT version, owner FROM secret WHERE name = $1 FOR UPDATE", name
         )
         if row is None or not (_is_admin(principal) or row["owner"] == principal.actor):
-            raise ApiError(404, "Not found", f"no secret of yours named {name!r}")
+            raise NotFound(f"no secret of yours named {name!r}")
         await _append(conn, request, name, SecretDeleted(name=name), row["version"])
 
 

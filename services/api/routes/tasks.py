@@ -1,19 +1,20 @@
-"""Task routes: thin HTTP adapters over the task operations (services/api/operations/tasks)."""
+"""Task routes: thin HTTP adapters over the task operations (services/application/tasks)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Request, Response, delete, get, patch, post
-from litestar.datastructures import State
+from litestar import Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from services.api.auth import requires
-from services.api.calls import IdempotencyKey, IfMatch, backend_of, caller_of, respond
+from services.api.calls import respond
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
-from services.api.operations import tasks as ops
-from services.api.task_bodies import (
+from services.application import tasks as ops
+from services.application.context import Backend, Caller
+from services.application.task_bodies import (
     Resume,
     RunStarted,
     Snooze,
@@ -34,89 +35,62 @@ from services.store.events import StoredEvent
     responses={200: ResponseSpec(TaskView, description="The caller's task with this key, updated")},
 )
 async def create_task(
-    request: Request[Any, Any, Any],
-    state: State,
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     data: JSONBody[TaskBody],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
 ) -> Response[TaskView]:
     """Create a task (201), or update the caller's task with the same ``key`` (200)."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(await ops.create_task(caller, backend_of(state), data))
+    return respond(await ops.create_task(command, backend, data))
 
 
 @patch("/tasks/{task_id:str}", guards=[requires("tasks:write")], tags=["tasks"])
 async def update_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     data: JSONBody[TaskPatch],  # type: ignore[valid-type]  # generated from TaskBody
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
 ) -> Response[TaskView]:
     """Change the given fields only; a schedule change recomputes the next run."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(await ops.update_task(caller, backend_of(state), task_id, patch_changes(data)))
+    return respond(await ops.update_task(command, backend, task_id, patch_changes(data)))
 
 
 @post(
     "/tasks/{task_id:str}/pause", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def pause_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
 ) -> Response[TaskView]:
     """Stop firing until resumed."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(await ops.pause_task(caller, backend_of(state), task_id))
+    return respond(await ops.pause_task(command, backend, task_id))
 
 
 @post(
     "/tasks/{task_id:str}/resume", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def resume_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     data: JSONBody[Resume | None] = None,
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
 ) -> Response[TaskView]:
     """Fire again from now on (no catch-up storm unless ``catch_up`` is true)."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
     catch_up = bool(data and data.catch_up)
-    return respond(await ops.resume_task(caller, backend_of(state), task_id, catch_up))
+    return respond(await ops.resume_task(command, backend, task_id, catch_up))
 
 
 @post(
     "/tasks/{task_id:str}/snooze", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def snooze_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     data: JSONBody[Snooze],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
 ) -> Response[TaskView]:
     """Move only the next occurrence."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(
-        await ops.snooze_task(caller, backend_of(state), task_id, data.seconds, data.until)
-    )
+    return respond(await ops.snooze_task(command, backend, task_id, data.seconds, data.until))
 
 
 @post(
@@ -126,53 +100,40 @@ async def snooze_task(
     status_code=202,
 )
 async def run_task_now(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
 ) -> Response[RunStarted]:
     """Queue a run now without disturbing the schedule (202 with its run id)."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(await ops.run_task_now(caller, backend_of(state), task_id))
+    return respond(await ops.run_task_now(command, backend, task_id))
 
 
 @post(
     "/tasks/{task_id:str}/cancel", guards=[requires("tasks:write")], tags=["tasks"], status_code=200
 )
 async def cancel_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
 ) -> Response[TaskView]:
     """Never fire again (terminal)."""
-    caller = caller_of(
-        request, await request.body(), idempotency_key=idempotency_key, if_match=if_match
-    )
-    return respond(await ops.cancel_task(caller, backend_of(state), task_id))
+    return respond(await ops.cancel_task(command, backend, task_id))
 
 
 @delete("/tasks/{task_id:str}", guards=[requires("tasks:write")], tags=["tasks"], status_code=204)
 async def delete_task(
-    request: Request[Any, Any, Any],
-    state: State,
     task_id: FromPath[str],
-    idempotency_key: IdempotencyKey = None,
-    if_match: IfMatch = None,
+    command: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
 ) -> None:
     """Hide the task from reads; its events stay for audit."""
-    caller = caller_of(request, idempotency_key=idempotency_key, if_match=if_match)
-    await ops.delete_task(caller, backend_of(state), task_id)
+    await ops.delete_task(command, backend, task_id)
 
 
 @get("/tasks", guards=[requires("tasks:read")], tags=["tasks"], summary="List tasks")
 async def get_tasks(
-    request: Request[Any, Any, Any],
-    state: State,
+    caller: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     status: Annotated[
         str | None, QueryParameter(description="active, paused, canceled, completed")
     ] = None,
@@ -193,36 +154,36 @@ async def get_tasks(
         "key": key,
         "title": q,
     }
-    return await ops.find_tasks(caller_of(request), backend_of(state), filters, limit, cursor)
+    return await ops.find_tasks(caller, backend, filters, limit, cursor)
 
 
 @get("/tasks/{task_id:str}", guards=[requires("tasks:read")], tags=["tasks"])
 async def get_task(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
+    caller: NamedDependency[Caller], backend: NamedDependency[Backend], task_id: FromPath[str]
 ) -> Response[TaskView]:
     """One task; its version is also the ETag (use it in If-Match)."""
-    view = await ops.read_task(caller_of(request), backend_of(state), task_id)
+    view = await ops.read_task(caller, backend, task_id)
     return Response(view, headers={"ETag": f'"{view.version}"'})
 
 
 @get("/tasks/{task_id:str}/occurrences", guards=[requires("tasks:read")], tags=["tasks"])
 async def get_occurrences(
-    request: Request[Any, Any, Any],
-    state: State,
+    caller: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
     task_id: FromPath[str],
     count: Annotated[int, QueryParameter(ge=1, le=1000)] = 10,
 ) -> dict[str, list[str]]:
     """The next ``count`` occurrences, starting with the next run."""
-    found = await ops.task_occurrences(caller_of(request), backend_of(state), task_id, count)
+    found = await ops.task_occurrences(caller, backend, task_id, count)
     return {"occurrences": found}
 
 
 @get("/tasks/{task_id:str}/history", guards=[requires("tasks:read")], tags=["tasks"])
 async def get_history(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
+    caller: NamedDependency[Caller], backend: NamedDependency[Backend], task_id: FromPath[str]
 ) -> dict[str, list[StoredEvent]]:
     """Every event of the task, in order (deleted tasks included, for audit)."""
-    return {"items": await ops.task_history(caller_of(request), backend_of(state), task_id)}
+    return {"items": await ops.task_history(caller, backend, task_id)}
 
 
 ROUTES = [

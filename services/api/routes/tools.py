@@ -8,17 +8,18 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from domain.envelope import EventMeta
 from domain.events import Event, ToolRegistered, ToolRemoved, tool_stream
 from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
 from projections.base import Connection
-from services.api.auth import ADMIN_SCOPE, principal_of, requires
-from services.api.problems import ApiError, FieldError
-from services.api.tool_bodies import RateLimitBody, ToolBody, registration_of
-from services.api.tool_store import (
+from services.api.auth import principal_of, requires
+from services.api.state import AppState, state_of
+from services.application.errors import Conflict, FieldError, Invalid, NotFound, UpstreamFailed
+from services.application.principal import ADMIN_SCOPE
+from services.application.tool_bodies import RateLimitBody, ToolBody, registration_of
+from services.application.tool_store import (
     ToolList,
     ToolView,
     list_tools,
@@ -32,8 +33,8 @@ from services.tools.errors import ToolCallError
 SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-def _no_tool(address: str) -> ApiError:
-    return ApiError(404, "Not found", f"no tool has the address {address!r}")
+def _no_tool(address: str) -> NotFound:
+    return NotFound(f"no tool has the address {address!r}")
 
 
 def _meta(request: Request[Any, Any, Any]) -> EventMeta:
@@ -46,12 +47,14 @@ async def _append(
     conn: Connection, request: Request[Any, Any, Any], event: Event, address: str, at: int
 ) -> None:
     append = StreamAppend(tool_stream(address), [event], expected_version=at)
-    await append_in_transaction(conn, [append], _meta(request), request.app.state.projections)
+    await append_in_transaction(
+        conn, [append], _meta(request), state_of(request.app.state).projections
+    )
 
 
 @post("/tools", guards=[requires(ADMIN_SCOPE)], tags=["tools"], summary="Register a tool")
 async def register_tool(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[ToolBody]
+    request: Request[Any, Any, Any], state: AppState, data: JSONBody[ToolBody]
 ) -> Response[ToolView]:
     """Record ``tool.registered``: 201 for a new address, 200 when it replaces a registration.
 
@@ -70,14 +73,14 @@ async def register_tool(
 
 
 @get("/tools", guards=[requires("tasks:read")], tags=["tools"], summary="List tools")
-async def get_tools(state: State) -> ToolList:
+async def get_tools(state: AppState) -> ToolList:
     """Every tool, builtin and registered, sorted by address."""
     async with state.pool.acquire() as conn:
         return ToolList(await list_tools(conn))
 
 
 @get("/tools/{address:str}", guards=[requires("tasks:read")], tags=["tools"], summary="Read a tool")
-async def get_tool(state: State, address: FromPath[str]) -> ToolView:
+async def get_tool(state: AppState, address: FromPath[str]) -> ToolView:
     """One tool by address; 404 if it is neither builtin nor registered."""
     if address in BUILTIN_TOOLS:
         return tool_view(BUILTIN_TOOLS[address])
@@ -96,11 +99,11 @@ async def get_tool(state: State, address: FromPath[str]) -> ToolView:
     summary="Remove a tool",
 )
 async def remove_tool(
-    request: Request[Any, Any, Any], state: State, address: FromPath[str]
+    request: Request[Any, Any, Any], state: AppState, address: FromPath[str]
 ) -> None:
     """Record ``tool.removed``; tasks using the tool are refused from now on. Builtins: 409."""
     if address in BUILTIN_TOOLS:
-        raise ApiError(409, "Conflict", f"{address!r} is a builtin tool and cannot be removed")
+        raise Conflict(f"{address!r} is a builtin tool and cannot be removed")
     async with state.pool.acquire() as conn, conn.transaction():
         current = await load_tool(conn, address, lock=True)
         if current is None:
@@ -189,7 +192,7 @@ def _importable(
     summary="Import an MCP server's tools",
 )
 async def import_mcp_server(
-    request: Request[Any, Any, Any], state: State, data: JSONBody[McpServerBody]
+    request: Request[Any, Any, Any], state: AppState, data: JSONBody[McpServerBody]
 ) -> Response[McpImport]:
     """Register every tool the server lists (``tools/list``) as ``<name>.<tool name>``.
 
@@ -210,15 +213,15 @@ async def import_mcp_server(
             data.name,
             endpoint=probe.endpoint,
             command=probe.command,
-            allowed=state.get("outbound_allow"),
+            allowed=state.outbound_allow,
         )
     except ToolCallError as exc:
-        raise ApiError(502, "Bad gateway", exc.message) from None
+        raise UpstreamFailed(exc.message) from None
     tools, skipped = _importable(listed, probe)
     if not tools:
         errors = [FieldError(f"tools.{s.name}", s.reason) for s in skipped] or None
         detail = f"the MCP server lists no tool that can be registered ({len(listed)} listed)"
-        raise ApiError(422, "Invalid request", detail, errors=errors)
+        raise Invalid(detail, errors=errors)
     async with state.pool.acquire() as conn, conn.transaction():
         appends = []
         for tool in tools:

@@ -6,9 +6,10 @@ from datetime import datetime
 
 import msgspec
 from litestar import get
-from litestar.datastructures import State
 
-from services.api.auth import ADMIN_SCOPE, requires
+from services.api.auth import requires
+from services.api.state import AppState
+from services.application.principal import ADMIN_SCOPE
 from services.health.presence import ALIVE_WITHIN_SECONDS
 
 _WORKERS = """
@@ -46,7 +47,7 @@ class WorkerList(msgspec.Struct, frozen=True):
 
 
 @get("/workers", guards=[requires(ADMIN_SCOPE)], tags=["operations"], summary="List workers")
-async def list_workers(state: State) -> WorkerList:
+async def list_workers(state: AppState) -> WorkerList:
     """Every worker that reported in the last day; ``alive`` if within the last 30 s."""
     rows = await state.pool.fetch(_WORKERS, ALIVE_WITHIN_SECONDS)
     return WorkerList(

@@ -11,9 +11,10 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from services.api.operations.context import Caller
 from services.api.rate_limit import enforce as enforce_rate_limit
+from services.api.state import state_of
 from services.api.ui.session import COOKIE, UiSession, find_session
+from services.application.context import Caller
 
 
 class NotSignedIn(Exception):
@@ -34,7 +35,7 @@ async def signed_in(
     """Admit a live session holding the route's scope; rate-limited like the token's API use."""
     if handler.opt.get("ui_public"):
         return
-    state = connection.app.state
+    state = state_of(connection.app.state)
     session_id = connection.cookies.get(COOKIE)
     session = (
         await find_session(state.pool, state.admin_token_hash, session_id) if session_id else None

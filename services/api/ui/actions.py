@@ -7,20 +7,19 @@ from typing import Any
 
 import msgspec
 from litestar import Request, post
-from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect
 
 from domain.errors import RuleViolation
-from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
-from services.api.operations import tasks as ops
-from services.api.operations.context import Backend, Caller
-from services.api.operations.runs import Decision
-from services.api.problems import ApiError
+from services.api.state import AppState
 from services.api.ui.access import caller_of, needs
 from services.api.ui.forms import nonce, optional_text, posted, whole_number
+from services.application import runs as run_ops
+from services.application import tasks as ops
+from services.application.context import Backend, Caller
+from services.application.errors import ApplicationError
+from services.application.runs import Decision
 
 SNOOZE_MAX_MINUTES = 525_600  # a year, as the API's limit on seconds
 BULK_RETRY_MAX = 500  # per click: each retry is its own transaction
@@ -36,11 +35,11 @@ def _run_id(body: object) -> str:
 
 @post("/tasks/{task_id:str}/{action:str}", opt=needs("tasks:write"), status_code=303)
 async def task_action(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str], action: FromPath[str]
+    request: Request[Any, Any, Any], state: AppState, task_id: FromPath[str], action: FromPath[str]
 ) -> Redirect:
     """Run now (then show the run), pause, resume, snooze or cancel; back to the task."""
     fields = await posted(request)
-    caller, backend = caller_of(request, nonce(fields)), backend_of(state)
+    caller, backend = caller_of(request, nonce(fields)), state.backend
     if action == "run-now":
         outcome = await ops.run_task_now(caller, backend, task_id)
         return Redirect(f"/ui/runs/{_run_id(outcome.body)}", status_code=303)
@@ -75,14 +74,16 @@ def _back(value: str | None) -> str | None:
     opt=needs("runs:approve"),
     status_code=303,
 )
-async def decide(request: Request[Any, Any, Any], state: State, run_id: FromPath[str]) -> Redirect:
+async def decide(
+    request: Request[Any, Any, Any], state: AppState, run_id: FromPath[str]
+) -> Redirect:
     """Approve or reject the step a parked run waits at, with an optional comment."""
     fields = await posted(request)
     approve = request.url.path.endswith("/approve")
     comment = optional_text(fields, "comment", 5_000)
     await run_ops.decide_run(
         caller_of(request, nonce(fields)),
-        backend_of(state),
+        state.backend,
         run_id,
         approve,
         Decision(comment=comment),
@@ -96,10 +97,12 @@ async def decide(request: Request[Any, Any, Any], state: State, run_id: FromPath
     opt=needs("tasks:write"),
     status_code=303,
 )
-async def steer(request: Request[Any, Any, Any], state: State, run_id: FromPath[str]) -> Redirect:
+async def steer(
+    request: Request[Any, Any, Any], state: AppState, run_id: FromPath[str]
+) -> Redirect:
     """Retry a dead run, or cancel one that has not finished."""
     fields = await posted(request)
-    caller, backend = caller_of(request, nonce(fields)), backend_of(state)
+    caller, backend = caller_of(request, nonce(fields)), state.backend
     if request.url.path.endswith("/retry"):
         await run_ops.retry_run(caller, backend, run_id)
         done = "retried"
@@ -110,10 +113,10 @@ async def steer(request: Request[Any, Any, Any], state: State, run_id: FromPath[
 
 
 @post("/runs/retry-dead", opt=needs("tasks:write"), status_code=303)
-async def retry_all_dead(request: Request[Any, Any, Any], state: State) -> Redirect:
+async def retry_all_dead(request: Request[Any, Any, Any], state: AppState) -> Redirect:
     """Retry every dead run of the caller's (admin: all), a bounded batch per click."""
     await posted(request)
-    retried = await retry_dead_runs(caller_of(request), backend_of(state))
+    retried = await retry_dead_runs(caller_of(request), state.backend)
     return Redirect(f"/ui/runs?done=retried_all&n={retried}", status_code=303)
 
 
@@ -127,7 +130,7 @@ async def retry_dead_runs(caller: Caller, backend: Backend) -> int:
                 return retried
             try:
                 await run_ops.retry_run(caller, backend, run.id)
-            except (RuleViolation, ApiError):
+            except (RuleViolation, ApplicationError):
                 continue  # someone retried or changed it meanwhile
             retried += 1
         if found.next is None:

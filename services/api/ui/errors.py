@@ -8,9 +8,10 @@ from urllib.parse import quote
 from litestar import Request, Response
 from litestar.response import Redirect
 
-from services.api.problems import EXCEPTION_HANDLERS, Problem
+from services.api.problems import EXCEPTION_HANDLERS
 from services.api.ui.access import NotSignedIn
 from services.api.ui.render import page
+from services.problems.document import Problem
 
 LOGIN = "/ui/login"
 

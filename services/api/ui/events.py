@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get
-from litestar.datastructures import State
 from litestar.params import FromQuery
 from litestar.response import Template
 
 from projections.base import Connection
 from services.api.routes.events import _types as event_types
+from services.api.state import AppState
 from services.api.ui.access import needs, session_of
 from services.api.ui.forms import instant, refuse
 from services.api.ui.links import link
@@ -85,7 +85,7 @@ def _row(stored: Any) -> EventRow:
 @get("/events", opt=needs("events:read"), name="ui_events")
 async def event_list(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     stream: Query = None,
     type: Query = None,
     actor: Query = None,

@@ -9,17 +9,17 @@ from typing import Any
 from litestar import Request
 from litestar.exceptions import PermissionDeniedException
 
-from services.api.problems import ApiError, FieldError
 from services.api.ui.access import csrf_matches, session_of
+from services.application.errors import Invalid, invalid
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
-def refuse(field: str, reason: str) -> ApiError:
+def refuse(field: str, reason: str) -> Invalid:
     """A 422 naming the field."""
-    return ApiError(422, "Invalid request", f"{field}: {reason}", [FieldError(field, reason)])
+    return invalid(field, reason)
 
 
 async def posted(request: Request[Any, Any, Any]) -> dict[str, str]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get
-from litestar.datastructures import State
 from litestar.response import Template
 
-from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
+from services.api.state import AppState
 from services.api.ui.access import caller_of, session_of
 from services.api.ui.queries import (
     dead_letters,
@@ -19,13 +17,14 @@ from services.api.ui.queries import (
     task_names,
 )
 from services.api.ui.render import page
+from services.application import runs as run_ops
 from services.health.report import report
 
 LISTED = 10
 
 
 @get("/", name="ui_overview")
-async def overview(request: Request[Any, Any, Any], state: State) -> Template:
+async def overview(request: Request[Any, Any, Any], state: AppState) -> Template:
     """Counts, health numbers and short lists, each shown if the token may see it."""
     session = session_of(request)
     principal, pool = session.principal, state.pool
@@ -34,7 +33,7 @@ async def overview(request: Request[Any, Any, Any], state: State) -> Template:
         context["task_counts"] = await task_counts(pool, principal)
         context["firings"] = await next_firings(pool, principal, LISTED)
     if session.can("runs:read"):
-        caller, backend = caller_of(request), backend_of(state)
+        caller, backend = caller_of(request), state.backend
         context["run_counts"] = await run_counts(pool, principal)
         context["failures"] = (
             await run_ops.find_runs(caller, backend, "dead", None, LISTED, None)

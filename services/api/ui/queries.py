@@ -11,8 +11,8 @@ import msgspec
 import redis.asyncio as redis
 
 from domain.events import TaskDefinition
-from services.api.auth import Principal
-from services.api.operations.tasks import upcoming
+from services.application.principal import Principal
+from services.application.tasks import upcoming
 from services.channels.ingest import DEAD_STREAM
 
 _definition = msgspec.json.Decoder(TaskDefinition)

@@ -7,19 +7,18 @@ import uuid
 from typing import Any
 
 from litestar import Request, get
-from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from domain.envelope import decode_meta
 from domain.runs import RunStatus
-from services.api.calls import backend_of
-from services.api.operations import runs as ops
+from services.api.state import AppState
 from services.api.ui.access import caller_of, needs, session_of
 from services.api.ui.forms import refuse
 from services.api.ui.links import link
 from services.api.ui.queries import dead_count, task_names
 from services.api.ui.render import page
+from services.application import runs as ops
 from services.runtime.tracing import trace_id_of
 from services.store.events import StoredEvent
 
@@ -52,7 +51,7 @@ def _task_id(value: str | None) -> str | None:
 @get("/runs", opt=needs("runs:read"), name="ui_runs")
 async def run_list(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     status: Query = None,
     task_id: Query = None,
     cursor: Query = None,
@@ -61,7 +60,7 @@ async def run_list(
     chosen = {"status": _status(status) or "", "task_id": _task_id(task_id) or ""}
     found = await ops.find_runs(
         caller_of(request),
-        backend_of(state),
+        state.backend,
         chosen["status"] or None,
         chosen["task_id"] or None,
         PAGE_SIZE,
@@ -83,7 +82,7 @@ async def run_list(
 
 
 @get("/runs/retry-dead", opt=needs("tasks:write"), name="ui_retry_dead")
-async def retry_dead_check(request: Request[Any, Any, Any], state: State) -> Template:
+async def retry_dead_check(request: Request[Any, Any, Any], state: AppState) -> Template:
     """How many dead runs a bulk retry would revive, and the button that does it."""
     count = await dead_count(state.pool, session_of(request).principal)
     return page(request, "retry_dead.html", count=count)
@@ -91,12 +90,12 @@ async def retry_dead_check(request: Request[Any, Any, Any], state: State) -> Tem
 
 @get("/runs/{run_id:str}", opt=needs("runs:read"), name="ui_run")
 async def run_page(
-    request: Request[Any, Any, Any], state: State, run_id: FromPath[str]
+    request: Request[Any, Any, Any], state: AppState, run_id: FromPath[str]
 ) -> Template:
     """One run: status, every step's rendered input, output, error and duration, its events.
     htmx polls this page (taking only the live part, events included) while the run may still
     change. The run is read before its history, so the events shown are never behind the status."""
-    caller, backend = caller_of(request), backend_of(state)
+    caller, backend = caller_of(request), state.backend
     run = await ops.read_run(caller, backend, run_id)
     names = await task_names(state.pool, {run.task_id})
     history = await ops.run_history(caller, backend, run_id)

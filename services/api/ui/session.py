@@ -10,7 +10,7 @@ from typing import Any
 
 from litestar.datastructures import Cookie
 
-from services.api.auth import Principal, principal_for_digest
+from services.application.principal import Principal, principal_for_digest
 
 COOKIE = "ordinaut_session"
 # The sign-in form's own CSRF token (double submit): there is no session to hold one yet.

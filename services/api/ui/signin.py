@@ -8,14 +8,12 @@ import secrets
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 from litestar.response import Redirect, Template
 
 from domain.rate_limits import retry_after_header
-from services.api.auth import principal_for
 from services.api.auth_failures import too_many_failures
-from services.api.problems import FieldError, Problem
+from services.api.state import AppState
 from services.api.ui.access import PUBLIC
 from services.api.ui.forms import posted
 from services.api.ui.render import page
@@ -27,6 +25,9 @@ from services.api.ui.session import (
     open_session,
     session_cookie,
 )
+from services.application.errors import FieldError
+from services.application.principal import principal_for
+from services.problems.document import Problem
 from services.runtime.admin_token import token_hash
 
 # Where a sign-in may send the visitor next: dashboard pages only (no open redirect).
@@ -81,7 +82,7 @@ def _refusal(field: str, reason: str, status: int) -> Problem:
 
 
 @post("/login", opt=PUBLIC, status_code=303)
-async def login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def login(request: Request[Any, Any, Any], state: AppState) -> Response[Any]:
     """Check the token; on success open a session and go to the page asked for."""
     form = await request.form()
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
@@ -122,7 +123,7 @@ def _failed(request: Request[Any, Any, Any], wanted: str) -> Template:
 
 
 @post("/logout", status_code=303)
-async def logout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+async def logout(request: Request[Any, Any, Any], state: AppState) -> Response[Any]:
     """End the session."""
     await posted(request)
     await close_session(state.pool, request.cookies.get(COOKIE, ""))

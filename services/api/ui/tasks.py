@@ -7,15 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get
-from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from domain.events import task_stream
-from services.api.calls import backend_of
-from services.api.operations import runs as run_ops
-from services.api.operations import tasks as ops
-from services.api.task_bodies import LastRun, TaskView
+from services.api.state import AppState
 from services.api.ui.access import caller_of, needs, session_of
 from services.api.ui.formatting import decoded
 from services.api.ui.forms import refuse
@@ -23,6 +19,9 @@ from services.api.ui.links import link
 from services.api.ui.queries import TaskName
 from services.api.ui.render import page
 from services.api.ui.timeline import timeline
+from services.application import runs as run_ops
+from services.application import tasks as ops
+from services.application.task_bodies import LastRun, TaskView
 from services.store.events import read_stream_latest
 
 STATUSES = ("active", "paused", "canceled", "completed")
@@ -78,7 +77,7 @@ def _choice(name: str, value: str | None, allowed: tuple[str, ...]) -> str | Non
 @get("/tasks", opt=needs("tasks:read"), name="ui_tasks")
 async def task_list(
     request: Request[Any, Any, Any],
-    state: State,
+    state: AppState,
     status: Query = None,
     kind: Query = None,
     q: Query = None,
@@ -93,7 +92,7 @@ async def task_list(
         "title": q or None,
     }
     found = await ops.find_tasks(
-        caller_of(request), backend_of(state), filters, PAGE_SIZE, cursor or None
+        caller_of(request), state.backend, filters, PAGE_SIZE, cursor or None
     )
     chosen = {"status": status or "", "kind": kind or "", "q": q or ""}
     after = found.next
@@ -123,10 +122,10 @@ def actions(row: TaskRow) -> list[str]:
 
 @get("/tasks/{task_id:str}", opt=needs("tasks:read"), name="ui_task")
 async def task_page(
-    request: Request[Any, Any, Any], state: State, task_id: FromPath[str]
+    request: Request[Any, Any, Any], state: AppState, task_id: FromPath[str]
 ) -> Template:
     """One task: its definition, next occurrences, runs and events."""
-    caller, backend = caller_of(request), backend_of(state)
+    caller, backend = caller_of(request), state.backend
     row = task_row(await ops.read_task(caller, backend, task_id))
     found = await ops.task_occurrences(caller, backend, task_id, TIMELINE)
     marks = timeline([datetime.fromisoformat(at) for at in found], row.timezone, datetime.now(UTC))

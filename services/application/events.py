@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from domain.envelope import EventMeta
-from services.api.operations.context import Backend, Caller
+from services.application.context import Backend, Caller
 from services.application.triggers import Publication, publish_external
 
 

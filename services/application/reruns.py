@@ -11,9 +11,9 @@ import msgspec
 from domain.events import RunQueued, TaskDefinition, run_stream
 from domain.reruns import decide_rerun
 from projections.base import Connection
-from services.api.operations.context import Backend, Caller
-from services.api.operations.runs import RunView, load_run, view_of
-from services.api.problems import ApiError
+from services.application.context import Backend, Caller
+from services.application.errors import Conflict
+from services.application.runs import RunView, load_run, view_of
 from services.store.events import StreamAppend, append_in_transaction
 
 
@@ -73,7 +73,7 @@ async def _pipelines(
     """The pipeline the run was queued with, and the task's current one."""
     task = await conn.fetchrow(_TASK, task_id)
     if task is None or task["deleted"]:
-        raise ApiError(409, "Conflict", "the run's task was deleted: there is nothing to re-run")
+        raise Conflict("the run's task was deleted: there is nothing to re-run")
     current = _definition.decode(task["definition"]).payload.get("pipeline", [])
     original = await conn.fetchval(_ORIGINAL_PIPELINE, task_id, run_id)
     return (_json.decode(original) if original else []), list(current)

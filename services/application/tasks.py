@@ -35,9 +35,9 @@ from domain.tasks import (
     definition_changes,
 )
 from projections.base import Connection
-from services.api.operations.context import Backend, Caller, OperationResult
-from services.api.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
-from services.api.task_store import (
+from services.application.context import Answer, Backend, Caller, OperationResult
+from services.application.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
+from services.application.task_store import (
     decode_cursor,
     encode_cursor,
     list_tasks,
@@ -47,7 +47,7 @@ from services.api.task_store import (
     replay,
     task_id_by_key,
 )
-from services.api.tool_store import tool_scopes
+from services.application.tool_store import tool_scopes
 from services.store.events import (
     StoredEvent,
     StreamAppend,
@@ -98,14 +98,14 @@ class TaskCommand:
         )
         return not result.replayed
 
-    async def answer(self, conn: Connection, status: int, body: object) -> OperationResult:
+    async def answer(self, conn: Connection, answer: Answer, body: object) -> OperationResult:
         """The answer, remembered for repeats of an idempotent call."""
         if self.key is not None:
-            await remember(conn, self.principal.actor, self.key, status, body)
-        return OperationResult(status, body)
+            await remember(conn, self.principal.actor, self.key, answer, body)
+        return OperationResult(answer, body)
 
     async def on_task(
-        self, task_id: str, decide: Decide, respond: Respond, status: int = 200
+        self, task_id: str, decide: Decide, respond: Respond, answer: Answer = Answer.DONE
     ) -> OperationResult:
         """Decide on the task's current state, append, and answer with ``respond``."""
         async with self.backend.pool.acquire() as conn, conn.transaction():
@@ -119,17 +119,21 @@ class TaskCommand:
             self.caller.check_version(view.version)
             events = decide(task, datetime.now(UTC))
             if not events:
-                return OperationResult(status, respond(view, events))
+                return OperationResult(answer, respond(view, events))
             if not await self.append(
                 conn, task_id, events, view.version, task.definition, view.created_by
             ):
-                return await self.replayed(conn) or OperationResult(status, None)
-            after = None if status == 204 else (await load_task(conn, self.principal, task_id))[0]
+                return await self.replayed(conn) or OperationResult(answer, None)
+            after = (
+                None
+                if answer is Answer.DELETED
+                else (await load_task(conn, self.principal, task_id))[0]
+            )
             body = respond(after, events)
             return (
-                await self.answer(conn, status, body)
+                await self.answer(conn, answer, body)
                 if body is not None
-                else OperationResult(status, None)
+                else OperationResult(answer, None)
             )
 
 
@@ -169,7 +173,7 @@ async def _updating(command: TaskCommand, task_id: str, changes: Changes) -> Ope
 
 
 async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> OperationResult:
-    """Create a task (201), or update the caller's task with the same ``key`` (200)."""
+    """Create a task, or update the caller's task with the same ``key``."""
     command = TaskCommand(caller, backend)
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
     async with backend.pool.acquire() as conn:
@@ -193,9 +197,9 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Opera
         if (prior := await command.replayed(conn)) is not None:
             return prior
         if not await command.append(conn, task_id, events, 0, definition, caller.principal.actor):
-            return await command.replayed(conn) or OperationResult(201, None)
+            return await command.replayed(conn) or OperationResult(Answer.CREATED, None)
         view, _ = await load_task(conn, caller.principal, task_id)
-        return await command.answer(conn, 201, view)
+        return await command.answer(conn, Answer.CREATED, view)
 
 
 async def update_task(
@@ -234,10 +238,10 @@ def _run_started(_: TaskView | None, events: list[Event]) -> object:
 
 
 async def run_task_now(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
-    """Queue a run now without disturbing the schedule (202 with its run id)."""
+    """Queue a run now without disturbing the schedule (accepted, with its run id)."""
     run_id = str(uuid.uuid4())
     outcome = await TaskCommand(caller, backend).on_task(
-        task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, 202
+        task_id, lambda t, now: decide_run_now(t, now, run_id), _run_started, Answer.ACCEPTED
     )
     await backend.announce([run_id])
     return outcome
@@ -251,7 +255,7 @@ async def cancel_task(caller: Caller, backend: Backend, task_id: str) -> Operati
 async def delete_task(caller: Caller, backend: Backend, task_id: str) -> OperationResult:
     """Hide the task from reads; its events stay for audit."""
     return await TaskCommand(caller, backend).on_task(
-        task_id, lambda t, _: decide_delete(t), lambda *_: None, 204
+        task_id, lambda t, _: decide_delete(t), lambda *_: None, Answer.DELETED
     )
 
 
@@ -266,7 +270,7 @@ async def find_tasks(
 
 
 async def read_task(caller: Caller, backend: Backend, task_id: str) -> TaskView:
-    """One live task of the caller's (admin: anyone's); 404 otherwise."""
+    """One live task of the caller's (admin: anyone's); NotFound otherwise."""
     async with backend.pool.acquire() as conn:
         view, _ = await load_task(conn, caller.principal, task_id)
     return view

@@ -44,7 +44,7 @@ class ToolBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def registration_of(body: ToolBody, python_allow: tuple[str, ...] = ()) -> ToolRegistered:
-    """The validated event for ``body`` (a broken rule raises ToolRuleError: a 422).
+    """The validated event for ``body`` (a broken rule raises ToolRuleError: invalid input).
 
     A python tool's callable must also import: a typo is refused now, not at its first run.
     """

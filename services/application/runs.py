@@ -12,10 +12,10 @@ import msgspec
 from domain.events import Event, RunQueued, run_stream
 from domain.runs import RunStatus, decide_approval, decide_cancel, decide_retry
 from projections.base import Connection
-from services.api.auth import Principal
-from services.api.cursors import decode_position, encode_position
-from services.api.operations.context import Backend, Caller
-from services.api.problems import ApiError
+from services.application.context import Backend, Caller
+from services.application.errors import NotFound
+from services.application.paging import decode_position, encode_position
+from services.application.principal import Principal
 from services.store.events import (
     StoredEvent,
     StreamAppend,
@@ -98,7 +98,7 @@ def view_of(row: Any) -> RunView:
 
 
 async def load_run(conn: Connection, principal: Principal, run_id: str) -> Any:
-    """The caller's run's row (404 if it has none by that id)."""
+    """The caller's run's row (NotFound if it has none by that id)."""
     return await _load(conn, principal, run_id)
 
 
@@ -154,7 +154,7 @@ def _is_uuid(text: str) -> bool:
 
 async def _load(conn: Connection, principal: Principal, run_id: str) -> Any:
     if not _is_uuid(run_id):
-        raise ApiError(404, "Not found", "no such run")
+        raise NotFound("no such run")
     owner, args = _owner(principal, 2)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM runs WHERE run_id = $1{owner}",  # noqa: S608 - fixed SQL
@@ -162,7 +162,7 @@ async def _load(conn: Connection, principal: Principal, run_id: str) -> Any:
         *args,
     )
     if row is None:
-        raise ApiError(404, "Not found", f"no run {run_id!r}")
+        raise NotFound(f"no run {run_id!r}")
     return row
 
 

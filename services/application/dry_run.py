@@ -107,7 +107,7 @@ async def dry_run(
     """Run ``definition``'s pipeline against fakes and report each step.
 
     ``load_secrets`` should check secrets without revealing them (placeholders stand in).
-    A limit of ``limits`` exceeded raises LimitExceeded (the API answers 422 naming it).
+    A limit of ``limits`` exceeded raises LimitExceeded (refused as invalid input, naming it).
     """
     recorded: list[Event] = []
 

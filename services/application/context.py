@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from domain.envelope import EventMeta
 from domain.limits import WorkLimits
 from projections.base import ProjectionSet
-from services.api.auth import Principal
-from services.api.problems import ApiError, FieldError
+from services.application.errors import VersionMismatch, invalid
+from services.application.principal import Principal
 from services.channels.work import Announcer
 
 # If-Match: `*`, or a task version as its ETag ("7", W/"7") or bare (7). Spaces and tabs only
@@ -60,24 +61,28 @@ class Caller:
         )
 
     def check_version(self, version: int) -> None:
-        """Refuse (409) if the caller expected another version; 422 if it named none."""
+        """Refuse (a conflict) if the caller expected another version; invalid if it named none."""
         if self.if_match is None or self.if_match.strip() == "*":
             return
         match = _VERSION.match(self.if_match)
         if match is None or match.group(3) is None:
-            raise ApiError(
-                422,
-                "Invalid request",
-                "If-Match: must be the task's version",
-                [FieldError("If-Match", "must be the task's version")],
-            )
+            raise invalid("If-Match", "must be the task's version")
         if int(match.group(3)) != version:
-            raise ApiError(409, "Version conflict", f"the task is at version {version}")
+            raise VersionMismatch(f"the task is at version {version}")
+
+
+class Answer(Enum):
+    """What a command did, which each interface reports its own way."""
+
+    DONE = "done"  # changed (or already as asked): the body is the thing now
+    CREATED = "created"  # a new thing, the body
+    ACCEPTED = "accepted"  # queued: the work happens later
+    DELETED = "deleted"  # gone from reads: no body
 
 
 @dataclass(frozen=True)
 class OperationResult:
-    """An operation's answer: the status the API gives it, and its body."""
+    """An operation's answer: what it did, and its body."""
 
-    status: int
+    answer: Answer
     body: Any

@@ -11,10 +11,11 @@ import msgspec
 from domain.events import TaskDefinition
 from domain.tasks import TaskState
 from projections.base import Connection
-from services.api.auth import Principal
-from services.api.cursors import decode_position, encode_position
-from services.api.problems import ApiError
-from services.api.task_bodies import LastRun, TaskView
+from services.application.context import Answer
+from services.application.errors import NotFound
+from services.application.paging import decode_position, encode_position
+from services.application.principal import Principal
+from services.application.task_bodies import LastRun, TaskView
 from services.store.errors import IdempotencyKeyReused
 
 _definition = msgspec.json.Decoder(TaskDefinition)
@@ -63,9 +64,9 @@ def _owner_clause(principal: Principal, first_param: int) -> tuple[str, list[Any
 async def load_task(
     conn: Connection, principal: Principal, task_id: str
 ) -> tuple[TaskView, TaskState]:
-    """The live task, or a 404 (also for another agent's task, so ids reveal nothing)."""
+    """The live task, or NotFound (also for another agent's task, so ids reveal nothing)."""
     if not _is_uuid(task_id):
-        raise ApiError(404, "Not found", "no such task")
+        raise NotFound("no such task")
     owner, args = _owner_clause(principal, 2)
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM task WHERE id = $1 AND NOT deleted{owner}",  # noqa: S608 - fixed SQL, values are parameters
@@ -73,7 +74,7 @@ async def load_task(
         *args,
     )
     if row is None:
-        raise ApiError(404, "Not found", f"no task {task_id!r}")
+        raise NotFound(f"no task {task_id!r}")
     state = TaskState(
         row["id"], _definition.decode(row["definition"]), row["status"], row["next_run_at"]
     )
@@ -82,7 +83,7 @@ async def load_task(
 
 async def lock_task(conn: Connection, task_id: str) -> None:
     """Lock the task's row until the transaction ends (an id that cannot be a task's locks
-    nothing: load_task answers 404 for it)."""
+    nothing: load_task refuses it as not found)."""
     if _is_uuid(task_id):
         await conn.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
 
@@ -95,7 +96,7 @@ async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """(created_at, id) from an opaque cursor; a forged one is a 422 naming `cursor`."""
+    """(created_at, id) from an opaque cursor; a forged one is refused naming `cursor`."""
     return decode_position(cursor)
 
 
@@ -137,9 +138,15 @@ async def list_tasks(
     return [_view(row) for row in rows]
 
 
+# command_log.response_status (a SMALLINT) keeps the code the first releases wrote there, so
+# answers remembered before the answer had a name still replay the same.
+_STORED_CODE = {Answer.DONE: 200, Answer.CREATED: 201, Answer.ACCEPTED: 202, Answer.DELETED: 204}
+_ANSWER_OF = {code: answer for answer, code in _STORED_CODE.items()}
+
+
 async def replay(
     conn: Connection, actor: str, key: str, fingerprint: str
-) -> tuple[int, msgspec.Raw] | None:
+) -> tuple[Answer, msgspec.Raw] | None:
     """The stored answer to an earlier command with this key, if it finished."""
     row = await conn.fetchrow(
         "SELECT fingerprint, response_status, response::text AS response FROM command_log"
@@ -151,16 +158,16 @@ async def replay(
         return None
     if row["fingerprint"] != fingerprint:
         raise IdempotencyKeyReused(key)
-    return row["response_status"], msgspec.Raw(row["response"].encode())
+    return _ANSWER_OF[row["response_status"]], msgspec.Raw(row["response"].encode())
 
 
-async def remember(conn: Connection, actor: str, key: str, status: int, body: object) -> None:
+async def remember(conn: Connection, actor: str, key: str, answer: Answer, body: object) -> None:
     """Keep the answer so a repeat of the command gets it verbatim."""
     await conn.execute(
         "UPDATE command_log SET response_status = $3, response = $4::jsonb"
         " WHERE actor = $1 AND idempotency_key = $2",
         actor,
         key,
-        status,
+        _STORED_CODE[answer],
         msgspec.json.encode(body).decode(),
     )

@@ -9,11 +9,11 @@ import msgspec
 
 from domain.events import TaskDefinition
 from domain.tasks import prepare_definition
-from services.api.dry_run import DryRun, dry_run
-from services.api.operations.context import Backend, Caller
-from services.api.task_bodies import TaskBody
-from services.api.task_store import load_task
-from services.api.tool_store import known_tool_addresses
+from services.application.context import Backend, Caller
+from services.application.dry_run import DryRun, dry_run
+from services.application.task_bodies import TaskBody
+from services.application.task_store import load_task
+from services.application.tool_store import known_tool_addresses
 from services.secrets.vault import SecretVault
 from services.tools.catalog import ToolCatalog
 
@@ -59,7 +59,7 @@ async def dry_run_task(
 
 
 async def dry_run_new_task(caller: Caller, backend: Backend, data: DryRunBody) -> DryRun:
-    """Validate the task as creating it would (422 if invalid), then dry-run its pipeline."""
+    """Validate the task as creating it would (refused if invalid), then dry-run its pipeline."""
     definition = msgspec.convert(msgspec.to_builtins(data.task), TaskDefinition)
     async with backend.pool.acquire() as conn:
         tools = await known_tool_addresses(conn)

@@ -1,0 +1,1 @@
+"""What the adapters (HTTP, MCP) share of how they answer: the problem document."""
