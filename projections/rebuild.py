@@ -1,4 +1,8 @@
-"""Rebuild read models from scratch by replaying the whole event log through them."""
+"""Rebuild read models from scratch by replaying the whole event log through them.
+
+The read models with pure rules (projections/fold.py) are folded in memory and each final row
+is written once with COPY; the others replay their statements batch by batch.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from collections.abc import Callable
 
 from domain.envelope import envelope_from_row
 from projections.base import Connection, ProjectionSet
+from projections.fold import TABLES as FOLDED
+from projections.fold import Fold
 from projections.setwise import Setwise
 
 Progress = Callable[[int, int], None]
@@ -101,14 +107,23 @@ async def _replay(
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Apply the log batch by batch in its order, then move the checkpoints to its end."""
-    done, last, setwise = 0, (0, 0), Setwise()
+    """Apply the log batch by batch in its order, write the folded rows, then move the
+    checkpoints to its end."""
+    done, last, setwise, fold = 0, (0, 0), Setwise(), Fold()
+    folded = [p.name for p in projections.projections if p.name in FOLDED]
+    replayed = projections.named(p.name for p in projections.projections if p.name not in FOLDED)
     while rows := await conn.fetch(_SELECT, last[0], last[1], batch):
         envelopes = [envelope_from_row(row) for row in rows]
-        await projections.apply(conn, envelopes, setwise=setwise)
+        if folded:
+            fold.apply(envelopes)
+        await replayed.apply(conn, envelopes, setwise=setwise)
         done, last = done + len(envelopes), (int(rows[-1]["txid"]), rows[-1]["position"])
         if progress is not None:
             progress(done, total)
+    for name in folded:
+        for table, (columns, records) in fold.records(name).items():
+            if records:
+                await conn.copy_records_to_table(table, records=records, columns=columns)
     # The checkpoint belongs to this reader: the last position it applied (inline appends
     # keep the tables current without touching it, so they share no row).
     await conn.execute(

@@ -1,0 +1,34 @@
+"""A read-model row as the rules see it: column name to value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+import msgspec
+
+from domain.envelope import Envelope
+
+Row: TypeAlias = dict[str, Any]
+# (the row before the event or None, the event) -> the row after it, or None for no row.
+Rule: TypeAlias = Callable[[Row | None, Envelope], Row | None]
+
+_encoder = msgspec.json.Encoder()
+
+
+def updated(row: Row | None, **columns: Any) -> Row | None:
+    """``row`` with ``columns`` set; None stays None (an UPDATE of no row changes nothing)."""
+    if row is None:
+        return None
+    return {**row, **columns}
+
+
+def json_text(value: Any) -> str:
+    """A jsonb column's value as the rows store it (the encoding the log's events use)."""
+    return _encoder.encode(value).decode()
+
+
+def plain(value: Any) -> Any:
+    """A structured value (dicts, lists, instants) as JSON would give it back: what a jsonb
+    column holds, so a row folded in memory equals one read back from the table."""
+    return msgspec.json.decode(_encoder.encode(value))
