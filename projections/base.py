@@ -77,6 +77,11 @@ class ProjectionSet:
             for event_type in projection.handles:
                 self._by_type.setdefault(event_type, []).append(projection)
 
+    @property
+    def handles(self) -> frozenset[str]:
+        """Every event type some projection of the set handles."""
+        return frozenset(self._by_type)
+
     def named(self, names: Iterable[str]) -> ProjectionSet:
         """The subset with these names; an unknown name raises KeyError."""
         known = {p.name: p for p in self.projections}
@@ -89,6 +94,10 @@ class ProjectionSet:
         for projection in self.projections:
             mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
             if not mine:
+                continue
+            batch = getattr(projection, "apply_batch", None)
+            if batch is not None:
+                await batch(conn, mine)
                 continue
             plan = getattr(projection, "plan", None)
             if plan is None:

@@ -35,10 +35,9 @@ class Fold:
         self.filed: list[tuple[str, int]] = []  # (owner, position)
         self.spend: dict[spend.SpendKey, float] = {}
 
-    def apply(self, envelopes: Iterable[Envelope]) -> None:
-        """Apply events in the log's order."""
-        for envelope in envelopes:
-            kind = envelope.type
+    def apply(self, envelopes: Iterable[Envelope], kinds: Iterable[str]) -> None:
+        """Apply events in the log's order (``kinds``: each one's type)."""
+        for envelope, kind in zip(envelopes, kinds, strict=True):
             task_rule = task.RULES.get(kind)
             if task_rule is not None:
                 _put(self.tasks, task.key_of(envelope), task_rule, envelope)

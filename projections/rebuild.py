@@ -6,9 +6,13 @@ is written once with COPY; the others replay their statements batch by batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import Any
 
-from domain.envelope import envelope_from_row
+from domain.envelope import Envelope, EventDecodeError, EventMeta, decode_event, envelope_from_row
+from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
 from projections.fold import TABLES as FOLDED
 from projections.fold import Fold
@@ -19,11 +23,13 @@ Progress = Callable[[int, int], None]
 # The log's global order (services/store/order.py): (txid, position). Every event committed
 # when a statement starts is visible to it; see rebuild() for why that is exactly right here.
 _SELECT = """
-SELECT position, stream, version, data::text AS data, meta::text AS meta, recorded_at, txid
+SELECT position, stream, version, type, data::text AS data, meta::text AS meta, recorded_at, txid
 FROM events WHERE (txid, position) > ($1::xid8, $2::bigint) ORDER BY txid, position LIMIT $3
 """
 # How long the rebuild waits for appends that already wrote into its tables to commit.
 LOCK_TIMEOUT = "60s"
+# Distinct metas remembered while decoding (commands' metas differ by correlation id).
+_METAS_KEPT = 10_000
 
 
 async def rebuild(
@@ -109,17 +115,33 @@ async def _replay(
 ) -> int:
     """Apply the log batch by batch in its order, write the folded rows, then move the
     checkpoints to its end."""
-    done, last, setwise, fold = 0, (0, 0), Setwise(), Fold()
+    done, setwise, fold = 0, Setwise(), Fold()
     folded = [p.name for p in projections.projections if p.name in FOLDED]
     replayed = projections.named(p.name for p in projections.projections if p.name not in FOLDED)
-    while rows := await conn.fetch(_SELECT, last[0], last[1], batch):
-        envelopes = [envelope_from_row(row) for row in rows]
-        if folded:
-            fold.apply(envelopes)
-        await replayed.apply(conn, envelopes, setwise=setwise)
-        done, last = done + len(envelopes), (int(rows[-1]["txid"]), rows[-1]["position"])
+    metas: dict[str, EventMeta] = {}
+    rows, last = await conn.fetch(_SELECT, 0, 0, batch), (0, 0)
+    while rows:
+        last = (int(rows[-1]["txid"]), rows[-1]["position"])
+        envelopes: list[Envelope] = []
+        if any(row["type"] in replayed.handles for row in rows):
+            # These events' statements use the connection: they go before the next read.
+            envelopes = _envelopes(rows, metas)
+            others = [e for e in envelopes if e.type in replayed.handles]
+            await replayed.apply(conn, others, setwise=setwise)
+        # PostgreSQL reads the next batch while this one is decoded and folded.
+        following = asyncio.ensure_future(conn.fetch(_SELECT, last[0], last[1], batch))
+        await asyncio.sleep(0)  # lets the read send its query before the fold holds the loop
+        try:
+            if folded:
+                envelopes = envelopes or _envelopes(rows, metas)
+                fold.apply(envelopes, [event_type(e.event) for e in envelopes])
+        except BaseException:
+            await _settle(following)
+            raise
+        done += len(rows)
         if progress is not None:
             progress(done, total)
+        rows = await following
     for name in folded:
         for table, (columns, records) in fold.records(name).items():
             if records:
@@ -132,6 +154,43 @@ async def _replay(
         [p.name for p in projections.projections],
     )
     return done
+
+
+async def _settle(read: asyncio.Future[list[Any]]) -> None:
+    """Wait for a read in flight to end, whatever its outcome, so the connection is free."""
+    with contextlib.suppress(Exception):
+        await read
+
+
+def _envelopes(rows: list[Any], metas: dict[str, EventMeta]) -> list[Envelope]:
+    """The rows as envelopes; a command's events share one meta, so each is decoded once."""
+    if len(metas) > _METAS_KEPT:
+        metas.clear()
+    envelopes = []
+    for row in rows:
+        text = row["meta"]
+        meta = metas.get(text)
+        if meta is None:
+            envelope = envelope_from_row(row)
+            metas[text] = envelope.meta
+        else:
+            envelope = Envelope(
+                position=row["position"],
+                stream=row["stream"],
+                version=row["version"],
+                event=_event(row),
+                meta=meta,
+                recorded_at=row["recorded_at"],
+            )
+        envelopes.append(envelope)
+    return envelopes
+
+
+def _event(row: Any) -> Event:
+    try:
+        return decode_event(row["data"])
+    except EventDecodeError:  # again, to name the event that failed
+        return decode_event(row["data"], where=f"event at position {row['position']}")
 
 
 def _quote(identifier: str) -> str:

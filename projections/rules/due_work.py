@@ -18,9 +18,10 @@ from domain.events import (
     RunQueued,
     RunStarted,
     RunWaiting,
+    run_stream,
 )
 from domain.ownership import scoped_key
-from projections.rules.row import Row, updated
+from projections.rules.row import Model, Row, updated
 
 TABLE = "due_work"
 KEY = "run_id"
@@ -161,6 +162,12 @@ def _max_concurrency(run: Row) -> int:
     return 1 if value is None else int(value)
 
 
+# The events whose rule reads the run's row (to re-create work parked without a deadline).
+READS_RUN = frozenset(
+    {"approval.granted", "approval.rejected", "run.resumed", "run.wait_timed_out"}
+)
+
+
 def _finished(row: Row | None, envelope: Envelope, run: Row | None) -> Row | None:
     return None
 
@@ -181,3 +188,5 @@ RULES: dict[str, WorkRule] = {
     "run.canceled": _finished,
     "run.deduplicated": _finished,
 }
+
+MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, run_stream)

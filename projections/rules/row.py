@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import msgspec
@@ -32,3 +33,27 @@ def plain(value: Any) -> Any:
     """A structured value (dicts, lists, instants) as JSON would give it back: what a jsonb
     column holds, so a row folded in memory equals one read back from the table."""
     return msgspec.json.decode(_encoder.encode(value))
+
+
+@dataclass(frozen=True)
+class Model:
+    """One table kept by rules: its key column, every column, which hold JSON values the rules
+    change in part (decoded when read), and the rule for each event type it handles."""
+
+    table: str
+    key: str
+    columns: tuple[str, ...]
+    structured: frozenset[str]
+    rules: dict[str, Callable[..., Row | None]]
+    key_of: Callable[[Envelope], str]
+    # The stream of a row's events: at its version 1 the stream is new, so is the row.
+    stream_of: Callable[[str], str]
+
+    @property
+    def handles(self) -> frozenset[str]:
+        """The event types this table changes on: its rules' table, listed once."""
+        return frozenset(self.rules)
+
+    def is_new(self, envelope: Envelope) -> bool:
+        """Whether the event is the first of its row's stream, so no row exists before it."""
+        return envelope.version == 1 and envelope.stream == self.stream_of(self.key_of(envelope))

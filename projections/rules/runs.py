@@ -24,9 +24,10 @@ from domain.events import (
     RunStepSucceeded,
     RunWaiting,
     RunWaitTimedOut,
+    run_stream,
 )
 from domain.ownership import scoped_key
-from projections.rules.row import Row, Rule, plain, updated
+from projections.rules.row import Model, Row, Rule, plain, updated
 
 TABLE = "runs"
 KEY = "run_id"
@@ -414,3 +415,5 @@ RULES: dict[str, Rule] = {
     "run.rerun_requested": _rerun_requested,
     "run.debounced": _debounced,
 }
+
+MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, run_stream)

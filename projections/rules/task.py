@@ -12,8 +12,9 @@ from domain.events import (
     TaskResumed,
     TaskSnoozed,
     TaskUpdated,
+    task_stream,
 )
-from projections.rules.row import Row, Rule, json_text, updated
+from projections.rules.row import Model, Row, Rule, json_text, updated
 
 TABLE = "task"
 KEY = "id"
@@ -156,3 +157,6 @@ def wakes_timer(envelope: Envelope) -> datetime | None:
     if isinstance(envelope.event, TaskCreated | TaskUpdated | TaskResumed | TaskSnoozed):
         return new_next_run(envelope)
     return None
+
+
+MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, task_stream)
