@@ -16,7 +16,6 @@ from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
 from projections.fold import TABLES as FOLDED
 from projections.fold import Fold
-from projections.setwise import Setwise
 
 Progress = Callable[[int, int], None]
 
@@ -81,23 +80,26 @@ async def _reset(conn: Connection, projections: ProjectionSet) -> None:
     )
 
 
-# Indexes that only speed up reads: no uniqueness, no constraint, no primary key.
+# Indexes that no constraint owns (a primary key or a UNIQUE constraint stays): those that speed
+# up reads, and unique indexes, which are checked again when created over the final rows.
 _SECONDARY = """
 SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
 FROM pg_index i
-WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisunique AND NOT i.indisprimary
+WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisprimary
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 ORDER BY 1
 """
 
 
 async def _drop_secondary_indexes(conn: Connection, projections: ProjectionSet) -> list[str]:
-    """Drop the emptied tables' read-only indexes and return how to create them again.
+    """Drop the emptied tables' indexes that no constraint owns and return how to create them
+    again.
 
-    Replaying writes every row several times (a run's row once per event) and each write
-    would update every index; building the indexes once over the final rows is far cheaper.
-    Unique indexes stay, so the replay is checked as the appends were. Inside the rebuild's
-    transaction: on error the indexes come back with the old tables.
+    Building an index once over the final rows is far cheaper than updating it row by row.
+    A unique index (e.g. one task per owner and key) is checked when it is created, so a log
+    that breaks it still fails the rebuild. Other readers wait for the rebuild's lock on the
+    tables and never see them without their indexes. Inside the rebuild's transaction: on
+    error the indexes come back with the old tables.
     """
     tables = list(dict.fromkeys(t for p in projections.projections for t in p.tables))
     rows = await conn.fetch(_SECONDARY, tables)
@@ -115,7 +117,7 @@ async def _replay(
 ) -> int:
     """Apply the log batch by batch in its order, write the folded rows, then move the
     checkpoints to its end."""
-    done, setwise, fold = 0, Setwise(), Fold()
+    done, fold = 0, Fold()
     folded = [p.name for p in projections.projections if p.name in FOLDED]
     replayed = projections.named(p.name for p in projections.projections if p.name not in FOLDED)
     metas: dict[str, EventMeta] = {}
@@ -127,7 +129,7 @@ async def _replay(
             # These events' statements use the connection: they go before the next read.
             envelopes = _envelopes(rows, metas)
             others = [e for e in envelopes if e.type in replayed.handles]
-            await replayed.apply(conn, others, setwise=setwise)
+            await replayed.apply(conn, others)
         # PostgreSQL reads the next batch while this one is decoded and folded.
         following = asyncio.ensure_future(conn.fetch(_SELECT, last[0], last[1], batch))
         await asyncio.sleep(0)  # lets the read send its query before the fold holds the loop
