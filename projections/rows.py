@@ -52,10 +52,17 @@ class RowStatements:
         }
 
     async def write(
-        self, conn: Connection, before: dict[str, Row], after: dict[str, Row | None]
+        self,
+        conn: Connection,
+        before: dict[str, Row],
+        after: dict[str, Row | None],
+        unread: frozenset[str] = frozenset(),
     ) -> None:
-        """Write the rows ``after`` changed from ``before``: upsert or delete."""
-        gone = [key for key, row in after.items() if row is None and key in before]
+        """Write the rows ``after`` changed from ``before``: upsert or delete (``unread``:
+        keys whose rows were not read, which may exist)."""
+        gone = [
+            key for key, row in after.items() if row is None and (key in before or key in unread)
+        ]
         if gone:
             await conn.execute(self.delete, gone)
         changed = [
@@ -89,13 +96,19 @@ async def apply_rules(
     if not mine:
         return
     keys: dict[str, bool] = {}  # key -> whether it may have a row already
+    last: dict[str, str] = {}  # key -> its last event's type
     for envelope in mine:
         key = model.key_of(envelope)
         if key not in keys:
             keys[key] = not model.is_new(envelope)
-    existing = [key for key, may_exist in keys.items() if may_exist]
+        last[key] = envelope.type
+    # A row that the batch's last event for it removes whatever it held need not be read.
+    unread = frozenset(
+        key for key, may_exist in keys.items() if may_exist and last[key] in model.removes
+    )
+    existing = [key for key, may_exist in keys.items() if may_exist and key not in unread]
     before = await statements.read(conn, existing) if existing else {}
-    await statements.write(conn, before, fold_rows(model, before, mine, context))
+    await statements.write(conn, before, fold_rows(model, before, mine, context), unread)
 
 
 def fold_rows(

@@ -172,6 +172,7 @@ def _finished(row: Row | None, envelope: Envelope, run: Row | None) -> Row | Non
     return None
 
 
+FINISHING = frozenset({"run.succeeded", "run.dead", "run.canceled", "run.deduplicated"})
 RULES: dict[str, WorkRule] = {
     "run.queued": _queued,
     "run.started": _started,
@@ -189,4 +190,4 @@ RULES: dict[str, WorkRule] = {
     "run.deduplicated": _finished,
 }
 
-MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, run_stream)
+MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, run_stream, removes=FINISHING)

@@ -48,6 +48,8 @@ class Model:
     key_of: Callable[[Envelope], str]
     # The stream of a row's events: at its version 1 the stream is new, so is the row.
     stream_of: Callable[[str], str]
+    # Event types whose rule removes the row whatever it held.
+    removes: frozenset[str] = frozenset()
 
     @property
     def handles(self) -> frozenset[str]:

@@ -220,3 +220,10 @@ def test_the_projection_handles_exactly_the_rules_table() -> None:
 
     handled: Any = DueWorkProjection.handles
     assert handled == frozenset(rules.RULES)
+
+
+def test_the_events_said_to_remove_work_remove_it_whatever_it_held() -> None:
+    for kind in rules.MODEL.removes:
+        rule = rules.RULES[kind]
+        assert rule(LEASED, envelope("run-r-1", RunSucceeded(run_id="r-1", attempt=1)), RUN) is None
+        assert rule(None, envelope("run-r-1", RunSucceeded(run_id="r-1", attempt=1)), None) is None
