@@ -6,12 +6,13 @@ a row per event: a run's row would otherwise be written once per event of its ru
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from domain.envelope import Envelope
 from projections.rules import due_work, ownership, runs, spend, task
-from projections.rules.row import Row, json_text
+from projections.rules.row import Row, Rule, json_text
 
 # The projections (by name) whose rows this fold builds, and the tables each one writes.
 TABLES: dict[str, tuple[str, ...]] = {
@@ -37,19 +38,19 @@ class Fold:
 
     def apply(self, envelopes: Iterable[Envelope], kinds: Iterable[str]) -> None:
         """Apply events in the log's order (``kinds``: each one's type)."""
+        tasks, runs_, work = self.tasks, self.runs, self.work
         for envelope, kind in zip(envelopes, kinds, strict=True):
-            task_rule = task.RULES.get(kind)
+            task_rule, run_rule, work_rule, costs = _dispatch(kind)
             if task_rule is not None:
-                _put(self.tasks, task.key_of(envelope), task_rule, envelope)
-            run_rule = runs.RULES.get(kind)
+                key = task.key_of(envelope)
+                _store(tasks, key, task_rule(tasks.get(key), envelope))
             if run_rule is not None:
-                _put(self.runs, runs.key_of(envelope), run_rule, envelope)
-            work_rule = due_work.RULES.get(kind)
+                key = runs.key_of(envelope)
+                _store(runs_, key, run_rule(runs_.get(key), envelope))
             if work_rule is not None:
                 key = due_work.key_of(envelope)
-                row = work_rule(self.work.get(key), envelope, self.runs.get(key))
-                _store(self.work, key, row)
-            if kind in spend.HANDLES:
+                _store(work, key, work_rule(work.get(key), envelope, runs_.get(key)))
+            if costs:
                 self._spend(envelope)
             self._file(envelope)
 
@@ -85,8 +86,15 @@ class Fold:
         raise KeyError(name)
 
 
-def _put(rows: dict[str, Row], key: str, rule: Any, envelope: Envelope) -> None:
-    _store(rows, key, rule(rows.get(key), envelope))
+@functools.cache
+def _dispatch(kind: str) -> tuple[Rule | None, Rule | None, due_work.WorkRule | None, bool]:
+    """The rules an event type has in each folded model, and whether it may cost."""
+    return (
+        task.RULES.get(kind),
+        runs.RULES.get(kind),
+        due_work.RULES.get(kind),
+        kind in spend.HANDLES,
+    )
 
 
 def _store(rows: dict[str, Row], key: str, row: Row | None) -> None:

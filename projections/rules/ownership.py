@@ -7,7 +7,7 @@ The admin reads the log itself, so events the admin owns are filed for no one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from domain import ownership as rules
 from domain.envelope import Envelope
@@ -16,8 +16,7 @@ from domain.envelope import Envelope
 OwnerOf = Callable[[str], str | None]
 
 
-@dataclass(frozen=True)
-class Filing:
+class Filing(NamedTuple):
     """What one event does: maybe gives a new stream its owner, maybe files the event."""
 
     opened: tuple[str, str] | None  # (stream, owner), for a stream that has no owner yet

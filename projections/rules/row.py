@@ -30,9 +30,10 @@ def json_text(value: Any) -> str:
 
 
 def plain(value: Any) -> Any:
-    """A structured value (dicts, lists, instants) as JSON would give it back: what a jsonb
-    column holds, so a row folded in memory equals one read back from the table."""
-    return msgspec.json.decode(_encoder.encode(value))
+    """A structured value (structs, dicts, instants) as JSON would give it back: what a jsonb
+    column holds, so a row folded in memory equals one read back from the table (in one pass:
+    msgspec converts instants and keys as its JSON encoder writes them)."""
+    return msgspec.to_builtins(value, str_keys=True)
 
 
 @dataclass(frozen=True)
