@@ -137,12 +137,12 @@ async def _replay(
             if folded:
                 envelopes = envelopes or _envelopes(rows, metas)
                 fold.apply(envelopes, [event_type(e.event) for e in envelopes])
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
         except BaseException:
-            await _settle(following)
+            await _settle(following)  # the connection must be free to roll back
             raise
-        done += len(rows)
-        if progress is not None:
-            progress(done, total)
         rows = await following
     for name in folded:
         for table, (columns, records) in fold.records(name).items():
