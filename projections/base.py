@@ -81,7 +81,9 @@ class ProjectionSet:
         return ProjectionSet(known[name] for name in names)
 
     async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
-        """Each projection in turn; a planned one sends each kind of statement once."""
+        """Each projection in turn: one kept by rules (``apply_batch``, projections/rows.py)
+        reads and writes the wave's rows at once; a planned one sends each kind of statement
+        once."""
         for projection in self.projections:
             mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
             if not mine:

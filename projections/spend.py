@@ -7,6 +7,7 @@ from datetime import date
 from domain.envelope import Envelope
 from domain.events import RunStepSucceeded
 from projections.base import Connection, Statement, run_plan
+from projections.rules import spend as rules
 
 # The run's row says whose task it is; it exists from run.queued, applied before any step.
 _ADD = """
@@ -24,7 +25,7 @@ class SpendProjection:
 
     name: str = "spend"
     tables: tuple[str, ...] = ("spend",)
-    handles: frozenset[str] = frozenset({"run.step_succeeded"})
+    handles: frozenset[str] = rules.HANDLES
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
         """Add one step's cost to its task's and its agent's day."""
