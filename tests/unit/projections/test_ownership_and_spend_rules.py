@@ -95,3 +95,9 @@ def test_without_a_cost_day_the_task_is_booked_on_the_day_the_step_was_recorded(
 def test_a_free_step_or_a_run_with_no_row_costs_nothing() -> None:
     assert spend.costs(RUN, envelope("run-r-1", step(0.0))) == []
     assert spend.costs(None, envelope("run-r-1", step(1.0))) == []
+
+
+def test_the_spend_projection_handles_exactly_its_rules_types() -> None:
+    from projections.spend import SpendProjection
+
+    assert SpendProjection.handles == spend.HANDLES
