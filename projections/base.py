@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from domain.envelope import Envelope
-
-if TYPE_CHECKING:
-    from projections.setwise import Setwise
 
 # A connection of its own or one lent by a pool: every query function accepts either.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
@@ -34,10 +31,6 @@ Statement: TypeAlias = tuple[str, tuple[Any, ...]]
 class PlannedProjection(Projection, Protocol):
     """A projection that can say which statements an event needs instead of running them,
     so that a batch of events costs one round trip per kind of statement, not per event.
-
-    ``keyed`` (optional, default False) promises that every planned statement touches only
-    the row whose key is its first parameter (reading other tables is fine): then a wave's
-    statements of one kind with distinct first parameters can run set-based.
     """
 
     def plan(self, envelope: Envelope) -> list[Statement]:
@@ -77,18 +70,27 @@ class ProjectionSet:
             for event_type in projection.handles:
                 self._by_type.setdefault(event_type, []).append(projection)
 
+    @property
+    def handles(self) -> frozenset[str]:
+        """Every event type some projection of the set handles."""
+        return frozenset(self._by_type)
+
     def named(self, names: Iterable[str]) -> ProjectionSet:
         """The subset with these names; an unknown name raises KeyError."""
         known = {p.name: p for p in self.projections}
         return ProjectionSet(known[name] for name in names)
 
-    async def _apply_wave(
-        self, conn: Connection, wave: list[Envelope], setwise: Setwise | None
-    ) -> None:
-        """Each projection in turn; a planned one sends each kind of statement once."""
+    async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
+        """Each projection in turn: one kept by rules (``apply_batch``, projections/rows.py)
+        reads and writes the wave's rows at once; a planned one sends each kind of statement
+        once."""
         for projection in self.projections:
             mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
             if not mine:
+                continue
+            batch = getattr(projection, "apply_batch", None)
+            if batch is not None:
+                await batch(conn, mine)
                 continue
             plan = getattr(projection, "plan", None)
             if plan is None:
@@ -99,35 +101,18 @@ class ProjectionSet:
             for envelope in mine:
                 for sql, args in plan(envelope):
                     grouped.setdefault(sql, []).append(args)
-            keyed = getattr(projection, "keyed", False)
             for sql, rows in grouped.items():
                 if len(rows) == 1:
                     await conn.execute(sql, *rows[0])
-                elif (
-                    setwise is not None
-                    and keyed
-                    and len({row[0] for row in rows}) == len(rows)
-                    and await setwise.execute(conn, sql, rows)
-                ):
-                    continue
                 else:
                     await conn.executemany(sql, rows)
 
-    async def apply(
-        self,
-        conn: Connection,
-        envelopes: Sequence[Envelope],
-        *,
-        setwise: Setwise | None = None,
-    ) -> None:
+    async def apply(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in order.
 
         No checkpoint moves here: every append would write that one shared row, and appends
         would queue on it. Inline read models are current by construction; a reader that
         needs a checkpoint (the rebuild) keeps its own.
-
-        With ``setwise`` (the rebuild's), a keyed projection's statements of one kind in a wave
-        run as one set-based statement (see projections.setwise); appends leave it out.
         """
         if not envelopes:
             return
@@ -135,4 +120,4 @@ class ProjectionSet:
         # more waves: each wave costs a round trip per kind of statement.
         handled = [e for e in envelopes if e.type in self._by_type]
         for wave in _waves(handled):
-            await self._apply_wave(conn, wave, setwise)
+            await self._apply_wave(conn, wave)

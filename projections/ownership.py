@@ -39,8 +39,6 @@ class OwnershipProjection:
     name: str = "ownership"
     tables: tuple[str, ...] = ("stream_owner", "event_owner")
     handles: frozenset[str] = frozenset(EVENT_TYPES)
-    # Each statement touches only rows of its first parameter (a stream, or a position).
-    keyed: bool = True
 
     def plan(self, envelope: Envelope) -> list[Statement]:
         """Open the stream's ownership if this event opens it, then file the event.

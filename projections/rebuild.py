@@ -1,23 +1,34 @@
-"""Rebuild read models from scratch by replaying the whole event log through them."""
+"""Rebuild read models from scratch by replaying the whole event log through them.
+
+The read models with pure rules (projections/fold.py) are folded in memory and each final row
+is written once with COPY; the others replay their statements batch by batch.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import Any
 
-from domain.envelope import envelope_from_row
+from domain.envelope import Envelope, EventDecodeError, EventMeta, decode_event, envelope_from_row
+from domain.events import Event, event_type
 from projections.base import Connection, ProjectionSet
-from projections.setwise import Setwise
+from projections.fold import TABLES as FOLDED
+from projections.fold import Fold
 
 Progress = Callable[[int, int], None]
 
 # The log's global order (services/store/order.py): (txid, position). Every event committed
 # when a statement starts is visible to it; see rebuild() for why that is exactly right here.
 _SELECT = """
-SELECT position, stream, version, data::text AS data, meta::text AS meta, recorded_at, txid
+SELECT position, stream, version, type, data::text AS data, meta::text AS meta, recorded_at, txid
 FROM events WHERE (txid, position) > ($1::xid8, $2::bigint) ORDER BY txid, position LIMIT $3
 """
 # How long the rebuild waits for appends that already wrote into its tables to commit.
 LOCK_TIMEOUT = "60s"
+# Distinct metas remembered while decoding (commands' metas differ by correlation id).
+_METAS_KEPT = 10_000
 
 
 async def rebuild(
@@ -69,23 +80,26 @@ async def _reset(conn: Connection, projections: ProjectionSet) -> None:
     )
 
 
-# Indexes that only speed up reads: no uniqueness, no constraint, no primary key.
+# Indexes that no constraint owns (a primary key or a UNIQUE constraint stays): those that speed
+# up reads, and unique indexes, which are checked again when created over the final rows.
 _SECONDARY = """
 SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
 FROM pg_index i
-WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisunique AND NOT i.indisprimary
+WHERE i.indrelid = ANY($1::text[]::regclass[]) AND NOT i.indisprimary
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 ORDER BY 1
 """
 
 
 async def _drop_secondary_indexes(conn: Connection, projections: ProjectionSet) -> list[str]:
-    """Drop the emptied tables' read-only indexes and return how to create them again.
+    """Drop the emptied tables' indexes that no constraint owns and return how to create them
+    again.
 
-    Replaying writes every row several times (a run's row once per event) and each write
-    would update every index; building the indexes once over the final rows is far cheaper.
-    Unique indexes stay, so the replay is checked as the appends were. Inside the rebuild's
-    transaction: on error the indexes come back with the old tables.
+    Building an index once over the final rows is far cheaper than updating it row by row.
+    A unique index (e.g. one task per owner and key) is checked when it is created, so a log
+    that breaks it still fails the rebuild. Other readers wait for the rebuild's lock on the
+    tables and never see them without their indexes. Inside the rebuild's transaction: on
+    error the indexes come back with the old tables.
     """
     tables = list(dict.fromkeys(t for p in projections.projections for t in p.tables))
     rows = await conn.fetch(_SECONDARY, tables)
@@ -101,14 +115,39 @@ async def _replay(
     total: int,
     progress: Progress | None,
 ) -> int:
-    """Apply the log batch by batch in its order, then move the checkpoints to its end."""
-    done, last, setwise = 0, (0, 0), Setwise()
-    while rows := await conn.fetch(_SELECT, last[0], last[1], batch):
-        envelopes = [envelope_from_row(row) for row in rows]
-        await projections.apply(conn, envelopes, setwise=setwise)
-        done, last = done + len(envelopes), (int(rows[-1]["txid"]), rows[-1]["position"])
-        if progress is not None:
-            progress(done, total)
+    """Apply the log batch by batch in its order, write the folded rows, then move the
+    checkpoints to its end."""
+    done, fold = 0, Fold()
+    folded = [p.name for p in projections.projections if p.name in FOLDED]
+    replayed = projections.named(p.name for p in projections.projections if p.name not in FOLDED)
+    metas: dict[str, EventMeta] = {}
+    rows, last = await conn.fetch(_SELECT, 0, 0, batch), (0, 0)
+    while rows:
+        last = (int(rows[-1]["txid"]), rows[-1]["position"])
+        envelopes: list[Envelope] = []
+        if any(row["type"] in replayed.handles for row in rows):
+            # These events' statements use the connection: they go before the next read.
+            envelopes = _envelopes(rows, metas)
+            others = [e for e in envelopes if e.type in replayed.handles]
+            await replayed.apply(conn, others)
+        # PostgreSQL reads the next batch while this one is decoded and folded.
+        following = asyncio.ensure_future(conn.fetch(_SELECT, last[0], last[1], batch))
+        await asyncio.sleep(0)  # lets the read send its query before the fold holds the loop
+        try:
+            if folded:
+                envelopes = envelopes or _envelopes(rows, metas)
+                fold.apply(envelopes, [event_type(e.event) for e in envelopes])
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+        except BaseException:
+            await _settle(following)  # the connection must be free to roll back
+            raise
+        rows = await following
+    for name in folded:
+        for table, (columns, records) in fold.records(name).items():
+            if records:
+                await conn.copy_records_to_table(table, records=records, columns=columns)
     # The checkpoint belongs to this reader: the last position it applied (inline appends
     # keep the tables current without touching it, so they share no row).
     await conn.execute(
@@ -117,6 +156,43 @@ async def _replay(
         [p.name for p in projections.projections],
     )
     return done
+
+
+async def _settle(read: asyncio.Future[list[Any]]) -> None:
+    """Wait for a read in flight to end, whatever its outcome, so the connection is free."""
+    with contextlib.suppress(Exception):
+        await read
+
+
+def _envelopes(rows: list[Any], metas: dict[str, EventMeta]) -> list[Envelope]:
+    """The rows as envelopes; a command's events share one meta, so each is decoded once."""
+    if len(metas) > _METAS_KEPT:
+        metas.clear()
+    envelopes = []
+    for row in rows:
+        text = row["meta"]
+        meta = metas.get(text)
+        if meta is None:
+            envelope = envelope_from_row(row)
+            metas[text] = envelope.meta
+        else:
+            envelope = Envelope(
+                position=row["position"],
+                stream=row["stream"],
+                version=row["version"],
+                event=_event(row),
+                meta=meta,
+                recorded_at=row["recorded_at"],
+            )
+        envelopes.append(envelope)
+    return envelopes
+
+
+def _event(row: Any) -> Event:
+    try:
+        return decode_event(row["data"])
+    except EventDecodeError:  # again, to name the event that failed
+        return decode_event(row["data"], where=f"event at position {row['position']}")
 
 
 def _quote(identifier: str) -> str:

@@ -1,50 +1,32 @@
-"""The `tool` read model: the registered tools (builtins are fixed in code, not stored)."""
+"""The `tool` read model: the registered tools (builtins are fixed in code, not stored).
+
+What each event does to the row is projections/rules/tool.py; this applies it inline.
+"""
 
 from __future__ import annotations
 
-import msgspec
+from collections.abc import Sequence
 
 from domain.envelope import Envelope
-from domain.events import ToolRegistered, ToolRemoved
 from projections.base import Connection
-
-# A replacement keeps registered_at: it says since when the address has been in the catalog.
-_UPSERT = """
-INSERT INTO tool (address, transport, definition, registered_at, updated_at, version)
-VALUES ($1, $2, $3::jsonb, $4, $4, $5)
-ON CONFLICT (address) DO UPDATE
-SET transport = excluded.transport, definition = excluded.definition,
-    updated_at = excluded.updated_at, version = excluded.version
-"""
-
-_DELETE = "DELETE FROM tool WHERE address = $1"
-
-
-def definition_json(tool: ToolRegistered) -> str:
-    """The registration as the read model stores it: every field, without the type tag."""
-    fields = msgspec.to_builtins(tool)
-    fields.pop("type", None)
-    return msgspec.json.encode(fields).decode()
+from projections.rows import RowStatements, apply_rules
+from projections.rules import tool as rules
 
 
 class ToolProjection:
     """Maintains the `tool` table."""
 
     name: str = "tool"
-    tables: tuple[str, ...] = ("tool",)
-    handles: frozenset[str] = frozenset({"tool.registered", "tool.removed"})
+    tables: tuple[str, ...] = (rules.TABLE,)
+    handles: frozenset[str] = rules.MODEL.handles
+
+    def __init__(self) -> None:
+        self._rows = RowStatements(rules.MODEL)
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
-        """Upsert the tool's row on registration; delete it on removal."""
-        match envelope.event:
-            case ToolRegistered(address=address, transport=transport) as tool:
-                await conn.execute(
-                    _UPSERT,
-                    address,
-                    transport,
-                    definition_json(tool),
-                    envelope.recorded_at,
-                    envelope.version,
-                )
-            case ToolRemoved(address=address):
-                await conn.execute(_DELETE, address)
+        """Change the row for one event."""
+        await self.apply_batch(conn, [envelope])
+
+    async def apply_batch(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
+        """Change the rows a batch's events touch."""
+        await apply_rules(conn, self._rows, envelopes)

@@ -1,8 +1,9 @@
-"""The rebuild's set-based statements (projections.setwise) build the same tables as appends.
+"""The rebuild builds the same tables as appends when streams interleave.
 
 The history of test_projection_rebuild is appended twice over disjoint tasks and runs, one
-command of each copy in turn, so every wave of the rebuild holds two events of the same kind
-and every keyed statement runs set-based rather than one row at a time.
+command of each copy in turn, so the rebuild's in-memory fold (projections/fold.py) meets two
+streams' events of the same kind side by side, as it does in a busy log, and the appends'
+batches change rows of several streams at once.
 """
 
 from __future__ import annotations
@@ -11,13 +12,10 @@ import re
 import uuid
 from typing import TypeVar
 
-import asyncpg
 import msgspec
 from hypothesis import given, settings
 
 from domain.events import EventReceived
-from projections.registry import inline_projections
-from projections.setwise import Setwise
 from tests.property.test_projection_rebuild import (
     SETTINGS,
     Command,
@@ -57,36 +55,10 @@ def _doubled(commands: list[Command]) -> list[Command]:
 # Half test_projection_rebuild's examples: each appends twice the events.
 @settings(SETTINGS, max_examples=15)
 @given(history=histories())
-async def test_set_based_rebuild_yields_the_inline_built_tables(
+async def test_rebuild_of_interleaved_streams_yields_the_inline_built_tables(
     postgres_url: str, template_database: str, history: tuple[list[Command], Model]
 ) -> None:
     commands, _ = history
     async with fresh_database(postgres_url, template_database) as conn:
         await append_all(conn, _doubled(commands))
         await assert_rebuild_reproduces(conn, batch=1000)
-
-
-async def test_every_keyed_statement_runs_set_based(pool: asyncpg.Pool) -> None:
-    """No keyed projection falls back to one row at a time: each statement it plans rewrites."""
-    import projections.due_work
-    import projections.ownership
-    import projections.runs
-    import projections.task
-
-    keyed = [p for p in inline_projections().projections if getattr(p, "keyed", False)]
-    assert {p.name for p in keyed} == {"task", "runs", "due_work", "ownership"}
-    statements = [
-        value
-        for module in (
-            projections.task,
-            projections.runs,
-            projections.due_work,
-            projections.ownership,
-        )
-        for name, value in vars(module).items()
-        if name.isupper() and isinstance(value, str) and name not in ("_NOTIFY", "TIMER_CHANNEL")
-    ]
-    setwise = Setwise()
-    async with pool.acquire() as conn:
-        for sql in statements:
-            assert await setwise.rewrite(conn, sql) is not None, sql

@@ -1,0 +1,138 @@
+"""The inline path of a read model kept by pure rules (projections/rules): read the rows a
+batch of events touches, apply the rules, write the rows that changed.
+
+The same rules fold the whole log in memory during a rebuild (projections/fold.py), so the
+inline tables and the rebuilt ones cannot disagree. The SQL here only reads and writes rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from domain.envelope import Envelope
+from projections.base import Connection
+from projections.rules.row import Model, Row, json_text
+
+
+class RowStatements:
+    """A model's SQL: read rows by key (optionally locking them), upsert rows, delete rows."""
+
+    def __init__(self, model: Model, *, lock: bool = False) -> None:
+        self.model = model
+        table, key, columns = _quote(model.table), _quote(model.key), model.columns
+        names = ", ".join(_quote(c) for c in columns)
+        # Identifiers come from the model's own constants, not from input.
+        self.select = f"SELECT {names} FROM {table} WHERE {key} = ANY($1::text[])"  # noqa: S608
+        if lock:
+            # Other writers of this table (e.g. lease heartbeats) wait until commit.
+            self.select += " FOR UPDATE"
+        values = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+        sets = ", ".join(f"{_quote(c)} = EXCLUDED.{_quote(c)}" for c in columns if c != model.key)
+        self.upsert = (
+            f"INSERT INTO {table} ({names}) VALUES ({values})"  # noqa: S608
+            f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        )
+        self.delete = f"DELETE FROM {table} WHERE {key} = ANY($1::text[])"  # noqa: S608
+
+    async def read(self, conn: Connection, keys: Sequence[str]) -> dict[str, Row]:
+        """The rows of ``keys`` that exist, JSON values decoded."""
+        found = await conn.fetch(self.select, list(keys))
+        structured = self.model.structured
+        return {
+            row[self.model.key]: {
+                name: msgspec.json.decode(value)
+                if name in structured and value is not None
+                else value
+                for name, value in row.items()
+            }
+            for row in found
+        }
+
+    async def write(
+        self,
+        conn: Connection,
+        before: dict[str, Row],
+        after: dict[str, Row | None],
+        unread: frozenset[str] = frozenset(),
+    ) -> None:
+        """Write the rows ``after`` changed from ``before``: upsert or delete (``unread``:
+        keys whose rows were not read, which may exist)."""
+        gone = [
+            key for key, row in after.items() if row is None and (key in before or key in unread)
+        ]
+        if gone:
+            await conn.execute(self.delete, gone)
+        changed = [
+            self._args(row)
+            for key, row in after.items()
+            if row is not None and row != before.get(key)
+        ]
+        if len(changed) == 1:
+            await conn.execute(self.upsert, *changed[0])
+        elif changed:
+            await conn.executemany(self.upsert, changed)
+
+    def _args(self, row: Row) -> tuple[Any, ...]:
+        structured = self.model.structured
+        return tuple(
+            json_text(row[c]) if c in structured and row[c] is not None else row[c]
+            for c in self.model.columns
+        )
+
+
+async def apply_rules(
+    conn: Connection,
+    statements: RowStatements,
+    envelopes: Sequence[Envelope],
+    context: Callable[[str], Row | None] | None = None,
+) -> None:
+    """Read the rows the events change (none for a row a new stream starts), apply the
+    rules in order and write what changed."""
+    model = statements.model
+    mine = [e for e in envelopes if e.type in model.rules]
+    if not mine:
+        return
+    keys: dict[str, bool] = {}  # key -> whether it may have a row already
+    last: dict[str, str] = {}  # key -> its last event's type
+    for envelope in mine:
+        key = model.key_of(envelope)
+        if key not in keys:
+            keys[key] = not model.is_new(envelope)
+        last[key] = envelope.type
+    # A row that the batch's last event for it removes whatever it held need not be read.
+    unread = frozenset(
+        key for key, may_exist in keys.items() if may_exist and last[key] in model.removes
+    )
+    existing = [key for key, may_exist in keys.items() if may_exist and key not in unread]
+    before = await statements.read(conn, existing) if existing else {}
+    await statements.write(conn, before, fold_rows(model, before, mine, context), unread)
+
+
+def fold_rows(
+    model: Model,
+    rows: dict[str, Row],
+    envelopes: Sequence[Envelope],
+    context: Callable[[str], Row | None] | None = None,
+) -> dict[str, Row | None]:
+    """Apply each event's rule in order to the rows (None: the row is gone); the rows an
+    event touched, as the events leave them. ``context(key)`` is passed to rules that read
+    another model's row (due_work reads its run's)."""
+    after: dict[str, Row | None] = {}
+    for envelope in envelopes:
+        rule = model.rules.get(envelope.type)
+        if rule is None:
+            continue
+        key = model.key_of(envelope)
+        current = after[key] if key in after else rows.get(key)
+        if context is None:
+            after[key] = rule(current, envelope)
+        else:
+            after[key] = rule(current, envelope, context(key))
+    return after
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
