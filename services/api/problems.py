@@ -13,16 +13,10 @@ from domain.errors import RuleViolation
 from domain.schedules.preview import RENAMED
 from services.application.errors import (
     ApplicationError,
-    Conflict,
     FieldError,
-    Forbidden,
-    Invalid,
-    NotFound,
-    Unavailable,
-    UpstreamFailed,
     refusal_of,
 )
-from services.problems.document import PROBLEM_JSON, Problem, field_name
+from services.problems.document import PROBLEM_JSON, Problem, field_name, status_of
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
 _log = structlog.get_logger("ordinaut.api")
@@ -111,23 +105,6 @@ def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     title = _TITLES.get(exc.status_code, "Request refused")
     headers = dict(exc.headers or {})
     return problem_response(request, exc.status_code, title, str(exc.detail), headers=headers)
-
-
-# Each kind of refusal's HTTP status, in one place (a subclass not listed takes its parent's).
-STATUS_OF: dict[type[ApplicationError], int] = {
-    ApplicationError: 400,
-    Invalid: 422,
-    NotFound: 404,
-    Conflict: 409,
-    Forbidden: 403,
-    Unavailable: 503,
-    UpstreamFailed: 502,
-}
-
-
-def status_of(exc: ApplicationError) -> int:
-    """The HTTP status of a refusal: its own kind's, else the nearest listed parent's."""
-    return next(STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF)
 
 
 def refusal_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

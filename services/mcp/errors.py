@@ -7,17 +7,10 @@ import structlog
 from litestar.exceptions import HTTPException
 
 from services.application.errors import (
-    ApplicationError,
-    Conflict,
     FieldError,
-    Forbidden,
-    Invalid,
-    NotFound,
-    Unavailable,
-    UpstreamFailed,
     refusal_of,
 )
-from services.problems.document import Problem, field_name
+from services.problems.document import Problem, field_name, status_of
 
 _log = structlog.get_logger("ordinaut.mcp")
 _TITLES = {
@@ -29,22 +22,6 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal error",
 }
-# Each kind of refusal's status in the problem document, in one place (a subclass not listed
-# takes its parent's): the numbers the HTTP API answers with, so a client reads both alike.
-STATUS_OF: dict[type[ApplicationError], int] = {
-    ApplicationError: 400,
-    Invalid: 422,
-    NotFound: 404,
-    Conflict: 409,
-    Forbidden: 403,
-    Unavailable: 503,
-    UpstreamFailed: 502,
-}
-
-
-def status_of(exc: ApplicationError) -> int:
-    """The problem status of a refusal: its own kind's, else the nearest listed parent's."""
-    return next(STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF)
 
 
 def _problem(

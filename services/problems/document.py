@@ -7,9 +7,35 @@ import re
 
 import msgspec
 
-from services.application.errors import FieldError
+from services.application.errors import (
+    ApplicationError,
+    Conflict,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unavailable,
+    UpstreamFailed,
+)
 
 PROBLEM_JSON = "application/problem+json"
+
+# Each kind of refusal's status, in one place for both adapters (a subclass not listed takes its
+# parent's): the HTTP answer's status, and the MCP problem's, so a client reads both alike.
+STATUS_OF: dict[type[ApplicationError], int] = {
+    ApplicationError: 400,
+    Invalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Unavailable: 503,
+    UpstreamFailed: 502,
+}
+
+
+def status_of(exc: ApplicationError) -> int:
+    """The status of a refusal: its own kind's, else the nearest listed parent's."""
+    return next(STATUS_OF[kind] for kind in type(exc).__mro__ if kind in STATUS_OF)
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -14,6 +14,7 @@ import msgspec
 
 from domain.envelope import Envelope, EventMeta
 from projections.base import Connection, ProjectionSet
+from services.store.command_log import CLAIM_KEYS, PRIOR_RESULTS, REMEMBER_RESULTS
 from services.store.errors import IdempotencyKeyReused, StreamBusy, VersionConflict
 from services.store.events import (
     AppendResult,
@@ -45,24 +46,6 @@ class Pending:
 
 
 _result = msgspec.json.Decoder(AppendResult)
-# Claimed in the order given (sorted by the caller), as one statement.
-_CLAIM = """
-INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
-SELECT actor, key, fingerprint, 'null' FROM unnest($1::text[], $2::text[], $3::text[])
-    AS c(actor, key, fingerprint)
-ON CONFLICT DO NOTHING
-RETURNING actor, idempotency_key
-"""
-_PRIOR = """
-SELECT c.actor, c.idempotency_key, c.fingerprint, c.result::text AS result
-FROM command_log c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
-    ON c.actor = k.actor AND c.idempotency_key = k.key
-"""
-_REMEMBER = """
-UPDATE command_log c SET result = r.result::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[]) AS r(actor, key, result)
-WHERE c.actor = r.actor AND c.idempotency_key = r.key
-"""
 # The keys of commands that failed after claiming them: as if their transaction rolled back.
 _FORGET = """
 DELETE FROM command_log c USING unnest($1::text[], $2::text[]) AS k(actor, key)
@@ -180,7 +163,7 @@ async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[CommandO
         return outcomes
     keys = [commands[i].key or ("", "") for i in keyed]
     rows = await conn.fetch(
-        _CLAIM,
+        CLAIM_KEYS,
         [actor for actor, _ in keys],
         [key for _, key in keys],
         [commands[i].fingerprint for i in keyed],
@@ -188,7 +171,7 @@ async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[CommandO
     claimed = {(row["actor"], row["idempotency_key"]) for row in rows}
     taken = [(i, key) for i, key in zip(keyed, keys, strict=True) if key not in claimed]
     if taken:
-        found = await conn.fetch(_PRIOR, [k[0] for _, k in taken], [k[1] for _, k in taken])
+        found = await conn.fetch(PRIOR_RESULTS, [k[0] for _, k in taken], [k[1] for _, k in taken])
         prior = {(row["actor"], row["idempotency_key"]): row for row in found}
         for i, key in taken:
             outcomes[i] = _replayed(commands[i], prior[key]["fingerprint"], prior[key]["result"])
@@ -229,7 +212,7 @@ async def _settle_keys(
     ]
     if remember and kept:
         await conn.execute(
-            _REMEMBER,
+            REMEMBER_RESULTS,
             [key[0] for key, _ in kept if key is not None],
             [key[1] for key, _ in kept if key is not None],
             [msgspec.json.encode(result).decode() for _, result in kept],

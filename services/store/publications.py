@@ -11,6 +11,7 @@ import msgspec
 from domain.events import TaskDefinition
 from domain.triggers import ConditionState, Subscriber
 from projections.base import Connection
+from services.store.command_log import CLAIM_KEYS, PRIOR_RESULTS, REMEMBER_RESULTS
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -26,23 +27,6 @@ WHERE t.status = 'active' AND NOT t.deleted AND t.schedule_kind IN ('event', 'co
 ORDER BY t.created_at, t.id
 FOR SHARE OF t
 """
-_CLAIM = """
-INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
-SELECT actor, key, fingerprint, 'null' FROM unnest($1::text[], $2::text[], $3::text[])
-    AS c(actor, key, fingerprint)
-ON CONFLICT DO NOTHING
-RETURNING actor, idempotency_key
-"""
-_PRIOR = """
-SELECT c.actor, c.idempotency_key, c.fingerprint, c.result::text AS result
-FROM command_log c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
-    ON c.actor = k.actor AND c.idempotency_key = k.key
-"""
-_REMEMBER = """
-UPDATE command_log c SET result = r.result::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[]) AS r(actor, key, result)
-WHERE c.actor = r.actor AND c.idempotency_key = r.key
-"""
 _LOCK_RUNS = "SELECT 1 FROM due_work WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE"
 
 
@@ -54,7 +38,7 @@ async def claim_keys(
     A concurrent first use holds its row until it commits, so a repeat waits here and then
     finds the key used. Callers claim in one order, so two batches sharing keys never deadlock.
     """
-    rows = await conn.fetch(_CLAIM, actors, keys, fingerprints)
+    rows = await conn.fetch(CLAIM_KEYS, actors, keys, fingerprints)
     return {(r["actor"], r["idempotency_key"]) for r in rows}
 
 
@@ -62,7 +46,7 @@ async def prior_uses(
     conn: Connection, actors: list[str], keys: list[str]
 ) -> dict[tuple[str, str], tuple[str, str]]:
     """(actor, key) -> (fingerprint, result as JSON text: ``null`` when it was not kept)."""
-    rows = await conn.fetch(_PRIOR, actors, keys)
+    rows = await conn.fetch(PRIOR_RESULTS, actors, keys)
     return {(r["actor"], r["idempotency_key"]): (r["fingerprint"], r["result"]) for r in rows}
 
 
@@ -70,7 +54,7 @@ async def remember_results(
     conn: Connection, actors: list[str], keys: list[str | None], results: list[str]
 ) -> None:
     """Keep each key's result (JSON text) for the repeats that will ask for it."""
-    await conn.execute(_REMEMBER, actors, keys, results)
+    await conn.execute(REMEMBER_RESULTS, actors, keys, results)
 
 
 async def event_id_at(conn: Connection, position: int) -> str:

@@ -1,0 +1,26 @@
+"""Set-based statements over ``command_log`` (idempotency keys and the results they
+remember), shared by the writers that record many commands at once: the group committer and
+publications. Callers pass keys sorted, so concurrent claims lock them in one order."""
+
+from __future__ import annotations
+
+# Claims each (actor, key) not claimed yet; returns the claimed ones (the others are taken).
+CLAIM_KEYS = """
+INSERT INTO command_log (actor, idempotency_key, fingerprint, result)
+SELECT actor, key, fingerprint, 'null' FROM unnest($1::text[], $2::text[], $3::text[])
+    AS c(actor, key, fingerprint)
+ON CONFLICT DO NOTHING
+RETURNING actor, idempotency_key
+"""
+# What the taken keys remember: their fingerprint and result.
+PRIOR_RESULTS = """
+SELECT c.actor, c.idempotency_key, c.fingerprint, c.result::text AS result
+FROM command_log c JOIN unnest($1::text[], $2::text[]) AS k(actor, key)
+    ON c.actor = k.actor AND c.idempotency_key = k.key
+"""
+# Keeps each claimed key's result, for its repeats.
+REMEMBER_RESULTS = """
+UPDATE command_log c SET result = r.result::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[]) AS r(actor, key, result)
+WHERE c.actor = r.actor AND c.idempotency_key = r.key
+"""
