@@ -42,6 +42,8 @@ GOALS = (
         text="≥ 5 x Procrastinate (same machine, same run)",
     ),
     Goal("ratio_celery", 3.0, at_least=True, text="≥ 3 x Celery (same machine, same run)"),
+    Goal("ordinaut_delay_p50_ms", 3.0, at_least=False, text="due->start p50 ≤ 3 ms"),
+    Goal("ordinaut_delay_p99_ms", 10.0, at_least=False, text="due->start p99 ≤ 10 ms"),
 )
 LIMITS = RUNS_LIMITS
 
