@@ -14,6 +14,7 @@ import pytest
 from domain.events import TaskDefinition
 from services.timer.service import Timer
 from tests.support import PROJECTIONS, create_tasks, db_now, every_second, fired
+from tests.workers import eventually, running_workers
 
 
 @asynccontextmanager
@@ -126,3 +127,31 @@ async def test_after_downtime_each_misfire_policy_does_what_it_says(
     next_run_at = await pool.fetchval("SELECT next_run_at FROM task WHERE id = $1", task_id)
     assert next_run_at > now
     assert await Timer(pool, PROJECTIONS).fire_due() == 0  # nothing more is due
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_fired_ahead_starts_at_its_due_instant_not_before(
+    pool: asyncpg.Pool, database_url: str, redis_url: str
+) -> None:
+    due = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=3)
+    echo = {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"n": 1}}]}
+    once = TaskDefinition(
+        title="once", schedule_kind="once", schedule_expr=due.isoformat(), payload=echo
+    )
+    (task_id,) = await create_tasks(pool, [once], due)
+    timer = Timer(pool, PROJECTIONS, lead_seconds=60)
+    async with running_workers(database_url, redis_url):
+        assert await timer.fire_due() == 1  # fired now, ahead of its instant
+        run = await eventually(
+            lambda: pool.fetchrow(
+                "SELECT status, scheduled_for, started_at FROM runs"
+                " WHERE task_id = $1 AND status = 'succeeded'",
+                task_id,
+            ),
+            within=60,
+        )
+    fired_at = await pool.fetchval(
+        "SELECT (data->>'fired_at')::timestamptz FROM events WHERE type = 'task.due'"
+    )
+    assert fired_at < due == run["scheduled_for"]
+    assert run["started_at"] >= due  # the worker waited for the due instant
