@@ -64,14 +64,24 @@ def _grace(definition: TaskDefinition) -> timedelta:
 
 
 def decide_due(
-    task: DueTask, schedule: Schedule, now: datetime, new_run_id: Callable[[], str]
+    task: DueTask,
+    schedule: Schedule,
+    now: datetime,
+    new_run_id: Callable[[], str],
+    lead: timedelta = timedelta(0),
 ) -> list[Event]:
-    """Events for a task whose ``next_run_at`` is at or before ``now``."""
-    due, more = _due_occurrences(schedule, task.next_run_at, now)
+    """Events for a task whose ``next_run_at`` is at or before ``now + lead``.
+
+    Occurrences up to ``lead`` ahead fire now, each run still due at its own instant
+    (``run_at``): queuing a run ahead takes the firing off the path from due to start, so a
+    worker waiting for that instant starts it then. Lateness is measured at ``now``.
+    """
+    horizon = now + lead
+    due, more = _due_occurrences(schedule, task.next_run_at, horizon)
     late = [o for o in due if now - o > _grace(task.definition)]
     on_time = [o for o in due if now - o <= _grace(task.definition)]
     catch_up, missed = _split_by_policy(task, late, on_time)
-    next_run_at = schedule.next_after(max(now, due[-1]))
+    next_run_at = schedule.next_after(max(horizon, due[-1]))
     events: list[Event] = []
     if missed or more:
         events.append(

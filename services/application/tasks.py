@@ -47,7 +47,7 @@ from services.application.task_store import (
     replay,
     task_id_by_key,
 )
-from services.application.tool_store import tool_scopes
+from services.application.tool_store import builtin_tool_scopes, tool_scopes, uses_tools
 from services.store.events import (
     StoredEvent,
     StreamAppend,
@@ -176,9 +176,13 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Opera
     """Create a task, or update the caller's task with the same ``key``."""
     command = TaskCommand(caller, backend)
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
-    async with backend.pool.acquire() as conn:
-        existing = data.key and await task_id_by_key(conn, caller.principal.actor, data.key)
-        scopes = await tool_scopes(conn)
+    existing, scopes = None, builtin_tool_scopes()
+    # A task without a key or steps needs neither lookup: no round trip before the command.
+    if data.key or uses_tools(definition.payload):
+        async with backend.pool.acquire() as conn:
+            existing = data.key and await task_id_by_key(conn, caller.principal.actor, data.key)
+            if uses_tools(definition.payload):
+                scopes = await tool_scopes(conn)
     if existing:
         # A restatement of the whole task: only fields that really differ are changes.
         return await _updating(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -90,13 +91,23 @@ async def list_tools(conn: Connection) -> list[ToolView]:
     return [tool_view(tool) for tool in sorted(tools, key=lambda tool: tool.address)]
 
 
+def builtin_tool_scopes() -> dict[str, tuple[str, ...]]:
+    """The builtin tools' addresses with their scopes: all a payload without steps needs."""
+    return {address: tool.scopes for address, tool in BUILTIN_TOOLS.items()}
+
+
+def uses_tools(payload: object) -> bool:
+    """Whether a task payload has pipeline steps (and so needs the registered tools)."""
+    return not isinstance(payload, Mapping) or bool(payload.get("pipeline"))
+
+
 async def tool_scopes(conn: Connection) -> dict[str, tuple[str, ...]]:
     """Every address a pipeline step may use (builtins and registered), with its scopes."""
     rows = await conn.fetch(
         "SELECT address, ARRAY(SELECT jsonb_array_elements_text(coalesce("
         "definition->'scopes', '[]'))) AS scopes FROM tool"
     )
-    scopes = {address: tool.scopes for address, tool in BUILTIN_TOOLS.items()}
+    scopes = builtin_tool_scopes()
     scopes.update((row["address"], tuple(row["scopes"])) for row in rows)
     return scopes
 

@@ -118,8 +118,9 @@ class WakeListener:
             for _, entries in answer or ():
                 ids = [entry_id for entry_id, _ in entries]
                 if ids:
-                    await self.client.xack(self.stream, WORK_GROUP, *ids)
+                    # Wake first: the lease need not wait for Redis to answer the XACK.
                     self.wake()
+                    await self.client.xack(self.stream, WORK_GROUP, *ids)
 
     async def _leave(self) -> None:
         """On a clean stop: everything read was acknowledged, so the consumer can go."""

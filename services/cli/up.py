@@ -43,8 +43,13 @@ from services.timer.service import run_timer
 from services.worker.service import WorkerConfig, run_worker
 
 
-def _timer(servers: Servers) -> Component:
-    return Component("timer", lambda stop: run_timer(servers.database_url, stop, servers.redis_url))
+def _timer(servers: Servers, settings: Settings) -> Component:
+    return Component(
+        "timer",
+        lambda stop: run_timer(
+            servers.database_url, stop, servers.redis_url, settings.timer_lead_seconds
+        ),
+    )
 
 
 def _worker(servers: Servers, settings: Settings, concurrency: int | None = None) -> Component:
@@ -129,7 +134,7 @@ def _background(
 ) -> list[Component]:
     """Everything `up` runs beside the API."""
     components = [
-        _timer(servers),
+        _timer(servers, settings),
         _worker(servers, settings),
         _relay(servers, settings),
         _notifier(servers, settings, key),
@@ -161,7 +166,7 @@ async def run_timer_alone(settings: Settings) -> None:
     )
     try:
         await require_current_schema(servers.database_url)
-        await _supervise(servers, settings, [_timer(servers)])
+        await _supervise(servers, settings, [_timer(servers, settings)])
     finally:
         await servers.stop()
 

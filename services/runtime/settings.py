@@ -51,6 +51,9 @@ class Settings:
         heartbeats; a crashed worker's runs restart after at most this long.
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis.
+    timer_lead_seconds: ORDINAUT_TIMER_LEAD_SECONDS, how far ahead of an occurrence the timer
+        fires it; its run still waits for the due instant, so a worker starts it then instead of
+        after the firing (0 = fire at the due instant).
     events_stream: ORDINAUT_EVENTS_STREAM, the Redis stream the relay fills and the notifier
         reads.
     relay_maxlen: ORDINAUT_RELAY_MAXLEN, about how many entries the events stream keeps
@@ -111,6 +114,7 @@ class Settings:
     worker_concurrency: int = 16
     worker_lease_seconds: float = 30.0
     worker_poll_seconds: float = 1.0
+    timer_lead_seconds: float = 0.25
     events_stream: str = "ordinaut:events"
     relay_maxlen: int = 1_000_000
     relay_max_age_seconds: float = 0.0
@@ -159,6 +163,9 @@ class Settings:
             ),
             worker_poll_seconds=_number(
                 env, "ORDINAUT_WORKER_POLL_SECONDS", d.worker_poll_seconds, 0.05, 60
+            ),
+            timer_lead_seconds=_number(
+                env, "ORDINAUT_TIMER_LEAD_SECONDS", d.timer_lead_seconds, 0, 10
             ),
             events_stream=env.get("ORDINAUT_EVENTS_STREAM") or d.events_stream,
             relay_maxlen=int(_number(env, "ORDINAUT_RELAY_MAXLEN", d.relay_maxlen, 0, 10**10)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Iterator
@@ -75,8 +76,30 @@ def api_component(app: Litestar, sock: socket.socket, on_ready: Callable[[], Non
     return Component("api", run)
 
 
+# Young-generation collections every this many allocations (CPython's default is 700), and
+# older generations as rarely as CPython's defaults relative to it.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def settle_heap() -> None:
+    """Keep the garbage collector off the request path once the process has started.
+
+    Everything imported and built at start-up (Litestar, the MCP SDK, the schemas) lives as
+    long as the process, yet a full collection walks all of it: tens to hundreds of ms with
+    the loop stopped, which is what `bench api` saw as its p99 at 200 requests/s (230 ms
+    against 25-46 ms with this, same machine, minutes apart). gc.freeze() moves those objects
+    out of the collector's sight (as CPython's documentation suggests for long-lived
+    servers), and a higher young-generation threshold makes collections rarer; cycles made
+    later are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def supervise(components: list[Component]) -> None:
     """Run every component until SIGTERM/SIGINT or until one of them fails, then stop them all."""
+    settle_heap()
     tracing.setup(_service_name(components))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -24,6 +24,7 @@ from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.channels.work import Announcer
 from services.runtime.metrics import TIMER_LAG
+from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import aspan
 from services.store.events import StreamAppend, append_in_transaction
 from services.store.pool import open_pool
@@ -39,14 +40,16 @@ _CLAIM = """
 SELECT id, version, created_by, definition::text AS definition, next_run_at,
        statement_timestamp() AS now
 FROM task
-WHERE status = 'active' AND NOT deleted AND next_run_at <= statement_timestamp()
+WHERE status = 'active' AND NOT deleted
+  AND next_run_at <= statement_timestamp() + make_interval(secs => $2)
 ORDER BY next_run_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 _ANY_DUE = """
 SELECT EXISTS (SELECT FROM task
-               WHERE status = 'active' AND NOT deleted AND next_run_at <= statement_timestamp())
+               WHERE status = 'active' AND NOT deleted
+                 AND next_run_at <= statement_timestamp() + make_interval(secs => $1))
 """
 _EARLIEST = """
 SELECT extract(epoch FROM clock_timestamp()) AS now,
@@ -54,6 +57,12 @@ SELECT extract(epoch FROM clock_timestamp()) AS now,
                            WHERE status = 'active' AND NOT deleted)) AS earliest
 """
 MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
+# How far ahead of an occurrence the timer fires it (ORDINAUT_TIMER_LEAD_SECONDS): the run is
+# queued with run_at = the due instant, and a worker sleeping until then starts it at once, so
+# the firing transaction and the wake-up are not on the path from due to start. A change to
+# the task inside this window (a pause, say) no longer stops that one run; a cancel or delete
+# still does (the lease settles runs of canceled and deleted tasks).
+DEFAULT_LEAD_SECONDS = DEFAULTS.timer_lead_seconds
 BACKOFF_MAX_SECONDS = 2.0  # the longest wait between tries to reach a database that is away
 # What losing the database looks like (a restart, a failover, a network cut).
 # (InternalClientError: a connection that closed while a transaction was being ended.)
@@ -82,9 +91,11 @@ class Timer:
         batch: int = 500,
         on_fired: LagObserver | None = None,
         announcer: Announcer | None = None,
+        lead_seconds: float = DEFAULT_LEAD_SECONDS,
     ) -> None:
         self.pool, self.projections, self.batch = pool, projections, batch
         self.on_fired, self.announcer = on_fired, announcer
+        self.lead_seconds = lead_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fire what is due, sleep until the next occurrence or a wake-up, repeat; while the
@@ -121,31 +132,36 @@ class Timer:
             # Wake-ups come over this connection only: when it goes, start over with a new one.
             listener.add_termination_listener(lost)
             try:
+                check = True
                 while not stop.is_set():
                     if listener.is_closed():
                         raise asyncpg.ConnectionDoesNotExistError("the LISTEN connection closed")
                     waiting_for = math.inf
                     woken.clear()
-                    if await self.fire_due() == self.batch:
+                    if await self.fire_due(check=check) == self.batch:
+                        check = False
                         continue  # more may be due right now
                     seconds, waiting_for = await self._next_run()
                     await _sleep(seconds, woken, stop)
+                    # A sleep that ran its course ends when something falls due: claim it
+                    # straight away. A notification may be about a task due later.
+                    check = woken.is_set()
             finally:
                 # A connection the server dropped cannot be told anything; the pool discards it.
                 with contextlib.suppress(*_CONNECTION_FAILURES):
                     listener.remove_termination_listener(lost)
                     await listener.remove_listener(TIMER_CHANNEL, wake)
 
-    async def fire_due(self) -> int:
-        """Fire one batch of due tasks in one transaction; returns how many tasks it claimed."""
-        # Checked before opening a transaction: most wake-ups (a task created for later, say)
-        # find nothing due.
-        if not await self.pool.fetchval(_ANY_DUE):
+    async def fire_due(self, *, check: bool = True) -> int:
+        """Fire one batch of tasks due within the lead, in one transaction; returns how many
+        tasks it claimed. ``check`` first asks (outside a transaction) whether any is due."""
+        # Most notification wake-ups (a task created for later, say) find nothing due.
+        if check and not await self.pool.fetchval(_ANY_DUE, self.lead_seconds):
             return 0
         async with aspan("ordinaut.timer.fire"), self.pool.acquire() as conn, conn.transaction():
             # The claimed task rows (FOR UPDATE SKIP LOCKED) are this timer's alone until
             # commit: other timers skip them, a command on one of them waits (tasks.py).
-            rows = await conn.fetch(_CLAIM, self.batch)
+            rows = await conn.fetch(_CLAIM, self.batch, self.lead_seconds)
             if not rows:
                 return 0
             appends = [a for row in rows for a in self._decide(row, rows[0]["now"])]
@@ -167,7 +183,8 @@ class Timer:
             definition.dtstart,
         )
         task = DueTask(row["id"], definition, row["next_run_at"])
-        events = decide_due(task, schedule, now, lambda: str(uuid.uuid4()))
+        lead = timedelta(seconds=self.lead_seconds)
+        events = decide_due(task, schedule, now, lambda: str(uuid.uuid4()), lead)
         return [
             StreamAppend(task_stream(row["id"]), events, expected_version=row["version"]),
             *(
@@ -186,14 +203,15 @@ class Timer:
                         self.on_fired(event)
 
     async def _next_run(self) -> tuple[float, float]:
-        """How long to sleep, and the epoch (on the database's clock) the sleep lasts until."""
+        """How long to sleep (until the lead before the next occurrence), and the epoch (on the
+        database's clock) of that occurrence: a task due before it is a reason to wake."""
         row = await self.pool.fetchrow(_EARLIEST)
         assert row is not None
         now = float(row["now"])
         until = now + MAX_SLEEP_SECONDS
         if row["earliest"] is not None:
             until = min(until, float(row["earliest"]))
-        return until - now, until
+        return until - self.lead_seconds - now, until
 
 
 async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> None:
@@ -210,7 +228,12 @@ async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> N
                 await wait
 
 
-async def run_timer(database_url: str, stop: asyncio.Event, redis_url: str | None = None) -> None:
+async def run_timer(
+    database_url: str,
+    stop: asyncio.Event,
+    redis_url: str | None = None,
+    lead_seconds: float = DEFAULT_LEAD_SECONDS,
+) -> None:
     """The timer as a supervised component with its own small pool."""
     from projections.registry import inline_projections
 
@@ -218,7 +241,10 @@ async def run_timer(database_url: str, stop: asyncio.Event, redis_url: str | Non
     try:
         async with open_pool(database_url, size=3) as pool:
             announcer = Announcer(client) if client is not None else None
-            await Timer(pool, inline_projections(), announcer=announcer).run(stop)
+            timer = Timer(
+                pool, inline_projections(), announcer=announcer, lead_seconds=lead_seconds
+            )
+            await timer.run(stop)
     finally:
         if client is not None:
             await client.aclose()

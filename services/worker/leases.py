@@ -38,11 +38,23 @@ from services.pipeline.run import LeasedRun, OwnerLimits
 from services.runtime.metrics import RUNS
 from services.store.events import StreamAppend, append_in_transaction
 
-# Ready work by urgency, skipping rows other leasers hold and keys already at their limit.
+# Ready work by urgency, skipping rows other leasers hold and keys already at their limit,
+# with what executing or settling each needs (its run, task and owner's limits) in the same
+# round trip. Only the due_work rows are locked (OF d): that row is the lease; the run and task
+# rows are read as committed, as a separate read after the lock would read them.
 _CANDIDATES = """
 SELECT d.run_id, d.attempt, d.parked, d.locked_by, d.concurrency_key, d.max_concurrency,
-       d.dedupe_key, d.dedupe_window_seconds, d.lapses, statement_timestamp() AS now
+       d.dedupe_key, d.dedupe_window_seconds, d.lapses, statement_timestamp() AS now,
+       r.task_id, r.trigger, r.scheduled_for, r.started_at,
+       r.cancel_requested, r.steps::text AS steps, r.queued::text AS queued,
+       r.approval::text AS approval, r.wait::text AS wait, r.status AS run_status,
+       t.definition::text AS definition, t.title, t.status AS task_status, t.deleted,
+       l.budget_per_day AS owner_budget, l.quiet_hours::text AS owner_quiet_hours,
+       l.timezone AS owner_timezone
 FROM due_work d
+JOIN runs r ON r.run_id = d.run_id
+JOIN task t ON t.id = r.task_id
+LEFT JOIN agent_limits l ON l.agent_id = r.owner
 WHERE d.run_at <= statement_timestamp()
   AND (d.locked_until IS NULL OR d.locked_until < statement_timestamp())
   AND (d.concurrency_key IS NULL OR d.parked OR d.max_concurrency > (
@@ -50,7 +62,7 @@ WHERE d.run_at <= statement_timestamp()
         WHERE h.concurrency_key = d.concurrency_key AND h.locked_until >= statement_timestamp()))
 ORDER BY d.priority, d.run_at
 LIMIT $1
-FOR UPDATE SKIP LOCKED
+FOR UPDATE OF d SKIP LOCKED
 """
 _HOLDERS = """
 SELECT concurrency_key, count(*) AS held FROM due_work
@@ -62,17 +74,6 @@ SELECT run_id FROM runs
 WHERE dedupe_key = $1 AND run_id <> $2 AND started_at >= $3
   AND status NOT IN ('deduplicated', 'canceled')
 LIMIT 1
-"""
-_DETAILS = """
-SELECT r.run_id, r.task_id, r.attempt, r.trigger, r.scheduled_for, r.started_at,
-       r.cancel_requested, r.steps::text AS steps, r.queued::text AS queued,
-       r.approval::text AS approval, r.wait::text AS wait, r.status AS run_status,
-       t.definition::text AS definition, t.title, t.status AS task_status, t.deleted,
-       l.budget_per_day AS owner_budget, l.quiet_hours::text AS owner_quiet_hours,
-       l.timezone AS owner_timezone
-FROM runs r JOIN task t ON t.id = r.task_id
-LEFT JOIN agent_limits l ON l.agent_id = r.owner
-WHERE r.run_id = ANY($1::text[])
 """
 _EARLIEST = """
 SELECT extract(epoch FROM min(run_at) - clock_timestamp()) FROM due_work
@@ -137,9 +138,7 @@ async def lease(
             )
             for r in rows
         ]
-        details = {
-            r["run_id"]: r for r in await conn.fetch(_DETAILS, [c.run_id for c in candidates])
-        }
+        details = {r["run_id"]: r for r in rows}
         appends: list[StreamAppend] = []
         leased: list[LeasedRun] = []
         readied: list[str] = []

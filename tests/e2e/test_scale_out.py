@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
+from services.timer.service import DEFAULT_LEAD_SECONDS
 from tests.processes import (
     Process,
     environment,
@@ -202,7 +203,9 @@ async def _kill_midway(fleet: Fleet, pool: asyncpg.Pool) -> tuple[list[Process],
     burst's runs take it a moment); returns the killed and the runs it left leased."""
     timer, worker = fleet.by_kind["timer"][0], fleet.by_kind["worker"][0]
     now = await db_now(pool)
-    await asyncio.sleep(CRON_EVERY - (now.second % CRON_EVERY + now.microsecond / 1e6))
+    # Timers fire a burst DEFAULT_LEAD_SECONDS before it falls due: kill one as it fires.
+    into = (now.second % CRON_EVERY + now.microsecond / 1e6 + DEFAULT_LEAD_SECONDS) % CRON_EVERY
+    await asyncio.sleep(CRON_EVERY - into)
     await kill(timer)
     mine = f"%-{worker.process.pid}-%"
     deadline = time.monotonic() + 2 * CRON_EVERY

@@ -14,6 +14,7 @@ import pytest
 from domain.events import TaskDefinition
 from services.timer.service import Timer
 from tests.support import PROJECTIONS, create_tasks, db_now, every_second, fired
+from tests.workers import eventually, running_workers
 
 
 @asynccontextmanager
@@ -62,6 +63,38 @@ async def test_a_sleeping_timer_wakes_for_a_new_task_at_once(pool: asyncpg.Pool)
     assert status == "completed"
 
 
+async def test_a_timer_with_a_lead_queues_the_run_ahead_due_at_its_own_instant(
+    pool: asyncpg.Pool,
+) -> None:
+    due = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=30)
+    once = TaskDefinition(title="once", schedule_kind="once", schedule_expr=due.isoformat())
+    (task_id,) = await create_tasks(pool, [once], due)
+    timer = Timer(pool, PROJECTIONS, lead_seconds=120)
+    assert await timer.fire_due() == 1
+    assert await timer.fire_due() == 0  # fired once; the task is complete
+    row = await pool.fetchrow(
+        "SELECT (data->>'fired_at')::timestamptz AS fired_at,"
+        " (data->>'scheduled_for')::timestamptz AS scheduled_for,"
+        " (data->>'run_at')::timestamptz AS run_at FROM events WHERE type = 'task.due'"
+    )
+    assert row is not None
+    assert row["scheduled_for"] == row["run_at"] == due
+    assert row["fired_at"] < due  # ahead of the due instant, as the lead allows
+    run_at = await pool.fetchval("SELECT run_at FROM due_work")
+    assert run_at == due  # no worker may lease it before then (`due_work.run_at <= now`)
+    status = await pool.fetchval("SELECT status FROM task WHERE id = $1", task_id)
+    assert status == "completed"
+
+
+async def test_a_timer_without_a_lead_leaves_a_task_due_later_alone(pool: asyncpg.Pool) -> None:
+    due = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=30)
+    once = TaskDefinition(title="once", schedule_kind="once", schedule_expr=due.isoformat())
+    await create_tasks(pool, [once], due)
+    assert await Timer(pool, PROJECTIONS, lead_seconds=0).fire_due() == 0
+    assert await Timer(pool, PROJECTIONS, lead_seconds=0).fire_due(check=False) == 0
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
+
+
 @pytest.mark.parametrize("policy", ["run_once", "skip", "run_all"])
 async def test_after_downtime_each_misfire_policy_does_what_it_says(
     pool: asyncpg.Pool, policy: str
@@ -94,3 +127,31 @@ async def test_after_downtime_each_misfire_policy_does_what_it_says(
     next_run_at = await pool.fetchval("SELECT next_run_at FROM task WHERE id = $1", task_id)
     assert next_run_at > now
     assert await Timer(pool, PROJECTIONS).fire_due() == 0  # nothing more is due
+
+
+@pytest.mark.timeout(120)
+async def test_a_run_fired_ahead_starts_at_its_due_instant_not_before(
+    pool: asyncpg.Pool, database_url: str, redis_url: str
+) -> None:
+    due = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=3)
+    echo = {"pipeline": [{"id": "e", "uses": "debug.echo", "with": {"n": 1}}]}
+    once = TaskDefinition(
+        title="once", schedule_kind="once", schedule_expr=due.isoformat(), payload=echo
+    )
+    (task_id,) = await create_tasks(pool, [once], due)
+    timer = Timer(pool, PROJECTIONS, lead_seconds=60)
+    async with running_workers(database_url, redis_url):
+        assert await timer.fire_due() == 1  # fired now, ahead of its instant
+        run = await eventually(
+            lambda: pool.fetchrow(
+                "SELECT status, scheduled_for, started_at FROM runs"
+                " WHERE task_id = $1 AND status = 'succeeded'",
+                task_id,
+            ),
+            within=60,
+        )
+    fired_at = await pool.fetchval(
+        "SELECT (data->>'fired_at')::timestamptz FROM events WHERE type = 'task.due'"
+    )
+    assert fired_at < due == run["scheduled_for"]
+    assert run["started_at"] >= due  # the worker waited for the due instant

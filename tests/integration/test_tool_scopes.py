@@ -131,3 +131,19 @@ async def test_revoking_a_tool_scope_stops_the_step_at_run_time(
     # API scopes change at once too: without tasks:write the next command is refused
     await client.patch(f"/agents/{agent_id}", json={"scopes": ["tasks:read"]}, headers=AUTH)
     assert (await client.post(f"/tasks/{task_id}/pause", headers=token)).status_code == 403
+
+
+async def test_a_task_without_steps_is_created_without_the_catalog_and_steps_still_checked(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    _, plain = await agent(client, "plain", API_SCOPES)
+    body = {**task([]), "payload": {"params": {"team": "platform"}}}
+    created = await client.post("/tasks", json=body, headers=plain)
+    assert created.status_code == 201, created.text
+    assert created.json()["definition"]["payload"] == {"params": {"team": "platform"}}
+    # A step naming a tool nobody registered is still refused, naming the step.
+    unknown = await client.post(
+        "/tasks", json=task([{"id": "x", "uses": "nobody.registered_this"}]), headers=plain
+    )
+    assert unknown.status_code == 422, unknown.text
+    assert unknown.json()["errors"][0]["field"] == "payload.pipeline[0].uses"

@@ -16,6 +16,11 @@ def test_worker_settings_default_and_parse() -> None:
     assert (settings.worker_grace_seconds, settings.worker_concurrency) == (0, 3)
 
 
+def test_the_timer_lead_defaults_to_a_quarter_second_and_may_be_off() -> None:
+    assert Settings.from_env({}).timer_lead_seconds == 0.25
+    assert Settings.from_env({"ORDINAUT_TIMER_LEAD_SECONDS": "0"}).timer_lead_seconds == 0
+
+
 def test_the_notifier_reclaim_delay_defaults_to_a_minute() -> None:
     assert Settings.from_env({}).notifier_reclaim_seconds == 60
     reclaim = {"ORDINAUT_NOTIFIER_RECLAIM_SECONDS": "3"}
@@ -28,6 +33,8 @@ def test_the_notifier_reclaim_delay_defaults_to_a_minute() -> None:
         ("ORDINAUT_WORKER_GRACE_SECONDS", "-1"),
         ("ORDINAUT_WORKER_GRACE_SECONDS", "soon"),
         ("ORDINAUT_WORKER_POLL_SECONDS", "0"),
+        ("ORDINAUT_TIMER_LEAD_SECONDS", "-0.1"),
+        ("ORDINAUT_TIMER_LEAD_SECONDS", "11"),
         ("ORDINAUT_PORT", "70000"),
         ("ORDINAUT_NOTIFIER_RECLAIM_SECONDS", "0"),
         ("ORDINAUT_RATE_LIMIT_COMMANDS", "lots"),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.events import ScheduleMissed, TaskCompleted, TaskDefinition, TaskDue
+from domain.events import Event, ScheduleMissed, TaskCompleted, TaskDefinition, TaskDue
 from domain.schedules import compile_schedule
 from domain.timer import MAX_RUN_ALL, DueTask, decide_due, jitter
 
@@ -93,3 +93,40 @@ def test_jitter_is_deterministic_per_occurrence_and_bounded() -> None:
     assert jitter("task-1", T0, 0) == timedelta(0)
     events = decide(definition(jitter_seconds=30), T0, T0)
     assert events[0].run_at == T0 + jitter("task-1", T0, 30)  # type: ignore[attr-defined]
+
+
+def _decide_ahead(
+    defn: TaskDefinition, next_run_at: datetime, now: datetime, lead: timedelta
+) -> list[Event]:
+    schedule = compile_schedule(
+        defn.schedule_kind, defn.schedule_expr, defn.timezone, dtstart=defn.dtstart, now=None
+    )
+    ids = (f"run-{n}" for n in itertools.count())
+    task = DueTask("task-1", defn, next_run_at)
+    return decide_due(task, schedule, now, lambda: next(ids), lead)
+
+
+def test_an_occurrence_within_the_lead_fires_now_with_its_run_due_at_its_own_instant() -> None:
+    now = T0 - timedelta(milliseconds=200)
+    events = _decide_ahead(definition(), T0, now, timedelta(milliseconds=250))
+    assert len(events) == 1
+    due = events[0]
+    assert isinstance(due, TaskDue)
+    assert (due.scheduled_for, due.run_at, due.fired_at) == (T0, T0, now)
+    assert due.next_run_at == T0 + timedelta(minutes=1)
+    assert not due.catch_up
+
+
+def test_a_fire_ahead_of_a_once_task_completes_it_and_keeps_its_run_at_the_due_instant() -> None:
+    defn = definition(schedule_kind="once", schedule_expr=T0.isoformat())
+    events = _decide_ahead(defn, T0, T0 - timedelta(milliseconds=50), timedelta(seconds=1))
+    assert [type(e) for e in events] == [TaskDue, TaskCompleted]
+    due = events[0]
+    assert isinstance(due, TaskDue)
+    assert due.run_at == T0
+
+
+def test_the_lead_never_fires_an_occurrence_beyond_it() -> None:
+    events = _decide_ahead(definition(), T0, T0 - timedelta(seconds=1), timedelta(seconds=2))
+    fired = [e.scheduled_for for e in events if isinstance(e, TaskDue)]
+    assert fired == [T0]  # the next occurrence (a minute on) waits for its own turn

@@ -221,6 +221,9 @@ def _previous_sections(previous: str) -> dict[str, list[str]]:
     return sections
 
 
+_CARRIED = "_Carried over from the previous report: no result for it here._"
+
+
 def _carried(previous: str, measured: set[str]) -> tuple[list[str], list[str]]:
     """From the report as it was: the goal rows and the sections of benchmarks that have no
     result here (results are kept per machine and not in git, so regenerating the report on
@@ -234,12 +237,11 @@ def _carried(previous: str, measured: set[str]) -> tuple[list[str], list[str]]:
     ]
     body: list[str] = []
     for name in names:
-        body += [
-            *sections[TITLES[name]][:1],
-            "",
-            "_Carried over from the previous report: no result for it here._",
-            *sections[TITLES[name]][1:],
-        ]
+        heading, *rest = sections[TITLES[name]]
+        # A section carried over before already says so: say it once.
+        while rest and rest[0] in ("", _CARRIED):
+            rest = rest[1:]
+        body += [heading, "", _CARRIED, "", *rest]
     return rows, body
 
 

@@ -32,6 +32,14 @@ _BATCH = 1000
 GOALS = (Goal("runs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"),)
 # py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
 LIMITS: str | None = (
+    "The cores, not a lock. 20,000 runs, 2026-12-06 05:09-05:10, load 3-5.6: 799 runs/s with 1"
+    " worker process, 1,097 with 2, 1,325 with 4. Sampling pg_stat_activity of the bench"
+    " database every 20 ms meanwhile: of the backends' active samples 1-4% waited on a lock"
+    " (heavyweight or LWLock), 6-13% on WAL fsync, the rest ran on a core; most backends sat"
+    " idle or idle in transaction waiting for the worker's next statement (ClientRead), i.e. for"
+    " worker Python and its share of the two cores. More worker processes help until the cores"
+    " are full (4 > 2 > 1, with shrinking steps), and leasing (FOR UPDATE SKIP LOCKED, no"
+    " global lock) never queues them. "
     "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"
     " `ordinaut worker` draining runs: ~25% of its samples are socket writes of statements to"
     " PostgreSQL, ~30% running the pipeline (template rendering, JSON Schema checks of the"
