@@ -46,6 +46,9 @@ _WHY = {
     429: "Over the caller's rate limit; Retry-After says when to try again",
 }
 _WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+# Handler parameters that read no input: a body is counted on its own; the caller and the
+# backend come from the request's principal and the app (services/api/calls.py).
+_PARSE_NOTHING = {"data", "request", "state", "caller", "backend"}
 
 
 def problem_spec(description: str) -> ResponseSpec:
@@ -68,7 +71,7 @@ def error_codes(handler: HTTPRouteHandler, path_params: bool) -> set[int]:
     has_body = handler.parsed_data_field is not None
     if has_body:
         codes |= {400, 413, 422}
-    if handler.parsed_fn_signature.parameters.keys() - {"data", "request", "state"}:
+    if handler.parsed_fn_signature.parameters.keys() - _PARSE_NOTHING:
         codes.add(422)  # query or path parameters with constraints
     if required_scope(handler) is not None and handler.http_methods & _WRITES:
         codes.add(409)

@@ -7,99 +7,25 @@ secrets it owns or that are shared with it, and rotates or deletes only its own.
 
 A value goes in once and never comes back out of the API: reads show names, which tools may
 receive each secret, and times. Pipelines use a secret as ``${secrets.NAME}``.
+
+Thin HTTP adapters over services/application/secrets.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
-
-import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from domain.envelope import EventMeta
-from domain.events import Event, SecretDeleted, SecretStored, secret_stream
-from domain.secrets import (
-    NAME,
-    READ_SCOPE,
-    VALUE_MAX,
-    WRITE_SCOPE,
-    agents_on_store,
-    check_allowed_tools,
-    check_name,
-    check_value,
-    owner_on_store,
-)
-from projections.base import Connection
-from services.api.auth import principal_of, requires
+from domain.secrets import READ_SCOPE, WRITE_SCOPE
+from services.api.auth import requires
+from services.api.calls import respond
 from services.api.contract import problem_spec
-from services.api.state import AppState, state_of
-from services.application.errors import NotFound, Unavailable
-from services.application.principal import Principal
-from services.application.tool_store import stream_version
-from services.store.events import StreamAppend, append_in_transaction
-
-
-class SecretBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A secret to store: its value and the tools (addresses or globs) that may receive it."""
-
-    # Checked by domain.secrets (with its own message); stated here for the document.
-    name: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": NAME.pattern})]
-    value: Annotated[str, msgspec.Meta(min_length=1, max_length=VALUE_MAX)]
-    allowed_tools: list[str]
-    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
-    # Admin only: the agents whose runs may use it (["*"]: every agent); omitted = nobody.
-    agents: list[str] | None = None
-
-
-class SecretView(msgspec.Struct, frozen=True, kw_only=True):
-    """A stored secret, without its value."""
-
-    name: str
-    allowed_tools: list[str]
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
-    owner: str
-    # Who else may use it; shown to the admin only.
-    agents: list[str] | None = None
-
-
-class SecretList(msgspec.Struct, frozen=True):
-    """The stored secrets the caller may see, by name."""
-
-    items: list[SecretView]
-
-
-_COLUMNS = "name, allowed_tools, description, created_at, updated_at, owner, agents"
-
-
-def _is_admin(principal: Principal) -> bool:
-    return principal.reader is None
-
-
-def _view(row: Any, principal: Principal) -> SecretView:
-    return SecretView(
-        name=row["name"],
-        allowed_tools=list(row["allowed_tools"]),
-        description=row["description"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        owner=row["owner"],
-        agents=list(row["agents"]) if _is_admin(principal) else None,
-    )
-
-
-async def _append(
-    conn: Connection, request: Request[Any, Any, Any], name: str, event: Event, at: int
-) -> None:
-    meta = EventMeta(
-        actor=principal_of(request).actor, correlation_id=request.scope["state"]["correlation_id"]
-    )
-    append = StreamAppend(secret_stream(name), [event], expected_version=at)
-    await append_in_transaction(conn, [append], meta, state_of(request.app.state).projections)
+from services.api.state import AppState
+from services.application import secrets as ops
+from services.application.context import Backend, Caller
+from services.application.secrets import SecretBody, SecretList, SecretView
 
 
 @post(
@@ -113,53 +39,23 @@ async def _append(
     },
 )
 async def store_secret(
-    request: Request[Any, Any, Any], state: AppState, data: JSONBody[SecretBody]
+    caller: NamedDependency[Caller],
+    backend: NamedDependency[Backend],
+    state: AppState,
+    data: JSONBody[SecretBody],
 ) -> Response[SecretView]:
     """Record ``secret.stored`` (only the ciphertext): 201 for a new name, 200 to replace.
 
     The name's owner keeps it (409 for another agent); the admin names who may use it."""
-    box = state.secret_box
-    if box is None:
-        raise Unavailable("this API has no secret key configured", title="Secrets unavailable")
-    principal, name = principal_of(request), check_name(data.name)
-    value, tools = check_value(data.value), check_allowed_tools(data.allowed_tools)
-    async with state.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT version, owner, agents FROM secret WHERE name = $1 FOR UPDATE", name
-        )
-        # A deleted name keeps its stream, and the stream its owner (domain/ownership.py).
-        held_by = row["owner"] if row else await conn.fetchval(_STREAM_OWNER, secret_stream(name))
-        owner = owner_on_store(principal.actor, _is_admin(principal), held_by)
-        agents = agents_on_store(_is_admin(principal), data.agents, row["agents"] if row else ())
-        event = SecretStored(
-            name=name,
-            ciphertext=box.seal(name, value),
-            allowed_tools=tools,
-            description=data.description,
-            owner=owner,
-            agents=agents,
-        )
-        at = row["version"] if row else await stream_version(conn, secret_stream(name))
-        await _append(conn, request, name, event, at)
-        stored = await conn.fetchrow(f"SELECT {_COLUMNS} FROM secret WHERE name = $1", name)  # noqa: S608 - fixed columns
-    return Response(_view(stored, principal), status_code=201 if row is None else 200)
-
-
-_STREAM_OWNER = "SELECT owner FROM stream_owner WHERE stream = $1"
-# An agent sees its own secrets and those shared with it (or with every agent).
-_VISIBLE = f"SELECT {_COLUMNS} FROM secret WHERE owner = $1 OR agents && ARRAY[$1, '*']"  # noqa: S608 - fixed columns
+    return respond(await ops.store_secret(caller, backend, state.secret_box, data))
 
 
 @get("/secrets", guards=[requires(READ_SCOPE)], tags=["secrets"], summary="List secrets")
-async def list_secrets(request: Request[Any, Any, Any], state: AppState) -> SecretList:
+async def list_secrets(
+    caller: NamedDependency[Caller], backend: NamedDependency[Backend]
+) -> SecretList:
     """The secrets the caller may use (all for the admin): names, tools, times; never a value."""
-    principal = principal_of(request)
-    async with state.pool.acquire() as conn:
-        if _is_admin(principal):
-            rows = await conn.fetch(f"SELECT {_COLUMNS} FROM secret ORDER BY name")  # noqa: S608 - fixed columns
-        else:
-            rows = await conn.fetch(_VISIBLE + " ORDER BY name", principal.actor)
-    return SecretList([_view(row, principal) for row in rows])
+    return await ops.list_secrets(caller, backend)
 
 
 @delete(
@@ -170,18 +66,11 @@ async def list_secrets(request: Request[Any, Any, Any], state: AppState) -> Secr
     summary="Delete a secret",
 )
 async def delete_secret(
-    request: Request[Any, Any, Any], state: AppState, name: FromPath[str]
+    caller: NamedDependency[Caller], backend: NamedDependency[Backend], name: FromPath[str]
 ) -> None:
     """Record ``secret.deleted``; steps that use the secret fail from now on. An agent
     deletes only its own (404 for any other, as for a name that does not exist)."""
-    principal = principal_of(request)
-    async with state.pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT version, owner FROM secret WHERE name = $1 FOR UPDATE", name
-        )
-        if row is None or not (_is_admin(principal) or row["owner"] == principal.actor):
-            raise NotFound(f"no secret of yours named {name!r}")
-        await _append(conn, request, name, SecretDeleted(name=name), row["version"])
+    await ops.delete_secret(caller, backend, name)
 
 
 ROUTES = [store_secret, list_secrets, delete_secret]

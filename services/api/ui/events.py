@@ -12,12 +12,12 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from projections.base import Connection
-from services.api.routes.events import _types as event_types
 from services.api.state import AppState
 from services.api.ui.access import needs, session_of
 from services.api.ui.forms import instant, refuse
 from services.api.ui.links import link
 from services.api.ui.render import page
+from services.application.event_log import event_types
 from services.store.audit import EventFilter, read_filtered
 from services.store.errors import UnknownCursor
 from services.store.order import START, Cursor
