@@ -48,13 +48,25 @@ class Fold:
             task_rule, run_rule, work_rule, costs = _dispatch(kind)
             if task_rule is not None:
                 key = task.key_of(envelope)
-                _store(tasks, key, task_rule(tasks.get(key), envelope))
+                row = task_rule(tasks.get(key), envelope)
+                if row is None:
+                    tasks.pop(key, None)
+                else:
+                    tasks[key] = row
             if run_rule is not None:
                 key = runs.key_of(envelope)
-                _store(runs_, key, run_rule(runs_.get(key), envelope))
+                row = run_rule(runs_.get(key), envelope)
+                if row is None:
+                    runs_.pop(key, None)
+                else:
+                    runs_[key] = row
             if work_rule is not None:
                 key = due_work.key_of(envelope)
-                _store(work, key, work_rule(work.get(key), envelope, runs_.get(key)))
+                row = work_rule(work.get(key), envelope, runs_.get(key))
+                if row is None:
+                    work.pop(key, None)
+                else:
+                    work[key] = row
             if costs:
                 self._spend(envelope)
             opened, owner = file_event(owner_of, envelope)
@@ -96,13 +108,6 @@ def _dispatch(kind: str) -> tuple[Rule | None, Rule | None, due_work.WorkRule | 
         due_work.RULES.get(kind),
         kind in spend.HANDLES,
     )
-
-
-def _store(rows: dict[str, Row], key: str, row: Row | None) -> None:
-    if row is None:
-        rows.pop(key, None)
-    else:
-        rows[key] = row
 
 
 def _rows(rows: dict[str, Row], columns: tuple[str, ...], structured: frozenset[str]) -> Records:
