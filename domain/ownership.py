@@ -34,6 +34,24 @@ from domain.events import (
 ADMIN = "admin"
 
 
+# Every event whose owner the three rules below may decide: it opens a stream, inherits one or
+# belongs to its publisher. Any other event belongs to its stream's owner, so whoever files the
+# whole log (the rebuild) skips the rules for most events. Keep it the union of the classes the
+# rules name (tests/unit/projections/test_ownership_and_spend_rules.py checks it).
+DECIDES_OWNER: tuple[type[Event], ...] = (
+    TaskCreated,
+    ToolRegistered,
+    RunQueued,
+    AgentCreated,
+    WebhookAttempted,
+    WebhookDelivered,
+    WebhookFailed,
+    SecretStored,
+    ConditionEvaluated,
+    EventReceived,
+)
+
+
 def opened_by(event: Event, actor: str) -> str | None:
     """The owner of the stream ``event`` opens (None: it inherits, or opens no stream)."""
     match event:

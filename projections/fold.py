@@ -7,6 +7,7 @@ a row per event: a run's row would otherwise be written once per event of its ru
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,34 +38,46 @@ class Fold:
         self.spend: dict[spend.SpendKey, float] = {}
 
     def apply(self, envelopes: Iterable[Envelope], kinds: Iterable[str]) -> None:
-        """Apply events in the log's order (``kinds``: each one's type)."""
-        tasks, runs_, work = self.tasks, self.runs, self.work
+        """Apply events in the log's order (``kinds``: each one's type).
+
+        This runs once per event of the log, so it holds its tables and functions in locals.
+        """
+        tasks, runs_, work, owners = self.tasks, self.runs, self.work, self.owners
+        filed, file_event, owner_of = self.filed, ownership.file_event, owners.get
         for envelope, kind in zip(envelopes, kinds, strict=True):
             task_rule, run_rule, work_rule, costs = _dispatch(kind)
             if task_rule is not None:
                 key = task.key_of(envelope)
-                _store(tasks, key, task_rule(tasks.get(key), envelope))
+                row = task_rule(tasks.get(key), envelope)
+                if row is None:
+                    tasks.pop(key, None)
+                else:
+                    tasks[key] = row
             if run_rule is not None:
                 key = runs.key_of(envelope)
-                _store(runs_, key, run_rule(runs_.get(key), envelope))
+                row = run_rule(runs_.get(key), envelope)
+                if row is None:
+                    runs_.pop(key, None)
+                else:
+                    runs_[key] = row
             if work_rule is not None:
                 key = due_work.key_of(envelope)
-                _store(work, key, work_rule(work.get(key), envelope, runs_.get(key)))
+                row = work_rule(work.get(key), envelope, runs_.get(key))
+                if row is None:
+                    work.pop(key, None)
+                else:
+                    work[key] = row
             if costs:
                 self._spend(envelope)
-            self._file(envelope)
+            opened, owner = file_event(owner_of, envelope)
+            if opened is not None:
+                owners[opened[0]] = opened[1]
+            if owner is not None:
+                filed.append((owner, envelope.position))
 
     def _spend(self, envelope: Envelope) -> None:
         for key, amount in spend.costs(self.runs.get(runs.key_of(envelope)), envelope):
             self.spend[key] = self.spend.get(key, 0.0) + amount
-
-    def _file(self, envelope: Envelope) -> None:
-        filing = ownership.file_event(self.owners.get, envelope)
-        if filing.opened is not None:
-            stream, owner = filing.opened
-            self.owners[stream] = owner
-        if filing.owner is not None:
-            self.filed.append((filing.owner, envelope.position))
 
     def records(self, name: str) -> dict[str, Records]:
         """The rows of the projection ``name``, per table, ready for COPY."""
@@ -97,22 +110,17 @@ def _dispatch(kind: str) -> tuple[Rule | None, Rule | None, due_work.WorkRule | 
     )
 
 
-def _store(rows: dict[str, Row], key: str, row: Row | None) -> None:
-    if row is None:
-        rows.pop(key, None)
-    else:
-        rows[key] = row
-
-
 def _rows(rows: dict[str, Row], columns: tuple[str, ...], structured: frozenset[str]) -> Records:
     """Each row as a tuple in ``columns`` order, JSON values as their text."""
+    values = operator.itemgetter(*columns)
     if not structured:
-        return columns, [tuple(row[c] for c in columns) for row in rows.values()]
-    encode = [c in structured for c in columns]
-    return columns, [
-        tuple(
-            json_text(row[c]) if as_json and row[c] is not None else row[c]
-            for c, as_json in zip(columns, encode, strict=True)
-        )
-        for row in rows.values()
-    ]
+        return columns, [values(row) for row in rows.values()]
+    encoded = [i for i, c in enumerate(columns) if c in structured]
+    records = []
+    for row in rows.values():
+        record = list(values(row))
+        for i in encoded:
+            if record[i] is not None:
+                record[i] = json_text(record[i])
+        records.append(tuple(record))
+    return columns, records

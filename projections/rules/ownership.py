@@ -28,7 +28,11 @@ def file_event(owner_of: OwnerOf, envelope: Envelope) -> Filing:
 
     A stream's first owner stays: a later opener of the same stream changes nothing.
     """
-    event, actor, stream = envelope.event, envelope.meta.actor, envelope.stream
+    event, stream = envelope.event, envelope.stream
+    if not isinstance(event, rules.DECIDES_OWNER):  # most events: filed for their stream's owner
+        owner = owner_of(stream)
+        return Filing(None, None if owner is None else _agent(owner))
+    actor = envelope.meta.actor
     own = rules.own_owner(event, actor)
     if own is not None:
         return Filing(None, _agent(own))

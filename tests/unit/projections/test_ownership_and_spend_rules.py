@@ -3,10 +3,16 @@ spend.py), without a database."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import get_args
 
+from domain import ownership as domain_ownership
 from domain.events import (
     ConditionEvaluated,
+    Event,
     EventReceived,
     RunQueued,
     RunStarted,
@@ -101,3 +107,21 @@ def test_the_spend_projection_handles_exactly_its_rules_types() -> None:
     from projections.spend import SpendProjection
 
     assert SpendProjection.handles == spend.HANDLES
+
+
+def test_every_event_class_the_ownership_rules_name_is_one_that_decides_its_owner() -> None:
+    """file_event skips the rules for events outside DECIDES_OWNER: each class the rules match
+    on must be in it, or an event of that class would be filed for its stream's owner."""
+    event_classes = {cls.__name__: cls for cls in get_args(Event)}
+    named: set[type[object]] = set()
+    for rule in (domain_ownership.opened_by, domain_ownership.inherited_from):
+        named |= _classes_named(rule, event_classes)
+    named |= _classes_named(domain_ownership.own_owner, event_classes)
+    assert named
+    assert named <= set(domain_ownership.DECIDES_OWNER)
+
+
+def _classes_named(rule: object, event_classes: dict[str, type[object]]) -> set[type[object]]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(rule)))  # type: ignore[arg-type]
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return {event_classes[name] for name in names if name in event_classes}
