@@ -38,17 +38,11 @@ from domain.triggers import (
 )
 from domain.waits import decide_resumes
 from projections.base import Connection, ProjectionSet
+from services.store.command_log import claim_keys, prior_uses, remember_results
 from services.store.debounces import collecting_runs
 from services.store.errors import IdempotencyKeyReused
 from services.store.events import Command, StreamAppend, insert_commands, lock_streams
-from services.store.publications import (
-    claim_keys,
-    event_id_at,
-    lock_runs,
-    prior_uses,
-    read_subscribers,
-    remember_results,
-)
+from services.store.publications import event_id_at, lock_runs, read_subscribers
 from services.store.wait_resumes import hold_for_publication, waiting_runs
 
 

@@ -14,7 +14,7 @@ import msgspec
 
 from domain.envelope import Envelope, EventMeta
 from projections.base import Connection, ProjectionSet
-from services.store.command_log import CLAIM_KEYS, PRIOR_RESULTS, REMEMBER_RESULTS
+from services.store.command_log import claim_keys, prior_uses, remember_results
 from services.store.errors import IdempotencyKeyReused, StreamBusy, VersionConflict
 from services.store.events import (
     AppendResult,
@@ -162,19 +162,18 @@ async def _claim(conn: Connection, commands: Sequence[Pending]) -> list[CommandO
     if not keyed:
         return outcomes
     keys = [commands[i].key or ("", "") for i in keyed]
-    rows = await conn.fetch(
-        CLAIM_KEYS,
+    claimed = await claim_keys(
+        conn,
         [actor for actor, _ in keys],
         [key for _, key in keys],
         [commands[i].fingerprint for i in keyed],
     )
-    claimed = {(row["actor"], row["idempotency_key"]) for row in rows}
     taken = [(i, key) for i, key in zip(keyed, keys, strict=True) if key not in claimed]
     if taken:
-        found = await conn.fetch(PRIOR_RESULTS, [k[0] for _, k in taken], [k[1] for _, k in taken])
-        prior = {(row["actor"], row["idempotency_key"]): row for row in found}
+        prior = await prior_uses(conn, [k[0] for _, k in taken], [k[1] for _, k in taken])
         for i, key in taken:
-            outcomes[i] = _replayed(commands[i], prior[key]["fingerprint"], prior[key]["result"])
+            fingerprint, result = prior[key]
+            outcomes[i] = _replayed(commands[i], fingerprint, result)
     return outcomes
 
 
@@ -211,8 +210,8 @@ async def _settle_keys(
         if commands[i].key is not None and isinstance(outcomes[i], Exception)
     ]
     if remember and kept:
-        await conn.execute(
-            REMEMBER_RESULTS,
+        await remember_results(
+            conn,
             [key[0] for key, _ in kept if key is not None],
             [key[1] for key, _ in kept if key is not None],
             [msgspec.json.encode(result).decode() for _, result in kept],

@@ -11,7 +11,6 @@ import msgspec
 from domain.events import TaskDefinition
 from domain.triggers import ConditionState, Subscriber
 from projections.base import Connection
-from services.store.command_log import CLAIM_KEYS, PRIOR_RESULTS, REMEMBER_RESULTS
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
@@ -28,33 +27,6 @@ ORDER BY t.created_at, t.id
 FOR SHARE OF t
 """
 _LOCK_RUNS = "SELECT 1 FROM due_work WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE"
-
-
-async def claim_keys(
-    conn: Connection, actors: list[str], keys: list[str], fingerprints: list[str]
-) -> set[tuple[str, str]]:
-    """Reserve each (actor, key); the pairs this call claimed (the others were used before).
-
-    A concurrent first use holds its row until it commits, so a repeat waits here and then
-    finds the key used. Callers claim in one order, so two batches sharing keys never deadlock.
-    """
-    rows = await conn.fetch(CLAIM_KEYS, actors, keys, fingerprints)
-    return {(r["actor"], r["idempotency_key"]) for r in rows}
-
-
-async def prior_uses(
-    conn: Connection, actors: list[str], keys: list[str]
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """(actor, key) -> (fingerprint, result as JSON text: ``null`` when it was not kept)."""
-    rows = await conn.fetch(PRIOR_RESULTS, actors, keys)
-    return {(r["actor"], r["idempotency_key"]): (r["fingerprint"], r["result"]) for r in rows}
-
-
-async def remember_results(
-    conn: Connection, actors: list[str], keys: list[str | None], results: list[str]
-) -> None:
-    """Keep each key's result (JSON text) for the repeats that will ask for it."""
-    await conn.execute(REMEMBER_RESULTS, actors, keys, results)
 
 
 async def event_id_at(conn: Connection, position: int) -> str:
