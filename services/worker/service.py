@@ -37,6 +37,7 @@ from services.tools.invoker import ToolInvoker
 from services.tools.python import PythonTools
 from services.tools.shell import ShellTool
 from services.worker import leases
+from services.worker.idle import idle_wait
 from services.worker.recorder import Recorder
 from services.worker.run_trace import RunTraces
 from services.worker.throttle import ToolThrottle
@@ -155,6 +156,7 @@ class Worker:
         self.announcer = Announcer(redis_client) if redis_client is not None else None
         self._active: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._looked_again = False  # the last idle wait was a second look (worker/idle.py)
         self.traces = RunTraces()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -227,11 +229,8 @@ class Worker:
         except DB_FAILURES as exc:
             log.warning("checking for upcoming work failed", error=str(exc))
             return self.config.poll_seconds
-        if seconds is None or seconds <= 0:
-            # Nothing is coming, or what is ready could not be leased (its concurrency key
-            # is busy, another worker holds it): wait for a wake-up rather than spin.
-            return self.config.poll_seconds
-        return min(seconds, self.config.poll_seconds)
+        wait, self._looked_again = idle_wait(seconds, self._looked_again, self.config.poll_seconds)
+        return wait
 
     def _start(self, run: LeasedRun) -> None:
         task = asyncio.create_task(self._execute(run))

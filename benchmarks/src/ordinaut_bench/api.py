@@ -29,7 +29,7 @@ import msgspec
 import psutil
 import redis.asyncio as redis
 
-from ordinaut_bench.harness import Goal, ticking
+from ordinaut_bench.harness import Goal, collector_paused, ticking
 from ordinaut_bench.http_client import ConnectionPool, HttpError, RequestBytes, Response
 from ordinaut_bench.report import percentile, print_table
 
@@ -305,8 +305,9 @@ async def _at_rate(
     """One rate's load: its rows (one per route) and figures suffixed ``_at_<rate>``."""
     print(f"sending {rate} creates/s and {rate} reads/s for {seconds} s ...", file=out, flush=True)
     server_before, own_before = server.cpu_times(), time.process_time()
-    async with ticking(f"api load at {rate}/s", seconds):
-        create, read, started = await _load(api, task_ids, rate, seconds)
+    with collector_paused():
+        async with ticking(f"api load at {rate}/s", seconds):
+            create, read, started = await _load(api, task_ids, rate, seconds)
     server_after, own_after = server.cpu_times(), time.process_time()
     elapsed = max(create.last_done, read.last_done) - started
     server_cpu = sum(server_after[:2]) - sum(server_before[:2])

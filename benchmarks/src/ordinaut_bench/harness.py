@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -114,3 +115,21 @@ async def ticking(label: str, seconds: float) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         bar.finish()
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The load generator's own garbage collector off while it measures.
+
+    A full collection in the generator stops its loop for tens of ms; every request in flight
+    then reads as that much slower although the server answered in time. What the generator
+    allocates in a measured phase is small, so it is collected afterwards instead.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
