@@ -32,4 +32,13 @@ def _set(row: Row | None, envelope: Envelope) -> Row | None:
 
 
 RULES: dict[str, Rule] = {"agent.limits_set": _set}
-MODEL = Model(TABLE, KEY, COLUMNS, frozenset(), RULES, key_of, agent_stream)
+MODEL = Model(
+    TABLE,
+    KEY,
+    COLUMNS,
+    frozenset(),
+    RULES,
+    key_of,
+    agent_stream,
+    json_text_columns=frozenset({"quiet_hours", "rate_limits"}),
+)

@@ -41,4 +41,13 @@ def _updated(row: Row | None, envelope: Envelope) -> Row | None:
 
 
 RULES: dict[str, Rule] = {"condition.evaluated": _evaluated, "task.updated": _updated}
-MODEL = Model(TABLE, KEY, COLUMNS, frozenset(), RULES, key_of, condition_stream)
+MODEL = Model(
+    TABLE,
+    KEY,
+    COLUMNS,
+    frozenset(),
+    RULES,
+    key_of,
+    condition_stream,
+    json_text_columns=frozenset({"payload"}),
+)

@@ -51,6 +51,8 @@ class Model:
     stream_of: Callable[[str], str]
     # Event types whose rule removes the row whatever it held.
     removes: frozenset[str] = frozenset()
+    # jsonb columns the rules hold as JSON text (written with json_text), not as values.
+    json_text_columns: frozenset[str] = frozenset()
 
     @property
     def handles(self) -> frozenset[str]:

@@ -159,4 +159,13 @@ def wakes_timer(envelope: Envelope) -> datetime | None:
     return None
 
 
-MODEL = Model(TABLE, KEY, COLUMNS, STRUCTURED, RULES, key_of, task_stream)
+MODEL = Model(
+    TABLE,
+    KEY,
+    COLUMNS,
+    STRUCTURED,
+    RULES,
+    key_of,
+    task_stream,
+    json_text_columns=frozenset({"definition"}),
+)

@@ -55,4 +55,5 @@ MODEL = Model(
     key_of,
     tool_stream,
     removes=frozenset({"tool.removed"}),
+    json_text_columns=frozenset({"definition"}),
 )
