@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeAlias
 
 import asyncpg
@@ -32,6 +32,10 @@ class PlannedProjection(Projection, Protocol):
     """A projection that can say which statements an event needs instead of running them,
     so that a batch of events costs one round trip per kind of statement, not per event.
     """
+
+    # Each statement's set-based form, where it has one: the same parameters, each an array
+    # with one element per event, so many events cost one statement, not one per event.
+    many: Mapping[str, str]
 
     def plan(self, envelope: Envelope) -> list[Statement]:
         """The parameterised statements that apply ``envelope``, in order."""
@@ -83,7 +87,7 @@ class ProjectionSet:
     async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
         """Each projection in turn: one kept by rules (``apply_batch``, projections/rows.py)
         reads and writes the wave's rows at once; a planned one sends each kind of statement
-        once."""
+        once (set-based where it has that form)."""
         for projection in self.projections:
             mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
             if not mine:
@@ -101,9 +105,14 @@ class ProjectionSet:
             for envelope in mine:
                 for sql, args in plan(envelope):
                     grouped.setdefault(sql, []).append(args)
+            many: Mapping[str, str] = getattr(projection, "many", {})
             for sql, rows in grouped.items():
                 if len(rows) == 1:
                     await conn.execute(sql, *rows[0])
+                elif sql in many:
+                    await conn.execute(
+                        many[sql], *(list(column) for column in zip(*rows, strict=True))
+                    )
                 else:
                     await conn.executemany(sql, rows)
 

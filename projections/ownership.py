@@ -9,6 +9,8 @@ itself, so events the admin owns get no row.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from domain import ownership as rules
 from domain.envelope import Envelope
 from domain.events import EVENT_TYPES
@@ -29,6 +31,35 @@ ON CONFLICT DO NOTHING
 """
 
 
+# The same statements for many events at once: each parameter an array, one element per event.
+# Each looks its stream's owner up by key (LIMIT 1 keeps the lookup a per-row index probe:
+# planned as a join, the planner's guess of 100 rows chose to scan all of stream_owner, three
+# times slower than one statement per event).
+_MANY = {
+    _OPEN: """
+INSERT INTO stream_owner (stream, owner) SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT DO NOTHING
+""",
+    _INHERIT: """
+INSERT INTO stream_owner (stream, owner)
+SELECT u.stream, s.owner FROM unnest($1::text[], $2::text[]) AS u(stream, parent)
+CROSS JOIN LATERAL (SELECT owner FROM stream_owner WHERE stream = u.parent LIMIT 1) AS s
+ON CONFLICT DO NOTHING
+""",
+    _OWN: """
+INSERT INTO event_owner (position, owner) SELECT * FROM unnest($1::bigint[], $2::text[])
+ON CONFLICT DO NOTHING
+""",
+    _OWN_AS_STREAM: """
+INSERT INTO event_owner (position, owner)
+SELECT u.position, s.owner FROM unnest($1::bigint[], $2::text[]) AS u(position, stream)
+CROSS JOIN LATERAL (SELECT owner FROM stream_owner WHERE stream = u.stream LIMIT 1) AS s
+WHERE s.owner <> 'admin'
+ON CONFLICT DO NOTHING
+""",
+}
+
+
 def _own(position: int, owner: str) -> list[Statement]:
     return [] if owner == rules.ADMIN else [(_OWN, (position, owner))]
 
@@ -39,6 +70,7 @@ class OwnershipProjection:
     name: str = "ownership"
     tables: tuple[str, ...] = ("stream_owner", "event_owner")
     handles: frozenset[str] = frozenset(EVENT_TYPES)
+    many: Mapping[str, str] = _MANY
 
     def plan(self, envelope: Envelope) -> list[Statement]:
         """Open the stream's ownership if this event opens it, then file the event.
