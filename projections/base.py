@@ -73,6 +73,11 @@ class ProjectionSet:
         for projection in self.projections:
             for event_type in projection.handles:
                 self._by_type.setdefault(event_type, []).append(projection)
+        # Event types whose rule reads another model's row as the batch's earlier events left
+        # it: a batch holding one is applied wave by wave, every model in step.
+        self._read_across = frozenset().union(
+            *(getattr(p, "reads_across", frozenset()) for p in self.projections)
+        )
 
     @property
     def handles(self) -> frozenset[str]:
@@ -84,37 +89,14 @@ class ProjectionSet:
         known = {p.name: p for p in self.projections}
         return ProjectionSet(known[name] for name in names)
 
+    def _mine(self, projection: Projection, envelopes: Sequence[Envelope]) -> list[Envelope]:
+        return [e for e in envelopes if projection in self._by_type.get(e.type, ())]
+
     async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
-        """Each projection in turn: one kept by rules (``apply_batch``, projections/rows.py)
-        reads and writes the wave's rows at once; a planned one sends each kind of statement
-        once (set-based where it has that form)."""
+        """Each projection in turn, on its events of the wave."""
         for projection in self.projections:
-            mine = [e for e in wave if projection in self._by_type.get(e.type, ())]
-            if not mine:
-                continue
-            batch = getattr(projection, "apply_batch", None)
-            if batch is not None:
-                await batch(conn, mine)
-                continue
-            plan = getattr(projection, "plan", None)
-            if plan is None:
-                for envelope in mine:
-                    await projection.apply(conn, envelope)
-                continue
-            grouped: dict[str, list[tuple[Any, ...]]] = {}
-            for envelope in mine:
-                for sql, args in plan(envelope):
-                    grouped.setdefault(sql, []).append(args)
-            many: Mapping[str, str] = getattr(projection, "many", {})
-            for sql, rows in grouped.items():
-                if len(rows) == 1:
-                    await conn.execute(sql, *rows[0])
-                elif sql in many:
-                    await conn.execute(
-                        many[sql], *(list(column) for column in zip(*rows, strict=True))
-                    )
-                else:
-                    await conn.executemany(sql, rows)
+            if mine := self._mine(projection, wave):
+                await _apply_one(conn, projection, mine)
 
     async def apply(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in order.
@@ -128,5 +110,47 @@ class ProjectionSet:
         # Events no read model handles (e.g. event.received) must not split the batch into
         # more waves: each wave costs a round trip per kind of statement.
         handled = [e for e in envelopes if e.type in self._by_type]
-        for wave in _waves(handled):
-            await self._apply_wave(conn, wave)
+        if any(e.type in self._read_across for e in handled):
+            for wave in _waves(handled):
+                await self._apply_wave(conn, wave)
+            return
+        # No rule reads another model's row mid-batch: a model kept by rules folds all its
+        # events at once (fold_rows keeps each row's events in order), so a row that several
+        # events change (a run's last step and its end) is read and written once, not once
+        # per wave; planned statements still go wave by wave.
+        for projection in self.projections:
+            mine = self._mine(projection, handled)
+            if not mine:
+                continue
+            if getattr(projection, "apply_batch", None) is not None:
+                await _apply_one(conn, projection, mine)
+                continue
+            for wave in _waves(mine):
+                await _apply_one(conn, projection, wave)
+
+
+async def _apply_one(conn: Connection, projection: Projection, envelopes: list[Envelope]) -> None:
+    """One projection on a batch: kept by rules (``apply_batch``, projections/rows.py), it reads
+    and writes the batch's rows at once; planned, it sends each kind of statement once
+    (set-based where it has that form), so the batch must hold one event per stream."""
+    batch = getattr(projection, "apply_batch", None)
+    if batch is not None:
+        await batch(conn, envelopes)
+        return
+    plan = getattr(projection, "plan", None)
+    if plan is None:
+        for envelope in envelopes:
+            await projection.apply(conn, envelope)
+        return
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for envelope in envelopes:
+        for sql, args in plan(envelope):
+            grouped.setdefault(sql, []).append(args)
+    many: Mapping[str, str] = getattr(projection, "many", {})
+    for sql, rows in grouped.items():
+        if len(rows) == 1:
+            await conn.execute(sql, *rows[0])
+        elif sql in many:
+            await conn.execute(many[sql], *(list(column) for column in zip(*rows, strict=True)))
+        else:
+            await conn.executemany(sql, rows)

@@ -21,6 +21,8 @@ class DueWorkProjection:
     name: str = "due_work"
     tables: tuple[str, ...] = (rules.TABLE,)
     handles: frozenset[str] = rules.MODEL.handles
+    # Re-created work reads its run's row as the batch's earlier events left it.
+    reads_across: frozenset[str] = rules.READS_RUN
 
     def __init__(self) -> None:
         self._rows = RowStatements(rules.MODEL, lock=True)
