@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeAlias
 
 import asyncpg
@@ -25,34 +25,10 @@ class Projection(Protocol):
         """Change the read model for one event; runs inside the append transaction."""
 
 
-Statement: TypeAlias = tuple[str, tuple[Any, ...]]
-
-
-class PlannedProjection(Projection, Protocol):
-    """A projection that can say which statements an event needs instead of running them,
-    so that a batch of events costs one round trip per kind of statement, not per event.
-    """
-
-    # Each statement's set-based form, where it has one: the same parameters, each an array
-    # with one element per event, so many events cost one statement, not one per event.
-    many: Mapping[str, str]
-
-    def plan(self, envelope: Envelope) -> list[Statement]:
-        """The parameterised statements that apply ``envelope``, in order."""
-
-
-async def run_plan(conn: Connection, statements: list[Statement]) -> None:
-    """Execute a single event's plan (the unbatched path)."""
-    for sql, args in statements:
-        await conn.execute(sql, *args)
-
-
 def _waves(envelopes: Sequence[Envelope]) -> list[list[Envelope]]:
-    """Split a batch so that each wave holds at most one event per stream, in stream order.
-
-    Events of different streams change different rows, so within a wave their order does
-    not matter and equal statements can be sent together; waves keep each stream's order.
-    """
+    """Split a batch so that each wave holds at most one event per stream, in stream order:
+    every projection then sees a stream's next event only after all of them applied the one
+    before it (what a rule that reads another model's row needs, see ``reads_across``)."""
     waves: list[list[Envelope]] = []
     seen: dict[str, int] = {}
     for envelope in envelopes:
@@ -107,50 +83,25 @@ class ProjectionSet:
         """
         if not envelopes:
             return
-        # Events no read model handles (e.g. event.received) must not split the batch into
-        # more waves: each wave costs a round trip per kind of statement.
         handled = [e for e in envelopes if e.type in self._by_type]
         if any(e.type in self._read_across for e in handled):
             for wave in _waves(handled):
                 await self._apply_wave(conn, wave)
             return
-        # No rule reads another model's row mid-batch: a model kept by rules folds all its
-        # events at once (fold_rows keeps each row's events in order), so a row that several
-        # events change (a run's last step and its end) is read and written once, not once
-        # per wave; planned statements still go wave by wave.
+        # No rule reads another model's row mid-batch: each projection takes all its events
+        # at once (each keeps a row's events in order), so a row that several events change
+        # (a run's last step and its end) is read and written once, not once per wave.
         for projection in self.projections:
-            mine = self._mine(projection, handled)
-            if not mine:
-                continue
-            if getattr(projection, "apply_batch", None) is not None:
+            if mine := self._mine(projection, handled):
                 await _apply_one(conn, projection, mine)
-                continue
-            for wave in _waves(mine):
-                await _apply_one(conn, projection, wave)
 
 
 async def _apply_one(conn: Connection, projection: Projection, envelopes: list[Envelope]) -> None:
-    """One projection on a batch: kept by rules (``apply_batch``, projections/rows.py), it reads
-    and writes the batch's rows at once; planned, it sends each kind of statement once
-    (set-based where it has that form), so the batch must hold one event per stream."""
+    """One projection on a batch: at once if it can (``apply_batch``: it reads and writes the
+    batch's rows together, keeping each row's events in order), else event by event."""
     batch = getattr(projection, "apply_batch", None)
     if batch is not None:
         await batch(conn, envelopes)
         return
-    plan = getattr(projection, "plan", None)
-    if plan is None:
-        for envelope in envelopes:
-            await projection.apply(conn, envelope)
-        return
-    grouped: dict[str, list[tuple[Any, ...]]] = {}
     for envelope in envelopes:
-        for sql, args in plan(envelope):
-            grouped.setdefault(sql, []).append(args)
-    many: Mapping[str, str] = getattr(projection, "many", {})
-    for sql, rows in grouped.items():
-        if len(rows) == 1:
-            await conn.execute(sql, *rows[0])
-        elif sql in many:
-            await conn.execute(many[sql], *(list(column) for column in zip(*rows, strict=True)))
-        else:
-            await conn.executemany(sql, rows)
+        await projection.apply(conn, envelope)

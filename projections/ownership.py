@@ -9,12 +9,13 @@ itself, so events the admin owns get no row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any, TypeAlias
 
 from domain import ownership as rules
 from domain.envelope import Envelope
 from domain.events import EVENT_TYPES
-from projections.base import Connection, Statement, run_plan
+from projections.base import Connection
 
 _OPEN = "INSERT INTO stream_owner (stream, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 _INHERIT = """
@@ -58,6 +59,10 @@ WHERE s.owner <> 'admin'
 ON CONFLICT DO NOTHING
 """,
 }
+# Which argument names the stream whose stream_owner row a statement writes, or reads.
+_WRITES = {_OPEN: 0, _INHERIT: 0}
+_READS = {_INHERIT: 1, _OWN_AS_STREAM: 1}
+Statement: TypeAlias = tuple[str, tuple[Any, ...]]
 
 
 def _own(position: int, owner: str) -> list[Statement]:
@@ -70,15 +75,9 @@ class OwnershipProjection:
     name: str = "ownership"
     tables: tuple[str, ...] = ("stream_owner", "event_owner")
     handles: frozenset[str] = frozenset(EVENT_TYPES)
-    many: Mapping[str, str] = _MANY
 
     def plan(self, envelope: Envelope) -> list[Statement]:
-        """Open the stream's ownership if this event opens it, then file the event.
-
-        A wave's statements run grouped by kind, not event by event, so an event never
-        reads an ownership row opened in its own wave: an opener names its owner directly,
-        and a condition reads its task's stream, opened by an earlier command.
-        """
+        """Open the stream's ownership if this event opens it, then file the event."""
         event, actor, position = envelope.event, envelope.meta.actor, envelope.position
         owner = rules.own_owner(event, actor)
         if owner is not None:
@@ -92,5 +91,39 @@ class OwnershipProjection:
         return [(_OWN_AS_STREAM, (position, envelope.stream))]
 
     async def apply(self, conn: Connection, envelope: Envelope) -> None:
-        """The unbatched path: run this event's plan."""
-        await run_plan(conn, self.plan(envelope))
+        """File one event."""
+        await self.apply_batch(conn, [envelope])
+
+    async def apply_batch(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
+        """File a batch: each kind of statement once per segment (services/store appends a
+        batch of run results, a lease, a group of commands), with the same rows as one
+        statement per event in order would give."""
+        for segment in _segments([self.plan(e) for e in envelopes]):
+            grouped: dict[str, list[tuple[Any, ...]]] = {}
+            for sql, args in segment:
+                grouped.setdefault(sql, []).append(args)
+            for sql, rows in grouped.items():
+                if len(rows) == 1:
+                    await conn.execute(sql, *rows[0])
+                else:
+                    columns = (list(column) for column in zip(*rows, strict=True))
+                    await conn.execute(_MANY[sql], *columns)
+
+
+def _segments(plans: Sequence[list[Statement]]) -> list[list[Statement]]:
+    """The events' statements, in order, cut where running a segment's statements grouped by
+    kind could differ from running them one by one: before an event that writes a stream's
+    owner row a segment already wrote or read, or reads one it wrote."""
+    segments: list[list[Statement]] = [[]]
+    written: set[str] = set()
+    read: set[str] = set()
+    for plan in plans:
+        writes = {args[_WRITES[sql]] for sql, args in plan if sql in _WRITES}
+        reads = {args[_READS[sql]] for sql, args in plan if sql in _READS}
+        if writes & (written | read) or reads & written:
+            segments.append([])
+            written, read = set(), set()
+        segments[-1].extend(plan)
+        written |= writes
+        read |= reads
+    return segments
