@@ -15,6 +15,7 @@ together with these same functions.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,7 @@ from services.store.errors import (
     UnstorableText,
     VersionConflict,
 )
+from services.store.lock_insert import NewEvent, lock_and_insert
 from services.store.order import Cursor
 
 NOTIFY_CHANNEL = "ordinaut_events"
@@ -239,8 +241,8 @@ def count_appended(types: Sequence[str]) -> None:
 
     Counted at insert, so a transaction rolled back afterwards still counts.
     """
-    for kind in types:
-        EVENTS_APPENDED.labels(kind).inc()
+    for kind, count in Counter(types).items():  # labels() costs more than the increment
+        EVENTS_APPENDED.labels(kind).inc(count)
 
 
 async def lock_versions(conn: Connection, streams: list[str]) -> dict[str, int]:
@@ -283,7 +285,10 @@ async def _insert(
     conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
 ) -> list[Envelope]:
     """Check versions and insert; the streams are locked first, so their versions cannot move."""
-    numbered = number_events(appends, await lock_versions(conn, [a.stream for a in appends]))
+    streams = [a.stream for a in appends]
+    if len(set(streams)) == len(streams):  # each stream once: lock, check and insert at once
+        return await _lock_and_insert(conn, appends, meta, encoded)
+    numbered = number_events(appends, await lock_versions(conn, streams))
     try:
         rows = await conn.fetch(
             _INSERT,
@@ -313,6 +318,36 @@ async def _insert(
         )
         for row in sorted(rows, key=lambda r: r["position"])
     ]
+
+
+async def _lock_and_insert(
+    conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
+) -> list[Envelope]:
+    if not any(a.events for a in appends):
+        raise ValueError("a command must append at least one event")
+    events = [
+        NewEvent(a.stream, kind, data, encoded.meta)
+        for a, kind, data in zip(
+            (a for a in appends for _ in a.events), encoded.types, encoded.data, strict=True
+        )
+    ]
+    expected = {a.stream: a.expected_version for a in appends}
+    rows = await lock_and_insert(conn, events, expected, notify_channel())
+    if rows is None:  # a stale expected version: raise it (the streams are held, so no wait)
+        number_events(appends, await lock_versions(conn, list(expected)))
+        raise AssertionError("lock_and_insert found a stale version that is not stale")
+    envelopes = [
+        Envelope(
+            position=row["position"],
+            stream=row["stream"],
+            version=row["version"],
+            event=event,
+            meta=meta,
+            recorded_at=row["recorded_at"],
+        )
+        for row, event in zip(rows, encoded.stored, strict=True)
+    ]
+    return sorted(envelopes, key=lambda e: e.position)
 
 
 # As _INSERT, for several commands at once: each row carries its own command's meta.

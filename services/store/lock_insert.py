@@ -1,0 +1,97 @@
+"""Lock streams, check their versions and insert events into them, in one statement.
+
+One round trip instead of two (lock and read the versions, then insert): the versions come
+from ``ordinaut_lock_streams`` (migration 0030), which reads them after taking the locks, so
+they are current whatever the statement's own snapshot, and each event's version is its
+stream's locked version plus its rank among the statement's events of that stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import asyncpg
+
+from projections.base import Connection
+from services.store.errors import StreamBusy, UnstorableText, VersionConflict
+
+# $1 the distinct streams, sorted (the one lock order); $7 each one's expected version, or
+# NULL for any. Nothing is inserted unless every expectation holds; positions are drawn in
+# the events' order (ord).
+_LOCK_AND_INSERT = """
+WITH locked AS (
+    SELECT stream, version FROM ordinaut_lock_streams($1::text[])
+), stale AS (
+    SELECT 1 FROM unnest($1::text[], $7::int[]) AS x(stream, expected)
+    JOIN locked l USING (stream)
+    WHERE x.expected IS NOT NULL AND x.expected <> l.version
+), given AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[])
+        WITH ORDINALITY AS g(stream, type, data, meta, ord)
+), inserted AS (
+    INSERT INTO events (stream, version, type, data, meta)
+    SELECT g.stream, l.version + row_number() OVER (PARTITION BY g.stream ORDER BY g.ord),
+           g.type, g.data, g.meta
+    FROM given g JOIN locked l ON l.stream = g.stream
+    WHERE NOT EXISTS (SELECT FROM stale)
+    ORDER BY g.ord
+    RETURNING position, stream, version, recorded_at
+), notified AS (
+    SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
+    WHERE $6::text IS NOT NULL
+)
+SELECT inserted.* FROM inserted LEFT JOIN notified ON true
+"""
+
+
+class NewEvent(NamedTuple):
+    """An event to insert: its stream, type, JSON data and JSON meta."""
+
+    stream: str
+    type: str
+    data: str
+    meta: str
+
+
+async def lock_and_insert(
+    conn: Connection,
+    events: Sequence[NewEvent],
+    expected: Mapping[str, int | None],
+    channel: str | None,
+) -> list[asyncpg.Record] | None:
+    """Insert ``events`` (their streams locked until commit, ``channel`` notified if given);
+    each event's row (position, stream, version, recorded_at), in the events' order. None if
+    a stream of ``expected`` is not at its version: then nothing was inserted, the streams
+    stay locked and their versions can be read without waiting.
+    """
+    streams = sorted({e.stream for e in events})
+    try:
+        rows = await conn.fetch(
+            _LOCK_AND_INSERT,
+            streams,
+            [e.stream for e in events],
+            [e.type for e in events],
+            [e.data for e in events],
+            [e.meta for e in events],
+            channel,
+            [expected.get(stream) for stream in streams],
+        )
+    except asyncpg.LockNotAvailableError as exc:
+        raise StreamBusy(streams) from exc
+    except asyncpg.UniqueViolationError as exc:  # only if someone inserted bypassing the store
+        raise VersionConflict(streams[0], -1, -1) from exc
+    except asyncpg.UntranslatableCharacterError as exc:
+        raise UnstorableText() from exc
+    if not rows:
+        return None
+    # A stream's rows, by version, are its events in order.
+    by_stream: dict[str, list[asyncpg.Record]] = {}
+    for row in sorted(rows, key=lambda r: r["version"]):
+        by_stream.setdefault(row["stream"], []).append(row)
+    taken = dict.fromkeys(by_stream, 0)
+    ordered = []
+    for event in events:
+        ordered.append(by_stream[event.stream][taken[event.stream]])
+        taken[event.stream] += 1
+    return ordered
