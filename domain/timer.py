@@ -13,6 +13,17 @@ from domain.schedules import Schedule
 DEFAULT_MISFIRE_GRACE = timedelta(seconds=60)
 MAX_RUN_ALL = 100  # catch-up runs per misfire under run_all; the rest are recorded as missed
 MAX_ENUMERATED = 1000  # occurrences listed per decision; a longer outage is marked `more`
+# The timer looks again at least this often (a safety net: a lost wake-up delays at most
+# this long), so a run due later than WAKE_HORIZON after a command needs no wake-up.
+MAX_SLEEP = timedelta(seconds=30)
+# MAX_SLEEP, plus room for the command's transaction to commit after it started.
+WAKE_HORIZON = MAX_SLEEP + timedelta(seconds=30)
+
+
+def needs_wake(next_run_at: datetime, command_at: datetime) -> bool:
+    """Whether a command that gave a task ``next_run_at`` at ``command_at`` must wake a
+    sleeping timer: only if the timer could sleep past that run, i.e. it is due soon."""
+    return next_run_at < command_at + WAKE_HORIZON
 
 
 @dataclass(frozen=True)

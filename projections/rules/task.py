@@ -14,6 +14,7 @@ from domain.events import (
     TaskUpdated,
     task_stream,
 )
+from domain.timer import needs_wake
 from projections.rules.row import Model, Row, Rule, json_text, updated
 
 TABLE = "task"
@@ -152,11 +153,15 @@ def new_next_run(envelope: Envelope) -> datetime | None:
 
 
 def wakes_timer(envelope: Envelope) -> datetime | None:
-    """The run a command just gave its task, which may be earlier than the one the timer
-    sleeps for: only creating, updating, resuming and snoozing can move it earlier."""
-    if isinstance(envelope.event, TaskCreated | TaskUpdated | TaskResumed | TaskSnoozed):
-        return new_next_run(envelope)
-    return None
+    """The run a command just gave its task, if it may be earlier than the one the timer
+    sleeps for: only creating, updating, resuming and snoozing can move it earlier, and only
+    a run due soon can be (domain/timer.py needs_wake). Most tasks' next run is hours away:
+    their commands then skip the NOTIFY, which would also hold PostgreSQL's one notify-queue
+    lock through their commit."""
+    if not isinstance(envelope.event, TaskCreated | TaskUpdated | TaskResumed | TaskSnoozed):
+        return None
+    at = new_next_run(envelope)
+    return at if at is not None and needs_wake(at, envelope.recorded_at) else None
 
 
 MODEL = Model(

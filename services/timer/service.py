@@ -19,7 +19,7 @@ from domain.envelope import EventMeta
 from domain.events import RunQueued, TaskDefinition, TaskDue, run_stream, task_stream
 from domain.runs import queue_runs
 from domain.schedules import load_schedule
-from domain.timer import DueTask, decide_due
+from domain.timer import MAX_SLEEP, DueTask, decide_due
 from projections.base import ProjectionSet
 from projections.task import TIMER_CHANNEL
 from services.channels.work import Announcer
@@ -56,7 +56,7 @@ SELECT extract(epoch FROM clock_timestamp()) AS now,
        extract(epoch FROM (SELECT min(next_run_at) FROM task
                            WHERE status = 'active' AND NOT deleted)) AS earliest
 """
-MAX_SLEEP_SECONDS = 30.0  # a safety net: a lost notification delays at most this long
+MAX_SLEEP_SECONDS = MAX_SLEEP.total_seconds()
 # How far ahead of an occurrence the timer fires it (ORDINAUT_TIMER_LEAD_SECONDS): the run is
 # queued with run_at = the due instant, and a worker sleeping until then starts it at once, so
 # the firing transaction and the wake-up are not on the path from due to start. A change to

@@ -23,6 +23,7 @@ from domain.events import (
     TaskSnoozed,
     TaskUpdated,
 )
+from domain.timer import WAKE_HORIZON
 from projections.rules import task as rules
 from projections.rules.row import Row
 from tests.unit.projections.support import AT, LATER, envelope
@@ -149,14 +150,24 @@ def test_an_event_for_a_task_with_no_row_makes_none(event_type: str) -> None:
 
 
 def test_only_commands_that_can_move_the_next_run_earlier_wake_the_timer() -> None:
-    created = TaskCreated(task_id="t-1", definition=DEFINITION, next_run_at=NEXT)
+    soon = AT + timedelta(seconds=10)
+    created = TaskCreated(task_id="t-1", definition=DEFINITION, next_run_at=soon)
     due = TaskDue(
-        task_id="t-1", run_id="r", scheduled_for=AT, fired_at=AT, run_at=AT, next_run_at=NEXT
+        task_id="t-1", run_id="r", scheduled_for=AT, fired_at=AT, run_at=AT, next_run_at=soon
     )
-    assert rules.wakes_timer(envelope("task-t-1", created)) == NEXT
+    assert rules.wakes_timer(envelope("task-t-1", created)) == soon
     assert rules.wakes_timer(envelope("task-t-1", TaskSnoozed(task_id="t-1", until=AT))) == AT
     assert rules.wakes_timer(envelope("task-t-1", due)) is None
     assert rules.wakes_timer(envelope("task-t-1", TaskPaused(task_id="t-1"))) is None
+
+
+def test_a_run_due_after_the_timers_longest_sleep_wakes_no_timer() -> None:
+    """The timer looks again within MAX_SLEEP anyway: a run due later needs no NOTIFY."""
+    later = TaskCreated(task_id="t-1", definition=DEFINITION, next_run_at=NEXT)
+    assert rules.wakes_timer(envelope("task-t-1", later)) is None
+    edge = AT + WAKE_HORIZON - timedelta(microseconds=1)
+    near = TaskCreated(task_id="t-1", definition=DEFINITION, next_run_at=edge)
+    assert rules.wakes_timer(envelope("task-t-1", near)) == edge
 
 
 def test_the_projection_handles_exactly_the_rules_table() -> None:
