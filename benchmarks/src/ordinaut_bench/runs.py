@@ -30,28 +30,23 @@ from services.store.events import StreamAppend, append_in_transaction
 
 _BATCH = 1000
 GOALS = (Goal("runs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"),)
-# py-spy over an `ordinaut worker` during `bench runs` (update when measured again).
+# What limits `bench runs` (update when measured again); `bench compare` shows it too.
 LIMITS: str | None = (
-    "The cores, not a lock. 20,000 runs, 2026-12-06 05:09-05:10, load 3-5.6: 799 runs/s with 1"
-    " worker process, 1,097 with 2, 1,325 with 4. Sampling pg_stat_activity of the bench"
-    " database every 20 ms meanwhile: of the backends' active samples 1-4% waited on a lock"
-    " (heavyweight or LWLock), 6-13% on WAL fsync, the rest ran on a core; most backends sat"
-    " idle or idle in transaction waiting for the worker's next statement (ClientRead), i.e. for"
-    " worker Python and its share of the two cores. More worker processes help until the cores"
-    " are full (4 > 2 > 1, with shrinking steps), and leasing (FOR UPDATE SKIP LOCKED, no"
-    " global lock) never queues them. "
-    "Each run costs CPU on the same two cores in the worker and in PostgreSQL. py-spy over an"
-    " `ordinaut worker` draining runs: ~25% of its samples are socket writes of statements to"
-    " PostgreSQL, ~30% running the pipeline (template rendering, JSON Schema checks of the"
-    " tool's input and output), ~18% leasing and ~17% recording the run's events with their"
-    " inline projections (four events per run: four writes to `runs`, three to `due_work`,"
-    " one to `spend`); PostgreSQL executes those statements on the same cores. Peers record one row"
-    " per job and run no pipeline. The machine matters as much as the code: on 2026-11-29 the"
-    " code of an earlier session (commit a6f92bb), which reached 2,245-2,342 runs/s on that"
-    " session's machine, reached 946 runs/s on this one with the load average near 1: here every"
-    " commit and every CREATE DATABASE waits about three times as long for the disk (an 8 MB"
-    " template clone took ~300 ms against ~100 ms before), and each run commits several times."
-    " Under other test suites' load (load average 8-13) it falls to 250-300 runs/s."
+    "The two cores, not a lock. `bench runs --count 30000 --workers 4` (2026-12-06 08:33, quiet"
+    " machine): the machine was 200% busy (PostgreSQL's backends 107%, the 4 workers 77%, the"
+    " bench's enqueuer 15%); of the backends' active samples (pg_stat_activity every 20 ms) 74%"
+    " ran on a core, 12% waited on an LWLock (WAL insertion, buffers), 11% on WAL I/O and 2% on"
+    " a heavyweight lock. Runs/s grows with worker processes until the cores are full (1 < 2 <"
+    " 4, with shrinking steps), and leasing (FOR UPDATE SKIP LOCKED) never queues workers behind"
+    " one another. What this session took off each run: the runs projection wrote a batch's rows"
+    " with one INSERT ... ON CONFLICT per row (executemany) and now writes them in one statement"
+    " (jsonb_populate_recordset); ownership filed each event with its own INSERT and now files a"
+    " batch with one statement per kind; a run's last step and its end were written to its row"
+    " in two passes (waves) and now in one, so a run costs two row writes after run.queued"
+    " instead of three; a command's stream lock and insert are one statement. pg_stat_statements"
+    " over 20,000 runs: the runs upserts remain the largest cost (~35 µs a row: the table has 11"
+    " indexes, and status changes rule out HOT updates), then the event inserts (~13 µs an"
+    " event, five indexes). Peers record one row per job and run no pipeline."
 )
 _PIPELINE = {"pipeline": [{"id": "echo", "uses": "debug.echo", "with": {"n": "${run.id}"}}]}
 
