@@ -286,7 +286,9 @@ async def _insert(
 ) -> list[Envelope]:
     """Check versions and insert; the streams are locked first, so their versions cannot move."""
     streams = [a.stream for a in appends]
-    if len(set(streams)) == len(streams) and len(encoded.types) <= LOCK_AND_INSERT_MAX_EVENTS:
+    # Each stream once, each with events (an append of none only checks its version).
+    one_each = len(set(streams)) == len(streams) and all(a.events for a in appends)
+    if one_each and len(encoded.types) <= LOCK_AND_INSERT_MAX_EVENTS:
         return await _lock_and_insert(conn, appends, meta, encoded)
     numbered = number_events(appends, await lock_versions(conn, streams))
     try:
@@ -331,8 +333,6 @@ LOCK_AND_INSERT_MAX_EVENTS = 16
 async def _lock_and_insert(
     conn: Connection, appends: Sequence[StreamAppend], meta: EventMeta, encoded: _Encoded
 ) -> list[Envelope]:
-    if not any(a.events for a in appends):
-        raise ValueError("a command must append at least one event")
     events = [
         NewEvent(a.stream, kind, data, encoded.meta)
         for a, kind, data in zip(

@@ -15,6 +15,7 @@ from domain.events import EventReceived
 from projections.registry import inline_projections
 from services.store.errors import IdempotencyKeyReused, VersionConflict
 from services.store.events import (
+    LOCK_AND_INSERT_MAX_EVENTS,
     AppendResult,
     StreamAppend,
     append_in_transaction,
@@ -124,6 +125,35 @@ async def test_expected_version_ahead_of_the_stream_is_a_conflict(pool: asyncpg.
         await append(pool, "new-stream", [received(1)], expected=3)
     assert raised.value.actual == 0
     assert await count_events(pool) == 0
+
+
+@pytest.mark.parametrize("size", [1, LOCK_AND_INSERT_MAX_EVENTS + 1])
+async def test_one_stale_stream_of_a_command_refuses_all_of_it(
+    pool: asyncpg.Pool, size: int
+) -> None:
+    """Small commands check and insert in one statement, big ones in two: both refuse the
+    whole command when any stream's expected version is stale, and insert nothing."""
+    await append(pool, "moved", [received(0)])
+    command = [
+        StreamAppend("fresh", [received(n) for n in range(size)], 0),
+        StreamAppend("moved", [received(1)], 0),
+    ]
+    async with pool.acquire() as conn:
+        with pytest.raises(VersionConflict) as raised:
+            async with conn.transaction():
+                await append_in_transaction(conn, command, meta(), PROJECTIONS)
+    assert (raised.value.stream, raised.value.expected, raised.value.actual) == ("moved", 0, 1)
+    assert await count_events(pool) == 1
+
+
+async def test_an_append_of_no_events_still_checks_its_version(pool: asyncpg.Pool) -> None:
+    await append(pool, "moved", [received(0)])
+    command = [StreamAppend("other", [received(1)], 0), StreamAppend("moved", [], 0)]
+    async with pool.acquire() as conn:
+        with pytest.raises(VersionConflict):
+            async with conn.transaction():
+                await append_in_transaction(conn, command, meta(), PROJECTIONS)
+    assert await count_events(pool) == 1
 
 
 async def test_the_log_is_append_only(pool: asyncpg.Pool) -> None:
