@@ -10,8 +10,8 @@ import msgspec
 from domain.agent_limits import set_limits
 from domain.events import QuietWindow, agent_stream
 from projections.base import Connection
+from services.application.agents import locked_agent_version, no_agent
 from services.application.context import Backend, Caller
-from services.application.errors import NotFound
 from services.application.task_bodies import QuietHours
 from services.store.events import StreamAppend, append_in_transaction
 
@@ -84,19 +84,6 @@ async def _view(conn: Connection, agent_id: str) -> LimitsView:
     )
 
 
-def _no_agent(agent_id: str) -> NotFound:
-    return NotFound(f"no agent has the id {agent_id!r}")
-
-
-async def _locked_version(conn: Connection, agent_id: str) -> int:
-    version: int | None = await conn.fetchval(
-        "SELECT version FROM agent WHERE id = $1 FOR UPDATE", agent_id
-    )
-    if version is None:
-        raise _no_agent(agent_id)
-    return version
-
-
 async def put_limits(
     caller: Caller, backend: Backend, agent_id: str, data: LimitsBody
 ) -> LimitsView:
@@ -109,7 +96,7 @@ async def put_limits(
         rate_limits=data.rate_limits,
     )
     async with backend.pool.acquire() as conn, conn.transaction():
-        version = await _locked_version(conn, agent_id)
+        version = await locked_agent_version(conn, agent_id)
         append = StreamAppend(agent_stream(agent_id), [event], expected_version=version)
         await append_in_transaction(conn, [append], caller.meta(), backend.projections)
         return await _view(conn, agent_id)
@@ -119,5 +106,5 @@ async def read_limits(backend: Backend, agent_id: str) -> LimitsView:
     """The agent's limits (empty when none were set); not found for an unknown agent."""
     async with backend.pool.acquire() as conn:
         if await conn.fetchval("SELECT true FROM agent WHERE id = $1", agent_id) is None:
-            raise _no_agent(agent_id)
+            raise no_agent(agent_id)
         return await _view(conn, agent_id)

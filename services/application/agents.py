@@ -124,7 +124,7 @@ async def _views(
 async def _agent(conn: Connection, agent_id: str, webhook_key: bytes | None) -> AgentView:
     rows = await conn.fetch(f"{_SELECT_AGENTS} WHERE id = $1", agent_id)
     if not rows:
-        raise _no_agent(agent_id)
+        raise no_agent(agent_id)
     return (await _views(conn, rows, webhook_key))[0]
 
 
@@ -136,7 +136,8 @@ def _canonical_id(raw: str) -> str:
         raise NotFound(f"no agent or token has the id {raw!r}") from None
 
 
-def _no_agent(agent_id: str) -> NotFound:
+def no_agent(agent_id: str) -> NotFound:
+    """The refusal for an agent id that names no agent."""
     return NotFound(f"no agent has the id {agent_id!r}")
 
 
@@ -145,13 +146,13 @@ def _name_taken(name: str) -> Conflict:
     return Conflict(f"name: {reason}", [FieldError("name", reason)])
 
 
-async def _locked_version(conn: Connection, agent_id: str) -> int:
+async def locked_agent_version(conn: Connection, agent_id: str) -> int:
     """The agent's stream version, locking its row so commands on one agent run one at a time."""
     version: int | None = await conn.fetchval(
         "SELECT version FROM agent WHERE id = $1 FOR UPDATE", agent_id
     )
     if version is None:
-        raise _no_agent(agent_id)
+        raise no_agent(agent_id)
     return version
 
 
@@ -201,7 +202,7 @@ async def change_agent(
     next step its runs take: a revoked tool scope stops pipelines that use that tool."""
     agent_id = _canonical_id(agent_id)
     async with backend.pool.acquire() as conn, conn.transaction():
-        version = await _locked_version(conn, agent_id)
+        version = await locked_agent_version(conn, agent_id)
         if data.scopes is not None:
             current = await conn.fetchval("SELECT scopes FROM agent WHERE id = $1", agent_id)
             events = agents.change_scopes(agent_id, current, data.scopes)
@@ -231,7 +232,7 @@ async def issue_token(
     token = secrets.token_urlsafe(32)
     event = agents.issue_token(agent_id, token_id, token_hash(token).hex(), label)
     async with backend.pool.acquire() as conn, conn.transaction():
-        version = await _locked_version(conn, agent_id)
+        version = await locked_agent_version(conn, agent_id)
         await _append(conn, caller, backend, agent_id, [event], version)
         created_at = await conn.fetchval(
             "SELECT created_at FROM agent_token WHERE id = $1", token_id
@@ -248,7 +249,7 @@ async def revoke_token(
     """
     agent_id, token_id = _canonical_id(agent_id), _canonical_id(token_id)
     async with backend.pool.acquire() as conn, conn.transaction():
-        version = await _locked_version(conn, agent_id)
+        version = await locked_agent_version(conn, agent_id)
         row = await conn.fetchrow(
             "SELECT revoked_at FROM agent_token WHERE id = $1 AND agent_id = $2",
             token_id,
