@@ -30,7 +30,7 @@ from tests.tools_servers.step_tool import StepTool
 
 FAULT = "worker-kill"
 KILLS = 20
-KILL_EVERY = 3.0  # seconds between kills
+KILL_EVERY = 3.0  # seconds between kills, plus up to one more at random
 LEASE_SECONDS = 2
 WORKERS = 3  # at least this many are alive at each kill
 TASKS = 4  # each fires every second: a 3-step run of ~1 s per task per second
@@ -140,7 +140,12 @@ async def test_killing_workers_loses_and_repeats_nothing(
     began = killed_at = time.monotonic()
     starting: set[asyncio.Task[object]] = set()
     for _ in range(KILLS):
-        await asyncio.sleep(max(0.0, KILL_EVERY - (time.monotonic() - killed_at)))
+        # A random fraction of a second more each time: every task fires on the second, so
+        # kills exactly KILL_EVERY apart all land at one phase of it, and once runs got fast
+        # that phase could be the gap between a second's runs ending and the next's lease
+        # (seen: 20 kills, none catching a worker holding runs).
+        pause = KILL_EVERY + rng.random()
+        await asyncio.sleep(max(0.0, pause - (time.monotonic() - killed_at)))
         while sum(w.alive for w in fleet.by_kind["worker"]) < WORKERS:  # wait for replacements
             _, starting = await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
         killed_at = time.monotonic()
