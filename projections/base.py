@@ -60,6 +60,10 @@ class ProjectionSet:
         """Every event type some projection of the set handles."""
         return frozenset(self._by_type)
 
+    def handlers(self, event_type: str) -> tuple[Projection, ...]:
+        """The projections of the set that handle this event type, in the set's order."""
+        return tuple(self._by_type.get(event_type, ()))
+
     def named(self, names: Iterable[str]) -> ProjectionSet:
         """The subset with these names; an unknown name raises KeyError."""
         known = {p.name: p for p in self.projections}

@@ -14,8 +14,8 @@ from typing import Any, TypeAlias
 
 from domain import ownership as rules
 from domain.envelope import Envelope
-from domain.events import EVENT_TYPES
-from projections.base import Connection
+from domain.events import EVENT_TYPES, Event, event_type
+from projections.base import Connection, ProjectionSet
 
 _OPEN = "INSERT INTO stream_owner (stream, owner) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 _INHERIT = """
@@ -108,6 +108,29 @@ class OwnershipProjection:
                 else:
                     columns = (list(column) for column in zip(*rows, strict=True))
                     await conn.execute(_MANY[sql], *columns)
+
+
+def owners_at_insert(
+    projections: ProjectionSet, events: Sequence[tuple[Event, str]]
+) -> list[str | None] | None:
+    """Each (event, actor)'s ``event_owner`` row (its owner, or None for none), if the insert
+    statement can file them itself: ownership is the only projection of the set that handles
+    these events, and each one's owner is decided by the event and its actor alone, with no
+    model read (an external event's publisher). None if any event needs more.
+
+    What ``plan`` gives once positions exist, decided before: the store then records such a
+    group in one statement, its own transaction (services/store/group_statement.py).
+    """
+    owners: list[str | None] = []
+    for event, actor in events:
+        handlers = projections.handlers(event_type(event))
+        if len(handlers) != 1 or not isinstance(handlers[0], OwnershipProjection):
+            return None
+        owner = rules.own_owner(event, actor)
+        if owner is None:
+            return None
+        owners.append(None if owner == rules.ADMIN else owner)
+    return owners
 
 
 def _segments(plans: Sequence[list[Statement]]) -> list[list[Statement]]:

@@ -7,7 +7,11 @@ groups are in flight, commands arriving meanwhile wait and then go together as t
 group, so the cost of a transaction is shared by as many commands as arrived during one.
 Nothing waits on a timer: an idle committer starts a command's group at once.
 
-A group is recorded set-based (services/store/group_record.py): every key claimed in one
+A group that needs nothing read between its lock and its insert, and whose projected rows the
+insert statement can file itself (external events, with no expected version or idempotency
+key), is one statement, its own transaction (services/store/group_insert.py's
+``insert_alone``). Any other group is recorded set-based in a transaction
+(services/store/group_record.py): every key claimed in one
 statement, every stream locked in one sorted call, every event inserted in one statement,
 projections per kind of statement. A command refused on its own (stale ``expected_version``,
 a key used for other content, an idempotent repeat) is answered without disturbing the rest.
@@ -28,9 +32,10 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from domain.envelope import EventMeta
-from projections.base import ProjectionSet
+from projections.base import Connection, ProjectionSet
 from services.runtime import tracing
-from services.store.events import AppendResult, StreamAppend
+from services.store.events import AppendResult, Command, StreamAppend
+from services.store.group_insert import insert_alone
 from services.store.group_record import CommandOutcome, Pending, record_each, record_together
 
 MAX_GROUP = 64  # commands per transaction at most; more wait for the next one
@@ -147,8 +152,19 @@ class GroupCommitter:
                 future.set_result(outcome)
 
     async def _record(self, commands: list[Pending]) -> list[CommandOutcome]:
-        """One transaction for the group: set-based, or command by command if that fails."""
+        """The group in one statement if it can be (``insert_alone``), else in one
+        transaction: set-based, or command by command if that fails."""
         async with self.pool.acquire() as conn:
+            try:
+                alone = await insert_alone(
+                    conn, [Command(c.appends, c.meta) for c in commands], self.projections
+                )
+            except Exception as exc:  # nothing was recorded: each command on its own
+                if len(commands) == 1:
+                    return [exc]
+                return await self._each(conn, commands)
+            if alone is not None:
+                return list(alone)
             transaction = conn.transaction()
             await transaction.start()
             try:
@@ -157,15 +173,21 @@ class GroupCommitter:
                 await transaction.rollback()
                 if len(commands) == 1:
                     return [exc]
-                transaction = conn.transaction()
-                await transaction.start()
-                try:
-                    outcomes = await record_each(conn, commands, self.projections)
-                except BaseException:
-                    await transaction.rollback()
-                    raise
+                return await self._each(conn, commands)
             except BaseException:
                 await transaction.rollback()
                 raise
             await transaction.commit()
             return outcomes
+
+    async def _each(self, conn: Connection, commands: list[Pending]) -> list[CommandOutcome]:
+        """The group in one transaction, each command under its own savepoint."""
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            outcomes = await record_each(conn, commands, self.projections)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        await transaction.commit()
+        return outcomes

@@ -20,7 +20,8 @@ from services.store.errors import StreamBusy, UnstorableText, VersionConflict
 # NULL for any; $8 each event's rank among the statement's events of its stream (counted by
 # the caller: a window function here cost ~10 us an event more, pg_stat_statements). Nothing
 # is inserted unless every expectation holds; positions are drawn in the events' order (ord).
-_LOCK_AND_INSERT = """
+# {owned}: where the ownership rows go, in the variant that files them too.
+_TEMPLATE = """
 WITH locked AS (
     SELECT stream, version FROM ordinaut_lock_streams($1::text[])
 ), stale AS (
@@ -37,12 +38,26 @@ WITH locked AS (
     WHERE NOT EXISTS (SELECT FROM stale)
     ORDER BY g.ord
     RETURNING position, stream, version, recorded_at
-), notified AS (
+){owned}, notified AS (
     SELECT pg_notify($6, last::text) FROM (SELECT max(position) AS last FROM inserted) AS m
     WHERE $6::text IS NOT NULL
 )
 SELECT inserted.* FROM inserted LEFT JOIN notified ON true
 """
+_LOCK_AND_INSERT = _TEMPLATE.format(owned="")
+# $9 each event's event_owner row's owner, or NULL for none (projections/ownership.py's
+# owners_at_insert), matched to its inserted row by stream and rank.
+_LOCK_INSERT_AND_OWN = _TEMPLATE.format(
+    owned=""", owned AS (
+    INSERT INTO event_owner (position, owner)
+    SELECT i.position, o.owner
+    FROM inserted i JOIN locked l ON l.stream = i.stream
+    JOIN unnest($2::text[], $8::int[], $9::text[]) AS o(stream, rank, owner)
+        ON o.stream = i.stream AND o.rank = i.version - l.version
+    WHERE o.owner IS NOT NULL
+    ON CONFLICT DO NOTHING
+)"""
+)
 
 
 class NewEvent(NamedTuple):
@@ -59,11 +74,13 @@ async def lock_and_insert(
     events: Sequence[NewEvent],
     expected: Mapping[str, int | None],
     channel: str | None,
+    owners: Sequence[str | None] | None = None,
 ) -> list[asyncpg.Record] | None:
     """Insert ``events`` (their streams locked until commit, ``channel`` notified if given);
     each event's row (position, stream, version, recorded_at), in the events' order. None if
     a stream of ``expected`` is not at its version: then nothing was inserted, the streams
-    stay locked and their versions can be read without waiting.
+    stay locked and their versions can be read without waiting. With ``owners`` (one per
+    event), each event with an owner gets its event_owner row in the same statement.
     """
     streams = sorted({e.stream for e in events})
     counted: dict[str, int] = {}
@@ -73,7 +90,7 @@ async def lock_and_insert(
         ranks.append(counted[event.stream])
     try:
         rows = await conn.fetch(
-            _LOCK_AND_INSERT,
+            _LOCK_AND_INSERT if owners is None else _LOCK_INSERT_AND_OWN,
             streams,
             [e.stream for e in events],
             [e.type for e in events],
@@ -82,6 +99,7 @@ async def lock_and_insert(
             channel,
             [expected.get(stream) for stream in streams],
             ranks,
+            *(() if owners is None else (list(owners),)),
         )
     except asyncpg.LockNotAvailableError as exc:
         raise StreamBusy(streams) from exc

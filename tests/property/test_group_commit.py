@@ -4,6 +4,8 @@ Random mixes of commands that succeed, conflict on a version, repeat an idempote
 in the database (text PostgreSQL cannot store, which makes the group's statement fail and the
 committer fall back to one savepoint per command) are sent at once through one committer. Each
 must get what it would get alone, and nothing of a failed command may be visible afterwards.
+Groups with no version or key to check are recorded in one statement that also files their
+ownership rows; every recorded event must have exactly the rows the ownership projection gives.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 
 from domain.envelope import EventMeta
 from domain.events import EventReceived
+from domain.ownership import ADMIN
 from projections.registry import inline_projections
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 from services.store.events import AppendResult, StreamAppend, read_stream
@@ -47,6 +50,7 @@ class Sent:
     event_ids: list[str]
     stream: str
     key: str | None
+    actor: str
 
 
 def _command(prefix: str, spec: Spec, n: int) -> tuple[Sent, list[StreamAppend], EventMeta]:
@@ -60,8 +64,10 @@ def _command(prefix: str, spec: Spec, n: int) -> tuple[Sent, list[StreamAppend],
         for i in event_ids
     ]
     expected = 0 if spec.kind == "new" else (10**6 if stale else None)
-    meta = EventMeta(actor="tester", correlation_id=event_ids[0], idempotency_key=key)
-    return Sent(spec, event_ids, stream, key), [StreamAppend(stream, events, expected)], meta
+    actor = ADMIN if spec.slot == 2 else "tester"  # the admin's events get no ownership row
+    meta = EventMeta(actor=actor, correlation_id=event_ids[0], idempotency_key=key)
+    sent = Sent(spec, event_ids, stream, key, actor)
+    return sent, [StreamAppend(stream, events, expected)], meta
 
 
 async def _logged(pool: asyncpg.Pool, prefix: str) -> list[asyncpg.Record]:
@@ -152,6 +158,17 @@ async def _check_log(
         versions.setdefault(row["stream"], []).append(row["version"])
     for numbers in versions.values():  # in log order, each stream's versions are 1..n
         assert numbers == list(range(1, len(numbers) + 1))
+    owned = await pool.fetch(
+        "SELECT o.position, o.owner FROM event_owner o JOIN events e USING (position)"
+        " WHERE e.stream LIKE $1",
+        f"{prefix}-%",
+    )
+    assert sorted((r["position"], r["owner"]) for r in owned) == sorted(
+        (position_of[i]["position"], s.actor)
+        for s, _ in recorded
+        for i in s.event_ids
+        if s.actor != ADMIN
+    )
     keys = await pool.fetch(
         "SELECT idempotency_key FROM command_log WHERE idempotency_key LIKE $1", f"{prefix}-%"
     )
