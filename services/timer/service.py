@@ -31,9 +31,8 @@ from services.store.pool import open_pool
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 
-# Lock order matters: every command takes the append lock and then (in its projection) task
-# rows. The timer does the same, append lock first, so the two can never deadlock; holding it
-# also means a second timer simply waits its turn rather than racing for the same rows.
+# The claimed task rows (FOR UPDATE SKIP LOCKED) are the claim: a second timer skips them
+# instead of racing for them, and a command on one of them waits for this commit.
 # statement_timestamp(), not clock_timestamp(): a stable value can bound the index scan, where
 # a volatile one turns into a filter over every registered task.
 _CLAIM = """

@@ -1,11 +1,10 @@
 """Leasing due work: who runs what is decided here, in Postgres, one batch per transaction.
 
-Every lease transaction takes the append lock first, exactly as commands do, for two
-reasons. Commands take the append lock and then touch due_work rows in their projections;
-taking the same locks in the same order means the two can never deadlock. And it makes
-leasing serial across all workers, so the concurrency-key count and the dedupe lookup each
-statement makes see every lease committed before it (READ COMMITTED takes a fresh snapshot
-per statement, after the lock was granted).
+Workers lease concurrently: the due_work rows a lease takes (FOR UPDATE SKIP LOCKED) are the
+lease, and other leasers skip them rather than wait. Only what reads other runs' rows to
+decide serialises, and only per key: the concurrency-key count and the dedupe lookup run under
+that key's advisory lock (``_lock_keys``), so each sees every lease of its key committed
+before it (READ COMMITTED takes a fresh snapshot per statement, after the lock was granted).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Records what running pipelines did, many runs per transaction (group commit).
 
 Every record is fenced by the lease: events are appended only for runs this worker still
-holds, checked under the append lock (which every lease takeover also takes). A worker that
-lost a run (its lease lapsed and another worker took over) learns so here and stops.
+holds, checked with the runs' due_work rows locked (``_HELD``), the rows a takeover must lock
+to lease them. A worker that lost a run (its lease lapsed and another worker took over) learns
+so here and stops.
 """
 
 from __future__ import annotations

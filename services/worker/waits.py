@@ -1,9 +1,10 @@
 """Entering a durable wait: the step's ``run.waiting`` (built by services/pipeline/wait_steps.py)
 recorded together with an early resume when the awaited event is already in the log.
 
-The worker records ``run.waiting`` under the append lock, after reading the log from the
-run's first event on (READ COMMITTED: the read comes after the lock was granted, so it sees
-every event committed before). An event committed later finds the run waiting (the publish
+The worker records ``run.waiting`` holding the waits lock exclusively (publications hold it
+shared: services/store/wait_resumes.py), after reading the log from the run's first event on
+(READ COMMITTED: the read comes after the lock was granted, so it sees every event committed
+before). An event committed later finds the run waiting (the publish
 path, services/application/triggers.py). Either way no event in between is lost.
 """
 
