@@ -52,8 +52,8 @@ class Settings:
     worker_poll_seconds: ORDINAUT_WORKER_POLL_SECONDS, the longest ready work waits when no
         wake-up arrives through Redis.
     timer_lead_seconds: ORDINAUT_TIMER_LEAD_SECONDS, how far ahead of an occurrence the timer
-        fires it; its run still waits for the due instant, so a worker starts it then instead of
-        after the firing (0 = fire at the due instant).
+        fires it at most (at least half as far); its run still waits for the due instant, so a
+        worker starts it then instead of after the firing (0 = fire at the due instant).
     events_stream: ORDINAUT_EVENTS_STREAM, the Redis stream the relay fills and the notifier
         reads.
     relay_maxlen: ORDINAUT_RELAY_MAXLEN, about how many entries the events stream keeps

@@ -56,7 +56,8 @@ SELECT extract(epoch FROM clock_timestamp()) AS now,
                            WHERE status = 'active' AND NOT deleted)) AS earliest
 """
 MAX_SLEEP_SECONDS = MAX_SLEEP.total_seconds()
-# How far ahead of an occurrence the timer fires it (ORDINAUT_TIMER_LEAD_SECONDS): the run is
+# How far ahead of an occurrence the timer fires it at most, and at least half as far
+# (ORDINAUT_TIMER_LEAD_SECONDS; see _next_run): the run is
 # queued with run_at = the due instant, and a worker sleeping until then starts it at once, so
 # the firing transaction and the wake-up are not on the path from due to start. A change to
 # the task inside this window (a pause, say) no longer stops that one run; a cancel or delete
@@ -202,15 +203,21 @@ class Timer:
                         self.on_fired(event)
 
     async def _next_run(self) -> tuple[float, float]:
-        """How long to sleep (until the lead before the next occurrence), and the epoch (on the
-        database's clock) of that occurrence: a task due before it is a reason to wake."""
+        """How long to sleep (until half the lead before the next occurrence), and the epoch
+        (on the database's clock) of that occurrence: a task due before it is a reason to wake.
+
+        Half, not the whole lead: the round then claims what falls due within the lead of
+        its own instant, so the occurrences of the next half lead share its transaction, each
+        still queued at least half the lead ahead. Waking the whole lead ahead fired one
+        transaction per occurrence when they come close together (`bench compare`'s 100 a
+        second), each with its fixed cost of round trips."""
         row = await self.pool.fetchrow(_EARLIEST)
         assert row is not None
         now = float(row["now"])
         until = now + MAX_SLEEP_SECONDS
         if row["earliest"] is not None:
             until = min(until, float(row["earliest"]))
-        return until - self.lead_seconds - now, until
+        return until - self.lead_seconds / 2 - now, until
 
 
 async def _sleep(seconds: float, woken: asyncio.Event, stop: asyncio.Event) -> None:

@@ -86,6 +86,34 @@ async def test_a_timer_with_a_lead_queues_the_run_ahead_due_at_its_own_instant(
     assert status == "completed"
 
 
+async def test_occurrences_within_half_the_lead_share_one_firing(pool: asyncpg.Pool) -> None:
+    """The timer wakes half the lead before the next occurrence and fires all due within the
+    lead: occurrences close together go in one transaction, each at least half the lead and at
+    most the lead ahead of its instant."""
+    lead = 2.0
+    first = (await db_now(pool)) + timedelta(seconds=2.5)
+    dues = [first + timedelta(seconds=offset) for offset in (0.0, 0.3, 0.8)]
+    definitions = [
+        TaskDefinition(title="once", schedule_kind="once", schedule_expr=due.isoformat())
+        for due in dues
+    ]
+    for definition, due in zip(definitions, dues, strict=True):
+        await create_tasks(pool, [definition], due)
+    async with running(Timer(pool, PROJECTIONS, lead_seconds=lead)):
+        await asyncio.sleep((dues[-1] - await db_now(pool)).total_seconds())
+    rows = await pool.fetch(
+        "SELECT (data->>'fired_at')::timestamptz AS fired_at,"
+        " (data->>'scheduled_for')::timestamptz AS due, meta->>'correlation_id' AS firing"
+        " FROM events WHERE type = 'task.due' ORDER BY position"
+    )
+    assert [row["due"] for row in rows] == dues
+    assert len({row["firing"] for row in rows}) == 1
+    for row in rows:
+        ahead = (row["due"] - row["fired_at"]).total_seconds()
+        # at least half the lead ahead, give or take the timer waking late on a busy machine
+        assert lead / 2 - 0.5 <= ahead <= lead
+
+
 async def test_a_timer_without_a_lead_leaves_a_task_due_later_alone(pool: asyncpg.Pool) -> None:
     due = (await db_now(pool)).replace(microsecond=0) + timedelta(seconds=30)
     once = TaskDefinition(title="once", schedule_kind="once", schedule_expr=due.isoformat())
