@@ -1,9 +1,10 @@
 """What holds the log's visibility horizon back: the oldest transaction that has written.
 
 Readers of the log only take events below the horizon (services/store/order.py). A
-transaction that stays open after writing anything — in this database or any other of the
-cluster, an idle session in a transaction, a slow migration — holds the horizon at its id, and
-readers wait for it rather than skip anything. This names it, for /health and /metrics.
+transaction of this database that stays open after writing anything — an idle session in a
+transaction, a slow migration — holds the horizon at its id, and readers wait for it rather
+than skip anything. This names it, for /health and /metrics. Other databases' transactions
+hold nothing back (order.HORIZON leaves them out), so they are not named.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SELECT pid, datname, state, xact_start, query_start, left(query, 200) AS query,
        extract(epoch FROM clock_timestamp() - xact_start)::float8 AS age_seconds
 FROM pg_stat_activity
 WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+  AND (datname = current_database() OR datname IS NULL)
 ORDER BY age(backend_xid) DESC
 LIMIT 1
 """

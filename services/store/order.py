@@ -10,13 +10,16 @@ Design (issue 20), chosen among the known ones:
   whose transaction outlives the timeout is skipped for ever. Not exact, so not acceptable.
 - the transaction-id visibility horizon (Emmett; "ordering in Postgres outbox", O. Dudycz):
   chosen. Each row stores the id of the transaction that wrote it (``txid``, xid8). Readers take
-  only rows with ``txid < pg_snapshot_xmin(pg_current_snapshot())``: every transaction below
-  that horizon has ended, so no row can still appear below it. They read in ``(txid,
+  only rows with ``txid`` below the horizon (``HORIZON``: ``pg_snapshot_xmin`` of the current
+  snapshot, not counting other databases' transactions): every transaction of this database
+  below it has ended, so no row can still appear below it. They read in ``(txid,
   position)`` order, so each later read continues strictly after everything read before:
   exactly once, never an aborted row, an order that never changes once read, and no write
-  waits for another. The price: a transaction that stays open (anywhere in the cluster, once
-  it has written something) holds the horizon, and readers wait for it; services/store/horizon.py
-  names it in ``/health`` and a metric instead of letting readers stall silently.
+  waits for another. The price: a transaction of this database that stays open once it has
+  written something holds the horizon, and readers wait for it; services/store/horizon.py
+  names it in ``/health`` and a metric instead of letting readers stall silently. Transactions
+  of the server's other databases are left out of the horizon (see ``HORIZON``): they cannot
+  write this log.
 
 A cursor is the pair ``(txid, position)`` of the last event read. Its text form is the id the
 relay gives the event in the Redis stream, so one cursor works everywhere:
@@ -38,7 +41,25 @@ _ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 _POSITION = re.compile(r"^\d{1,19}$")
 
 # The horizon: rows of transactions below it are final (committed and visible, or aborted).
-HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
+# The oldest transaction still open in the statement's snapshot, leaving out those known to
+# be another database's (a session's or a prepared transaction's database never changes, and
+# no other database can write this one's log), else the snapshot's xmax. Only a transaction
+# shown to be elsewhere is left out: one that ended after the snapshot (so is no longer
+# listed) or that the role may not see still holds the horizon, as
+# pg_snapshot_xmin(pg_current_snapshot()) would. So a long transaction in another database of
+# the server (another application's, a test's CREATE or DROP DATABASE) no longer holds this
+# log's readers back. Uncorrelated: evaluated once per statement.
+HORIZON = """(
+    SELECT coalesce(min(x.id), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x(id)
+    WHERE NOT EXISTS (
+        SELECT FROM pg_stat_activity a
+        WHERE a.backend_xid = x.id::xid
+          AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))
+      AND NOT EXISTS (
+        SELECT FROM pg_prepared_xacts p
+        WHERE p.transaction = x.id::xid AND p.database <> current_database())
+)"""
 
 
 class Cursor(NamedTuple):

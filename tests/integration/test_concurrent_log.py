@@ -205,3 +205,37 @@ async def test_readers_wait_for_a_transaction_held_open_and_health_names_it(
     async with pool.acquire() as conn:
         page = await read_page(conn, after=START, limit=10)
     assert [_event_id(bytes(e.data)) for e in page.events] == ["after-holder"]
+
+
+async def test_a_transaction_held_open_in_another_database_holds_no_reader_back(
+    owned_postgres: PostgresServer, own_pool: asyncpg.Pool
+) -> None:
+    """Another database of the server (another application's, say) cannot write this log, so
+    its open transaction neither holds the horizon nor is named by /health."""
+    elsewhere = with_database(owned_postgres.url, "elsewhere")
+    await ensure_database(elsewhere)
+    holder = await asyncpg.connect(elsewhere)
+    tx = holder.transaction()
+    await tx.start()
+    await holder.execute("SELECT pg_current_xact_id()")  # it has written: it has an id
+    try:
+        meta = EventMeta(actor="t", correlation_id="c")
+        async with own_pool.acquire() as conn, conn.transaction():
+            event = EventReceived(event_id="beside-elsewhere", topic="t", payload={})
+            await append_in_transaction(
+                conn, [StreamAppend("s", [event])], meta, inline_projections()
+            )
+        async with own_pool.acquire() as conn:
+            # The holder's id is below the append's: a server-wide horizon would hold it back.
+            assert await conn.fetchval(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot()) <= $1::xid8",
+                int(await holder.fetchval("SELECT pg_current_xact_id()::text")),
+            )
+            page = await read_page(conn, after=START, limit=10)
+        assert [_event_id(bytes(e.data)) for e in page.events] == ["beside-elsewhere"]
+        assert not page.held_back
+        health = await report(own_pool, None)
+        assert health.components["event_horizon"].status == "ok"
+    finally:
+        await tx.rollback()
+        await holder.close()
