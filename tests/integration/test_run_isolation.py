@@ -81,8 +81,10 @@ async def test_a_poison_run_fails_alone_and_the_40_runs_leased_with_it_succeed(
     poison = await agent_run_now(client, token_a, poison_task)
     fine = [await agent_run_now(client, token_b, fine_task) for _ in range(40)]
     # One worker with room for all 41: they are leased in one batch, run side by side, and
-    # their events are recorded in shared transactions.
-    config = dataclasses.replace(FAST, concurrency=48)
+    # their events are recorded in shared transactions. A lease long enough that a starved
+    # CI machine does not let one lapse: this test is about the poison, not lease takeovers
+    # (with 2 s, a loaded clean-clone run once re-leased the poison's third attempt).
+    config = dataclasses.replace(FAST, concurrency=48, lease_seconds=10.0)
     async with running_workers(database_url, redis_url, config=config):
         ends = await asyncio.gather(*(run_to_end(client, r, within=30) for r in fine))
         dead = await run_to_end(client, poison, within=30)
