@@ -119,7 +119,8 @@ def owners_at_insert(
     model read (an external event's publisher). None if any event needs more.
 
     What ``plan`` gives once positions exist, decided before: the store then records such a
-    group in one statement, its own transaction (services/store/group_statement.py).
+    group in one statement, its own transaction (services/store/group_insert.py's
+    ``insert_alone``).
     """
     owners: list[str | None] = []
     for event, actor in events:
