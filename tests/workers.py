@@ -54,8 +54,11 @@ async def api_client(
         python_allow=python_allow,
     )
     app = create_app(config)
+    # Idle connections are dropped well before uvicorn closes them (5 s): a request sent on one
+    # the server is closing fails with "Server disconnected", as one poll did on a starved CI.
+    limits = httpx.Limits(keepalive_expiry=2.0)
     with serve_in_thread(app) as base_url:
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client:
             yield client
 
 

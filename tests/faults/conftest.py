@@ -24,14 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from ordinaut_bench.results import write_result
-from services.runtime.embedded import ensure_database, with_database
-from services.store.migrate import migrate
 from tests.faults.support import ADMIN, FaultResult
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import PostgresServer, migrated_database
 from tests.processes import Fleet, environment
 from tests.redis_server import RedisServer
 from tests.tools_servers.step_tool import StepTool, serving
@@ -84,14 +81,7 @@ def fault(request: pytest.FixtureRequest) -> Iterator[FaultResult]:
 @pytest.fixture
 async def database_url(owned_postgres: PostgresServer) -> str:
     """The migrated `ordinaut` database on the test's own server (``pool`` uses it too)."""
-    url = with_database(owned_postgres.url, "ordinaut")
-    await ensure_database(url)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
+    return await migrated_database(owned_postgres)
 
 
 @pytest.fixture
