@@ -35,6 +35,7 @@ from services.notify.delivery import Deliverer
 from services.notify.recipients import Recipient, recipient_of
 from services.notify.sender import WebhookSender, notification_body, webhook_client
 from services.store.order import START, Cursor
+from services.store.pool import open_pool
 
 log = structlog.get_logger(__name__)
 __all__ = ["NOTIFIER_GROUP", "Notifier", "NotifierConfig", "run_notifier"]
@@ -262,7 +263,7 @@ async def run_notifier(
 
     client = redis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
     try:
-        async with asyncpg.create_pool(database_url, min_size=1, max_size=6) as pool:
+        async with open_pool(database_url, size=6, warm=1) as pool:
             notifier = Notifier(pool, client, key, inline_projections(), config or NotifierConfig())
             await notifier.run(stop)
     finally:

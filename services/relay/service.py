@@ -26,6 +26,7 @@ from services.runtime.settings import DEFAULTS
 from services.runtime.tracing import traced
 from services.store.events import StoredEvent
 from services.store.order import START, Cursor
+from services.store.pool import SESSION_SETTINGS
 from services.store.tail import follow_stored
 
 log = structlog.get_logger(__name__)
@@ -103,7 +104,7 @@ class Relay:
                 delay = 0.1
 
     async def _session(self) -> None:
-        conn = await asyncpg.connect(self.database_url)
+        conn = await asyncpg.connect(self.database_url, server_settings=SESSION_SETTINGS)
         try:
             # One relay per stream publishes; others wait here as standbys and take over when
             # its connection ends (the lock goes with it). The Lua check stays the guard.

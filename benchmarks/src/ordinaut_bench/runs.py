@@ -27,6 +27,7 @@ from projections.registry import inline_projections
 from services.channels.work import Announcer
 from services.cli.progress import ProgressBar
 from services.store.events import StreamAppend, append_in_transaction
+from services.store.pool import open_pool
 
 _BATCH = 1000
 GOALS = (Goal("runs_per_second", 2000, at_least=True, text="≥ 2,000 runs/s end-to-end on 2 cores"),)
@@ -138,7 +139,7 @@ async def bench_runs(
     out: TextIO = sys.stdout,
 ) -> dict[str, float]:
     """Queue ``count`` due runs, let the workers drain them, and report the figures."""
-    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool:
+    async with open_pool(database_url, size=4, warm=1) as pool:
         task_id = await _create_task(pool)
         workers = _start_workers(database_url, redis_url, processes, concurrency)
         try:

@@ -35,6 +35,7 @@ from ordinaut_bench.runs import _create_task, _queue
 from projections.registry import inline_projections
 from services.channels.work import Announcer
 from services.store.events import StreamAppend, append_in_transaction
+from services.store.pool import open_pool
 
 _ALIVE = "SELECT count(*) FROM worker_presence WHERE last_seen >= now() - interval '30 seconds'"
 _DONE = "SELECT count(*) FROM runs WHERE task_id = ANY($1::text[]) AND status = 'succeeded'"
@@ -78,7 +79,7 @@ class OrdinautSystem:
             await stop(workers)
 
     async def throughput(self, jobs: int) -> Round:
-        async with asyncpg.create_pool(self.database_url, min_size=1, max_size=4) as pool:
+        async with open_pool(self.database_url, size=4, warm=1) as pool:
             task_id = await _create_task(pool)
             async with self._running(pool, timer=False) as workers:
                 client = redis.Redis.from_url(self.redis_url)
@@ -101,7 +102,7 @@ class OrdinautSystem:
         return Round(jobs, (finished - started).total_seconds())
 
     async def delays(self, rate: int, count: int) -> list[float]:
-        async with asyncpg.create_pool(self.database_url, min_size=1, max_size=4) as pool:
+        async with open_pool(self.database_url, size=4, warm=1) as pool:
             async with self._running(pool, timer=True) as processes:
                 # The timer is ready once it fired a first one-shot task.
                 (probe,) = await _create_once_tasks(pool, [time.time()])
