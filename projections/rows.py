@@ -45,7 +45,6 @@ class RowStatements:
             f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
         )
         self.delete = f"DELETE FROM {table} WHERE {key} = ANY($1::text[])"  # noqa: S608
-        self._updates: dict[tuple[str, ...], tuple[str, str]] = {}
 
     async def read(self, conn: Connection, keys: Sequence[str]) -> dict[str, Row]:
         """The rows of ``keys`` that exist, JSON values decoded."""
@@ -75,84 +74,28 @@ class RowStatements:
         ]
         if gone:
             await conn.execute(self.delete, gone)
-        fresh: list[Row] = []  # rows not read: new ones, or ones the batch rewrote unread
-        # Rows read before, grouped by the columns the batch changed in them.
-        altered: dict[tuple[str, ...], list[Row]] = {}
-        for key, row in after.items():
-            old = before.get(key)
-            if row is None or row == old:
-                continue
-            if old is None:
-                fresh.append(row)
-            else:
-                columns = tuple(c for c in self.model.columns if row[c] != old.get(c))
-                if columns:
-                    altered.setdefault(columns, []).append(row)
-        for columns, rows in altered.items():
-            if not await self._update(conn, columns, rows):
-                fresh.extend(rows)  # a row went away since it was read: write it whole
-        await self._upsert(conn, fresh)
+        changed = [row for key, row in after.items() if row is not None and row != before.get(key)]
+        if len(changed) == 1:
+            await conn.execute(self.upsert, *self._args(changed[0]))
+        elif changed:
+            rows = [self._json_row(row) for row in changed]
+            await conn.execute(self.upsert_many, _encoder.encode(rows).decode())
 
-    async def _upsert(self, conn: Connection, rows: list[Row]) -> None:
-        if len(rows) == 1:
-            await conn.execute(self.upsert, *self._args(rows[0]))
-        elif rows:
-            await conn.execute(
-                self.upsert_many, _encoder.encode([self._json_row(row) for row in rows]).decode()
-            )
-
-    async def _update(self, conn: Connection, columns: tuple[str, ...], rows: list[Row]) -> bool:
-        """Write only ``columns`` of rows that exist (whether all of them still did).
-
-        An UPDATE of the changed columns instead of an upsert of every column: PostgreSQL then
-        parses only those values (not every jsonb column of the row again) and skips the
-        conflict check. In `bench compare` a run's row is written three times (queued, started,
-        ended), the last two being such updates of a few columns; an upsert of a whole runs row
-        cost ~40 µs and this update ~27 µs (measured on 2 cores, 100-row batches).
-        """
-        single, many = self._update_statements(columns)
-        if len(rows) == 1:
-            status = await conn.execute(single, *self._args(rows[0], (self.model.key, *columns)))
-        else:
-            keyed = [self._json_row(row, (self.model.key, *columns)) for row in rows]
-            status = await conn.execute(many, _encoder.encode(keyed).decode())
-        return status == f"UPDATE {len(rows)}"
-
-    def _update_statements(self, columns: tuple[str, ...]) -> tuple[str, str]:
-        """The UPDATE of ``columns`` for one row (parameters: key, then columns) and for many
-        (one JSON array of rows, as in ``upsert_many``); made once per column set."""
-        statements = self._updates.get(columns)
-        if statements is None:
-            table, key = _quote(self.model.table), _quote(self.model.key)
-            by_position = ", ".join(f"{_quote(c)} = ${n}" for n, c in enumerate(columns, 2))
-            from_json = ", ".join(f"{_quote(c)} = x.{_quote(c)}" for c in columns)
-            # Identifiers come from the model's own constants, not from input.
-            statements = (
-                f"UPDATE {table} SET {by_position} WHERE {key} = $1",  # noqa: S608
-                f"UPDATE {table} SET {from_json}"  # noqa: S608
-                f" FROM jsonb_populate_recordset(NULL::{table}, $1::jsonb) AS x"
-                f" WHERE {table}.{key} = x.{key}",
-            )
-            self._updates[columns] = statements
-        return statements
-
-    def _args(self, row: Row, columns: Sequence[str] | None = None) -> tuple[Any, ...]:
-        """The row's values of ``columns`` (default: every column) as statement parameters."""
+    def _args(self, row: Row) -> tuple[Any, ...]:
         structured = self.model.structured
         return tuple(
             json_text(row[c]) if c in structured and row[c] is not None else row[c]
-            for c in columns or self.model.columns
+            for c in self.model.columns
         )
 
-    def _json_row(self, row: Row, columns: Sequence[str] | None = None) -> dict[str, Any]:
-        """The row's ``columns`` (default: every column) as an element of a JSON array of
-        rows (``upsert_many``, the UPDATE of many)."""
+    def _json_row(self, row: Row) -> dict[str, Any]:
+        """The row as an element of ``upsert_many``'s JSON array."""
         text_columns = self.model.json_text_columns
         return {
             c: msgspec.Raw(row[c].encode())
             if c in text_columns and row[c] is not None
             else _json_instant(row[c])
-            for c in columns or self.model.columns
+            for c in self.model.columns
         }
 
 

@@ -1,7 +1,6 @@
-"""A model's rows, written by RowStatements.write, are what the rules left, whichever way each
-row is written: a new row upserted, a changed row updated in only its changed columns (grouped
-by which columns changed), a row gone deleted, and a changed row that vanished since it was read
-written whole again."""
+"""A model's rows, written by RowStatements.write, are what the rules left: a new row inserted,
+a changed row written whole, a row gone deleted, an unchanged row left alone, and a changed
+row that vanished since it was read written again."""
 
 from __future__ import annotations
 
