@@ -1,4 +1,5 @@
-"""Wake-up listeners keep the worker group tidy: dead consumers go, live pending stays."""
+"""Wake-ups: one entry per ready run up to a cap; listeners keep the worker group tidy (dead
+consumers go, live pending stays)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 
 import redis.asyncio as redis
 
-from services.channels.work import WORK_GROUP, WakeListener
+from services.channels.work import WAKE_ENTRIES_MAX, WORK_GROUP, Announcer, WakeListener
 
 
 async def _consumers(client: redis.Redis, stream: str) -> dict[str, int]:
@@ -41,6 +42,20 @@ async def test_idle_consumers_without_pending_entries_are_forgotten(redis_url: s
         stop.set()
         await asyncio.wait_for(running, 5)
         assert "live" not in await _consumers(client, stream)  # a clean stop leaves
+    finally:
+        await client.delete(stream)
+        await client.aclose()
+
+
+async def test_an_announcement_posts_an_entry_per_run_up_to_the_cap(redis_url: str) -> None:
+    stream = f"test-{uuid.uuid4().hex}:work"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        announcer = Announcer(client, stream)
+        await announcer.announce(["r1", "r2"])
+        assert await client.xlen(stream) == 2
+        await announcer.announce(f"run-{n}" for n in range(WAKE_ENTRIES_MAX * 4))
+        assert await client.xlen(stream) == 2 + WAKE_ENTRIES_MAX
     finally:
         await client.delete(stream)
         await client.aclose()

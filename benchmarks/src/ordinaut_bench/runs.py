@@ -75,7 +75,7 @@ async def _queue(
     pool: asyncpg.Pool, task_id: str, count: int, at: datetime, announcer: Announcer | None = None
 ) -> None:
     """``count`` runs due at ``at``, a batch per transaction; with ``announcer``, a Redis
-    wake-up per run after each commit, as the timer sends."""
+    wake-up per run (at most WAKE_ENTRIES_MAX) after each commit, as the timer sends."""
     projections = inline_projections()
     for start in range(0, count, _BATCH):
         appends = []

@@ -1,9 +1,10 @@
 """Ordinaut under `bench compare`: `ordinaut worker` processes on a scratch database.
 
 Enqueue is what the timer does when runs fall due: ``run.queued`` events appended in batches
-of 1,000 per transaction, with a Redis wake-up per run (services/channels/work.py). The
-job is a one-step ``debug.echo`` pipeline. The delay part creates one-shot (``once``) tasks
-and runs `ordinaut timer` beside the workers (a third, mostly idle process).
+of 1,000 per transaction, with a Redis wake-up per run, at most 256 a batch
+(services/channels/work.py). The job is a one-step ``debug.echo`` pipeline. The delay part
+creates one-shot (``once``) tasks and runs `ordinaut timer` beside the workers (a third,
+mostly idle process).
 """
 
 from __future__ import annotations
