@@ -22,9 +22,10 @@ class _NoResetConnection(asyncpg.Connection):
 # - jit off: our statements are short (a lease, an upsert, a page of a read model), and the
 #   planner's cost estimates grow with a table's dead rows, not its live ones. due_work churns
 #   (each run inserts, updates and deletes its row), so between autovacuum passes (a minute
-#   apart by default) the lease query's estimate crossed jit_above_cost, and each lease then
-#   spent ~15 ms compiling: `bench compare` rounds fell from ~4,500 to ~2,000 runs/s as a
-#   scratch database filled. No statement of ours is long enough for JIT to repay its cost.
+#   apart by default; never, on a server without autovacuum) the lease query's estimate
+#   crossed jit_above_cost, and each lease then spent ~15 ms compiling: `bench compare`
+#   rounds fell from ~4,500 to ~2,000 runs/s as a scratch database filled. No statement of
+#   ours is long enough for JIT to repay its cost.
 SESSION_SETTINGS = {"jit": "off"}
 
 
