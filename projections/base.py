@@ -69,14 +69,22 @@ class ProjectionSet:
         known = {p.name: p for p in self.projections}
         return ProjectionSet(known[name] for name in names)
 
-    def _mine(self, projection: Projection, envelopes: Sequence[Envelope]) -> list[Envelope]:
-        return [e for e in envelopes if projection in self._by_type.get(e.type, ())]
+    def _split(self, envelopes: Sequence[Envelope]) -> list[tuple[Projection, list[Envelope]]]:
+        """Each projection with its events of ``envelopes`` (in order), in the set's order.
+
+        One pass over the events: asking every projection about every event read each event's
+        type once per projection (ten of them), a tenth of a batch's Python time in a worker.
+        """
+        mine: dict[Projection, list[Envelope]] = {}
+        for envelope in envelopes:
+            for projection in self._by_type.get(envelope.type, ()):
+                mine.setdefault(projection, []).append(envelope)
+        return [(p, mine[p]) for p in self.projections if p in mine]
 
     async def _apply_wave(self, conn: Connection, wave: list[Envelope]) -> None:
         """Each projection in turn, on its events of the wave."""
-        for projection in self.projections:
-            if mine := self._mine(projection, wave):
-                await _apply_one(conn, projection, mine)
+        for projection, mine in self._split(wave):
+            await _apply_one(conn, projection, mine)
 
     async def apply(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
         """Apply events in order.
@@ -87,17 +95,15 @@ class ProjectionSet:
         """
         if not envelopes:
             return
-        handled = [e for e in envelopes if e.type in self._by_type]
-        if any(e.type in self._read_across for e in handled):
-            for wave in _waves(handled):
+        if any(e.type in self._read_across for e in envelopes):
+            for wave in _waves([e for e in envelopes if e.type in self._by_type]):
                 await self._apply_wave(conn, wave)
             return
         # No rule reads another model's row mid-batch: each projection takes all its events
         # at once (each keeps a row's events in order), so a row that several events change
         # (a run's last step and its end) is read and written once, not once per wave.
-        for projection in self.projections:
-            if mine := self._mine(projection, handled):
-                await _apply_one(conn, projection, mine)
+        for projection, mine in self._split(envelopes):
+            await _apply_one(conn, projection, mine)
 
 
 async def _apply_one(conn: Connection, projection: Projection, envelopes: list[Envelope]) -> None:

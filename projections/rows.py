@@ -89,25 +89,27 @@ class RowStatements:
         )
 
     def _json_row(self, row: Row) -> dict[str, Any]:
-        """The row as an element of ``upsert_many``'s JSON array."""
+        """The row as an element of ``upsert_many``'s JSON array.
+
+        A naive instant is given UTC, as asyncpg sends it for a timestamptz column: in JSON
+        without an offset PostgreSQL would read it in the session's time zone instead. (A loop,
+        not a comprehension calling a helper per column: this runs for every column of every
+        row a batch writes.)
+        """
         text_columns = self.model.json_text_columns
-        return {
-            c: msgspec.Raw(row[c].encode())
-            if c in text_columns and row[c] is not None
-            else _json_instant(row[c])
-            for c in self.model.columns
-        }
+        values: dict[str, Any] = {}
+        for column in self.model.columns:
+            value = row[column]
+            if value is not None:
+                if column in text_columns:
+                    value = msgspec.Raw(value.encode())
+                elif isinstance(value, datetime) and value.tzinfo is None:
+                    value = value.replace(tzinfo=UTC)
+            values[column] = value
+        return values
 
 
 _encoder = msgspec.json.Encoder()
-
-
-def _json_instant(value: Any) -> Any:
-    """A naive instant as UTC, as asyncpg sends it for a timestamptz column; in JSON without an
-    offset PostgreSQL would read it in the session's time zone instead."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 async def apply_rules(
