@@ -392,20 +392,19 @@ class Runner:
             lambda: self._rendered_input(context, step.get("with", {}), scope, f"{path}.with"),
             tool=tool.address,
         )
-        key = step_idempotency_key(
-            run.run_id,
-            path,
-            await self._guard(
+        declared_key = step.get("idempotency_key")
+        if declared_key is not None:  # most steps declare none: nothing to render
+            declared_key = await self._guard(
                 context,
                 path,
                 lambda: render(
-                    step.get("idempotency_key"),
+                    step["idempotency_key"],
                     data,
                     now=context.now(),
                     field=f"{path}.idempotency_key",
                 ),
-            ),
-        )
+            )
+        key = step_idempotency_key(run.run_id, path, declared_key)
         timeout = float(step.get("timeout_seconds") or tool.timeout_seconds)
         started = time.perf_counter()
         try:
