@@ -1,4 +1,4 @@
--- Read model of the registered tools (builtins live in code), maintained only by projections/tool.py.
+-- Read model of the registered tools (builtins live in code), maintained only by projections/rules/tool.py.
 CREATE TABLE tool (
     address       TEXT PRIMARY KEY,
     transport     TEXT        NOT NULL CHECK (transport IN ('http', 'mcp')),

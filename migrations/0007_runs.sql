@@ -1,4 +1,4 @@
--- Runs: one row per run, maintained only by projections/runs.py.
+-- Runs: one row per run, maintained only by projections/rules/runs.py.
 CREATE TABLE runs (
     run_id           TEXT PRIMARY KEY,
     task_id          TEXT        NOT NULL,

@@ -3,7 +3,7 @@ CREATE INDEX task_event_kinds ON task (schedule_kind)
     WHERE status = 'active' AND NOT deleted AND schedule_kind IN ('event', 'condition');
 
 -- What each condition task remembers between events, maintained only by
--- projections/condition.py from condition.evaluated events.
+-- projections/rules/condition.py from condition.evaluated events.
 CREATE TABLE condition_state (
     task_id      TEXT PRIMARY KEY,
     value        BOOLEAN     NOT NULL,

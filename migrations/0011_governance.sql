@@ -5,7 +5,7 @@ ALTER TABLE runs DROP CONSTRAINT runs_status_check;
 ALTER TABLE runs ADD CONSTRAINT runs_status_check CHECK (status IN ('queued', 'running',
     'awaiting_approval', 'deferred', 'succeeded', 'dead', 'canceled', 'deduplicated'));
 
--- Maintained only by projections/agent_limits.py (agent.limits_set replaces the row).
+-- Maintained only by projections/rules/agent_limits.py (agent.limits_set replaces the row).
 CREATE TABLE agent_limits (
     agent_id       TEXT PRIMARY KEY,
     budget_per_day DOUBLE PRECISION,

@@ -1,4 +1,4 @@
--- Read model of named secrets, maintained only by projections/secret.py. Values are stored
+-- Read model of named secrets, maintained only by projections/rules/secret.py. Values are stored
 -- only as ciphertext (AES-GCM under ORDINAUT_SECRET_KEY, bound to the name).
 CREATE TABLE secret (
     name          TEXT PRIMARY KEY,

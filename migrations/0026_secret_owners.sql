@@ -1,6 +1,6 @@
 -- Issue 18: secrets are owned. A secret belongs to the agent that stored it (or the admin) and
 -- is used only by its owner's runs and by the agents the admin shares it with ('*': every
--- agent). Maintained by projections/secret.py.
+-- agent). Maintained by projections/rules/secret.py.
 --
 -- Every secret stored before this change was stored by the admin and was usable by every
 -- agent: those rows (and a rebuild from their events, which name no owner or agents) stay

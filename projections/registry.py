@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from projections.agent import AgentProjection
-from projections.agent_limits import AgentLimitsProjection
 from projections.base import ProjectionSet
-from projections.condition import ConditionProjection
 from projections.due_work import DueWorkProjection
 from projections.ownership import OwnershipProjection
-from projections.runs import RunsProjection
-from projections.secret import SecretProjection
+from projections.rows import RuleProjection
+from projections.rules import agent_limits, condition, runs, secret, tool
 from projections.spend import SpendProjection
 from projections.task import TaskProjection
-from projections.tool import ToolProjection
 
 
 def inline_projections() -> ProjectionSet:
@@ -20,15 +17,15 @@ def inline_projections() -> ProjectionSet:
     return ProjectionSet(
         [
             TaskProjection(),
-            RunsProjection(),
+            RuleProjection("runs", runs.MODEL),
             DueWorkProjection(),
             AgentProjection(),
-            ToolProjection(),
+            RuleProjection("tool", tool.MODEL),
             # After runs: a step's cost is booked to the task and owner its run row names.
             SpendProjection(),
-            AgentLimitsProjection(),
-            SecretProjection(),
-            ConditionProjection(),
+            RuleProjection("agent_limits", agent_limits.MODEL),
+            RuleProjection("secret", secret.MODEL),
+            RuleProjection("condition", condition.MODEL),
             OwnershipProjection(),
         ]
     )

@@ -112,6 +112,26 @@ class RowStatements:
 _encoder = msgspec.json.Encoder()
 
 
+class RuleProjection:
+    """A read model kept by one model's rules and nothing more (runs, tool, secret,
+    condition_state, agent_limits): each batch reads the rows its events touch, applies the
+    rules and writes what changed. ``name`` is the reader's name in projection_checkpoints."""
+
+    def __init__(self, name: str, model: Model) -> None:
+        self.name = name
+        self.tables: tuple[str, ...] = (model.table,)
+        self.handles: frozenset[str] = model.handles
+        self._rows = RowStatements(model)
+
+    async def apply(self, conn: Connection, envelope: Envelope) -> None:
+        """Change the row for one event."""
+        await self.apply_batch(conn, [envelope])
+
+    async def apply_batch(self, conn: Connection, envelopes: Sequence[Envelope]) -> None:
+        """Change the rows a batch's events touch."""
+        await apply_rules(conn, self._rows, envelopes)
+
+
 async def apply_rules(
     conn: Connection,
     statements: RowStatements,

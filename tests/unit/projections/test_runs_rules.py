@@ -406,6 +406,6 @@ def test_an_event_for_a_run_with_no_row_makes_none(event_type: str) -> None:
 
 
 def test_the_projection_handles_exactly_the_rules_table() -> None:
-    from projections.runs import RunsProjection
+    from projections.rows import RuleProjection
 
-    assert RunsProjection.handles == frozenset(rules.RULES)
+    assert RuleProjection("runs", rules.MODEL).handles == frozenset(rules.RULES)
