@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from services.cli.commands import CommandError
+from services.cli.errors import CommandError
 from services.runtime.settings import Settings
 
 INSTALL_HINT = "the benchmarks are not installed: pip install 'ordinaut[bench]'"

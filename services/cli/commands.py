@@ -8,8 +8,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -17,13 +16,14 @@ import msgspec
 
 from projections.rebuild import rebuild
 from projections.registry import inline_projections
+from services.cli.bench import dispatch_bench
 from services.cli.env import cmd_env
 from services.cli.errors import CommandError
 from services.cli.preview import cmd_schedule_preview
 from services.cli.progress import ProgressBar
+from services.cli.storage import database, storage
 from services.cli.up import (
     migrate_database,
-    require_current_schema,
     run_api_alone,
     run_ingest_alone,
     run_notifier_alone,
@@ -40,46 +40,11 @@ from services.declarative.loader import Lines, LoadedFile
 from services.declarative.runner import FileApplier
 from services.declarative.watch import watch_files
 from services.runtime.admin_token import load_admin_token
-from services.runtime.servers import Servers, start_servers
 from services.runtime.settings import Settings
 from services.store.errors import UnknownCursor
 from services.store.pool import open_pool
 from services.store.read import parse_cursor
 from services.store.tail import follow_stored
-
-
-@asynccontextmanager
-async def storage(
-    settings: Settings, *, create: bool = False, current: bool = True
-) -> AsyncIterator[Servers]:
-    """The configured database, a running service's, or the embedded one in the data dir
-    (started here and stopped on the way out; a new cluster only with ``create``). Redis is
-    the configured or the running service's, if any (never started here).
-
-    ``current`` refuses a database whose schema is behind (or missing) with a one-line error.
-    """
-    servers = await start_servers(
-        settings.database_url,
-        settings.redis_url,
-        settings.data_dir,
-        with_redis=False,
-        create=create,
-    )
-    try:
-        if current:
-            await require_current_schema(servers.database_url)
-        yield servers
-    finally:
-        await servers.stop()
-
-
-@asynccontextmanager
-async def database(
-    settings: Settings, *, create: bool = False, current: bool = True
-) -> AsyncIterator[str]:
-    """The database URL of `storage`."""
-    async with storage(settings, create=create, current=current) as servers:
-        yield servers.database_url
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -298,8 +263,6 @@ _COMMANDS: dict[tuple[str, str | None], Command] = {
 async def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     """Run the command the arguments name."""
     if args.command == "bench":
-        from services.cli.bench import dispatch_bench  # imports this module
-
         return await dispatch_bench(args, settings)
     sub = getattr(args, f"{args.command}_command", None)
     return await _COMMANDS[(args.command, sub)](args, settings)

@@ -13,7 +13,8 @@ from typing import Any
 
 from ordinaut_bench.harness import run_bench
 from ordinaut_bench.scratch import scratch_database
-from services.cli.commands import CommandError, database
+from services.cli.errors import CommandError
+from services.cli.storage import database
 from services.runtime.logging import configure_logging
 from services.runtime.servers import start_servers
 from services.runtime.settings import Settings
