@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -223,12 +224,33 @@ def decide_approval(
     if not approve:
         return [ApprovalRejected(run_id=run_id, step_id=step_id, comment=comment)]
     proposed = approval.get("data")
-    if approved_items is None:
-        items = proposed
-    elif isinstance(proposed, list) and any(item not in proposed for item in approved_items):
-        # An approver picks among what the run proposed; approving something else would let
-        # whoever holds runs:approve make the run act on data it never produced.
-        raise RuleViolation("approved_items", "must be items of the approval's data")
-    else:
-        items = approved_items
+    items = proposed if approved_items is None else _picked(proposed, approved_items)
     return [ApprovalGranted(run_id=run_id, step_id=step_id, comment=comment, approved_items=items)]
+
+
+def _picked(proposed: Any, approved_items: Any) -> list[Any]:
+    """The items an approver picked, each one of the proposed list's (as many times at most as
+    it was proposed). An approver picks among what the run proposed; approving anything else
+    would let whoever holds runs:approve make the run act on data it never produced, so with
+    data that is not a list there is nothing to pick from."""
+    if not isinstance(proposed, list):
+        raise RuleViolation(
+            "approved_items",
+            "the approval's data is not a list of items to pick from: approve it whole",
+        )
+    if not isinstance(approved_items, list):
+        raise RuleViolation("approved_items", "must be a list of the approval's data items")
+    # Compared as canonical JSON: in Python 1 == 1.0 == True, in the run's data they differ.
+    left: dict[str, int] = {}
+    for item in proposed:
+        left[_canonical(item)] = left.get(_canonical(item), 0) + 1
+    for item in approved_items:
+        key = _canonical(item)
+        if not left.get(key):
+            raise RuleViolation("approved_items", "must be items of the approval's data")
+        left[key] -= 1
+    return approved_items
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

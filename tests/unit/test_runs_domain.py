@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import Refusal, RuleViolation
 from domain.events import ApprovalGranted, RunAttemptFailed, RunDead, TaskDefinition
@@ -84,3 +86,72 @@ def test_approving_without_items_approves_everything_proposed() -> None:
     (granted,) = decide_approval("r", "awaiting_approval", approval, approve=True, comment="ok")
     assert isinstance(granted, ApprovalGranted)
     assert granted.approved_items == [1, 2, 3]
+
+
+@pytest.mark.parametrize("data", [{"amount": 10}, None, "all of it", 3])
+def test_items_cannot_be_picked_from_data_that_is_not_a_list(data: object) -> None:
+    approval = {"step_id": "ok", "data": data}
+    with pytest.raises(RuleViolation) as refused:
+        decide_approval(
+            "r",
+            "awaiting_approval",
+            approval,
+            approve=True,
+            comment=None,
+            approved_items=[{"amount": 1_000_000}],
+        )
+    assert refused.value.field == "approved_items"
+    (granted,) = decide_approval("r", "awaiting_approval", approval, approve=True, comment=None)
+    assert isinstance(granted, ApprovalGranted)
+    assert granted.approved_items == data
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+@given(proposed=st.lists(_JSON, max_size=5), data=st.data())
+def test_an_approver_picks_each_proposed_item_at_most_as_often_as_proposed(
+    proposed: list[object], data: st.DataObject
+) -> None:
+    approval = {"step_id": "ok", "data": proposed}
+    indexes = (
+        data.draw(st.lists(st.integers(0, len(proposed) - 1), unique=True)) if proposed else []
+    )
+    picked = [proposed[i] for i in indexes]
+    (granted,) = decide_approval(
+        "r", "awaiting_approval", approval, approve=True, comment=None, approved_items=picked
+    )
+    assert isinstance(granted, ApprovalGranted)
+    assert granted.approved_items == picked
+    # One more copy of an item than was proposed, or a value of another JSON type, is refused.
+    if proposed:
+        extra = data.draw(st.sampled_from(proposed))
+        with pytest.raises(RuleViolation):
+            decide_approval(
+                "r",
+                "awaiting_approval",
+                approval,
+                approve=True,
+                comment=None,
+                approved_items=[extra] * (proposed.count(extra) + 1),
+            )
+
+
+def test_an_item_of_another_json_type_is_not_a_proposed_item() -> None:
+    approval = {"step_id": "ok", "data": [1, {"n": 1}]}
+    for foreign in (True, 1.0, {"n": True}, "1"):
+        with pytest.raises(RuleViolation):
+            decide_approval(
+                "r",
+                "awaiting_approval",
+                approval,
+                approve=True,
+                comment=None,
+                approved_items=[foreign],
+            )
