@@ -201,6 +201,13 @@ def decide_cancel(run_id: str, status: str, cancel_requested: bool) -> list[Even
     return [RunCanceled(run_id=run_id, reason="canceled on request")]
 
 
+def ended_with_task(run_id: str, *, deleted: bool) -> RunCanceled:
+    """A run that has not finished when its task is canceled or deleted ends with the task
+    (settled when it is leased, or at once if it is parked or about to park)."""
+    reason = "the task was deleted" if deleted else "the task was canceled"
+    return RunCanceled(run_id=run_id, reason=reason)
+
+
 def decide_retry(status: str, queued: RunQueued, attempt: int, now: datetime) -> list[Event]:
     """Revive a dead run: one more attempt, due now, skipping the steps that succeeded."""
     if status != "dead":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from domain.events import TaskDefinition
+from domain.events import TaskCanceled, TaskDefinition, TaskDeleted, run_stream
+from domain.runs import ended_with_task
 from domain.tasks import TaskState
 from projections.base import Connection
 from services.application.context import Answer
@@ -17,6 +19,7 @@ from services.application.paging import decode_position, encode_position
 from services.application.principal import Principal
 from services.application.task_bodies import LastRun, TaskView
 from services.store.errors import IdempotencyKeyReused
+from services.store.events import StreamAppend
 
 _definition = msgspec.json.Decoder(TaskDefinition)
 _last_run = msgspec.json.Decoder(LastRun)
@@ -86,6 +89,43 @@ async def lock_task(conn: Connection, task_id: str) -> None:
     nothing: load_task refuses it as not found)."""
     if _is_uuid(task_id):
         await conn.execute("SELECT 1 FROM task WHERE id = $1 FOR UPDATE", task_id)
+
+
+# The work rows before the runs are read, as every writer of a run takes them first (leases, the
+# recorder, run commands): a leaser holding one finishes before the read, none starts after it.
+_LOCK_PARKED_WORK = (
+    "SELECT run_id FROM due_work WHERE task_id = $1 AND parked ORDER BY run_id FOR UPDATE"
+)
+_PARKED = """
+SELECT run_id FROM runs WHERE task_id = $1 AND status IN ('waiting', 'awaiting_approval')
+ORDER BY run_id
+"""
+
+
+async def parked_runs(conn: Connection, task_id: str) -> list[str]:
+    """The task's runs parked for an event, a sleep or an approval, their work rows locked.
+    Call with the task's row locked (lock_task): a worker parks a run only with its task's
+    row share-locked (services/worker/recorder.py), so no run parks unseen meanwhile."""
+    await conn.execute(_LOCK_PARKED_WORK, task_id)
+    return [row["run_id"] for row in await conn.fetch(_PARKED, task_id)]
+
+
+async def runs_ending_with_tasks(
+    conn: Connection, appends: Sequence[StreamAppend]
+) -> list[StreamAppend]:
+    """What ends the parked runs of the tasks these appends cancel or delete: a parked run
+    holds no lease, so nothing else would settle it (one waiting without a deadline, never).
+    Call with those tasks' rows locked."""
+    deleting: dict[str, bool] = {}
+    for append in appends:
+        for event in append.events:
+            if isinstance(event, TaskCanceled | TaskDeleted):
+                deleting[event.task_id] = isinstance(event, TaskDeleted)
+    return [
+        StreamAppend(run_stream(run_id), [ended_with_task(run_id, deleted=deleted)])
+        for task_id, deleted in deleting.items()
+        for run_id in await parked_runs(conn, task_id)
+    ]
 
 
 async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:

@@ -45,6 +45,7 @@ from services.application.task_store import (
     lock_task,
     remember,
     replay,
+    runs_ending_with_tasks,
     task_id_by_key,
 )
 from services.application.tool_store import builtin_tool_scopes, tool_scopes, uses_tools
@@ -89,6 +90,7 @@ class TaskCommand:
             StreamAppend(run_stream(run.run_id), [run], expected_version=0)
             for run in queue_runs(events, definition, owner)
         ]
+        appends += await runs_ending_with_tasks(conn, appends)
         result = await append_in_transaction(
             conn,
             appends,

@@ -21,6 +21,7 @@ from domain.events import TaskDefinition, ToolRegistered, task_stream, tool_stre
 from domain.task_files import Catalog, StoredTask, TaskChange, plan_tasks, with_source
 from domain.tasks import TaskState
 from projections.base import Connection, ProjectionSet
+from services.application.task_store import runs_ending_with_tasks
 from services.application.tool_bodies import registration_of
 from services.application.tool_store import known_tool_addresses, load_tool, stream_version
 from services.declarative.loader import FileInvalid, LoadedFile, Problem
@@ -93,6 +94,7 @@ async def apply_file(
         report = ApplyReport(loaded.name, loaded.source, options.dry_run, changes, tools)
         appends = _appends(report)
         if appends and not options.dry_run:
+            appends += await runs_ending_with_tasks(conn, appends)  # a prune ends parked runs
             meta = EventMeta(actor=ACTOR, correlation_id=f"apply-{uuid.uuid4()}")
             await append_in_transaction(conn, appends, meta, projections)
     return report

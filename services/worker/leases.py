@@ -30,7 +30,7 @@ from domain.events import (
     TaskDefinition,
     run_stream,
 )
-from domain.runs import Failure, decide_failure
+from domain.runs import Failure, decide_failure, ended_with_task
 from domain.waits import deadline_passed
 from projections.base import Connection, ProjectionSet
 from services.pipeline.run import LeasedRun, OwnerLimits
@@ -224,13 +224,12 @@ async def _settle(
     conn: Connection, candidate: _Candidate, row: Any, now: datetime, starting: dict[str, str]
 ) -> Event | None:
     """The event that settles a candidate without running it, if one does."""
+    if row["task_status"] == "canceled" or row["deleted"]:
+        return ended_with_task(candidate.run_id, deleted=row["deleted"])
     if candidate.parked:
         if row["run_status"] == "waiting" and row["wait"]:  # a wait's deadline came
             return deadline_passed({**_json.decode(row["wait"]), "run_id": candidate.run_id})
         return _approval_timeout(row)
-    if row["task_status"] == "canceled" or row["deleted"]:
-        reason = "the task was deleted" if row["deleted"] else "the task was canceled"
-        return RunCanceled(run_id=candidate.run_id, reason=reason)
     if row["cancel_requested"]:
         return RunCanceled(run_id=candidate.run_id, reason="canceled on request")
     if candidate.resumed and candidate.lapses + 1 >= MAX_LAPSES:

@@ -17,8 +17,9 @@ import msgspec
 import structlog
 
 from domain.envelope import EventMeta
-from domain.events import Event, run_stream
-from projections.base import ProjectionSet
+from domain.events import ApprovalRequested, Event, RunWaiting, run_stream
+from domain.runs import ended_with_task
+from projections.base import Connection, ProjectionSet
 from services.pipeline.recording import RecordOutcome, RecordRejected
 from services.runtime import tracing
 from services.store.events import (
@@ -36,6 +37,16 @@ SELECT d.run_id, r.cancel_requested FROM due_work d JOIN runs r USING (run_id)
 WHERE d.run_id = ANY($1::text[]) AND d.locked_by = $2
 ORDER BY d.run_id
 FOR UPDATE OF d
+"""
+# The tasks of runs about to park, share-locked: a task's cancel or delete locks its row before
+# it looks for parked runs to end (services/application/task_store.py), so a run parks either
+# before that look (and is ended by it) or after the task ended (and ends here instead).
+_PARKING_TASKS = """
+SELECT r.run_id, t.status = 'canceled' OR t.deleted AS ended, t.deleted
+FROM runs r JOIN task t ON t.id = r.task_id
+WHERE r.run_id = ANY($1::text[])
+ORDER BY t.id
+FOR SHARE OF t
 """
 # Enough to amortise a transaction over many runs, small enough to keep the lock short.
 MAX_BATCH = 500
@@ -116,6 +127,7 @@ class Recorder:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_HELD, [p.run_id for p in batch], self.worker)
             held = {r["run_id"]: r["cancel_requested"] for r in rows}
+            await _end_parking_runs_of_ended_tasks(conn, [p for p in batch if p.run_id in held])
             appends = [
                 StreamAppend(run_stream(p.run_id), p.events) for p in batch if p.run_id in held
             ]
@@ -143,6 +155,22 @@ class Recorder:
             for p in batch
             if p.run_id in held
         ]
+
+
+async def _end_parking_runs_of_ended_tasks(conn: Connection, batch: list[_Pending]) -> None:
+    """A run that would park (for an event, a sleep or an approval) once its task was canceled
+    or deleted ends instead: nothing would ever settle it (it holds no lease)."""
+    parking = {p.run_id: p for p in batch if p.events and isinstance(p.events[-1], _PARKS)}
+    if not parking:
+        return
+    for row in await conn.fetch(_PARKING_TASKS, list(parking)):
+        if row["ended"]:
+            pending = parking[row["run_id"]]
+            ended = ended_with_task(pending.run_id, deleted=row["deleted"])
+            pending.events = [*pending.events[:-1], ended]
+
+
+_PARKS = (RunWaiting, ApprovalRequested)
 
 
 # SQLSTATE classes that say the store (not the data) is in trouble: connection exceptions,
