@@ -41,15 +41,36 @@ def check_debounce(definition: TaskDefinition) -> None:
         check_expression(bare_expression(key, "debounce_key"), "debounce_key")
 
 
-def debounce_key(definition: TaskDefinition, context: dict[str, Any], now: datetime) -> str:
-    """The event's key ("" without ``debounce_key``; a key that fails to evaluate is null)."""
+def debounce_value(definition: TaskDefinition, context: dict[str, Any], now: datetime) -> Any:
+    """What ``debounce_key`` selects from the event ("" without one; null where it fails)."""
     if definition.debounce_key is None:
         return ""
     try:
-        value = select_value(definition.debounce_key, context, now=now, field="debounce_key")
+        return select_value(definition.debounce_key, context, now=now, field="debounce_key")
     except (RuleViolation, ValueError, TypeError, RecursionError):
-        value = None
-    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+        return None
+
+
+def debounce_key(definition: TaskDefinition, context: dict[str, Any], now: datetime) -> str:
+    """The event's key as text, one per distinct JSON value: a string as it is (the usual key,
+    readable where it is stored) unless it is itself JSON text, then JSON-encoded like every
+    other value, so 5, "5", null and "null" are four keys and no two values share one."""
+    return key_text(debounce_value(definition, context, now))
+
+
+def key_text(value: Any) -> str:
+    """``value`` as text, the same for equal JSON values and different for different ones."""
+    if isinstance(value, str) and not _is_json(value):
+        return value
+    return msgspec.json.encode(value, order="sorted").decode()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 def debounced(
@@ -62,12 +83,13 @@ def debounced(
     debouncing: Debouncing,
 ) -> Event:
     """A new run due when the window ends, or the pending run's ``run.debounced``."""
-    key = debounce_key(definition, context, now)
+    value = debounce_value(definition, context, now)
+    key = key_text(value)
     pending = debouncing.get((task_id, key))
     if pending is not None:
         run_id, count = pending[0], pending[1] + 1
         debouncing[(task_id, key)] = (run_id, count)
-        event = {**context, "debounce": {"count": count, "key": key}}
+        event = {**context, "debounce": {"count": count, "key": value}}
         return RunDebounced(run_id=run_id, event=event, count=count)
     run = queued(new_id())
     debouncing[(task_id, key)] = (run.run_id, 1)
@@ -76,5 +98,5 @@ def debounced(
         run,
         run_at=now + window,
         debounce_key=key,
-        event={**context, "debounce": {"count": 1, "key": key}},
+        event={**context, "debounce": {"count": 1, "key": value}},
     )

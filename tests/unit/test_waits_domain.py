@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from domain.debounce import check_debounce, debounced
+from domain.debounce import check_debounce, debounced, key_text
 from domain.errors import Refusal, RuleViolation
 from domain.events import RunDebounced, RunQueued, RunResumed, RunWaitTimedOut, TaskDefinition
 from domain.reruns import decide_rerun
@@ -151,3 +154,25 @@ def test_debounce_belongs_to_event_tasks() -> None:
     keyed = TaskDefinition(title="t", schedule_kind="event", schedule_expr="x", debounce_key="a")
     with pytest.raises(RuleViolation, match="debounce_key"):
         check_debounce(keyed)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    return bool(msgspec.json.encode(a, order="sorted") == msgspec.json.encode(b, order="sorted"))
+
+
+@given(_JSON_VALUES, _JSON_VALUES)
+def test_two_debounce_keys_are_one_exactly_when_their_json_values_are(a: Any, b: Any) -> None:
+    assert (key_text(a) == key_text(b)) is _same_json(a, b)
+
+
+@pytest.mark.parametrize(("a", "b"), [(5, "5"), (None, "null"), (True, "true"), ([1], "[1]")])
+def test_a_value_and_its_json_text_are_two_debounce_keys(a: Any, b: Any) -> None:
+    assert key_text(a) != key_text(b)
+    assert key_text("repo-a") == "repo-a"  # an ordinary key is kept as it is
