@@ -30,6 +30,7 @@ from domain.events import (
     condition_stream,
     run_stream,
 )
+from domain.ownership import ADMIN
 from domain.triggers import (
     ConditionState,
     decide_triggers,
@@ -275,10 +276,18 @@ def _result_of(command: Command, envelopes: list[Any]) -> PublishResult:
         last_position=envelopes[-1].position,
         versions={e.stream: e.version for e in envelopes},
         event_id=received.event_id,
-        triggered_tasks=list(dict.fromkeys(run.task_id for run in runs)),
+        # Only the publisher's own tasks (the admin's: all): another agent's task ids, and so
+        # which topics it listens to, are not the publisher's to learn.
+        triggered_tasks=list(
+            dict.fromkeys(run.task_id for run in runs if _visible(run.owner, command.meta.actor))
+        ),
         run_ids=[run.run_id for run in runs],
         resumed_runs=[e.event.run_id for e in envelopes if isinstance(e.event, RunResumed)],
     )
+
+
+def _visible(owner: str, actor: str) -> bool:
+    return actor in (owner, ADMIN)
 
 
 async def _remember(

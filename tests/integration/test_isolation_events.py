@@ -283,3 +283,27 @@ async def test_the_migration_files_an_existing_log_as_the_projection_does(
         ]
     assert again == live
     assert len(live[1]) > 40
+
+
+async def test_a_publisher_learns_only_which_of_its_own_tasks_an_event_fired(
+    client: httpx.AsyncClient,
+) -> None:
+    listeners = {}
+    for name in ("listener", "prober"):
+        agent_id, token = await agent_token(client, name, ALL_SCOPES)
+        who = Footprint(agent_id, token)
+        listeners[name] = (
+            who,
+            await _task(client, who, schedule_kind="event", schedule_expr="payments.*"),
+        )
+    (a, a_task), (b, b_task) = listeners["listener"], listeners["prober"]
+
+    async def fired(headers: dict[str, str]) -> list[str]:
+        body = {"topic": "payments.probe", "payload": {}}
+        response = await client.post("/events", json=body, headers=headers)
+        assert response.status_code == 202, response.text
+        return sorted(response.json()["triggered_tasks"])
+
+    assert await fired(_bearer(b.token)) == [b_task]  # the listener's task fired, unnamed
+    assert await fired(_bearer(a.token)) == [a_task]
+    assert await fired(AUTH) == sorted([a_task, b_task])
