@@ -4,12 +4,22 @@ only where repeating is safe, with one Idempotency-Key across them; problems as 
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from ordinaut_client import AsyncOrdinaut, Invalid, Ordinaut, RateLimited, Retry, Unavailable
+from ordinaut_client import (
+    AsyncOrdinaut,
+    Invalid,
+    Ordinaut,
+    OrdinautError,
+    RateLimited,
+    Retry,
+    Unavailable,
+    Unreachable,
+)
 from ordinaut_client.models import CreateAgent, TaskView
 
 FAST = Retry(attempts=3, backoff=0.001)
@@ -91,3 +101,22 @@ def test_the_sync_client_reads_a_422_as_invalid_naming_the_field() -> None:
     assert invalid.value.fields == ["schedule_expr"]
     assert invalid.value.problem.status == 422
     assert len(seen) == 1  # a 422 is an answer, not a failure to retry
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:  # bound, then released: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_an_unreachable_api_is_an_ordinaut_error_after_the_retries() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    async with AsyncOrdinaut(url, retry=FAST) as api:
+        with pytest.raises(Unreachable) as failed:
+            await api.get_task("t1")
+    assert isinstance(failed.value, OrdinautError)
+    assert isinstance(failed.value.__cause__, httpx.ConnectError)
+    assert failed.value.method == "GET"
+    assert "unreachable" in str(failed.value)
+    with Ordinaut(url, retry=FAST) as sync_api, pytest.raises(Unreachable):
+        sync_api.get_task("t1")

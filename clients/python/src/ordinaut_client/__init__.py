@@ -19,6 +19,7 @@ from ordinaut_client.errors import (
     RateLimited,
     Unauthorized,
     Unavailable,
+    Unreachable,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Retry",
     "Unauthorized",
     "Unavailable",
+    "Unreachable",
     "if_match_value",
     "new_idempotency_key",
 ]

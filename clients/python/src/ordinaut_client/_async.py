@@ -25,7 +25,7 @@ from ordinaut_client._base import (
     payload,
     segment,
 )
-from ordinaut_client.errors import error_for
+from ordinaut_client.errors import Unreachable, error_for
 
 T = TypeVar("T")
 _HISTORY = TypeAdapter(dict[str, list[m.StoredEvent]])
@@ -98,7 +98,7 @@ class AsyncOrdinaut:
             except httpx.TransportError as exc:
                 wait = self._retry.delay(request, attempt, exc)
                 if wait is None:
-                    raise
+                    raise Unreachable(request.method, str(request.url), exc) from exc
             else:
                 if response.is_success:
                     return response

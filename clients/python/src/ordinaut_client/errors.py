@@ -11,6 +11,16 @@ class OrdinautError(Exception):
     """Any refusal or failure the client reports."""
 
 
+class Unreachable(OrdinautError):
+    """The API could not be reached: connecting, sending or reading the answer failed or timed
+    out (after the retries the request allows). ``__cause__`` is httpx's error."""
+
+    def __init__(self, method: str, url: str, exc: httpx.TransportError) -> None:
+        reason = str(exc) or type(exc).__name__
+        super().__init__(f"{method} {url}: the Ordinaut API is unreachable: {reason}")
+        self.method, self.url = method, url
+
+
 class ApiError(OrdinautError):
     """The API answered with a problem (RFC 9457): ``problem`` has every documented member."""
 
