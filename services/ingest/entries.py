@@ -92,15 +92,33 @@ def _payload(entry: Entry, limit: int) -> dict[str, Any]:
         raise Refused("payload: missing field")
     if len(raw) > limit:
         raise Refused(f"payload: {len(raw)} bytes, over the limit of {limit}")
-    if b"\\u0000" in raw:
-        raise Refused("payload: contains \\u0000, which PostgreSQL cannot store")
     try:
         payload = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise Refused(f"payload: not valid JSON ({exc})") from None
     if not isinstance(payload, dict):
         raise Refused(f"payload: must be a JSON object, not {type(payload).__name__}")
+    # Only a text that spells \u0000 can hold a NUL, but "C:\\u0000" spells it too: look at
+    # the decoded strings.
+    if b"\\u0000" in raw and _holds_nul(payload):
+        raise Refused("payload: a text in it holds a NUL character, which PostgreSQL cannot store")
     return payload
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) holds a NUL (no recursion: any depth)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return False
 
 
 def _instant(text: str | None) -> datetime | None:

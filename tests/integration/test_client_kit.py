@@ -133,10 +133,13 @@ def test_ingest_entries_are_checked_as_the_consumer_checks_them() -> None:
         (lambda: entry_fields("t", {}, occurred_at="2026-01-01T00:00:00"), "occurred_at"),
         (lambda: entry_fields("t", {}, idempotency_key=""), "idempotency_key"),
         (lambda: entry_fields("t", {"x": "\x00"}), "payload"),
+        (lambda: entry_fields("t", {"x": [{"\x00": 1}]}), "payload"),
     ]:
         with pytest.raises(IngestRefused) as refused:
             bad()
         assert refused.value.field == field
+    # A backslash before "u0000" is no NUL.
+    assert entry_fields("t", {"path": "C:\\u0000"})["payload"] == '{"path":"C:\\\\u0000"}'
 
 
 async def test_a_dead_lettered_entry_is_read_back_as_its_refusal(redis_url: str) -> None:

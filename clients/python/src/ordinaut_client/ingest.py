@@ -42,8 +42,10 @@ def entry_fields(
     if not isinstance(payload, dict):
         raise IngestRefused(f"payload: must be a JSON object, not {type(payload).__name__}")
     text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
-    if "\\u0000" in text:
-        raise IngestRefused("payload: contains \\u0000, which PostgreSQL cannot store")
+    if "\\u0000" in text and _holds_nul(payload):  # "C:\\u0000" spells it too: look closer
+        raise IngestRefused(
+            "payload: a text in it holds a NUL character, which PostgreSQL cannot store"
+        )
     if len(text.encode()) > MAX_PAYLOAD_BYTES:
         raise IngestRefused(f"payload: over the limit of {MAX_PAYLOAD_BYTES} bytes")
     fields = {"topic": topic, "payload": text}
@@ -118,3 +120,19 @@ async def dead_letter(
 
 def _str(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string in ``value`` (keys included) holds a NUL (no recursion: any depth)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return False
