@@ -74,7 +74,9 @@ class _Problem(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Template:
+class Template:
+    """One ``${...}`` in a string."""
+
     source: str  # the text between ``${`` and ``}``
 
 
@@ -136,9 +138,33 @@ def template_expressions(text: str) -> list[str]:
     if "${" not in text:
         return []
     try:
-        return [part.source for part in _split(text) if isinstance(part, _Template)]
+        return [part.source for part in _split(text) if isinstance(part, Template)]
     except _Problem as problem:
         raise TemplateError("template", problem.reason) from None
+
+
+def split_templates(text: str, field: str) -> tuple[str | Template, ...]:
+    """``text`` as its literal pieces (``$${`` already read as ``${``) and templates, in order."""
+    try:
+        return _split(text)
+    except _Problem as problem:
+        raise TemplateError(field, problem.reason) from None
+
+
+def template_value(source: str, context: Mapping[str, Any], *, now: datetime, field: str) -> Any:
+    """The value of one template (``source`` is its inside) over ``context``."""
+    try:
+        return _Run(context, now).evaluate(source, f"${{{source}}}")
+    except _Problem as problem:
+        raise TemplateError(field, problem.reason) from None
+
+
+def template_text(value: Any, source: str, field: str) -> str:
+    """``value`` as a template puts it into longer text: strings as-is, the rest as JSON."""
+    try:
+        return _as_text(value, f"${{{source}}}")
+    except _Problem as problem:
+        raise TemplateError(field, problem.reason) from None
 
 
 def bare_expression(text: str, field: str) -> str:
@@ -149,7 +175,7 @@ def bare_expression(text: str, field: str) -> str:
             parts = _split(stripped)
         except _Problem as problem:
             raise TemplateError(field, problem.reason) from None
-        if len(parts) == 1 and isinstance(parts[0], _Template):
+        if len(parts) == 1 and isinstance(parts[0], Template):
             stripped = parts[0].source.strip()
     if not stripped:
         raise TemplateError(field, "must be a JMESPath expression")
@@ -168,9 +194,9 @@ def check_expression(expression: str, field: str) -> None:
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def _split(text: str) -> tuple[str | _Template, ...]:
+def _split(text: str) -> tuple[str | Template, ...]:
     """Literal text and templates, left to right; ``$${`` is a literal ``${``."""
-    parts: list[str | _Template] = []
+    parts: list[str | Template] = []
     literal, start = "", 0
     while (opening := text.find("${", start)) >= 0:
         if opening > start and text[opening - 1] == "$":
@@ -180,7 +206,7 @@ def _split(text: str) -> tuple[str | _Template, ...]:
         closing = _closing_brace(text, opening)
         if literal or opening > start:
             parts.append(literal + text[start:opening])
-        parts.append(_Template(text[opening + 2 : closing]))
+        parts.append(Template(text[opening + 2 : closing]))
         literal, start = "", closing + 1
     if literal or start < len(text):
         parts.append(literal + text[start:])
@@ -373,7 +399,7 @@ class _Run:
     def render_text(self, text: str, field: str) -> Any:
         try:
             parts = _split(text)
-            if len(parts) == 1 and isinstance(parts[0], _Template):
+            if len(parts) == 1 and isinstance(parts[0], Template):
                 value = self.evaluate(parts[0].source, f"${{{parts[0].source}}}")
                 self.spend(value, field)
                 return value
@@ -407,13 +433,7 @@ class _Run:
 
     def evaluate_text(self, source: str) -> str:
         shown = f"${{{source}}}"
-        value = self.evaluate(source, shown)
-        if isinstance(value, str):
-            return value
-        try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise _Problem(f"{shown}: {_kind(value)} cannot be written as text ({exc})") from None
+        return _as_text(self.evaluate(source, shown), shown)
 
     def evaluate_bare(self, text: str, field: str) -> Any:
         source = bare_expression(text, field)
@@ -427,6 +447,15 @@ class _Run:
             return _compile(source).evaluate(self.data, self.now)
         except _Problem as problem:
             raise _Problem(f"{shown}: {problem.reason}") from None
+
+
+def _as_text(value: Any, shown: str) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _Problem(f"{shown}: {_kind(value)} cannot be written as text ({exc})") from None
 
 
 def _walk(data: Any, steps: tuple[Step, ...]) -> Any:
