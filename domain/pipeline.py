@@ -13,6 +13,7 @@ from domain.shell import check_static_env, check_static_steps
 from domain.templates import TemplateError, bare_expression, check_expression, template_expressions
 from domain.tool_schemas import check_literal_input
 from domain.tools import BUILTIN_TOOLS
+from domain.waits import check_wait_steps
 
 STEP_KEYS = frozenset(
     {"id", "uses", "with", "save_as", "if", "timeout_seconds", "on_error", "idempotency_key"}
@@ -64,6 +65,10 @@ def validate_payload(
     _validate_steps(steps, "payload.pipeline", known=set(), in_loop=False)
     _check_size(steps, "payload.pipeline", (limits or WorkLimits()).foreach_max_depth)
     check_static_env(steps, "payload.pipeline")
+    try:
+        check_wait_steps(steps, "payload.pipeline")
+    except RuleViolation as exc:
+        raise PipelineError(exc.field, exc.reason) from None
     if tools is not None:
         _check_tools(steps, "payload.pipeline", tools)
     if shell_allow is not None:

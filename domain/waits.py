@@ -2,7 +2,8 @@
 
 - ``orchestrator.wait_for_event`` parks a run until an ``event.received`` whose topic matches
   the step's ``topic`` (a glob, as event tasks' topics) and whose ``filter`` (JMESPath over
-  ``{event, params, steps, run}``; templates in it were rendered when the wait began) holds.
+  ``{event, params, steps, run}``; templates in it were rendered when the wait began, as
+  literals: domain.wait_filters) holds.
 - Only events the run's owner may see resume it: those it published itself, and the admin's.
   An admin-owned run may be resumed by any event (the admin sees the whole log). Events that
   pipelines publish (recorded under their worker's name) and ingest-stream events
@@ -16,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from domain.events import Event, RunResumed, RunWaiting, RunWaitTimedOut
 from domain.ownership import ADMIN
 from domain.triggers import holds, topic_matches
+from domain.wait_filters import check_filter
 
 WAIT_FOR_EVENT = "orchestrator.wait_for_event"
 SLEEP = "orchestrator.sleep"
@@ -137,3 +139,27 @@ def timeout_error(wait: Mapping[str, Any]) -> str:
     topic, filter_ = wait.get("topic"), wait.get("filter")
     what = f"an event on {topic!r}" + (f" matching {filter_!r}" if filter_ else "")
     return f"timed out waiting for {what}"
+
+
+def check_wait_steps(steps: object, path: str) -> None:
+    """Refuse the wait steps (foreach bodies included) whose input already shows it would
+    fail: a filter that is not valid JMESPath whatever its templates give."""
+    for where, step in _wait_steps(steps, path):
+        options = step.get("with")
+        if not isinstance(options, Mapping):
+            continue
+        if step.get("uses") == WAIT_FOR_EVENT and isinstance(options.get("filter"), str):
+            check_filter(options["filter"], f"{where}.with.filter")
+
+
+def _wait_steps(steps: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, Mapping):
+            continue
+        where = f"{path}[{index}]"
+        if step.get("uses") in WAIT_TOOLS:
+            yield where, step
+        body = step.get("with", {}).get("body") if isinstance(step.get("with"), Mapping) else None
+        yield from _wait_steps(body, f"{where}.with.body")

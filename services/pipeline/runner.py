@@ -37,6 +37,7 @@ from domain.runs import Failure, decide_failure, step_idempotency_key
 from domain.secrets import redact, references
 from domain.templates import TemplateError, condition_holds, render, select_items
 from domain.tools import BUILTIN_TOOLS
+from domain.wait_filters import render_filter
 from domain.waits import SLEEP, WAIT_FOR_EVENT, WAIT_TOOLS, timeout_error
 from domain.workload import planned_iterations
 from services.pipeline.governance import Defer, Governor
@@ -337,7 +338,7 @@ class Runner:
         rendered = await self._guard(
             context,
             path,
-            lambda: self._rendered_input(context, step.get("with", {}), data, f"{path}.with"),
+            lambda: self._rendered_wait_input(context, step.get("with", {}), data, f"{path}.with"),
             tool=uses,
         )
         try:
@@ -511,10 +512,28 @@ class Runner:
         shared the context's objects (``${@}`` echoed back as an output) could contain itself."""
         limit = self.limits.step_input_max_bytes
         rendered = render(value, scope, now=context.now(), field=field, max_bytes=limit)
-        try:
-            encoded = msgspec.json.encode(rendered)
-        except (TypeError, msgspec.EncodeError, RecursionError) as exc:
-            raise TemplateError(field, f"the rendered input is not JSON ({exc})") from None
+        encoded = _encoded(rendered, field)
+        context.budget.spend_rendered(field, len(encoded))
+        return msgspec.json.decode(encoded)
+
+    def _rendered_wait_input(
+        self, context: _Context, value: Any, scope: dict[str, Any], field: str
+    ) -> Any:
+        """A wait's input: its filter's templates become literals (domain.wait_filters), so
+        no value can change what the filter tests; the rest renders as any step's input."""
+        text = value.get("filter") if isinstance(value, Mapping) else None
+        if not isinstance(text, str):
+            return self._rendered_input(context, value, scope, field)
+        limit, now = self.limits.step_input_max_bytes, context.now()
+        rest = render(
+            {k: v for k, v in value.items() if k != "filter"},
+            scope,
+            now=now,
+            field=field,
+            max_bytes=limit,
+        )
+        filter_ = render_filter(text, scope, now=now, field=f"{field}.filter", max_bytes=limit)
+        encoded = _encoded({k: filter_ if k == "filter" else rest[k] for k in value}, field)
         context.budget.spend_rendered(field, len(encoded))
         return msgspec.json.decode(encoded)
 
@@ -639,6 +658,13 @@ class Runner:
         if outcome is RecordOutcome.CANCEL_REQUESTED and not isinstance(events[-1], RunSucceeded):
             await self._emit(run, [RunCanceled(run_id=run.run_id, reason="canceled on request")])
             raise _Stop
+
+
+def _encoded(rendered: Any, field: str) -> bytes:
+    try:
+        return msgspec.json.encode(rendered)
+    except (TypeError, msgspec.EncodeError, RecursionError) as exc:
+        raise TemplateError(field, f"the rendered input is not JSON ({exc})") from None
 
 
 def _tool_failure(exc: Exception) -> Failure:

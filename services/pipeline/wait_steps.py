@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.errors import RuleViolation
 from domain.events import RunWaiting
+from domain.wait_filters import compile_filter
 from domain.waits import MAX_WAIT_SECONDS, SLEEP, WAIT_FOR_EVENT
 from services.pipeline.run import LeasedRun
 from services.tools.errors import ToolCallError
@@ -45,7 +47,7 @@ def waiting_event(
     return RunWaiting(
         kind="event",
         topic=str(rendered["topic"]),
-        filter=rendered.get("filter"),
+        filter=_filter(rendered),
         scope={k: scope.get(k) for k in ("params", "steps", "run")},
         until=until,
         on_timeout="default" if rendered.get("on_timeout") == "default" else "fail",
@@ -70,3 +72,16 @@ def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> 
     if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
         raise ToolCallError(f"until: {text!r} is more than a year away", retryable=False)
     return max(instant.astimezone(UTC), now)
+
+
+def _filter(rendered: Mapping[str, Any]) -> str | None:
+    """The rendered filter, once it is known to compile: a wait that no event could ever
+    match must fail now, not wait until its timeout (or for ever without one)."""
+    text = rendered.get("filter")
+    if text is None:
+        return None
+    try:
+        compile_filter(str(text), "filter")
+    except RuleViolation as exc:
+        raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
+    return str(text)
