@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from domain.errors import Refusal, RuleViolation
@@ -47,12 +48,15 @@ def validate_payload(
     tools: frozenset[str] | None = None,
     shell_allow: tuple[str, ...] | None = None,
     limits: WorkLimits | None = None,
+    now: datetime | None = None,
 ) -> None:
     """Raise PipelineError for the first structural or template problem in ``payload``.
 
     ``tools`` is the catalog (every address a step may use); None skips that check.
     ``shell_allow`` is the admin's allow-list for `shell.exec` (None skips that check).
     ``limits`` bound the foreach nesting (the defaults when None).
+    ``now`` is when the task is checked: a literal sleep must end within a year of it
+    (None skips that check).
     """
     if not isinstance(payload, Mapping):
         raise PipelineError("payload", "must be an object")
@@ -66,7 +70,7 @@ def validate_payload(
     _check_size(steps, "payload.pipeline", (limits or WorkLimits()).foreach_max_depth)
     check_static_env(steps, "payload.pipeline")
     try:
-        check_wait_steps(steps, "payload.pipeline")
+        check_wait_steps(steps, "payload.pipeline", now)
     except RuleViolation as exc:
         raise PipelineError(exc.field, exc.reason) from None
     if tools is not None:

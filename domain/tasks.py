@@ -64,7 +64,7 @@ def prepare_definition(
     ``limits`` the work a run may do (the defaults when None), as far as params tell.
     """
     limits = limits or WorkLimits()
-    validate_payload(definition.payload, tools, shell_allow, limits)
+    validate_payload(definition.payload, tools, shell_allow, limits, now)
     check_payload_work(definition.payload, now, limits)
     check_amount(definition.budget_per_day, "budget_per_day")
     check_windows(definition.quiet_hours, "quiet_hours")

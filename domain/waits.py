@@ -13,15 +13,18 @@
   the wait looks them up in the log (in the transaction that records ``run.waiting``), so
   nothing published in between is lost. One event resumes one wait of a run (an event a
   run's earlier wait consumed is not offered to its later waits).
+- ``orchestrator.sleep`` ends after ``seconds`` or at ``until``, at most a year on; what a
+  task writes literally is checked when it is created (``check_wait_steps``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from domain.errors import RuleViolation
 from domain.events import Event, RunResumed, RunWaiting, RunWaitTimedOut
 from domain.ownership import ADMIN
 from domain.triggers import holds, topic_matches
@@ -141,15 +144,60 @@ def timeout_error(wait: Mapping[str, Any]) -> str:
     return f"timed out waiting for {what}"
 
 
-def check_wait_steps(steps: object, path: str) -> None:
-    """Refuse the wait steps (foreach bodies included) whose input already shows it would
-    fail: a filter that is not valid JMESPath whatever its templates give."""
+def sleep_until(options: Mapping[str, Any], zone: tzinfo, now: datetime) -> datetime:
+    """When a sleep begun at ``now`` with (schema-checked) input ``options`` ends, before quiet
+    hours; an ``until`` without an offset is a wall time in ``zone``. RuleViolation (field
+    ``until``) for an ``until`` that is no instant or is more than a year away."""
+    if "seconds" in options:
+        return now + timedelta(seconds=float(options["seconds"]))
+    instant = _instant(str(options["until"]), zone, "until")
+    _check_distance(instant, str(options["until"]), now, "until")
+    return now if instant <= now else instant.astimezone(UTC)
+
+
+def check_wait_steps(steps: object, path: str, now: datetime | None = None) -> None:
+    """Refuse the wait steps (foreach bodies included) whose input already shows it would fail:
+    a filter that is not valid JMESPath whatever its templates give; a literal ``until`` that
+    is not an ISO-8601 instant with an offset or (given ``now``) is more than a year after it.
+
+    A literal ``until`` can only come closer, but a run started now would fail on it, and a
+    year is the most any wait lasts; a templated one is checked when the run renders it.
+    """
     for where, step in _wait_steps(steps, path):
         options = step.get("with")
         if not isinstance(options, Mapping):
             continue
         if step.get("uses") == WAIT_FOR_EVENT and isinstance(options.get("filter"), str):
             check_filter(options["filter"], f"{where}.with.filter")
+        until = options.get("until")
+        if step.get("uses") == SLEEP and isinstance(until, str) and "${" not in until:
+            instant = _instant(until, None, f"{where}.with.until")
+            if now is not None:
+                _check_distance(instant, until, now, f"{where}.with.until")
+
+
+def _instant(text: str, zone: tzinfo | None, field: str) -> datetime:
+    """The instant ``text`` names; without an offset, a wall time in ``zone`` (None: refused)."""
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise RuleViolation(
+            field, f"{text!r} is not an ISO-8601 instant (e.g. 2030-01-01T09:00:00Z)"
+        ) from None
+    if instant.utcoffset() is None:
+        if zone is None:
+            raise RuleViolation(
+                field, f"{text!r} has no UTC offset (e.g. 2030-01-01T09:00:00+02:00 or ...Z)"
+            )
+        instant = instant.replace(tzinfo=zone)
+    return instant
+
+
+def _check_distance(instant: datetime, text: str, now: datetime, field: str) -> None:
+    if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
+        raise RuleViolation(
+            field, f"{text!r} is more than a year away (a sleep lasts at most a year)"
+        )
 
 
 def _wait_steps(steps: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:

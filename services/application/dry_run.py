@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -32,7 +34,7 @@ from domain.events import (
 )
 from domain.limits import WorkLimits
 from domain.tool_schemas import check_input, check_output, example_output
-from domain.waits import SLEEP
+from domain.waits import SLEEP, sleep_until
 from services.pipeline.recording import RecordOutcome
 from services.pipeline.run import LeasedRun
 from services.pipeline.runner import APPROVAL, FindTool, LoadSecrets, Runner
@@ -62,7 +64,7 @@ class DryRun(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _fake_call(
-    tool: ToolRegistered, arguments: dict[str, Any], _key: str, _timeout: float
+    tool: ToolRegistered, arguments: dict[str, Any], _key: str, _timeout: float, *, zone: ZoneInfo
 ) -> Any:
     try:
         check_input(tool, arguments)
@@ -78,13 +80,12 @@ async def _fake_call(
         }
     if tool.address == ECHO:
         return arguments
-    if tool.address == SLEEP:
-        seconds = arguments.get("seconds")
-        until = (
-            arguments.get("until")
-            or (datetime.now(UTC) + timedelta(seconds=float(seconds or 0))).isoformat()
-        )
-        return {"until": str(until)}
+    if tool.address == SLEEP:  # returns at once, but refuses what a real sleep would
+        try:
+            until = sleep_until(arguments, zone, datetime.now(UTC))
+        except RuleViolation as exc:
+            raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
+        return {"until": until.isoformat()}
     output = example_output(tool.output_schema)
     check_output(tool, output)
     return output
@@ -141,7 +142,7 @@ async def dry_run(
     runner = Runner(
         record=record,
         find_tool=find_tool,
-        call_tool=_fake_call,
+        call_tool=partial(_fake_call, zone=ZoneInfo(definition.timezone)),
         publish=_fake_publish,
         park_for_approval=False,
         observe=False,

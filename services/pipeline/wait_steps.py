@@ -4,14 +4,14 @@ services/worker/waits.py)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.errors import RuleViolation
 from domain.events import RunWaiting
 from domain.wait_filters import compile_filter
-from domain.waits import MAX_WAIT_SECONDS, SLEEP, WAIT_FOR_EVENT
+from domain.waits import SLEEP, WAIT_FOR_EVENT, sleep_until
 from services.pipeline.run import LeasedRun
 from services.tools.errors import ToolCallError
 
@@ -58,20 +58,10 @@ def waiting_event(
 
 
 def _sleep_until(rendered: Mapping[str, Any], run: LeasedRun, now: datetime) -> datetime:
-    if "seconds" in rendered:
-        return now + timedelta(seconds=float(rendered["seconds"]))
-    text = str(rendered["until"])
     try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ToolCallError(
-            f"until: {text!r} is not an ISO-8601 instant", retryable=False
-        ) from None
-    if instant.tzinfo is None:  # a wall time in the task's zone
-        instant = instant.replace(tzinfo=ZoneInfo(run.definition.timezone))
-    if instant - now > timedelta(seconds=MAX_WAIT_SECONDS):
-        raise ToolCallError(f"until: {text!r} is more than a year away", retryable=False)
-    return max(instant.astimezone(UTC), now)
+        return sleep_until(rendered, ZoneInfo(run.definition.timezone), now)
+    except RuleViolation as exc:
+        raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
 
 
 def _filter(rendered: Mapping[str, Any]) -> str | None:

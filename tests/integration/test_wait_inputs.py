@@ -1,12 +1,13 @@
-"""What a wait's filter may be: checked when a task is created or dry-run, rendered so that
-no value can change what it tests, failed (not waited on for ever) when a run finds it broken."""
+"""What a wait's filter and a sleep's instant may be: checked when a task is created or
+dry-run, rendered so that no value can change what a filter tests, failed (not waited on
+for ever) when a run finds them broken."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ from services.store.events import StreamAppend, append_in_transaction
 from tests.workers import (
     AUTH,
     api_client,
+    create_task,
     get_run,
     run_in,
     run_now,
@@ -139,3 +141,55 @@ async def test_a_recorded_filter_that_cannot_compile_fails_the_run_instead_of_wa
     assert done["status"] == "dead", done
     assert done["steps"][0]["status"] == "failed"
     assert "filter: invalid JMESPath: incomplete expression" in done["error"]
+
+
+def sleep(options: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "nap", "uses": "orchestrator.sleep", "with": options}
+
+
+@pytest.mark.parametrize(
+    ("until", "reason"),
+    [
+        ("yesterday", "'yesterday' is not an ISO-8601 instant"),
+        ("2099-01-01T00:00:00Z", "is more than a year away"),
+        ("2030-01-01T09:00:00", "has no UTC offset"),
+    ],
+)
+async def test_a_literal_sleep_instant_that_would_fail_is_refused(
+    client: httpx.AsyncClient, until: str, reason: str
+) -> None:
+    assert reason in await refused(
+        client, body(sleep({"until": until})), "payload.pipeline[0].with.until"
+    )
+
+
+async def test_a_literal_sleep_is_checked_on_update_too(client: httpx.AsyncClient) -> None:
+    task = await create_task(client, [sleep({"seconds": 1})])
+    bad = body(sleep({"until": "yesterday"}))
+    response = await client.patch(
+        f"/tasks/{task['id']}", json={"payload": bad["payload"]}, headers=AUTH
+    )
+    assert response.status_code == 422, response.text
+    assert "payload.pipeline[0].with.until" in response.text
+
+
+async def test_a_templated_sleep_instant_is_checked_when_rendered(
+    client: httpx.AsyncClient, database_url: str, redis_url: str
+) -> None:
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    task = await create(
+        client, body(sleep({"until": "${params.when}"}), params={"when": "yesterday"})
+    )
+    dry = await client.post(f"/tasks/{task['id']}/dry_run", headers=AUTH)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["ok"] is False
+    assert "until: 'yesterday' is not an ISO-8601 instant" in dry.json()["error"]
+    fine = await client.post(
+        f"/tasks/{task['id']}/dry_run", json={"params": {"when": soon}}, headers=AUTH
+    )
+    assert fine.json()["ok"] is True, fine.text
+    run_id = await run_now(client, task["id"])
+    async with running_workers(database_url, redis_url):
+        done = await run_to_end(client, run_id)
+    assert done["status"] == "dead", done
+    assert "until: 'yesterday' is not an ISO-8601 instant" in done["error"]

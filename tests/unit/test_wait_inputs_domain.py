@@ -1,19 +1,21 @@
-"""A wait's filter: checked when the task is created, rendered so values stay values."""
+"""A wait's filter and a sleep's instant: checked when the task is created, rendered safely."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jmespath
 import pytest
 
+from domain.errors import RuleViolation
 from domain.events import TaskDefinition
 from domain.pipeline import PipelineError, validate_payload
 from domain.templates import TemplateError
 from domain.tools import BUILTIN_TOOLS
 from domain.wait_filters import check_filter, compile_filter, render_filter
-from domain.waits import matches
+from domain.waits import matches, sleep_until
 from services.application.dry_run import dry_run
 
 NOW = datetime(2030, 1, 1, 9, tzinfo=UTC)
@@ -127,3 +129,62 @@ async def test_a_wait_whose_filter_cannot_compile_fails_its_step() -> None:
     (failed,) = report.steps
     assert failed.status == "failed"
     assert failed.error == "filter: invalid JMESPath: incomplete expression"
+
+
+def sleep(options: dict[str, Any], *, body: bool = False) -> dict[str, Any]:
+    step = {"id": "nap", "uses": "orchestrator.sleep", "with": options}
+    if body:
+        step = {
+            "id": "each",
+            "uses": "pipeline.foreach",
+            "with": {"items_path": "params.xs", "body": [step]},
+        }
+    return {"pipeline": [step], "params": {"xs": []}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        (sleep({"until": "yesterday"}), "with.until", "'yesterday' is not an ISO-8601 instant"),
+        (sleep({"until": "2030-01-02T09:00:00"}), "with.until", "has no UTC offset"),
+        (sleep({"until": "2031-01-02T09:00:00Z"}), "with.until", "is more than a year away"),
+        (sleep({"until": "tomorrow"}, body=True), "with.body[0].with.until", "not an ISO-8601"),
+        (sleep({"seconds": -1}), "with.seconds", "less than the minimum of 0"),
+        (sleep({"seconds": 31_536_001}), "with.seconds", "greater than the maximum"),
+        (sleep({"seconds": "5"}), "with.seconds", "is not of type 'number'"),
+    ],
+)
+def test_a_literal_sleep_that_would_fail_is_refused_naming_its_field(
+    payload: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(PipelineError) as refused:
+        validate_payload(payload, now=NOW)
+    assert refused.value.field == f"payload.pipeline[0].{field}"
+    assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"until": "2030-12-31T09:00:00+00:00"},  # within a year
+        {"until": "2020-01-01T00:00:00Z"},  # past: wakes at once
+        {"until": "${params.when}"},  # checked when rendered
+        {"seconds": 0},
+    ],
+)
+def test_a_literal_sleep_that_can_run_is_accepted(options: dict[str, Any]) -> None:
+    validate_payload(sleep(options), now=NOW)
+
+
+def test_sleep_until_reads_instants_and_wall_times_and_refuses_the_rest() -> None:
+    zone = ZoneInfo("Europe/Chisinau")
+    assert sleep_until({"seconds": 90}, zone, NOW) == NOW + timedelta(seconds=90)
+    assert sleep_until({"until": "2030-01-01T12:00:00+02:00"}, zone, NOW) == NOW + timedelta(
+        hours=1
+    )
+    assert sleep_until({"until": "2030-01-01T12:00:00"}, zone, NOW) == NOW + timedelta(hours=1)
+    assert sleep_until({"until": "2001-01-01T00:00:00Z"}, zone, NOW) == NOW
+    for until, reason in (("soon", "not an ISO-8601"), ("2099-01-01T00:00:00Z", "a year away")):
+        with pytest.raises(RuleViolation, match=reason) as refused:
+            sleep_until({"until": until}, zone, NOW)
+        assert refused.value.field == "until"
