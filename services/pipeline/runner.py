@@ -552,25 +552,28 @@ class Runner:
             await self._over_limit(context, path, tool, exc)
             raise _Stop from None
         except RuleViolation as exc:
-            failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
-            await self._end_attempt(context, path, failure, [])
+            await self._failed_for_good(context, path, tool, f"{exc.field}: {exc.reason}")
             raise _Stop from None
 
     async def _over_limit(
         self, context: _Context, path: str, tool: str, exc: LimitExceeded
     ) -> None:
         """A limit exceeded fails its step for good, naming the limit (retrying can't help)."""
-        failure = Failure(f"{exc.field}: {exc.reason}", retryable=False)
+        await self._failed_for_good(context, path, tool, f"{exc.field}: {exc.reason}")
+
+    async def _failed_for_good(self, context: _Context, path: str, tool: str, error: str) -> None:
+        """The step at ``path`` failed in a way no retry can mend (a template that cannot be
+        evaluated, a limit): recorded on the step, and the run ends."""
         run = context.run
         failed = RunStepFailed(
             run_id=run.run_id,
             step_id=path,
             attempt=run.attempt,
-            tool=tool,
-            error=failure.error,
+            tool=tool or (context.current or ("", ""))[1],
+            error=error,
             retryable=False,
         )
-        await self._end_attempt(context, path, failure, [failed])
+        await self._end_attempt(context, path, Failure(error, retryable=False), [failed])
 
     async def _fail(
         self,

@@ -122,3 +122,22 @@ async def test_task_creation_refuses_foreach_nested_deeper_than_allowed(
     response = await client.post("/tasks", json=task, headers=AUTH)
     assert response.status_code == 422, response.text
     assert "ORDINAUT_FOREACH_MAX_DEPTH" in response.text
+
+
+async def test_a_template_that_cannot_be_evaluated_fails_its_own_step(
+    client: httpx.AsyncClient, database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    source = {"id": "src", "uses": "debug.echo", "with": {"a": 1}}
+    reader = {"id": "reader", "uses": "debug.echo", "with": {"b": "${steps.src.nope.deeper}"}}
+    run = await run_with(client, database_url, redis_url, [source, reader], WorkLimits())
+    assert run["status"] == "dead", run
+    [failed] = of_type(await run_events(pool, run["id"]), "run.step_failed")
+    assert (failed["step_id"], failed["tool"], failed["retryable"]) == (
+        "reader",
+        "debug.echo",
+        False,
+    )
+    assert "reader.with.b" in failed["error"]
+    step = next(s for s in run["steps"] if s["id"] == "reader")
+    assert step["status"] == "failed"
+    assert step["error"] == failed["error"]
