@@ -26,6 +26,11 @@ DST policy:
 - once: a local time without offset follows the rrule reading (gap: offset before the gap;
   repeated time: first occurrence).
 - Results never repeat an instant and never go backwards.
+
+Instants a user gives (a one-shot's time, ``dtstart``, a preview's ``after``, DTSTART, RDATE
+and EXDATE) pass through ``zones.user_instant``: without an offset they are wall time in the
+zone, and outside the supported range (a day inside the calendar's ends) they are a
+ScheduleError naming the field. Occurrences end at that range's end.
 """
 
 from domain.schedules.base import Schedule, next_occurrences

@@ -11,6 +11,7 @@ from domain.schedules.cron_parse import CronSpec, parse_cron
 from domain.schedules.zones import (
     ONE_SECOND,
     gap_end,
+    in_range,
     instant_of,
     require_aware,
     scan_floor,
@@ -37,7 +38,7 @@ class CronSchedule:
             found = self._search(limit)
         except OverflowError:  # the search ran past datetime.max
             return None
-        return None if found is None else found.astimezone(self.zone)
+        return None if found is None else in_range(found, self.zone)
 
     def _search(self, limit: datetime) -> datetime | None:
         # Wall times are visited in order; instants are monotonic in wall time except the

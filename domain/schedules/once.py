@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.schedules.errors import expr_error
-from domain.schedules.zones import require_aware, wall_to_instant
+from domain.schedules.zones import require_aware, user_instant
 
 GRACE = timedelta(seconds=60)
 _DATE_ONLY = re.compile(r"[0-9]{4}-?[0-9]{2}-?[0-9]{2}")
@@ -37,10 +37,7 @@ def compile_once(expr: str, zone: ZoneInfo, now: datetime | None) -> OnceSchedul
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise expr_error(f"{text!r} is not an ISO-8601 date-time") from None
-    if parsed.utcoffset() is None:
-        instant = wall_to_instant(parsed.replace(tzinfo=None, fold=0), zone)
-    else:
-        instant = parsed.astimezone(UTC)
+    instant = user_instant(parsed, zone, "schedule_expr")
     if now is not None and instant < require_aware(now, "now") - GRACE:
         raise expr_error(f"{text} is in the past")
     return OnceSchedule(instant.astimezone(zone))

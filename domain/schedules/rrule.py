@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from domain.schedules.rrule_stream import RuleStream
-from domain.schedules.zones import lookahead, require_aware, scan_floor
+from domain.schedules.zones import in_range, lookahead, require_aware, scan_floor
 
 # Consecutive EXRULE exclusions after which a recurrence set counts as exhausted.
 MAX_EXCLUDED_RUN = 50_000
@@ -50,7 +50,7 @@ class RRuleSchedule:
             found = self._search(limit)
         except OverflowError:
             return None
-        return None if found is None else found.astimezone(self.out_zone)
+        return None if found is None else in_range(found, self.out_zone)
 
     def _search(self, limit: datetime) -> datetime | None:
         # Wall order and instant order differ only near a DST jump: a gap-shifted time lands

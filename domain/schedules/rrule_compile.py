@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import MAXYEAR, UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from domain.schedules.cron_parse import MAX_DAYS
@@ -11,9 +11,11 @@ from domain.schedules.ical import IcalTime, Recurrence, parse_recurrence
 from domain.schedules.rrule import RRuleSchedule
 from domain.schedules.rrule_parts import RuleParts, Until
 from domain.schedules.rrule_stream import RuleArgs, RuleStream, rule_args
-from domain.schedules.zones import ONE_SECOND, validate_timezone, wall_to_instant
+from domain.schedules.zones import ONE_SECOND, user_instant, validate_timezone, wall_to_instant
 
 _END_OF_DAY = time(23, 59, 59)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def compile_rrule(expr: str, zone: ZoneInfo, dtstart: datetime | None) -> RRuleSchedule:
@@ -37,7 +39,8 @@ def _origin(
     """Evaluation zone, DTSTART as an aware wall time in it (or None), DATE-valued flag."""
     given = recurrence.dtstart
     if given is not None:
-        evaluation = given.zone or (validate_timezone("UTC") if given.utc else zone)
+        evaluation = _zone_of(given, zone)
+        user_instant(given.wall, evaluation, "schedule_expr")  # refuses one out of range
         return evaluation, given.wall.replace(tzinfo=evaluation), given.is_date
     if not (recurrence.rrules or recurrence.exrules):
         return zone, None, False
@@ -45,7 +48,9 @@ def _origin(
         raise ScheduleError("dtstart", "is required for an RRULE without its own DTSTART")
     if not isinstance(dtstart, datetime):
         raise ScheduleError("dtstart", "must be a datetime")
-    wall = dtstart.astimezone(zone) if dtstart.utcoffset() is not None else dtstart
+    instant = user_instant(dtstart, zone, "dtstart")
+    # A wall time stays as written (a skipped 02:30 keeps the rule at 02:30 on other days).
+    wall = instant.astimezone(zone) if dtstart.utcoffset() is not None else dtstart
     return zone, wall.replace(tzinfo=zone, microsecond=0, fold=0), False
 
 
@@ -82,13 +87,21 @@ def _until(until: Until | None, origin: datetime, is_date: bool) -> datetime | N
     if until.kind == "date" and not is_date:
         # A DATE UNTIL on a DATE-TIME rule keeps the whole of that day.
         wall = datetime.combine(wall.date(), _END_OF_DAY)
-    return wall_to_instant(wall, zone)
+    try:
+        return wall_to_instant(wall, zone)
+    except OverflowError:
+        # An end beyond the calendar's (UNTIL=99991231T235959 west of UTC) ends nothing any
+        # earlier than the calendar's own end does; one before its start ends everything.
+        return _LATEST if wall.year == MAXYEAR else _EARLIEST
 
 
 def _local(item: IcalTime, zone: ZoneInfo) -> datetime:
     """An RDATE/EXDATE value as an aware wall time in the evaluation zone."""
-    if item.utc:
-        return item.wall.replace(tzinfo=UTC).astimezone(zone)
-    if item.zone is not None and item.zone is not zone:
-        return wall_to_instant(item.wall, item.zone).astimezone(zone)
-    return item.wall.replace(tzinfo=zone)
+    source = _zone_of(item, zone)
+    instant = user_instant(item.wall, source, "schedule_expr")
+    return item.wall.replace(tzinfo=zone) if source is zone else instant.astimezone(zone)
+
+
+def _zone_of(item: IcalTime, zone: ZoneInfo) -> ZoneInfo:
+    """The zone a DTSTART/RDATE/EXDATE value is read in: its TZID, UTC, or else ``zone``."""
+    return item.zone or (validate_timezone("UTC") if item.utc else zone)

@@ -15,6 +15,11 @@ ONE_SECOND = timedelta(seconds=1)
 # Offsets are sampled this far either side of an instant; wider than any real DST jump.
 _PROBE = timedelta(hours=26)
 _NAME_RE = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
+# The instants a schedule accepts and produces: a day inside the calendar's ends, so every one
+# is a date-time in every zone (no UTC offset reaches a day) and the scans around it fit too.
+MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_INSTANT = datetime(9999, 12, 31, tzinfo=UTC)  # excluded
+SUPPORTED_RANGE = "0001-01-02T00:00:00Z to before 9999-12-31T00:00:00Z"
 
 
 class TzdataZone(ZoneInfo):
@@ -56,6 +61,29 @@ def require_aware(value: datetime, name: str) -> datetime:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
     return value.astimezone(UTC)
+
+
+def user_instant(value: datetime, zone: ZoneInfo, field: str) -> datetime:
+    """A given date-time as a UTC instant: with an offset as it says, without one as wall time
+    in ``zone`` (a skipped time takes the offset before the gap, a repeated one its first pass).
+
+    The one check of a user's instant: outside the supported range it is a ScheduleError
+    naming ``field``, never an OverflowError from the arithmetic after it.
+    """
+    naive = value.utcoffset() is None
+    try:
+        instant = wall_to_instant(value, zone) if naive else value.astimezone(UTC)
+    except OverflowError:  # the conversion itself left the calendar
+        instant = None
+    if instant is None or not MIN_INSTANT <= instant < MAX_INSTANT:
+        shown = f"{value.isoformat()} in {zone.key}" if naive else value.isoformat()
+        raise ScheduleError(field, f"{shown} is outside the supported range ({SUPPORTED_RANGE})")
+    return instant
+
+
+def in_range(instant: datetime, zone: ZoneInfo) -> datetime | None:
+    """An occurrence in ``zone``, or None past the supported range (a schedule ends there)."""
+    return instant.astimezone(zone) if MIN_INSTANT <= instant < MAX_INSTANT else None
 
 
 def anchor_dtstart(now: datetime, tz: ZoneInfo) -> datetime:

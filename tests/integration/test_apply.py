@@ -219,6 +219,21 @@ async def test_an_invalid_file_names_line_and_field_and_applies_nothing(
     assert await events(pool) == []
 
 
+async def test_an_instant_beyond_the_calendar_is_refused_naming_the_field(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    extreme = "9999-12-31T23:59:59-12:00"
+    write(
+        tasks_file,
+        f"tasks:\n  - {{key: last, title: L, schedule_kind: once, schedule_expr: '{extreme}'}}\n",
+    )
+    result = apply(env, tasks_file)  # no traceback: a rule refused it
+    assert result.returncode == 1
+    reason = "is outside the supported range (0001-01-02T00:00:00Z to before 9999-12-31T00:00:00Z)"
+    assert f"tasks[0].schedule_expr: {extreme} {reason}" in result.stderr, result.stderr
+    assert await events(pool) == []
+
+
 async def test_json_files_and_missing_files(
     env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:
