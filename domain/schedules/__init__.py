@@ -36,7 +36,7 @@ ScheduleError naming the field. Occurrences end at that range's end.
 from domain.schedules.base import Schedule, next_occurrences
 from domain.schedules.errors import ScheduleError
 from domain.schedules.factory import compile_schedule, load_schedule
-from domain.schedules.preview import preview_request
+from domain.schedules.preview import preview_occurrences, preview_request
 from domain.schedules.zones import anchor_dtstart, validate_timezone
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "compile_schedule",
     "load_schedule",
     "next_occurrences",
+    "preview_occurrences",
     "preview_request",
     "validate_timezone",
 ]

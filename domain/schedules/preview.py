@@ -1,15 +1,19 @@
-"""preview_request: one decoded JSON line in, occurrences or an error message out."""
+"""Previewing a rule: its next occurrences (HTTP, MCP, CLI), and the CLI's JSON-line answers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime
 
 from domain.schedules.base import next_occurrences
 from domain.schedules.factory import compile_schedule
-from domain.schedules.zones import anchor_dtstart, require_aware, validate_timezone
+from domain.schedules.zones import (
+    anchor_dtstart,
+    require_aware,
+    user_instant,
+    validate_timezone,
+)
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 1000
@@ -28,25 +32,53 @@ class _Request:
     kind: str
     expr: str
     tz: str
-    after: datetime
+    after: datetime | None
     count: int
-    dtstart: datetime
+    dtstart: datetime | None
+
+
+def preview_occurrences(
+    kind: str,
+    expr: str,
+    timezone: str,
+    *,
+    after: datetime | None,
+    dtstart: datetime | None,
+    count: int,
+    now: datetime,
+) -> list[datetime]:
+    """The next ``count`` occurrences strictly after ``after`` (default ``now``).
+
+    ``after`` and ``dtstart`` without an offset are wall time in ``timezone``; a bare RRULE
+    is anchored at ``dtstart`` (default: ``now``, seconds zeroed). Every refusal is a
+    ScheduleError naming its field, an instant out of the supported range included.
+    """
+    zone = validate_timezone(timezone)
+    start = require_aware(now, "now") if after is None else user_instant(after, zone, "after")
+    anchor = anchor_dtstart(now, zone) if dtstart is None else dtstart
+    schedule = compile_schedule(kind, expr, timezone, dtstart=anchor, now=now)
+    return next_occurrences(schedule, start, count)
 
 
 def preview_request(obj: object, now: datetime) -> dict[str, object]:
     """``{"occurrences": [ISO strings]}`` or ``{"error": message}``; never raises on bad input."""
     try:
-        request = _parse(obj, now)
-        schedule = compile_schedule(
-            request.kind, request.expr, request.tz, dtstart=request.dtstart, now=now
+        request = _parse(obj)
+        found = preview_occurrences(
+            request.kind,
+            request.expr,
+            request.tz,
+            after=request.after,
+            dtstart=request.dtstart,
+            count=request.count,
+            now=now,
         )
-        found = next_occurrences(schedule, request.after, request.count)
     except (ValueError, TypeError, OverflowError) as exc:  # ScheduleError is a ValueError
         return {"error": str(exc)}
     return {"occurrences": [item.isoformat() for item in found]}
 
 
-def _parse(obj: object, now: datetime) -> _Request:
+def _parse(obj: object) -> _Request:
     if not isinstance(obj, Mapping):
         raise RequestError("request must be a JSON object")
     renamed = [f"{key}: renamed {RENAMED[key]}" for key in obj if key in RENAMED]
@@ -56,15 +88,13 @@ def _parse(obj: object, now: datetime) -> _Request:
     if unknown:
         raise RequestError(f"unknown key(s): {', '.join(unknown)}")
     kind, expr, tz = (_string(obj, key) for key in _REQUIRED)
-    zone = validate_timezone(tz)
-    default_after = require_aware(now, "now")
     return _Request(
         kind=kind,
         expr=expr,
         tz=tz,
-        after=_instant(obj, "after", zone, default_after),
+        after=_date_time(obj, "after"),
         count=_count(obj.get("count", DEFAULT_COUNT)),
-        dtstart=_instant(obj, "dtstart", zone, anchor_dtstart(now, zone)),
+        dtstart=_date_time(obj, "dtstart"),
     )
 
 
@@ -75,23 +105,17 @@ def _string(obj: Mapping[object, object], key: str) -> str:
     return value
 
 
-def _instant(obj: Mapping[object, object], key: str, zone: ZoneInfo, default: datetime) -> datetime:
-    """An optional ISO-8601 value; one without offset is wall time in the request's zone."""
+def _date_time(obj: Mapping[object, object], key: str) -> datetime | None:
+    """An optional ISO-8601 value, as written (without an offset it stays a wall time)."""
     if key not in obj:
-        return default
+        return None
     value = obj[key]
     if not isinstance(value, str):
         raise RequestError(f"{key}: must be an ISO-8601 string")
     try:
-        parsed = datetime.fromisoformat(value)
+        return datetime.fromisoformat(value)
     except ValueError:
         raise RequestError(f"{key}: {value!r} is not an ISO-8601 date-time") from None
-    aware = parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=zone)
-    try:
-        aware.astimezone(UTC)
-    except OverflowError:
-        raise RequestError(f"{key}: {value!r} is out of range") from None
-    return aware
 
 
 def _count(value: object) -> int:

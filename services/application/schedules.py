@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from domain.schedules import anchor_dtstart, compile_schedule, next_occurrences, validate_timezone
+from domain.schedules import preview_occurrences
 
 
 class SchedulePreview(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -31,14 +31,13 @@ class Occurrences(msgspec.Struct, frozen=True):
 
 def preview_schedule(data: SchedulePreview) -> Occurrences:
     """The next ``count`` occurrences strictly after ``after`` (default now)."""
-    now = datetime.now(UTC)
-    zone = validate_timezone(data.timezone)
-    schedule = compile_schedule(
+    found = preview_occurrences(
         data.schedule_kind,
         data.schedule_expr,
         data.timezone,
-        dtstart=data.dtstart or anchor_dtstart(now, zone),
-        now=now,
+        after=data.after,
+        dtstart=data.dtstart,
+        count=data.count,
+        now=datetime.now(UTC),
     )
-    found = next_occurrences(schedule, data.after or now, data.count)
     return Occurrences([instant.isoformat() for instant in found])

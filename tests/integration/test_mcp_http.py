@@ -158,6 +158,11 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
         "count",
     ),
     ("preview_schedule", {"schedule_expr": "* * * * *"}, "schedule_kind"),
+    (
+        "preview_schedule",
+        {"schedule_kind": "cron", "schedule_expr": "0 0 * * *", "after": "9999-12-31T23:59:59"},
+        "after",
+    ),
     ("run_task_now", {"task_id": 5}, "task_id"),
     ("pause_task", {"task_id": ""}, "task_id"),
     ("resume_task", {"task_id": "{task}", "catch_up": "yes"}, "catch_up"),
@@ -209,6 +214,24 @@ async def test_every_tool_names_the_field_of_bad_input_and_the_session_goes_on(
                 ), over_http
         assert {t for t, _, _ in BAD_INPUT} == {t.name for t in listed_tools()}
         assert (await ok(client, "get_task", task_id=task["id"]))["version"] == task["version"]
+
+
+async def test_preview_reads_after_without_an_offset_as_wall_time(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    base_url, _ = served
+    async with mcp_http(base_url, ADMIN) as client:
+        found = await ok(
+            client,
+            "preview_schedule",
+            schedule_kind="cron",
+            schedule_expr="0 17 * * *",
+            timezone="America/New_York",
+            after="2026-12-06T20:00:00",
+            count=1,
+        )
+    # 20:00 in New York is after that day's 17:00 (20:00 UTC would have been before it)
+    assert found == {"occurrences": ["2026-12-07T17:00:00-05:00"]}
 
 
 def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:

@@ -1,4 +1,4 @@
-"""Instants over HTTP: the calendar's ends are 422s naming the field, not 500s."""
+"""Instants over HTTP: a wall-time `after`, and the calendar's ends as 422s, not 500s."""
 
 from __future__ import annotations
 
@@ -42,6 +42,53 @@ def assert_refused(response: Any, field: str, reason: str) -> None:
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["errors"] == [{"field": field, "reason": reason}]
+
+
+async def preview(client: AsyncTestClient[Any], **body: Any) -> Any:
+    return await client.post("/schedules/preview", headers=AUTH, json=body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expr", "zone", "expected"),
+    [
+        ("cron", "0 0 * * *", "UTC", ["2026-12-07T00:00:00+00:00", "2026-12-08T00:00:00+00:00"]),
+        (
+            "rrule",
+            "FREQ=DAILY;BYHOUR=12",
+            "America/New_York",
+            ["2026-12-06T12:00:00-05:00", "2026-12-07T12:00:00-05:00"],
+        ),
+        ("once", "2099-01-01T00:00:00", "Asia/Kolkata", ["2099-01-01T00:00:00+05:30"]),
+    ],
+)
+async def test_preview_reads_after_without_an_offset_as_wall_time(
+    client: AsyncTestClient[Any], kind: str, expr: str, zone: str, expected: list[str]
+) -> None:
+    response = await preview(
+        client,
+        schedule_kind=kind,
+        schedule_expr=expr,
+        timezone=zone,
+        after="2026-12-06T10:00:00",
+        count=2,
+        dtstart="2026-01-01T00:00:00",
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"occurrences": expected}
+
+
+async def test_preview_out_of_range_names_the_field(client: AsyncTestClient[Any]) -> None:
+    for body, shown in EXTREME_ONCE:
+        response = await preview(client, schedule_kind="once", **body)
+        assert_refused(response, "schedule_expr", f"{shown} {RANGE}")
+    response = await preview(
+        client, schedule_kind="rrule", schedule_expr="FREQ=DAILY", dtstart="0001-01-01T00:00:00Z"
+    )
+    assert_refused(response, "dtstart", f"0001-01-01T00:00:00+00:00 {RANGE}")
+    response = await preview(
+        client, schedule_kind="cron", schedule_expr="* * * * *", after="9999-12-31T23:59:59-12:00"
+    )
+    assert_refused(response, "after", f"9999-12-31T23:59:59-12:00 {RANGE}")
 
 
 async def test_tasks_out_of_range_are_refused_everywhere_and_write_nothing(

@@ -1,4 +1,4 @@
-"""Any date-time a user can write, compiled: occurrences or a rule violation."""
+"""Any date-time a user can write, compiled or previewed: occurrences or a rule violation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from domain.errors import RuleViolation
 from domain.schedules import (
     compile_schedule,
     next_occurrences,
+    preview_occurrences,
     validate_timezone,
 )
 from domain.schedules.zones import MAX_INSTANT, MIN_INSTANT
@@ -67,6 +68,7 @@ RULES = [
     "FREQ=YEARLY;COUNT=3",
     "FREQ=HOURLY;INTERVAL=7",
 ]
+CRONS = ["0 0 * * *", "*/30 * * * *", "30 2 * * 0", "0 12 31 12 *"]
 
 
 def in_range(value: datetime, zone: str) -> bool:
@@ -157,3 +159,41 @@ def test_a_rule_text_with_any_dtstart_compiles_or_is_refused(
         assert schedule.field == "schedule_expr"
         return
     check_occurrences(next_occurrences(schedule, MIN_INSTANT, 5), None, zone)
+
+
+@SETTINGS
+@given(
+    kind=st.sampled_from(["cron", "rrule", "once"]),
+    zone=zone_names,
+    after=st.none() | date_times,
+    dtstart=st.none() | date_times,
+    once=date_times,
+    rule=st.sampled_from(RULES),
+    cron=st.sampled_from(CRONS),
+)
+@example("cron", "UTC", datetime(2026, 12, 6, 10), None, NOW, RULES[0], "0 0 * * *")
+@example("rrule", "UTC", None, datetime(1, 1, 1, tzinfo=UTC), NOW, "FREQ=DAILY", CRONS[0])
+@example("once", "UTC", LAST_SECOND, None, LAST_SECOND.replace(tzinfo=WEST), RULES[0], CRONS[0])
+def test_previewing_any_date_times_gives_occurrences_or_a_rule_violation(
+    kind: str,
+    zone: str,
+    after: datetime | None,
+    dtstart: datetime | None,
+    once: datetime,
+    rule: str,
+    cron: str,
+) -> None:
+    expr = {"cron": cron, "rrule": rule, "once": once.isoformat()}[kind]
+    found = attempt(
+        lambda: preview_occurrences(
+            kind, expr, zone, after=after, dtstart=dtstart, count=5, now=NOW
+        )
+    )
+    if isinstance(found, RuleViolation):
+        assert found.field in ("after", "dtstart", "schedule_expr")
+        if found.field == "after":
+            assert after is not None
+            assert not in_range(after, zone)
+        return
+    assert after is None or in_range(after, zone)
+    check_occurrences(found, after, zone)

@@ -358,7 +358,8 @@ PREVIEW_BAD = [
             "timezone": "America/Adak",
             "after": "9999-12-31T23:59:00",
         },
-        "after: '9999-12-31T23:59:00' is out of range",
+        "after: 9999-12-31T23:59:00 in America/Adak is outside the supported range"
+        " (0001-01-02T00:00:00Z to before 9999-12-31T00:00:00Z)",
     ),
     ([], "request must be a JSON object"),
     ("cron", "request must be a JSON object"),

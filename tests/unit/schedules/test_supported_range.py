@@ -1,4 +1,4 @@
-"""Instants at the calendar's ends: refused naming their field, or where occurrences end."""
+"""Instants at the calendar's ends, and previews with wall-time ``after`` and ``dtstart``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from domain.schedules import (
     ScheduleError,
     compile_schedule,
     next_occurrences,
+    preview_occurrences,
+    preview_request,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -121,3 +123,68 @@ def test_occurrences_stop_at_the_end_of_the_range(kind: str) -> None:
         "9999-12-30T12:00:00+14:00",
         "9999-12-31T12:00:00+14:00",
     ]
+
+
+NY, KOLKATA, CHISINAU = "America/New_York", "Asia/Kolkata", "Europe/Chisinau"
+WALL_AFTER = [
+    ("cron", "0 0 * * *", "UTC", "2026-12-06T10:00:00", ["2026-12-07T00:00:00+00:00"]),
+    # 20:00 in New York, not 20:00 UTC (15:00 in New York, before that day's 17:00)
+    ("cron", "0 17 * * *", NY, "2026-12-06T20:00:00", ["2026-12-07T17:00:00-05:00"]),
+    # 02:30 does not exist that day; it is read with the offset before the gap (03:30 EDT)
+    ("cron", "*/15 * * * *", NY, "2026-03-08T02:30:00", ["2026-03-08T03:45:00-04:00"]),
+    ("rrule", "FREQ=DAILY;BYHOUR=9", KOLKATA, "2026-12-06T09:30:00", ["2026-12-07T09:00:00+05:30"]),
+    ("once", "2026-12-24T18:00:00", CHISINAU, "2026-12-24T17:59:59", ["2026-12-24T18:00:00+02:00"]),
+    ("once", "2026-12-24T18:00:00", CHISINAU, "2026-12-24T18:00:00", []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "expr", "zone", "after", "expected"), WALL_AFTER)
+def test_preview_after_without_offset_is_wall_time(
+    kind: str, expr: str, zone: str, after: str, expected: list[str]
+) -> None:
+    found = preview_occurrences(
+        kind,
+        expr,
+        zone,
+        after=datetime.fromisoformat(after),
+        dtstart=datetime(2026, 1, 1),
+        count=1,
+        now=NOW,
+    )
+    assert [o.isoformat() for o in found] == expected
+    line = {"schedule_kind": kind, "schedule_expr": expr, "timezone": zone, "after": after}
+    line |= {"dtstart": "2026-01-01T00:00:00", "count": 1}
+    assert preview_request(line, NOW) == {"occurrences": expected}
+
+
+def test_preview_dtstart_without_offset_keeps_its_wall_time() -> None:
+    # A bare rule anchored at a skipped 02:30 fires at 02:30 on the days that have one (the
+    # CLI used to read it as 03:30 first, moving the whole rule an hour).
+    line = {
+        "schedule_kind": "rrule",
+        "schedule_expr": "FREQ=DAILY",
+        "timezone": "America/New_York",
+        "dtstart": "2026-03-08T02:30:00",
+        "after": "2026-03-08T00:00:00",
+        "count": 2,
+    }
+    expected = ["2026-03-08T03:30:00-04:00", "2026-03-09T02:30:00-04:00"]
+    assert preview_request(line, NOW) == {"occurrences": expected}
+
+
+@pytest.mark.parametrize(
+    ("after", "dtstart", "message"),
+    [
+        (datetime(9999, 12, 31, 23), None, f"after: 9999-12-31T23:00:00 in UTC {RANGE}"),
+        (datetime(1, 1, 1, tzinfo=UTC), None, f"after: 0001-01-01T00:00:00+00:00 {RANGE}"),
+        (None, datetime(1, 1, 1, tzinfo=UTC), f"dtstart: 0001-01-01T00:00:00+00:00 {RANGE}"),
+    ],
+)
+def test_preview_names_the_field_out_of_range(
+    after: datetime | None, dtstart: datetime | None, message: str
+) -> None:
+    with pytest.raises(ScheduleError) as info:
+        preview_occurrences(
+            "rrule", "FREQ=DAILY", "UTC", after=after, dtstart=dtstart, count=2, now=NOW
+        )
+    assert str(info.value) == message
