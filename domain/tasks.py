@@ -28,12 +28,14 @@ from domain.pipeline import validate_payload
 from domain.quiet_hours import check_windows
 from domain.schedules import anchor_dtstart, compile_schedule, validate_timezone
 from domain.schedules.once import GRACE
+from domain.schedules.zones import MAX_INSTANT, SUPPORTED_RANGE, user_instant
 from domain.templates import bare_expression, check_expression
 from domain.workload import check_payload_work
 
 TIMED_KINDS = frozenset({"cron", "rrule", "once"})
 _TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:*?\-]{1,200}$")
 _BARE_RRULE = re.compile(r"^\s*(RRULE:)?FREQ=", re.IGNORECASE)
+MAX_SNOOZE_SECONDS = 31_536_000  # a year: the furthest a snooze moves an occurrence
 
 
 class TaskRejected(RuleViolation):
@@ -217,16 +219,39 @@ def decide_resume(state: TaskState, now: datetime, catch_up: bool) -> list[Event
 def decide_snooze(
     state: TaskState, now: datetime, *, seconds: int | None, until: datetime | None
 ) -> list[Event]:
-    """Move only the next occurrence: by ``seconds`` from when it was due, or to ``until``."""
+    """Move only the next occurrence: by ``seconds`` from when it was due, or to ``until``
+    (without an offset: wall time in the task's zone), at most a year after it was due."""
     _require_open(state)
     if state.next_run_at is None:
         raise TaskRejected("task", "has no next occurrence to snooze", Refusal.CONFLICT)
     if (seconds is None) == (until is None):
         raise TaskRejected("body", "give exactly one of seconds or until")
-    target = until if until is not None else state.next_run_at + timedelta(seconds=seconds or 0)
+    if until is not None:
+        field, target = "until", _snooze_until(state, state.next_run_at, until)
+    else:
+        field, target = "seconds", _snooze_by(state.next_run_at, seconds or 0)
     if target <= now:
-        raise TaskRejected("until" if until is not None else "seconds", "must be in the future")
+        raise TaskRejected(field, "must be in the future")
     return [TaskSnoozed(task_id=state.task_id, until=target)]
+
+
+def _snooze_by(due: datetime, seconds: int) -> datetime:
+    if not 1 <= seconds <= MAX_SNOOZE_SECONDS:
+        raise TaskRejected("seconds", f"must be from 1 to {MAX_SNOOZE_SECONDS}")
+    moved = timedelta(seconds=seconds)
+    if due >= MAX_INSTANT - moved:  # a one-shot near the calendar's end
+        raise TaskRejected("seconds", f"moves it past the supported range ({SUPPORTED_RANGE})")
+    return due + moved
+
+
+def _snooze_until(state: TaskState, due: datetime, until: datetime) -> datetime:
+    # The same reading as the instants of schedules and previews, and the same bound as
+    # ``seconds``: ``until`` may name any instant ``seconds`` could reach, and no further.
+    target = user_instant(until, validate_timezone(state.definition.timezone), "until")
+    if target - due > timedelta(seconds=MAX_SNOOZE_SECONDS):
+        reason = f"must be at most {MAX_SNOOZE_SECONDS} seconds (a year) after the occurrence"
+        raise TaskRejected("until", f"{reason} it moves ({due.isoformat()})")
+    return target
 
 
 def decide_run_now(state: TaskState, now: datetime, run_id: str) -> list[Event]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from domain.quiet_hours import CLOCK_PATTERN
+from domain.tasks import MAX_SNOOZE_SECONDS
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
@@ -86,9 +87,10 @@ def patch_changes(patch: Any) -> dict[str, Any]:
 
 
 class Snooze(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Move the next occurrence by ``seconds``, or to ``until``."""
+    """Move the next occurrence by ``seconds``, or to ``until`` (without an offset: wall time in
+    the task's zone); either at most a year after it was due."""
 
-    seconds: Annotated[int, msgspec.Meta(ge=1, le=31_536_000)] | None = None
+    seconds: Annotated[int, msgspec.Meta(ge=1, le=MAX_SNOOZE_SECONDS)] | None = None
     until: datetime | None = None
 
 

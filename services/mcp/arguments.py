@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from domain.tasks import MAX_SNOOZE_SECONDS
 from services.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from services.application.runs import RunStatusFilter
 from services.application.task_bodies import TaskBody, TaskPatch
@@ -79,9 +80,19 @@ class ResumeTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class SnoozeTask(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):
     task_id: TaskId
     seconds: (
-        Annotated[int, msgspec.Meta(ge=1, le=31_536_000, description="From the due time")] | None
+        Annotated[int, msgspec.Meta(ge=1, le=MAX_SNOOZE_SECONDS, description="From the due time")]
+        | None
     ) = None
-    until: Annotated[datetime, msgspec.Meta(description="ISO-8601 with an offset")] | None = None
+    until: (
+        Annotated[
+            datetime,
+            msgspec.Meta(
+                description="ISO-8601; without an offset, wall time in the task's zone;"
+                " at most a year after the due time"
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ListRuns(Args, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -119,8 +119,9 @@ paused (per its misfire policy). Scope: tasks:write.
         "tasks:write",
         a.SnoozeTask,
         f"""\
-Move only the next occurrence: by `seconds` from its due time, or to `until` (ISO-8601 with \
-an offset). Later occurrences stay as scheduled. Scope: tasks:write.
+Move only the next occurrence: by `seconds` from its due time, or to `until` (ISO-8601; \
+without an offset, wall time in the task's zone); either at most a year after its due time. \
+Later occurrences stay as scheduled. Scope: tasks:write.
 
 {ERRORS}""",
         h.state_change("Snoozed", tasks.snooze_task),

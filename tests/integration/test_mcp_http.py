@@ -167,6 +167,7 @@ BAD_INPUT: list[tuple[str, dict[str, Any], str]] = [
     ("pause_task", {"task_id": ""}, "task_id"),
     ("resume_task", {"task_id": "{task}", "catch_up": "yes"}, "catch_up"),
     ("snooze_task", {"task_id": "{task}", "seconds": 0}, "seconds"),
+    ("snooze_task", {"task_id": "{task}", "until": "9999-12-31T23:59:59-12:00"}, "until"),
     ("cancel_task", {}, "task_id"),
     ("delete_task", {"task_id": "{task}", "force": True}, "force"),
     ("list_runs", {"status": "done"}, "status"),

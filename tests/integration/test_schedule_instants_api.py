@@ -1,8 +1,9 @@
-"""Instants over HTTP: a wall-time `after`, and the calendar's ends as 422s, not 500s."""
+"""Instants over HTTP: wall-time `after` and `until`, and the calendar's ends as 422s, not 500s."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from services.runtime.admin_token import token_hash
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 RANGE = "is outside the supported range (0001-01-02T00:00:00Z to before 9999-12-31T00:00:00Z)"
+NEW_YORK = "America/New_York"
 DAILY = {"title": "x", "schedule_kind": "cron", "schedule_expr": "0 9 * * *"}
 # The one-shots of the bug report, each answered with a 500 before.
 EXTREME_ONCE = [
@@ -116,3 +118,21 @@ async def test_tasks_out_of_range_are_refused_everywhere_and_write_nothing(
     response = await client.patch(url, headers=AUTH, json=rrule)
     assert_refused(response, "dtstart", f"0001-01-01T00:00:00+00:00 {RANGE}")
     assert await pool.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_snooze_until_is_wall_time_in_the_task_zone_and_at_most_a_year_on(
+    client: AsyncTestClient[Any],
+) -> None:
+    body = {**DAILY, "schedule_kind": "once", "schedule_expr": "2099-06-01T09:00:00"}
+    task = (await client.post("/tasks", headers=AUTH, json={**body, "timezone": NEW_YORK})).json()
+    url = f"/tasks/{task['id']}/snooze"
+    response = await client.post(url, headers=AUTH, json={"until": "9999-12-31T23:59:59-12:00"})
+    assert_refused(response, "until", f"9999-12-31T23:59:59-12:00 {RANGE}")
+    response = await client.post(url, headers=AUTH, json={"until": "2100-06-01T09:00:01"})
+    reason = "must be at most 31536000 seconds (a year) after the occurrence it moves"
+    assert_refused(response, "until", f"{reason} (2099-06-01T13:00:00+00:00)")
+    moved = await client.post(url, headers=AUTH, json={"until": "2099-06-01T23:00:00"})
+    assert moved.status_code == 200, moved.text
+    # 23:00 in New York (EDT), not 23:00 UTC
+    at = datetime.fromisoformat(moved.json()["next_run_at"])
+    assert at == datetime(2099, 6, 2, 3, tzinfo=UTC)

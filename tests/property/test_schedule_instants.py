@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain.errors import RuleViolation
+from domain.events import TaskDefinition, TaskSnoozed
 from domain.schedules import (
     compile_schedule,
     next_occurrences,
@@ -18,6 +19,7 @@ from domain.schedules import (
     validate_timezone,
 )
 from domain.schedules.zones import MAX_INSTANT, MIN_INSTANT
+from domain.tasks import TaskState, decide_snooze
 
 # The zones furthest from UTC (now and in their LMT days), and a few with DST.
 ZONES = [
@@ -197,3 +199,43 @@ def test_previewing_any_date_times_gives_occurrences_or_a_rule_violation(
         return
     assert after is None or in_range(after, zone)
     check_occurrences(found, after, zone)
+
+
+@SETTINGS
+@given(until=date_times, zone=zone_names, due=st.datetimes(timezones=st.just(UTC)))
+@example(datetime(2027, 1, 1), "America/New_York", NOW)
+@example(LAST_SECOND.replace(tzinfo=WEST), "UTC", NOW)
+@example(datetime(9999, 12, 30), "UTC", NOW)
+def test_snoozing_until_any_date_time_is_decided_or_refused(
+    until: datetime, zone: str, due: datetime
+) -> None:
+    definition = TaskDefinition(
+        title="t", schedule_kind="cron", schedule_expr="0 9 * * *", timezone=zone
+    )
+    state = TaskState("t-1", definition, "active", due)
+    events = attempt(lambda: decide_snooze(state, NOW, seconds=None, until=until))
+    if isinstance(events, RuleViolation):
+        assert events.field == "until"
+        return
+    assert in_range(until, zone)
+    (snoozed,) = events
+    assert isinstance(snoozed, TaskSnoozed)
+    assert snoozed.until > NOW
+    assert snoozed.until - due <= timedelta(days=365)
+
+
+@SETTINGS
+@given(seconds=st.integers(1, 31_536_000), due=st.datetimes(timezones=st.just(UTC)))
+@example(31_536_000, datetime(9999, 12, 30, tzinfo=UTC))
+def test_snoozing_any_occurrence_by_seconds_is_decided_or_refused(
+    seconds: int, due: datetime
+) -> None:
+    definition = TaskDefinition(title="t", schedule_kind="cron", schedule_expr="0 9 * * *")
+    state = TaskState("t-1", definition, "active", due)
+    events = attempt(lambda: decide_snooze(state, NOW, seconds=seconds, until=None))
+    if isinstance(events, RuleViolation):
+        assert events.field == "seconds"
+        return
+    (snoozed,) = events
+    assert isinstance(snoozed, TaskSnoozed)
+    assert snoozed.until == due + timedelta(seconds=seconds) < MAX_INSTANT

@@ -12,6 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from domain.errors import RuleViolation
+from domain.tasks import MAX_SNOOZE_SECONDS
 from services.api.state import AppState
 from services.api.ui.access import caller_of, needs
 from services.api.ui.forms import nonce, optional_text, posted, whole_number
@@ -21,7 +22,7 @@ from services.application.context import Backend, Caller
 from services.application.errors import ApplicationError
 from services.application.runs import Decision
 
-SNOOZE_MAX_MINUTES = 525_600  # a year, as the API's limit on seconds
+SNOOZE_MAX_MINUTES = MAX_SNOOZE_SECONDS // 60  # a year, as the API's limit on seconds
 BULK_RETRY_MAX = 500  # per click: each retry is its own transaction
 _TASK_LIST = re.compile(r"^/ui/tasks(?:\?[A-Za-z0-9_.~%&=+-]*)?$")
 

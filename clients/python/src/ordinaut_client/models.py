@@ -298,7 +298,8 @@ class SkippedTool(BaseModel):
 
 class Snooze(BaseModel):
     """
-    Move the next occurrence by ``seconds``, or to ``until``.
+    Move the next occurrence by ``seconds``, or to ``until`` (without an offset: wall time in
+    the task's zone); either at most a year after it was due.
     """
 
     model_config = ConfigDict(
