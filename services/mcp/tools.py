@@ -71,6 +71,14 @@ def _require(value: Any, field: str, reason: str) -> Any:
     return value
 
 
+def _one_of(first: str, first_value: Any, second: str, second_value: Any) -> None:
+    """Refuse unless exactly one of two alternatives was given, saying which way it is wrong."""
+    if first_value is None and second_value is None:
+        raise invalid(first, f"missing: give {first} or {second}")
+    if first_value is not None and second_value is not None:
+        raise invalid(first, f"give {first} or {second}, not both")
+
+
 async def create(caller: Caller, backend: Backend, args: TaskBody) -> Result:
     outcome = await tasks.create_task(caller, backend, args)
     return _task_result("Scheduled" if outcome.answer is Answer.CREATED else "Updated", outcome)
@@ -193,8 +201,7 @@ async def list_catalog(caller: Caller, backend: Backend, args: a.ListTools) -> R
 
 
 async def dry_run(caller: Caller, backend: Backend, args: a.DryRunPipeline) -> Result:
-    if (args.task_id is None) == (args.task is None):
-        _require(None, "task_id", "give either task_id or task, not both")
+    _one_of("task_id", args.task_id, "task", args.task)
     if args.task_id is not None:
         options = DryRunOptions(params=args.params, event=args.event)
         result = await dry_runs.dry_run_task(caller, backend, args.task_id, options)
@@ -206,8 +213,7 @@ async def dry_run(caller: Caller, backend: Backend, args: a.DryRunPipeline) -> R
 
 
 async def history(caller: Caller, backend: Backend, args: a.GetHistory) -> Result:
-    if (args.task_id is None) == (args.run_id is None):
-        _require(None, "task_id", "give either task_id or run_id")
+    _one_of("task_id", args.task_id, "run_id", args.run_id)
     needed = "tasks:read" if args.task_id is not None else "runs:read"
     if not caller.principal.allows(needed):
         raise Forbidden(f"this needs the {needed!r} scope")

@@ -235,6 +235,27 @@ async def test_preview_reads_after_without_an_offset_as_wall_time(
     assert found == {"occurrences": ["2026-12-07T17:00:00-05:00"]}
 
 
+async def test_a_tool_taking_one_of_two_arguments_says_whether_one_is_missing_or_both_came(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    base_url, http = served
+    task = (await http.post("/tasks", json=BRIEFING)).json()
+    async with mcp_http(base_url, ADMIN) as client:
+        for tool, first, second, both in (
+            ("dry_run_pipeline", "task_id", "task", {"task_id": task["id"], "task": BRIEFING}),
+            ("get_history", "task_id", "run_id", {"task_id": task["id"], "run_id": task["id"]}),
+        ):
+            missing = await refused(client, tool)
+            assert missing["errors"] == [
+                {"field": first, "reason": f"missing: give {first} or {second}"}
+            ], missing
+            assert missing["detail"] == f"{first}: missing: give {first} or {second}"
+            twice = await refused(client, tool, **both)
+            assert twice["errors"] == [
+                {"field": first, "reason": f"give {first} or {second}, not both"}
+            ], twice
+
+
 def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:
     """A change to what models read about the tools must be deliberate: regenerate with
     ORDINAUT_UPDATE_SNAPSHOTS=1 and review the diff."""
