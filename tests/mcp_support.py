@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +21,98 @@ async def mcp_http(base_url: str, token: str) -> AsyncIterator[Client]:
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http, Client(streamable_http_client(f"{base_url}/mcp", http_client=http)) as client:
         yield client
+
+
+class RawStdio:
+    """An MCP client over stdio that writes its JSON-RPC lines itself, so a test can send what
+    the SDK's client cannot: it writes NaN and the infinities as null before they leave it."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self._ids = 0
+
+    async def request(self, method: str, params: bytes) -> dict[str, Any]:
+        """Send ``params`` (JSON text, as it is) and wait for the answer with the same id."""
+        self._ids += 1
+        await self._send(
+            b'{"jsonrpc":"2.0","id":%d,"method":"%s","params":%s}'
+            % (self._ids, method.encode(), params)
+        )
+        assert self._process.stdout is not None
+        while True:
+            line = await asyncio.wait_for(self._process.stdout.readline(), 30)
+            assert line, "the server closed stdout"
+            message = json.loads(line)
+            if message.get("id") == self._ids:
+                return message  # type: ignore[no-any-return]
+
+    async def notify(self, method: str) -> None:
+        await self._send(b'{"jsonrpc":"2.0","method":"%s"}' % method.encode())
+
+    async def _send(self, line: bytes) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.write(line + b"\n")
+        await self._process.stdin.drain()
+
+
+_HELLO = json.dumps(
+    {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    }
+).encode()
+
+
+@contextlib.asynccontextmanager
+async def raw_stdio(
+    command: list[str], env: dict[str, str], cwd: Path, log: Path
+) -> AsyncIterator[RawStdio]:
+    """``command`` as an MCP server on stdio, initialized; its stderr goes to ``log``."""
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=sink,
+            env=env,
+            cwd=cwd,
+        )
+    session = RawStdio(process)
+    try:
+        assert "result" in await session.request("initialize", _HELLO), f"see {log}"
+        await session.notify("notifications/initialized")
+        yield session
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()  # end of input: the server exits
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+# Arguments holding numbers JSON has no value for, as a client may write them, and the field
+# each refusal must name: every tool's arguments are checked before they are read.
+NON_FINITE = [
+    ("publish_event", b'{"topic":"ok.t","payload":{"a":1e309}}', "payload.a"),
+    ("publish_event", b'{"topic":"ok.t","payload":{"a":[1,{"b":NaN}]}}', "payload.a[1].b"),
+    (
+        "preview_schedule",
+        b'{"schedule_kind":"cron","schedule_expr":"* * * * *","count":-Infinity}',
+        "count",
+    ),
+]
+
+
+def refused_as_not_finite(answer: dict[str, Any], field: str) -> None:
+    """``answer`` (a JSON-RPC response to tools/call) is a tool error naming ``field``."""
+    result = answer["result"]
+    assert result["isError"], answer
+    problem = result["structuredContent"]
+    assert (problem["status"], problem["detail"]) == (422, f"{field}: not a finite number")
+    assert problem["errors"] == [{"field": field, "reason": "not a finite number"}], problem
 
 
 async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

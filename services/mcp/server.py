@@ -20,7 +20,7 @@ from services.application.errors import Forbidden, NotFound
 from services.application.principal import Principal
 from services.mcp.arguments import input_schema
 from services.mcp.catalog import TOOLS
-from services.mcp.errors import invalid_input, problem_of
+from services.mcp.errors import invalid_input, non_finite, problem_of
 from services.mcp.tools import ToolSpec, plain, task_line
 
 # Who is calling and what to run against, for one request: (principal, correlation id, backend).
@@ -54,7 +54,8 @@ def _caller(spec: ToolSpec, principal: Principal, correlation_id: str, raw: byte
     return Caller(principal, correlation_id, fingerprint=fingerprint)
 
 
-def _error(problem: Any) -> types.CallToolResult:
+def tool_error(problem: Any) -> types.CallToolResult:
+    """A refusal as a tool error: a one-line text and the problem document as structured content."""
     text = f"{problem.title} ({problem.status}): {problem.detail}"
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
@@ -75,16 +76,18 @@ async def call(
     try:
         if spec.scope is not None and not principal.allows(spec.scope):
             raise Forbidden(f"this needs the {spec.scope!r} scope")
+        if (refused := non_finite(arguments)) is not None:
+            return tool_error(refused)  # ``raw`` says null where these numbers were
         try:
             args = msgspec.json.decode(raw, type=spec.arguments)
         except msgspec.ValidationError as exc:
-            return _error(invalid_input(exc))
+            return tool_error(invalid_input(exc))
         structured, summary = await spec.run(
             _caller(spec, principal, correlation_id, raw), backend, args
         )
     except Exception as exc:  # every failure becomes a tool error, never a broken session
         problem = problem_of(exc, spec.name, correlation_id)
-        return _error(msgspec.structs.replace(problem, correlation_id=correlation_id))
+        return tool_error(msgspec.structs.replace(problem, correlation_id=correlation_id))
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=summary)], structured_content=structured
     )
@@ -172,4 +175,4 @@ def build_server(session: Session) -> Server[Any]:
     )
 
 
-__all__ = ["Session", "build_server", "call", "listed_tools", "read", "task_line"]
+__all__ = ["Session", "build_server", "call", "listed_tools", "read", "task_line", "tool_error"]

@@ -17,7 +17,8 @@ from projections.registry import inline_projections
 from services.application.context import Backend
 from services.application.principal import Principal, principal_for
 from services.channels.work import Announcer
-from services.mcp.server import build_server
+from services.mcp.errors import non_finite
+from services.mcp.server import build_server, tool_error
 from services.store.pool import open_pool
 
 
@@ -72,7 +73,11 @@ async def serve_proxy(url: str, token: str) -> None:
             return await remote.list_tools()
 
         async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            return await remote.call_tool(params.name, params.arguments or {})
+            arguments = params.arguments or {}
+            # Refused here as the API would: relayed, such a number would reach it as null.
+            if (refused := non_finite(arguments)) is not None:
+                return tool_error(refused)
+            return await remote.call_tool(params.name, arguments)
 
         async def list_templates(ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
             return await remote.list_resource_templates()

@@ -18,7 +18,15 @@ from services.api.auth import admit_any_token
 from services.mcp.http import McpMount
 from services.mcp.server import listed_tools
 from services.runtime.admin_token import token_hash
-from tests.mcp_support import BRIEFING, mcp_http, ok, refused, schedule_run_and_approve
+from tests.mcp_support import (
+    BRIEFING,
+    NON_FINITE,
+    mcp_http,
+    ok,
+    refused,
+    refused_as_not_finite,
+    schedule_run_and_approve,
+)
 from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
 
 SNAPSHOT = Path(__file__).parent.parent / "data" / "mcp_tools.json"
@@ -254,6 +262,25 @@ async def test_a_tool_taking_one_of_two_arguments_says_whether_one_is_missing_or
             assert twice["errors"] == [
                 {"field": first, "reason": f"give {first} or {second}, not both"}
             ], twice
+
+
+async def test_numbers_json_cannot_carry_are_refused_naming_the_field_not_stored_as_null(
+    served: tuple[str, httpx.AsyncClient],
+) -> None:
+    """The SDK's client writes NaN and infinities as null itself, so these go as raw JSON-RPC,
+    as another client may write them (the HTTP API answers the same body 400)."""
+    _, http = served
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    for tool, arguments, field in NON_FINITE:
+        body = (
+            b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"%s","arguments":%s}}'
+        )
+        response = await http.post(
+            "/mcp", content=body % (tool.encode(), arguments), headers=headers
+        )
+        assert response.status_code == 200, response.text
+        refused_as_not_finite(response.json(), field)
+    assert (await http.get("/events")).json()["items"] == []
 
 
 def test_the_tool_list_and_descriptions_match_the_snapshot() -> None:

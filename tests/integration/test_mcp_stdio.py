@@ -16,7 +16,15 @@ from services.api.app import ApiConfig, create_app
 from services.api.auth import admit_any_token
 from services.mcp.http import McpMount
 from services.runtime.admin_token import token_hash
-from tests.mcp_support import BRIEFING, ok, refused, schedule_run_and_approve
+from tests.mcp_support import (
+    BRIEFING,
+    NON_FINITE,
+    ok,
+    raw_stdio,
+    refused,
+    refused_as_not_finite,
+    schedule_run_and_approve,
+)
 from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
 
 ROOT = Path(__file__).parent.parent.parent
@@ -36,12 +44,12 @@ def environment(database_url: str, redis_url: str, token: str) -> dict[str, str]
     return env
 
 
+MCP_COMMAND = [sys.executable, "-m", "services.cli.main", "mcp"]
+
+
 def ordinaut_mcp(env: dict[str, str], *args: str) -> StdioServerParameters:
     return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "services.cli.main", "mcp", *args],
-        env=env,
-        cwd=str(ROOT),
+        command=MCP_COMMAND[0], args=[*MCP_COMMAND[1:], *args], env=env, cwd=str(ROOT)
     )
 
 
@@ -67,6 +75,29 @@ async def test_ordinaut_mcp_over_stdio_tells_the_same_story_as_http(
         await schedule_run_and_approve(client, http)
         assert (await refused(client, "get_task", task_id="missing"))["status"] == 404
         assert (await ok(client, "list_tasks"))["items"]  # the session goes on
+
+
+@pytest.mark.parametrize("mode", ["direct", "url"])
+async def test_numbers_json_cannot_carry_are_refused_over_stdio_naming_the_field(
+    served: tuple[str, httpx.AsyncClient],
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    mode: str,
+) -> None:
+    """Raw JSON-RPC lines: the SDK's client would write these numbers as null itself. Relayed
+    (--url), they would reach the API as null, so the relay refuses them as the server does."""
+    base_url, http = served
+    command = [*MCP_COMMAND, *(("--url", base_url) if mode == "url" else ())]
+    env = environment(database_url, redis_url, ADMIN)
+    async with raw_stdio(command, env, ROOT, tmp_path / "mcp.log") as mcp:
+        for tool, arguments, field in NON_FINITE:
+            params = b'{"name":"%s","arguments":%s}' % (tool.encode(), arguments)
+            refused_as_not_finite(await mcp.request("tools/call", params), field)
+        fine = b'{"name":"publish_event","arguments":{"topic":"ok.t","payload":{"a":2.5}}}'
+        assert not (await mcp.request("tools/call", fine))["result"]["isError"]
+    (event,) = (await http.get("/events")).json()["items"]
+    assert event["data"]["payload"] == {"a": 2.5}
 
 
 async def test_a_reader_token_over_stdio_cannot_create_tasks(

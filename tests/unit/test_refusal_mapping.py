@@ -100,3 +100,24 @@ def test_every_answer_has_an_http_status() -> None:
         Answer.ACCEPTED: 202,
         Answer.DELETED: 204,
     }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({"topic": "t", "payload": {"a": float("inf")}}, "payload.a"),
+        ({"a": [1, {"b": float("nan")}], "z": float("-inf")}, "a[1].b"),  # the first one
+        ({"count": float("-inf")}, "count"),
+        ({"a": 1e308, "b": 10**400, "c": [None, True, "NaN"]}, None),
+    ],
+)
+def test_an_mcp_argument_json_has_no_number_for_is_named(
+    arguments: dict[str, object], field: str | None
+) -> None:
+    refused = mcp_errors.non_finite(arguments)
+    if field is None:
+        assert refused is None
+        return
+    assert refused is not None
+    assert (refused.status, refused.detail) == (422, f"{field}: not a finite number")
+    assert refused.errors == [FieldError(field, "not a finite number")]
