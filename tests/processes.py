@@ -92,9 +92,14 @@ def environment(
     return env
 
 
-def start_process(name: str, n: int, env: dict[str, str], logs: Path) -> Process:
-    """`ordinaut <name>` on free ops (and API) ports; its output goes to ``logs/<name>-<n>.log``."""
-    ops_port, api_port = free_port(), (free_port() if name == "api" else None)
+def start_process(
+    name: str, n: int, env: dict[str, str], logs: Path, api_port: int | None = None
+) -> Process:
+    """`ordinaut <name>` on free ops (and API) ports, or the API on ``api_port`` (to start it
+    again where its clients expect it); its output goes to ``logs/<name>-<n>.log``."""
+    ops_port = free_port()
+    if name == "api" and api_port is None:
+        api_port = free_port()
     env = env | {"ORDINAUT_METRICS_PORT": str(ops_port)}
     if api_port is not None:
         env["ORDINAUT_PORT"] = str(api_port)

@@ -215,6 +215,7 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
 async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     """Serve MCP over stdio: against the store (settings' database) or the API at --url."""
+    from services.mcp import proxy as mcp_proxy
     from services.mcp import stdio as mcp_stdio
 
     token = os.environ.get("ORDINAUT_TOKEN", "").strip()
@@ -222,7 +223,7 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("ORDINAUT_TOKEN must hold an admin or agent token")
     try:
         if args.url:
-            await mcp_stdio.serve_proxy(args.url, token)
+            await mcp_proxy.serve_proxy(args.url, token)
             return 0
         admin_hash = load_admin_token(settings.admin_token, settings.data_dir).sha256
         async with storage(settings) as servers:
@@ -233,7 +234,7 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
                 admin_hash,
                 settings.shell_allow,
             )
-    except mcp_stdio.TokenRefused as exc:
+    except mcp_stdio.NotServed as exc:  # a bad token, an API that cannot be reached
         raise CommandError(str(exc)) from None
     return 0
 

@@ -6,27 +6,29 @@ import uuid
 from typing import Any
 
 import redis.asyncio as redis
-from mcp import Client, types
-from mcp.client.streamable_http import streamable_http_client
+from mcp import types
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from projections.registry import inline_projections
 from services.application.context import Backend
 from services.application.principal import Principal, principal_for
 from services.channels.work import Announcer
-from services.mcp.errors import non_finite
-from services.mcp.server import build_server, tool_error
+from services.mcp.server import build_server
 from services.store.pool import open_pool
 
 
-class TokenRefused(Exception):
+class NotServed(Exception):
+    """`ordinaut mcp` cannot start serving; the message says why in one line."""
+
+
+class TokenRefused(NotServed):
     """ORDINAUT_TOKEN is neither the admin token nor a live agent token."""
 
 
-async def _serve(server: Server[Any]) -> None:
+async def serve_stdio(server: Server[Any]) -> None:
+    """Serve ``server`` on stdin/stdout until stdin ends."""
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
@@ -57,46 +59,7 @@ async def serve_direct(
             return principal, str(uuid.uuid4()), backend
 
         try:
-            await _serve(build_server(session))
+            await serve_stdio(build_server(session))
         finally:
             if client is not None:
                 await client.aclose()
-
-
-async def serve_proxy(url: str, token: str) -> None:
-    """Serve over stdio what the API at ``url`` serves at /mcp (each call goes there)."""
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
-    endpoint = f"{url.rstrip('/')}/mcp"
-    async with http, Client(streamable_http_client(endpoint, http_client=http)) as remote:
-
-        async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
-            return await remote.list_tools()
-
-        async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            arguments = params.arguments or {}
-            # Refused here as the API would: relayed, such a number would reach it as null.
-            if (refused := non_finite(arguments)) is not None:
-                return tool_error(refused)
-            return await remote.call_tool(params.name, arguments)
-
-        async def list_templates(ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
-            return await remote.list_resource_templates()
-
-        async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
-            return await remote.list_resources()
-
-        async def read_resource(
-            ctx: Any, params: types.ReadResourceRequestParams
-        ) -> types.ReadResourceResult:
-            return await remote.read_resource(params.uri)
-
-        await _serve(
-            Server(
-                "ordinaut",
-                on_list_tools=list_tools,
-                on_call_tool=call_tool,
-                on_list_resource_templates=list_templates,
-                on_list_resources=list_resources,
-                on_read_resource=read_resource,
-            )
-        )

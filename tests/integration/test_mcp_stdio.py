@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from services.api.app import ApiConfig, create_app
 from services.api.auth import admit_any_token
 from services.mcp.http import McpMount
 from services.runtime.admin_token import token_hash
+from tests import processes
 from tests.mcp_support import (
     BRIEFING,
     NON_FINITE,
@@ -25,6 +29,7 @@ from tests.mcp_support import (
     refused_as_not_finite,
     schedule_run_and_approve,
 )
+from tests.tools_servers.http_tool_server import closed_port
 from tests.workers import ADMIN, AUTH, running_workers, serve_in_thread
 
 ROOT = Path(__file__).parent.parent.parent
@@ -126,3 +131,77 @@ def test_ordinaut_mcp_refuses_a_bad_token_before_serving(database_url: str, redi
     assert result.returncode == 2, result
     assert result.stdout == ""  # stdout is the protocol's: nothing else is ever written there
     assert "ORDINAUT_TOKEN is not a valid token" in result.stderr
+
+
+async def ordinaut_mcp_once(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`echo '{}' | ordinaut mcp ARGS`, to its exit."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [*MCP_COMMAND, *args],
+        env=env,
+        cwd=ROOT,
+        input="{}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_the_relay_refuses_a_token_the_api_refuses_in_one_line(
+    served: tuple[str, httpx.AsyncClient], database_url: str, redis_url: str
+) -> None:
+    base_url, _ = served
+    env = environment(database_url, redis_url, "wrongtokenwrongtoken")
+    result = await ordinaut_mcp_once(env, "--url", base_url)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr.splitlines() == [
+        f"ordinaut: error: ORDINAUT_TOKEN is not a valid token (the API at {base_url} refused it)"
+    ], result.stderr
+
+
+async def test_the_relay_names_an_api_it_cannot_reach_in_one_line(
+    database_url: str, redis_url: str
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = await ordinaut_mcp_once(environment(database_url, redis_url, ADMIN), "--url", url)
+    assert (result.returncode, result.stdout) == (2, ""), result
+    assert result.stderr.splitlines() == [
+        f"ordinaut: error: the Ordinaut API at {url} is unreachable: Connection refused"
+    ], result.stderr
+
+
+async def test_the_relay_answers_tool_errors_while_the_api_is_down_and_recovers_with_it(
+    database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = processes.environment(database_url, redis_url, "ordinaut:events", tmp_path, ADMIN)
+    api = processes.start_process("api", 1, env, tmp_path / "logs")
+    try:
+        await processes.ready(api)
+        url = f"http://127.0.0.1:{api.api_port}"
+        down = f"the Ordinaut API at {url} is unreachable: Connection refused"
+        relay = ordinaut_mcp(environment(database_url, redis_url, ADMIN), "--url", url)
+        async with Client(relay) as client:
+            await ok(client, "create_task", **BRIEFING)
+            await processes.kill(api)
+
+            began = time.monotonic()
+            result = await asyncio.wait_for(client.call_tool("list_tasks", {}), 20)
+            assert time.monotonic() - began < 5  # at once, not after a timeout
+            assert result.is_error, result
+            assert result.content[0].text == f"Bad gateway (502): {down}"  # type: ignore[union-attr]
+            assert result.structured_content is not None
+            assert (result.structured_content["status"], result.structured_content["detail"]) == (
+                502,
+                down,
+            )
+            with pytest.raises(MCPError, match=down):
+                await client.read_resource("ordinaut://tasks/any")
+
+            api = processes.start_process("api", 2, env, tmp_path / "logs", api.api_port)
+            await processes.ready(api)
+            tasks = (await ok(client, "list_tasks"))["items"]
+            assert [task["definition"]["title"] for task in tasks] == [BRIEFING["title"]]
+    finally:
+        if api.alive:
+            await processes.kill(api)
