@@ -76,6 +76,8 @@ def prepare_definition(
         if not _TOPIC_PATTERN.match(definition.schedule_expr):
             raise TaskRejected("schedule_expr", "must be a topic or glob such as calendar.*")
         return definition
+    if definition.schedule_kind == "once" and definition.dtstart is not None:
+        raise TaskRejected("dtstart", "a once schedule fires at its own instant: leave dtstart out")
     bare_rrule = definition.schedule_kind == "rrule" and _BARE_RRULE.match(definition.schedule_expr)
     if bare_rrule and definition.dtstart is None:
         definition = msgspec.structs.replace(definition, dtstart=anchor_dtstart(now, zone))

@@ -4,14 +4,15 @@ the same for a stored one, cached)."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from domain.schedules.base import Schedule
 from domain.schedules.cron import CronSchedule
 from domain.schedules.errors import ScheduleError, expr_error
 from domain.schedules.once import compile_once
 from domain.schedules.rrule_compile import compile_rrule
-from domain.schedules.zones import require_aware, validate_timezone
+from domain.schedules.zones import require_aware, user_instant, validate_timezone
 
 KINDS = ("cron", "rrule", "once")
 MAX_EXPR_LENGTH = 10_000
@@ -33,12 +34,30 @@ def compile_schedule(
     if len(expr) > MAX_EXPR_LENGTH:
         raise expr_error(f"is longer than {MAX_EXPR_LENGTH} characters")
     if kind == "cron":
-        return CronSchedule(expr, zone)
+        cron = CronSchedule(expr, zone)
+        if dtstart is None:
+            return cron
+        return StartingAt(cron, user_instant(dtstart, zone, "dtstart"))
     if kind == "rrule":
         return compile_rrule(expr, zone, dtstart)
     if kind == "once":
         return compile_once(expr, zone, now)
     raise ScheduleError("schedule_kind", f"unknown kind {kind!r} (expected cron, rrule or once)")
+
+
+@dataclass(frozen=True)
+class StartingAt:
+    """A cron schedule with a ``dtstart``: its occurrences from that instant on (a task that
+    starts firing on a given day; as an RRULE's DTSTART, the first occurrence may be it)."""
+
+    schedule: Schedule
+    start: datetime
+
+    def next_after(self, after: datetime) -> datetime | None:
+        return self.schedule.next_after(max(after, self.start - _JUST_BEFORE))
+
+
+_JUST_BEFORE = timedelta(microseconds=1)
 
 
 # Schedules are immutable values, so one compiled object serves every caller (timer, API).

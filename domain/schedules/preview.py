@@ -55,7 +55,8 @@ def preview_occurrences(
     """
     zone = validate_timezone(timezone)
     start = require_aware(now, "now") if after is None else user_instant(after, zone, "after")
-    anchor = anchor_dtstart(now, zone) if dtstart is None else dtstart
+    # Only an RRULE needs an anchor; a cron rule given one would start there.
+    anchor = anchor_dtstart(now, zone) if dtstart is None and kind == "rrule" else dtstart
     schedule = compile_schedule(kind, expr, timezone, dtstart=anchor, now=now)
     return next_occurrences(schedule, start, count)
 

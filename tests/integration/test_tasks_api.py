@@ -295,6 +295,15 @@ BAD = [
     ({**CRON, "misfire_policy": "sometimes"}, "misfire_policy"),
     ({**CRON, "metadata": {"k": 5}}, "metadata[...]"),  # msgspec's path for a mapping value
     ({**CRON, "dtstart": "not a date"}, "dtstart"),
+    (
+        {
+            **CRON,
+            "schedule_kind": "once",
+            "schedule_expr": "2099-01-01T09:00:00Z",
+            "dtstart": "2099-01-01T00:00:00Z",
+        },
+        "dtstart",
+    ),
     ({**CRON, "title": "x" * 201}, "title"),
     ({k: v for k, v in CRON.items() if k != "title"}, "title"),
     (
@@ -382,3 +391,10 @@ async def test_bad_tasks_are_refused_naming_the_field(
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == field
     assert await count(pool) == 0
+
+
+async def test_a_cron_task_with_a_dtstart_first_runs_on_or_after_it(
+    client: AsyncTestClient[Any],
+) -> None:
+    task = await create(client, {**CRON, "dtstart": "2028-01-03T00:00:00"})  # a Monday
+    assert task["next_run_at"] == "2028-01-03T06:30:00Z"  # 08:30 in Chisinau (UTC+2)
