@@ -143,7 +143,7 @@ def create_app(
         state=_initial_state(config),
         # HTTP metrics by route template (group_path), never by raw path: ids would explode
         # the number of series.
-        middleware=[correlation_middleware, _HTTP_METRICS.middleware],
+        middleware=[_HTTP_METRICS.middleware],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
@@ -160,6 +160,9 @@ def create_app(
         plugins=api_plugins(),  # OpenTelemetry, when the OTEL_* variables ask for it
     )
     contract.document(app)
+    # Around the whole app, not in `middleware`: Litestar runs route middleware only once a
+    # route matched, so an unknown path (404) or method (405) would get no correlation id.
+    app.asgi_handler = correlation_middleware(app.asgi_handler)
     return app
 
 

@@ -119,12 +119,20 @@ async def test_an_unexpected_exception_is_a_500_without_internals_and_is_logged(
     assert errors[0]["exc_info"]
 
 
-async def test_unknown_routes_and_methods_are_problems(client: AsyncTestClient[Any]) -> None:
+async def test_unknown_routes_and_methods_are_problems_with_a_correlation_id(
+    client: AsyncTestClient[Any],
+) -> None:
     missing = await client.get("/no/such/route", headers=AUTH)
     wrong_method = await client.delete("/events", headers=AUTH)
     assert (missing.status_code, wrong_method.status_code) == (404, 405)
+    assert "GET" in wrong_method.headers["allow"]
     for response in (missing, wrong_method):
         assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["x-correlation-id"]
+        assert response.json()["correlation_id"] == response.headers["x-correlation-id"]
+    yours = await client.get("/no/such/route", headers={**AUTH, "X-Correlation-ID": "trace-7"})
+    assert yours.headers["x-correlation-id"] == "trace-7"
+    assert yours.json()["correlation_id"] == "trace-7"
 
 
 @pytest.mark.parametrize(
