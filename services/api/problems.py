@@ -16,6 +16,7 @@ from services.application.errors import (
     FieldError,
     refusal_of,
 )
+from services.application.inputs import fields_at, path_segments
 from services.problems.document import PROBLEM_JSON, Problem, field_name, status_of
 from services.store.errors import IdempotencyKeyReused, UnstorableText, VersionConflict
 
@@ -44,13 +45,16 @@ def problem_response(
     return Response(problem, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-# Fields an earlier release spelled differently, by path: refused with the new name (422).
-RENAMED_FIELDS = {"/schedules/preview": RENAMED}
-
-
-def _renamed(path: str, error: FieldError) -> FieldError:
-    new = RENAMED_FIELDS.get(path, {}).get(error.field)
-    if new is None or "unknown field" not in error.reason:
+def _renamed(request: Request[Any, Any, Any], error: FieldError) -> FieldError:
+    """An unknown field an earlier release spelled differently (``kind``, ``expr``, ``tz``),
+    refused naming the new spelling wherever the object at that place has it: task bodies,
+    patches, dry runs, previews, agent limits."""
+    parent, _, old = error.field.rpartition(".")
+    new = RENAMED.get(old)
+    body = request.route_handler.parsed_data_field
+    if new is None or body is None or "unknown field" not in error.reason:
+        return error
+    if new not in fields_at(body.annotation, path_segments(parent)):
         return error
     return FieldError(error.field, f"renamed {new}")
 
@@ -79,7 +83,7 @@ def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> 
             if item.get("source") in ("header", "query", "cookie"):
                 key = _wire_name(request, key)
             error = FieldError(*field_name(key, str(item.get("message", "is invalid"))))
-            found.append(_renamed(request.url.path, error))
+            found.append(_renamed(request, error))
     return found
 
 

@@ -345,6 +345,44 @@ BAD = [
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "body", "field", "new"),
+    [
+        ("POST", "/tasks", {**CRON, "kind": "cron"}, "kind", "schedule_kind"),
+        ("POST", "/tasks", {"expr": "* * * * *", **CRON}, "expr", "schedule_expr"),
+        ("PATCH", "/tasks/{id}", {"tz": "UTC"}, "tz", "timezone"),
+        ("PATCH", "/tasks/{id}", {"kind": "rrule"}, "kind", "schedule_kind"),
+        ("POST", "/tasks/dry_run", {"task": {**CRON, "tz": "UTC"}}, "task.tz", "timezone"),
+        ("POST", "/schedules/preview", {"kind": "cron"}, "kind", "schedule_kind"),
+    ],
+)
+async def test_earlier_spellings_of_schedule_fields_are_refused_naming_the_new_one(
+    client: AsyncTestClient[Any],
+    pool: asyncpg.Pool,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    new: str,
+) -> None:
+    task = await create(client, CRON)
+    url = path.format(id=task["id"])
+    response = await client.request(method, url, json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"field": field, "reason": f"renamed {new}"}]
+    assert await count(pool) == 1  # the task.created above, nothing else
+
+
+async def test_a_field_renamed_elsewhere_is_only_unknown_where_the_new_name_is_not_a_field(
+    client: AsyncTestClient[Any],
+) -> None:
+    body = {"topic": "a", "payload": {}, "kind": "x"}
+    response = await client.post("/events", json=body, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "kind"
+    assert "unknown field" in response.json()["errors"][0]["reason"]
+
+
+@pytest.mark.parametrize(
     ("content", "status"),
     [
         (b"{not json", 400),
