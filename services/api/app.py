@@ -18,7 +18,7 @@ from domain.limits import WorkLimits
 from domain.outbound import Network
 from domain.rate_limits import AUTH_FAILURES, RateLimit, RateLimits
 from projections.registry import inline_projections
-from services.api import contract
+from services.api import boundary, contract
 from services.api.auth_failures import FailedAuthLimiter
 from services.api.calls import DEPENDENCIES
 from services.api.middleware import correlation_middleware
@@ -155,7 +155,7 @@ def create_app(
             render_plugins=[ScalarRenderPlugin(path="/")],
             components=contract.SECURITY_COMPONENTS,
         ),
-        before_request=contract.strict_json_body,
+        before_request=boundary.check_input,
         debug=False,
         plugins=api_plugins(),  # OpenTelemetry, when the OTEL_* variables ask for it
     )

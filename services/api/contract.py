@@ -4,7 +4,7 @@ Applied once to the built app, from what each route declares (guards, parameters
 new route is documented like the others without anyone remembering to: 401/403/429 where a
 scope guard runs, 404 where a path names a resource, 400/413/422 where input is parsed, 409 on
 writes, each with the problem+json schema. The server then enforces what the document says
-(``strict_json_body``): Litestar converts bodies leniently ("3" for 3, 0 for a date-time).
+(services/api/boundary.py): Litestar converts bodies leniently ("3" for 3, 0 for a date-time).
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request
-from litestar.enums import RequestEncodingType
-from litestar.exceptions import ValidationException
+from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
-from litestar.params import BodyKwarg
 from litestar.routes import HTTPRoute
 
 from services.api.auth import required_scope
@@ -165,38 +162,3 @@ def _structs(annotation: Any) -> Iterator[type[msgspec.Struct]]:
                 stack.extend(found)
             elif isinstance(found, msgspec.inspect.Type):
                 stack.append(found)
-
-
-async def strict_json_body(request: Request[Any, Any, Any]) -> None:
-    """Refuse a JSON body whose values only a lenient conversion would accept (a 422 naming the
-    field), so the server accepts exactly what the document describes."""
-    field = request.route_handler.parsed_data_field
-    if field is None or not isinstance(field.kwarg_definition, BodyKwarg):
-        return
-    if field.kwarg_definition.media_type != RequestEncodingType.JSON:
-        return
-    body = await request.body()
-    if not body.strip():
-        return  # Litestar answers a missing body (400) or uses the default
-    try:
-        decoded = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return  # malformed JSON: Litestar's own parse reports it as a 400
-    try:
-        msgspec.convert(_integral(decoded), field.annotation, strict=True)
-    except msgspec.ValidationError as exc:
-        raise ValidationException(
-            detail="Validation failed",
-            extra=[{"message": str(exc), "key": "data", "source": "body"}],
-        ) from None
-
-
-def _integral(value: Any) -> Any:
-    """JSON Schema counts 3.0 as an integer; msgspec's strict mode does not: make it 3."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _integral(item) for key, item in value.items()}
-    return value

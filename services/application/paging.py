@@ -12,6 +12,7 @@ import binascii
 from datetime import datetime
 
 from services.application.errors import Invalid, invalid
+from services.application.inputs import NUL, representable
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -26,9 +27,12 @@ def decode_position(cursor: str) -> tuple[datetime, str]:
     """``(timestamp, id)`` from a cursor; a forged one is refused naming `cursor`."""
     try:
         at, _, item_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(at), item_id
+        position = datetime.fromisoformat(at), item_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise _forged() from None
+    if not representable(position[0]) or NUL in item_id:  # forged: no page ends there
+        raise _forged()
+    return position
 
 
 def _forged() -> Invalid:

@@ -29,6 +29,7 @@ from domain.secrets import (
 from projections.base import Connection
 from services.application.context import Answer, Backend, Caller, OperationResult
 from services.application.errors import NotFound, Unavailable
+from services.application.inputs import NUL_ALLOWED
 from services.application.principal import Principal
 from services.application.tool_store import stream_version
 from services.secrets.box import SecretBox
@@ -40,7 +41,8 @@ class SecretBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     # Checked by domain.secrets (with its own message); stated here for the document.
     name: Annotated[str, msgspec.Meta(extra_json_schema={"pattern": NAME.pattern})]
-    value: Annotated[str, msgspec.Meta(min_length=1, max_length=VALUE_MAX)]
+    # Sealed before it is stored, so any character may be in it (NUL too).
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=VALUE_MAX, extra=NUL_ALLOWED)]
     allowed_tools: list[str]
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     # Admin only: the agents whose runs may use it (["*"]: every agent); omitted = nobody.

@@ -37,6 +37,9 @@ import re
 from typing import NamedTuple
 
 ID_BASE = 1 << 40
+# The columns' ranges (position BIGINT, txid xid8): a larger number names no place in the log.
+MAX_POSITION = (1 << 63) - 1
+MAX_TXID = (1 << 64) - 1
 _ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 _POSITION = re.compile(r"^\d{1,19}$")
 
@@ -84,13 +87,19 @@ class Cursor(NamedTuple):
             raise ValueError(f"{text[:60]!r} is not a cursor (expected <number>-<number>)")
         high, low = int(match[1]), int(match[2])
         if low == 0:  # written before the order existed: <position>-0
-            return cls(0, high)
-        if high <= ID_BASE:
+            return cls(0, _position(high, text))
+        if high <= ID_BASE or high - ID_BASE > MAX_TXID:
             raise ValueError(f"{text[:60]!r} is not a cursor of this log")
-        return cls(high - ID_BASE, low)
+        return cls(high - ID_BASE, _position(low, text))
 
 
 START = Cursor(0, 0)
+
+
+def _position(number: int, text: str) -> int:
+    if number > MAX_POSITION:
+        raise ValueError(f"{text[:60]!r} is not a cursor of this log (its position is too large)")
+    return number
 
 
 def is_position(text: str) -> bool:

@@ -15,7 +15,7 @@ from domain.envelope import Envelope, envelope_from_row
 from projections.base import Connection
 from services.store.errors import UnknownCursor
 from services.store.events import StoredEvent, stored_event
-from services.store.order import HORIZON, START, Cursor, is_position
+from services.store.order import HORIZON, MAX_POSITION, START, Cursor, is_position
 
 # ``final``: the row's transaction is below the horizon. Rows come in (txid, position) order,
 # so the final ones are a prefix; a non-final row after them means an event is committed (or
@@ -92,6 +92,8 @@ async def cursor_at(conn: Connection, position: int) -> Cursor:
 async def parse_cursor(conn: Connection, text: str) -> Cursor:
     """A cursor's text form (``<n>-<n>``) or an old position; UnknownCursor if neither."""
     if is_position(text):
+        if int(text) > MAX_POSITION:
+            raise UnknownCursor(f"no event at position {text}: positions end at {MAX_POSITION}")
         return await cursor_at(conn, int(text))
     try:
         return Cursor.from_entry_id(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,7 +51,9 @@ BAD_BODIES = [
         None,
         id="deeply-nested",
     ),
-    pytest.param(b'{"topic": "a", "payload": {"x": "nul\\u0000"}}', 422, None, id="nul-char"),
+    pytest.param(
+        b'{"topic": "a", "payload": {"x": "nul\\u0000"}}', 422, "payload.x", id="nul-char"
+    ),
     pytest.param(
         b'{"topic": "a", "payload": {"x": "' + b"a" * (2 * 1024 * 1024) + b'"}}',
         413,
@@ -219,3 +222,132 @@ async def test_schedule_preview_names_the_bad_field(
     response = await client.post("/schedules/preview", headers=AUTH, json=body)
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == field
+
+
+NUL = "a\u0000b"
+TASK = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 8 * * *"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "body", "field"),
+    [
+        ("POST", "/tasks", None, {**TASK, "title": NUL}, "title"),
+        ("POST", "/tasks", None, {**TASK, "metadata": {"team": NUL}}, "metadata.team"),
+        ("POST", "/tasks", None, {**TASK, "metadata": {NUL: "x"}}, "metadata"),
+        ("POST", "/tasks", None, {**TASK, "key": NUL}, "key"),
+        (
+            "POST",
+            "/tasks",
+            None,
+            {
+                **TASK,
+                "payload": {"pipeline": [{"id": "a", "uses": "debug.echo", "with": {"t": NUL}}]},
+            },
+            "payload.pipeline[0].with.t",
+        ),
+        ("POST", "/tasks/dry_run", None, {"task": {**TASK, "title": NUL}}, "task.title"),
+        ("GET", "/tasks", {"q": NUL}, None, "q"),
+        ("GET", "/tasks", {"created_by": NUL}, None, "created_by"),
+        ("GET", "/tasks", {"key": NUL}, None, "key"),
+        ("GET", "/runs", {"task_id": NUL}, None, "task_id"),
+        ("GET", "/events", {"stream": NUL}, None, "stream"),
+        ("GET", "/events", {"actor": NUL}, None, "actor"),
+        ("GET", "/events", {"correlation_id": NUL}, None, "correlation_id"),
+        (
+            "POST",
+            "/events",
+            None,
+            {"topic": "a", "payload": {}, "idempotency_key": NUL},
+            "idempotency_key",
+        ),
+        ("POST", "/agents", None, {"name": NUL, "scopes": ["tasks:read"]}, "name"),
+    ],
+)
+async def test_text_with_nul_is_refused_naming_the_field(
+    client: AsyncTestClient[Any],
+    pool: asyncpg.Pool,
+    method: str,
+    path: str,
+    params: dict[str, str] | None,
+    body: dict[str, Any] | None,
+    field: str,
+) -> None:
+    response = await client.request(method, path, params=params, json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == field, response.text
+    assert "NUL" in response.json()["errors"][0]["reason"]
+    assert await event_count(pool) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("DELETE", "/secrets/a%00b"), ("GET", "/tools/a%00b"), ("GET", "/agents/a%00b")],
+)
+async def test_a_name_with_nul_in_the_path_names_nothing(
+    client: AsyncTestClient[Any], method: str, path: str
+) -> None:
+    response = await client.request(method, path, headers=AUTH)
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("after=9223372036854775808-0", "after"),  # a position past BIGINT
+        ("after=9999999999999999999", "after"),
+        ("after=99999999999999999999-1", "after"),  # a transaction id past xid8
+        ("before=9223372036854775808-0", "before"),
+        ("cursor=9223372036854775808-0", "cursor"),
+        ("since=9999-12-31T23:59:59-14:00", "since"),
+        ("until=0001-01-01T00:00:00%2B14:00", "until"),
+    ],
+)
+async def test_cursors_and_instants_out_of_range_are_refused_naming_the_parameter(
+    client: AsyncTestClient[Any], query: str, field: str
+) -> None:
+    response = await client.get(f"/events?{query}", headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == [field], response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/tasks", {**TASK, "dtstart": "9999-12-31T23:59:59-14:00"}, "dtstart"),
+        (
+            "/events",
+            {"topic": "a", "payload": {}, "occurred_at": "0001-01-01T00:00:00+01:00"},
+            "occurred_at",
+        ),
+        (
+            "/schedules/preview",
+            {
+                "schedule_kind": "cron",
+                "schedule_expr": "0 8 * * *",
+                "after": "9999-12-31T23:30:00-01:00",
+            },
+            "after",
+        ),
+    ],
+)
+async def test_instants_no_date_time_can_hold_are_refused_naming_the_field(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = await client.post(path, json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert "range" in response.json()["errors"][0]["reason"]
+    assert await event_count(pool) == 0
+
+
+async def test_a_forged_page_cursor_out_of_range_is_refused_naming_cursor(
+    client: AsyncTestClient[Any],
+) -> None:
+    for position in ("9999-12-31T23:59:59-14:00|x", "2026-01-01T00:00:00+00:00|x\u0000"):
+        forged = base64.urlsafe_b64encode(position.encode()).decode()
+        for path in ("/tasks", "/runs"):
+            response = await client.get(path, params={"cursor": forged}, headers=AUTH)
+            assert response.status_code == 422, response.text
+            assert response.json()["errors"][0]["field"] == "cursor"

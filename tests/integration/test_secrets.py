@@ -114,6 +114,16 @@ async def test_bad_secrets_are_refused_naming_the_field(
     assert await pool.fetchval("SELECT count(*) FROM events") == before
 
 
+async def test_a_secret_value_may_hold_any_character_as_it_is_stored_sealed(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await store(client, value="binary\u0000value")
+    assert created.status_code == 201, created.text
+    refused = await store(client, name="OTHER", description="nul\u0000")
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "description"
+
+
 @pytest.mark.parametrize(
     ("step", "field"),
     [
