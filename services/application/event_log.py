@@ -8,6 +8,7 @@ from datetime import datetime
 
 import msgspec
 
+from domain.events import EVENT_TYPES
 from projections.base import Connection
 from services.application.context import Backend, Caller
 from services.application.errors import invalid
@@ -40,12 +41,18 @@ _TYPES = re.compile(TYPES_PATTERN)
 
 
 def event_types(raw: list[str] | None) -> tuple[str, ...]:
-    """``type`` may repeat and each value may be a comma list: ``type=a,b&type=c``."""
+    """``type`` may repeat and each value may be a comma list: ``type=a,b&type=c``; each must
+    be a type the log records (domain/events.py), as a filter that can match nothing is a
+    mistake worth naming."""
     for value in raw or ():
         if not _TYPES.match(value):
             reason = f"must be event types separated by commas (at most {MAX_TYPES})"
             raise invalid("type", reason)
-    return tuple(kind for value in raw or () for kind in value.split(","))
+    kinds = tuple(kind for value in raw or () for kind in value.split(","))
+    unknown = [kind for kind in kinds if kind not in EVENT_TYPES]
+    if unknown:
+        raise invalid("type", f"unknown event type {unknown[0]!r} (e.g. task.created, run.dead)")
+    return kinds
 
 
 def _instant(name: str, value: str | None) -> datetime | None:

@@ -11,6 +11,9 @@ from domain.quiet_hours import CLOCK_PATTERN
 from domain.tasks import MAX_SNOOZE_SECONDS
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# What the `task` read model's status holds (projections/rules/task.py): a list filter on it
+# takes only these.
+TaskStatus = Literal["active", "paused", "canceled", "completed"]
 Seconds = Annotated[int, msgspec.Meta(ge=0, le=31_536_000)]
 Expression = Annotated[str, msgspec.Meta(min_length=1, max_length=2_000)]
 

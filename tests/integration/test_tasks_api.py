@@ -231,6 +231,37 @@ async def test_listing_is_paginated_and_filtered(client: AsyncTestClient[Any]) -
     assert [t["id"] for t in paused["items"]] == [ids[0]]
     titled = (await client.get("/tasks?q=task 3", headers=AUTH)).json()
     assert [t["id"] for t in titled["items"]] == [ids[3]]
+    crons = (await client.get("/tasks?schedule_kind=cron&status=active", headers=AUTH)).json()
+    assert [t["id"] for t in crons["items"]] == ids[1:]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/tasks?status=bogus", "status"),
+        ("/tasks?status=deleted", "status"),
+        ("/tasks?schedule_kind=bogus", "schedule_kind"),
+        ("/runs?status=bogus", "status"),
+        ("/events?type=bogus.type", "type"),
+    ],
+)
+async def test_every_enumerated_list_filter_refuses_a_value_it_cannot_hold(
+    client: AsyncTestClient[Any], path: str, field: str
+) -> None:
+    response = await client.get(path, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+async def test_an_id_filter_that_names_no_task_is_an_empty_page_well_formed_or_not(
+    client: AsyncTestClient[Any],
+) -> None:
+    await client.post(f"/tasks/{(await create(client, CRON))['id']}/run_now", headers=AUTH)
+    for task_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        response = await client.get("/runs", params={"task_id": task_id}, headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"items": [], "next": None}
 
 
 def _nested_foreach(depth: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from domain.events import ScheduleKind
 from services.api.auth import requires
 from services.api.calls import respond
 from services.api.cursors import DEFAULT_LIMIT, Cursor, Limit
@@ -21,6 +22,7 @@ from services.application.task_bodies import (
     TaskBody,
     TaskPage,
     TaskPatch,
+    TaskStatus,
     TaskView,
     patch_changes,
 )
@@ -134,10 +136,8 @@ async def delete_task(
 async def get_tasks(
     caller: NamedDependency[Caller],
     backend: NamedDependency[Backend],
-    status: Annotated[
-        str | None, QueryParameter(description="active, paused, canceled, completed")
-    ] = None,
-    schedule_kind: FromQuery[str | None] = None,
+    status: FromQuery[TaskStatus | None] = None,
+    schedule_kind: FromQuery[ScheduleKind | None] = None,
     created_by: FromQuery[str | None] = None,
     key: FromQuery[str | None] = None,
     q: Annotated[
