@@ -12,7 +12,15 @@ from litestar.params import HeaderParameter
 
 from services.api.auth import principal_of
 from services.api.state import AppState
-from services.application.context import VERSION_PATTERN, Answer, Backend, Caller, OperationResult
+from services.application.context import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    VERSION_PATTERN,
+    Answer,
+    Backend,
+    Caller,
+    OperationResult,
+)
 
 # Headers a route takes only where it honours them, so the OpenAPI document lists them there
 # and Litestar refuses a malformed one with a 422 naming it.
@@ -21,9 +29,10 @@ IdempotencyKey = Annotated[
     HeaderParameter(
         name="Idempotency-Key",
         min_length=1,
-        max_length=200,
-        description="A repeat with this key replays the first answer and changes nothing; "
-        "the same key with a different request is a 422.",
+        max_length=IDEMPOTENCY_KEY_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="1 to 200 printable ASCII characters. A repeat with this key replays the "
+        "first answer and changes nothing; the same key with a different request is a 422.",
     ),
 ]
 IfMatch = Annotated[

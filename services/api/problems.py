@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from domain.errors import RuleViolation
 from domain.schedules.preview import RENAMED
+from services.application.context import IDEMPOTENCY_KEY_PATTERN
 from services.application.errors import (
     ApplicationError,
     FieldError,
@@ -83,8 +84,21 @@ def _field_errors(request: Request[Any, Any, Any], exc: ValidationException) -> 
             if item.get("source") in ("header", "query", "cookie"):
                 key = _wire_name(request, key)
             error = FieldError(*field_name(key, str(item.get("message", "is invalid"))))
-            found.append(_renamed(request, error))
+            found.append(_plainly(_renamed(request, error)))
     return found
+
+
+# Patterns whose "Expected `str` matching regex ..." says less than a sentence would.
+_PATTERN_REASONS = {
+    IDEMPOTENCY_KEY_PATTERN: "must be printable ASCII characters (U+0020 to U+007E)",
+}
+
+
+def _plainly(error: FieldError) -> FieldError:
+    for pattern, reason in _PATTERN_REASONS.items():
+        if error.reason.endswith(f"matching regex {pattern!r}"):
+            return FieldError(error.field, reason)
+    return error
 
 
 def validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

@@ -18,6 +18,11 @@ from services.channels.work import Announcer
 # (HTTP strips them around a header value), and digits bounded so any value parses as an int.
 VERSION_PATTERN = r'^[ \t]*(\*|(W/)?"?([0-9]{1,18})"?)[ \t]*$'
 _VERSION = re.compile(VERSION_PATTERN)
+# An idempotency key, in a header or a body alike: 1 to 200 printable ASCII characters. A header
+# carries no charset (RFC 9110 reads other octets as opaque, Litestar as latin-1), so a UTF-8
+# `é` would be stored as `Ã©` and never match the same key sent in a JSON body: refused instead.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7E]+$"
+IDEMPOTENCY_KEY_MAX = 200
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,12 @@ from typing import Annotated, Any
 import msgspec
 
 from domain.envelope import EventMeta
-from services.application.context import Backend, Caller
+from services.application.context import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    Backend,
+    Caller,
+)
 from services.application.triggers import Publication, publish_external
 
 
@@ -19,7 +24,15 @@ class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")
     ]
     payload: dict[str, Any]
-    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    idempotency_key: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=IDEMPOTENCY_KEY_PATTERN
+            ),
+        ]
+        | None
+    ) = None
     occurred_at: datetime | None = None
 
 

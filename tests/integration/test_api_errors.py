@@ -181,6 +181,42 @@ async def test_a_repeated_idempotency_key_returns_the_first_answer(
     assert await event_count(pool) == 1
 
 
+@pytest.mark.parametrize(
+    ("key", "in_body"),
+    [
+        pytest.param("é".encode(), False, id="utf-8-header"),
+        pytest.param("é".encode("latin-1"), False, id="latin-1-header"),
+        pytest.param("café", True, id="non-ascii-body"),
+        pytest.param("a\u0000b", True, id="nul-body"),
+        pytest.param("k" * 201, True, id="too-long-body"),
+    ],
+)
+async def test_an_idempotency_key_is_printable_ascii_in_a_header_or_a_body_alike(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool, key: bytes | str, in_body: bool
+) -> None:
+    body: dict[str, Any] = {"topic": "order.placed", "payload": {}}
+    headers: dict[str, Any] = dict(AUTH)
+    if in_body:
+        body["idempotency_key"] = key
+    else:
+        headers["Idempotency-Key"] = key
+    response = await client.post("/events", headers=headers, json=body)
+    assert response.status_code == 422, response.text
+    field = "idempotency_key" if in_body else "Idempotency-Key"
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+    assert await event_count(pool) == 0
+    printable = "".join(chr(c) for c in range(0x20, 0x7F))  # every one, as one key
+    plain = {"topic": "order.placed", "payload": {}}
+    by_header = await client.post(
+        "/events", headers={**AUTH, "Idempotency-Key": printable}, json=plain
+    )
+    by_body = await client.post(
+        "/events", headers=AUTH, json={**plain, "idempotency_key": printable}
+    )
+    assert (by_header.status_code, by_body.status_code) == (202, 202), by_body.text
+    assert by_body.json() == by_header.json()  # the same key, wherever it was given
+
+
 async def test_readiness_reports_each_dependency(client: AsyncTestClient[Any]) -> None:
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
@@ -253,13 +289,7 @@ TASK = {"title": "t", "schedule_kind": "cron", "schedule_expr": "0 8 * * *"}
         ("GET", "/events", {"stream": NUL}, None, "stream"),
         ("GET", "/events", {"actor": NUL}, None, "actor"),
         ("GET", "/events", {"correlation_id": NUL}, None, "correlation_id"),
-        (
-            "POST",
-            "/events",
-            None,
-            {"topic": "a", "payload": {}, "idempotency_key": NUL},
-            "idempotency_key",
-        ),
+        ("POST", "/events", None, {"topic": "a", "payload": {"n": NUL}}, "payload.n"),
         ("POST", "/agents", None, {"name": NUL, "scopes": ["tasks:read"]}, "name"),
     ],
 )

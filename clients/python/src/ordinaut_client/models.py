@@ -166,7 +166,9 @@ class PublishEvent(BaseModel):
     )
     topic: Annotated[str, Field(max_length=200, min_length=1, pattern="^[A-Za-z0-9_.:\\-]+$")]
     payload: dict[str, Any]
-    idempotency_key: Annotated[str | None, Field(max_length=200, min_length=1)] = None
+    idempotency_key: Annotated[
+        str | None, Field(max_length=200, min_length=1, pattern="^[\\x20-\\x7E]+$")
+    ] = None
     occurred_at: str | None = None
 
 
