@@ -10,12 +10,13 @@ from typing import Any
 from domain.envelope import EventMeta
 from domain.limits import WorkLimits
 from projections.base import ProjectionSet
-from services.application.errors import VersionMismatch, invalid
+from services.application.errors import FieldError, VersionMismatch, invalid
 from services.application.principal import Principal
 from services.channels.work import Announcer
 
-# If-Match: `*`, or a task version as its ETag ("7", W/"7") or bare (7). Spaces and tabs only
-# (HTTP strips them around a header value), and digits bounded so any value parses as an int.
+# If-Match: `*`, or a task version as its ETag ("7") or bare (7). Spaces and tabs only (HTTP
+# strips them around a header value), and digits bounded so any value parses as an int. A weak
+# tag (W/"7") is well-formed but never matches: If-Match compares strongly (RFC 9110, 13.1.1).
 VERSION_PATTERN = r'^[ \t]*(\*|(W/)?"?([0-9]{1,18})"?)[ \t]*$'
 _VERSION = re.compile(VERSION_PATTERN)
 # An idempotency key, in a header or a body alike: 1 to 200 printable ASCII characters. A header
@@ -72,6 +73,9 @@ class Caller:
         match = _VERSION.match(self.if_match)
         if match is None or match.group(3) is None:
             raise invalid("If-Match", "must be the task's version")
+        if match.group(2) is not None:
+            reason = f'a weak tag never matches; send the ETag as given ("{version}")'
+            raise VersionMismatch(f"If-Match: {reason}", [FieldError("If-Match", reason)])
         if int(match.group(3)) != version:
             raise VersionMismatch(f"the task is at version {version}")
 

@@ -163,8 +163,26 @@ async def test_malformed_if_match_and_idempotency_key_are_refused_naming_the_hea
         assert refused.headers["content-type"] == "application/problem+json"
         assert header in refused.text, refused.text
     assert await count(pool, "task.paused") == 0
-    weak = await client.post(url, headers={**AUTH, "If-Match": 'W/"1"'})
-    assert weak.status_code == 200, weak.text
+
+
+async def test_a_weak_if_match_never_matches_as_if_match_compares_strongly(
+    client: AsyncTestClient[Any], pool: asyncpg.Pool
+) -> None:
+    task = await create(client, CRON)
+    url = f"/tasks/{task['id']}"
+    etag = (await client.get(url, headers=AUTH)).headers["etag"]
+    assert etag == '"1"'  # a strong tag: the version itself
+    for weak in ('W/"1"', ' W/"1" '):
+        refused = await client.patch(url, json={"title": "x"}, headers={**AUTH, "If-Match": weak})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["errors"][0]["field"] == "If-Match"
+    assert await count(pool, "task.updated") == 0
+    for spelling in ("{etag}", "{version}", "*"):  # the ETag as given, the bare version, any
+        current = await client.get(url, headers=AUTH)
+        strong = spelling.format(etag=current.headers["etag"], version=current.json()["version"])
+        changed = await client.post(f"{url}/pause", headers={**AUTH, "If-Match": strong})
+        assert changed.status_code == 200, (strong, changed.text)
+        await client.post(f"{url}/resume", headers=AUTH)
 
 
 async def test_a_repeated_idempotency_key_replays_the_first_response(
