@@ -18,6 +18,7 @@ import msgspec
 
 from domain.events import Event, SecretDeleted, SecretStored, secret_stream
 from domain.secrets import (
+    EVERY_AGENT,
     NAME,
     VALUE_MAX,
     agents_on_store,
@@ -28,7 +29,7 @@ from domain.secrets import (
 )
 from projections.base import Connection
 from services.application.context import Answer, Backend, Caller, OperationResult
-from services.application.errors import NotFound, Unavailable
+from services.application.errors import FieldError, Invalid, NotFound, Unavailable
 from services.application.inputs import NUL_ALLOWED
 from services.application.principal import Principal
 from services.application.tool_store import stream_version
@@ -118,6 +119,8 @@ async def store_secret(
         held_by = row["owner"] if row else await conn.fetchval(_STREAM_OWNER, secret_stream(name))
         owner = owner_on_store(principal.actor, _is_admin(principal), held_by)
         agents = agents_on_store(_is_admin(principal), data.agents, row["agents"] if row else ())
+        if _is_admin(principal):
+            await _refuse_unknown_agents(conn, data.agents or [])
         event = SecretStored(
             name=name,
             ciphertext=box.seal(name, value),
@@ -131,6 +134,22 @@ async def store_secret(
         stored = await conn.fetchrow(f"SELECT {_COLUMNS} FROM secret WHERE name = $1", name)  # noqa: S608 - fixed columns
     answer = Answer.CREATED if row is None else Answer.DONE
     return OperationResult(answer, _view(stored, principal))
+
+
+async def _refuse_unknown_agents(conn: Connection, named: list[str]) -> None:
+    """Sharing with an id no agent has would share with nobody, silently (a typo, or an agent
+    meant to be created first): refused naming each such entry (``"*"`` is every agent)."""
+    ids = [agent for agent in named if agent != EVERY_AGENT]
+    if not ids:
+        return
+    known = {r["id"] for r in await conn.fetch("SELECT id FROM agent WHERE id = ANY($1)", ids)}
+    errors = [
+        FieldError(f"agents[{index}]", f"no agent has the id {agent!r}")
+        for index, agent in enumerate(named)
+        if agent != EVERY_AGENT and agent not in known
+    ]
+    if errors:
+        raise Invalid("; ".join(f"{e.field}: {e.reason}" for e in errors), errors)
 
 
 async def list_secrets(caller: Caller, backend: Backend) -> SecretList:

@@ -150,3 +150,17 @@ async def test_secrets_stored_before_owners_existed_stay_shared_until_the_admin_
         assert (await _store(client, AUTH, "LEGACY")).status_code == 200
         assert (await _use(client, b, "LEGACY"))["status"] == "dead"
     assert await _names(client, b) == []
+
+
+async def test_the_admin_shares_a_secret_only_with_agents_that_exist(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    b_id, _ = await agent_token(client, "agent-b", SCOPES)
+    refused = await _store(client, AUTH, "FOR_NOBODY", agents=[b_id, "not-an-agent", "admin"])
+    assert refused.status_code == 422, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["agents[1]", "agents[2]"]
+    assert "not-an-agent" in refused.json()["detail"]
+    stored = await pool.fetchval("SELECT count(*) FROM events WHERE type = 'secret.stored'")
+    assert stored == 0
+    assert (await _store(client, AUTH, "FOR_ALL", agents=["*"])).status_code == 201
+    assert (await _store(client, AUTH, "FOR_B", agents=[b_id])).status_code == 201
