@@ -29,6 +29,13 @@ _LIMIT = re.compile(
 )
 
 
+# Far beyond any sensible limit, and small enough that a bucket's life (burst / rate, the time
+# it takes to fill again: at most 1e6 * 86400 s) is a whole number of milliseconds Redis takes.
+MAX_BURST = 1_000_000
+MAX_RATE = 1_000_000.0  # per second
+MIN_RATE = 1 / 86_400  # one a day
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """``rate`` requests per second on average, up to ``burst`` at once after a quiet spell."""
@@ -37,20 +44,35 @@ class RateLimit:
     burst: int
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.rate) and self.rate > 0) or self.burst < 1:
-            raise ValueError("a rate limit needs a rate above 0 and a burst of at least 1")
+        if _refusal(self.rate, self.burst) is not None:
+            raise ValueError(f"a rate limit {_refusal(self.rate, self.burst)}")
+
+    @property
+    def refill_seconds(self) -> float:
+        """How long an empty bucket takes to fill again (after that it may be forgotten)."""
+        return self.burst / self.rate
+
+
+def _refusal(rate: float, burst: int) -> str | None:
+    if not (math.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE):
+        return f"needs a rate between 1 a day and {MAX_RATE:.0f}/s"
+    if not 1 <= burst <= MAX_BURST:
+        return f"needs a burst between 1 and {MAX_BURST}"
+    return None
 
 
 def parse_rate_limit(text: str, field: str) -> RateLimit:
-    """``"20/s burst 40"``, ``"600/min"`` (burst defaults to the rate per second, at least 1)."""
+    """``"20/s burst 40"``, ``"600/min"`` (burst defaults to the rate per second, at least 1);
+    a rate between one a day and MAX_RATE a second, a burst of at most MAX_BURST."""
     match = _LIMIT.match(text.lower())
     unit = _UNITS.get(match.group("unit")) if match else None
     if match is None or unit is None:
         raise RuleViolation(field, "must look like '20/s burst 40' (per s, min or hour)")
     rate = float(match.group("n")) / unit
     burst = int(match.group("burst") or max(1, math.ceil(rate)))
-    if rate <= 0 or burst < 1:
-        raise RuleViolation(field, "needs a rate above 0 and a burst of at least 1")
+    refused = _refusal(rate, burst)
+    if refused is not None:
+        raise RuleViolation(field, refused)
     return RateLimit(rate, burst)
 
 

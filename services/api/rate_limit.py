@@ -8,6 +8,8 @@ warning is logged, at most once per quiet spell.
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,8 +18,9 @@ import redis.asyncio as redis
 import structlog
 from litestar.connection import ASGIConnection
 from litestar.exceptions import TooManyRequestsException
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
+from domain.errors import RuleViolation
 from domain.rate_limits import (
     RateLimit,
     RateLimits,
@@ -38,7 +41,7 @@ if now > at then tokens = math.min(burst, tokens + (now - at) * rate); at = now 
 local allowed, wait = 0, 0
 if tokens >= 1 then tokens = tokens - 1; allowed = 1 else wait = (1 - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {allowed, tostring(wait)}
 """
 QUIET_AFTER_FAILURE_SECONDS = 2.0
@@ -55,7 +58,7 @@ class RateLimiter:
     ) -> None:
         self.limits, self.prefix = limits, prefix
         self._take = client.register_script(_TAKE)
-        self._quiet_until = 0.0
+        self._quiet_until = self._warned_until = 0.0
 
     async def wait_needed(
         self, agent: str, group: str, override: RateLimit | None = None
@@ -64,10 +67,27 @@ class RateLimiter:
         limit = override or self.limits.for_group(group)
         if limit is None or time.monotonic() < self._quiet_until:
             return None
+        # The key lives until its bucket is full again, in whole milliseconds (computed here:
+        # Lua would print a large number as 1e+14, which PEXPIRE refuses).
+        expire_ms = math.ceil(limit.refill_seconds * 1000) + 1000
         try:
             allowed, wait = await self._take(
-                keys=[f"{self.prefix}{group}:{agent}"], args=[repr(limit.rate), limit.burst]
+                keys=[f"{self.prefix}{group}:{agent}"],
+                args=[repr(limit.rate), limit.burst, expire_ms],
             )
+        except ResponseError as exc:
+            # Redis is there but refused the script (out of memory, read-only, a bug): this
+            # request goes through; other requests still try, so no quiet spell.
+            if time.monotonic() >= self._warned_until:
+                self._warned_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
+                log.warning(
+                    "rate limit not enforced: Redis refused the rate-limit script",
+                    group=group,
+                    agent=agent,
+                    limit=f"{limit.rate}/s burst {limit.burst}",
+                    reason=str(exc),
+                )
+            return None
         except (RedisError, OSError) as exc:
             self._quiet_until = time.monotonic() + QUIET_AFTER_FAILURE_SECONDS
             log.warning("rate limits not enforced: Redis unavailable", reason=str(exc))
@@ -86,11 +106,27 @@ async def enforce(
     group = route_group(str(connection.scope.get("method", "GET")), connection.scope["path"])
     if limiter is None or group is None:
         return
-    text = overrides.get(group)
-    override = parse_rate_limit(text, f"rate_limits.{group}") if text else None
-    wait = await limiter.wait_needed(agent, group, override)
+    wait = await limiter.wait_needed(agent, group, _override(group, overrides.get(group)))
     if wait is not None:
         raise TooManyRequestsException(
             f"too many {group} requests; try again in {retry_after_header(wait)} s",
             headers={"Retry-After": retry_after_header(wait)},
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _override(group: str, text: str | None) -> RateLimit | None:
+    """An agent's own limit for ``group`` (parsed once per text). One set before limits were
+    bounded may no longer parse: the API's default then applies, and a warning says so once
+    (an absurd burst meant no limit at all, which is not kept)."""
+    if not text:
+        return None
+    try:
+        return parse_rate_limit(text, f"rate_limits.{group}")
+    except RuleViolation as exc:
+        log.warning(
+            "an agent's rate limit is out of bounds; the default applies",
+            limit=text,
+            reason=str(exc),
+        )
+        return None

@@ -6,12 +6,15 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import httpx
 import pytest
 import redis.asyncio as redis
+from structlog.testing import capture_logs
 
-from domain.rate_limits import RateLimit, RateLimits
+from domain.rate_limits import MAX_BURST, MAX_RATE, MIN_RATE, RateLimit, RateLimits
 from services.api.app import ApiConfig, create_app
+from services.api.rate_limit import RateLimiter
 from services.runtime.admin_token import token_hash
 from tests.tools_servers.http_tool_server import closed_port
 from tests.workers import ADMIN, AUTH, serve_in_thread
@@ -112,3 +115,90 @@ async def test_an_agent_s_own_limit_replaces_the_default(
     assert admin == [200] * 3
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "rate_limits.reads"
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        "1/s burst 99999999999999999999",
+        "1/s burst 1000001",
+        "2000000/s",
+        "0.01/hour",  # one every 100 hours: below one a day
+    ],
+)
+async def test_absurd_rates_and_bursts_are_refused_naming_the_group(
+    database_url: str, redis_url: str, prefix: str, limit: str
+) -> None:
+    with api_process(database_url, redis_url, RateLimits(), prefix) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            await _agent_headers(client)
+            agent_id = (await client.get("/agents", headers=AUTH)).json()["items"][0]["id"]
+            body = {"rate_limits": {"commands": limit}}
+            refused = await client.put(f"/agents/{agent_id}/limits", json=body, headers=AUTH)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "rate_limits.commands"
+
+
+async def test_the_widest_limits_allowed_are_enforced_by_redis(redis_url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(client, RateLimits(), prefix=prefix)
+    try:
+        for limit in (
+            RateLimit(MIN_RATE, MAX_BURST),  # the longest-lived bucket: 1e6 days to refill
+            RateLimit(MAX_RATE, MAX_BURST),
+            RateLimit(MIN_RATE, 1),
+        ):
+            with capture_logs() as logs:
+                first = await limiter.wait_needed("agent", "commands", limit)
+                second = await limiter.wait_needed("agent", "commands", limit)
+            assert logs == []
+            assert first is None
+            assert (second is None) == (limit.burst > 1)
+            ttl_ms = await client.pttl(f"{prefix}commands:agent")
+            assert 0 < ttl_ms <= limit.refill_seconds * 1000 + 1000
+            await client.delete(f"{prefix}commands:agent")
+    finally:
+        await client.aclose()
+
+
+async def test_a_script_redis_refuses_is_logged_as_such_and_not_as_an_outage(
+    redis_url: str, prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(client, TIGHT, prefix=prefix)
+    try:
+        await client.set(f"{prefix}reads:broken", "not a bucket")  # WRONGTYPE for the script
+        with capture_logs() as logs:
+            assert await limiter.wait_needed("broken", "reads") is None  # fails open
+            assert await limiter.wait_needed("broken", "reads") is None
+        assert [entry["event"] for entry in logs] == [
+            "rate limit not enforced: Redis refused the rate-limit script"
+        ]
+        assert "WRONGTYPE" in logs[0]["reason"]
+        # Redis itself is fine: other buckets are still enforced, with no quiet spell.
+        waits = [await limiter.wait_needed("other", "reads") for _ in range(5)]
+        assert waits[:4] == [None] * 4
+        assert waits[4] is not None
+    finally:
+        await client.aclose()
+
+
+async def test_an_agent_limit_stored_before_the_bounds_gives_way_to_the_default(
+    database_url: str, redis_url: str, prefix: str, pool: asyncpg.Pool
+) -> None:
+    with api_process(database_url, redis_url, TIGHT, prefix) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            agent = await _agent_headers(client)
+            agent_id = (await client.get("/agents", headers=AUTH)).json()["items"][0]["id"]
+            ok = {"rate_limits": {"reads": "1000/s"}}
+            assert (
+                await client.put(f"/agents/{agent_id}/limits", json=ok, headers=AUTH)
+            ).status_code == 200
+            # As an earlier release accepted it: a burst no bucket can hold.
+            await pool.execute(
+                "UPDATE agent_limits SET rate_limits = $2::jsonb WHERE agent_id = $1",
+                agent_id,
+                '{"reads": "1/s burst 99999999999999999999"}',
+            )
+            statuses = [(await client.get("/tasks", headers=agent)).status_code for _ in range(6)]
+    assert statuses == [200] * 4 + [429] * 2  # TIGHT's reads: a burst of 4

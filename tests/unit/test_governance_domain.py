@@ -26,6 +26,30 @@ def test_rate_limits_parse_per_second_minute_and_hour() -> None:
         parse_rate_limit("0/s", "x")
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1/s burst 99999999999999999999", "burst between 1 and 1000000"),
+        ("1/s burst 1000001", "burst between 1 and 1000000"),
+        ("1000001/s", "rate between 1 a day and 1000000/s"),
+        ("0.04/hour", "rate between 1 a day"),  # one every 25 hours
+        ("9" * 90 + "/s", "rate between"),
+    ],
+)
+def test_rate_limits_beyond_the_bounds_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(RuleViolation, match=reason):
+        parse_rate_limit(text, "x")
+
+
+def test_the_bounds_themselves_are_limits_a_bucket_can_hold() -> None:
+    widest = parse_rate_limit("1000000/s burst 1000000", "x")
+    assert widest == RateLimit(1_000_000.0, 1_000_000)
+    slowest = parse_rate_limit("0.05/hour burst 1000000", "x")
+    assert slowest.refill_seconds * 1000 < 2**53  # a whole number of milliseconds, exactly
+    with pytest.raises(ValueError, match="burst"):
+        RateLimit(1.0, 2_000_000)
+
+
 def test_route_groups_and_retry_after() -> None:
     assert route_group("GET", "/tasks") == "reads"
     assert route_group("POST", "/events") == "events"
