@@ -11,6 +11,7 @@ from litestar.exceptions import PermissionDeniedException
 
 from services.api.ui.access import csrf_matches, session_of
 from services.application.errors import Invalid, invalid
+from services.application.inputs import INSTANT_REASON, representable
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -71,4 +72,7 @@ def instant(value: str | None, name: str) -> datetime | None:
     except ValueError:
         reason = "must be a date and time like 2026-03-29T08:30 (UTC) or with an offset"
         raise refuse(name, reason) from None
-    return parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
+    found = parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
+    if not representable(found):
+        raise refuse(name, INSTANT_REASON)
+    return found
