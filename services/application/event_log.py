@@ -12,7 +12,7 @@ from domain.events import EVENT_TYPES
 from projections.base import Connection
 from services.application.context import Backend, Caller
 from services.application.errors import invalid
-from services.application.inputs import INSTANT_REASON, representable
+from services.application.inputs import instant_reason, representable
 from services.application.paging import DEFAULT_LIMIT
 from services.store.audit import EventFilter, read_filtered
 from services.store.errors import UnknownCursor
@@ -67,7 +67,7 @@ def _instant(name: str, value: str | None) -> datetime | None:
         reason = "must be an RFC 3339 date-time with a UTC offset (e.g. 2026-01-01T09:00:00Z)"
         raise invalid(name, reason)
     if not representable(found):
-        raise invalid(name, INSTANT_REASON)
+        raise invalid(name, instant_reason(found))
     return found
 
 

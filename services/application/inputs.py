@@ -11,16 +11,16 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from domain.schedules.zones import MAX_INSTANT, MIN_INSTANT, SUPPORTED_RANGE
 from services.application.errors import FieldError, Invalid
 
 NUL = "\x00"
 NUL_REASON = "may not contain the NUL character (\\u0000)"
-INSTANT_REASON = "is outside the range of date-times (years 1 to 9999 in UTC)"
 # In a field's ``msgspec.Meta(extra=...)``: text that is never stored as text (a secret's
 # value is sealed first), so it may hold NUL like any other character.
 NUL_ALLOWED = {"nul_allowed": True}
@@ -67,19 +67,21 @@ def _allows_nul(types: list[msgspec.inspect.Type]) -> bool:
 
 
 def representable(instant: datetime) -> bool:
-    """Whether ``instant`` is one the store (and every reader of it) can hold: its UTC time
-    falls within years 1 to 9999 (9999-12-31T23:00-14:00 does not)."""
-    try:
-        instant.astimezone(UTC)
-    except OverflowError:
-        return False
-    return True
+    """Whether ``instant`` lies in the range every date-time Ordinaut takes must lie in (that of
+    domain.schedules.zones: a day short of each end of the calendar, so that every zone can
+    show it). One without an offset is checked where its zone is known (domain.schedules)."""
+    return instant.utcoffset() is None or MIN_INSTANT <= instant < MAX_INSTANT
+
+
+def instant_reason(instant: datetime) -> str:
+    """Why ``instant`` is refused: the words the schedules use for the same range."""
+    return f"{instant.isoformat()} is outside the supported range ({SUPPORTED_RANGE})"
 
 
 def instant_errors(value: Any, path: str = "") -> list[FieldError]:
     """Every date-time in a decoded body (a Struct) that is not ``representable``, by path."""
     if isinstance(value, datetime):
-        return [] if representable(value) else [FieldError(path or "body", INSTANT_REASON)]
+        return [] if representable(value) else [FieldError(path or "body", instant_reason(value))]
     if isinstance(value, msgspec.Struct):
         return [
             error

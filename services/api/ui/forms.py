@@ -11,7 +11,7 @@ from litestar.exceptions import PermissionDeniedException
 
 from services.api.ui.access import csrf_matches, session_of
 from services.application.errors import Invalid, invalid
-from services.application.inputs import INSTANT_REASON, representable
+from services.application.inputs import instant_reason, representable
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -74,5 +74,5 @@ def instant(value: str | None, name: str) -> datetime | None:
         raise refuse(name, reason) from None
     found = parsed if parsed.utcoffset() is not None else parsed.replace(tzinfo=UTC)
     if not representable(found):
-        raise refuse(name, INSTANT_REASON)
+        raise refuse(name, instant_reason(found))
     return found
