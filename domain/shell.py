@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 from typing import Any
 
 from domain.errors import RuleViolation
+from domain.pipeline_steps import steps_using
 
 SHELL_EXEC = "shell.exec"
+_SHELL_ONLY = frozenset({SHELL_EXEC})
 # `shell: true` runs the command string with this program, so the admin must allow it.
 SHELL = "/bin/sh"
 OUTPUT_BYTES_DEFAULT = 65_536
@@ -182,7 +184,7 @@ def _matches(executable: str, pattern: str) -> bool:
 
 def check_static_env(steps: object, path: str) -> None:
     """Refuse `shell.exec` steps whose ``env`` sets a denied variable."""
-    for where, step in _shell_steps(steps, path):
+    for where, step in steps_using(steps, path, _SHELL_ONLY):
         options = step.get("with")
         if isinstance(options, Mapping) and "env" in options:
             check_env(options["env"], f"{where}.with.env")
@@ -194,7 +196,7 @@ def check_static_steps(steps: object, path: str, allow: Sequence[str]) -> None:
     A program given by a template (``${...}``) is only known at run time, where the worker
     checks it again.
     """
-    for where, step in _shell_steps(steps, path):
+    for where, step in steps_using(steps, path, _SHELL_ONLY):
         options = step.get("with")
         if not isinstance(options, Mapping):
             continue
@@ -209,16 +211,3 @@ def check_static_steps(steps: object, path: str, allow: Sequence[str]) -> None:
         argv = options.get("argv")
         if isinstance(argv, list) and argv and isinstance(argv[0], str) and "${" not in argv[0]:
             check_executable(argv[0], allow, f"{where}.with.argv[0]")
-
-
-def _shell_steps(steps: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if not isinstance(steps, list):
-        return
-    for index, step in enumerate(steps):
-        if not isinstance(step, Mapping):
-            continue
-        where = f"{path}[{index}]"
-        if step.get("uses") == SHELL_EXEC:
-            yield where, step
-        body = step.get("with", {}).get("body") if isinstance(step.get("with"), Mapping) else None
-        yield from _shell_steps(body, f"{where}.with.body")

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from domain.errors import RuleViolation
 from domain.events import Event, RunResumed, RunWaiting, RunWaitTimedOut
 from domain.ownership import ADMIN
+from domain.pipeline_steps import steps_using
 from domain.triggers import holds, topic_matches
 from domain.wait_filters import check_filter
 
@@ -163,7 +164,7 @@ def check_wait_steps(steps: object, path: str, now: datetime | None = None) -> N
     A literal ``until`` can only come closer, but a run started now would fail on it, and a
     year is the most any wait lasts; a templated one is checked when the run renders it.
     """
-    for where, step in _wait_steps(steps, path):
+    for where, step in steps_using(steps, path, WAIT_TOOLS):
         options = step.get("with")
         if not isinstance(options, Mapping):
             continue
@@ -198,16 +199,3 @@ def _check_distance(instant: datetime, text: str, now: datetime, field: str) -> 
         raise RuleViolation(
             field, f"{text!r} is more than a year away (a sleep lasts at most a year)"
         )
-
-
-def _wait_steps(steps: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    if not isinstance(steps, list):
-        return
-    for index, step in enumerate(steps):
-        if not isinstance(step, Mapping):
-            continue
-        where = f"{path}[{index}]"
-        if step.get("uses") in WAIT_TOOLS:
-            yield where, step
-        body = step.get("with", {}).get("body") if isinstance(step.get("with"), Mapping) else None
-        yield from _wait_steps(body, f"{where}.with.body")
