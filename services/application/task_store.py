@@ -135,6 +135,26 @@ async def task_id_by_key(conn: Connection, actor: str, key: str) -> str | None:
     )
 
 
+_CLAIM_KEYS = """
+SELECT pg_advisory_xact_lock(hashtextextended('ordinaut-task-key:' || $1 || '/' || k, 0))
+FROM (SELECT DISTINCT k FROM unnest($2::text[]) AS k ORDER BY k) AS keys
+"""
+
+
+async def claim_task_keys(conn: Connection, owner: str, keys: list[str]) -> None:
+    """Hold ``owner``'s task ``keys`` until the transaction ends.
+
+    Creating by key reads whether a task has the key, then creates one or updates it. Two
+    creators that both read "none" would both create, and the unique index (task_owner_key)
+    would refuse the later one, although its task is the one the first just made. Holding the
+    key from before the read until commit makes the second read the first one's task. Taken
+    in one sorted order, so two claimers never deadlock; a hash collision only makes two keys
+    take turns.
+    """
+    if keys:
+        await conn.execute(_CLAIM_KEYS, owner, keys)
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """(created_at, id) from an opaque cursor; a forged one is refused naming `cursor`."""
     return decode_position(cursor)

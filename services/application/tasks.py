@@ -38,6 +38,7 @@ from projections.base import Connection
 from services.application.context import Answer, Backend, Caller, OperationResult
 from services.application.task_bodies import RunStarted, TaskBody, TaskPage, TaskView
 from services.application.task_store import (
+    claim_task_keys,
     decode_cursor,
     encode_cursor,
     list_tasks,
@@ -178,18 +179,31 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Opera
     """Create a task, or update the caller's task with the same ``key``."""
     command = TaskCommand(caller, backend)
     definition = msgspec.convert(msgspec.to_builtins(data), TaskDefinition)
-    existing, scopes = None, builtin_tool_scopes()
-    # A task without a key or steps needs neither lookup: no round trip before the command.
-    if data.key or uses_tools(definition.payload):
-        async with backend.pool.acquire() as conn:
-            existing = data.key and await task_id_by_key(conn, caller.principal.actor, data.key)
-            if uses_tools(definition.payload):
-                scopes = await tool_scopes(conn)
-    if existing:
-        # A restatement of the whole task: only fields that really differ are changes.
-        return await _updating(
-            command, existing, lambda t: definition_changes(t.definition, definition)
-        )
+    actor = caller.principal.actor
+    async with backend.pool.acquire() as conn, conn.transaction():
+        if (prior := await command.replayed(conn)) is not None:
+            return prior
+        existing = None
+        if data.key:
+            # Concurrent creates with this key take turns from here to commit: each one after
+            # the first finds its task (committed) and updates it instead of making another.
+            await claim_task_keys(conn, actor, [data.key])
+            existing = await task_id_by_key(conn, actor, data.key)
+        if existing is None:
+            return await _create(command, conn, definition)
+    # A restatement of the whole task: only fields that really differ are changes.
+    return await _updating(
+        command, existing, lambda t: definition_changes(t.definition, definition)
+    )
+
+
+async def _create(
+    command: TaskCommand, conn: Connection, definition: TaskDefinition
+) -> OperationResult:
+    """Append the new task's events in the caller's transaction, and answer with the task."""
+    principal, backend = command.principal, command.backend
+    # A task without steps needs no lookup of the catalog's scopes.
+    scopes = await tool_scopes(conn) if uses_tools(definition.payload) else builtin_tool_scopes()
     task_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     events = _permitted(
@@ -197,15 +211,12 @@ async def create_task(caller: Caller, backend: Backend, data: TaskBody) -> Opera
             task_id, definition, now, frozenset(scopes), backend.shell_allow, backend.limits
         ),
         scopes,
-        caller.principal.scopes,
+        principal.scopes,
     )
-    async with backend.pool.acquire() as conn, conn.transaction():
-        if (prior := await command.replayed(conn)) is not None:
-            return prior
-        if not await command.append(conn, task_id, events, 0, definition, caller.principal.actor):
-            return await command.replayed(conn) or OperationResult(Answer.CREATED, None)
-        view, _ = await load_task(conn, caller.principal, task_id)
-        return await command.answer(conn, Answer.CREATED, view)
+    if not await command.append(conn, task_id, events, 0, definition, principal.actor):
+        return await command.replayed(conn) or OperationResult(Answer.CREATED, None)
+    view, _ = await load_task(conn, principal, task_id)
+    return await command.answer(conn, Answer.CREATED, view)
 
 
 async def update_task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from services.api.app import ApiConfig, create_app
 from services.runtime.admin_token import token_hash
+from tests.workers import api_client
 
 ADMIN = "admin-token-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -222,6 +224,23 @@ async def test_restating_a_keyed_task_unchanged_records_nothing(
     assert changed.json()["definition"]["dtstart"] == first["definition"]["dtstart"]
     (updated,) = await pool.fetch("SELECT data FROM events WHERE type = 'task.updated'")
     assert msgspec.json.decode(updated["data"])["changed"] == ["priority"]
+
+
+async def test_concurrent_creates_with_one_key_make_one_task_and_update_it(
+    database_url: str, redis_url: str, pool: asyncpg.Pool
+) -> None:
+    # Served by uvicorn: litestar's test client would run the requests one after another.
+    # Some restate the task as it is, some change it: every one is about the same task.
+    bodies = [{**CRON, "key": "race-key", "priority": 1 + n % 3} for n in range(20)]
+    async with api_client(database_url, redis_url) as served:
+        responses = await asyncio.gather(
+            *(served.post("/tasks", json=body, headers=AUTH) for body in bodies)
+        )
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [200] * 19 + [201], [r.text for r in responses if r.status_code != 200]
+    assert len({response.json()["id"] for response in responses}) == 1
+    assert await pool.fetchval("SELECT count(*) FROM task WHERE key = 'race-key'") == 1
+    assert await count(pool, "task.created") == 1
 
 
 async def test_patching_a_key_that_another_task_holds_is_a_conflict(
