@@ -21,7 +21,7 @@ from domain.events import TaskDefinition, ToolRegistered, task_stream, tool_stre
 from domain.task_files import Catalog, StoredTask, TaskChange, plan_tasks, with_source
 from domain.tasks import TaskState
 from projections.base import Connection, ProjectionSet
-from services.application.task_store import runs_ending_with_tasks
+from services.application.task_store import claim_task_keys, runs_ending_with_tasks
 from services.application.tool_bodies import registration_of
 from services.application.tool_store import known_tool_addresses, load_tool, stream_version
 from services.declarative.loader import FileInvalid, LoadedFile, Problem
@@ -77,7 +77,11 @@ async def apply_file(
         known = await known_tool_addresses(conn) | {change.address for change in tools}
         desired, bad = _definitions(loaded)
         problems += bad
-        stored, sourced = await _stored(conn, [d.key or "" for d in desired], loaded.source)
+        keys = [d.key or "" for d in desired]
+        # As POST /tasks does: a create by one of these keys meanwhile would be refused by the
+        # unique index, where it should find and update the task this file makes.
+        await claim_task_keys(conn, ACTOR, [key for key in keys if key])
+        stored, sourced = await _stored(conn, keys, loaded.source)
         catalog = Catalog(frozenset(known), options.shell_allow)
         changes, rule_problems = plan_tasks(
             desired,

@@ -16,8 +16,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.app import ApiConfig, create_app
+from services.declarative.apply import ApplyOptions
 from services.declarative.file_format import tasks_file_schema
+from services.declarative.runner import FileApplier
 from services.runtime.admin_token import token_hash
+from tests.workers import AUTH, api_client
 
 TASKS = """\
 source: team-jobs
@@ -371,3 +374,22 @@ async def test_the_api_publishes_the_tasks_file_schema(database_url: str, redis_
     assert response.headers["content-type"].startswith("application/schema+json")
     assert response.json() == tasks_file_schema()
     assert response.json()["$defs"]["FileTask"]["required"][-1] == "key"
+
+
+async def test_a_file_and_api_creates_with_its_key_at_once_make_one_task(
+    database_url: str, redis_url: str, tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    # The same key from both sides: whichever comes first creates, the others update it.
+    body = {"title": "Standup", "schedule_kind": "cron", "schedule_expr": "0 9 * * *"}
+    out: list[str] = []
+    applier = FileApplier(pool, ApplyOptions(), out.append, out.append)
+    async with api_client(database_url, redis_url) as served:
+        creates = [
+            served.post("/tasks", json={**body, "key": "standup"}, headers=AUTH) for _ in range(8)
+        ]
+        applied, *responses = await asyncio.gather(applier.apply_path(tasks_file), *creates)
+    assert applied, out
+    codes = [response.status_code for response in responses]
+    assert set(codes) <= {200, 201}, [r.text for r in responses if r.status_code >= 300]
+    assert await pool.fetchval("SELECT count(*) FROM task WHERE key = 'standup'") == 1
+    assert len(await events(pool, "task.created")) == 3
