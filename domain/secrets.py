@@ -143,7 +143,11 @@ def mentions_secrets(text: str) -> bool:
 
 def redact(value: Any, secrets: Mapping[str, str]) -> Any:
     """``value`` with every secret's text replaced by ``[secret:NAME]``, at any depth, in
-    object keys as well as in values (a tool may well answer with a secret as a key)."""
+    object keys as well as in values (a tool may well answer with a secret as a key).
+
+    What holds no secret is returned as it is, not copied: a large output costs no copy, and a
+    dry run's open examples (domain.unknowns) stay what they are.
+    """
     if not secrets:
         return value
     if isinstance(value, str):
@@ -153,7 +157,15 @@ def redact(value: Any, secrets: Mapping[str, str]) -> Any:
                 value = value.replace(secret, f"[secret:{name}]")
         return value
     if isinstance(value, Mapping):
-        return {redact(key, secrets): redact(item, secrets) for key, item in value.items()}
+        pairs = [
+            (key, item, redact(key, secrets), redact(item, secrets)) for key, item in value.items()
+        ]
+        if all(new_key is key and new is item for key, item, new_key, new in pairs):
+            return value
+        return {new_key: new for _, _, new_key, new in pairs}
     if isinstance(value, list | tuple):
-        return [redact(item, secrets) for item in value]
+        items = [redact(item, secrets) for item in value]
+        if all(new is item for new, item in zip(items, value, strict=True)):
+            return value
+        return items
     return value

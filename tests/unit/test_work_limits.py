@@ -128,6 +128,17 @@ def test_redaction_covers_keys_nested_and_inside_longer_keys() -> None:
     }
 
 
+def test_redaction_copies_only_what_holds_a_secret() -> None:
+    secrets = {"T": "s3cr3t-value"}
+    clean = {"a": [1, {"b": "text"}], "c": ("x",)}
+    assert redact(clean, secrets) is clean
+    leaked = {"kept": {"a": [1]}, "echo": ["Bearer s3cr3t-value"]}
+    redacted = redact(leaked, secrets)
+    assert redacted == {"kept": {"a": [1]}, "echo": ["Bearer [secret:T]"]}
+    assert redacted["kept"] is leaked["kept"]
+    assert leaked["echo"] == ["Bearer s3cr3t-value"]  # the original is left as it was
+
+
 def test_limits_are_read_from_settings_with_their_defaults() -> None:
     assert Settings.from_env({}).work_limits == WorkLimits()
     settings = Settings.from_env(
