@@ -28,6 +28,11 @@
   ``items_path`` must give a list.
 - Errors are TemplateError; ``field`` is the string's dotted path (``with.items[2].to``), the
   reason starts with the template: "${steps.cal.events}: steps.cal has no field 'events'".
+- Dry runs: a dry run's fake outputs may hold values it cannot know (``domain.unknowns``). A
+  path into one, or a field or index an open example does not show but its schema allows,
+  gives an ``Unknown`` (named by the path) instead of an error; an expression that reads one
+  is unknown as a whole; an unknown condition holds; an unknown ``items_path`` is one unknown
+  item. Real runs never hold such values.
 """
 
 from __future__ import annotations
@@ -46,15 +51,18 @@ import msgspec
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError, LexerError, ParseError
 from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
+from jmespath.visitor import Options
 
 from domain.errors import RuleViolation
 from domain.limits import exceeded
+from domain.unknowns import Reader, Unknown, beyond
 
 _NOW = re.compile(r"\s*now\s*(?:([+-])\s*([0-9]+)\s*([smhdw]))?\s*")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NEGATED_PATH = re.compile(r"!\s*[A-Za-z_\"][^\s()]*[.\[]")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FUNCTIONS: frozenset[str] = frozenset(Functions.FUNCTION_TABLE)
+_OPTIONS = Options(custom_functions=Functions())  # JMESPath's own functions (they keep no state)
 _CACHE_SIZE = 4096
 _SHOWN_FIELDS = 8
 
@@ -107,6 +115,8 @@ def condition_holds(
     result = _Run(context, now).evaluate_bare(expression, field)
     if isinstance(result, bool):
         return result
+    if type(result) is Unknown:  # a dry run cannot tell: it checks the step the condition guards
+        return True
     reason = f"must evaluate to true or false, got {_preview(result)}"
     if result is None and _NEGATED_PATH.search(expression):
         reason += " (JMESPath reads !a.b as (!a).b: write !(a.b))"
@@ -125,6 +135,8 @@ def select_items(
     result = _Run(context, now).evaluate_bare(expression, field)
     if isinstance(result, list):
         return list(result)
+    if type(result) is Unknown:  # a dry run runs the body once, for one item it cannot know
+        return [Unknown(f"{result.where}[0]")]
     reason = f"must evaluate to a list, got {_kind(result)}"
     raise TemplateError(field, f"{expression.strip()}: {reason}")
 
@@ -366,12 +378,16 @@ class _Query:
     def evaluate(self, data: Mapping[str, Any], now: datetime) -> Any:
         if self.leading:
             _walk(data, self.leading)
+        reader = Reader(_OPTIONS)
         try:
-            return self.parsed.search(data)
+            result = reader.visit(self.parsed.parsed, data)
         except JMESPathError as exc:
+            if reader.read_unknown:  # it may well work on what the run will find there
+                return Unknown(self.parsed.expression.strip())
             raise _Problem(str(exc)) from None
         except RecursionError:  # data nested deeper than the interpreter can walk
             raise _Problem("the data is nested too deeply") from None
+        return Unknown(self.parsed.expression.strip()) if reader.read_unknown else result
 
 
 class _Run:
@@ -452,6 +468,8 @@ class _Run:
 def _as_text(value: Any, shown: str) -> str:
     if isinstance(value, str):
         return value
+    if type(value) is Unknown:
+        return value.text()
     try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -459,7 +477,8 @@ def _as_text(value: Any, shown: str) -> str:
 
 
 def _walk(data: Any, steps: tuple[Step, ...]) -> Any:
-    """Follow a plain path as JMESPath would, but fail where JMESPath would give null."""
+    """Follow a plain path as JMESPath would, but fail where JMESPath would give null (or,
+    in a dry run, where the example does not show the step and its schema rules it out)."""
     node = data
     for depth, step in enumerate(steps):
         if isinstance(step, str):
@@ -469,8 +488,11 @@ def _walk(data: Any, steps: tuple[Step, ...]) -> Any:
         elif isinstance(node, list) and -len(node) <= step < len(node):
             node = node[step]
             continue
-        raise _Problem(_missing(node, steps[:depth], step))
-    return node
+        try:
+            node = beyond(node, step)
+        except LookupError:
+            raise _Problem(_missing(node, steps[:depth], step)) from None
+    return Unknown(_display(steps)) if type(node) is Unknown else node
 
 
 def _missing(node: Any, where: tuple[Step, ...], step: Step) -> str:

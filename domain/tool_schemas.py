@@ -15,6 +15,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from domain.errors import RuleViolation
 from domain.events import ToolRegistered
+from domain.unknowns import OpenList, OpenObject, Unknown, below, mentions_unknown, shows_unknown
 
 REASON_MAX = 300
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -34,6 +35,24 @@ _FORMATS = {
     "ipv6": "2001:db8::1",
 }
 _NONE = object()  # no candidate yet (None is a candidate like any other)
+# Keywords that say nothing about a value: a schema of only these allows anything.
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "$comment",
+        "$schema",
+        "$id",
+        "$anchor",
+        "$defs",
+        "definitions",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "contentMediaType",
+        "contentEncoding",
+    }
+)
 _STRINGS = ("example", "https://example.com/", "user@example.com", "2025-01-01", "a", "A", "0")
 
 
@@ -71,6 +90,30 @@ def check_literal_input(tool: ToolRegistered, value: object, root: str) -> None:
     error = best_match(errors)
     if error is not None:
         raise SchemaViolation(_instance_path(root, error), _reason(error))
+
+
+def check_dry_run_input(tool: ToolRegistered, value: object) -> None:
+    """check_input for a dry run's rendered input, in which the values the dry run cannot know
+    stand as ``{"$unknown": ...}`` (``<unknown ...>`` in text, see domain.unknowns): an error
+    only they could cause waits for the run, as check_literal_input leaves templated values."""
+    if not tool.input_schema:
+        return
+    errors = [
+        error
+        for error in validator_for(tool.input_schema).iter_errors(value)
+        if not _blames_unknown(error)
+    ]
+    error = best_match(errors)
+    if error is not None:
+        raise SchemaViolation(_instance_path("input", error), _reason(error))
+
+
+def _blames_unknown(error: ValidationError) -> bool:
+    if shows_unknown(error.instance):
+        return True  # it may be anything
+    # Text around an unknown is still text, and an object's keys are known: those hold.
+    kept = error.validator in _SHAPE_KEYWORDS or error.validator == "type"
+    return not kept and mentions_unknown(error.instance)
 
 
 def _templated(value: object) -> bool:
@@ -134,6 +177,16 @@ def example_output(schema: dict[str, Any]) -> Any:
     return _Examples(schema).make(schema, 0, 0)
 
 
+def dry_run_output(schema: dict[str, Any]) -> Any:
+    """An example of ``schema`` for a dry run, which leaves open what the schema leaves open
+    (domain.unknowns): an Unknown where it does not say what a value holds (``{}``, ``true``),
+    an OpenObject where an object may have fields the example does not show, an OpenList
+    where an array may have more items. Each Unknown is named by its place (``output.json``).
+    """
+    examples = _Examples(schema)
+    return examples.opened(schema, examples.make(schema, 0, 0), "output", 0)
+
+
 class _Examples:
     """The example maker for one root schema (whose ``$defs`` its ``$ref``s point into)."""
 
@@ -163,6 +216,76 @@ class _Examples:
                 return candidate
             first = candidate if first is _NONE else first
         return None if first is _NONE else first  # nothing fits: the likeliest, roughly
+
+    def opened(self, schema: Any, value: Any, where: str, depth: int) -> Any:
+        """``value``, an example of ``schema`` at ``where``, with what the schema leaves open
+        left open."""
+        if schema is True:
+            return Unknown(where)
+        if not isinstance(schema, dict) or depth > _DEPTH_MAX:
+            return value
+        schema = self._branch(self._flatten(schema, depth), value, depth)
+        if not schema.keys() - _ANNOTATIONS:
+            return Unknown(where)
+        if "const" in schema or "enum" in schema:
+            return value  # the value is one of these, exactly
+        if isinstance(value, dict):
+            return self._open_object(schema, value, where, depth)
+        if isinstance(value, list):
+            return self._open_list(schema, value, where, depth)
+        return value
+
+    def _open_object(
+        self, schema: dict[str, Any], value: dict[str, Any], where: str, depth: int
+    ) -> OpenObject:
+        fields = {
+            name: self.opened(_field_schema(schema, name), item, below(where, name), depth + 1)
+            for name, item in value.items()
+        }
+        most = schema.get("maxProperties")
+        full = isinstance(most, int) and len(fields) >= most
+
+        def other(name: str) -> Any:
+            field = _field_schema(schema, name)
+            if field is False or full or not self.fits(schema.get("propertyNames", True), name):
+                raise LookupError(name)
+            example = self.make(field, depth + 1, 0)
+            return self.opened(field, example, below(where, name), depth + 1)
+
+        return OpenObject(fields, other)
+
+    def _open_list(
+        self, schema: dict[str, Any], value: list[Any], where: str, depth: int
+    ) -> OpenList:
+        items = [
+            self.opened(_item_schema(schema, i), item, below(where, i), depth + 1)
+            for i, item in enumerate(value)
+        ]
+        most = schema.get("maxItems")
+
+        def other(index: int) -> Any:
+            item = _item_schema(schema, index)
+            if item is False or (isinstance(most, int) and not -most <= index < most):
+                raise LookupError(index)
+            variant = abs(index) if schema.get("uniqueItems") else 0  # unlike those shown
+            example = self.make(item, depth + 1, variant)
+            return self.opened(item, example, below(where, index), depth + 1)
+
+        return OpenList(items, other)
+
+    def _branch(self, schema: dict[str, Any], value: Any, depth: int) -> dict[str, Any]:
+        """``schema`` with the oneOf/anyOf branches ``value`` was made from merged in."""
+        for key in ("oneOf", "anyOf"):
+            branches = [b for b in schema.get(key, []) if isinstance(b, dict)]
+            if not branches:
+                continue
+            rest = {k: v for k, v in schema.items() if k != key}
+            merged = (_merge(rest, self._flatten(b, depth + 1)) for b in branches)
+            chosen = next((m for m in merged if self.fits(m, value)), None)
+            if chosen is None or depth >= _DEPTH_MAX:
+                return rest
+            return self._branch(chosen, value, depth + 1)  # a branch may branch again
+        return schema
 
     def _flatten(self, schema: dict[str, Any], depth: int) -> dict[str, Any]:
         """``schema`` with its ``$ref`` and ``allOf`` parts merged in."""
@@ -223,6 +346,28 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         both = set(_listed(base["type"])) & set(_listed(extra["type"]))
         merged["type"] = [t for t in _listed(base["type"]) if t in both] or extra["type"]
     return merged
+
+
+def _field_schema(schema: dict[str, Any], name: str) -> Any:
+    """What an object ``schema`` allows in field ``name``: a schema, or False."""
+    properties = schema.get("properties", {})
+    if isinstance(properties, dict) and name in properties:
+        return properties[name]
+    patterns = schema.get("patternProperties", {})
+    matching = [sub for pattern, sub in patterns.items() if _matches(pattern, name)]
+    if matching:
+        return matching[0] if len(matching) == 1 else {"allOf": matching}
+    return schema.get("additionalProperties", schema.get("unevaluatedProperties", True))
+
+
+def _item_schema(schema: dict[str, Any], index: int) -> Any:
+    """What an array ``schema`` allows at ``index``: a schema, or False."""
+    prefix = schema.get("prefixItems", [])
+    if 0 <= index < len(prefix):
+        return prefix[index]
+    if index < 0 and prefix:
+        return True  # which item it is depends on the length: anything the schema allows
+    return schema.get("items", schema.get("unevaluatedItems", True))
 
 
 def _listed(value: Any) -> list[Any]:
