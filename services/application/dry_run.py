@@ -6,6 +6,12 @@ example of its output schema (after its input was checked against its input sche
 approvals are taken as granted for every item, `debug.echo` echoes, a sleep returns at
 once, and nothing is recorded or called. A wait for an event ends the dry run there (status
 ``waiting``, saying what it would wait for): the steps after it depend on that event.
+
+What an output schema leaves open (a JSON body of any shape, an object that may have more
+fields, an array that may have more items) stays open in the example (domain.unknowns): a
+reference into it cannot be refuted, so it gives an unknown value, ``{"$unknown": "<where>"}``,
+and a step whose input holds one notes which; input checks leave such values to the run.
+What a schema rules out (a field of a closed object, a field of a string) still fails.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from domain.events import (
     ToolRegistered,
 )
 from domain.limits import WorkLimits
-from domain.tool_schemas import check_input, check_output, example_output
+from domain.tool_schemas import check_dry_run_input, check_output, dry_run_output
+from domain.unknowns import Unknown, revived, shows_unknown, unknowns_in
 from domain.waits import SLEEP, sleep_until
 from services.pipeline.recording import RecordOutcome
 from services.pipeline.run import LeasedRun
@@ -52,7 +59,8 @@ class DryRunStep(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     input: Any = None
     output: Any = None
     error: str | None = None
-    note: str | None = None  # e.g. what a waiting step would wait for
+    # e.g. what a waiting step would wait for, or which of its input the dry run cannot know
+    note: str | None = None
 
 
 class DryRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,9 +75,11 @@ async def _fake_call(
     tool: ToolRegistered, arguments: dict[str, Any], _key: str, _timeout: float, *, zone: ZoneInfo
 ) -> Any:
     try:
-        check_input(tool, arguments)
+        check_dry_run_input(tool, arguments)
     except RuleViolation as exc:
         raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
+    # The runner sent them through JSON: what stood for an unknown value stands for one again.
+    arguments = revived(arguments)
     if tool.address == APPROVAL:
         return {
             "status": "approved",
@@ -81,12 +91,14 @@ async def _fake_call(
     if tool.address == ECHO:
         return arguments
     if tool.address == SLEEP:  # returns at once, but refuses what a real sleep would
+        if shows_unknown(arguments.get("seconds")) or shows_unknown(arguments.get("until")):
+            return {"until": Unknown("output.until")}
         try:
             until = sleep_until(arguments, zone, datetime.now(UTC))
         except RuleViolation as exc:
             raise ToolCallError(f"{exc.field}: {exc.reason}", retryable=False) from None
         return {"until": until.isoformat()}
-    output = example_output(tool.output_schema)
+    output = dry_run_output(tool.output_schema)
     check_output(tool, output)
     return output
 
@@ -167,6 +179,7 @@ def _report(events: list[Event]) -> DryRun:
                         tool=event.tool,
                         input=event.input,
                         output=event.output,
+                        note=_unknown_note(event.input),
                     )
                 )
             case RunStepFailed():
@@ -177,6 +190,7 @@ def _report(events: list[Event]) -> DryRun:
                         tool=event.tool,
                         input=event.input,
                         error=event.error,
+                        note=_unknown_note(event.input),
                     )
                 )
             case RunStepSkipped():
@@ -189,11 +203,20 @@ def _report(events: list[Event]) -> DryRun:
     return DryRun(ok=error is None and ended, error=error, steps=steps)
 
 
+def _unknown_note(rendered: Any) -> str | None:
+    places = unknowns_in(rendered)
+    if not places:
+        return None
+    return f"not known until the run, so not checked: {', '.join(places)}"
+
+
 def _waiting(event: RunWaiting) -> DryRunStep:
     what = f"an event on {event.topic!r}" + (f" matching {event.filter!r}" if event.filter else "")
     if event.until is not None:
         what += f" until {event.until.isoformat()} (then {event.on_timeout})"
     note = f"would wait for {what}; the steps after it are not dry-run"
+    unknown = _unknown_note(event.input)
+    note += f" ({unknown})" if unknown else ""
     return DryRunStep(
         id=event.step_id, status="waiting", tool=event.tool, input=event.input, note=note
     )
