@@ -91,7 +91,7 @@ async def cmd_tools_sync(args: argparse.Namespace, settings: Settings) -> int:
     if not listed:
         print(f"no installed package declares tools (entry point group {ENTRY_POINTS})")
         return 0
-    loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines({}))
+    loaded = LoadedFile(TaskFile(source="entry-points", tools=listed), "entry points", Lines())
     options = ApplyOptions(dry_run=args.dry_run, python_allow=settings.python_allow)
     async with database(settings) as url, open_pool(url, size=1) as pool:
         applied = await FileApplier(pool, options, _say, _complain).apply_loaded(loaded)

@@ -1,87 +1,44 @@
 """Reading a tasks file (YAML or JSON): every problem is reported with its line and field.
 
-YAML is composed into nodes first, so each value's line is known; the data then goes through
-the file's JSON Schema and msgspec, and every error's path is mapped back to a line.
-Timestamps stay text (as in JSON), so `dtstart: 2026-01-05T09:00:00` means what it says.
+The document is read with each value's line (`documents`); the data then goes through the
+file's JSON Schema and msgspec, and every error's path is mapped back to a line.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from services.declarative.documents import Lines, read_document
 from services.declarative.file_format import TaskFile, tasks_file_schema
+from services.declarative.file_problems import (
+    FileInvalid,
+    PathKey,
+    Problem,
+    format_path,
+    parse_field,
+)
 
-MAX_PROBLEMS = 20
 MAX_BYTES = 10 * 1024 * 1024
-MAX_NODES = 200_000
-PathKey = tuple[str | int, ...]
-_SEGMENT = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
 _MSGSPEC_PATH = re.compile(r"^(.*) - at `\$(.*)`$")
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the file: where (1-based line, dotted field) and why."""
-
-    line: int | None
-    field: str
-    message: str
-
-    def describe(self, name: str) -> str:
-        where = f"{name}:{self.line}" if self.line is not None else name
-        return (
-            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-        )
-
-
-class FileInvalid(Exception):
-    """The file cannot be applied; ``problems`` says everything found wrong with it."""
-
-    def __init__(self, name: str, problems: list[Problem]) -> None:
-        super().__init__(f"{name} is invalid")
-        self.name, self.problems = name, problems[:MAX_PROBLEMS]
-
-    def lines(self) -> list[str]:
-        return [problem.describe(self.name) for problem in self.problems]
-
-
-class Lines:
-    """Where each value of the document starts (by its path), for error messages."""
-
-    def __init__(self, starts: dict[PathKey, int]) -> None:
-        self.starts = starts
-
-    def of(self, field: str | PathKey) -> int | None:
-        """The line of ``field`` (e.g. ``tasks[1].payload``), or of its nearest parent."""
-        path = parse_field(field) if isinstance(field, str) else field
-        for end in range(len(path), -1, -1):
-            if path[:end] in self.starts:
-                return self.starts[path[:end]]
-        return None
-
-
-def parse_field(field: str) -> PathKey:
-    """``tasks[1].payload.pipeline[0].uses`` -> ("tasks", 1, "payload", "pipeline", 0, "uses")."""
-    return tuple(int(index) if index else name for index, name in _SEGMENT.findall(field))
-
-
-def format_path(path: Iterator[str | int] | PathKey) -> str:
-    """The inverse of `parse_field`."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+__all__ = [
+    "FileInvalid",
+    "Lines",
+    "LoadedFile",
+    "Problem",
+    "format_path",
+    "load_task_file",
+    "parse_field",
+    "parse_task_file",
+]
 
 
 @dataclass(frozen=True)
@@ -122,7 +79,7 @@ def parse_task_file(text: str, name: str, *, as_json: bool = False) -> LoadedFil
 
 
 def _parse(text: str, name: str, as_json: bool) -> LoadedFile:
-    data, lines = _read(text, name, as_json)
+    data, lines = read_document(text, name, as_json=as_json)
     problems = _schema_problems(data, lines)
     if problems:
         raise FileInvalid(name, problems)
@@ -131,103 +88,6 @@ def _parse(text: str, name: str, as_json: bool) -> LoadedFile:
     except msgspec.ValidationError as exc:
         raise FileInvalid(name, [_msgspec_problem(str(exc), lines)]) from None
     return LoadedFile(content, name, lines)
-
-
-# --- YAML with lines -----------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """Safe YAML whose timestamps stay strings, as they would be in JSON."""
-
-
-def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
-    return str(loader.construct_scalar(node))  # type: ignore[arg-type]
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-
-
-def _read(text: str, name: str, as_json: bool) -> tuple[Any, Lines]:
-    """The document's data and lines. JSON data comes from the json module (YAML 1.1 reads
-    some JSON numbers, like 1e5, as text); its lines from YAML, with tabs as spaces (in valid
-    JSON a raw tab can only be whitespace)."""
-    if as_json:
-        data = _read_json(text, name)
-        try:
-            node = _compose(text.replace("\t", " "))
-        except yaml.YAMLError:
-            return data, Lines({})
-        return data, _lines(node, name)
-    try:
-        node = _compose(text)
-        data = _construct(node)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise FileInvalid(name, [Problem(line, "", f"not valid YAML: {reason}")]) from None
-    return data, _lines(node, name)
-
-
-def _compose(text: str) -> yaml.Node | None:
-    loader = _Loader(text)
-    try:
-        return loader.get_single_node()
-    finally:
-        loader.dispose()
-
-
-def _construct(node: yaml.Node | None) -> Any:
-    if node is None:
-        return None
-    loader = _Loader("")
-    try:
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _lines(node: yaml.Node | None, name: str) -> Lines:
-    starts: dict[PathKey, int] = {}
-    problems: list[Problem] = []
-    if node is not None:
-        _walk(node, starts, problems, name)
-    if problems:
-        raise FileInvalid(name, problems)
-    return Lines(starts)
-
-
-def _read_json(text: str, name: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FileInvalid(name, [Problem(exc.lineno, "", f"not valid JSON: {exc.msg}")]) from None
-
-
-def _walk(root: yaml.Node, starts: dict[PathKey, int], problems: list[Problem], name: str) -> None:
-    """Record where each value starts; iterative, and bounded: YAML aliases can make a short
-    file expand into an enormous document (the "billion laughs"), which is refused."""
-    pending: list[tuple[yaml.Node, PathKey]] = [(root, ())]
-    visited = 0
-    while pending:
-        node, path = pending.pop()
-        visited += 1
-        if visited > MAX_NODES:
-            reason = f"expands to more than {MAX_NODES} values (check its YAML aliases)"
-            raise FileInvalid(name, [Problem(None, "", reason)])
-        starts.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in seen:  # YAML would silently keep the last one
-                    line = key_node.start_mark.line + 1
-                    problems.append(Problem(line, format_path((*path, key)), "duplicate key"))
-                seen.add(key)
-                starts.setdefault((*path, key), key_node.start_mark.line + 1)
-                pending.append((value_node, (*path, key)))
-        elif isinstance(node, yaml.SequenceNode):
-            pending.extend((item, (*path, index)) for index, item in enumerate(node.value))
 
 
 # --- schema errors with lines --------------------------------------------------------------

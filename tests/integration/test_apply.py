@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,17 @@ tasks:
 """
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str], max_memory_kib: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; with ``max_memory_kib``, in at most that much address space (`ulimit -v`),
+    so a command that would eat memory fails fast instead of slowing the machine down."""
+    command = [sys.executable, "-m", "services.cli.main", *args]
+    if max_memory_kib is not None:
+        command = ["sh", "-c", f'ulimit -v {max_memory_kib} && exec "$@"', "sh", *command]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        command,
         env={**environment, **env},
         capture_output=True,
         text=True,
@@ -234,6 +242,40 @@ async def test_an_instant_beyond_the_calendar_is_refused_naming_the_field(
     assert result.returncode == 1
     reason = "is outside the supported range (0001-01-02T00:00:00Z to before 9999-12-31T00:00:00Z)"
     assert f"tasks[0].schedule_expr: {extreme} {reason}" in result.stderr, result.stderr
+    assert await events(pool) == []
+
+
+def billion_laughs() -> str:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefghi":  # 10**9 values once expanded
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    return "\n".join(lines) + "\ntasks: []\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal"),
+    [
+        ("a: &a [*a]\n", "r.yaml:1: alias *a refers to itself: it is inside the value &a names"),
+        (
+            "a: &a {b: *a}\ntasks: []\n",
+            "r.yaml:1: alias *a refers to itself: it is inside the value &a names",
+        ),
+        (billion_laughs(), "r.yaml: expands to more than 200000 values (check its YAML aliases)"),
+    ],
+    ids=["list-in-itself", "mapping-in-itself", "billion-laughs"],
+)
+async def test_alias_loops_and_bombs_are_refused_at_once_in_little_memory(
+    env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool, text: str, refusal: str
+) -> None:
+    path = tmp_path / "r.yaml"
+    write(path, text)
+    started = time.monotonic()
+    result = cli("apply", "-f", str(path), "--dry-run", env=env, max_memory_kib=2 << 20)
+    assert time.monotonic() - started < 20
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [refusal, "r.yaml: nothing was applied"]
     assert await events(pool) == []
 
 

@@ -13,6 +13,7 @@ import pytest
 from domain.events import TaskDefinition
 from domain.tasks import prepare_definition
 from domain.tools import BUILTIN_TOOLS
+from services.declarative.documents import MAX_DEPTH
 from services.declarative.file_format import tasks_file_schema
 from services.declarative.loader import FileInvalid, parse_field, parse_task_file
 
@@ -63,6 +64,74 @@ def test_alias_bombs_and_deep_nesting_are_refused() -> None:
     (message,) = problems("\n".join(bomb) + "\n")
     assert "expands to more than 200000 values" in message
     assert problems("tasks: " + "[" * 5000 + "]" * 5000 + "\n") == ["f.yaml: nests too deeply"]
+
+
+@pytest.mark.timeout(10)
+def test_an_alias_inside_its_own_anchor_is_refused_where_it_is() -> None:
+    # PyYAML builds a recursive object from these: walking one would never end
+    assert problems("a: &a [*a]\n") == [
+        "f.yaml:1: alias *a refers to itself: it is inside the value &a names"
+    ]
+    assert problems("a: &a {b: *a}\ntasks: []\n") == [
+        "f.yaml:1: alias *a refers to itself: it is inside the value &a names"
+    ]
+    text = (
+        "tasks:\n  - &t\n    key: a\n    title: A\n    schedule_kind: event\n"
+        "    schedule_expr: x\n    payload:\n      params: {again: [1, *t]}\n"
+    )
+    assert problems(text) == [
+        "f.yaml:8: alias *t refers to itself: it is inside the value &t names"
+    ]
+    # an alias to a value that is complete is fine, even from inside a sibling
+    loaded = parse_task_file(
+        "tasks:\n  - &t {key: a, title: A, schedule_kind: event, schedule_expr: x}\n"
+        "  - {key: b, title: B, schedule_kind: event, schedule_expr: x,"
+        " payload: {params: {copy: *t}}}\n",
+        "f.yaml",
+    )
+    assert loaded.content.tasks[1].payload["params"]["copy"]["key"] == "a"
+
+
+def alias_chain(levels: int) -> str:
+    """A valid file whose last task's params nest ``levels`` lists deep, through aliases."""
+    defs = ["          - &x0 [leaf]"]
+    defs += [f"          - &x{i} [*x{i - 1}]" for i in range(1, levels)]
+    return (
+        "tasks:\n  - key: deep\n    title: D\n    schedule_kind: event\n    schedule_expr: x\n"
+        "    payload:\n      params:\n        defs:\n"
+        + "\n".join(defs)
+        + f"\n        v: *x{levels - 1}\n"
+    )
+
+
+@pytest.mark.timeout(10)
+def test_depth_is_bounded_too_so_the_walk_stays_small() -> None:
+    # six levels hold the chain (document, tasks, task, payload, params, v): 494 + 6 = 500
+    loaded = parse_task_file(alias_chain(MAX_DEPTH - 6), "f.yaml")
+    value = loaded.content.tasks[0].payload["params"]["v"]
+    for _ in range(MAX_DEPTH - 7):
+        (value,) = value
+    assert value == ["leaf"]
+    assert problems(alias_chain(MAX_DEPTH - 5)) == [
+        f"f.yaml:9: nests more than {MAX_DEPTH} levels deep (check its YAML aliases)"
+    ]
+
+
+def test_merge_keys_may_override_what_they_merge() -> None:
+    loaded = parse_task_file(
+        "tasks:\n  - &t {key: a, title: A, schedule_kind: event, schedule_expr: x}\n"
+        "  - {<<: *t, key: b, priority: 2}\n",
+        "f.yaml",
+    )
+    assert [(t.key, t.title, t.priority) for t in loaded.content.tasks] == [
+        ("a", "A", 5),
+        ("b", "A", 2),
+    ]
+    lines = problems(
+        "tasks:\n  - &t {key: a, title: A, schedule_kind: event, schedule_expr: x}\n"
+        "  - {<<: *t, key: b, priority: 0}\n"
+    )
+    assert lines == ["f.yaml:3: tasks[1].priority: 0 is less than the minimum of 1"]
 
 
 def test_fields_map_to_paths() -> None:
