@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,9 @@ class FileApplier:
     async def apply_path(self, path: Path) -> bool:
         """Apply ``path``; False (with every problem reported, nothing written) if it failed."""
         try:
-            loaded = load_task_file(path)
+            # in a thread: a large file takes seconds of pure-Python YAML, which must not stop
+            # the event loop that `ordinaut up` runs the API, timer and workers on
+            loaded = await asyncio.to_thread(load_task_file, path)
         except FileInvalid as exc:
             return self._invalid(exc)
         return await self.apply_loaded(loaded)

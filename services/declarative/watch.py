@@ -1,7 +1,9 @@
 """Applying tasks files when they change: at start, then on every save (mtime polling).
 
 A save that does not validate is reported and ignored: the tasks stay as the last good
-version made them. Polling needs no extra dependency and works on every filesystem.
+version made them. So is a save that applying fails on unexpectedly (a bug): the watcher, and
+the `ordinaut up` it may run in, goes on. Polling needs no extra dependency and works on every
+filesystem.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger(__name__)
 POLL_SECONDS = 0.3
 Stamp = tuple[int, int, int] | None
 
@@ -43,6 +48,9 @@ async def watch_files(
             current = stamp(path)
             if current is not None and current != seen.get(path):
                 seen[path] = current
-                await apply_path(path)
+                try:
+                    await apply_path(path)
+                except Exception:  # never take `ordinaut up` down: the next save tries again
+                    log.exception("applying a tasks file failed unexpectedly", path=str(path))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_seconds)

@@ -4,10 +4,12 @@ task runs on a per-second cron in the real service."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import stat
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 TASKS = """\
@@ -80,3 +82,57 @@ async def test_up_applies_the_tasks_file_and_runs_its_shell_task(
         await poll(canceled, within=10)
     assert service.stop() == 0
     assert "- tick: prune" in service.output
+
+
+BAD_SAVES = [
+    ("a: &a [*a]\n", "tasks.yaml:1: alias *a refers to itself"),
+    ("source: e2e\na: &a {b: *a}\ntasks: []\n", "tasks.yaml:2: alias *a refers to itself"),
+    (
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{level}: &{level} [{', '.join([f'*{chr(ord(level) - 1)}'] * 10)}]\n"
+            for level in "bcdefghi"
+        ),
+        "tasks.yaml: expands to more than 200000 values",
+    ),
+    ("tasks: " + "[" * 5000 + "]" * 5000 + "\n", "tasks.yaml: nests too deeply"),
+]
+
+
+@pytest.mark.timeout(120)
+async def test_saves_that_loop_explode_or_nest_too_deep_leave_up_running(
+    tmp_path: Path, start_service: Any, database_url: str, redis_url: str
+) -> None:
+    tasks = tmp_path / "tasks.yaml"
+    good = (
+        "source: e2e\ntasks:\n"
+        "  - {key: deploys, title: D, schedule_kind: event, schedule_expr: deploy.*}\n"
+    )
+    write(tasks, good)
+    env = {"ORDINAUT_DATABASE_URL": database_url, "ORDINAUT_REDIS_URL": redis_url}
+    service = start_service(tmp_path / "data", env, ["--tasks-file", str(tasks)])
+    await service.wait_ready()
+
+    async def printed(text: str, times: int = 1) -> bool:
+        return service.output.count(text) >= times
+
+    await poll(functools.partial(printed, "1 created"))
+    process = psutil.Process(service.process.pid)
+    before = process.memory_info().rss
+    for count, (text, refusal) in enumerate(BAD_SAVES, start=1):
+        write(tasks, text)
+        await poll(functools.partial(printed, "tasks.yaml: nothing was applied", count), 10)
+        assert refusal in service.output
+    assert process.memory_info().rss - before < 200 * 1024 * 1024
+    assert "Traceback" not in service.output
+
+    write(tasks, good.replace("title: D", "title: Deploys"))
+    async with service.client() as client:
+        assert (await client.get("/health/ready")).status_code == 200
+
+        async def renamed() -> bool:
+            (task,) = (await client.get("/tasks", params={"key": "deploys"})).json()["items"]
+            return bool(task["definition"]["title"] == "Deploys")
+
+        await poll(renamed, within=10)
+    assert service.stop() == 0

@@ -307,32 +307,31 @@ async def test_json_files_and_missing_files(
     assert "no such file" in missing.stderr
 
 
-async def test_watch_applies_each_save_and_ignores_invalid_ones(
-    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
-) -> None:
+async def watcher(env: dict[str, str], path: Path) -> asyncio.subprocess.Process:
+    """`ordinaut apply -f path --watch`, in at most 2 GiB of address space."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli.main",
-        "apply",
-        "-f",
-        str(tasks_file),
-        "--watch",
+    command = [sys.executable, "-m", "services.cli.main", "apply", "-f", str(path), "--watch"]
+    return await asyncio.create_subprocess_exec(
+        *["sh", "-c", f'ulimit -v {2 << 20} && exec "$@"', "sh", *command],
         env={**environment, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
 
-    async def line_containing(stream: asyncio.StreamReader, text: str) -> str:
-        while True:
-            line = (await asyncio.wait_for(stream.readline(), 30)).decode()
-            assert line, "the watcher stopped"
-            if text in line:
-                return line
 
+async def line_containing(stream: asyncio.StreamReader | None, text: str) -> str:
+    assert stream is not None
+    while True:
+        line = (await asyncio.wait_for(stream.readline(), 30)).decode()
+        assert line, "the watcher stopped"
+        if text in line:
+            return line
+
+
+async def test_watch_applies_each_save_and_ignores_invalid_ones(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    process = await watcher(env, tasks_file)
     try:
         await line_containing(process.stdout, "3 created")
         write(tasks_file, TASKS.replace("priority: 3", "priority: 2"))
@@ -353,6 +352,30 @@ async def test_watch_applies_each_save_and_ignores_invalid_ones(
         await process.wait()
     assert process.returncode == 0
     assert len(await events(pool, "task.updated")) == 2
+
+
+async def test_watch_outlives_saves_that_loop_explode_or_nest_too_deep(
+    env: dict[str, str], tasks_file: Path, pool: asyncpg.Pool
+) -> None:
+    process = await watcher(env, tasks_file)
+    try:
+        await line_containing(process.stdout, "3 created")
+        for text, refusal in [
+            ("a: &a [*a]\n", "tasks.yaml:1: alias *a refers to itself"),
+            ("a: &a {b: *a}\ntasks: []\n", "tasks.yaml:1: alias *a refers to itself"),
+            (billion_laughs(), "tasks.yaml: expands to more than 200000 values"),
+            ("tasks: " + "[" * 5000 + "]" * 5000 + "\n", "tasks.yaml: nests too deeply"),
+        ]:
+            write(tasks_file, text)
+            assert (await line_containing(process.stderr, "tasks.yaml")).startswith(refusal)
+            await line_containing(process.stderr, "nothing was applied")
+        write(tasks_file, TASKS.replace("priority: 3", "priority: 4"))
+        await asyncio.wait_for(line_containing(process.stdout, "1 updated"), 5)
+    finally:
+        process.terminate()
+        await process.wait()
+    assert process.returncode == 0
+    assert (await tasks_by_key(pool))["weekly"]["priority"] == 4
 
 
 async def test_tools_in_the_file_and_allow_lists_from_the_settings(
