@@ -196,12 +196,35 @@ def _children(
     return ((str(key.value), value) for key, value in node.value)
 
 
+_TAG = "tag:yaml.org,2002:"
+# Keys that are strings once built: text, timestamps (kept as text), and `<<` (merge) keys.
+_STRING_KEYS = {f"{_TAG}str", f"{_TAG}timestamp", f"{_TAG}merge"}
+_KINDS = {"bool": "a boolean", "null": "null", "int": "a number", "float": "a number"}
+
+
 def _key_problems(node: yaml.MappingNode, path: list[str | int]) -> list[Problem]:
+    """Keys that are not strings (JSON object keys are; msgspec cannot even store some), and
+    keys given twice (YAML would silently keep the last one)."""
     problems, seen = [], set()
     for key_node, _ in node.value:
+        line = key_node.start_mark.line + 1
+        if key_node.tag not in _STRING_KEYS:
+            problems.append(Problem(line, format_path(path), _not_a_string(key_node)))
+            continue
         key = str(key_node.value)
-        if key in seen:  # YAML would silently keep the last one
-            line = key_node.start_mark.line + 1
+        if key in seen:
             problems.append(Problem(line, format_path((*path, key)), "duplicate key"))
         seen.add(key)
     return problems
+
+
+def _not_a_string(key: yaml.Node) -> str:
+    if not isinstance(key, yaml.ScalarNode):
+        kind = "a list" if isinstance(key, yaml.SequenceNode) else "a mapping"
+        return f"a key cannot be {kind} (JSON object keys are strings)"
+    tag = key.tag.removeprefix(_TAG)
+    kind = _KINDS.get(tag, f"a !!{tag} value" if key.tag.startswith(_TAG) else f"a {tag} value")
+    return (
+        f"key {key.value!r} is {kind} in YAML, not a string: quote it"
+        " (JSON object keys are strings)"
+    )

@@ -25,6 +25,7 @@ from services.declarative.file_problems import (
     format_path,
     parse_field,
 )
+from services.declarative.json_values import json_value_problems
 
 MAX_BYTES = 10 * 1024 * 1024
 _MSGSPEC_PATH = re.compile(r"^(.*) - at `\$(.*)`$")
@@ -80,7 +81,7 @@ def parse_task_file(text: str, name: str, *, as_json: bool = False) -> LoadedFil
 
 def _parse(text: str, name: str, as_json: bool) -> LoadedFile:
     data, lines = read_document(text, name, as_json=as_json)
-    problems = _schema_problems(data, lines)
+    problems = json_value_problems(data, lines) or _schema_problems(data, lines)
     if problems:
         raise FileInvalid(name, problems)
     try:

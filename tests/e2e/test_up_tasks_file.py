@@ -96,11 +96,16 @@ BAD_SAVES = [
         "tasks.yaml: expands to more than 200000 values",
     ),
     ("tasks: " + "[" * 5000 + "]" * 5000 + "\n", "tasks.yaml: nests too deeply"),
+    (  # msgspec cannot store a boolean key: this used to stop the whole service
+        "tasks:\n  - {key: k, title: K, schedule_kind: event, schedule_expr: x,"
+        " payload: {params: {true: b}}}\n",
+        "tasks.yaml:2: tasks[0].payload.params: key 'true' is a boolean in YAML",
+    ),
 ]
 
 
 @pytest.mark.timeout(120)
-async def test_saves_that_loop_explode_or_nest_too_deep_leave_up_running(
+async def test_saves_that_loop_explode_nest_too_deep_or_hold_a_boolean_key_leave_up_running(
     tmp_path: Path, start_service: Any, database_url: str, redis_url: str
 ) -> None:
     tasks = tmp_path / "tasks.yaml"

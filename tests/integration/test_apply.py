@@ -279,6 +279,55 @@ async def test_alias_loops_and_bombs_are_refused_at_once_in_little_memory(
     assert await events(pool) == []
 
 
+def one_task(params: str) -> str:
+    return (
+        "tasks:\n  - key: k3\n    title: K\n    schedule_kind: event\n    schedule_expr: x\n"
+        f"    payload: {{params: {params}}}\n"
+    )
+
+
+async def test_keys_and_numbers_the_api_refuses_are_refused_with_their_line(
+    env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    path = tmp_path / "tasks.yaml"
+    where = "tasks.yaml:6: tasks[0].payload.params"
+    for params, refusal in [
+        ("{true: b}", f"{where}: key 'true' is a boolean in YAML, not a string: quote it"),
+        ("{null: c}", f"{where}: key 'null' is null in YAML, not a string: quote it"),
+        ("{1: a}", f"{where}: key '1' is a number in YAML, not a string: quote it"),
+        ("{x: .nan}", f"{where}.x: NaN is not a JSON number"),
+        ("{x: [.inf]}", f"{where}.x[0]: infinity is not a JSON number"),
+    ]:
+        write(path, one_task(params))
+        result = apply(env, path, "--dry-run")  # a traceback fails here
+        assert result.returncode == 1
+        assert result.stderr.startswith(refusal), result.stderr
+    as_json = tmp_path / "tasks.json"
+    for number in ("NaN", "1e999", "-Infinity"):
+        body = {
+            "tasks": [
+                {
+                    "key": "j",
+                    "title": "J",
+                    "schedule_kind": "event",
+                    "schedule_expr": "x",
+                    "payload": {"params": {"n": "N"}},
+                }
+            ]
+        }
+        write(as_json, json.dumps(body).replace('"N"', number))
+        result = apply(env, as_json)
+        assert result.returncode == 1
+        assert result.stderr.startswith("tasks.json:1: tasks[0].payload.params.n: ")
+    assert await events(pool) == []
+
+    write(path, one_task("{'1': a, x: 1.5}"))  # what the API takes: applied once, then unchanged
+    assert "1 created" in apply(env, path).stdout
+    again = apply(env, path)
+    assert "0 created, 0 updated, 1 unchanged" in again.stdout, again.stdout
+    assert [e["type"] for e in await events(pool)] == ["task.created"]
+
+
 async def test_json_files_and_missing_files(
     env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:

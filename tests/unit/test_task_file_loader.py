@@ -134,6 +134,101 @@ def test_merge_keys_may_override_what_they_merge() -> None:
     assert lines == ["f.yaml:3: tasks[1].priority: 0 is less than the minimum of 1"]
 
 
+def task_with_params(params: str) -> str:
+    return (
+        "tasks:\n  - key: k3\n    title: K\n    schedule_kind: event\n    schedule_expr: x\n"
+        f"    payload:\n      params: {params}\n"
+    )
+
+
+QUOTE_IT = "not a string: quote it (JSON object keys are strings)"
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ("{true: b}", f"key 'true' is a boolean in YAML, {QUOTE_IT}"),
+        ("{null: c}", f"key 'null' is null in YAML, {QUOTE_IT}"),
+        ("{~: c}", f"key '~' is null in YAML, {QUOTE_IT}"),
+        ("{1: a}", f"key '1' is a number in YAML, {QUOTE_IT}"),
+        ("{0.5: a}", f"key '0.5' is a number in YAML, {QUOTE_IT}"),
+        ("{? [a]: b}", "a key cannot be a list (JSON object keys are strings)"),
+        ("{!!binary aGk=: b}", f"key 'aGk=' is a !!binary value in YAML, {QUOTE_IT}"),
+    ],
+)
+def test_keys_must_be_strings_as_in_json(params: str, problem: str) -> None:
+    # msgspec stores 1 as "1" (so the file never matches what is stored) and cannot store true
+    assert problems(task_with_params(params)) == [f"f.yaml:7: tasks[0].payload.params: {problem}"]
+
+
+def test_keys_that_are_strings_once_read_are_fine() -> None:
+    loaded = parse_task_file(
+        task_with_params(
+            "{'1': a, \"true\": b, 2026-01-05: c, 2026-01-05T09:00:00: d, <<: {e: f}}"
+        ),
+        "f.yaml",
+    )
+    assert loaded.content.tasks[0].payload["params"] == {
+        "1": "a",
+        "true": "b",
+        "2026-01-05": "c",
+        "2026-01-05T09:00:00": "d",
+        "e": "f",
+    }
+
+
+INFINITY = (
+    "infinity is not a JSON number, nor is a number beyond 1.8e308 (the API refuses them too)"
+)
+
+
+def test_only_json_values_are_accepted() -> None:
+    params = "\n".join(
+        [
+            "",
+            "        a: [1, .nan, 2.5]",
+            "        b: .inf",
+            "        c: -.Inf",
+            "        d: !!binary aGVsbG8=",
+            "        e: !!set {x}",
+            "        f: !!omap [{x: 1}]",
+        ]
+    )
+    assert problems(task_with_params(params)) == [
+        "f.yaml:8: tasks[0].payload.params.a[1]: NaN is not a JSON number (the API refuses it too)",
+        f"f.yaml:9: tasks[0].payload.params.b: {INFINITY}",
+        f"f.yaml:10: tasks[0].payload.params.c: -{INFINITY}",
+        "f.yaml:11: tasks[0].payload.params.d: binary data (!!binary) is not a JSON value:"
+        " write it as text",
+        "f.yaml:12: tasks[0].payload.params.e: a set (!!set) is not a JSON value:"
+        " write it as a list",
+        "f.yaml:13: tasks[0].payload.params.f[0]: a pair (from !!omap or !!pairs) is not"
+        " a JSON value: write a mapping",
+    ]
+
+
+def test_json_files_may_not_hold_nan_or_infinity_either() -> None:
+    body = {
+        "tasks": [
+            {
+                "key": "j",
+                "title": "J",
+                "schedule_kind": "event",
+                "schedule_expr": "x",
+                "payload": {"params": {"ok": 1e308, "nan": "NAN", "big": "BIG", "neg": "NEG"}},
+            }
+        ]
+    }
+    text = json.dumps(body, indent=1).replace('"NAN"', "NaN").replace('"BIG"', "1e999")
+    with pytest.raises(FileInvalid) as caught:
+        parse_task_file(text.replace('"NEG"', "-Infinity"), "f.json", as_json=True)
+    assert caught.value.lines() == [
+        "f.json:11: tasks[0].payload.params.nan: NaN is not a JSON number (the API refuses it too)",
+        f"f.json:12: tasks[0].payload.params.big: {INFINITY}",
+        f"f.json:13: tasks[0].payload.params.neg: -{INFINITY}",
+    ]
+
+
 def test_fields_map_to_paths() -> None:
     assert parse_field("tasks[1].payload.pipeline[0].with.argv[0]") == (
         "tasks",
