@@ -23,6 +23,7 @@ from domain.events import (
     TaskSnoozed,
     TaskUpdated,
 )
+from domain.json_equality import same_json
 from domain.limits import WorkLimits
 from domain.pipeline import validate_payload
 from domain.quiet_hours import check_windows
@@ -189,7 +190,9 @@ def definition_changes(stored: TaskDefinition, desired: TaskDefinition) -> dict[
     """
     old = _fields(stored)
     new = _fields(desired)
-    changes = {name: value for name, value in new.items() if old[name] != value}
+    # as JSON, the way the store keeps them: a float that only the store turned into an
+    # integer (1e23) is no change, a boolean that became a number (true -> 1) is one
+    changes = {name: value for name, value in new.items() if not same_json(old[name], value)}
     if desired.dtstart is None and not changes.keys() & {"schedule_kind", "schedule_expr"}:
         changes.pop("dtstart", None)
     return changes

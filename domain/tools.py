@@ -16,6 +16,7 @@ from jsonschema.exceptions import SchemaError
 from domain.budgets import check_amount
 from domain.errors import RuleViolation
 from domain.events import ToolRateLimit, ToolRegistered
+from domain.json_equality import same_json
 from domain.shell import INPUT_SCHEMA as _SHELL_INPUT
 from domain.shell import OUTPUT_SCHEMA as _SHELL_OUTPUT
 from domain.shell import SHELL_EXEC
@@ -195,6 +196,12 @@ BUILTIN_TOOLS: Mapping[str, ToolRegistered] = MappingProxyType(
 # "package.module:function" (a dotted attribute path after the colon is allowed too)
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 CALLABLE = re.compile(f"^{_DOTTED}:{_DOTTED}$")
+
+
+def same_registration(current: ToolRegistered, desired: ToolRegistered) -> bool:
+    """Whether registering ``desired`` over ``current`` would change nothing, compared as JSON
+    (a schema's 1e23 is read back from the store as 100000000000000000000000)."""
+    return same_json(msgspec.to_builtins(current), msgspec.to_builtins(desired))
 
 
 def validate_registration(

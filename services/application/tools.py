@@ -10,7 +10,7 @@ import msgspec
 
 from domain.events import ToolRegistered, ToolRemoved, tool_stream
 from domain.outbound import Network
-from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
+from domain.tools import BUILTIN_TOOLS, ToolRuleError, same_registration, validate_registration
 from projections.base import Connection
 from services.application.context import Answer, Backend, Caller, OperationResult
 from services.application.errors import Conflict, FieldError, Invalid, NotFound, UpstreamFailed
@@ -44,7 +44,7 @@ async def register_tool(
     tool = registration_of(data, python_allow)
     async with backend.pool.acquire() as conn, conn.transaction():
         current = await load_tool(conn, tool.address, lock=True)
-        if current is not None and current.registration == tool:
+        if current is not None and same_registration(current.registration, tool):
             return OperationResult(Answer.DONE, tool_view(tool))
         # A removed tool's stream goes on from where it stopped; a concurrent first
         # registration of the same address makes this append a version conflict.
@@ -212,7 +212,7 @@ async def _change(conn: Connection, tool: ToolRegistered) -> StreamAppend | None
     Rows are locked in address order (the tools come sorted), so two imports cannot deadlock.
     """
     current = await load_tool(conn, tool.address, lock=True)
-    if current is not None and current.registration == tool:
+    if current is not None and same_registration(current.registration, tool):
         return None
     at = current.version if current else await stream_version(conn, tool_stream(tool.address))
     return StreamAppend(tool_stream(tool.address), [tool], expected_version=at)

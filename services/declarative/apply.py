@@ -20,6 +20,7 @@ from domain.errors import RuleViolation
 from domain.events import TaskDefinition, ToolRegistered, task_stream, tool_stream
 from domain.task_files import Catalog, StoredTask, TaskChange, plan_tasks, with_source
 from domain.tasks import TaskState
+from domain.tools import same_registration
 from projections.base import Connection, ProjectionSet
 from services.application.task_store import claim_task_keys, runs_ending_with_tasks
 from services.application.tool_bodies import registration_of
@@ -130,7 +131,7 @@ async def _plan_tools(
             )
             continue
         current = await load_tool(conn, tool.address, lock=True)
-        if current is not None and current.registration == tool:
+        if current is not None and same_registration(current.registration, tool):
             changes.append(ToolChange(tool.address, "unchanged", tool))
             continue
         at = current.version if current else await stream_version(conn, tool_stream(tool.address))

@@ -328,6 +328,22 @@ async def test_keys_and_numbers_the_api_refuses_are_refused_with_their_line(
     assert [e["type"] for e in await events(pool)] == ["task.created"]
 
 
+async def test_numbers_are_compared_as_the_store_gives_them_back(
+    env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
+) -> None:
+    path = tmp_path / "tasks.yaml"
+    # PostgreSQL gives 1e23 back as 100000000000000000000000: no update on every apply
+    write(path, one_task("{big: 1.0e+23, zero: -0.0, flag: true}"))
+    assert "1 created" in apply(env, path).stdout
+    assert "1 unchanged" in apply(env, path).stdout
+    write(path, one_task("{big: 1.0e+23, zero: -0.0, flag: 1}"))  # Python: 1 == True
+    changed = apply(env, path)
+    assert "1 updated" in changed.stdout, changed.stdout
+    stored = await pool.fetchval("SELECT definition -> 'payload' ->> 'params' FROM task")
+    assert stored == '{"big": 100000000000000000000000, "flag": 1, "zero": 0.0}'
+    assert [e["type"] for e in await events(pool)] == ["task.created", "task.updated"]
+
+
 async def test_json_files_and_missing_files(
     env: dict[str, str], tmp_path: Path, pool: asyncpg.Pool
 ) -> None:

@@ -59,6 +59,19 @@ def test_unchanged_tasks_make_no_events_and_a_change_makes_one_update() -> None:
     assert changes[1].changed == {"priority": (3, 2)}
 
 
+def test_values_are_compared_as_json_as_the_store_gives_them_back() -> None:
+    # PostgreSQL returns the float 1e23 as the integer 100000000000000000000000 and -0.0 as 0.0
+    as_stored = {"params": {"big": 10**23, "zero": 0.0, "two": 2, "flag": True}}
+    as_written = {"params": {"big": 1e23, "zero": -0.0, "two": 2.0, "flag": True}}
+    current = stored(task("a", payload=as_stored))
+    assert [c.action for c in plan([task("a", payload=as_written)], [current])] == ["unchanged"]
+    # in Python True == 1, but a boolean that became a number is a change
+    as_number = {"params": {**as_written["params"], "flag": 1}}
+    (change,) = plan([task("a", payload=as_number)], [current])
+    assert change.action == "update"
+    assert change.changed["payload"][1] == as_number
+
+
 def test_new_keys_are_created_and_dropped_ones_pruned_only_when_asked() -> None:
     old = task("old")
     assert [c.action for c in plan([task("new")], [stored(old)])] == ["create"]

@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from domain.events import ToolRegistered
-from domain.tools import BUILTIN_TOOLS, ToolRuleError, validate_registration
+from domain.tools import BUILTIN_TOOLS, ToolRuleError, same_registration, validate_registration
 
 FORECAST = ToolRegistered(
     address="weather-mcp.forecast",
@@ -193,3 +193,13 @@ def test_a_schema_nested_too_deeply_to_check_is_refused() -> None:
     for _ in range(300):
         nested = {"not": nested}
     assert refused_field(tool(input_schema=nested)) == "input_schema"
+
+
+def test_a_registration_read_back_from_the_store_is_the_same_registration() -> None:
+    written = tool(input_schema={"type": "number", "maximum": 1e23, "default": True})
+    read_back = tool(input_schema={"type": "number", "maximum": 10**23, "default": True})
+    assert written != read_back  # as Python compares them
+    assert same_registration(read_back, written)
+    as_number = tool(input_schema={"type": "number", "maximum": 10**23, "default": 1})
+    assert as_number == read_back  # as Python compares them: True == 1
+    assert not same_registration(read_back, as_number)
