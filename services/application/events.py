@@ -33,7 +33,9 @@ class PublishEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         ]
         | None
     ) = None
-    occurred_at: datetime | None = None
+    # With an offset, as an ingest entry's must have (an instant without one means nothing
+    # here: an event has no zone to read it in).
+    occurred_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 class Published(msgspec.Struct, frozen=True):

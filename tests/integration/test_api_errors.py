@@ -55,6 +55,12 @@ BAD_BODIES = [
         b'{"topic": "a", "payload": {"x": "nul\\u0000"}}', 422, "payload.x", id="nul-char"
     ),
     pytest.param(
+        b'{"topic": "a", "payload": {}, "occurred_at": "2026-01-01T00:00:00"}',
+        422,
+        "occurred_at",
+        id="instant-without-offset",
+    ),
+    pytest.param(
         b'{"topic": "a", "payload": {"x": "' + b"a" * (2 * 1024 * 1024) + b'"}}',
         413,
         None,
